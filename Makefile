@@ -1,0 +1,47 @@
+# breakerpanel: `make test` passes the tests on a fresh machine.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager redis-server postgresql
+
+.PHONY: help venv system-deps test lint typecheck unit bench docs clean
+
+help:
+	@echo "make venv         create .venv with the project and its dev extras"
+	@echo "make test         install what is missing, then ruff, mypy and pytest"
+	@echo "make bench        run the benchmarks (results in bench/results/)"
+	@echo "make docs         regenerate the generated parts of docs/"
+
+# The venv is rebuilt when pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+system-deps:
+	bash deploy/system-deps.sh $(SYSTEM_PACKAGES)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest
+
+test: system-deps lint typecheck unit
+
+bench: venv
+	$(BIN)/python bench/overhead.py
+
+docs: venv
+	$(BIN)/python docs/generate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

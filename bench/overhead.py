@@ -1,0 +1,443 @@
+"""Per-call overhead of circuit breakers, ours and the Python peers, measured in one process.
+
+For every library, in its fastest documented usage, sync and async:
+
+- ``closed``: a call through a closed breaker to a function that returns at once;
+- ``open``: a call rejected by an open breaker (the rejection raised and caught).
+
+``median_ns`` is the median over the repeats of the mean cost of one call; ``overhead_ns`` is
+``median_ns`` minus the same figure for a bare call of the function (sync or async), so it is what
+the breaker adds. Repeats run round-robin over the cases, so a noisy moment of the machine hits
+every library alike; compare figures only within one run.
+
+Usage: ``python bench/overhead.py [--quick] [--check] [--output PATH]``.
+``--check`` exits with status 1 when one of the targets does not hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results" / "overhead.json"
+OURS = "breakerpanel"
+PEERS = ("pybreaker", "aiobreaker", "purgatory", "circuitbreaker")
+# Ours at most this share of the fastest peer's overhead, per mode and path.
+TARGET_RATIO = 0.8
+NEVER = 10**6  # seconds: an open breaker that stays open for the whole run
+# As timeit does: a collection would land on whichever case happens to run then.
+DISABLE_GC = True
+
+
+class Injected(Exception):
+    """The failure used to trip the breakers."""
+
+
+def work() -> int:
+    return 1
+
+
+async def awork() -> int:
+    return 1
+
+
+def broken() -> int:
+    raise Injected
+
+
+async def abroken() -> int:
+    raise Injected
+
+
+# A case is a loop: it makes ``n`` calls and returns nothing. Loops are written out per library
+# so that each one is exactly what a user of that library would write.
+SyncLoop = Callable[[int], None]
+AsyncLoop = Callable[[int], Awaitable[None]]
+
+
+@dataclass
+class Case:
+    library: str
+    version: str
+    mode: str  # "sync" | "async"
+    path: str  # "closed" | "open" | "bare"
+    loop: SyncLoop | AsyncLoop
+    note: str = ""
+
+
+@dataclass
+class Row:
+    library: str
+    version: str
+    mode: str
+    path: str
+    median_ns: float
+    overhead_ns: float
+    repeats: int
+
+
+def _trip_sync(call: Callable[[], Any]) -> None:
+    for _ in range(5):
+        try:
+            call()
+        except Exception:
+            pass
+
+
+async def _trip_async(call: Callable[[], Awaitable[Any]]) -> None:
+    for _ in range(5):
+        try:
+            await call()
+        except Exception:
+            pass
+
+
+def _sync_loops(closed_call: Callable[[], Any], open_call: Callable[[], Any]) -> tuple[SyncLoop, SyncLoop]:
+    """(closed loop, open loop) for a library whose calls are ``closed_call()`` and ``open_call()``."""
+
+    def closed(n: int) -> None:
+        for _ in range(n):
+            closed_call()
+
+    def rejected(n: int) -> None:
+        for _ in range(n):
+            try:
+                open_call()
+            except Exception:
+                pass
+
+    return closed, rejected
+
+
+def _async_loops(
+    closed_call: Callable[[], Awaitable[Any]], open_call: Callable[[], Awaitable[Any]]
+) -> tuple[AsyncLoop, AsyncLoop]:
+    async def closed(n: int) -> None:
+        for _ in range(n):
+            await closed_call()
+
+    async def rejected(n: int) -> None:
+        for _ in range(n):
+            try:
+                await open_call()
+            except Exception:
+                pass
+
+    return closed, rejected
+
+
+async def build_cases() -> list[Case]:
+    cases: list[Case] = []
+
+    def add(library: str, dist: str, mode: str, closed: Any, rejected: Any, note: str = "") -> None:
+        v = version(dist)
+        cases.append(Case(library, v, mode, "closed", closed, note))
+        cases.append(Case(library, v, mode, "open", rejected, note))
+
+    # --- bare calls: the baseline subtracted from every figure
+    def bare_sync(n: int) -> None:
+        for _ in range(n):
+            work()
+
+    async def bare_async(n: int) -> None:
+        for _ in range(n):
+            await awork()
+
+    cases.append(Case("bare", platform.python_version(), "sync", "bare", bare_sync))
+    cases.append(Case("bare", platform.python_version(), "async", "bare", bare_async))
+
+    # --- ours: a time-based window with slow-call tracking on (the configuration the target names)
+    from breaker import BreakerConfig, CircuitBreaker
+
+    config = BreakerConfig(
+        sliding_window_type="time_based",
+        sliding_window_size=60,
+        minimum_calls=1,
+        slow_call_duration=5.0,
+        slow_call_rate_threshold=0.5,
+        wait_in_open=NEVER,
+    )
+    ours_sync, ours_sync_open = CircuitBreaker("bench", config), CircuitBreaker("bench-open", config)
+    _trip_sync(lambda: ours_sync_open.call(broken))
+
+    def ours_sync_closed(n: int) -> None:
+        call = ours_sync.call
+        for _ in range(n):
+            call(work)
+
+    def ours_sync_rejected(n: int) -> None:
+        call = ours_sync_open.call
+        for _ in range(n):
+            try:
+                call(work)
+            except Exception:
+                pass
+
+    add(OURS, OURS, "sync", ours_sync_closed, ours_sync_rejected, "breaker.call(fn)")
+
+    ours_async, ours_async_open = CircuitBreaker("abench", config), CircuitBreaker("abench-open", config)
+    await _trip_async(lambda: ours_async_open.acall(abroken))
+
+    async def ours_async_closed(n: int) -> None:
+        acall = ours_async.acall
+        for _ in range(n):
+            await acall(awork)
+
+    async def ours_async_rejected(n: int) -> None:
+        acall = ours_async_open.acall
+        for _ in range(n):
+            try:
+                await acall(awork)
+            except Exception:
+                pass
+
+    add(OURS, OURS, "async", ours_async_closed, ours_async_rejected, "await breaker.acall(fn)")
+    assert ours_sync_open.state.value == "open"
+    assert ours_async_open.state.value == "open"
+
+    # --- pybreaker: sync only (no asyncio support: an async def wrapped by it is not awaited
+    # inside the breaker, so every failure counts as a success)
+    import pybreaker
+
+    pb, pb_open = pybreaker.CircuitBreaker(fail_max=5), pybreaker.CircuitBreaker(fail_max=1, reset_timeout=NEVER)
+    _trip_sync(lambda: pb_open.call(broken))
+
+    def pb_closed(n: int) -> None:
+        call = pb.call
+        for _ in range(n):
+            call(work)
+
+    def pb_rejected(n: int) -> None:
+        call = pb_open.call
+        for _ in range(n):
+            try:
+                call(work)
+            except Exception:
+                pass
+
+    add("pybreaker", "pybreaker", "sync", pb_closed, pb_rejected, "breaker.call(fn)")
+
+    # --- aiobreaker
+    import aiobreaker
+
+    ab = aiobreaker.CircuitBreaker(fail_max=5)
+    ab_open = aiobreaker.CircuitBreaker(fail_max=1, timeout_duration=timedelta(seconds=NEVER))
+    _trip_sync(lambda: ab_open.call(broken))
+
+    def ab_closed(n: int) -> None:
+        call = ab.call
+        for _ in range(n):
+            call(work)
+
+    def ab_rejected(n: int) -> None:
+        call = ab_open.call
+        for _ in range(n):
+            try:
+                call(work)
+            except Exception:
+                pass
+
+    add("aiobreaker", "aiobreaker", "sync", ab_closed, ab_rejected, "breaker.call(fn)")
+    aab = aiobreaker.CircuitBreaker(fail_max=5)
+    aab_open = aiobreaker.CircuitBreaker(fail_max=1, timeout_duration=timedelta(seconds=NEVER))
+    await _trip_async(lambda: aab_open.call_async(abroken))
+
+    async def aab_closed(n: int) -> None:
+        call = aab.call_async
+        for _ in range(n):
+            await call(awork)
+
+    async def aab_rejected(n: int) -> None:
+        call = aab_open.call_async
+        for _ in range(n):
+            try:
+                await call(awork)
+            except Exception:
+                pass
+
+    add("aiobreaker", "aiobreaker", "async", aab_closed, aab_rejected, "await breaker.call_async(fn)")
+
+    # --- purgatory: the breaker object fetched once from the factory (its fastest use)
+    from purgatory import AsyncCircuitBreakerFactory, SyncCircuitBreakerFactory
+
+    sfactory = SyncCircuitBreakerFactory(default_threshold=5, default_ttl=NEVER)
+    pg, pg_open = sfactory.get_breaker("bench"), sfactory.get_breaker("bench-open", threshold=1)
+
+    def pg_call_open() -> int:
+        with pg_open:
+            return broken()
+
+    _trip_sync(pg_call_open)
+
+    def pg_closed(n: int) -> None:
+        for _ in range(n):
+            with pg:
+                work()
+
+    def pg_rejected(n: int) -> None:
+        for _ in range(n):
+            try:
+                with pg_open:
+                    work()
+            except Exception:
+                pass
+
+    add("purgatory", "purgatory", "sync", pg_closed, pg_rejected, "with breaker: fn()")
+    afactory = AsyncCircuitBreakerFactory(default_threshold=5, default_ttl=NEVER)
+    apg, apg_open = await afactory.get_breaker("bench"), await afactory.get_breaker("bench-open", threshold=1)
+
+    async def apg_call_open() -> int:
+        async with apg_open:
+            return await abroken()
+
+    await _trip_async(apg_call_open)
+
+    async def apg_closed(n: int) -> None:
+        for _ in range(n):
+            async with apg:
+                await awork()
+
+    async def apg_rejected(n: int) -> None:
+        for _ in range(n):
+            try:
+                async with apg_open:
+                    await awork()
+            except Exception:
+                pass
+
+    add("purgatory", "purgatory", "async", apg_closed, apg_rejected, "async with breaker: await fn()")
+
+    # --- circuitbreaker: the decorator is its documented (and only rejecting) API
+    from circuitbreaker import circuit
+
+    cb_closed_fn = circuit(failure_threshold=5, recovery_timeout=NEVER)(work)
+    cb_open_fn = circuit(failure_threshold=1, recovery_timeout=NEVER)(broken)
+    _trip_sync(cb_open_fn)
+    closed, rejected = _sync_loops(cb_closed_fn, cb_open_fn)
+    add("circuitbreaker", "circuitbreaker", "sync", closed, rejected, "@circuit")
+    acb_closed_fn = circuit(failure_threshold=5, recovery_timeout=NEVER)(awork)
+    acb_open_fn = circuit(failure_threshold=1, recovery_timeout=NEVER)(abroken)
+    await _trip_async(acb_open_fn)
+    aclosed, arejected = _async_loops(acb_closed_fn, acb_open_fn)
+    add("circuitbreaker", "circuitbreaker", "async", aclosed, arejected, "@circuit")
+    return cases
+
+
+async def measure(case: Case, n: int) -> float:
+    """Mean nanoseconds per call over ``n`` calls."""
+    gc.collect()
+    if DISABLE_GC:
+        gc.disable()
+    try:
+        start = time.perf_counter_ns()
+        if case.mode == "async":
+            await case.loop(n)  # type: ignore[misc]
+        else:
+            case.loop(n)
+        elapsed = time.perf_counter_ns() - start
+    finally:
+        gc.enable()
+    return elapsed / n
+
+
+async def run(quick: bool, calls: int | None = None, repeats: int | None = None) -> list[Row]:
+    cases = await build_cases()
+    default_calls, default_repeats = (20_000, 7) if quick else (50_000, 15)
+    calls, repeats = calls or default_calls, repeats or default_repeats
+    samples: dict[int, list[float]] = {i: [] for i in range(len(cases))}
+    for case in cases:  # warm up (and check that every loop runs)
+        await measure(case, min(2_000, calls))
+    order = list(range(len(cases)))
+    shuffle = random.Random(20261126).shuffle  # seeded: the same order sequence every run
+    for _ in range(repeats):
+        # A new order each repeat: what runs just before a case (caches, branch predictors) varies
+        # instead of favouring the same library every time.
+        shuffle(order)
+        for i in order:
+            samples[i].append(await measure(cases[i], calls))
+    medians = {i: statistics.median(s) for i, s in samples.items()}
+    bare = {case.mode: medians[i] for i, case in enumerate(cases) if case.path == "bare"}
+    return [
+        Row(
+            case.library,
+            case.version,
+            case.mode,
+            case.path,
+            round(medians[i], 1),
+            round(medians[i] - bare[case.mode], 1),
+            repeats,
+        )
+        for i, case in enumerate(cases)
+        if case.path != "bare"
+    ] + [
+        Row(case.library, case.version, case.mode, case.path, round(medians[i], 1), 0.0, repeats)
+        for i, case in enumerate(cases)
+        if case.path == "bare"
+    ]
+
+
+def targets(rows: list[Row], library: str = OURS, baseline: str = "fastest peer") -> list[tuple[str, float, bool]]:
+    """(description, ratio, holds) for each mode and path: ours over the fastest peer."""
+    results = []
+    for mode in ("sync", "async"):
+        for path in ("closed", "open"):
+            ours = next(r for r in rows if r.library == library and r.mode == mode and r.path == path)
+            peers = [r for r in rows if r.library in PEERS and r.mode == mode and r.path == path]
+            best = min(peers, key=lambda r: r.overhead_ns)
+            ratio = ours.overhead_ns / best.overhead_ns
+            results.append(
+                (
+                    f"{mode} {path}: {library} {ours.overhead_ns:.0f} ns vs {best.library} {best.overhead_ns:.0f} ns",
+                    ratio,
+                    ratio <= TARGET_RATIO,
+                )
+            )
+    return results
+
+
+def print_table(rows: list[Row]) -> None:
+    print(f"{'library':<16}{'version':<10}{'mode':<7}{'path':<8}{'median ns':>11}{'overhead ns':>13}")
+    for r in sorted(rows, key=lambda r: (r.mode, r.path, r.overhead_ns)):
+        print(f"{r.library:<16}{r.version:<10}{r.mode:<7}{r.path:<8}{r.median_ns:>11.0f}{r.overhead_ns:>13.0f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer calls and repeats (under a minute)")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target does not hold")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"where to write the JSON (default {RESULTS})")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", DeprecationWarning)  # peers' own deprecations are not ours to fix
+
+    started = time.monotonic()
+    rows = asyncio.run(run(args.quick))
+    print_table(rows)
+    print(
+        "\npybreaker has no asyncio support (an async def wrapped by it counts every failure as a success): sync only."
+    )
+    print(f"\nTargets: ours at most {TARGET_RATIO}x the fastest peer, in this run")
+    verdicts = targets(rows)
+    for text, ratio, holds in verdicts:
+        print(f"  {'PASS' if holds else 'FAIL'}  {ratio:.2f}x  {text}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps([asdict(r) for r in rows if r.library != "bare"], indent=2) + "\n")
+    print(f"\nwrote {args.output} in {time.monotonic() - started:.1f}s (Python {sys.version.split()[0]})")
+    return 1 if args.check and not all(holds for _, _, holds in verdicts) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""breaker: async-first circuit breakers for Python services that depend on flaky things.
+
+>>> import asyncio
+>>> from breaker import BreakerConfig, CircuitBreaker, CircuitOpenError
+>>> b = CircuitBreaker("demo", BreakerConfig(minimum_calls=2, sliding_window_size=2))
+>>> async def boom() -> None:
+...     raise ConnectionError("down")
+>>> for _ in range(2):
+...     try:
+...         asyncio.run(b.acall(boom))
+...     except ConnectionError:
+...         pass
+>>> b.state.value
+'open'
+"""
+
+from ._breaker import BreakerSnapshot, CallTotals, CircuitBreaker
+from ._classify import (
+    IGNORED,
+    SUCCESS,
+    Classifier,
+    ClassifierFunc,
+    ClassifierLike,
+    Verdict,
+    VerdictKind,
+    as_classifier,
+    classify_with,
+    error_type_of,
+    failure,
+    ignore_exceptions,
+    ignore_results,
+    rate_limited,
+    record_exceptions,
+    record_results,
+    when_exception,
+    when_result,
+)
+from ._clock import Clock, ManualClock, MonotonicClock, TimerHandle
+from ._config import DEFAULT_CONFIG, BreakerConfig
+from ._events import BreakerListener, CallRecorded, CallRejected, StateChanged
+from ._exceptions import BreakerConfigError, BreakerError, CallTimeoutError, CircuitOpenError
+from ._state import Outcome, RejectionReason, State, TransitionReason, WindowType
+from ._wait import ExponentialBackoff, FixedWait, WaitStrategy
+from ._window import CountWindow, SlidingWindow, TimeWindow
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "IGNORED",
+    "SUCCESS",
+    "BreakerConfig",
+    "BreakerConfigError",
+    "BreakerError",
+    "BreakerListener",
+    "BreakerSnapshot",
+    "CallRecorded",
+    "CallRejected",
+    "CallTimeoutError",
+    "CallTotals",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "Classifier",
+    "ClassifierFunc",
+    "ClassifierLike",
+    "Clock",
+    "CountWindow",
+    "ExponentialBackoff",
+    "FixedWait",
+    "ManualClock",
+    "MonotonicClock",
+    "Outcome",
+    "RejectionReason",
+    "SlidingWindow",
+    "State",
+    "StateChanged",
+    "TimeWindow",
+    "TimerHandle",
+    "TransitionReason",
+    "Verdict",
+    "VerdictKind",
+    "WaitStrategy",
+    "WindowType",
+    "as_classifier",
+    "classify_with",
+    "error_type_of",
+    "failure",
+    "ignore_exceptions",
+    "ignore_results",
+    "rate_limited",
+    "record_exceptions",
+    "record_results",
+    "when_exception",
+    "when_result",
+]
+
+# Tracebacks and reprs show the public path (breaker.CircuitBreaker), not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("breaker._"):
+        _obj.__module__ = __name__
+del _name, _obj

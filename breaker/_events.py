@@ -1,0 +1,63 @@
+"""Events a breaker publishes, and the listener interface that receives them.
+
+Listeners run synchronously in the thread that caused the event, after the breaker has released
+its lock (so a listener may read the breaker). A listener that raises is logged and otherwise
+ignored: it never breaks the protected call. With no listener registered nothing is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._state import Outcome, RejectionReason, State, TransitionReason
+
+if TYPE_CHECKING:
+    from ._breaker import CircuitBreaker
+
+__all__ = ["BreakerListener", "CallRecorded", "CallRejected", "StateChanged"]
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    breaker: CircuitBreaker
+    previous: State
+    state: State
+    reason: TransitionReason
+    #: Clock time of the change.
+    at: float
+    #: Seconds the breaker will stay open (open and forced-open with expiry), else ``None``.
+    open_for: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecorded:
+    breaker: CircuitBreaker
+    outcome: Outcome
+    #: ``None`` for successes; ``timeout``, ``rate_limited``, ``cancelled`` or a classifier's type.
+    error_type: str | None
+    duration: float
+    slow: bool
+    #: ``False`` when the result arrived after a state change and so did not count.
+    counted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallRejected:
+    breaker: CircuitBreaker
+    reason: RejectionReason
+    state: State
+    remaining: float | None
+
+
+class BreakerListener:
+    """Override the methods you need; the others do nothing."""
+
+    def state_changed(self, event: StateChanged) -> None:
+        """The breaker moved from ``event.previous`` to ``event.state``."""
+
+    def call_recorded(self, event: CallRecorded) -> None:
+        """A call finished (successfully, failing, or ignored)."""
+
+    def call_rejected(self, event: CallRejected) -> None:
+        """A call was rejected without being attempted."""

@@ -1,0 +1,93 @@
+"""How long an open breaker waits before it lets probes through.
+
+A wait strategy maps the number of consecutive openings (1 for the first, 2 when the first
+probes failed, ...) to seconds. The breaker resets the count when it closes.
+
+>>> ExponentialBackoff(initial=1, multiplier=2, maximum=10, jitter=0)(4)
+8.0
+>>> ExponentialBackoff(initial=1, multiplier=2, maximum=10, jitter=0)(5)
+10.0
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeAlias, runtime_checkable
+
+from ._exceptions import BreakerConfigError
+
+__all__ = ["ExponentialBackoff", "FixedWait", "WaitStrategy", "WaitStrategyLike", "as_wait_strategy"]
+
+
+@runtime_checkable
+class WaitStrategy(Protocol):
+    def __call__(self, attempt: int) -> float:
+        """Seconds to stay open on the ``attempt``-th consecutive opening (from 1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FixedWait:
+    """Always the same wait."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.seconds >= 0:
+            raise BreakerConfigError("wait_in_open.seconds", f"must be >= 0 (got {self.seconds})")
+
+    def __call__(self, attempt: int) -> float:
+        return float(self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ExponentialBackoff:
+    """``initial * multiplier ** (attempt - 1)``, capped at ``maximum``, minus random jitter.
+
+    ``jitter`` is the fraction of the wait that may be cut at random (0 = none, 1 = anywhere from
+    zero to the full wait), so that replicas which opened together do not probe together.
+    """
+
+    initial: float = 1.0
+    multiplier: float = 2.0
+    maximum: float = 60.0
+    jitter: float = 0.2
+    rng: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.initial > 0:
+            raise BreakerConfigError("wait_in_open.initial", f"must be > 0 (got {self.initial})")
+        if not self.multiplier >= 1:
+            raise BreakerConfigError("wait_in_open.multiplier", f"must be >= 1 (got {self.multiplier})")
+        if not self.maximum >= self.initial:
+            raise BreakerConfigError(
+                "wait_in_open.maximum", f"must be >= initial ({self.initial}) (got {self.maximum})"
+            )
+        if not 0 <= self.jitter <= 1:
+            raise BreakerConfigError("wait_in_open.jitter", f"must be within [0, 1] (got {self.jitter})")
+
+    def __call__(self, attempt: int) -> float:
+        exponent = max(0, attempt - 1)
+        # multiplier ** exponent overflows a float after a long outage; the cap applies then.
+        try:
+            wait = min(self.maximum, self.initial * self.multiplier**exponent)
+        except OverflowError:
+            wait = self.maximum
+        if self.jitter:
+            wait -= wait * self.jitter * self.rng()
+        return float(wait)
+
+
+WaitStrategyLike: TypeAlias = float | int | WaitStrategy
+
+
+def as_wait_strategy(value: WaitStrategyLike) -> WaitStrategy:
+    """A number means a fixed wait in seconds."""
+    if isinstance(value, bool):
+        raise BreakerConfigError("wait_in_open", "expected seconds or a wait strategy, got a bool")
+    if isinstance(value, int | float):
+        return FixedWait(float(value))
+    if callable(value):
+        return value
+    raise BreakerConfigError("wait_in_open", f"expected seconds or a wait strategy, got {type(value).__name__}")

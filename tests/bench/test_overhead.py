@@ -1,0 +1,59 @@
+"""The overhead benchmark runs and writes what the issue specifies (no timing is asserted here)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_overhead", ROOT / "bench" / "overhead.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_library_mode_and_path_is_measured(tmp_path: Path) -> None:
+    bench = load_bench()
+    rows = asyncio.run(bench.run(quick=True, calls=200, repeats=1))
+    measured = {(r.library, r.mode, r.path) for r in rows if r.library != "bare"}
+    for mode in ("sync", "async"):
+        for path in ("closed", "open"):
+            for library in ("breakerpanel", "aiobreaker", "purgatory", "circuitbreaker"):
+                assert (library, mode, path) in measured
+    assert ("pybreaker", "sync", "closed") in measured  # pybreaker has no asyncio support
+    assert all(r.median_ns > 0 for r in rows)
+    assert len(bench.targets(rows)) == 4
+
+
+def test_writes_the_json_rows(tmp_path: Path) -> None:
+    bench = load_bench()
+    bench.run = _tiny_run(bench)  # keep the test fast: the CLI path is what is under test
+    out = tmp_path / "overhead.json"
+    assert bench.main(["--quick", "--output", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert {tuple(sorted(row)) for row in rows} == {
+        ("library", "median_ns", "mode", "overhead_ns", "path", "repeats", "version")
+    }
+    assert {row["mode"] for row in rows} == {"sync", "async"}
+    assert {row["path"] for row in rows} == {"closed", "open"}
+
+
+def _tiny_run(bench: ModuleType) -> Callable[..., Coroutine[Any, Any, Any]]:
+    real = bench.run
+
+    async def run(quick: bool, calls: int | None = None, repeats: int | None = None) -> Any:
+        return await real(quick, calls=200, repeats=1)
+
+    return run

@@ -1,0 +1,52 @@
+"""Helpers for breaker tests: a manual clock, and calls whose duration and outcome are chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from breaker import CircuitBreaker, ManualClock
+
+
+class Boom(Exception):
+    """The failure the tests inject."""
+
+
+class Gate:
+    """An awaitable that suspends until the test opens it: a call held in flight.
+
+    Drive a coroutine that awaits it by hand (``coro.send(None)``) or inside an event loop.
+    """
+
+    def __init__(self) -> None:
+        self.value: Any = "ok"
+        self.exc: BaseException | None = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        yield self
+        if self.exc is not None:
+            raise self.exc
+        return self.value
+
+
+async def through(gate: Gate) -> Any:
+    return await gate
+
+
+def succeed(breaker: CircuitBreaker, clock: ManualClock, duration: float = 0.0) -> Any:
+    def work() -> str:
+        clock.advance(duration)
+        return "ok"
+
+    return breaker.call(work)
+
+
+def fail(breaker: CircuitBreaker, clock: ManualClock, duration: float = 0.0, exc: Exception | None = None) -> None:
+    def work() -> None:
+        clock.advance(duration)
+        raise exc if exc is not None else Boom()
+
+    with pytest.raises(type(exc) if exc is not None else Boom):
+        breaker.call(work)
