@@ -14,7 +14,8 @@
 'open'
 """
 
-from ._breaker import BreakerSnapshot, CallTotals, CircuitBreaker
+from ._breaker import BreakerSnapshot, CallTotals, CircuitBreaker, Permit
+from ._cache import MISSING, AsyncResponseCache, MemoryCache, ResponseCache, default_cache_key
 from ._classify import (
     IGNORED,
     SUCCESS,
@@ -37,21 +38,47 @@ from ._classify import (
 )
 from ._clock import Clock, ManualClock, MonotonicClock, TimerHandle
 from ._config import DEFAULT_CONFIG, BreakerConfig
-from ._events import BreakerListener, CallRecorded, CallRejected, StateChanged
-from ._exceptions import BreakerConfigError, BreakerError, CallTimeoutError, CircuitOpenError
-from ._state import Outcome, RejectionReason, State, TransitionReason, WindowType
+from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged
+from ._exceptions import (
+    BreakerConfigError,
+    BreakerError,
+    CallTimeoutError,
+    CircuitOpenError,
+    DependencyError,
+    rejection_in,
+)
+from ._fallback import (
+    Alternate,
+    CachedResponse,
+    CacheMiss,
+    FallbackChain,
+    FallbackStep,
+    Simplified,
+    Static,
+    should_fall_back,
+)
+from ._feature import Availability, Feature, FeatureStatus
+from ._registry import BreakerRegistry
+from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
 from ._wait import ExponentialBackoff, FixedWait, WaitStrategy
 from ._window import CountWindow, SlidingWindow, TimeWindow
 
 __all__ = [
     "DEFAULT_CONFIG",
     "IGNORED",
+    "MISSING",
     "SUCCESS",
+    "Alternate",
+    "AsyncResponseCache",
+    "Availability",
     "BreakerConfig",
     "BreakerConfigError",
     "BreakerError",
     "BreakerListener",
+    "BreakerRegistry",
     "BreakerSnapshot",
+    "CacheMiss",
+    "CachedResponse",
     "CallRecorded",
     "CallRejected",
     "CallTimeoutError",
@@ -63,15 +90,28 @@ __all__ = [
     "ClassifierLike",
     "Clock",
     "CountWindow",
+    "DependencyError",
     "ExponentialBackoff",
+    "FallbackChain",
+    "FallbackStep",
+    "FallbackType",
+    "FallbackUsed",
+    "Feature",
+    "FeatureStatus",
     "FixedWait",
+    "Level",
     "ManualClock",
+    "MemoryCache",
     "MonotonicClock",
     "Outcome",
+    "Permit",
     "RejectionReason",
+    "ResponseCache",
+    "Simplified",
     "SlidingWindow",
     "State",
     "StateChanged",
+    "Static",
     "TimeWindow",
     "TimerHandle",
     "TransitionReason",
@@ -81,6 +121,7 @@ __all__ = [
     "WindowType",
     "as_classifier",
     "classify_with",
+    "default_cache_key",
     "error_type_of",
     "failure",
     "ignore_exceptions",
@@ -88,6 +129,8 @@ __all__ = [
     "rate_limited",
     "record_exceptions",
     "record_results",
+    "rejection_in",
+    "should_fall_back",
     "when_exception",
     "when_result",
 ]

@@ -47,21 +47,21 @@ import logging
 import math
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, ParamSpec, TypeVar, final, overload
 
 from ._classify import SUCCESS, Verdict, VerdictKind, error_type_of, failure
 from ._clock import Clock, MonotonicClock, TimerHandle
 from ._config import DEFAULT_CONFIG, BreakerConfig
-from ._events import BreakerListener, CallRecorded, CallRejected, StateChanged
+from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged
 from ._exceptions import BreakerConfigError, CallTimeoutError, CircuitOpenError
-from ._state import Outcome, RejectionReason, State, TransitionReason, WindowType
+from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
 from ._window import CountWindow, SlidingWindow, TimeWindow
 
-__all__ = ["MAX_ERROR_TYPES", "OTHER_ERROR_TYPE", "BreakerSnapshot", "CallTotals", "CircuitBreaker"]
+__all__ = ["MAX_ERROR_TYPES", "OTHER_ERROR_TYPE", "BreakerSnapshot", "CallTotals", "CircuitBreaker", "Permit"]
 
 logger = logging.getLogger("breaker")
 
@@ -73,6 +73,20 @@ T = TypeVar("T")
 _UNTRACKED = -1
 # The value of _closed_gen that no generation matches.
 _NOT_CLOSED = -2
+# A call through a child breaker carries its own generation and its parent's in one int (no
+# allocation on the call path): ((parent + 2) << 40) | (own + 2). Generations stay far below 2**40.
+_TOKEN_SHIFT = 40
+_TOKEN_MASK = (1 << _TOKEN_SHIFT) - 1
+
+
+def _pack(own: int, parent: int) -> int:
+    return ((parent + 2) << _TOKEN_SHIFT) | (own + 2)
+
+
+def _unpack(token: int) -> tuple[int, int]:
+    return (token & _TOKEN_MASK) - 2, (token >> _TOKEN_SHIFT) - 2
+
+
 # Without the GIL, `self._ok += 1` could lose updates: every call then takes the locked path.
 _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 #: Cap on distinct error types in the cumulative counters (bounded cardinality downstream).
@@ -106,6 +120,8 @@ class CallTotals:
     rejected: dict[RejectionReason, int]
     failures_by_type: dict[str, int]
     transitions: dict[tuple[State, State], int]
+    #: Fallbacks used for this breaker's calls, by type and outcome (success or failure).
+    fallbacks: dict[tuple[FallbackType, Outcome], int]
 
     @property
     def calls(self) -> int:
@@ -118,6 +134,9 @@ class BreakerSnapshot:
     """A consistent view of one breaker at one instant."""
 
     name: str
+    level: Level
+    #: The parent breaker's name (the service of an endpoint), or ``None``.
+    parent: str | None
     state: State
     #: Clock time at which the breaker entered its state.
     state_since: float
@@ -169,6 +188,7 @@ class CircuitBreaker:
 
     __slots__ = (
         "__weakref__",
+        "_children",
         "_classifier",
         "_classify_results",
         "_clock",
@@ -179,6 +199,7 @@ class CircuitBreaker:
         "_failure_rate_threshold",
         "_failures",
         "_failures_by_type",
+        "_fallbacks",
         "_generation",
         "_half_open_calls",
         "_half_open_failures",
@@ -197,6 +218,7 @@ class CircuitBreaker:
         "_ok_at_last_failure",
         "_open_attempts",
         "_open_until",
+        "_parent",
         "_rejected_open",
         "_slow",
         "_slow_call_duration",
@@ -211,9 +233,14 @@ class CircuitBreaker:
         "_transitions",
         "_window",
         "_window_start",
+        "attributes",
         "config",
+        "level",
         "name",
     )
+
+    name: str
+    _parent: CircuitBreaker | None
 
     def __init__(
         self,
@@ -222,6 +249,9 @@ class CircuitBreaker:
         *,
         clock: Clock | None = None,
         listeners: Iterable[BreakerListener] = (),
+        parent: CircuitBreaker | None = None,
+        level: Level | str | None = None,
+        attributes: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise BreakerConfigError("name", f"must be a non-empty string (got {name!r})")
@@ -229,8 +259,24 @@ class CircuitBreaker:
             config = DEFAULT_CONFIG
         elif not isinstance(config, BreakerConfig):
             raise BreakerConfigError("config", f"expected a BreakerConfig (got {type(config).__name__})")
+        if parent is not None:
+            if not isinstance(parent, CircuitBreaker):
+                raise BreakerConfigError("parent", f"expected a CircuitBreaker (got {type(parent).__name__})")
+            if parent._parent is not None:
+                # Two levels of breakers (service > endpoint); features depend on breakers instead.
+                raise BreakerConfigError("parent", f"{parent.name!r} already has a parent; nest at most two levels")
+            if clock is None:
+                clock = parent._clock
+        try:
+            self.level = Level(level) if level is not None else Level.ENDPOINT if parent else Level.SERVICE
+        except ValueError:
+            raise BreakerConfigError("level", f"expected service, endpoint or feature (got {level!r})") from None
         self.name = name
         self.config = config
+        #: Dependency attributes for telemetry (``gen_ai.provider.name``, ``server.address``...).
+        self.attributes: Mapping[str, str] = dict(attributes or {})
+        self._parent = parent
+        self._children: tuple[CircuitBreaker, ...] = ()
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._now: Callable[[], float] = self._clock.now
         self._lock = threading.Lock()
@@ -268,10 +314,13 @@ class CircuitBreaker:
         self._n_rejected: dict[RejectionReason, int] = dict.fromkeys(RejectionReason, 0)
         self._failures_by_type: dict[str, int] = {}
         self._transitions: dict[tuple[State, State], int] = {}
+        self._fallbacks: dict[tuple[FallbackType, Outcome], int] = {}
 
         self._state = _CLOSED
         self._generation = 0
-        self._closed_gen = 0  # the generation while closed, else _NOT_CLOSED
+        # The generation while closed, else _NOT_CLOSED. A child breaker keeps it negative: its
+        # admission always asks its parent too.
+        self._closed_gen = 0 if parent is None else _NOT_CLOSED
         now = self._now()
         self._state_since = now
         self._open_until = 0.0
@@ -289,6 +338,9 @@ class CircuitBreaker:
         with self._lock:
             self._clear_window(now)
         self._cm_stack: ContextVar[tuple[tuple[int, float, Any], ...]] = ContextVar(f"breaker:{name}:calls", default=())
+        if parent is not None:
+            with parent._lock:
+                parent._children = (*parent._children, self)
 
     # ------------------------------------------------------------------ calling
 
@@ -465,8 +517,27 @@ class CircuitBreaker:
     # ------------------------------------------------------------------ admission
 
     def _admit(self) -> int:
-        """Admission when the breaker is not (known to be) closed: the generation the call runs
-        in, or :class:`CircuitOpenError`."""
+        """Admission when the breaker is not (known to be) closed, or has a parent: the token the
+        call runs under (its generation, and its parent's), or :class:`CircuitOpenError`."""
+        parent = self._parent
+        if parent is None:
+            return self._admit_own()
+        # The parent admits first: an open service rejects its endpoints' calls before they
+        # touch, or count in, the endpoints' windows.
+        parent_gen = parent._closed_gen
+        if parent_gen < 0:
+            try:
+                parent_gen = parent._admit()
+            except CircuitOpenError as exc:
+                raise self._parent_rejection(exc) from None
+        try:
+            gen = self._admit_own()
+        except CircuitOpenError:
+            parent._release(parent_gen)
+            raise
+        return _pack(gen, parent_gen)
+
+    def _admit_own(self) -> int:
         if self._state is _OPEN:
             remaining = self._open_until - self._now()
             if remaining > 0:
@@ -519,6 +590,28 @@ class CircuitBreaker:
             self._emit("call_rejected", CallRejected(self, _REJECT_OPEN, _OPEN, remaining))
         return CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
 
+    def _parent_rejection(self, exc: CircuitOpenError) -> CircuitOpenError:
+        return self.reject_for_dependency(exc.origin, exc.remaining)
+
+    def reject_for_dependency(self, origin: str, remaining: float | None) -> CircuitOpenError:
+        """Count, publish and return the rejection of a call because ``origin``, a breaker this one
+        depends on (its parent, or a feature's dependency), is open."""
+        with self._lock:
+            self._n_rejected[RejectionReason.PARENT_OPEN] += 1
+            state = self._state
+        if self._listeners:
+            self._emit("call_rejected", CallRejected(self, RejectionReason.PARENT_OPEN, state, remaining))
+        return CircuitOpenError(self.name, state, RejectionReason.PARENT_OPEN, remaining, origin)
+
+    def _release(self, token: int) -> None:
+        """Give back what admission took (a half-open permit) for a call that never ran."""
+        if self._parent is not None:
+            token, parent_token = _unpack(token)
+            self._parent._release(parent_token)
+        with self._lock:
+            if token == self._generation and self._state is _HALF_OPEN:
+                self._half_open_in_flight -= 1
+
     def _reject(self, reason: RejectionReason, remaining: float | None) -> CircuitOpenError:
         if reason is _REJECT_OPEN:
             self._rejected_open += 1
@@ -542,16 +635,18 @@ class CircuitBreaker:
 
     def _record_exception(self, gen: int, start: float, exc: BaseException) -> None:
         end = self._now()
+        self._record(gen, self.classify_exception(exc), end - start, end)
+
+    def classify_exception(self, exc: BaseException) -> Verdict:
+        """What an exception from a protected call means to this breaker."""
         if not isinstance(exc, Exception):
             # CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit: the caller gave up,
             # which says nothing about the dependency. Neither success nor failure; a half-open
             # probe gives its permit back.
-            verdict = _CANCELLED
-        elif isinstance(exc, CallTimeoutError) and exc.breaker_name == self.name:
-            verdict = _TIMEOUT
-        else:
-            verdict = self._safe_classify(exc, None) or failure(error_type_of(exc))
-        self._record(gen, verdict, end - start, end)
+            return _CANCELLED
+        if isinstance(exc, CallTimeoutError) and exc.breaker_name == self.name:
+            return _TIMEOUT
+        return self._safe_classify(exc, None) or failure(error_type_of(exc))
 
     def _safe_classify(self, exc: BaseException | None, result: Any) -> Verdict | None:
         classifier = self._classifier
@@ -566,6 +661,9 @@ class CircuitBreaker:
 
     def _record(self, gen: int, verdict: Verdict, duration: float, end: float) -> None:
         """Record one finished call: every path but the hot one."""
+        if self._parent is not None:
+            gen, parent_gen = _unpack(gen)
+            self._parent._record(parent_gen, verdict, duration, end)
         if gen == _UNTRACKED:
             return
         if verdict.kind is _RATE_LIMITED and verdict.retry_after is None:
@@ -660,7 +758,14 @@ class CircuitBreaker:
         # With failures or slow calls in a window still below minimum_calls, a success can be
         # the call that brings it up to the minimum and trips it: it must be checked.
         armed = calls < self._min_calls and (failures > 0 or slow > 0)
-        if self._state is not _CLOSED or armed or self._listeners or self._classify_results or _FREE_THREADED:
+        if (
+            self._state is not _CLOSED
+            or armed
+            or self._parent is not None
+            or self._listeners
+            or self._classify_results
+            or _FREE_THREADED
+        ):
             self._span_start, self._span_end = math.inf, -math.inf
             return
         # On a fixed grid, so that recording a call does not move the span under calls in flight.
@@ -739,7 +844,7 @@ class CircuitBreaker:
                 )
         elif new is _CLOSED and reason is not TransitionReason.MANUAL:
             self._open_attempts = 0
-        if new is _CLOSED:
+        if new is _CLOSED and self._parent is None:
             self._closed_gen = self._generation
         self._clear_window(now)
         key = (previous, new)
@@ -759,6 +864,64 @@ class CircuitBreaker:
                 return
             change = self._open(self._now(), TransitionReason.HALF_OPEN_TIMEOUT)
         self._publish_changes([change])
+
+    # ------------------------------------------------------------------ two-step calls
+
+    def acquire(self) -> Permit:
+        """Admit one call and return its :class:`Permit`; the caller records the outcome.
+
+        For work that is not one function call: a response streamed back to the caller after
+        the request returned, a connection held across several queries. Raises
+        :class:`CircuitOpenError` like any rejected call.
+        """
+        gen = self._closed_gen
+        if gen < 0:
+            gen = self._admit()
+        return Permit(self, gen, self._now())
+
+    # ------------------------------------------------------------------ hierarchy
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def parent(self) -> CircuitBreaker | None:
+        """The breaker that admits this one's calls first (an endpoint's service)."""
+        return self._parent
+
+    @property
+    def children(self) -> tuple[CircuitBreaker, ...]:
+        return self._children
+
+    def is_rejecting(self) -> bool:
+        """Whether a call now would be rejected for being open (here or in the parent).
+
+        A breaker whose open wait is over is not rejecting: the next call is its probe.
+        """
+        state = self._state
+        if (state is _OPEN or state is _FORCED_OPEN) and self._now() < self._open_until:
+            return True
+        parent = self._parent
+        return parent is not None and parent.is_rejecting()
+
+    # ------------------------------------------------------------------ fallbacks
+
+    def record_fallback(
+        self,
+        fallback_type: FallbackType,
+        *,
+        succeeded: bool,
+        step: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Count one use of a fallback for this breaker's calls (fallback chains call this)."""
+        outcome = Outcome.SUCCESS if succeeded else Outcome.FAILURE
+        key = (FallbackType(fallback_type), outcome)
+        with self._lock:
+            self._fallbacks[key] = self._fallbacks.get(key, 0) + 1
+        if self._listeners:
+            self._emit("fallback_used", FallbackUsed(self, key[0], step or key[0].value, outcome, error))
 
     # ------------------------------------------------------------------ manual control
 
@@ -818,7 +981,7 @@ class CircuitBreaker:
         for previous, state, reason, at, open_for in changes:
             self._emit("state_changed", StateChanged(self, previous, state, reason, at, open_for))
 
-    def _emit(self, method: str, event: StateChanged | CallRecorded | CallRejected) -> None:
+    def _emit(self, method: str, event: StateChanged | CallRecorded | CallRejected | FallbackUsed) -> None:
         for listener in self._listeners:
             try:
                 getattr(listener, method)(event)
@@ -846,6 +1009,8 @@ class CircuitBreaker:
             rejected[_REJECT_OPEN] += self._rejected_open
             return BreakerSnapshot(
                 name=self.name,
+                level=self.level,
+                parent=self._parent.name if self._parent is not None else None,
                 state=state,
                 state_since=self._state_since,
                 calls=calls,
@@ -872,8 +1037,67 @@ class CircuitBreaker:
                     rejected=rejected,
                     failures_by_type=dict(self._failures_by_type),
                     transitions=dict(self._transitions),
+                    fallbacks=dict(self._fallbacks),
                 ),
             )
 
     def __repr__(self) -> str:
         return f"CircuitBreaker({self.name!r}, state={self._state.value!r})"
+
+
+@final
+class Permit:
+    """One admitted call whose outcome is recorded by hand (see :meth:`CircuitBreaker.acquire`).
+
+    Exactly one of :meth:`success`, :meth:`failure`, :meth:`record`, :meth:`exception`,
+    :meth:`result` or :meth:`cancel` counts; later ones are ignored, so a ``finally: cancel()``
+    after a recorded outcome is harmless. ``duration`` overrides the measured one when another
+    figure decides slowness (a stream's time to first token).
+    """
+
+    __slots__ = ("_breaker", "_done", "_token", "start")
+
+    def __init__(self, breaker: CircuitBreaker, token: int, start: float) -> None:
+        self._breaker = breaker
+        self._token = token
+        self._done = False
+        #: Clock time at admission.
+        self.start = start
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def record(self, verdict: Verdict, *, duration: float | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        end = self._breaker._now()
+        self._breaker._record(self._token, verdict, end - self.start if duration is None else duration, end)
+
+    def success(self, *, duration: float | None = None) -> None:
+        self.record(SUCCESS, duration=duration)
+
+    def failure(self, error_type: str = "failure", *, duration: float | None = None) -> None:
+        self.record(failure(error_type), duration=duration)
+
+    def exception(self, exc: BaseException, *, duration: float | None = None) -> None:
+        """Record ``exc`` as the breaker classifies it (cancellation counts as nothing)."""
+        self.record(self._breaker.classify_exception(exc), duration=duration)
+
+    def result(self, value: Any, *, duration: float | None = None) -> None:
+        """Record a returned value as the breaker classifies it."""
+        breaker = self._breaker
+        verdict = (breaker._safe_classify(None, value) if breaker._classify_results else None) or SUCCESS
+        self.record(verdict, duration=duration)
+
+    def cancel(self) -> None:
+        """The caller gave up: neither success nor failure, and a half-open permit goes back."""
+        self.record(_CANCELLED)
+
+    def __repr__(self) -> str:
+        return f"Permit({self._breaker.name!r}, done={self._done})"

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._state import Outcome, RejectionReason, State, TransitionReason
+from ._state import FallbackType, Outcome, RejectionReason, State, TransitionReason
 
 if TYPE_CHECKING:
     from ._breaker import CircuitBreaker
 
-__all__ = ["BreakerListener", "CallRecorded", "CallRejected", "StateChanged"]
+__all__ = ["BreakerListener", "CallRecorded", "CallRejected", "FallbackUsed", "StateChanged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,19 @@ class CallRejected:
     remaining: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class FallbackUsed:
+    """A fallback step ran for one of the breaker's calls (or a feature's)."""
+
+    breaker: CircuitBreaker
+    fallback_type: FallbackType
+    #: The step's name (``anthropic``, ``cache``...).
+    step: str
+    #: ``success`` when the step served the call, ``failure`` when it failed too.
+    outcome: Outcome
+    error: BaseException | None
+
+
 class BreakerListener:
     """Override the methods you need; the others do nothing."""
 
@@ -61,3 +74,6 @@ class BreakerListener:
 
     def call_rejected(self, event: CallRejected) -> None:
         """A call was rejected without being attempted."""
+
+    def fallback_used(self, event: FallbackUsed) -> None:
+        """A fallback step served one of the breaker's calls, or failed to."""

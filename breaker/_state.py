@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Outcome", "RejectionReason", "State", "TransitionReason", "WindowType"]
+__all__ = ["FallbackType", "Level", "Outcome", "RejectionReason", "State", "TransitionReason", "WindowType"]
 
 
 class State(StrEnum):
@@ -63,3 +63,20 @@ class WindowType(StrEnum):
 
     COUNT_BASED = "count_based"
     TIME_BASED = "time_based"
+
+
+class Level(StrEnum):
+    """Where a breaker sits in the hierarchy: a dependency, one operation on it, or a feature."""
+
+    SERVICE = "service"
+    ENDPOINT = "endpoint"
+    FEATURE = "feature"
+
+
+class FallbackType(StrEnum):
+    """The kinds of fallback step."""
+
+    ALTERNATE = "alternate"
+    CACHE = "cache"
+    SIMPLIFIED = "simplified"
+    STATIC = "static"

@@ -31,9 +31,72 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def _type_name(annotation: object) -> str:
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (list, dict):
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type):
+        return {"str": "string", "float": "number", "int": "integer", "bool": "boolean"}.get(
+            annotation.__name__, annotation.__name__
+        )
+    return str(annotation).replace("typing.", "")
+
+
+def model_table(model: type) -> str:
+    from pydantic import BaseModel
+    from pydantic_core import PydanticUndefined
+
+    assert issubclass(model, BaseModel)
+    lines = [f"### `{model.__name__}`", "", (model.__doc__ or "").strip().splitlines()[0], ""]
+    lines += ["| key | type | default | what it does |", "|---|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if field.default is not PydanticUndefined:
+            default = "none" if field.default is None else f"`{field.default!r}`"
+        elif field.default_factory is not None:
+            default = "empty"
+        else:
+            default = "required"
+        lines.append(
+            f"| `{name}` | `{cell(_type_name(field.annotation))}` | {default} | {cell(field.description or '')} |"
+        )
+    return "\n".join(lines)
+
+
+def configuration_reference() -> str:
+    from breaker import config
+
+    models = [
+        config.BreakersFile,
+        config.ServiceSettings,
+        config.EndpointSettings,
+        config.RouteSettings,
+        config.FeatureSettings,
+        config.AlternateStep,
+        config.CacheStep,
+        config.SimplifiedStep,
+        config.StaticStep,
+        config.BreakerOptions,
+        config.ExponentialWait,
+    ]
+    return "\n\n".join(model_table(m) for m in models)
+
+
 # (file, block name, renderer)
 BLOCKS: list[tuple[str, str, Callable[[], str]]] = [
     ("breaker.md", "breaker-config", breaker_config_table),
+    ("configuration.md", "configuration-reference", configuration_reference),
 ]
 
 

@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 FENCE = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+YAML_FENCE = re.compile(r"^```yaml\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def test_generated_blocks_are_current() -> None:
@@ -31,7 +32,30 @@ def examples() -> list[tuple[str, int, str]]:
 
 
 @pytest.mark.parametrize(("doc", "index", "code"), examples(), ids=[f"{d}#{i}" for d, i, _ in examples()])
-def test_python_examples_run(doc: str, index: int, code: str, tmp_path: Path) -> None:
+def test_python_examples_run(doc: str, index: int, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An example may read the page's YAML example as breakers.yaml from the working directory.
+    yaml_blocks = YAML_FENCE.findall((ROOT / doc if doc == "README.md" else DOCS / doc).read_text())
+    if yaml_blocks:
+        (tmp_path / "breakers.yaml").write_text(yaml_blocks[0])
+    monkeypatch.chdir(tmp_path)
     script = tmp_path / f"example_{index}.py"
     script.write_text(code)
     runpy.run_path(str(script), run_name="__main__")
+
+
+def yaml_examples() -> list[tuple[str, int, str]]:
+    return [
+        (path.name, index, match.group(1))
+        for path in sorted(DOCS.glob("*.md"))
+        for index, match in enumerate(YAML_FENCE.finditer(path.read_text()))
+    ]
+
+
+@pytest.mark.parametrize(("doc", "index", "text"), yaml_examples(), ids=[f"{d}#{i}" for d, i, _ in yaml_examples()])
+def test_yaml_examples_load_and_build(doc: str, index: int, text: str, tmp_path: Path) -> None:
+    from breaker.config import load_config
+
+    path = tmp_path / "breakers.yaml"
+    path.write_text(text)
+    built = load_config(path).build()
+    assert len(built.registry) > 0

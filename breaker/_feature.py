@@ -1,0 +1,165 @@
+"""Features: user-facing capabilities that depend on several breakers.
+
+A feature (``answer``, ``search``) declares the dependencies it needs. It is *unavailable* when a
+required dependency is open (or its own breaker is), *degraded* when an optional one is, and
+*available* otherwise. A call through a feature that is not fully available goes straight to the
+feature's fallback chain (a simplified mode, a cached answer) instead of trying the primary path
+and waiting for it to fail; without a fallback, an unavailable feature rejects the call with
+``parent_open`` naming the dependency that is open, and a degraded one runs the primary path,
+which knows how to do without its optional parts.
+
+Each feature owns a breaker (level ``feature``) over its own calls, so a feature whose calls keep
+failing for reasons no single dependency shows also trips, and so its calls, rejections and
+fallbacks are exported like every other breaker's.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ParamSpec, TypeVar, overload
+
+from ._breaker import CircuitBreaker
+from ._clock import Clock
+from ._config import BreakerConfig
+from ._events import BreakerListener
+from ._exceptions import BreakerConfigError, CircuitOpenError
+from ._fallback import FallbackChain, FallbackStep
+from ._state import Level
+
+__all__ = ["Availability", "Feature", "FeatureStatus"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Availability(StrEnum):
+    AVAILABLE = "available"
+    DEGRADED = "degraded"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureStatus:
+    name: str
+    availability: Availability
+    #: Required dependencies that are open (they make the feature unavailable).
+    open_required: tuple[str, ...]
+    #: Optional dependencies that are open (they make it degraded).
+    open_optional: tuple[str, ...]
+    #: The feature's own breaker is open.
+    own_breaker_open: bool
+
+
+class Feature:
+    """A capability with required and optional dependencies and a fallback chain."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        required: Iterable[CircuitBreaker] = (),
+        optional: Iterable[CircuitBreaker] = (),
+        fallback: Sequence[FallbackStep] = (),
+        config: BreakerConfig | None = None,
+        clock: Clock | None = None,
+        listeners: Iterable[BreakerListener] = (),
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.required = tuple(required)
+        self.optional = tuple(optional)
+        for dependency in (*self.required, *self.optional):
+            if not isinstance(dependency, CircuitBreaker):
+                raise BreakerConfigError(f"features.{name}.dependencies", f"expected breakers (got {dependency!r})")
+        overlap = {d.name for d in self.required} & {d.name for d in self.optional}
+        if overlap:
+            raise BreakerConfigError(f"features.{name}", f"{sorted(overlap)} cannot be both required and optional")
+        self.breaker = CircuitBreaker(
+            name, config, clock=clock, listeners=listeners, level=Level.FEATURE, attributes=attributes
+        )
+        self.chain = FallbackChain(self.breaker, *fallback)
+
+    @property
+    def name(self) -> str:
+        return self.breaker.name
+
+    @property
+    def dependencies(self) -> tuple[CircuitBreaker, ...]:
+        return (*self.required, *self.optional)
+
+    def status(self) -> FeatureStatus:
+        open_required = tuple(d.name for d in self.required if d.is_rejecting())
+        open_optional = tuple(d.name for d in self.optional if d.is_rejecting())
+        own_open = self.breaker.is_rejecting()
+        if open_required or own_open:
+            availability = Availability.UNAVAILABLE
+        elif open_optional:
+            availability = Availability.DEGRADED
+        else:
+            availability = Availability.AVAILABLE
+        return FeatureStatus(self.name, availability, open_required, open_optional, own_open)
+
+    def availability(self) -> Availability:
+        return self.status().availability
+
+    async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn`` for this feature, or its fallback when the feature is not fully available."""
+        blocked = self._blocked()
+        if blocked is None:
+            return await self.chain.acall(fn, *args, **kwargs)
+        served: T = await self.chain.aserve(blocked, args, kwargs)
+        return served
+
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        blocked = self._blocked()
+        if blocked is None:
+            return self.chain.call(fn, *args, **kwargs)
+        served: T = self.chain.serve(blocked, args, kwargs)
+        return served
+
+    def _blocked(self) -> CircuitOpenError | None:
+        """The rejection for a call that must not run the primary path, or ``None``."""
+        status = self.status()
+        if status.availability is Availability.AVAILABLE:
+            return None
+        if status.availability is Availability.DEGRADED and not self.chain.steps:
+            return None  # the primary path knows how to do without its optional parts
+        if status.own_breaker_open:
+            origin = self.name
+            remaining = self.breaker.snapshot().open_remaining
+        else:
+            blocking = status.open_required or status.open_optional
+            origin = blocking[0]
+            remaining = next(d for d in self.dependencies if d.name == origin).snapshot().open_remaining
+        rejection = self.breaker.reject_for_dependency(origin, remaining)
+        if not self.chain.steps:
+            raise rejection
+        return rejection
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
+
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate a function: its calls go through the feature."""
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await self.acall(fn, *args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return self.call(fn, *args, **kwargs)
+
+        return sync_wrapper
+
+    def __repr__(self) -> str:
+        return f"Feature({self.name!r}, {self.availability().value})"

@@ -1,0 +1,159 @@
+"""FastAPI: routes declare the breakers and features they need; rejections become responses.
+
+::
+
+    app = FastAPI()
+    install_error_handlers(app)                     # CircuitOpenError -> 503 + Retry-After
+    OpenAIChat = Annotated[CircuitBreaker, Depends(require(registry["openai.chat"]))]
+    Answer = Annotated[Feature, Depends(require_feature(registry.get_feature("answer")))]
+
+    @app.post("/ask")
+    async def ask(question: str, answer: Answer) -> dict[str, str]:
+        return {"answer": await answer.acall(rag, question)}
+
+A route whose breaker is open is refused before it does any work; a rejection that happens during
+the work (a dependency that opened meanwhile) is mapped by the error handler. Either becomes a 503
+with ``Retry-After`` and a small JSON body, or, with :func:`degraded`, a normal response carrying
+a degraded payload and the header ``X-Breakerpanel-Degraded`` naming the breaker.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from breaker._breaker import CircuitBreaker
+from breaker._exceptions import CircuitOpenError, DependencyError
+from breaker._feature import Availability, Feature
+
+__all__ = [
+    "DEGRADED_HEADER",
+    "OnRejection",
+    "degraded",
+    "install_error_handlers",
+    "require",
+    "require_feature",
+    "unavailable",
+]
+
+DEGRADED_HEADER = "X-Breakerpanel-Degraded"
+BREAKER_HEADER = "X-Breakerpanel-Breaker"
+
+
+@dataclass(frozen=True)
+class OnRejection:
+    """How a rejected request is answered."""
+
+    status_code: int = 503
+    #: ``None``: the standard error body. Otherwise a function of the rejection returning the
+    #: payload of a degraded (but successful) answer.
+    payload: Callable[[CircuitOpenError | DependencyError], Any] | None = None
+
+    def response(self, error: CircuitOpenError | DependencyError) -> JSONResponse:
+        name = error.origin if isinstance(error, CircuitOpenError) else error.breaker_name
+        if self.payload is not None:
+            return JSONResponse(self.payload(error), status_code=self.status_code, headers={DEGRADED_HEADER: name})
+        headers = {BREAKER_HEADER: name}
+        retry_after = error.remaining if isinstance(error, CircuitOpenError) else None
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        body: dict[str, Any] = {"error": "dependency unavailable", "breaker": name}
+        if isinstance(error, CircuitOpenError):
+            body.update(reason=error.reason.value, retry_after=retry_after)
+        else:
+            body.update(reason="failed", error_type=error.error_type)
+        return JSONResponse(body, status_code=self.status_code, headers=headers)
+
+
+def unavailable(status_code: int = 503) -> OnRejection:
+    """Answer rejections with ``status_code`` (503), ``Retry-After`` and a JSON error body."""
+    return OnRejection(status_code=status_code)
+
+
+def degraded(payload: Callable[[CircuitOpenError | DependencyError], Any], status_code: int = 200) -> OnRejection:
+    """Answer rejections with ``payload(error)`` and the ``X-Breakerpanel-Degraded`` header."""
+    return OnRejection(status_code=status_code, payload=payload)
+
+
+class _Rejected(Exception):
+    """Raised by the dependencies, answered by the handler with the route's own policy."""
+
+    def __init__(self, error: CircuitOpenError, policy: OnRejection) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.policy = policy
+
+
+def install_error_handlers(app: FastAPI, on_rejection: OnRejection | None = None) -> None:
+    """Map :class:`CircuitOpenError` and :class:`DependencyError` raised by routes to responses."""
+    policy = on_rejection or unavailable()
+
+    async def rejected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, _Rejected):
+            return exc.policy.response(exc.error)
+        assert isinstance(exc, CircuitOpenError | DependencyError)
+        return policy.response(exc)
+
+    app.add_exception_handler(_Rejected, rejected)
+    app.add_exception_handler(CircuitOpenError, rejected)
+    app.add_exception_handler(DependencyError, rejected)
+
+
+def require(
+    breaker: CircuitBreaker, on_rejection: OnRejection | None = None
+) -> Callable[[], Awaitable[CircuitBreaker]]:
+    """A dependency that refuses the request at once while ``breaker`` (or its parent) is open,
+    and otherwise hands the route the breaker. Needs :func:`install_error_handlers`."""
+    policy = on_rejection or unavailable()
+
+    async def dependency() -> CircuitBreaker:
+        if breaker.is_rejecting():
+            try:
+                # Ask as a call would, so that the refusal is counted as the breaker's rejection.
+                # If the breaker has just moved on (its wait ended), let the request through.
+                breaker.acquire().cancel()
+            except CircuitOpenError as exc:
+                raise _Rejected(exc, policy) from None
+        return breaker
+
+    dependency.__name__ = f"require_{breaker.name.replace('.', '_')}"
+    return dependency
+
+
+def require_feature(
+    feature: Feature, on_rejection: OnRejection | None = None
+) -> Callable[[Response], Awaitable[Feature]]:
+    """A dependency for a route that serves ``feature``. When the feature is not fully available
+    the response carries ``X-Breakerpanel-Degraded``; when it is unavailable and has no fallback
+    to serve, the request is refused at once."""
+    policy = on_rejection or unavailable()
+
+    async def dependency(response: Response) -> Feature:
+        status = feature.status()
+        if status.availability is Availability.AVAILABLE:
+            return feature
+        blocking = status.open_required or status.open_optional or (feature.name,)
+        response.headers[DEGRADED_HEADER] = ",".join(blocking)
+        if status.availability is Availability.UNAVAILABLE and not feature.chain.steps:
+            origin = blocking[0]
+            breaker = next((d for d in feature.dependencies if d.name == origin), feature.breaker)
+            raise _Rejected(feature.breaker.reject_for_dependency(origin, _remaining(breaker)), policy)
+        return feature
+
+    dependency.__name__ = f"require_feature_{feature.name.replace('.', '_')}"
+    return dependency
+
+
+def _remaining(breaker: CircuitBreaker) -> float | None:
+    node: CircuitBreaker | None = breaker
+    while node is not None:
+        remaining = node.snapshot().open_remaining
+        if remaining is not None:
+            return remaining
+        node = node.parent
+    return None

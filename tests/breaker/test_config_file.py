@@ -1,0 +1,208 @@
+"""breakers.yaml: loading, inheritance, environment overrides, building, and errors that point at
+the file, the line, the key path and the reason."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from breaker import (
+    Availability,
+    BreakerConfigError,
+    CachedResponse,
+    ExponentialBackoff,
+    FixedWait,
+    Level,
+    ManualClock,
+    Simplified,
+    Static,
+    WindowType,
+)
+from breaker.config import ConfigFileError, load_config, parse_duration
+
+
+def simplified_answer(question: str) -> str:
+    """Referenced from the YAML below as tests.breaker.test_config_file:simplified_answer."""
+    return f"(simplified) {question}"
+
+
+GOOD = """\
+defaults:
+  sliding_window_type: time_based
+  sliding_window_size: 60
+  minimum_calls: 20
+  wait_in_open: {exponential: {initial: 1s, maximum: 2m, jitter: 0}}
+services:
+  openai:
+    attributes: {gen_ai.provider.name: openai, server.address: api.openai.com}
+    hosts: [api.openai.com]
+    breaker: {failure_rate_threshold: 0.4, classifier: llm_http}
+    endpoints:
+      chat:
+        breaker: {slow_call_duration: 20s, call_timeout: 1m}
+        attributes: {gen_ai.operation.name: chat}
+        routes: [{host: api.openai.com, path: /v1/chat/completions, methods: [post]}]
+      embeddings:
+        attributes: {gen_ai.operation.name: embeddings}
+        routes: [{host: api.openai.com, path_regex: "/v1/embeddings/?"}]
+  anthropic:
+    attributes: {gen_ai.provider.name: anthropic}
+    endpoints:
+      messages: {}
+  qdrant:
+    attributes: {db.system.name: qdrant}
+    endpoints:
+      search: {}
+features:
+  answer:
+    required: [openai.embeddings, qdrant.search]
+    optional: [openai.chat]
+    breaker: {minimum_calls: 5}
+    fallback:
+      - {type: cache, ttl: 10m, max_entries: 100}
+      - {type: simplified, function: "tests.breaker.test_config_file:simplified_answer"}
+      - {type: static, value: "The assistant is degraded right now."}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "breakers.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_inheritance_attributes_routes_and_features(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD))
+    built = config.build(clock=ManualClock())
+    registry = built.registry
+    chat = registry["openai.chat"].config
+    assert chat.sliding_window_type is WindowType.TIME_BASED  # from defaults
+    assert chat.failure_rate_threshold == 0.4  # from the service
+    assert (chat.slow_call_duration, chat.call_timeout) == (20.0, 60.0)  # its own
+    assert chat.wait_in_open == ExponentialBackoff(initial=1.0, multiplier=2.0, maximum=120.0, jitter=0.0)
+    assert chat.classifier is not None
+    assert registry["anthropic.messages"].config.failure_rate_threshold == 0.5  # library default
+    assert registry["openai.chat"].level is Level.ENDPOINT
+    assert dict(registry["openai.chat"].attributes) == {
+        "gen_ai.provider.name": "openai",
+        "server.address": "api.openai.com",
+        "gen_ai.operation.name": "chat",
+    }
+    router = built.router
+    assert router.route("POST", "api.openai.com", "/v1/chat/completions").name == "openai.chat"
+    assert router.route("GET", "api.openai.com", "/v1/chat/completions").name == "openai"  # method mismatch
+    assert router.route("POST", "api.openai.com", "/v1/embeddings").name == "openai.embeddings"
+    assert router.route("POST", "api.openai.com", "/v1/models").name == "openai"
+    assert router.route("POST", "example.com", "/v1/chat/completions") is None
+    answer = registry.get_feature("answer")
+    assert answer.breaker.config.minimum_calls == 5
+    assert [type(s) for s in answer.chain.steps] == [CachedResponse, Simplified, Static]
+    assert answer.availability() is Availability.AVAILABLE
+    registry["qdrant"].force_open()
+    assert answer.call(lambda q: "never", "why") == "(simplified) why"
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, GOOD),
+        environ={
+            "BREAKERPANEL_SERVICES__OPENAI__BREAKER__FAILURE_RATE_THRESHOLD": "0.25",
+            "BREAKERPANEL_DEFAULTS__WAIT_IN_OPEN": "45s",
+            "UNRELATED": "x",
+        },
+    )
+    assert config.options_for("openai.chat").failure_rate_threshold == 0.25
+    assert config.options_for("openai.chat").slow_call_duration == 20.0  # the rest of the file stays
+    assert config.build().registry["qdrant"].config.wait_in_open == FixedWait(45.0)
+
+
+def test_every_problem_is_reported_with_file_line_key_and_reason(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        defaults:
+          failure_rate_threshold: 1.5
+        services:
+          openai:
+            breaker:
+              slow_call_duration: soon
+              minimum_call: 3
+            endpoints:
+              chat:
+                attributes: {Provider: openai}
+        features:
+          answer:
+            required: [openai.chat]
+            fallback:
+              - {type: teleport}
+        """,
+    )
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    problems = {key: (line, reason) for line, key, reason in info.value.problems}
+    assert problems["defaults.failure_rate_threshold"][0] == 2
+    assert "less than or equal to 1" in problems["defaults.failure_rate_threshold"][1]
+    assert "(got 1.5)" in problems["defaults.failure_rate_threshold"][1]
+    assert problems["services.openai.breaker.slow_call_duration"][0] == 6
+    assert "250ms, 30s" in problems["services.openai.breaker.slow_call_duration"][1]
+    assert problems["services.openai.breaker.minimum_call"] == (7, "Extra inputs are not permitted")
+    assert "dotted lowercase" in problems["services.openai.endpoints.chat.attributes"][1]
+    assert problems["features.answer.fallback.0"][0] == 15
+    message = str(info.value)
+    assert message.startswith(f"{path}:2: defaults.failure_rate_threshold: ")
+    assert isinstance(info.value, BreakerConfigError)
+
+
+def test_references_are_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        services:
+          qdrant: {endpoints: {search: {}}}
+        features:
+          answer:
+            required: [qdrant.search, openai.chat]
+            fallback: [{type: alternate, function: "x:y", endpoint: anthropic.messages}]
+        """,
+    )
+    with pytest.raises(ConfigFileError, match=r"'openai.chat' is not a service or endpoint") as info:
+        load_config(path)
+    assert "'anthropic.messages' is not defined" in str(info.value)
+
+
+def test_syntax_errors_point_at_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "services:\n  openai: {breaker: [unclosed\n")
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    ((line, key, _),) = info.value.problems
+    assert (line, key) == (3, "(syntax)")
+
+
+def test_missing_file_and_wrong_shape(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigFileError, match="expected a mapping"):
+        load_config(write(tmp_path, "- a list\n"))
+    assert load_config(write(tmp_path, "")).services == {}
+
+
+def test_unimportable_fallback_functions_are_reported_at_build(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        services: {openai: {endpoints: {chat: {}}}}
+        features:
+          answer:
+            required: [openai.chat]
+            fallback: [{type: simplified, function: "no.such.module:answer"}]
+        """,
+    )
+    with pytest.raises(BreakerConfigError, match=r"features\.answer\.fallback\.0\.function: cannot import"):
+        load_config(path).build()
+
+
+@pytest.mark.parametrize(("text", "seconds"), [(5, 5), ("250ms", 0.25), ("30s", 30), ("2m", 120), ("1.5h", 5400)])
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds

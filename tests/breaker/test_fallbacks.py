@@ -1,0 +1,318 @@
+"""Fallback chains, caches, features and the registry."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from breaker import (
+    MISSING,
+    Alternate,
+    Availability,
+    BreakerConfig,
+    BreakerConfigError,
+    BreakerRegistry,
+    CachedResponse,
+    CacheMiss,
+    CircuitBreaker,
+    CircuitOpenError,
+    FallbackChain,
+    FallbackType,
+    Feature,
+    ManualClock,
+    MemoryCache,
+    Outcome,
+    RejectionReason,
+    Simplified,
+    State,
+    Static,
+    default_cache_key,
+    ignore_exceptions,
+)
+
+from .support import Boom
+
+
+async def down(prompt: str) -> str:
+    raise ConnectionError(f"refused: {prompt}")
+
+
+async def up(prompt: str) -> str:
+    return f"primary: {prompt}"
+
+
+def counts(breaker: CircuitBreaker) -> dict[tuple[FallbackType, Outcome], int]:
+    return breaker.snapshot().totals.fallbacks
+
+
+class TestChain:
+    async def test_alternate_behind_its_own_breaker(self, clock: ManualClock) -> None:
+        openai = CircuitBreaker("openai.chat", clock=clock)
+        anthropic = CircuitBreaker("anthropic.messages", clock=clock)
+
+        async def ask_anthropic(prompt: str) -> str:
+            return f"anthropic: {prompt}"
+
+        chain = FallbackChain(openai, Alternate(ask_anthropic, breaker=anthropic))
+        assert await chain.acall(down, "hi") == "anthropic: hi"
+        assert counts(openai) == {(FallbackType.ALTERNATE, Outcome.SUCCESS): 1}
+        assert anthropic.snapshot().totals.successes == 1  # the alternate's own breaker saw it
+
+    async def test_steps_are_tried_in_order_until_one_works(self, clock: ManualClock) -> None:
+        b = CircuitBreaker("primary", clock=clock)
+        chain = FallbackChain(
+            b,
+            Alternate(down, name="secondary"),
+            CachedResponse(MemoryCache(clock=clock)),
+            Simplified(lambda prompt: f"template for {prompt}"),
+            Static("never reached"),
+        )
+        assert await chain.acall(down, "q") == "template for q"
+        assert counts(b) == {
+            (FallbackType.ALTERNATE, Outcome.FAILURE): 1,
+            (FallbackType.CACHE, Outcome.FAILURE): 1,
+            (FallbackType.SIMPLIFIED, Outcome.SUCCESS): 1,
+        }
+
+    async def test_cache_serves_the_last_success_for_the_same_call(self, clock: ManualClock) -> None:
+        b = CircuitBreaker("primary", clock=clock)
+        cache = MemoryCache(ttl=60, clock=clock)
+        chain = FallbackChain(b, CachedResponse(cache))
+        assert await chain.acall(up, "what is up") == "primary: what is up"
+        assert await chain.acall(down, "what is up") == "primary: what is up"  # from the cache
+        with pytest.raises(ConnectionError):
+            await chain.acall(down, "something else")  # nothing cached for these arguments
+        clock.advance(61)
+        with pytest.raises(ConnectionError):
+            await chain.acall(down, "what is up")  # expired
+
+    async def test_when_every_step_fails_the_original_error_is_raised(self, clock: ManualClock) -> None:
+        b = CircuitBreaker("primary", clock=clock)
+
+        def broken(prompt: str) -> str:
+            raise Boom("simplified mode broke too")
+
+        chain = FallbackChain(b, Alternate(down, name="secondary"), Simplified(broken))
+        with pytest.raises(ConnectionError, match="refused: q") as info:
+            await chain.acall(down, "q")
+        group = info.value.__cause__
+        assert isinstance(group, ExceptionGroup)
+        assert [type(e) for e in group.exceptions] == [ConnectionError, Boom]
+        assert "secondary (ConnectionError" in "".join(info.value.__notes__)
+
+    async def test_rejections_go_to_the_fallback(self, clock: ManualClock) -> None:
+        b = CircuitBreaker("primary", clock=clock)
+        b.force_open()
+        chain = FallbackChain(b, Static("canned"))
+        assert await chain.acall(up, "q") == "canned"
+        assert b.snapshot().totals.rejected[RejectionReason.FORCED_OPEN] == 1
+
+    async def test_ignored_errors_and_cancellation_do_not(self, clock: ManualClock) -> None:
+        b = CircuitBreaker("primary", BreakerConfig(classifier=ignore_exceptions(ValueError)), clock=clock)
+        chain = FallbackChain(b, Static("canned"))
+
+        async def bad_request(prompt: str) -> str:
+            raise ValueError("prompt too long")
+
+        with pytest.raises(ValueError, match="too long"):
+            await chain.acall(bad_request, "q")
+        task = asyncio.create_task(chain.acall(asyncio.sleep, 60))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert counts(b) == {}
+
+    def test_sync_calls(self, clock: ManualClock) -> None:
+        b = CircuitBreaker("primary", clock=clock)
+        chain = FallbackChain(b, CachedResponse(MemoryCache(clock=clock)), Static("canned"))
+
+        @chain
+        def lookup(key: str, *, flaky: bool = False) -> str:
+            if flaky:
+                raise ConnectionError
+            return key.upper()
+
+        assert lookup("a") == "A"
+        assert lookup("a", flaky=True) == "canned"  # kwargs are part of the cache key
+        assert chain.call(lambda key: (_ for _ in ()).throw(ConnectionError()), "a") == "A"
+
+    def test_bad_construction_is_explained(self, clock: ManualClock) -> None:
+        with pytest.raises(BreakerConfigError, match="breaker"):
+            FallbackChain("primary", Static(1))  # type: ignore[arg-type]
+        with pytest.raises(BreakerConfigError, match="steps"):
+            FallbackChain(CircuitBreaker("x"), "static")  # type: ignore[arg-type]
+        with pytest.raises(BreakerConfigError, match="cache"):
+            CachedResponse({})  # type: ignore[arg-type]
+
+
+class TestMemoryCache:
+    def test_ttl_and_lru(self, clock: ManualClock) -> None:
+        cache = MemoryCache(max_entries=2, ttl=10, clock=clock)
+        cache.set("a", 1)
+        cache.set("b", None)  # None is a value, not a miss
+        assert cache.get("b") is None
+        assert cache.get("a") == 1
+        cache.set("c", 3)
+        assert cache.get("b") is MISSING
+        clock.advance(10)
+        assert cache.get("a") is MISSING
+        cache.set("d", 4, ttl=100)
+        clock.advance(50)
+        assert cache.get("d") == 4
+
+    def test_rejects_bad_settings(self) -> None:
+        with pytest.raises(BreakerConfigError, match="max_entries"):
+            MemoryCache(max_entries=0)
+        with pytest.raises(BreakerConfigError, match="ttl"):
+            MemoryCache(ttl=-1)
+
+    def test_default_key_is_stable_and_argument_sensitive(self) -> None:
+        assert default_cache_key("q", model="m") == default_cache_key("q", model="m")
+        assert default_cache_key("q", model="m") != default_cache_key("q", model="n")
+        assert default_cache_key({"b": 1, "a": 2}) == default_cache_key({"a": 2, "b": 1})
+
+    async def test_miss_is_an_error_for_the_chain(self, clock: ManualClock) -> None:
+        with pytest.raises(CacheMiss):
+            await CachedResponse(MemoryCache(clock=clock)).aserve(("q",), {})
+
+
+class TestFeature:
+    def build(self, clock: ManualClock, **feature: object) -> tuple[BreakerRegistry, Feature]:
+        registry = BreakerRegistry(clock=clock)
+        registry.service("openai")
+        registry.endpoint("openai.embeddings")
+        registry.service("qdrant")
+        registry.endpoint("qdrant.search")
+        registry.service("postgres")
+        registry.endpoint("postgres.query")
+        answer = registry.feature(
+            "answer",
+            required=["openai.embeddings", "qdrant.search"],
+            optional=["postgres.query"],
+            **feature,  # type: ignore[arg-type]
+        )
+        return registry, answer
+
+    async def test_available_feature_runs_the_primary(self, clock: ManualClock) -> None:
+        _, answer = self.build(clock, fallback=[Static("degraded answer")])
+        assert answer.availability() is Availability.AVAILABLE
+        assert await answer.acall(up, "q") == "primary: q"
+        assert answer.breaker.snapshot().totals.successes == 1
+
+    async def test_an_open_required_dependency_makes_it_unavailable(self, clock: ManualClock) -> None:
+        registry, answer = self.build(clock, fallback=[Static("degraded answer")])
+        registry["qdrant"].force_open(30)  # the service: its endpoint is open through it
+        status = answer.status()
+        assert status.availability is Availability.UNAVAILABLE
+        assert status.open_required == ("qdrant.search",)
+        calls = 0
+
+        async def primary(prompt: str) -> str:
+            nonlocal calls
+            calls += 1
+            return "primary"
+
+        assert await answer.acall(primary, "q") == "degraded answer"
+        assert calls == 0  # not tried: the feature knew it could not work
+        totals = answer.breaker.snapshot().totals
+        assert totals.rejected[RejectionReason.PARENT_OPEN] == 1
+        assert totals.fallbacks == {(FallbackType.STATIC, Outcome.SUCCESS): 1}
+
+    async def test_without_fallback_an_unavailable_feature_rejects(self, clock: ManualClock) -> None:
+        registry, answer = self.build(clock)
+        registry["openai.embeddings"].force_open(12)
+        with pytest.raises(CircuitOpenError) as info:
+            await answer.acall(up, "q")
+        assert info.value.reason is RejectionReason.PARENT_OPEN
+        assert info.value.origin == "openai.embeddings"
+        assert info.value.remaining == pytest.approx(12)
+
+    async def test_an_open_optional_dependency_degrades(self, clock: ManualClock) -> None:
+        registry, answer = self.build(clock, fallback=[Simplified(lambda prompt: f"simplified: {prompt}")])
+        registry["postgres.query"].force_open()
+        assert answer.availability() is Availability.DEGRADED
+        assert await answer.acall(up, "q") == "simplified: q"
+        registry["postgres.query"].force_close()
+        assert await answer.acall(up, "q") == "primary: q"
+
+    async def test_degraded_without_fallback_runs_the_primary(self, clock: ManualClock) -> None:
+        registry, answer = self.build(clock)
+        registry["postgres"].force_open()
+        assert answer.availability() is Availability.DEGRADED
+        assert await answer.acall(up, "q") == "primary: q"
+
+    async def test_a_failing_feature_trips_its_own_breaker(self, clock: ManualClock) -> None:
+        _, answer = self.build(
+            clock, config=BreakerConfig(minimum_calls=2, sliding_window_size=2), fallback=[Static("canned")]
+        )
+        for _ in range(2):
+            assert await answer.acall(down, "q") == "canned"
+        assert answer.breaker.state is State.OPEN
+        assert answer.status().own_breaker_open
+        assert answer.availability() is Availability.UNAVAILABLE
+
+    def test_decorated_sync_feature(self, clock: ManualClock) -> None:
+        registry, answer = self.build(clock, fallback=[Static("canned")])
+
+        @answer
+        def search(query: str) -> str:
+            return f"results for {query}"
+
+        assert search("x") == "results for x"
+        registry["qdrant.search"].force_open()
+        assert search("x") == "canned"
+
+
+class TestRegistry:
+    def test_tree_shows_levels_states_and_dependencies(self, clock: ManualClock) -> None:
+        registry = BreakerRegistry(clock=clock)
+        registry.service("openai", attributes={"gen_ai.provider.name": "openai"})
+        chat = registry.endpoint("openai.chat", attributes={"gen_ai.operation.name": "chat"})
+        registry.feature("answer", required=["openai.chat"], fallback=[Static("x")])
+        assert dict(chat.attributes) == {"gen_ai.provider.name": "openai", "gen_ai.operation.name": "chat"}
+        registry["openai"].force_open()
+        tree = registry.tree()
+        service = tree["services"][0]
+        assert (service["name"], service["state"], service["rejecting"]) == ("openai", "forced_open", True)
+        endpoint = service["endpoints"][0]
+        assert (endpoint["name"], endpoint["state"], endpoint["rejecting"]) == ("openai.chat", "closed", True)
+        feature = tree["features"][0]
+        assert feature["availability"] == "unavailable"
+        assert feature["open_required"] == ["openai.chat"]
+        assert feature["fallbacks"] == [{"type": "static", "name": "static"}]
+        assert [b.name for b in registry] == ["openai", "openai.chat", "answer"]
+
+    def test_mistakes_are_explained(self, clock: ManualClock) -> None:
+        registry = BreakerRegistry(clock=clock)
+        with pytest.raises(BreakerConfigError, match="not registered"):
+            registry.endpoint("redis.get")
+        registry.service("redis")
+        with pytest.raises(BreakerConfigError, match="already registered"):
+            registry.service("redis")
+        with pytest.raises(BreakerConfigError, match="no dots"):
+            registry.service("redis.get")
+        with pytest.raises(BreakerConfigError, match="not a registered service or endpoint"):
+            registry.feature("cache", required=["memcached"])
+        with pytest.raises(KeyError, match="registered"):
+            registry["memcached"]
+        with pytest.raises(BreakerConfigError, match="both required and optional"):
+            registry.feature("cache", required=["redis"], optional=["redis"])
+
+    def test_listeners_reach_breakers_registered_later(self, clock: ManualClock) -> None:
+        from breaker import BreakerListener, StateChanged
+
+        seen: list[str] = []
+
+        class Recorder(BreakerListener):
+            def state_changed(self, event: StateChanged) -> None:
+                seen.append(event.breaker.name)
+
+        registry = BreakerRegistry(clock=clock)
+        registry.service("a")
+        registry.add_listener(Recorder())
+        registry.service("b")
+        registry["a"].force_open()
+        registry["b"].force_open()
+        assert seen == ["a", "b"]
