@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import platform
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from importlib.metadata import version
@@ -35,6 +38,7 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "overhead.json"
 OURS = "breakerpanel"
+OURS_HTTPX = "breakerpanel+httpx"
 PEERS = ("pybreaker", "aiobreaker", "purgatory", "circuitbreaker")
 # Ours at most this share of the fastest peer's overhead, per mode and path.
 TARGET_RATIO = 0.8
@@ -337,9 +341,86 @@ async def build_cases() -> list[Case]:
     return cases
 
 
+@contextlib.contextmanager
+def local_http_server() -> Iterator[str]:
+    """bench/_http_server.py in its own process (so it does not share our GIL); its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_http_server.py")), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "ready"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]]]:
+    """httpx to a local server, bare and through our transport, sync and async. Returns the cases
+    and a coroutine function that closes the clients."""
+    import httpx
+
+    from breaker import BreakerConfig, BreakerRegistry
+    from breaker.integrations import Route, Router
+    from breaker.integrations.httpx import AsyncBreakerTransport, BreakerTransport
+
+    registry = BreakerRegistry()
+    registry.service("local")
+    endpoint = registry.endpoint(
+        "local.echo", BreakerConfig(sliding_window_type="time_based", sliding_window_size=60, slow_call_duration=5.0)
+    )
+    router = Router([Route(endpoint, host="127.0.0.1", path="/echo")])
+    clients = {
+        "bare-sync": httpx.Client(),
+        "ours-sync": httpx.Client(transport=BreakerTransport(router)),
+        "bare-async": httpx.AsyncClient(),
+        "ours-async": httpx.AsyncClient(transport=AsyncBreakerTransport(router)),
+    }
+    target = f"{url}/echo"
+    version_httpx, version_ours = version("httpx"), version(OURS)
+
+    def sync_loop(client: httpx.Client) -> SyncLoop:
+        def loop(n: int) -> None:
+            for _ in range(n):
+                client.post(target, content=b"{}").read()
+
+        return loop
+
+    def async_loop(client: httpx.AsyncClient) -> AsyncLoop:
+        async def loop(n: int) -> None:
+            for _ in range(n):
+                response = await client.post(target, content=b"{}")
+                await response.aread()
+
+        return loop
+
+    cases = [
+        Case("httpx", version_httpx, "sync", "closed", sync_loop(clients["bare-sync"])),  # type: ignore[arg-type]
+        Case(OURS_HTTPX, version_ours, "sync", "closed", sync_loop(clients["ours-sync"])),  # type: ignore[arg-type]
+        Case("httpx", version_httpx, "async", "closed", async_loop(clients["bare-async"])),  # type: ignore[arg-type]
+        Case(OURS_HTTPX, version_ours, "async", "closed", async_loop(clients["ours-async"])),  # type: ignore[arg-type]
+    ]
+
+    async def close() -> None:
+        clients["bare-sync"].close()
+        clients["ours-sync"].close()
+        await clients["bare-async"].aclose()  # type: ignore[union-attr]
+        await clients["ours-async"].aclose()  # type: ignore[union-attr]
+        assert endpoint.snapshot().totals.successes > 0  # the requests did go through the breaker
+
+    return cases, close
+
+
 async def measure(case: Case, n: int) -> float:
     """Mean nanoseconds per call over ``n`` calls."""
-    gc.collect()
     if DISABLE_GC:
         gc.disable()
     try:
@@ -354,22 +435,63 @@ async def measure(case: Case, n: int) -> float:
     return elapsed / n
 
 
-async def run(quick: bool, calls: int | None = None, repeats: int | None = None) -> list[Row]:
-    cases = await build_cases()
-    default_calls, default_repeats = (20_000, 7) if quick else (50_000, 15)
-    calls, repeats = calls or default_calls, repeats or default_repeats
+async def run(
+    quick: bool, calls: int | None = None, repeats: int | None = None, http_requests: int | None = None
+) -> list[Row]:
+    rows = await run_breakers(quick, calls, repeats)
+    with local_http_server() as url:
+        rows += await run_http(url, quick, http_requests, repeats)
+    return rows
+
+
+async def run_http(url: str, quick: bool, requests: int | None, repeats: int | None) -> list[Row]:
+    """Rows for httpx through our transport against bare httpx: overhead_ns is what ours adds
+    per request (the bare rows carry 0)."""
+    cases, close = build_http_cases(url)
+    requests = requests or (500 if quick else 2_000)
+    repeats = repeats or (7 if quick else 11)
+    try:
+        samples = await _sample(cases, requests, repeats, warmup=min(50, requests))
+    finally:
+        await close()
+    bare = {c.mode: samples[i] for i, c in enumerate(cases) if c.library == "httpx"}
+    return [
+        Row(
+            c.library,
+            c.version,
+            c.mode,
+            c.path,
+            round(m, 1),
+            round(m - bare[c.mode], 1) if c.library != "httpx" else 0.0,
+            repeats,
+        )
+        for i, c in enumerate(cases)
+        for m in [samples[i]]
+    ]
+
+
+async def _sample(cases: list[Case], calls: int, repeats: int, warmup: int) -> dict[int, float]:
+    """Median over ``repeats`` of the mean cost per call, repeats in a new order each time."""
     samples: dict[int, list[float]] = {i: [] for i in range(len(cases))}
     for case in cases:  # warm up (and check that every loop runs)
-        await measure(case, min(2_000, calls))
+        await measure(case, warmup)
     order = list(range(len(cases)))
     shuffle = random.Random(20261126).shuffle  # seeded: the same order sequence every run
     for _ in range(repeats):
         # A new order each repeat: what runs just before a case (caches, branch predictors) varies
         # instead of favouring the same library every time.
         shuffle(order)
+        gc.collect()  # once per round: a full collection takes longer than many measurements
         for i in order:
             samples[i].append(await measure(cases[i], calls))
-    medians = {i: statistics.median(s) for i, s in samples.items()}
+    return {i: statistics.median(s) for i, s in samples.items()}
+
+
+async def run_breakers(quick: bool, calls: int | None = None, repeats: int | None = None) -> list[Row]:
+    cases = await build_cases()
+    default_calls, default_repeats = (20_000, 11) if quick else (50_000, 21)
+    calls, repeats = calls or default_calls, repeats or default_repeats
+    medians = await _sample(cases, calls, repeats, warmup=min(2_000, calls))
     bare = {case.mode: medians[i] for i, case in enumerate(cases) if case.path == "bare"}
     return [
         Row(
@@ -433,6 +555,13 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = targets(rows)
     for text, ratio, holds in verdicts:
         print(f"  {'PASS' if holds else 'FAIL'}  {ratio:.2f}x  {text}")
+    for mode in ("sync", "async"):
+        ours = next(r for r in rows if r.library == OURS_HTTPX and r.mode == mode)
+        bare = next(r for r in rows if r.library == "httpx" and r.mode == mode)
+        print(
+            f"  httpx {mode}: our transport adds {ours.overhead_ns / 1000:.1f} us per request "
+            f"({ours.overhead_ns / bare.median_ns:.1%} of {bare.median_ns / 1000:.0f} us to a local server)"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps([asdict(r) for r in rows if r.library != "bare"], indent=2) + "\n")
     print(f"\nwrote {args.output} in {time.monotonic() - started:.1f}s (Python {sys.version.split()[0]})")

@@ -876,6 +876,10 @@ class CircuitBreaker:
         """
         gen = self._closed_gen
         if gen < 0:
+            if self._state is _OPEN:  # as in call(): its own open state answers first
+                remaining = self._open_until - self._now()
+                if remaining > 0:
+                    raise self._open_rejection(remaining)
             gen = self._admit()
         return Permit(self, gen, self._now())
 

@@ -93,10 +93,17 @@ def configuration_reference() -> str:
     return "\n\n".join(model_table(m) for m in models)
 
 
+def example_fastapi() -> str:
+    """The FastAPI example, verbatim: the docs show the file the test runs."""
+    code = (DOCS.parent / "docs_src" / "fastapi_app.py").read_text()
+    return f"```python\n{code}```"
+
+
 # (file, block name, renderer)
 BLOCKS: list[tuple[str, str, Callable[[], str]]] = [
     ("breaker.md", "breaker-config", breaker_config_table),
     ("configuration.md", "configuration-reference", configuration_reference),
+    ("integrations.md", "example-fastapi", example_fastapi),
 ]
 
 

@@ -5,11 +5,12 @@ subclass its own library's base class, a response stream its own ``AsyncByteStre
 logic lives here in mixins and :mod:`.httpx` / :mod:`.httpx2` only bind them to each library.
 
 One request is one call through its endpoint's breaker. The verdict for an error status is known
-when the headers arrive; a successful response counts when its body has been read to the end,
-because a stream can still break (a failure the caller sees), stall (a failure, and the caller
-gets :class:`StreamStalledError`) or be dropped by the consumer (neither). For slowness the
-breaker is given the time to the first chunk, not the whole stream: an LLM answer streamed over
-a minute is not slow if its first token came at once.
+when the headers arrive; a successful response counts when its body has been read, because a
+stream can still break midway (a failure the caller sees), or stall (a failure, and the caller
+gets :class:`StreamStalledError`). A reader that stops early counts as a success once a chunk has
+come (the dependency answered), and as nothing before. For slowness the breaker is given the time
+to the first chunk, not the whole stream: an LLM answer streamed over a minute is not slow if its
+first token came at once.
 """
 
 from __future__ import annotations
@@ -130,23 +131,60 @@ class TransportCore:
         return permit.breaker.classify_exception(exc)
 
 
-class AsyncObservedStreamLogic:
-    """Counts a response body as the call's outcome once it has been read (async)."""
+class _ObservedStream:
+    """What the async and sync stream wrappers share: the state of one response body.
+
+    The state lives on the object, not in the iterator, because readers may iterate more than
+    once (the openai SDK stops at ``[DONE]`` and later drains the rest with a new iterator).
+    A reader that stops after the first chunk is not a failure of the dependency, which answered:
+    it counts as a success; one that stops before any chunk counts as nothing.
+    """
 
     def __init__(self, inner: Any, permit: Permit, limits: StreamLimits, core: TransportCore) -> None:
         self._inner = inner
         self._permit = permit
         self._limits = limits
         self._core = core
+        self._first_chunk_at: float | None = None
+
+    def _time_to_first_chunk(self) -> float:
+        at = self._first_chunk_at if self._first_chunk_at is not None else self._permit.breaker.clock.now()
+        return at - self._permit.start
+
+    def _ended(self) -> None:
+        self._permit.success(duration=self._time_to_first_chunk())
+
+    def _abandoned(self) -> None:
+        if self._first_chunk_at is not None:
+            self._ended()
+        else:
+            self._permit.cancel()
+
+    def _broken(self, exc: BaseException) -> None:
+        if isinstance(exc, Exception):
+            self._permit.record(self._core.exception_verdict(self._permit, exc))
+        else:  # GeneratorExit, CancelledError: the reader stopped
+            self._abandoned()
+
+    def _stalled(self, limit: float) -> StreamStalledError:
+        self._permit.failure("stream_stalled")
+        return StreamStalledError(self._permit.breaker.name, limit, self._first_chunk_at is None)
+
+
+class AsyncObservedStreamLogic(_ObservedStream):
+    """Counts a response body as the call's outcome once it has been read (async)."""
+
+    _chunks: AsyncIterator[bytes] | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        permit, limits = self._permit, self._limits
-        now = permit.breaker.clock.now
-        first_chunk_at: float | None = None
-        limit = limits.first_chunk_timeout
-        chunks = self._inner.__aiter__()
+        limits = self._limits
+        now = self._permit.breaker.clock.now
+        if self._chunks is None:
+            self._chunks = self._inner.__aiter__()
+        chunks = self._chunks
         try:
             while True:
+                limit = limits.first_chunk_timeout if self._first_chunk_at is None else limits.chunk_gap_timeout
                 try:
                     if limit is None:
                         chunk = await chunks.__anext__()
@@ -156,62 +194,55 @@ class AsyncObservedStreamLogic:
                 except StopAsyncIteration:
                     break
                 except TimeoutError as exc:
-                    stalled = StreamStalledError(permit.breaker.name, limit or 0.0, first_chunk_at is None)
-                    permit.failure("stream_stalled")
-                    raise stalled from exc
-                if first_chunk_at is None:
-                    first_chunk_at = now()
-                    limit = limits.chunk_gap_timeout
+                    raise self._stalled(limit or 0.0) from exc
+                if self._first_chunk_at is None:
+                    self._first_chunk_at = now()
                 yield chunk
         except BaseException as exc:
-            permit.record(self._core.exception_verdict(permit, exc))
+            self._broken(exc)
             raise
-        permit.success(duration=(first_chunk_at if first_chunk_at is not None else now()) - permit.start)
+        self._ended()
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
         finally:
-            self._permit.cancel()  # no-op when the body was read: the first outcome counts
+            self._abandoned()  # a no-op when the body was read: the first outcome counts
 
 
-class SyncObservedStreamLogic:
+class SyncObservedStreamLogic(_ObservedStream):
     """Counts a response body as the call's outcome once it has been read (sync). A blocking read
     cannot be interrupted, so a stall is detected when the late chunk arrives (the client's read
     timeout bounds the wait)."""
 
-    def __init__(self, inner: Any, permit: Permit, limits: StreamLimits, core: TransportCore) -> None:
-        self._inner = inner
-        self._permit = permit
-        self._limits = limits
-        self._core = core
+    _chunks: Iterator[bytes] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
-        permit, limits = self._permit, self._limits
-        now = permit.breaker.clock.now
-        first_chunk_at: float | None = None
-        last = permit.start
+        limits = self._limits
+        now = self._permit.breaker.clock.now
+        if self._chunks is None:
+            self._chunks = iter(self._inner)
+        last = self._first_chunk_at or self._permit.start
         try:
-            for chunk in self._inner:
+            for chunk in self._chunks:
                 arrived = now()
-                limit = limits.first_chunk_timeout if first_chunk_at is None else limits.chunk_gap_timeout
+                limit = limits.first_chunk_timeout if self._first_chunk_at is None else limits.chunk_gap_timeout
                 if limit is not None and arrived - last > limit:
-                    permit.failure("stream_stalled")
-                    raise StreamStalledError(permit.breaker.name, limit, first_chunk_at is None)
-                if first_chunk_at is None:
-                    first_chunk_at = arrived
+                    raise self._stalled(limit)
+                if self._first_chunk_at is None:
+                    self._first_chunk_at = arrived
                 last = arrived
                 yield chunk
         except BaseException as exc:
-            permit.record(self._core.exception_verdict(permit, exc))
+            self._broken(exc)
             raise
-        permit.success(duration=(first_chunk_at if first_chunk_at is not None else now()) - permit.start)
+        self._ended()
 
     def close(self) -> None:
         try:
             self._inner.close()
         finally:
-            self._permit.cancel()
+            self._abandoned()
 
 
 class AsyncTransportLogic:

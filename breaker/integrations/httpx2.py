@@ -11,10 +11,12 @@
 >>> client = httpx2.AsyncClient(transport=AsyncBreakerTransport(router))
 
 Pass such a client to an SDK (``http_client=client``). A rejected request raises
-:class:`~breaker.CircuitOpenError` from the transport; SDKs wrap what their transport raises
-(openai raises ``APIConnectionError`` *from* it: find it with :func:`breaker.rejection_in`) and
-retry it unless told not to, so build SDK clients with ``max_retries=0`` behind a breaker: retrying
-a dependency that is known to be down only delays the fallback.
+:class:`~breaker.CircuitOpenError` from the transport, before anything is sent. openai 3.x and
+anthropic 2.x let errors that are not their HTTP library's own through unchanged and unretried;
+older SDKs and qdrant-client wrap them (``APIConnectionError`` or ``ResponseHandlingException``
+*from* it): :func:`breaker.rejection_in` finds it either way. Build SDK clients with
+``max_retries=0`` behind a breaker: the SDK's retries of 5xx and 429 would each count as a call,
+and waiting to retry a dependency that is known to be failing only delays the fallback.
 """
 
 from __future__ import annotations

@@ -26,12 +26,14 @@ def load_bench() -> ModuleType:
 
 def test_every_library_mode_and_path_is_measured(tmp_path: Path) -> None:
     bench = load_bench()
-    rows = asyncio.run(bench.run(quick=True, calls=200, repeats=1))
+    rows = asyncio.run(bench.run(quick=True, calls=200, repeats=1, http_requests=20))
     measured = {(r.library, r.mode, r.path) for r in rows if r.library != "bare"}
     for mode in ("sync", "async"):
         for path in ("closed", "open"):
             for library in ("breakerpanel", "aiobreaker", "purgatory", "circuitbreaker"):
                 assert (library, mode, path) in measured
+        assert ("httpx", mode, "closed") in measured  # the transport against bare httpx
+        assert ("breakerpanel+httpx", mode, "closed") in measured
     assert ("pybreaker", "sync", "closed") in measured  # pybreaker has no asyncio support
     assert all(r.median_ns > 0 for r in rows)
     assert len(bench.targets(rows)) == 4
@@ -54,6 +56,6 @@ def _tiny_run(bench: ModuleType) -> Callable[..., Coroutine[Any, Any, Any]]:
     real = bench.run
 
     async def run(quick: bool, calls: int | None = None, repeats: int | None = None) -> Any:
-        return await real(quick, calls=200, repeats=1)
+        return await real(quick, calls=200, repeats=1, http_requests=20)
 
     return run

@@ -1,0 +1,1 @@
+"""The demo stack: a breaker-protected RAG service and the fake upstreams it calls."""

@@ -1,0 +1,251 @@
+"""Faults as the real SDKs meet them: shares of errors, latency, outages, 429 storms, slow and stalled streams."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable
+from typing import TypeVar
+
+import anthropic
+import httpx
+import httpx2
+import openai
+import pytest
+from anthropic.types import MessageParam
+from openai.types.chat import ChatCompletionMessageParam
+from qdrant_client import AsyncQdrantClient
+from qdrant_client.http.exceptions import ResponseHandlingException
+
+from demo.upstreams import Chaos, ErrorRate, Latency, Outage, RateLimit, SlowStream, StallStream, Upstream
+
+USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three four five"}]
+CLAUDE_USER: list[MessageParam] = [{"role": "user", "content": "one two three four five"}]
+CHUNKS = 1 + 7 + 1  # role chunk, one chunk per word of "openai/m echoes: one two three four five", finish reason
+
+
+async def _outcomes(call: Callable[[], Awaitable[object]], n: int) -> list[bool]:
+    """Whether each of ``n`` sequential calls failed with a server error."""
+    failed = []
+    for _ in range(n):
+        try:
+            await call()
+        except openai.InternalServerError:
+            failed.append(True)
+        else:
+            failed.append(False)
+    return failed
+
+
+T = TypeVar("T")
+
+
+async def _collect(stream: AsyncIterable[T], into: list[T]) -> None:
+    async for item in stream:
+        into.append(item)
+
+
+async def _collect_event_types(client: anthropic.AsyncAnthropic, into: list[str]) -> None:
+    async with client.messages.stream(model="claude-fake", max_tokens=8, messages=CLAUDE_USER) as stream:
+        async for event in stream:
+            into.append(event.type)
+
+
+async def test_error_rate_fails_a_seeded_share_of_requests(openai_client: openai.AsyncOpenAI, chaos: Chaos) -> None:
+    chaos.set(Upstream.OPENAI, ErrorRate(rate=0.3))
+    first = await _outcomes(openai_client.models.list, 200)
+    chaos.set(Upstream.OPENAI, ErrorRate(rate=0.3))  # a new fault restarts the seeded draws
+    second = await _outcomes(openai_client.models.list, 200)
+
+    assert first == second
+    assert 0.2 < sum(first) / len(first) < 0.4
+    state = chaos.state(Upstream.OPENAI)
+    assert state.requests == 400
+    assert state.failed == 2 * sum(first)
+
+
+async def test_error_rate_zero_and_one(openai_client: openai.AsyncOpenAI, chaos: Chaos) -> None:
+    chaos.set(Upstream.OPENAI, ErrorRate(rate=0.0))
+    assert not any(await _outcomes(openai_client.models.list, 20))
+    chaos.set(Upstream.OPENAI, ErrorRate(rate=1.0))
+    assert all(await _outcomes(openai_client.models.list, 20))
+
+
+async def test_latency_delays_only_its_upstream(
+    openai_client: openai.AsyncOpenAI, anthropic_client: anthropic.AsyncAnthropic, chaos: Chaos
+) -> None:
+    chaos.set(Upstream.OPENAI, Latency(seconds=0.3))
+
+    started = time.monotonic()
+    await openai_client.models.list()
+    slow = time.monotonic() - started
+    started = time.monotonic()
+    await anthropic_client.messages.create(model="claude-fake", max_tokens=8, messages=CLAUDE_USER)
+    fast = time.monotonic() - started
+
+    assert slow >= 0.3
+    assert fast < 0.2
+
+
+async def test_outage_fails_every_request_and_counts_them(
+    openai_client: openai.AsyncOpenAI, qdrant: AsyncQdrantClient, chaos: Chaos
+) -> None:
+    chaos.set(Upstream.OPENAI, Outage())
+
+    for _ in range(5):
+        with pytest.raises(openai.InternalServerError) as caught:
+            await openai_client.chat.completions.create(model="m", messages=USER)
+        assert caught.value.status_code == 503
+    await qdrant.get_collections()  # another upstream is unaffected
+
+    states = chaos.states()
+    assert (states[Upstream.OPENAI].requests, states[Upstream.OPENAI].failed) == (5, 5)
+    assert (states[Upstream.QDRANT].requests, states[Upstream.QDRANT].failed) == (1, 0)
+    assert states[Upstream.ANTHROPIC].requests == 0
+
+
+async def test_outage_reset_drops_the_connection_for_every_sdk(
+    openai_client: openai.AsyncOpenAI,
+    anthropic_client: anthropic.AsyncAnthropic,
+    qdrant: AsyncQdrantClient,
+    url: str,
+    chaos: Chaos,
+) -> None:
+    for upstream in Upstream:
+        chaos.set(upstream, Outage(mode="reset"))
+
+    with pytest.raises(openai.APIConnectionError) as openai_error:
+        await openai_client.chat.completions.create(model="m", messages=USER)
+    with pytest.raises(anthropic.APIConnectionError) as anthropic_error:
+        await anthropic_client.messages.create(model="claude-fake", max_tokens=8, messages=CLAUDE_USER)
+    with pytest.raises(ResponseHandlingException) as qdrant_error:
+        await qdrant.get_collections()
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.TransportError):
+            await client.get(f"{url}/v1/models", headers={"authorization": "Bearer k"})
+
+    assert not isinstance(openai_error.value, openai.APITimeoutError)
+    assert isinstance(openai_error.value.__cause__, httpx2.TransportError)
+    assert isinstance(anthropic_error.value.__cause__, httpx2.TransportError)
+    assert isinstance(qdrant_error.value.source, httpx.TransportError)
+    assert chaos.state(Upstream.OPENAI).failed == 2
+
+
+async def test_sdk_retries_honour_retry_after_ms_and_reach_the_server(url: str, chaos: Chaos) -> None:
+    chaos.set(Upstream.OPENAI, RateLimit(retry_after_s=0.1))
+
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="test", max_retries=2) as client:
+        started = time.monotonic()
+        with pytest.raises(openai.RateLimitError):
+            await client.models.list()
+        elapsed = time.monotonic() - started
+
+    assert chaos.state(Upstream.OPENAI).requests == 3  # the first try and two retries
+    assert 0.2 <= elapsed < 1.0  # waited retry-after-ms twice, not the SDK's own backoff
+
+
+async def _chunk_times(client: openai.AsyncOpenAI) -> list[float]:
+    """When each chunk of a streamed completion arrived, in seconds since the request was sent."""
+    started = time.monotonic()
+    stream = await client.chat.completions.create(model="m", messages=USER, stream=True)
+    return [time.monotonic() - started async for _ in stream]
+
+
+async def test_slow_stream_spaces_the_chunks(openai_client: openai.AsyncOpenAI, chaos: Chaos) -> None:
+    chaos.set(Upstream.OPENAI, SlowStream(chunk_delay_s=0.04))
+
+    times = await _chunk_times(openai_client)
+
+    assert len(times) == CHUNKS
+    assert times[-1] >= (CHUNKS - 1) * 0.04  # the server waited before every chunk but the first
+    gaps = sorted(later - earlier for earlier, later in itertools.pairwise(times))
+    assert gaps[len(gaps) // 2] >= 0.03  # and spread the waits out (a client hiccup may bunch two chunks)
+
+
+async def test_stream_faults_leave_plain_answers_alone(openai_client: openai.AsyncOpenAI, chaos: Chaos) -> None:
+    chaos.set(Upstream.OPENAI, StallStream(after_chunks=0))
+
+    completion = await asyncio.wait_for(
+        openai_client.chat.completions.create(model="m", messages=USER),
+        timeout=2,
+    )
+
+    assert completion.choices[0].finish_reason == "stop"
+
+
+async def test_a_timed_stall_pauses_then_finishes_the_stream(openai_client: openai.AsyncOpenAI, chaos: Chaos) -> None:
+    chaos.set(Upstream.OPENAI, StallStream(after_chunks=2, stall_s=0.3))
+
+    times = await _chunk_times(openai_client)
+
+    assert len(times) == CHUNKS
+    assert times[2] >= 0.3  # the third chunk waited for the stall
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert gaps.index(max(gaps)) == 1  # between the second and the third chunk
+
+
+async def test_an_open_stall_holds_until_the_client_gives_up(url: str, chaos: Chaos) -> None:
+    chaos.set(Upstream.OPENAI, StallStream(after_chunks=2))
+    received: list[object] = []
+
+    async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="test", max_retries=0, timeout=0.3) as client:
+        stream = await client.chat.completions.create(model="m", messages=USER, stream=True)
+        assert chaos.state(Upstream.OPENAI).in_flight == 1
+        with pytest.raises(openai.APITimeoutError):
+            await _collect(stream, received)
+
+    assert len(received) == 2
+    for _ in range(100):  # the server notices the client left and ends the stalled stream
+        if chaos.state(Upstream.OPENAI).in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert chaos.state(Upstream.OPENAI).in_flight == 0
+
+
+async def test_anthropic_stream_stall_surfaces_as_a_raw_httpx2_timeout(url: str, chaos: Chaos) -> None:
+    chaos.set(Upstream.ANTHROPIC, StallStream(after_chunks=2))
+    events: list[str] = []
+
+    async with anthropic.AsyncAnthropic(base_url=url, api_key="test", max_retries=0, timeout=0.3) as client:
+        # anthropic 2.x does not wrap errors raised while a stream is read: a breaker that wants to
+        # count them must classify httpx2 exceptions too, not only anthropic.APIError.
+        with pytest.raises(httpx2.ReadTimeout):
+            await _collect_event_types(client, events)
+
+    assert events == ["message_start", "content_block_start"]
+
+
+async def test_a_fault_clears_itself_after_for_s(openai_client: openai.AsyncOpenAI, chaos: Chaos) -> None:
+    chaos.set(Upstream.OPENAI, Outage(for_s=0.4))
+
+    with pytest.raises(openai.InternalServerError):
+        await openai_client.models.list()
+    assert chaos.state(Upstream.OPENAI).expires_in_s is not None
+    await asyncio.sleep(0.45)
+    await openai_client.models.list()
+
+    state = chaos.state(Upstream.OPENAI)
+    assert state.fault is None
+    assert state.expires_in_s is None
+    assert (state.requests, state.failed) == (2, 1)
+
+
+async def test_faults_on_several_upstreams_at_once(
+    openai_client: openai.AsyncOpenAI,
+    anthropic_client: anthropic.AsyncAnthropic,
+    qdrant: AsyncQdrantClient,
+    chaos: Chaos,
+) -> None:
+    chaos.set(Upstream.OPENAI, Outage())
+    chaos.set(Upstream.ANTHROPIC, RateLimit(retry_after_s=1))
+
+    with pytest.raises(openai.InternalServerError):
+        await openai_client.models.list()
+    with pytest.raises(anthropic.RateLimitError):
+        await anthropic_client.messages.create(model="claude-fake", max_tokens=8, messages=CLAUDE_USER)
+    await qdrant.get_collections()
+    chaos.clear(Upstream.OPENAI)
+    await openai_client.models.list()
+
+    assert chaos.state(Upstream.ANTHROPIC).fault == RateLimit(retry_after_s=1)

@@ -1,0 +1,297 @@
+"""The httpx and httpx2 transports, driven through the real openai, anthropic and qdrant-client
+SDKs against the fake upstreams (real JSON, SSE streams and error formats on loopback)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import anthropic
+import httpx
+import httpx2
+import openai
+import pytest
+from qdrant_client import AsyncQdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException
+
+from breaker import (
+    Alternate,
+    BreakerConfig,
+    BreakerRegistry,
+    CircuitOpenError,
+    FallbackChain,
+    RejectionReason,
+    State,
+    rejection_in,
+)
+from breaker.integrations import Route, Router, StreamLimits, StreamStalledError
+from breaker.integrations import httpx as bhttpx
+from breaker.integrations import httpx2 as bhttpx2
+from breaker.presets import llm_http
+from demo.upstreams import (
+    CONTEXT_OVERFLOW_MARKER,
+    Chaos,
+    ErrorRate,
+    Outage,
+    RateLimit,
+    StallStream,
+    Upstream,
+    UpstreamServer,
+)
+
+MESSAGES = [{"role": "user", "content": "what is a circuit breaker?"}]
+
+
+@dataclass
+class Stack:
+    registry: BreakerRegistry
+    router: Router
+    url: str
+    chaos: Chaos
+
+    def requests(self, upstream: Upstream) -> int:
+        return self.chaos.state(upstream).requests
+
+
+@pytest.fixture
+def stack(upstreams: UpstreamServer, chaos: Chaos) -> Stack:
+    config = BreakerConfig(minimum_calls=4, sliding_window_size=4, wait_in_open=30.0, classifier=llm_http())
+    registry = BreakerRegistry()
+    registry.service("openai", config)
+    registry.endpoint("openai.chat", config)
+    registry.endpoint("openai.embeddings", config)
+    registry.service("anthropic", config)
+    registry.endpoint("anthropic.messages", config)
+    registry.service("qdrant", config)
+    registry.endpoint("qdrant.search", config)
+    host = "127.0.0.1"
+    router = Router(
+        [
+            Route(registry["openai.chat"], host=host, path="/v1/chat/completions"),
+            Route(registry["openai.embeddings"], host=host, path="/v1/embeddings"),
+            Route(registry["anthropic.messages"], host=host, path="/v1/messages"),
+            Route(registry["qdrant.search"], host=host, path=re.compile(r"/collections/[^/]+/points/(search|query)")),
+            Route(registry["qdrant"], host=host, path="/collections"),
+        ]
+    )
+    return Stack(registry, router, upstreams.url, chaos)
+
+
+def openai_client(stack: Stack, **transport: object) -> openai.AsyncOpenAI:
+    http = httpx2.AsyncClient(transport=bhttpx2.AsyncBreakerTransport(stack.router, **transport))  # type: ignore[arg-type]
+    return openai.AsyncOpenAI(base_url=f"{stack.url}/v1", api_key="test", max_retries=0, http_client=http)
+
+
+def anthropic_client(stack: Stack, **transport: object) -> anthropic.AsyncAnthropic:
+    http = httpx2.AsyncClient(transport=bhttpx2.AsyncBreakerTransport(stack.router, **transport))  # type: ignore[arg-type]
+    return anthropic.AsyncAnthropic(base_url=stack.url, api_key="test", max_retries=0, http_client=http)
+
+
+@pytest.fixture
+async def oai(stack: Stack) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai_client(stack) as client:
+        yield client
+
+
+@pytest.fixture
+async def claude(stack: Stack) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    async with anthropic_client(stack) as client:
+        yield client
+
+
+def totals(stack: Stack, name: str) -> tuple[int, int, int]:
+    t = stack.registry[name].snapshot().totals
+    return t.successes, t.failures, t.ignored
+
+
+class TestOpenAI:
+    async def test_requests_count_in_their_endpoint_and_service(self, stack: Stack, oai: openai.AsyncOpenAI) -> None:
+        chat = await oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # type: ignore[arg-type]
+        assert "what is a circuit breaker?" in (chat.choices[0].message.content or "")
+        embedded = await oai.embeddings.create(model="text-embedding-3-small", input="hello", encoding_format="float")
+        assert len(embedded.data[0].embedding) > 0
+        assert totals(stack, "openai.chat") == (1, 0, 0)
+        assert totals(stack, "openai.embeddings") == (1, 0, 0)
+        assert totals(stack, "openai") == (2, 0, 0)
+
+    async def test_an_outage_opens_the_breaker_and_then_no_call_reaches_the_provider(
+        self, stack: Stack, oai: openai.AsyncOpenAI
+    ) -> None:
+        stack.chaos.set(Upstream.OPENAI, Outage())
+        for _ in range(4):
+            with pytest.raises(openai.InternalServerError):
+                await oai.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert stack.registry["openai.chat"].state is State.OPEN
+        assert stack.registry["openai"].state is State.OPEN  # the service saw the same four failures
+        reached = stack.requests(Upstream.OPENAI)
+        # openai 3.x lets the transport's rejection through as is (neither wrapped nor retried).
+        with pytest.raises(CircuitOpenError) as info:
+            await oai.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert info.value.breaker_name == "openai.chat"
+        assert info.value.reason is RejectionReason.OPEN
+        assert stack.requests(Upstream.OPENAI) == reached  # fail fast: nothing was sent
+        assert stack.registry["openai.chat"].snapshot().totals.failures_by_type == {"503": 4}
+
+    async def test_dropped_connections_are_failures(self, stack: Stack, oai: openai.AsyncOpenAI) -> None:
+        stack.chaos.set(Upstream.OPENAI, Outage(mode="reset"))
+        with pytest.raises(openai.APIConnectionError) as info:
+            await oai.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert rejection_in(info.value) is None
+        assert stack.registry["openai.chat"].snapshot().totals.failures_by_type == {"connection_error": 1}
+
+    async def test_a_429_opens_for_its_retry_after(self, stack: Stack, oai: openai.AsyncOpenAI) -> None:
+        stack.chaos.set(Upstream.OPENAI, RateLimit(retry_after_s=7))
+        with pytest.raises(openai.RateLimitError):
+            await oai.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        snap = stack.registry["openai.chat"].snapshot()
+        assert snap.state is State.OPEN
+        assert snap.open_remaining == pytest.approx(7, abs=0.5)
+
+    async def test_a_callers_bad_request_is_not_an_outage(self, stack: Stack, oai: openai.AsyncOpenAI) -> None:
+        long_prompt = [{"role": "user", "content": CONTEXT_OVERFLOW_MARKER}]
+        for _ in range(6):
+            with pytest.raises(openai.BadRequestError) as info:
+                await oai.chat.completions.create(model="m", messages=long_prompt)  # type: ignore[arg-type]
+            assert info.value.code == "context_length_exceeded"
+        assert stack.registry["openai.chat"].state is State.CLOSED
+        assert totals(stack, "openai.chat") == (0, 0, 6)
+
+    async def test_streams_count_when_read_to_the_end(self, stack: Stack, oai: openai.AsyncOpenAI) -> None:
+        stream = await oai.chat.completions.create(model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        assert totals(stack, "openai.chat") == (0, 0, 0)  # in flight: headers are not the answer
+        text = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+        assert "circuit breaker" in text
+        assert totals(stack, "openai.chat") == (1, 0, 0)
+
+    async def test_a_stalled_stream_fails_and_the_reader_sees_it(self, stack: Stack) -> None:
+        stack.chaos.set(Upstream.OPENAI, StallStream(after_chunks=2, stall_s=5))
+        async with openai_client(stack, stream_limits=StreamLimits(chunk_gap_timeout=0.2)) as client:
+            stream = await client.chat.completions.create(model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+            with pytest.raises(Exception) as info:  # noqa: PT011 - the SDK may wrap it; the chain is checked below
+                async for _ in stream:
+                    pass
+        error = info.value
+        while (not isinstance(error, StreamStalledError) and error.__cause__) or error.__context__:
+            if isinstance(error, StreamStalledError):
+                break
+            error = error.__cause__ or error.__context__  # type: ignore[assignment]
+        assert isinstance(error, StreamStalledError)
+        assert stack.registry["openai.chat"].snapshot().totals.failures_by_type == {"stream_stalled": 1}
+
+    async def test_a_reader_that_stops_early(self, stack: Stack, oai: openai.AsyncOpenAI) -> None:
+        stream = await oai.chat.completions.create(model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        async for _ in stream:
+            break
+        await stream.close()
+        assert totals(stack, "openai.chat") == (1, 0, 0)  # it answered: a success
+        stream = await oai.chat.completions.create(model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        await stream.close()
+        assert totals(stack, "openai.chat") == (1, 0, 1)  # closed before any chunk: nothing
+
+    async def test_slowness_is_judged_by_the_first_chunk(self, stack: Stack) -> None:
+        from demo.upstreams import SlowStream
+
+        stack.chaos.set(Upstream.OPENAI, SlowStream(chunk_delay_s=0.05))
+        stack.registry.endpoint(
+            "openai.slow-judge", BreakerConfig(slow_call_duration=0.2), service="openai"
+        )  # a strict endpoint just for this test
+        judge = Router([Route(stack.registry["openai.slow-judge"], path="/v1/chat/completions")])
+        http = httpx2.AsyncClient(transport=bhttpx2.AsyncBreakerTransport(judge))
+        async with openai.AsyncOpenAI(base_url=f"{stack.url}/v1", api_key="t", max_retries=0, http_client=http) as c:
+            stream = await c.chat.completions.create(model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+            chunks = [chunk async for chunk in stream]
+        assert len(chunks) > 5  # the whole stream took longer than 0.2 s...
+        snap = stack.registry["openai.slow-judge"].snapshot()
+        assert (snap.totals.successes, snap.totals.slow) == (1, 0)  # ...but its first chunk came fast
+
+
+class TestAnthropic:
+    async def test_messages_and_streams(self, stack: Stack, claude: anthropic.AsyncAnthropic) -> None:
+        message = await claude.messages.create(model="claude-fake", max_tokens=100, messages=MESSAGES)  # type: ignore[arg-type]
+        assert message.content[0].type == "text"
+        async with claude.messages.stream(model="claude-fake", max_tokens=100, messages=MESSAGES) as stream:  # type: ignore[arg-type]
+            text = "".join([t async for t in stream.text_stream])
+        assert "circuit breaker" in text
+        assert totals(stack, "anthropic.messages") == (2, 0, 0)
+
+    async def test_overloaded_is_a_failure(self, stack: Stack, claude: anthropic.AsyncAnthropic) -> None:
+        stack.chaos.set(Upstream.ANTHROPIC, ErrorRate(rate=1.0))
+        with pytest.raises(anthropic.OverloadedError):
+            await claude.messages.create(model="claude-fake", max_tokens=10, messages=MESSAGES)  # type: ignore[arg-type]
+        assert stack.registry["anthropic.messages"].snapshot().totals.failures_by_type == {"529": 1}
+
+
+async def test_openai_falls_back_to_anthropic(
+    stack: Stack, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
+) -> None:
+    """The chain in the mission: OpenAI chat, then Anthropic messages behind its own breaker."""
+
+    async def ask_openai(question: str) -> str:
+        chat = await oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": question}])
+        return chat.choices[0].message.content or ""
+
+    async def ask_anthropic(question: str) -> str:
+        message = await claude.messages.create(
+            model="claude-fake", max_tokens=200, messages=[{"role": "user", "content": question}]
+        )
+        block = message.content[0]
+        return block.text if block.type == "text" else ""
+
+    # The SDK calls go through the endpoint breakers in the transport; the chain's own breaker
+    # (answer) sees the SDK's errors, and rejections found in their chain.
+    answer = stack.registry.feature("answer", fallback=[Alternate(ask_anthropic, name="anthropic")]).chain
+    assert isinstance(answer, FallbackChain)
+    assert "openai" in await answer.acall(ask_openai, "hello")
+    stack.chaos.set(Upstream.OPENAI, Outage())
+    for _ in range(6):
+        assert "anthropic" in await answer.acall(ask_openai, "hello")
+    assert stack.registry["openai.chat"].state is State.OPEN
+    assert stack.requests(Upstream.OPENAI) == 4  # after the trip, OpenAI was not called again
+
+
+class TestQdrant:
+    async def test_search_through_httpx_transport(self, stack: Stack) -> None:
+        client = AsyncQdrantClient(
+            url=stack.url, check_compatibility=False, transport=bhttpx.AsyncBreakerTransport(stack.router)
+        )
+        try:
+            await client.create_collection(
+                "docs", vectors_config=models.VectorParams(size=4, distance=models.Distance.COSINE)
+            )
+            await client.upsert(
+                "docs", points=[models.PointStruct(id=1, vector=[1, 0, 0, 0], payload={"title": "breakers"})]
+            )
+            found = await client.query_points("docs", query=[1, 0, 0, 0], limit=1, with_payload=True)
+            assert found.points[0].payload == {"title": "breakers"}
+            assert totals(stack, "qdrant.search") == (1, 0, 0)
+            assert totals(stack, "qdrant") == (3, 0, 0)  # collection calls count for the service
+            stack.chaos.set(Upstream.QDRANT, Outage())
+            for _ in range(4):
+                with pytest.raises(Exception):  # noqa: B017, PT011 - qdrant-client's own UnexpectedResponse
+                    await client.query_points("docs", query=[1, 0, 0, 0], limit=1)
+            with pytest.raises(ResponseHandlingException) as info:
+                await client.query_points("docs", query=[1, 0, 0, 0], limit=1)
+            assert isinstance(rejection_in(info.value), CircuitOpenError)
+        finally:
+            await client.close()
+
+
+def test_sync_clients(stack: Stack) -> None:
+    http = httpx2.Client(transport=bhttpx2.BreakerTransport(stack.router))
+    with openai.OpenAI(base_url=f"{stack.url}/v1", api_key="t", max_retries=0, http_client=http) as client:
+        chat = client.chat.completions.create(model="m", messages=MESSAGES)  # type: ignore[arg-type]
+        assert chat.choices[0].message.content
+        stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        assert list(stream)
+    assert totals(stack, "openai.chat") == (2, 0, 0)
+    with httpx.Client(transport=bhttpx.BreakerTransport(stack.router)) as plain:
+        assert plain.get(f"{stack.url}/collections").status_code == 200
+    assert totals(stack, "qdrant") == (1, 0, 0)
+
+
+async def test_unrouted_requests_pass_through(stack: Stack) -> None:
+    async with httpx.AsyncClient(transport=bhttpx.AsyncBreakerTransport(Router([]))) as client:
+        response = await client.get(f"{stack.url}/chaos")
+    assert response.status_code == 200
+    assert all(b.snapshot().totals.calls == 0 for b in stack.registry)

@@ -1,0 +1,126 @@
+"""redis-py (asyncio) behind a breaker, against a real redis-server killed and restarted mid-run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from breaker import (
+    MISSING,
+    BreakerConfig,
+    BreakerError,
+    CachedResponse,
+    CircuitBreaker,
+    CircuitOpenError,
+    DependencyError,
+    FallbackChain,
+    MemoryCache,
+    State,
+    Static,
+)
+from breaker.integrations.redis import ProtectedRedis, RedisCache
+from tests.servers import RedisServer
+
+WINDOW = BreakerConfig(
+    sliding_window_type="time_based",
+    sliding_window_size=10,
+    minimum_calls=5,
+    failure_rate_threshold=0.5,
+    wait_in_open=0.3,
+    permitted_calls_in_half_open=2,
+)
+
+
+@pytest.fixture
+async def protected(redis_server: RedisServer) -> AsyncIterator[ProtectedRedis]:
+    client = ProtectedRedis.from_url(
+        redis_server.url, breaker=CircuitBreaker("redis", WINDOW), socket_timeout=0.5, socket_connect_timeout=0.5
+    )
+    yield client
+    await client.aclose()
+
+
+async def test_commands_and_pipelines_go_through_the_breaker(protected: ProtectedRedis) -> None:
+    await protected.set("k", "v")
+    assert await protected.get("k") == b"v"
+    async with protected.pipeline() as pipe:
+        pipe.incr("n")
+        pipe.incr("n")
+        assert await pipe.execute() == [1, 2]
+    assert protected.breaker.snapshot().totals.successes == 3
+
+
+async def test_a_bad_command_is_the_callers_mistake(protected: ProtectedRedis) -> None:
+    await protected.set("text", "not a number")
+    for _ in range(10):
+        with pytest.raises(redis.exceptions.ResponseError):
+            await protected.incr("text")
+    snap = protected.breaker.snapshot()
+    assert snap.state is State.CLOSED
+    assert (snap.totals.failures, snap.totals.ignored) == (0, 10)
+
+
+async def test_killed_server_opens_the_breaker_and_restart_closes_it(
+    redis_server: RedisServer, protected: ProtectedRedis
+) -> None:
+    breaker = protected.breaker
+    for i in range(5):
+        await protected.set(f"k{i}", i)
+    redis_server.kill()
+
+    seen: list[type[BaseException]] = []
+    for _ in range(20):
+        try:
+            await protected.get("k1")
+        except BreakerError as exc:  # the only family a caller of a protected client sees
+            seen.append(type(exc))
+    assert breaker.state is State.OPEN
+    totals = breaker.snapshot().totals
+    failures = totals.failures
+    assert failures == totals.successes == 5  # it opened on the failure that made the rate 50%
+    assert seen[:failures] == [DependencyError] * failures
+    assert set(seen[failures:]) == {CircuitOpenError}
+    assert breaker.snapshot().totals.failures_by_type == {"connection_error": failures}
+
+    redis_server.restart()
+    deadline = time.monotonic() + 10
+    while breaker.state is not State.CLOSED:
+        assert time.monotonic() < deadline, "the breaker did not close after Redis came back"
+        try:
+            await protected.get("k1")
+        except CircuitOpenError:
+            await asyncio.sleep(0.05)
+    assert await protected.set("back", 1)
+
+
+async def test_fallbacks_serve_while_redis_is_down(redis_server: RedisServer, protected: ProtectedRedis) -> None:
+    chain = FallbackChain(protected.breaker, CachedResponse(MemoryCache()), Static(None))
+
+    async def get(key: str) -> bytes | None:
+        value: bytes | None = await protected.get(key)
+        return value
+
+    await protected.set("profile", "warm")
+    assert await chain.acall(get, "profile") == b"warm"
+    redis_server.kill()
+    for _ in range(15):  # failures, then rejections: the caller gets the cached value every time
+        assert await chain.acall(get, "profile") == b"warm"
+    assert await chain.acall(get, "never-cached") is None
+    assert protected.breaker.state is State.OPEN
+
+
+async def test_redis_cache_shares_answers(redis_server: RedisServer) -> None:
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        cache = RedisCache(client, prefix="t:", ttl=60)
+        assert await cache.aget("answer") is MISSING
+        await cache.aset("answer", {"text": "42", "sources": [1, 2]})
+        assert await cache.aget("answer") == {"text": "42", "sources": [1, 2]}
+        assert 0 < await client.pttl("t:answer") <= 60_000
+    finally:
+        await client.aclose()
