@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 import math
 import sys
@@ -60,6 +59,7 @@ from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, 
 from ._exceptions import BreakerConfigError, CallTimeoutError, CircuitOpenError
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
 from ._window import CountWindow, SlidingWindow, TimeWindow
+from ._wrap import wrap_calls
 
 __all__ = ["MAX_ERROR_TYPES", "OTHER_ERROR_TYPE", "BreakerSnapshot", "CallTotals", "CircuitBreaker", "Permit"]
 
@@ -422,28 +422,7 @@ class CircuitBreaker:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a sync or async function so that every call goes through the breaker."""
-        if inspect.iscoroutinefunction(fn):
-            acall = self.acall
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await acall(fn, *args, **kwargs)
-
-            return async_wrapper
-        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
-            raise TypeError(
-                f"{self.name}: cannot decorate generator function {fn.__qualname__!r}; "
-                "wrap the code that consumes it with `with breaker:` / `async with breaker:`"
-            )
-        if not callable(fn):
-            raise TypeError(f"{self.name}: cannot decorate {fn!r}, it is not callable")
-        call = self.call
-
-        @functools.wraps(fn)
-        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return call(fn, *args, **kwargs)
-
-        return sync_wrapper
+        return wrap_calls(fn, self.acall, self.call, self.name)
 
     def __enter__(self) -> CircuitBreaker:
         gen = self._closed_gen

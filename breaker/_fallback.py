@@ -17,7 +17,6 @@ provider would refuse the same bad request, and a caller who gave up wants no an
 
 from __future__ import annotations
 
-import functools
 import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
@@ -27,6 +26,7 @@ from ._cache import MISSING, AsyncResponseCache, ResponseCache, default_cache_ke
 from ._classify import VerdictKind
 from ._exceptions import BreakerConfigError, BreakerError, rejection_in
 from ._state import FallbackType
+from ._wrap import wrap_calls
 
 __all__ = [
     "Alternate",
@@ -298,19 +298,7 @@ class FallbackChain:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a function so that its calls go through the chain."""
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return async_wrapper
-
-        @functools.wraps(fn)
-        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return sync_wrapper
+        return wrap_calls(fn, self.acall, self.call, f"fallback chain {self.breaker.name!r}")
 
     def __repr__(self) -> str:
         return f"FallbackChain({self.breaker.name!r}, {', '.join(repr(s) for s in self.steps)})"

@@ -15,8 +15,6 @@ fallbacks are exported like every other breaker's.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -29,6 +27,7 @@ from ._events import BreakerListener
 from ._exceptions import BreakerConfigError, CircuitOpenError
 from ._fallback import FallbackChain, FallbackStep
 from ._state import Level
+from ._wrap import wrap_calls
 
 __all__ = ["Availability", "Feature", "FeatureStatus"]
 
@@ -147,19 +146,7 @@ class Feature:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a function: its calls go through the feature."""
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await self.acall(fn, *args, **kwargs)
-
-            return async_wrapper
-
-        @functools.wraps(fn)
-        def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-            return self.call(fn, *args, **kwargs)
-
-        return sync_wrapper
+        return wrap_calls(fn, self.acall, self.call, f"feature {self.name!r}")
 
     def __repr__(self) -> str:
         return f"Feature({self.name!r}, {self.availability().value})"

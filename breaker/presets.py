@@ -114,17 +114,28 @@ def _class_names(exc: BaseException) -> list[str]:
     return [cls.__name__ for cls in type(exc).__mro__]
 
 
-class _HttpExceptions(Classifier):
-    inspects_results = False
+class _ExceptionPreset(Classifier):
+    """What the exception presets share: no opinion on results, and a rejection by another
+    breaker found in the exception's chain is ignored (that breaker counts it)."""
 
-    def __init__(self, auth: AuthPolicy) -> None:
-        self.auth = auth
+    inspects_results = False
 
     def __call__(self, exc: BaseException | None, result: Any) -> Verdict | None:
         if exc is None:
             return None
         if rejection_in(exc) is not None:
-            return IGNORED  # another breaker rejected it and counts it; this one learnt nothing
+            return IGNORED
+        return self.classify(exc)
+
+    def classify(self, exc: BaseException) -> Verdict | None:
+        raise NotImplementedError
+
+
+class _HttpExceptions(_ExceptionPreset):
+    def __init__(self, auth: AuthPolicy) -> None:
+        self.auth = auth
+
+    def classify(self, exc: BaseException) -> Verdict | None:
         status = getattr(exc, "status_code", None)
         if isinstance(status, int) and not isinstance(status, bool):
             response = getattr(exc, "response", None)
@@ -193,17 +204,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return found
 
 
-class _RedisErrors(Classifier):
+class _RedisErrors(_ExceptionPreset):
     """redis-py: connection errors, timeouts, loading and cluster-down fail; a command Redis
     refused (``ResponseError``: wrong type, unknown command) is the caller's mistake."""
 
-    inspects_results = False
-
-    def __call__(self, exc: BaseException | None, result: Any) -> Verdict | None:
-        if exc is None:
-            return None
-        if rejection_in(exc) is not None:
-            return IGNORED
+    def classify(self, exc: BaseException) -> Verdict | None:
         names = _class_names(exc)
         from_redis = type(exc).__module__.startswith("redis")
         if "AuthenticationError" in names or "AuthenticationWrongNumberOfArgsError" in names:
@@ -242,18 +247,12 @@ _PG_NAMED = {
 }
 
 
-class _PostgresErrors(Classifier):
+class _PostgresErrors(_ExceptionPreset):
     """asyncpg and SQLAlchemy: SQLSTATE classes 08, 53, 57, 58, XX fail (connection lost, too many
     connections, admin shutdown); integrity, syntax, data and transaction-conflict errors (23, 42,
     22, 40...) are the caller's. Connection errors without a SQLSTATE fail too."""
 
-    inspects_results = False
-
-    def __call__(self, exc: BaseException | None, result: Any) -> Verdict | None:
-        if exc is None:
-            return None
-        if rejection_in(exc) is not None:
-            return IGNORED
+    def classify(self, exc: BaseException) -> Verdict | None:
         chain = _chain(exc)
         for item in chain:
             sqlstate = getattr(item, "sqlstate", None) or getattr(item, "pgcode", None)

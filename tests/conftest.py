@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from demo.upstreams import Chaos, UpstreamServer, create_app
 
 # Real servers (Redis, PostgreSQL, Prometheus, Alertmanager) for the tests that need them.
 pytest_plugins = ["tests.servers"]
@@ -15,3 +19,17 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="session")
+def upstream_chaos() -> Chaos:
+    """The fault controls of the session's fake upstreams (seeded: error rates are repeatable)."""
+    return Chaos(seed=7)
+
+
+@pytest.fixture(scope="session")
+def upstream_server(upstream_chaos: Chaos) -> Iterator[UpstreamServer]:
+    """Fake OpenAI, Anthropic and Qdrant, one server for the session; tests that need other
+    settings start their own. Reset ``upstream_chaos`` in a function-scoped fixture."""
+    with UpstreamServer(create_app(chaos=upstream_chaos, max_prompt_chars=2000)) as running:
+        yield running

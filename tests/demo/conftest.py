@@ -8,25 +8,24 @@ instead of being passed through.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import anthropic
 import openai
 import pytest
 from qdrant_client import AsyncQdrantClient
 
-from demo.upstreams import Chaos, UpstreamServer, create_app
+from demo.upstreams import Chaos, UpstreamServer
 
 
 @pytest.fixture(scope="session")
-def chaos() -> Chaos:
-    return Chaos(seed=7)
+def chaos(upstream_chaos: Chaos) -> Chaos:
+    return upstream_chaos
 
 
 @pytest.fixture(scope="session")
-def server(chaos: Chaos) -> Iterator[UpstreamServer]:
-    with UpstreamServer(create_app(chaos=chaos, max_prompt_chars=2000)) as running:
-        yield running
+def server(upstream_server: UpstreamServer) -> UpstreamServer:
+    return upstream_server
 
 
 @pytest.fixture

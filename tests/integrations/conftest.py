@@ -1,31 +1,18 @@
-"""Fake upstreams for the integration tests: one server per session, healthy at each test's start."""
+"""The session's fake upstreams, healthy and with zeroed counters at each test's start."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from demo.upstreams import Chaos, UpstreamServer, create_app
-
-
-@pytest.fixture(scope="session")
-def _upstreams_chaos() -> Chaos:
-    return Chaos(seed=11)
-
-
-@pytest.fixture(scope="session")
-def _upstreams_server(_upstreams_chaos: Chaos) -> Iterator[UpstreamServer]:
-    with UpstreamServer(create_app(chaos=_upstreams_chaos, max_prompt_chars=2000)) as running:
-        yield running
+from demo.upstreams import Chaos, UpstreamServer
 
 
 @pytest.fixture
-def chaos(_upstreams_chaos: Chaos) -> Chaos:
-    _upstreams_chaos.reset()
-    return _upstreams_chaos
+def chaos(upstream_chaos: Chaos) -> Chaos:
+    upstream_chaos.reset()
+    return upstream_chaos
 
 
 @pytest.fixture
-def upstreams(_upstreams_server: UpstreamServer, chaos: Chaos) -> UpstreamServer:
-    return _upstreams_server
+def upstreams(upstream_server: UpstreamServer, chaos: Chaos) -> UpstreamServer:
+    return upstream_server
