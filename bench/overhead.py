@@ -39,6 +39,10 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results" / "overhead.json"
 OURS = "breakerpanel"
 OURS_HTTPX = "breakerpanel+httpx"
+OURS_EXPORTER = "breakerpanel+exporter"
+# The exporter's target: ours with it attached at most this many times ours without, per path.
+EXPORTER_TARGET_RATIO = 1.5
+_keep_alive: list[object] = []  # telemetry objects live as long as their cases
 PEERS = ("pybreaker", "aiobreaker", "purgatory", "circuitbreaker")
 # Ours at most this share of the fastest peer's overhead, per mode and path.
 TARGET_RATIO = 0.8
@@ -210,6 +214,43 @@ async def build_cases() -> list[Case]:
                 pass
 
     add(OURS, OURS, "async", ours_async_closed, ours_async_rejected, "await breaker.acall(fn)")
+
+    # --- ours with the exporter attached (durations counted into histograms on every call)
+    from exporter import BreakerTelemetry
+
+    exported, exported_open = CircuitBreaker("exported", config), CircuitBreaker("exported-open", config)
+    telemetry = BreakerTelemetry(exported, exported_open, service_name="bench", otlp=False)
+    await _trip_async(lambda: exported_open.acall(abroken))
+
+    async def exported_closed(n: int) -> None:
+        acall = exported.acall
+        for _ in range(n):
+            await acall(awork)
+
+    async def exported_rejected(n: int) -> None:
+        acall = exported_open.acall
+        for _ in range(n):
+            try:
+                await acall(awork)
+            except Exception:
+                pass
+
+    def exported_sync_closed(n: int) -> None:
+        call = exported.call
+        for _ in range(n):
+            call(work)
+
+    def exported_sync_rejected(n: int) -> None:
+        call = exported_open.call
+        for _ in range(n):
+            try:
+                call(work)
+            except Exception:
+                pass
+
+    add(OURS_EXPORTER, OURS, "async", exported_closed, exported_rejected, "await breaker.acall(fn), exported")
+    add(OURS_EXPORTER, OURS, "sync", exported_sync_closed, exported_sync_rejected, "breaker.call(fn), exported")
+    _keep_alive.append(telemetry)
     assert ours_sync_open.state.value == "open"
     assert ours_async_open.state.value == "open"
 
@@ -446,28 +487,47 @@ async def run(
 
 async def run_http(url: str, quick: bool, requests: int | None, repeats: int | None) -> list[Row]:
     """Rows for httpx through our transport against bare httpx: overhead_ns is what ours adds
-    per request (the bare rows carry 0)."""
+    per request (the bare rows carry 0).
+
+    A request to a local server takes a few hundred microseconds and drifts by more than the
+    transport adds, so the two are measured in alternating small batches and the overhead is the
+    median of the paired differences (drift cancels within a pair)."""
     cases, close = build_http_cases(url)
-    requests = requests or (500 if quick else 2_000)
-    repeats = repeats or (7 if quick else 11)
+    batch = requests or 100
+    pairs = repeats or (25 if quick else 61)
+    by_key = {(c.library, c.mode): c for c in cases}
+    rows: list[Row] = []
     try:
-        samples = await _sample(cases, requests, repeats, warmup=min(50, requests))
+        for case in cases:
+            await measure(case, min(20, batch))  # warm up the connections
+        for mode in ("sync", "async"):
+            bare, ours = by_key[("httpx", mode)], by_key[(OURS_HTTPX, mode)]
+            bare_times, ours_times, differences = [], [], []
+            for i in range(pairs):
+                first, second = (bare, ours) if i % 2 == 0 else (ours, bare)  # alternate who goes first
+                a = await measure(first, batch)
+                b = await measure(second, batch)
+                t_bare, t_ours = (a, b) if first is bare else (b, a)
+                bare_times.append(t_bare)
+                ours_times.append(t_ours)
+                differences.append(t_ours - t_bare)
+            rows.append(
+                Row(bare.library, bare.version, mode, "closed", round(statistics.median(bare_times), 1), 0.0, pairs)
+            )
+            rows.append(
+                Row(
+                    ours.library,
+                    ours.version,
+                    mode,
+                    "closed",
+                    round(statistics.median(ours_times), 1),
+                    round(statistics.median(differences), 1),
+                    pairs,
+                )
+            )
     finally:
         await close()
-    bare = {c.mode: samples[i] for i, c in enumerate(cases) if c.library == "httpx"}
-    return [
-        Row(
-            c.library,
-            c.version,
-            c.mode,
-            c.path,
-            round(m, 1),
-            round(m - bare[c.mode], 1) if c.library != "httpx" else 0.0,
-            repeats,
-        )
-        for i, c in enumerate(cases)
-        for m in [samples[i]]
-    ]
+    return rows
 
 
 async def _sample(cases: list[Case], calls: int, repeats: int, warmup: int) -> dict[int, float]:
@@ -531,6 +591,19 @@ def targets(rows: list[Row], library: str = OURS, baseline: str = "fastest peer"
     return results
 
 
+def exporter_targets(rows: list[Row]) -> list[tuple[str, float, bool]]:
+    """(description, ratio, holds): ours with the exporter over ours without, async closed path."""
+    results = []
+    for mode in ("async",):
+        for path in ("closed",):
+            plain = next(r for r in rows if r.library == OURS and r.mode == mode and r.path == path)
+            exported = next(r for r in rows if r.library == OURS_EXPORTER and r.mode == mode and r.path == path)
+            ratio = exported.overhead_ns / plain.overhead_ns
+            text = f"{mode} {path}: {OURS_EXPORTER} {exported.overhead_ns:.0f} ns vs {OURS} {plain.overhead_ns:.0f} ns"
+            results.append((text, ratio, ratio <= EXPORTER_TARGET_RATIO))
+    return results
+
+
 def print_table(rows: list[Row]) -> None:
     print(f"{'library':<16}{'version':<10}{'mode':<7}{'path':<8}{'median ns':>11}{'overhead ns':>13}")
     for r in sorted(rows, key=lambda r: (r.mode, r.path, r.overhead_ns)):
@@ -555,6 +628,12 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = targets(rows)
     for text, ratio, holds in verdicts:
         print(f"  {'PASS' if holds else 'FAIL'}  {ratio:.2f}x  {text}")
+    print(f"\nExporter: ours with it attached at most {EXPORTER_TARGET_RATIO}x ours without, in this run")
+    exporter_verdicts = exporter_targets(rows)
+    for text, ratio, holds in exporter_verdicts:
+        print(f"  {'PASS' if holds else 'FAIL'}  {ratio:.2f}x  {text}")
+    verdicts = verdicts + exporter_verdicts
+    print("\nTransport: what httpx through our transport adds per request")
     for mode in ("sync", "async"):
         ours = next(r for r in rows if r.library == OURS_HTTPX and r.mode == mode)
         bare = next(r for r in rows if r.library == "httpx" and r.mode == mode)

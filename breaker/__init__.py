@@ -58,6 +58,7 @@ from ._fallback import (
     should_fall_back,
 )
 from ._feature import Availability, Feature, FeatureStatus
+from ._histogram import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, Histogram, HistogramReading
 from ._registry import BreakerRegistry
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
 from ._wait import ExponentialBackoff, FixedWait, WaitStrategy
@@ -65,6 +66,8 @@ from ._window import CountWindow, SlidingWindow, TimeWindow
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "DEFAULT_DURATION_BOUNDS",
+    "DEFAULT_RECOVERY_BOUNDS",
     "IGNORED",
     "MISSING",
     "SUCCESS",
@@ -99,6 +102,8 @@ __all__ = [
     "Feature",
     "FeatureStatus",
     "FixedWait",
+    "Histogram",
+    "HistogramReading",
     "Level",
     "ManualClock",
     "MemoryCache",

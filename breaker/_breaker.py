@@ -46,6 +46,7 @@ import logging
 import math
 import sys
 import threading
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from ._clock import Clock, MonotonicClock, TimerHandle
 from ._config import DEFAULT_CONFIG, BreakerConfig
 from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged
 from ._exceptions import BreakerConfigError, CallTimeoutError, CircuitOpenError
+from ._histogram import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, Histogram, HistogramReading
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
 from ._window import CountWindow, SlidingWindow, TimeWindow
 from ._wrap import wrap_calls
@@ -106,6 +108,9 @@ _FAILURE = VerdictKind.FAILURE
 _IGNORED = VerdictKind.IGNORED
 _RATE_LIMITED = VerdictKind.RATE_LIMITED
 _CANCELLED = Verdict(VerdictKind.IGNORED, error_type="cancelled")
+_SUCCESS_OUTCOME = Outcome.SUCCESS
+_FAILURE_OUTCOME = Outcome.FAILURE
+_IGNORED_OUTCOME = Outcome.IGNORED
 _TIMEOUT = failure("timeout")
 
 
@@ -116,7 +121,8 @@ class CallTotals:
     successes: int
     failures: int
     ignored: int
-    slow: int
+    slow_successes: int
+    slow_failures: int
     rejected: dict[RejectionReason, int]
     failures_by_type: dict[str, int]
     transitions: dict[tuple[State, State], int]
@@ -127,6 +133,11 @@ class CallTotals:
     def calls(self) -> int:
         """Calls that ran (successes, failures and ignored); rejections not included."""
         return self.successes + self.failures + self.ignored
+
+    @property
+    def slow(self) -> int:
+        """Slow calls, successful or failed (ignored calls are never slow)."""
+        return self.slow_successes + self.slow_failures
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +199,7 @@ class CircuitBreaker:
 
     __slots__ = (
         "__weakref__",
+        "_call_listeners",
         "_children",
         "_classifier",
         "_classify_results",
@@ -196,6 +208,7 @@ class CircuitBreaker:
         "_cm_stack",
         "_consecutive",
         "_consecutive_threshold",
+        "_durations",
         "_failure_rate_threshold",
         "_failures",
         "_failures_by_type",
@@ -205,6 +218,7 @@ class CircuitBreaker:
         "_half_open_failures",
         "_half_open_in_flight",
         "_half_open_slow",
+        "_left_closed_at",
         "_listeners",
         "_lock",
         "_min_calls",
@@ -212,13 +226,16 @@ class CircuitBreaker:
         "_n_ignored",
         "_n_other_successes",
         "_n_rejected",
-        "_n_slow",
+        "_n_slow_failures",
+        "_n_slow_successes",
         "_now",
         "_ok",
         "_ok_at_last_failure",
+        "_ok_durations",
         "_open_attempts",
         "_open_until",
         "_parent",
+        "_recovery",
         "_rejected_open",
         "_slow",
         "_slow_call_duration",
@@ -281,6 +298,7 @@ class CircuitBreaker:
         self._now: Callable[[], float] = self._clock.now
         self._lock = threading.Lock()
         self._listeners: tuple[BreakerListener, ...] = tuple(listeners)
+        self._call_listeners = tuple(item for item in self._listeners if _wants_calls(item))
 
         self._window: SlidingWindow = (
             TimeWindow(config.sliding_window_size)
@@ -309,7 +327,14 @@ class CircuitBreaker:
         self._n_other_successes = 0  # probes, and results that arrived after a state change
         self._n_failures = 0
         self._n_ignored = 0
-        self._n_slow = 0
+        self._n_slow_successes = 0
+        self._n_slow_failures = 0
+        # Durations by outcome, when an exporter asked for them (enable_duration_histograms);
+        # successes through the hot path go to _ok_durations.
+        self._durations: dict[Outcome, Histogram] | None = None
+        self._ok_durations: Histogram | None = None
+        self._recovery = Histogram(DEFAULT_RECOVERY_BOUNDS)
+        self._left_closed_at: float | None = None
         self._rejected_open = 0  # like _ok, incremented without the lock
         self._n_rejected: dict[RejectionReason, int] = dict.fromkeys(RejectionReason, 0)
         self._failures_by_type: dict[str, int] = {}
@@ -377,6 +402,11 @@ class CircuitBreaker:
         end = now()
         if start >= self._span_start and end < self._span_end:
             self._ok += 1
+            histogram = self._ok_durations
+            if histogram is not None:  # inlined Histogram.record: a method call would cost more
+                duration = end - start
+                histogram.counts[bisect_left(histogram.bounds, duration)] += 1
+                histogram.sum += duration
         else:
             self._record_return(gen, start, end, result, sync=False)
         return result
@@ -410,6 +440,11 @@ class CircuitBreaker:
         end = now()
         if start >= self._span_start and end < self._span_end:
             self._ok += 1
+            histogram = self._ok_durations
+            if histogram is not None:  # inlined Histogram.record: a method call would cost more
+                duration = end - start
+                histogram.counts[bisect_left(histogram.bounds, duration)] += 1
+                histogram.sum += duration
         else:
             self._record_return(gen, start, end, result, sync=True)
         return result
@@ -671,12 +706,19 @@ class CircuitBreaker:
             else:
                 self._n_failures += 1
                 self._count_error_type(verdict.error_type or "failure")
+            outcome = (
+                _SUCCESS_OUTCOME if kind is _SUCCESS else _IGNORED_OUTCOME if kind is _IGNORED else _FAILURE_OUTCOME
+            )
             if slow:
-                self._n_slow += 1
+                if kind is _SUCCESS:
+                    self._n_slow_successes += 1
+                else:
+                    self._n_slow_failures += 1
+            if self._durations is not None:
+                self._durations[outcome].record(duration)
         if change is not None:
             self._publish_changes([change])
-        if self._listeners:
-            outcome = Outcome.SUCCESS if kind is _SUCCESS else Outcome.IGNORED if kind is _IGNORED else Outcome.FAILURE
+        if self._call_listeners:
             self._emit("call_recorded", CallRecorded(self, outcome, verdict.error_type, duration, slow, counted))
 
     def _count_error_type(self, error_type: str) -> None:
@@ -741,7 +783,7 @@ class CircuitBreaker:
             self._state is not _CLOSED
             or armed
             or self._parent is not None
-            or self._listeners
+            or self._call_listeners
             or self._classify_results
             or _FREE_THREADED
         ):
@@ -828,6 +870,12 @@ class CircuitBreaker:
         self._clear_window(now)
         key = (previous, new)
         self._transitions[key] = self._transitions.get(key, 0) + 1
+        # Recovery: from leaving closed for an open state to being closed again.
+        if previous is _CLOSED and (new is _OPEN or new is _FORCED_OPEN):
+            self._left_closed_at = now
+        elif new is _CLOSED and self._left_closed_at is not None:
+            self._recovery.record(now - self._left_closed_at)
+            self._left_closed_at = None
         return (previous, new, reason, now, open_for)
 
     def _on_open_timer(self, generation: int) -> None:
@@ -906,6 +954,30 @@ class CircuitBreaker:
         if self._listeners:
             self._emit("fallback_used", FallbackUsed(self, key[0], step or key[0].value, outcome, error))
 
+    # ------------------------------------------------------------------ durations
+
+    def enable_duration_histograms(self, bounds: tuple[float, ...] = DEFAULT_DURATION_BOUNDS) -> None:
+        """Start counting call durations per outcome in buckets (an exporter calls this). Costs a
+        bucket search per call; off by default. Calling it again keeps the existing counts."""
+        with self._lock:
+            if self._durations is not None:
+                return
+            durations = {
+                outcome: Histogram(bounds) for outcome in (_SUCCESS_OUTCOME, _FAILURE_OUTCOME, _IGNORED_OUTCOME)
+            }
+            self._durations = durations
+            self._ok_durations = durations[_SUCCESS_OUTCOME]
+
+    def duration_histograms(self) -> dict[Outcome, HistogramReading]:
+        """Call durations by outcome (empty unless :meth:`enable_duration_histograms` was called)."""
+        with self._lock:
+            return {} if self._durations is None else {o: h.reading() for o, h in self._durations.items()}
+
+    def recovery_histogram(self) -> HistogramReading:
+        """Times from leaving closed (for open or forced open) to being closed again."""
+        with self._lock:
+            return self._recovery.reading()
+
     # ------------------------------------------------------------------ manual control
 
     def force_open(self, duration: float | None = None) -> None:
@@ -944,13 +1016,16 @@ class CircuitBreaker:
     def add_listener(self, listener: BreakerListener) -> None:
         with self._lock:
             self._listeners = (*self._listeners, listener)
-            self._span_start, self._span_end = math.inf, -math.inf
+            if _wants_calls(listener):
+                self._call_listeners = (*self._call_listeners, listener)
+                self._span_start, self._span_end = math.inf, -math.inf
 
     def remove_listener(self, listener: BreakerListener) -> None:
         with self._lock:
             if listener not in self._listeners:
                 raise ValueError(f"circuit breaker {self.name!r}: {listener!r} is not registered")
             self._listeners = tuple(item for item in self._listeners if item is not listener)
+            self._call_listeners = tuple(item for item in self._call_listeners if item is not listener)
             now = self._now()
             self._refresh_fast(self._window_counts(now), now)
 
@@ -1016,7 +1091,8 @@ class CircuitBreaker:
                     successes=ok + self._n_other_successes,
                     failures=self._n_failures,
                     ignored=self._n_ignored,
-                    slow=self._n_slow,
+                    slow_successes=self._n_slow_successes,
+                    slow_failures=self._n_slow_failures,
                     rejected=rejected,
                     failures_by_type=dict(self._failures_by_type),
                     transitions=dict(self._transitions),
@@ -1084,3 +1160,9 @@ class Permit:
 
     def __repr__(self) -> str:
         return f"Permit({self._breaker.name!r}, done={self._done})"
+
+
+def _wants_calls(listener: BreakerListener) -> bool:
+    """Whether a listener overrides ``call_recorded``. Only those take successes off the lock-free
+    path: a listener of state changes or rejections costs a call nothing."""
+    return getattr(type(listener), "call_recorded", None) is not BreakerListener.call_recorded

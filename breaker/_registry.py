@@ -10,7 +10,7 @@ Health endpoints, the exporter and the incident bot walk the tree through :meth:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ._breaker import CircuitBreaker
@@ -38,6 +38,7 @@ class BreakerRegistry:
     def __init__(self, *, clock: Clock | None = None, listeners: Iterable[BreakerListener] = ()) -> None:
         self.clock: Clock = clock or MonotonicClock()
         self._listeners = tuple(listeners)
+        self._watchers: list[Callable[[CircuitBreaker], None]] = []
         self._breakers: dict[str, CircuitBreaker] = {}
         self._features: dict[str, Feature] = {}
         self._lock = threading.Lock()
@@ -116,7 +117,19 @@ class BreakerRegistry:
             if breaker.name in self._breakers:
                 raise BreakerConfigError(breaker.name, "a breaker with this name is already registered")
             self._breakers[breaker.name] = breaker
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher(breaker)
         return breaker
+
+    def watch(self, callback: Callable[[CircuitBreaker], None]) -> None:
+        """Call ``callback`` with every breaker: those registered now, and each one registered
+        later (an exporter uses this to set breakers up as they appear)."""
+        with self._lock:
+            self._watchers.append(callback)
+            breakers = list(self._breakers.values())
+        for breaker in breakers:
+            callback(breaker)
 
     def add_listener(self, listener: BreakerListener) -> None:
         """Listen to every breaker, those registered later included."""

@@ -1,0 +1,29 @@
+"""exporter: breaker metrics through OpenTelemetry, named by a semantic-conventions registry.
+
+- ``exporter/semconv/``: the registry (Weaver format), the single source of truth for every metric
+  and label name; :mod:`exporter.semconv` holds the generated constants.
+- :class:`BreakerTelemetry`: a MeterProvider with the Prometheus reader (and OTLP push when the
+  ``OTEL_*`` variables ask for it), ``/metrics`` as an ASGI app or a standalone server, span
+  events for rejections, fallbacks and state changes.
+- ``exporter.adapters``: the same metrics for pybreaker, aiobreaker and purgatory breakers.
+
+The call path pays nothing beyond a bucket count: instruments are observable and read the
+breakers' own counters when Prometheus scrapes.
+"""
+
+from ._catalog import OTHER, BreakerCatalog
+from ._sources import BreakerReading, BreakerSource, CircuitBreakerSource
+from ._telemetry import SCOPE_NAME, BreakerTelemetry, otlp_configured
+from ._tracing import SpanEvents
+
+__all__ = [
+    "OTHER",
+    "SCOPE_NAME",
+    "BreakerCatalog",
+    "BreakerReading",
+    "BreakerSource",
+    "BreakerTelemetry",
+    "CircuitBreakerSource",
+    "SpanEvents",
+    "otlp_configured",
+]

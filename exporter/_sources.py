@@ -1,0 +1,106 @@
+"""What the exporter reads: one :class:`BreakerReading` per breaker per collection.
+
+Our breakers already keep cumulative counters (calls by outcome and error type, rejections by
+reason, transitions, fallbacks, duration histograms), so a reading is a copy of them taken when
+Prometheus scrapes; the call path pays nothing for telemetry beyond a bucket count. Breakers of
+other libraries (pybreaker, aiobreaker, purgatory) are read through adapters that keep the same
+counters from those libraries' listener hooks (``exporter.adapters``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from breaker import CircuitBreaker, HistogramReading
+
+__all__ = ["BreakerReading", "BreakerSource", "CircuitBreakerSource"]
+
+
+@dataclass(frozen=True)
+class BreakerReading:
+    """Everything the exporter shows about one breaker, at one instant."""
+
+    name: str
+    level: str
+    parent: str | None
+    #: Dependency attributes (``gen_ai.provider.name``...), before the exporter filters them.
+    attributes: Mapping[str, str]
+    state: str
+    successes: int = 0
+    ignored: int = 0
+    failures_by_type: Mapping[str, int] = field(default_factory=dict)
+    rejected_by_reason: Mapping[str, int] = field(default_factory=dict)
+    slow_successes: int = 0
+    slow_failures: int = 0
+    #: ``(previous state, state) -> count``.
+    transitions: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    failure_rate: float | None = None
+    slow_call_rate: float | None = None
+    failure_rate_threshold: float | None = None
+    slow_call_rate_threshold: float | None = None
+    #: ``(fallback type, outcome) -> count``.
+    fallbacks: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: Call durations by outcome.
+    durations: Mapping[str, HistogramReading] = field(default_factory=dict)
+    recovery: HistogramReading | None = None
+
+    @property
+    def activity(self) -> int:
+        """A number that grows whenever the breaker is used (for idle eviction)."""
+        return (
+            self.successes
+            + self.ignored
+            + sum(self.failures_by_type.values())
+            + sum(self.rejected_by_reason.values())
+            + sum(self.transitions.values())
+        )
+
+
+@runtime_checkable
+class BreakerSource(Protocol):
+    """Anything the exporter can read breakers from."""
+
+    @property
+    def name(self) -> str: ...
+
+    def read(self) -> BreakerReading: ...
+
+
+class CircuitBreakerSource:
+    """Reads one of our breakers (and asks it to count call durations)."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+        breaker.enable_duration_histograms()
+
+    @property
+    def name(self) -> str:
+        return self.breaker.name
+
+    def read(self) -> BreakerReading:
+        breaker = self.breaker
+        snap = breaker.snapshot()
+        totals = snap.totals
+        return BreakerReading(
+            name=snap.name,
+            level=snap.level.value,
+            parent=snap.parent,
+            attributes=breaker.attributes,
+            state=snap.state.value,
+            successes=totals.successes,
+            ignored=totals.ignored,
+            failures_by_type=totals.failures_by_type,
+            rejected_by_reason={reason.value: count for reason, count in totals.rejected.items()},
+            slow_successes=totals.slow_successes,
+            slow_failures=totals.slow_failures,
+            transitions={(a.value, b.value): n for (a, b), n in totals.transitions.items()},
+            failure_rate=snap.failure_rate,
+            slow_call_rate=snap.slow_call_rate,
+            failure_rate_threshold=snap.failure_rate_threshold,
+            slow_call_rate_threshold=snap.slow_call_rate_threshold,
+            fallbacks={(kind.value, outcome.value): n for (kind, outcome), n in totals.fallbacks.items()},
+            durations={outcome.value: reading for outcome, reading in breaker.duration_histograms().items()},
+            recovery=breaker.recovery_histogram(),
+        )

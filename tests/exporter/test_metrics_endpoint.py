@@ -1,0 +1,186 @@
+"""/metrics scraped over HTTP: the exact metric names, types and label sets of the registry."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+
+from breaker import (
+    BreakerConfig,
+    BreakerRegistry,
+    CircuitOpenError,
+    FallbackType,
+    ManualClock,
+    Static,
+    ignore_exceptions,
+)
+from exporter import BreakerTelemetry, semconv
+from tests.servers import find_free_port
+
+COMMON = {"circuit_breaker_name", "circuit_breaker_level", "circuit_breaker_parent"}
+
+
+@pytest.fixture
+def registry() -> BreakerRegistry:
+    clock = ManualClock()
+    registry = BreakerRegistry(clock=clock)
+    registry.service("openai", attributes={"gen_ai.provider.name": "openai", "server.address": "api.openai.com"})
+    registry.endpoint(
+        "openai.chat",
+        BreakerConfig(
+            minimum_calls=3, sliding_window_size=3, slow_call_duration=1.0, classifier=ignore_exceptions(KeyError)
+        ),
+        attributes={"gen_ai.operation.name": "chat"},
+    )
+    registry.feature("answer", required=["openai.chat"], fallback=[Static("sorry")])
+    registry.service("postgres", attributes={"db.system.name": "postgresql"})
+    return registry
+
+
+def drive(registry: BreakerRegistry) -> None:
+    """Successes, a slow success, an ignored call, failures up to opening, a rejection, and a
+    fallback, so that every metric has series."""
+    chat = registry["openai.chat"]
+    clock = registry.clock
+    assert isinstance(clock, ManualClock)
+
+    def slow() -> str:
+        clock.advance(1.5)
+        return "ok"
+
+    chat.call(lambda: "ok")
+    chat.call(slow)
+    with pytest.raises(KeyError):
+        chat.call(lambda: {}["missing"])
+    for _ in range(2):
+        with pytest.raises(ZeroDivisionError):
+            chat.call(lambda: 1 / 0)
+    with pytest.raises(CircuitOpenError):
+        chat.call(lambda: "rejected")
+    assert registry.get_feature("answer").call(lambda: "never") == "sorry"
+    clock.advance(120)
+    for _ in range(5):  # half-open: five successful probes close it again
+        chat.call(lambda: "probe")
+    for _ in range(3):  # enough calls in the new window for a failure rate
+        chat.call(lambda: "ok")
+
+
+@pytest.fixture
+def scraped(registry: BreakerRegistry) -> Iterator[dict[str, tuple[str, list[dict[str, str]], list[float]]]]:
+    telemetry = BreakerTelemetry(registry, service_name="assistant", environment="test", otlp=False)
+    drive(registry)
+    port = find_free_port()
+    telemetry.start_http_server(port)
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    finally:
+        telemetry.shutdown()
+    families: dict[str, tuple[str, list[dict[str, str]], list[float]]] = {}
+    for family in text_string_to_metric_families(text):
+        families[family.name] = (
+            family.type,
+            [dict(s.labels) for s in family.samples],
+            [s.value for s in family.samples],
+        )
+        for sample in family.samples:  # and each histogram series (_count, _sum, _bucket) on its own
+            if sample.name != family.name:
+                _, labels, values = families.setdefault(sample.name, (family.type, [], []))
+                labels.append(dict(sample.labels))
+                values.append(sample.value)
+    return families
+
+
+def labels_of(samples: list[dict[str, str]]) -> set[str]:
+    return {key for labels in samples for key, value in labels.items() if value != "" and key != "le"}
+
+
+def test_names_and_types_are_the_registrys(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
+    for spec in semconv.METRICS:
+        family = spec.prometheus_name.removesuffix("_total")  # the parser names counter families without it
+        assert family in scraped, f"{spec.prometheus_name} missing"
+        assert scraped[family][0] == spec.prometheus_type
+    assert "target_info" in scraped
+
+
+def test_label_sets(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
+    dependency = {"gen_ai_provider_name", "server_address", "gen_ai_operation_name", "db_system_name"}
+    for spec in semconv.METRICS:
+        family = spec.prometheus_name.removesuffix("_total")
+        labels = labels_of(scraped[family][1])
+        assert {"circuit_breaker_name", "circuit_breaker_level"} <= labels
+        assert labels - COMMON - dependency == set(spec.labels), spec.name
+    # Series are per breaker, never per request: the whole label space is small.
+    assert len(scraped["circuit_breaker_state"][1]) == 4 * 6  # 4 breakers x 6 states
+
+
+def test_values(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
+    def value(family: str, **labels: str) -> float:
+        _, samples, values = scraped[family]
+        matches = [v for s, v in zip(samples, values, strict=True) if all(s.get(k) == x for k, x in labels.items())]
+        assert len(matches) == 1, (family, labels, matches)
+        return matches[0]
+
+    chat = {"circuit_breaker_name": "openai.chat"}
+    assert value("circuit_breaker_state", circuit_breaker_state="closed", **chat) == 1
+    assert value("circuit_breaker_state", circuit_breaker_state="open", **chat) == 0
+    assert value("circuit_breaker_calls", circuit_breaker_outcome="success", **chat) == 10
+    assert value("circuit_breaker_calls", circuit_breaker_outcome="ignored", **chat) == 1
+    assert (
+        value("circuit_breaker_calls", circuit_breaker_outcome="failure", error_type="ZeroDivisionError", **chat) == 2
+    )
+    assert (
+        value(
+            "circuit_breaker_calls", circuit_breaker_outcome="rejected", circuit_breaker_rejection_reason="open", **chat
+        )
+        == 1
+    )
+    assert value("circuit_breaker_slow_calls", circuit_breaker_outcome="success", **chat) == 1
+    assert (
+        value(
+            "circuit_breaker_transitions", circuit_breaker_previous_state="closed", circuit_breaker_state="open", **chat
+        )
+        == 1
+    )
+    assert value("circuit_breaker_recovery_duration_seconds_count", **chat) == 1
+    assert value("circuit_breaker_call_duration_seconds_count", circuit_breaker_outcome="success", **chat) == 10
+    assert value("circuit_breaker_failure_rate", **chat) == 0.0
+    assert (
+        value(
+            "circuit_breaker_fallbacks",
+            circuit_breaker_name="answer",
+            circuit_breaker_fallback_type=FallbackType.STATIC.value,
+            circuit_breaker_outcome="success",
+        )
+        == 1
+    )
+    assert (
+        value(
+            "circuit_breaker_calls",
+            circuit_breaker_name="answer",
+            circuit_breaker_outcome="rejected",
+            circuit_breaker_rejection_reason="parent_open",
+        )
+        == 1
+    )
+    # The parent label names the service; dependency attributes are inherited and added to.
+    _, samples, _ = scraped["circuit_breaker_failure_rate_threshold"]
+    chat_labels = next(s for s in samples if s["circuit_breaker_name"] == "openai.chat")
+    assert chat_labels["circuit_breaker_parent"] == "openai"
+    assert chat_labels["gen_ai_provider_name"] == "openai"
+    assert chat_labels["gen_ai_operation_name"] == "chat"
+
+
+async def test_asgi_app_in_fastapi(registry: BreakerRegistry) -> None:
+    telemetry = BreakerTelemetry(registry, service_name="assistant", otlp=False)
+    app = FastAPI()
+    app.mount("/metrics", telemetry.asgi_app())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
+        response = await client.get("/metrics/")
+    telemetry.shutdown()
+    assert response.status_code == 200
+    assert "circuit_breaker_state{" in response.text
+    assert 'service_name="assistant"' in response.text  # target_info carries the resource

@@ -1,0 +1,167 @@
+"""OTLP push through the standard OTEL_* variables, span events, and the cardinality guard."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from breaker import BreakerConfig, BreakerRegistry, CircuitBreaker, CircuitOpenError, ManualClock, Static
+from exporter import OTHER, BreakerCatalog, BreakerTelemetry, otlp_configured, semconv
+from tests.servers import find_free_port
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    requests: list[ExportMetricsServiceRequest]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = ExportMetricsServiceRequest()
+        request.ParseFromString(body)
+        type(self).requests.append(request)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[tuple[str, list[ExportMetricsServiceRequest]]]:
+    received: list[ExportMetricsServiceRequest] = []
+    handler = type("Receiver", (_Receiver,), {"requests": received})
+    server = ThreadingHTTPServer(("127.0.0.1", find_free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1/metrics", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_otlp_push_follows_the_standard_variables(
+    otlp_receiver: tuple[str, list[ExportMetricsServiceRequest]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, received = otlp_receiver
+    assert not otlp_configured({})
+    assert otlp_configured({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert not otlp_configured({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_METRICS_EXPORTER": "none"})
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", url)
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # only the flush below exports
+    breaker = CircuitBreaker("redis", BreakerConfig(minimum_calls=1), attributes={"db.system.name": "redis"})
+    telemetry = BreakerTelemetry(breaker, service_name="cache", otlp=None)
+    breaker.call(lambda: "ok")
+    with pytest.raises(ZeroDivisionError):
+        breaker.call(lambda: 1 / 0)
+    try:
+        assert telemetry.meter_provider.force_flush(timeout_millis=5000)
+    finally:
+        telemetry.shutdown()
+    metrics = {
+        m.name: m
+        for request in received
+        for rm in request.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
+    absent = {
+        semconv.METRIC_CIRCUIT_BREAKER_FALLBACKS.name,  # no fallback ran
+        semconv.METRIC_CIRCUIT_BREAKER_FAILURE_RATE.name,  # the breaker opened: its new window is empty
+        semconv.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE.name,
+    }
+    assert set(metrics) == {spec.name for spec in semconv.METRICS} - absent
+    durations = metrics[semconv.METRIC_CIRCUIT_BREAKER_CALL_DURATION.name].histogram.data_points
+    assert sum(p.count for p in durations) == 2
+    resource = {a.key: a.value.string_value for a in received[0].resource_metrics[0].resource.attributes}
+    assert resource["service.name"] == "cache"
+
+
+def test_span_events_on_the_active_span() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    registry = BreakerRegistry(clock=ManualClock())
+    registry.service("openai")
+    chat = registry.endpoint("openai.chat", BreakerConfig(minimum_calls=1))
+    answer = registry.feature("answer", required=["openai.chat"], fallback=[Static("sorry")])
+    telemetry = BreakerTelemetry(registry, service_name="t", otlp=False)
+    with tracer.start_as_current_span("request"):
+        with pytest.raises(ZeroDivisionError):
+            chat.call(lambda: 1 / 0)  # opens: a state change
+        with pytest.raises(CircuitOpenError):
+            chat.call(lambda: "rejected")
+        assert answer.call(lambda: "never") == "sorry"
+    chat.force_close()  # outside any span: nothing recorded, and nothing breaks
+    (span,) = exporter.get_finished_spans()
+    events = [(e.name, dict(e.attributes or {})) for e in span.events]
+    names = [name for name, _ in events]
+    assert names == [
+        semconv.EVENT_CIRCUIT_BREAKER_STATE_CHANGE,
+        semconv.EVENT_CIRCUIT_BREAKER_REJECTION,
+        semconv.EVENT_CIRCUIT_BREAKER_REJECTION,  # the feature's own rejection (parent_open)
+        semconv.EVENT_CIRCUIT_BREAKER_FALLBACK,
+    ]
+    change = events[0][1]
+    assert change[semconv.CIRCUIT_BREAKER_NAME] == "openai.chat"
+    assert change[semconv.CIRCUIT_BREAKER_PARENT] == "openai"
+    assert (change[semconv.CIRCUIT_BREAKER_PREVIOUS_STATE], change[semconv.CIRCUIT_BREAKER_STATE]) == ("closed", "open")
+    assert events[2][1][semconv.CIRCUIT_BREAKER_REJECTION_REASON] == "parent_open"
+    assert events[3][1][semconv.CIRCUIT_BREAKER_FALLBACK_TYPE] == "static"
+    # The listener wants no per-call events: successes keep the lock-free path.
+    later = registry.service("anthropic")
+    assert telemetry.catalog.breakers()[-1] is later
+    assert later._span_start < later._span_end
+    telemetry.shutdown()
+
+
+def test_the_guard_caps_breakers_attributes_and_values(caplog: pytest.LogCaptureFixture) -> None:
+    catalog = BreakerCatalog(max_breakers=3, max_values_per_attribute=2)
+    breakers = [
+        CircuitBreaker(
+            f"tenant-{i}", BreakerConfig(minimum_calls=1), attributes={"server.address": f"h{i}", "tenant.id": str(i)}
+        )
+        for i in range(6)
+    ]
+    for b in breakers:
+        catalog.add(b)
+        b.call(lambda: "ok")
+    with caplog.at_level(logging.WARNING, logger="exporter"):
+        readings = catalog.readings()
+        catalog.end_collection()
+        catalog.readings()  # warnings once, not per collection
+    assert [r.name for r in readings] == ["tenant-0", "tenant-1", OTHER]
+    assert readings[-1].successes == 4  # the other four, summed
+    assert readings[0].attributes == {"server.address": "h0"}  # tenant.id is not in the registry
+    assert readings[1].attributes == {"server.address": "h1"}
+    values = [r.attributes.get("server.address") for r in readings[:2]]
+    assert values == ["h0", "h1"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 3
+    assert any("tenant.id" in w for w in warnings)
+    assert any("more than 3 breakers" in w for w in warnings)
+    assert any("more than 2 values" in w for w in warnings)
+
+
+def test_idle_breakers_are_evicted_until_used_again() -> None:
+    now = [0.0]
+    catalog = BreakerCatalog(evict_idle_after=60, clock=lambda: now[0])
+    busy, idle = CircuitBreaker("busy"), CircuitBreaker("idle")
+    catalog.add([busy, idle])
+    assert {r.name for r in catalog.readings()} == {"busy", "idle"}
+    for _ in range(3):
+        now[0] += 30
+        busy.call(lambda: "ok")
+        catalog.end_collection()
+        names = {r.name for r in catalog.readings()}
+    assert names == {"busy"}
+    idle.call(lambda: "back")
+    catalog.end_collection()
+    assert {r.name for r in catalog.readings()} == {"busy", "idle"}
