@@ -605,9 +605,10 @@ def exporter_targets(rows: list[Row]) -> list[tuple[str, float, bool]]:
 
 
 def print_table(rows: list[Row]) -> None:
-    print(f"{'library':<16}{'version':<10}{'mode':<7}{'path':<8}{'median ns':>11}{'overhead ns':>13}")
+    width = max(len("library"), *(len(r.library) for r in rows)) + 2
+    print(f"{'library':<{width}}{'version':<10}{'mode':<7}{'path':<8}{'median ns':>11}{'overhead ns':>13}")
     for r in sorted(rows, key=lambda r: (r.mode, r.path, r.overhead_ns)):
-        print(f"{r.library:<16}{r.version:<10}{r.mode:<7}{r.path:<8}{r.median_ns:>11.0f}{r.overhead_ns:>13.0f}")
+        print(f"{r.library:<{width}}{r.version:<10}{r.mode:<7}{r.path:<8}{r.median_ns:>11.0f}{r.overhead_ns:>13.0f}")
 
 
 def main(argv: list[str] | None = None) -> int:
