@@ -5,13 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := prometheus prometheus-alertmanager redis-server postgresql
 
-.PHONY: help venv system-deps test lint typecheck unit bench docs clean
+.PHONY: help venv system-deps test lint typecheck unit bench docs dashboards rules clean
 
 help:
 	@echo "make venv         create .venv with the project and its dev extras"
 	@echo "make test         install what is missing, then ruff, mypy and pytest"
 	@echo "make bench        run the benchmarks (results in bench/results/)"
 	@echo "make docs         regenerate the generated parts of docs/"
+	@echo "make dashboards   regenerate the Grafana dashboards' JSON from dashboards/*.dashboard.py"
+	@echo "make rules        regenerate the Prometheus rules from alert_rules/"
 
 # The venv is rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
@@ -42,6 +44,12 @@ bench: venv
 
 docs: venv
 	$(BIN)/python docs/generate.py
+
+dashboards: venv
+	$(BIN)/python -m dashboards
+
+rules: venv
+	$(BIN)/python -m alert_rules
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

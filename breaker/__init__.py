@@ -18,6 +18,7 @@ from ._breaker import BreakerSnapshot, CallTotals, CircuitBreaker, Permit
 from ._cache import MISSING, AsyncResponseCache, MemoryCache, ResponseCache, default_cache_key
 from ._classify import (
     IGNORED,
+    RATE_LIMITED_ERROR_TYPE,
     SUCCESS,
     Classifier,
     ClassifierFunc,
@@ -70,6 +71,7 @@ __all__ = [
     "DEFAULT_RECOVERY_BOUNDS",
     "IGNORED",
     "MISSING",
+    "RATE_LIMITED_ERROR_TYPE",
     "SUCCESS",
     "Alternate",
     "AsyncResponseCache",

@@ -212,6 +212,7 @@ class CircuitBreaker:
         "_failure_rate_threshold",
         "_failures",
         "_failures_by_type",
+        "_fallback_types",
         "_fallbacks",
         "_generation",
         "_half_open_calls",
@@ -340,6 +341,7 @@ class CircuitBreaker:
         self._failures_by_type: dict[str, int] = {}
         self._transitions: dict[tuple[State, State], int] = {}
         self._fallbacks: dict[tuple[FallbackType, Outcome], int] = {}
+        self._fallback_types: frozenset[FallbackType] = frozenset()
 
         self._state = _CLOSED
         self._generation = 0
@@ -937,6 +939,18 @@ class CircuitBreaker:
         return parent is not None and parent.is_rejecting()
 
     # ------------------------------------------------------------------ fallbacks
+
+    def declare_fallbacks(self, *fallback_types: FallbackType) -> None:
+        """Announce the kinds of fallback this breaker's calls may use (fallback chains do), so an
+        exporter can report them at 0 before their first use: a counter that appears at 1 loses
+        its first increment to ``rate()``."""
+        with self._lock:
+            self._fallback_types = self._fallback_types | {FallbackType(t) for t in fallback_types}
+
+    @property
+    def fallback_types(self) -> frozenset[FallbackType]:
+        """The kinds of fallback declared or used for this breaker's calls."""
+        return self._fallback_types | {kind for kind, _ in self._fallbacks}
 
     def record_fallback(
         self,

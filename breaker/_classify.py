@@ -26,6 +26,7 @@ from typing import Any, TypeAlias, final
 
 __all__ = [
     "IGNORED",
+    "RATE_LIMITED_ERROR_TYPE",
     "SUCCESS",
     "Classifier",
     "ClassifierFunc",
@@ -79,11 +80,15 @@ def failure(error_type: str) -> Verdict:
     return Verdict(VerdictKind.FAILURE, error_type=error_type)
 
 
+#: The ``error.type`` a rate-limited call is counted under (a 429 from an LLM provider, say).
+RATE_LIMITED_ERROR_TYPE = "rate_limited"
+
+
 def rate_limited(retry_after: float | None = None) -> Verdict:
     """The dependency asked us to slow down, optionally saying for how long."""
     if retry_after is not None and retry_after < 0:
         retry_after = 0.0
-    return Verdict(VerdictKind.RATE_LIMITED, error_type="rate_limited", retry_after=retry_after)
+    return Verdict(VerdictKind.RATE_LIMITED, error_type=RATE_LIMITED_ERROR_TYPE, retry_after=retry_after)
 
 
 _error_types: dict[type[BaseException], str] = {}

@@ -229,6 +229,7 @@ class FallbackChain:
         self.breaker = breaker
         self.steps: Sequence[FallbackStep] = steps
         self.when = when
+        breaker.declare_fallbacks(*(step.type for step in steps))
 
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``await breaker.acall(fn, ...)``, or a fallback's answer."""

@@ -126,13 +126,13 @@ class Feature:
             return None
         if status.availability is Availability.DEGRADED and not self.chain.steps:
             return None  # the primary path knows how to do without its optional parts
-        if status.own_breaker_open:
-            origin = self.name
-            remaining = self.breaker.snapshot().open_remaining
-        else:
-            blocking = status.open_required or status.open_optional
-            origin = blocking[0]
-            remaining = next(d for d in self.dependencies if d.name == origin).snapshot().open_remaining
+        blocking = status.open_required or status.open_optional
+        if not blocking:
+            # Only the feature's own breaker is open: it rejects the call itself, counted with its
+            # own reason (open, forced_open), and the chain serves the fallback.
+            return None
+        origin = blocking[0]
+        remaining = next(d for d in self.dependencies if d.name == origin).snapshot().open_remaining
         rejection = self.breaker.reject_for_dependency(origin, remaining)
         if not self.chain.steps:
             raise rejection

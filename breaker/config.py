@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -78,6 +78,7 @@ __all__ = [
     "FeatureSettings",
     "ServiceSettings",
     "load_config",
+    "load_yaml_model",
     "parse_duration",
 ]
 
@@ -533,6 +534,19 @@ def _problems(error: ValidationError, lines: Mapping[tuple[str, ...], int]) -> l
 
 def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> BreakersFile:
     """Read and validate a ``breakers.yaml``, with environment overrides."""
+    token = _environ.set(environ)
+    try:
+        return load_yaml_model(path, BreakersFile, expected="a mapping with defaults, services, features")
+    finally:
+        _environ.reset(token)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_yaml_model(path: str | os.PathLike[str], model: type[ModelT], *, expected: str) -> ModelT:
+    """Read a YAML file into ``model``; a :class:`ConfigFileError` lists every problem with its
+    line and key path. ``expected`` describes the top level, for a file that is not a mapping."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -547,11 +561,8 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigFileError(str(path), [(1, "(top level)", "expected a mapping with defaults, services, features")])
-    token = _environ.set(environ)
+        raise ConfigFileError(str(path), [(1, "(top level)", f"expected {expected}")])
     try:
-        return BreakersFile(**data)
+        return model(**data)
     except ValidationError as exc:
         raise ConfigFileError(str(path), _problems(exc, _lines(node))) from None
-    finally:
-        _environ.reset(token)

@@ -56,22 +56,49 @@ def _type_name(annotation: object) -> str:
 
 def model_table(model: type) -> str:
     from pydantic import BaseModel
-    from pydantic_core import PydanticUndefined
 
     assert issubclass(model, BaseModel)
-    lines = [f"### `{model.__name__}`", "", (model.__doc__ or "").strip().splitlines()[0], ""]
+    doc = (model.__doc__ or "").strip()
+    lines = [f"### `{model.__name__}`", ""] + ([_first_paragraph(doc), ""] if doc else [])
     lines += ["| key | type | default | what it does |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
-        if field.default is not PydanticUndefined:
-            default = "none" if field.default is None else f"`{field.default!r}`"
-        elif field.default_factory is not None:
-            default = "empty"
-        else:
-            default = "required"
+        description = field.description
+        if description is None and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            description = _first_paragraph(field.annotation.__doc__ or "")
         lines.append(
-            f"| `{name}` | `{cell(_type_name(field.annotation))}` | {default} | {cell(field.description or '')} |"
+            f"| `{field.alias or name}` | `{cell(_type_name(field.annotation))}` | {cell(_default_text(field))} "
+            f"| {cell(description or '')} |"
         )
     return "\n".join(lines)
+
+
+def _first_paragraph(doc: str) -> str:
+    """A docstring's first paragraph on one line, reST literals as Markdown code."""
+    return " ".join(doc.strip().split("\n\n")[0].split()).replace("``", "`")
+
+
+def _default_text(field: object) -> str:
+    import json
+
+    from pydantic import BaseModel, TypeAdapter
+    from pydantic.fields import FieldInfo
+    from pydantic_core import PydanticUndefined
+
+    assert isinstance(field, FieldInfo)
+    if field.default is not PydanticUndefined:
+        value = field.default
+    elif field.default_factory is not None:
+        value = field.default_factory()  # type: ignore[call-arg]
+    else:
+        return "required"
+    if value is None:
+        return "none"
+    if isinstance(value, BaseModel):  # empty when every key is unset (overrides), else its own table
+        return "empty" if all(v is None for v in value.model_dump().values()) else f"see `{type(value).__name__}`"
+    if value in ([], {}):
+        return "empty"
+    dumped = TypeAdapter(type(value)).dump_python(value, mode="json", by_alias=True)
+    return f"`{json.dumps(dumped, separators=(', ', ': '))}`"
 
 
 def configuration_reference() -> str:
@@ -93,6 +120,37 @@ def configuration_reference() -> str:
     return "\n\n".join(model_table(m) for m in models)
 
 
+def alert_rules_reference() -> str:
+    from alert_rules import config
+
+    models = [
+        config.RulesConfig,
+        config.Slo,
+        config.AlertsConfig,
+        config.OpenAlert,
+        config.Tier,
+        config.FlappingAlert,
+        config.HalfOpenStuckAlert,
+        config.TripPredictedAlert,
+        config.ErrorBudgetBurnAlert,
+        config.BurnRateWindow,
+        config.FallbackFailingAlert,
+        config.RejectingTrafficAlert,
+        config.MetricsAbsentAlert,
+    ]
+    return "\n\n".join(model_table(m) for m in models)
+
+
+def alerts_table() -> str:
+    from alert_rules import ALERTS, runbook_slug
+
+    lines = ["| alert | fires when | runbook |", "|---|---|---|"]
+    for name, build in ALERTS.items():
+        what = _first_paragraph(build.__doc__ or "")
+        lines.append(f"| `{name}` | {cell(what)} | [runbook](runbooks/{runbook_slug(name)}.md) |")
+    return "\n".join(lines)
+
+
 def example_fastapi() -> str:
     """The FastAPI example, verbatim: the docs show the file the test runs."""
     code = (DOCS.parent / "docs_src" / "fastapi_app.py").read_text()
@@ -104,6 +162,8 @@ BLOCKS: list[tuple[str, str, Callable[[], str]]] = [
     ("breaker.md", "breaker-config", breaker_config_table),
     ("configuration.md", "configuration-reference", configuration_reference),
     ("integrations.md", "example-fastapi", example_fastapi),
+    ("alerting.md", "alerts", alerts_table),
+    ("alerting.md", "alert-rules-configuration", alert_rules_reference),
 ]
 
 

@@ -34,6 +34,14 @@ __all__ = ["BreakerInstruments", "common_attributes"]
 
 _STATES = tuple(state.value for state in sc.CircuitBreakerStateValues)
 _REASONS = tuple(reason.value for reason in sc.CircuitBreakerRejectionReasonValues)
+_S = sc.CircuitBreakerStateValues
+#: The transitions a breaker makes by itself (trip, wait over, probes pass, probes fail).
+_CYCLE = (
+    (_S.CLOSED.value, _S.OPEN.value),
+    (_S.OPEN.value, _S.HALF_OPEN.value),
+    (_S.HALF_OPEN.value, _S.CLOSED.value),
+    (_S.HALF_OPEN.value, _S.OPEN.value),
+)
 
 
 def common_attributes(reading: BreakerReading) -> dict[str, str]:
@@ -135,7 +143,9 @@ class BreakerInstruments:
     def _transitions(self, options: CallbackOptions) -> Iterable[Observation]:
         for r in self._readings():
             common = common_attributes(r)
-            for (previous, state), count in r.transitions.items():
+            # The automatic cycle's transitions at 0 before they first happen: a series that
+            # appears at 1 loses that first transition to increase() (a breaker's first trip).
+            for (previous, state), count in (dict.fromkeys(_CYCLE, 0) | dict(r.transitions)).items():
                 yield Observation(
                     count, {**common, sc.CIRCUIT_BREAKER_PREVIOUS_STATE: previous, sc.CIRCUIT_BREAKER_STATE: state}
                 )

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from breaker import CircuitBreaker, HistogramReading
+from breaker import CircuitBreaker, HistogramReading, Outcome
 
 __all__ = ["BreakerReading", "BreakerSource", "CircuitBreakerSource"]
 
@@ -100,7 +100,12 @@ class CircuitBreakerSource:
             slow_call_rate=snap.slow_call_rate,
             failure_rate_threshold=snap.failure_rate_threshold,
             slow_call_rate_threshold=snap.slow_call_rate_threshold,
-            fallbacks={(kind.value, outcome.value): n for (kind, outcome), n in totals.fallbacks.items()},
+            # Declared kinds at 0 too: a series that appears at 1 loses that first use to rate().
+            fallbacks={
+                (kind.value, outcome.value): totals.fallbacks.get((kind, outcome), 0)
+                for kind in sorted(breaker.fallback_types)
+                for outcome in (Outcome.SUCCESS, Outcome.FAILURE)
+            },
             durations={outcome.value: reading for outcome, reading in breaker.duration_histograms().items()},
             recovery=breaker.recovery_histogram(),
         )

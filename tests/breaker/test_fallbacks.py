@@ -252,6 +252,19 @@ class TestFeature:
         assert answer.breaker.state is State.OPEN
         assert answer.status().own_breaker_open
         assert answer.availability() is Availability.UNAVAILABLE
+        # Rejected by its own breaker: counted as `open` (no dependency is open), and served.
+        assert await answer.acall(up, "q") == "canned"
+        rejected = answer.breaker.snapshot().totals.rejected
+        assert (rejected[RejectionReason.OPEN], rejected[RejectionReason.PARENT_OPEN]) == (1, 0)
+
+    async def test_a_forced_open_feature_rejects_as_forced_open(self, clock: ManualClock) -> None:
+        _, answer = self.build(clock)
+        answer.breaker.force_open(30)
+        with pytest.raises(CircuitOpenError) as info:
+            await answer.acall(up, "q")
+        assert info.value.reason is RejectionReason.FORCED_OPEN
+        rejected = answer.breaker.snapshot().totals.rejected
+        assert (rejected[RejectionReason.FORCED_OPEN], rejected[RejectionReason.PARENT_OPEN]) == (1, 0)
 
     def test_decorated_sync_feature(self, clock: ManualClock) -> None:
         registry, answer = self.build(clock, fallback=[Static("canned")])

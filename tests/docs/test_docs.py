@@ -53,6 +53,15 @@ def yaml_examples() -> list[tuple[str, int, str]]:
 
 @pytest.mark.parametrize(("doc", "index", "text"), yaml_examples(), ids=[f"{d}#{i}" for d, i, _ in yaml_examples()])
 def test_yaml_examples_load_and_build(doc: str, index: int, text: str, tmp_path: Path) -> None:
+    if doc == "alerting.md":  # alert_rules/config.yaml examples: they generate rules promtool accepts
+        from alert_rules import load_rules_config, render
+        from tests.servers import run_promtool
+
+        (tmp_path / "config.yaml").write_text(text)
+        (tmp_path / "rules.yaml").write_text(render(load_rules_config(tmp_path / "config.yaml")))
+        result = run_promtool("check", "rules", tmp_path / "rules.yaml")
+        assert result.returncode == 0, result.stdout + result.stderr
+        return
     from breaker.config import load_config
 
     path = tmp_path / "breakers.yaml"

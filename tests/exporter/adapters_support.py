@@ -61,10 +61,12 @@ class Scrape:
         return out
 
     def transitions(self, breaker: str) -> dict[tuple[str, str], float]:
+        """The transitions that happened (the exporter also reports the automatic cycle's at 0)."""
         out = {}
         for labels, value in self.series("circuit_breaker_transitions_total", breaker).items():
             d = dict(labels)
-            out[(d["circuit_breaker_previous_state"], d["circuit_breaker_state"])] = value
+            if value:
+                out[(d["circuit_breaker_previous_state"], d["circuit_breaker_state"])] = value
         return out
 
     def duration_counts(self, breaker: str) -> dict[str, float]:

@@ -166,6 +166,26 @@ def test_values(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]
         )
         == 1
     )
+    # Series that would otherwise appear at 1 and lose that first event to rate(): the declared
+    # fallback's failure outcome and the automatic cycle's transitions are there at 0.
+    assert (
+        value(
+            "circuit_breaker_fallbacks",
+            circuit_breaker_name="answer",
+            circuit_breaker_fallback_type=FallbackType.STATIC.value,
+            circuit_breaker_outcome="failure",
+        )
+        == 0
+    )
+    postgres = {"circuit_breaker_name": "postgres"}
+    for previous, state in (("closed", "open"), ("open", "half_open"), ("half_open", "closed"), ("half_open", "open")):
+        transitions = value(
+            "circuit_breaker_transitions",
+            circuit_breaker_previous_state=previous,
+            circuit_breaker_state=state,
+            **postgres,
+        )
+        assert transitions == 0
     # The parent label names the service; dependency attributes are inherited and added to.
     _, samples, _ = scraped["circuit_breaker_failure_rate_threshold"]
     chat_labels = next(s for s in samples if s["circuit_breaker_name"] == "openai.chat")

@@ -88,9 +88,13 @@ def test_an_outage_and_its_recovery_as_prometheus_sees_them(stack: tuple[Breaker
     search.call(lambda: "probe")
     assert search.state is State.CLOSED
     eventually(prometheus, f'circuit_breaker_state{{{name},circuit_breaker_state="closed"}}', 1)
-    transitions = prometheus.query(f"circuit_breaker_transitions_total{{{name}}}")
+    transitions = prometheus.query(f"circuit_breaker_transitions_total{{{name}}} > 0")
     seen = {(r["metric"]["circuit_breaker_previous_state"], r["metric"]["circuit_breaker_state"]) for r in transitions}
     assert seen == {("closed", "open"), ("open", "half_open"), ("half_open", "closed")}
+    # The cycle's series exist at 0 before it happens, so increase() sees the breaker's first trip.
+    trip = 'circuit_breaker_previous_state="closed",circuit_breaker_state="open"'
+    trips = f"circuit_breaker_transitions_total{{{name},{trip}}}"
+    assert value(prometheus, f"increase({trips}[1m])") >= 0.9
     assert value(prometheus, f"circuit_breaker_recovery_duration_seconds_count{{{name}}}") == 1
     assert value(prometheus, f"circuit_breaker_recovery_duration_seconds_sum{{{name}}}") >= 3.0
     assert (
