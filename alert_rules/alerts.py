@@ -333,6 +333,25 @@ def _rejecting_traffic(ctx: _Context) -> list[Rule]:
     ]
 
 
+def _manual_state(ctx: _Context) -> list[Rule]:
+    """A person put a breaker in a manual state (forced open, disabled, metrics only): not a
+    problem, a change to know of. The incident bot sends it to PagerDuty as a change event."""
+    cfg = ctx.config.alerts.manual_state
+    manual = (_STATE.FORCED_OPEN, _STATE.DISABLED, _STATE.METRICS_ONLY)
+    by = f"{_BY_INSTANCE}, {sc.CIRCUIT_BREAKER_STATE_LABEL}"
+    return [
+        ctx.alert(
+            "CircuitBreakerManualState",
+            f"max by ({by}) ({_state(*manual)}) == 1",
+            severity=cfg.severity,
+            summary=f"Circuit breaker {_NAME} is in the manual state {_label(sc.CIRCUIT_BREAKER_STATE_LABEL)}.",
+            description=f"The breaker {_NAME} of {_JOB} on {_INSTANCE} is in the manual state "
+            f"{_label(sc.CIRCUIT_BREAKER_STATE_LABEL)}: it does not follow its dependency's health until someone "
+            "returns it to automatic.",
+        )
+    ]
+
+
 def _metrics_absent(ctx: _Context) -> list[Rule]:
     """A target that exported breaker metrics still is a target, but its breaker metrics are gone
     (the process is down, or its exporter broke). A target removed from service discovery (scaled
@@ -372,6 +391,7 @@ ALERTS: dict[str, Callable[[_Context], list[Rule]]] = {
     "CircuitBreakerFallbackFailing": _fallback_failing,
     "CircuitBreakerRejectingTraffic": _rejecting_traffic,
     "BreakerMetricsAbsent": _metrics_absent,
+    "CircuitBreakerManualState": _manual_state,
 }
 
 

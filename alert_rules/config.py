@@ -228,6 +228,13 @@ class MetricsAbsentAlert(_Model):
     severity: Severity = Field(Severity.WARNING, description="The alert's `severity` label.")
 
 
+class ManualStateAlert(_Model):
+    """`CircuitBreakerManualState`: a breaker forced open, disabled or metrics-only by a person (a
+    change to know of, sent to PagerDuty as a change event by the incident bot)."""
+
+    severity: Severity = Field(Severity.INFO, description="The alert's `severity` label.")
+
+
 class AlertsConfig(_Model):
     """The alerts, one key each."""
 
@@ -239,6 +246,7 @@ class AlertsConfig(_Model):
     fallback_failing: FallbackFailingAlert = FallbackFailingAlert()
     rejecting_traffic: RejectingTrafficAlert = RejectingTrafficAlert()
     metrics_absent: MetricsAbsentAlert = MetricsAbsentAlert()
+    manual_state: ManualStateAlert = ManualStateAlert()
 
 
 class RulesConfig(_Model):

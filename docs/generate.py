@@ -120,6 +120,29 @@ def configuration_reference() -> str:
     return "\n\n".join(model_table(m) for m in models)
 
 
+def incident_bot_settings() -> str:
+    from pydantic_core import PydanticUndefined
+
+    from incident_bot.settings import ENV_PREFIX, Settings
+
+    lines = ["| variable | type | default | what it does |", "|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        computed = field.default is PydanticUndefined and field.default_factory is not None
+        default = "computed" if computed and field.default_factory not in (list, dict) else _default_text(field)
+        lines.append(
+            f"| `{ENV_PREFIX}{name.upper()}` | `{cell(_type_name(field.annotation))}` | {cell(default)} "
+            f"| {cell(field.description or '')} |"
+        )
+    return "\n".join(lines)
+
+
+def incident_bot_routing() -> str:
+    from incident_bot import routing
+
+    models = [routing.RoutingFile, routing.Route, routing.Receivers, routing.PagerDutyReceiver, routing.SlackReceiver]
+    return "\n\n".join(model_table(m) for m in models)
+
+
 def alert_rules_reference() -> str:
     from alert_rules import config
 
@@ -137,6 +160,7 @@ def alert_rules_reference() -> str:
         config.FallbackFailingAlert,
         config.RejectingTrafficAlert,
         config.MetricsAbsentAlert,
+        config.ManualStateAlert,
     ]
     return "\n\n".join(model_table(m) for m in models)
 
@@ -164,6 +188,8 @@ BLOCKS: list[tuple[str, str, Callable[[], str]]] = [
     ("integrations.md", "example-fastapi", example_fastapi),
     ("alerting.md", "alerts", alerts_table),
     ("alerting.md", "alert-rules-configuration", alert_rules_reference),
+    ("incident-bot.md", "incident-bot-settings", incident_bot_settings),
+    ("incident-bot.md", "incident-bot-routing", incident_bot_routing),
 ]
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from demo.upstreams import Chaos, UpstreamServer, create_app
 
 # Real servers (Redis, PostgreSQL, Prometheus, Alertmanager) for the tests that need them.
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.servers", "tests.fakes.plugin"]
 
 # CI runs more examples; local runs stay quick. Derandomised in CI so a failure reproduces.
 settings.register_profile(

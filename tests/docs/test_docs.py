@@ -62,6 +62,21 @@ def test_yaml_examples_load_and_build(doc: str, index: int, text: str, tmp_path:
         result = run_promtool("check", "rules", tmp_path / "rules.yaml")
         assert result.returncode == 0, result.stdout + result.stderr
         return
+    if doc == "incident-bot.md":  # Alertmanager's config (amtool checks it) or the bot's routes
+        import yaml
+
+        from incident_bot.routing import load_routing
+        from tests.servers import run_amtool
+
+        if "receivers" in yaml.safe_load(text):
+            (tmp_path / "alertmanager.yml").write_text(text)
+            (tmp_path / "token").write_text("t")
+            result = run_amtool("check-config", tmp_path / "alertmanager.yml")
+            assert result.returncode == 0, result.stdout + result.stderr
+        else:
+            (tmp_path / "routes.yaml").write_text(text)
+            assert load_routing(tmp_path / "routes.yaml").routes
+        return
     from breaker.config import load_config
 
     path = tmp_path / "breakers.yaml"

@@ -1,0 +1,227 @@
+"""Storage: SQLite (WAL) for one replica, PostgreSQL for several; SQLAlchemy Core over both.
+
+Tables:
+
+- ``webhooks``: every accepted webhook, raw, stored (and committed) before Alertmanager gets its
+  2xx; unique on the notification's dedupe key, so a duplicate is recognised and changes nothing.
+  The processor turns them into incident changes, in order, and marks them processed.
+- ``alerts``: one row per firing episode of an alert (fingerprint and start), pointing at the
+  incident it belongs to; once resolved it stays resolved, whatever arrives late.
+- ``incidents``: one per breaker trouble, with its lifecycle; ``events``: its timeline.
+- ``outbox``: notifications to deliver (PagerDuty events, Slack cards and replies), written in the
+  same transaction as the incident change that causes them, claimed by one replica at a time.
+- ``slack_cards``: where each incident's card was posted, to update it and reply in its thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+__all__ = ["Database", "alerts", "events", "incidents", "metadata", "outbox", "slack_cards", "webhooks"]
+
+metadata = MetaData()
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(64), nullable=False, unique=True),
+    Column("received_at", Float, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("processed_at", Float, nullable=True),
+    Column("error", Text, nullable=True),
+)
+Index(
+    "ix_webhooks_unprocessed",
+    webhooks.c.id,
+    sqlite_where=webhooks.c.processed_at.is_(None),
+    postgresql_where=webhooks.c.processed_at.is_(None),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("identity", String(400), nullable=False),
+    Column("title", String(400), nullable=False),
+    Column("dedup_key", String(255), nullable=False),
+    #: open | acknowledged | resolved | attached (folded under a parent's incident, no page)
+    Column("status", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    #: {"routes": [...], "pagerduty": ["env:NAME", ...], "slack": ["#channel", ...]}
+    Column("receivers", JSON, nullable=False),
+    Column("parent_id", Integer, ForeignKey("incidents.id"), nullable=True),
+    Column("opened_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    #: When its last firing alert resolved; it resolves after `resolve_after` more of quiet.
+    Column("quiet_since", Float, nullable=True),
+    Column("resolved_at", Float, nullable=True),
+    Column("flaps", Integer, nullable=False, default=0),
+    Column("acknowledged_by", String(200), nullable=True),
+    Column("resolved_by", String(200), nullable=True),
+)
+# One live incident per subject: a second webhook for it joins the first.
+Index(
+    "uq_incidents_live_identity",
+    incidents.c.identity,
+    unique=True,
+    sqlite_where=incidents.c.status != "resolved",
+    postgresql_where=incidents.c.status != "resolved",
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("key", String(120), primary_key=True),
+    #: None for a change (a manual breaker state): recorded, never an incident.
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=True, index=True),
+    Column("alertname", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("starts_at", String(40), nullable=False),
+    Column("generator_url", Text, nullable=False, default=""),
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("resolved_at", Float, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("detail", JSON, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: None for a change notification, which belongs to no incident
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=True),
+    #: pagerduty | slack
+    Column("target", String(16), nullable=False),
+    #: pagerduty: trigger | acknowledge | resolve | change; slack: card | reply | message
+    Column("action", String(16), nullable=False),
+    #: a routing-key reference (env:NAME, file:PATH) or a Slack channel: never a secret
+    Column("destination", String(300), nullable=False),
+    Column("payload", JSON, nullable=False),
+    #: pending | sent | dead
+    Column("status", String(8), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("claimed_by", String(200), nullable=True),
+    Column("claimed_until", Float, nullable=True),
+    Column("sent_at", Float, nullable=True),
+    Column("sent_by", String(200), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("dry_run", Boolean, nullable=False, default=False),
+)
+Index(
+    "ix_outbox_pending",
+    outbox.c.next_attempt_at,
+    sqlite_where=outbox.c.status == "pending",
+    postgresql_where=outbox.c.status == "pending",
+)
+Index("ix_outbox_incident_target", outbox.c.incident_id, outbox.c.target, outbox.c.destination, outbox.c.id)
+
+slack_cards = Table(
+    "slack_cards",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("channel", String(100), primary_key=True),
+    #: the channel id Slack answered with, and the card's ts (the thread's parent)
+    Column("channel_id", String(100), nullable=False),
+    Column("ts", String(40), nullable=False),
+)
+
+
+class Database:
+    """The engine, created tables, and what differs between SQLite and PostgreSQL."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = make_url(url)
+        self.is_postgres = self.url.get_backend_name() == "postgresql"
+        if self.is_postgres:
+            # Each replica holds up to twice ``pool_size`` connections: size it against the
+            # server's max_connections divided by the replicas.
+            self.engine: AsyncEngine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+        else:
+            # One connection for the process: SQLite has one writer anyway, and a second connection
+            # could not upgrade a read to a write while the first commits (SQLITE_BUSY). Transactions
+            # are short and none is held across a network call, so sharing it costs little. Several
+            # replicas need PostgreSQL.
+            self.engine = create_async_engine(
+                url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30}
+            )
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    async def create(self) -> None:
+        """Create missing tables (several replicas may race here: creation is idempotent)."""
+        async with self.engine.begin() as conn:
+            if self.is_postgres:
+                # Serialise concurrent starts: CREATE TABLE IF NOT EXISTS races on the catalog.
+                await conn.execute(text("SELECT pg_advisory_xact_lock(7462001)"))
+            await conn.run_sync(metadata.create_all, checkfirst=True)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    async def lock_processing(self, conn: AsyncConnection) -> bool:
+        """Take the processing lock for this transaction: one replica turns webhooks into incident
+        changes at a time, in order. False when another replica holds it (PostgreSQL)."""
+        if not self.is_postgres:
+            return True  # one process, one connection: already serialised
+        result = await conn.execute(text("SELECT pg_try_advisory_xact_lock(7462002)"))
+        return bool(result.scalar())
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer. FULL: a commit is on disk before the 2xx goes out.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def now() -> float:
+    """Wall-clock seconds: stored times must mean the same on every replica."""
+    return time.time()

@@ -1,0 +1,178 @@
+"""The bot's moving parts, wired from its settings, started and stopped together.
+
+::
+
+    intake (HTTP) --group commit--> webhooks --processor--> incidents, events, outbox --worker--> PagerDuty, Slack
+
+The processor runs on every replica but processes on one at a time (a database lock); the worker
+runs on every replica and shares the outbox through claims.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from breaker.config import ConfigFileError
+
+from .db import Database
+from .delivery import Sender
+from .dryrun import DryRunSender
+from .enrich import Figures
+from .incidents import Engine, EngineConfig, Outcome
+from .intake import IntakeWriter
+from .metrics import BotMetrics
+from .outbox import OutboxWorker, Pacer, WorkerConfig
+from .pagerduty import PagerDutySender
+from .routing import RoutingKeys, load_routing
+from .settings import Settings
+from .slack import SlackSender
+
+__all__ = ["Bot", "StartupError"]
+
+logger = logging.getLogger("incident_bot")
+
+#: How often quiet incidents are checked for resolution, at the least.
+TICK_SECONDS = 1.0
+
+
+class StartupError(Exception):
+    """The configuration cannot work: the message names each problem and where it is."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    dry_run: bool
+    reason: str
+
+
+class Bot:
+    def __init__(
+        self, settings: Settings, *, senders: Mapping[str, Sender] | None = None, metrics: BotMetrics | None = None
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or BotMetrics()
+        try:
+            self.routing = load_routing(settings.routing_file)
+        except ConfigFileError as exc:
+            raise StartupError(str(exc)) from None
+        keys = RoutingKeys.resolve(self.routing)
+        self.mode = self._mode(keys)
+        if keys.problems and not self.mode.dry_run:
+            lines = [f"{settings.routing_file}: {where}: {why}" for where, why in keys.problems]
+            raise StartupError("PagerDuty routing keys:\n  " + "\n  ".join(lines))
+        self.db = Database(settings.database_url, pool_size=settings.database_pool_size)
+        self.engine = Engine(self.db, EngineConfig(resolve_after=settings.resolve_after, routing=self.routing))
+        self.written = asyncio.Event()
+        self.writer = IntakeWriter(self.db, on_written=self.written)
+        self.figures = Figures(settings.prometheus_url) if settings.prometheus_url else None
+        self.worker = OutboxWorker(
+            self.db,
+            senders if senders is not None else self._senders(keys),
+            WorkerConfig(
+                replica_id=settings.replica_id,
+                claim_timeout=settings.claim_timeout,
+                quick_attempts=settings.delivery_attempts_before_backoff,
+                max_backoff=settings.max_backoff,
+                poll_interval=settings.poll_interval,
+                public_url=settings.public_url,
+            ),
+            pacers={
+                "pagerduty": Pacer(settings.pagerduty_events_per_minute / 60, burst=10),
+                "slack": Pacer(settings.slack_messages_per_second, burst=3),
+            },
+            metrics=self.metrics,
+            figures=self.figures,
+        )
+        self._processor: asyncio.Task[None] | None = None
+        self.started = False
+
+    def _mode(self, keys: RoutingKeys) -> Mode:
+        s = self.settings
+        if s.dry_run is True:
+            return Mode(True, f"{s.model_config.get('env_prefix')}DRY_RUN is set")
+        if s.dry_run is False:
+            return Mode(False, "dry run disabled")
+        if not keys.keys and s.slack_bot_token is None:
+            return Mode(True, "no PagerDuty routing key and no Slack token is configured")
+        return Mode(False, "credentials configured")
+
+    def _senders(self, keys: RoutingKeys) -> dict[str, Sender]:
+        s = self.settings
+        if self.mode.dry_run:
+            return {"pagerduty": DryRunSender("pagerduty"), "slack": DryRunSender("slack")}
+        # A send must end well within the claim on its outbox item (see OutboxWorker._keep_claim).
+        timeout = min(10.0, s.claim_timeout / 3)
+        senders: dict[str, Sender] = {
+            "pagerduty": PagerDutySender(
+                keys.keys,
+                base_url=s.pagerduty_base_url,
+                ca_file=str(s.pagerduty_ca_file) if s.pagerduty_ca_file else None,
+                timeout=timeout,
+            )
+        }
+        if s.slack_bot_token is not None:
+            senders["slack"] = SlackSender(
+                s.slack_bot_token.get_secret_value(), base_url=s.slack_base_url, timeout=max(1, int(timeout))
+            )
+        else:
+            senders["slack"] = DryRunSender("slack")
+        return senders
+
+    async def start(self) -> None:
+        await self.db.create()
+        self.writer.start()
+        self.worker.start()
+        self._processor = asyncio.create_task(self._process_forever(), name="processor")
+        self.started = True
+        if self.mode.dry_run:
+            logger.warning("DRY RUN: %s. Notifications are recorded and shown, none is sent.", self.mode.reason)
+        logger.info(
+            "incident bot %s up: database %s, %d route(s)",
+            self.settings.replica_id,
+            self.db.url.render_as_string(hide_password=True),
+            len(self.routing.routes),
+        )
+
+    async def stop(self) -> None:
+        self.started = False
+        if self._processor is not None:
+            self._processor.cancel()
+            await asyncio.gather(self._processor, return_exceptions=True)
+        await self.writer.stop()
+        await self.worker.stop()
+        if self.figures is not None:
+            await self.figures.close()
+        await self.db.dispose()
+
+    async def _process_forever(self) -> None:
+        while True:
+            try:
+                outcome = await self.engine.process_pending()
+                ticked = await self.engine.tick()
+                self._count(outcome, ticked)
+                if outcome.opened or outcome.attached or outcome.flaps or outcome.alerts_resolved or ticked.resolved:
+                    self.worker.wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("processing failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            self.written.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.written.wait(), TICK_SECONDS)
+
+    def _count(self, outcome: Outcome, ticked: Outcome) -> None:
+        m = self.metrics
+        for effect in ("alerts_new", "alerts_resolved", "duplicates", "stale"):
+            if value := getattr(outcome, effect):
+                m.alerts.labels(effect).inc(value)
+        for event in ("opened", "attached", "flaps"):
+            if value := getattr(outcome, event):
+                m.incidents.labels(event).inc(value)
+        if ticked.resolved:
+            m.incidents.labels("resolved").inc(ticked.resolved)

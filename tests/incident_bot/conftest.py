@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from incident_bot.db import Database
+from incident_bot.incidents import Engine, EngineConfig
+from incident_bot.routing import RoutingFile
+
+from .support import ROUTING, ManualClock
+
+MakeEngine = Callable[..., Awaitable[tuple[Engine, Database, ManualClock]]]
+
+
+@pytest.fixture
+async def make_engine(tmp_path: Path) -> AsyncIterator[MakeEngine]:
+    """``await make_engine(resolve_after=..., routing=...)``: an engine over a fresh SQLite file,
+    disposed of after the test."""
+    made: list[Database] = []
+
+    async def make(
+        *, resolve_after: float = 300.0, routing: RoutingFile = ROUTING, real_time: bool = False
+    ) -> tuple[Engine, Database, ManualClock]:
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / f'bot{len(made)}.db'}")
+        made.append(db)
+        await db.create()
+        clock = ManualClock(follow_real_time=real_time)
+        return Engine(db, EngineConfig(resolve_after=resolve_after, routing=routing), clock=clock), db, clock
+
+    yield make
+    for db in made:
+        await db.dispose()
