@@ -18,6 +18,7 @@ provider would refuse the same bad request, and a caller who gave up wants no an
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -27,6 +28,8 @@ from ._classify import VerdictKind
 from ._exceptions import BreakerConfigError, BreakerError, rejection_in
 from ._state import FallbackType
 from ._wrap import wrap_calls
+
+logger = logging.getLogger("breaker.fallback")
 
 __all__ = [
     "Alternate",
@@ -77,7 +80,9 @@ class Alternate(FallbackStep):
     """Call another target, through its own breaker when given one.
 
     ``fn`` takes the same arguments as the primary call (write an adapter when the alternate's API
-    differs, as Anthropic's does from OpenAI's).
+    differs, as Anthropic's does from OpenAI's). When ``fn``'s client already calls through the
+    breaker (the httpx transport integration does), give no ``breaker``: it would count each call
+    twice.
     """
 
     type = FallbackType.ALTERNATE
@@ -241,7 +246,10 @@ class FallbackChain:
             served: T = await self.aserve(exc, args, kwargs)
             return served
         for step in self.steps:
-            await step.aremember(args, kwargs, result)
+            try:
+                await step.aremember(args, kwargs, result)
+            except Exception as exc:  # a cache that is down must not fail a call that worked
+                _forgot(self.breaker, step, exc)
         return result
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -254,7 +262,10 @@ class FallbackChain:
             served: T = self.serve(exc, args, kwargs)
             return served
         for step in self.steps:
-            step.remember(args, kwargs, result)
+            try:
+                step.remember(args, kwargs, result)
+            except Exception as exc:
+                _forgot(self.breaker, step, exc)
         return result
 
     async def aserve(self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -303,3 +314,13 @@ class FallbackChain:
 
     def __repr__(self) -> str:
         return f"FallbackChain({self.breaker.name!r}, {', '.join(repr(s) for s in self.steps)})"
+
+
+def _forgot(breaker: CircuitBreaker, step: FallbackStep, exc: Exception) -> None:
+    logger.warning(
+        "breaker %s: %r could not store a result for later (%s: %s); the call itself succeeded",
+        breaker.name,
+        step,
+        type(exc).__name__,
+        exc,
+    )

@@ -45,7 +45,9 @@ async def ask_anthropic(question: str) -> str:
 answer = registry.feature(
     "answer",
     required=["openai.chat"],
-    fallback=[Alternate(ask_anthropic, breaker=registry["anthropic.messages"]), Static("Busy right now, sorry.")],
+    # The transport already puts every Anthropic call through `anthropic.messages` (and `anthropic`):
+    # the step names it and adds no breaker of its own, which would count each call twice.
+    fallback=[Alternate(ask_anthropic, name="anthropic.messages"), Static("Busy right now, sorry.")],
 )
 app = FastAPI()
 install_error_handlers(app)

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from .db import Database, now, webhooks
+from .tasks import cancel_when_idle
 
 __all__ = ["Accepted", "IntakeWriter"]
 
@@ -52,14 +53,14 @@ class IntakeWriter:
         self.on_written = on_written
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._busy = asyncio.Lock()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="intake-writer")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_when_idle(self._task, self._busy, grace=10)
             self._task = None
         while not self._queue.empty():  # answer what is left: 5xx, Alertmanager retries
             item = self._queue.get_nowait()
@@ -79,7 +80,8 @@ class IntakeWriter:
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                results = await self._commit(batch)
+                async with self._busy:
+                    results = await self._commit(batch)
             except asyncio.CancelledError:
                 for item in batch:
                     if not item.done.done():

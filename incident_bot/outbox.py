@@ -45,6 +45,7 @@ from .db import Database, alerts, events, incidents, now, outbox, slack_cards
 from .delivery import Delivered, DeliveryError, IncidentView, Item, Sender
 from .enrich import Figures
 from .metrics import BotMetrics
+from .tasks import cancel_when_idle
 
 __all__ = ["OutboxWorker", "Pacer"]
 
@@ -129,6 +130,7 @@ class OutboxWorker:
         self.breakers = {target: _breaker_for(target) for target in self.senders}
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._busy = asyncio.Lock()
 
     # ------------------------------------------------------------------ running
 
@@ -137,8 +139,8 @@ class OutboxWorker:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            # Deliveries in flight finish first (a send is bounded by a third of the claim).
+            await cancel_when_idle(self._task, self._busy, grace=self.config.claim_timeout)
             self._task = None
         await self.close()
 
@@ -150,10 +152,11 @@ class OutboxWorker:
         last_gauges = 0.0
         while True:
             try:
-                delivered = await self.drain_once()
-                if time.monotonic() - last_gauges > 5:
-                    await self.update_gauges()
-                    last_gauges = time.monotonic()
+                async with self._busy:
+                    delivered = await self.drain_once()
+                    if time.monotonic() - last_gauges > 5:
+                        await self.update_gauges()
+                        last_gauges = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database is away: keep trying, never die

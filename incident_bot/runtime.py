@@ -30,6 +30,7 @@ from .pagerduty import PagerDutySender
 from .routing import RoutingKeys, load_routing
 from .settings import Settings
 from .slack import SlackSender
+from .tasks import cancel_when_idle
 
 __all__ = ["Bot", "StartupError"]
 
@@ -88,6 +89,7 @@ class Bot:
             figures=self.figures,
         )
         self._processor: asyncio.Task[None] | None = None
+        self._processing = asyncio.Lock()
         self.started = False
 
     def _mode(self, keys: RoutingKeys) -> Mode:
@@ -140,8 +142,7 @@ class Bot:
     async def stop(self) -> None:
         self.started = False
         if self._processor is not None:
-            self._processor.cancel()
-            await asyncio.gather(self._processor, return_exceptions=True)
+            await cancel_when_idle(self._processor, self._processing, grace=10)
         await self.writer.stop()
         await self.worker.stop()
         if self.figures is not None:
@@ -151,8 +152,9 @@ class Bot:
     async def _process_forever(self) -> None:
         while True:
             try:
-                outcome = await self.engine.process_pending()
-                ticked = await self.engine.tick()
+                async with self._processing:
+                    outcome = await self.engine.process_pending()
+                    ticked = await self.engine.tick()
                 self._count(outcome, ticked)
                 if outcome.opened or outcome.attached or outcome.flaps or outcome.alerts_resolved or ticked.resolved:
                     self.worker.wake.set()

@@ -329,3 +329,33 @@ class TestRegistry:
         registry["a"].force_open()
         registry["b"].force_open()
         assert seen == ["a", "b"]
+
+
+class DownCache:
+    """A shared cache that is down: every read and write fails."""
+
+    async def aget(self, key: str) -> object:
+        raise ConnectionError("cache down")
+
+    async def aset(self, key: str, value: object, ttl: float | None = None) -> None:
+        raise ConnectionError("cache down")
+
+    def get(self, key: str) -> object:
+        raise ConnectionError("cache down")
+
+    def set(self, key: str, value: object, ttl: float | None = None) -> None:
+        raise ConnectionError("cache down")
+
+
+async def test_a_cache_that_cannot_store_does_not_fail_a_call_that_worked(caplog: pytest.LogCaptureFixture) -> None:
+    chain = FallbackChain(CircuitBreaker("p"), CachedResponse(DownCache()))
+
+    async def works(prompt: str) -> str:
+        return f"answer to {prompt}"
+
+    assert await chain.acall(works, "q") == "answer to q"
+    assert chain.call(lambda prompt: f"sync {prompt}", "q") == "sync q"
+    assert chain.breaker.snapshot().totals.successes == 2
+    stored = [r for r in caplog.records if r.name == "breaker.fallback"]
+    assert len(stored) == 2
+    assert "ConnectionError: cache down" in stored[0].getMessage()

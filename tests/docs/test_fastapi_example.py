@@ -54,6 +54,9 @@ async def test_the_answer_survives_an_openai_outage(
     # and from then on OpenAI is left alone.
     assert chaos.state(Upstream.OPENAI).requests == 5
     assert answers[-1].headers["X-Breakerpanel-Degraded"] == "openai.chat"
+    # Each Anthropic answer is one call on its breakers, counted once.
+    assert example.registry["anthropic.messages"].snapshot().totals.successes == 10
+    assert example.registry["anthropic"].snapshot().totals.successes == 10
 
     chaos.set(Upstream.ANTHROPIC, Outage())
     last = [await ask(client) for _ in range(7)][-1]

@@ -145,7 +145,6 @@ async def test_bodies_over_the_limit_get_413(client: Client) -> None:
 
 async def test_a_storage_failure_answers_503_so_alertmanager_retries(client: Client) -> None:
     http, bot = await client()
-    await bot.db.engine.dispose()
 
     async def broken(*_: Any) -> None:
         raise OSError("disk full")
