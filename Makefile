@@ -5,10 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := prometheus prometheus-alertmanager redis-server postgresql
 
-.PHONY: help venv system-deps test lint typecheck unit bench docs dashboards rules clean
+.PHONY: help venv system-deps test lint typecheck unit bench docs dashboards rules up down status clean
 
 help:
 	@echo "make venv         create .venv with the project and its dev extras"
+	@echo "make up           start the demo stack as local processes (docker compose up: the same in containers)"
+	@echo "make down         stop exactly what make up started"
+	@echo "make status       the stack's services, URLs and breaker states"
 	@echo "make test         install what is missing, then ruff, mypy and pytest"
 	@echo "make bench        run the benchmarks (results in bench/results/)"
 	@echo "make docs         regenerate the generated parts of docs/"
@@ -41,6 +44,7 @@ test: system-deps lint typecheck unit
 
 bench: venv
 	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/bot_intake.py
 
 docs: venv
 	$(BIN)/python docs/generate.py
@@ -50,6 +54,17 @@ dashboards: venv
 
 rules: venv
 	$(BIN)/python -m alert_rules
+
+# `up` installs Prometheus and Alertmanager itself when they are missing (as root); PostgreSQL is
+# for compose only, so system-deps is not a prerequisite here.
+up: venv
+	$(BIN)/breakerpanel up $(UP_ARGS)
+
+down: venv
+	$(BIN)/breakerpanel down
+
+status: venv
+	$(BIN)/breakerpanel status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

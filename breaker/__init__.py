@@ -60,7 +60,7 @@ from ._fallback import (
 )
 from ._feature import Availability, Feature, FeatureStatus
 from ._histogram import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, Histogram, HistogramReading
-from ._registry import BreakerRegistry
+from ._registry import BreakerRegistry, describe_breaker
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
 from ._wait import ExponentialBackoff, FixedWait, WaitStrategy
 from ._window import CountWindow, SlidingWindow, TimeWindow
@@ -129,6 +129,7 @@ __all__ = [
     "as_classifier",
     "classify_with",
     "default_cache_key",
+    "describe_breaker",
     "error_type_of",
     "failure",
     "ignore_exceptions",

@@ -178,13 +178,15 @@ class BreakerRegistry:
         what a readiness endpoint or an incident card shows."""
         services = []
         for service in self.breakers(Level.SERVICE):
-            services.append({**_node(service), "endpoints": [_node(child) for child in service.children]})
+            services.append(
+                {**describe_breaker(service), "endpoints": [describe_breaker(child) for child in service.children]}
+            )
         features = []
         for feature in self.features():
             status = feature.status()
             features.append(
                 {
-                    **_node(feature.breaker),
+                    **describe_breaker(feature.breaker),
                     "availability": status.availability.value,
                     "required": [d.name for d in feature.required],
                     "optional": [d.name for d in feature.optional],
@@ -199,7 +201,8 @@ class BreakerRegistry:
         return f"BreakerRegistry({len(self._breakers)} breakers, {len(self._features)} features)"
 
 
-def _node(breaker: CircuitBreaker) -> dict[str, Any]:
+def describe_breaker(breaker: CircuitBreaker) -> dict[str, Any]:
+    """One breaker's state and figures as JSON-ready values (a node of :meth:`BreakerRegistry.tree`)."""
     snap = breaker.snapshot()
     return {
         "name": snap.name,

@@ -56,7 +56,9 @@ __all__ = [
     "BINARY_PACKAGES",
     "AlertmanagerServer",
     "PostgresServer",
+    "PrometheusAPI",
     "PrometheusAPIError",
+    "PrometheusClient",
     "PrometheusServer",
     "RedisServer",
     "ServerPool",
@@ -821,76 +823,14 @@ def _prometheus_time(value: TimeValue) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-class PrometheusServer(_HTTPServerProcess):
-    """A Prometheus with its config and rule files in a temp dir and the lifecycle API on.
+class PrometheusAPI:
+    """Prometheus's HTTP API (queries, targets, alerts, rules) over :attr:`http`: shared by the servers the
+    tests start (:class:`PrometheusServer`) and any other Prometheus they reach by URL (:class:`PrometheusClient`,
+    e.g. the one ``breakerpanel up`` started)."""
 
-    ``config`` is a dict (written as JSON, which is YAML) or YAML text. ``rules`` maps file names to rule file
-    contents (YAML text, a dict, or a Path to copy); with a dict config their absolute paths are added to
-    ``rule_files``, with a text config refer to them by bare name (Prometheus resolves them next to the config).
-    ``extra_args`` are appended, e.g. ``["--rules.alert.resend-delay=1s"]``.
-
-    The first scrape comes about 5 s after start (service discovery publishes targets every 5 s): call
-    ``wait_for_target_up`` before injecting faults.
-    """
-
-    kind = "prometheus"
-
-    def __init__(
-        self,
-        config: Mapping[str, Any] | str,
-        *,
-        rules: Mapping[str, RuleSource] | None = None,
-        extra_args: Sequence[str] = (),
-        port: int | None = None,
-        start_timeout: float = 20.0,
-        stop_timeout: float = 10.0,
-        http_timeout: float = 5.0,
-    ) -> None:
-        self.binary = require_binary("prometheus")
-        self.extra_args = list(extra_args)
-        super().__init__(port=port, start_timeout=start_timeout, stop_timeout=stop_timeout, http_timeout=http_timeout)
-        self.config_path = self.directory / "prometheus.yml"
-        self.storage_path = self.directory / "data"
-        self.write_config(config, rules)
-
-    def write_config(self, config: Mapping[str, Any] | str, rules: Mapping[str, RuleSource] | None = None) -> None:
-        """Write the config and rule files (call ``reload()`` afterwards on a running server)."""
-        rule_paths = self._write_rules(rules or {})
-        if isinstance(config, str):
-            self.config_path.write_text(config)
-            return
-        merged = dict(config)
-        existing = list(merged.get("rule_files") or [])
-        merged["rule_files"] = existing + [p for p in rule_paths if p not in existing]
-        _write_yaml(self.config_path, merged)
-
-    def _write_rules(self, rules: Mapping[str, RuleSource]) -> list[str]:
-        paths = []
-        for name, content in rules.items():
-            if Path(name).name != name:
-                raise ValueError(f"rule file name must be a bare file name, got {name!r}")
-            path = self.directory / name
-            _write_yaml(path, content)
-            paths.append(str(path))
-        return paths
-
-    def _command(self) -> list[str]:
-        return [
-            self.binary,
-            f"--config.file={self.config_path}",
-            f"--storage.tsdb.path={self.storage_path}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            "--web.enable-lifecycle",
-            *self.extra_args,
-        ]
-
-    def _is_ready(self) -> bool:
-        if self._http_ok("/-/ready") is None:
-            return False
-        flags = self._http_ok("/api/v1/status/flags")  # proves it is our Prometheus, not one that took the port
-        return flags is not None and flags.json()["data"].get("storage.tsdb.path") == str(self.storage_path)
-
-    # HTTP API ----------------------------------------------------------------------------------------
+    @property
+    def http(self) -> httpx.Client:
+        raise NotImplementedError
 
     def api_get(self, path: str, params: Mapping[str, str | Sequence[str]] | None = None) -> Any:
         """GET an /api/v1 endpoint and return its ``data``; raise PrometheusAPIError with Prometheus's message."""
@@ -966,6 +906,98 @@ class PrometheusServer(_HTTPServerProcess):
         """Loaded rule groups (``/api/v1/rules``)."""
         result: list[dict[str, Any]] = self.api_get("/api/v1/rules")["groups"]
         return result
+
+
+class PrometheusClient(PrometheusAPI):
+    """:class:`PrometheusAPI` of a Prometheus at ``url`` that the tests did not start (close it when done)."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        # Proxy variables ignored: they would capture loopback calls.
+        self._client = httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)
+
+    @property
+    def http(self) -> httpx.Client:
+        return self._client
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class PrometheusServer(_HTTPServerProcess, PrometheusAPI):
+    """A Prometheus with its config and rule files in a temp dir and the lifecycle API on.
+
+    ``config`` is a dict (written as JSON, which is YAML) or YAML text. ``rules`` maps file names to rule file
+    contents (YAML text, a dict, or a Path to copy); with a dict config their absolute paths are added to
+    ``rule_files``, with a text config refer to them by bare name (Prometheus resolves them next to the config).
+    ``extra_args`` are appended, e.g. ``["--rules.alert.resend-delay=1s"]``.
+
+    The first scrape comes about 5 s after start (service discovery publishes targets every 5 s): call
+    ``wait_for_target_up`` before injecting faults.
+    """
+
+    kind = "prometheus"
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | str,
+        *,
+        rules: Mapping[str, RuleSource] | None = None,
+        extra_args: Sequence[str] = (),
+        port: int | None = None,
+        start_timeout: float = 20.0,
+        stop_timeout: float = 10.0,
+        http_timeout: float = 5.0,
+    ) -> None:
+        self.binary = require_binary("prometheus")
+        self.extra_args = list(extra_args)
+        super().__init__(port=port, start_timeout=start_timeout, stop_timeout=stop_timeout, http_timeout=http_timeout)
+        self.config_path = self.directory / "prometheus.yml"
+        self.storage_path = self.directory / "data"
+        self.write_config(config, rules)
+
+    def write_config(self, config: Mapping[str, Any] | str, rules: Mapping[str, RuleSource] | None = None) -> None:
+        """Write the config and rule files (call ``reload()`` afterwards on a running server)."""
+        rule_paths = self._write_rules(rules or {})
+        if isinstance(config, str):
+            self.config_path.write_text(config)
+            return
+        merged = dict(config)
+        existing = list(merged.get("rule_files") or [])
+        merged["rule_files"] = existing + [p for p in rule_paths if p not in existing]
+        _write_yaml(self.config_path, merged)
+
+    def _write_rules(self, rules: Mapping[str, RuleSource]) -> list[str]:
+        paths = []
+        for name, content in rules.items():
+            if Path(name).name != name:
+                raise ValueError(f"rule file name must be a bare file name, got {name!r}")
+            path = self.directory / name
+            _write_yaml(path, content)
+            paths.append(str(path))
+        return paths
+
+    def _command(self) -> list[str]:
+        return [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.storage_path}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-lifecycle",
+            *self.extra_args,
+        ]
+
+    def _is_ready(self) -> bool:
+        if self._http_ok("/-/ready") is None:
+            return False
+        flags = self._http_ok("/api/v1/status/flags")  # proves it is our Prometheus, not one that took the port
+        return flags is not None and flags.json()["data"].get("storage.tsdb.path") == str(self.storage_path)
 
     def reload(
         self, config: Mapping[str, Any] | str | None = None, rules: Mapping[str, RuleSource] | None = None

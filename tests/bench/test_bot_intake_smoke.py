@@ -3,27 +3,14 @@ here: a tiny load, one second per phase)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_bot_intake", ROOT / "bench" / "bot_intake.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from .support import load_bench
 
 
 def test_writes_the_figures(tmp_path: Path) -> None:
-    bench = load_bench()
+    bench = load_bench("bot_intake")
     out = tmp_path / "bot_intake.json"
     argv = ["--quick", "--output", str(out), "--rate", "100", "--duration", "1"]
     assert bench.main([*argv, "--concurrency", "4", "--saturation-duration", "1", "--warmup", "0.2"]) == 0
@@ -44,7 +31,7 @@ def test_writes_the_figures(tmp_path: Path) -> None:
 
 
 def test_webhooks_are_distinct_and_realistic() -> None:
-    bench = load_bench()
+    bench = load_bench("bot_intake")
     bodies = bench.webhooks("t", seed=1)
     documents = [json.loads(next(bodies)) for _ in range(400)]
     assert len({d["groupKey"] for d in documents}) == 400

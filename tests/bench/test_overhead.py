@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_overhead", ROOT / "bench" / "overhead.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from .support import load_bench
 
 
 def test_every_library_mode_and_path_is_measured(tmp_path: Path) -> None:
-    bench = load_bench()
+    bench = load_bench("overhead")
     rows = asyncio.run(bench.run(quick=True, calls=200, repeats=1, http_requests=20))
     measured = {(r.library, r.mode, r.path) for r in rows if r.library != "bare"}
     for mode in ("sync", "async"):
@@ -40,7 +28,7 @@ def test_every_library_mode_and_path_is_measured(tmp_path: Path) -> None:
 
 
 def test_writes_the_json_rows(tmp_path: Path) -> None:
-    bench = load_bench()
+    bench = load_bench("overhead")
     bench.run = _tiny_run(bench)  # keep the test fast: the CLI path is what is under test
     out = tmp_path / "overhead.json"
     assert bench.main(["--quick", "--output", str(out)]) == 0

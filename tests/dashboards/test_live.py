@@ -13,11 +13,9 @@ is in :data:`NO_DATA_EXPECTED`.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 import yaml
@@ -41,16 +39,13 @@ from dashboards.links import Var
 from exporter import BreakerTelemetry, promql
 from exporter import semconv as sc
 from tests.promql_names import substitute
-from tests.servers import PrometheusAPIError, PrometheusServer, ServerPool, find_free_port, wait_until
+from tests.servers import PrometheusServer, ServerPool, find_free_port, wait_until
 
-from .support import TEST_RULES_CONFIG, rendered
+from .support import TEST_RULES_CONFIG, query_every_dashboard, rendered, resolve_variables
 
 JOB = "assistant"
-#: Values for Grafana's own variables: a rate window of four scrapes at least, a range that covers
-#: the whole test.
-BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "10m", "__range_s": "600", "__range_ms": "600000"}
 #: The value a single-value variable takes when its options include it (else the first option).
-PREFERRED = {Var.JOB: JOB, Var.SERVICE: "openai", Var.BREAKER: "openai.chat", Var.SLO: "llm"}
+PREFERRED: dict[str, str] = {Var.JOB: JOB, Var.SERVICE: "openai", Var.BREAKER: "openai.chat", Var.SLO: "llm"}
 #: (dashboard uid, where) -> why the query may return nothing after this scenario.
 NO_DATA_EXPECTED: dict[tuple[str, str], str] = {}
 
@@ -247,81 +242,10 @@ def _drive_an_outage_and_its_recovery(stack: Stack) -> None:
     _scraped(prometheus)
 
 
-# ---------------------------------------------------------------------- Grafana's side
-
-_LABEL_VALUES = re.compile(r"^label_values\((?:(?P<selector>.*),\s*)?(?P<label>\w+)\)$", re.DOTALL)
-_QUERY_RESULT = re.compile(r"^query_result\((?P<expr>.*)\)$", re.DOTALL)
-
-
-def _options(prometheus: PrometheusServer, variable: dict[str, Any], values: dict[str, str]) -> list[str]:
-    """The options Grafana's Prometheus datasource would list for a query variable."""
-    query = substitute(variable["query"], values).strip()
-    label_values = _LABEL_VALUES.match(query)
-    query_result = _QUERY_RESULT.match(query)
-    if label_values:
-        params = {"match[]": label_values["selector"]} if label_values["selector"] else None
-        texts: list[str] = prometheus.api_get(f"/api/v1/label/{label_values['label']}/values", params)
-    elif query_result:
-        texts = [
-            "{" + ",".join(f'{k}="{v}"' for k, v in r["metric"].items()) + "} " + " ".join(map(str, r["value"]))
-            for r in prometheus.query(query_result["expr"])
-        ]
-    else:
-        raise AssertionError(f"variable {variable['name']}: unsupported query {query!r}")
-    regex = variable.get("regex") or ""
-    if regex:
-        pattern = re.compile(regex.strip("/"))
-        texts = [m.group(1) for m in map(pattern.search, texts) if m]
-    return sorted(set(texts))
-
-
-def _resolve_variables(prometheus: PrometheusServer, board: dict[str, Any]) -> dict[str, str]:
-    values = dict(BUILTINS)
-    for variable in board["templating"]["list"]:
-        if variable["type"] != "query":
-            continue
-        options = _options(prometheus, variable, values)
-        assert options, f"{board['uid']}: variable {variable['name']} has no options: {variable['query']}"
-        if variable["includeAll"]:
-            values[variable["name"]] = variable["allValue"]
-        else:
-            preferred = PREFERRED.get(variable["name"])
-            values[variable["name"]] = preferred if preferred in options else options[0]
-    return values
-
-
-def _queries(board: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
-    """``(where, expr, instant)`` for every panel target and annotation."""
-    for panel in (p for row in board["panels"] for p in (row, *row.get("panels", []))):
-        for target in panel.get("targets", []):
-            yield f"panel {panel['title']!r} target {target['refId']}", target["expr"], target["instant"]
-    for annotation in board["annotations"]["list"]:
-        yield f"annotation {annotation['name']!r}", annotation["expr"], False
-
-
-def _has_data(result: list[dict[str, Any]]) -> bool:
-    return any(series.get("values") or series.get("value") for series in result)
-
-
 def test_every_dashboard_query_returns_data_after_an_outage(stack: Stack) -> None:
-    prometheus, end = stack.prometheus, stack.ended
-    problems: list[str] = []
-    ran = 0
-    for board in rendered().values():
-        values = _resolve_variables(prometheus, board)
-        for where, expr, instant in _queries(board):
-            query = substitute(expr, values)
-            try:
-                if instant:
-                    result = prometheus.query(query, time=end)
-                else:
-                    result = prometheus.query_range(query, stack.started, end, step=1.0)
-            except PrometheusAPIError as error:
-                problems.append(f"{board['uid']}, {where}: {error}\n{query}")
-                continue
-            ran += 1
-            if not _has_data(result) and (board["uid"], where) not in NO_DATA_EXPECTED:
-                problems.append(f"{board['uid']}, {where}: no data\n{query}")
+    problems, ran = query_every_dashboard(
+        stack.prometheus, stack.started, stack.ended, preferred=PREFERRED, no_data_expected=NO_DATA_EXPECTED
+    )
     assert problems == [], "\n\n".join(problems)
     assert ran > 50
 
@@ -335,7 +259,7 @@ def test_the_dashboards_show_what_happened(stack: Stack) -> None:
         board = boards[uid]
         panel = next(p for p in board["panels"] if p["title"] == title and p["type"] != "row")
         expr = next(t["expr"] for t in panel["targets"] if t["refId"] == ref)
-        return substitute(expr, _resolve_variables(prometheus, board))
+        return substitute(expr, resolve_variables(prometheus, board, PREFERRED))
 
     def peak(query: str, *labels: str) -> dict[str, float]:
         """The highest value of each series over the test, by the values of ``labels``."""

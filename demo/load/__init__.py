@@ -1,0 +1,12 @@
+"""The load generator: steady ``POST /v1/ask`` traffic against the demo service.
+
+``python -m demo.load --url http://127.0.0.1:8000 --rps 5 --duration 60s`` from a shell;
+``await run_load(url, rps, duration, on_progress=print)`` from code (the ``breakerpanel load``
+command, the end-to-end test).
+"""
+
+from .questions import QUESTIONS
+from .report import LoadReport
+from .runner import run_load
+
+__all__ = ["QUESTIONS", "LoadReport", "run_load"]

@@ -1,0 +1,101 @@
+"""The FastAPI app: ``/v1/ask``, ``/metrics``, ``/health/*`` and ``/admin/*``, wired to the
+dependencies that :class:`~demo.service.settings.Settings` names."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anthropic
+import openai
+from fastapi import FastAPI, HTTPException
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from exporter import BreakerTelemetry
+
+from .admin import admin_router
+from .assistant import Assistant
+from .breakers import Breakers
+from .cache import AnswerCache
+from .corpus import DOCUMENTS
+from .health import health_router
+from .llm import Providers
+from .models import AskRequest, AskResponse
+from .seeding import Seeder
+from .settings import Settings
+from .store import open_store
+from .vectors import VectorIndex
+
+__all__ = ["create_app"]
+
+
+def _answer_cache(settings: Settings, breakers: Breakers) -> AnswerCache:
+    if not settings.redis_url:
+        return AnswerCache.in_memory()
+    registry = breakers.registry
+    return AnswerCache.redis(settings.redis_url, reads=registry["redis.get"], writes=registry["redis.set"])
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app for ``settings`` (read from the environment when None). Nothing is contacted
+    before startup, which seeds the documents (retrying in the background while a dependency is
+    down)."""
+    settings = settings if settings is not None else Settings()
+    breakers = Breakers(settings.breakers_file)
+    cache = _answer_cache(settings, breakers)
+    breakers.add_features(cache)
+    registry = breakers.registry
+    providers = Providers(settings, breakers)
+    index = VectorIndex(settings, breakers)
+    store = open_store(settings, registry["postgres.query"])
+    seeder = Seeder(DOCUMENTS, store, index, providers, retry_s=settings.seed_retry_s)
+    assistant = Assistant(registry, providers, index, store, seeder, search_limit=settings.search_limit)
+    telemetry = BreakerTelemetry(registry, service_name=settings.service_name, environment=settings.environment)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One attempt before serving, so a healthy stack answers from its documents at once.
+        await seeder.seed_once()
+        seeder.start()
+        try:
+            yield
+        finally:
+            await seeder.stop()
+            await providers.aclose()
+            await index.aclose()
+            await store.aclose()
+            await cache.aclose()
+            telemetry.shutdown()
+
+    app = FastAPI(title="breakerpanel demo assistant", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.assistant = assistant
+    app.state.registry = registry
+    app.state.telemetry = telemetry
+
+    @app.post("/v1/ask")
+    async def ask(body: AskRequest) -> AskResponse:
+        try:
+            return await assistant.ask(body.question)
+        except (openai.BadRequestError, anthropic.BadRequestError) as exc:
+            # A question the model refuses (content filter, too long) is the caller's: the
+            # breakers ignore it, and no fallback would answer it either.
+            raise HTTPException(422, f"the language model refused the question: {exc.message}") from exc
+
+    app.include_router(health_router(assistant, database=store.kind, cache=cache.kind))
+    app.include_router(admin_router(registry, settings.admin_secret()))
+    # A route, not a mount: a mount answers /metrics with a redirect to /metrics/.
+    app.router.routes.append(Route("/metrics", _AsgiEndpoint(telemetry.asgi_app())))
+    return app
+
+
+class _AsgiEndpoint:
+    """Starlette serves an endpoint that is a plain function as a request handler, and anything
+    else as an ASGI app; prometheus_client's app is a plain function, hence this object."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)

@@ -1,0 +1,89 @@
+"""The breakers of ``breakers.yaml``: services and endpoints as the library builds them, the
+features with their fallback chains, and one HTTP router per upstream service.
+
+The library's ``cache`` fallback step keeps answers in process memory. This service caches them
+in Redis when it has one (so every replica can serve them), so the features are registered here,
+from the file's own settings, with the cache step backed by the service's cache; everything else
+(the breakers, their inheritance, the routes) is the library's ``BreakersFile.build``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from breaker import Alternate, BreakerRegistry, CachedResponse, FallbackStep, Simplified, State, Static
+from breaker.config import (
+    AlternateStep,
+    CacheStep,
+    FeatureSettings,
+    SimplifiedStep,
+    StaticStep,
+    import_object,
+    load_config,
+)
+from breaker.integrations import Router
+
+from .cache import AnswerCache
+
+__all__ = ["Breakers", "open_breakers"]
+
+
+class Breakers:
+    """The registry built from a ``breakers.yaml`` and a router per service."""
+
+    def __init__(self, path: Path) -> None:
+        self.file = load_config(path)
+        built = self.file.model_copy(update={"features": {}}).build()
+        self.registry: BreakerRegistry = built.registry
+        self._router = built.router
+
+    def add_features(self, cache: AnswerCache) -> None:
+        """Register the file's features, their cache steps backed by ``cache`` (which needs the
+        ``redis`` breakers, hence a second step)."""
+        for name, feature in self.file.features.items():
+            self._register_feature(name, feature, cache)
+
+    def router_for(self, service: str) -> Router:
+        """The routes of ``service``'s endpoints; other requests to it count for the service."""
+        routes = [r for r in self._router.routes if r.breaker.name.partition(".")[0] == service]
+        return Router(routes, default=self.registry[service])
+
+    def _register_feature(self, name: str, feature: FeatureSettings, cache: AnswerCache) -> None:
+        self.registry.feature(
+            name,
+            required=feature.required,
+            optional=feature.optional,
+            fallback=self._steps(feature.fallback, cache),
+            config=self.file.options_for(name).to_config(),
+            attributes=feature.attributes,
+        )
+
+    def _steps(self, settings: Sequence[Any], cache: AnswerCache) -> list[FallbackStep]:
+        steps: list[FallbackStep] = []
+        for step in settings:
+            if isinstance(step, StaticStep):
+                steps.append(Static(step.value, name=step.name))
+            elif isinstance(step, CacheStep):
+                key = import_object(step.key) if step.key else None
+                steps.append(
+                    CachedResponse(cache, ttl=step.ttl, name=step.name)
+                    if key is None
+                    else CachedResponse(cache, key=key, ttl=step.ttl, name=step.name)
+                )
+            elif isinstance(step, SimplifiedStep):
+                steps.append(Simplified(import_object(step.function), name=step.name))
+            else:
+                assert isinstance(step, AlternateStep)
+                breaker = self.registry[step.endpoint] if step.endpoint else None
+                steps.append(Alternate(import_object(step.function), breaker=breaker, name=step.name))
+        return steps
+
+
+_OPEN_STATES = frozenset({State.OPEN, State.FORCED_OPEN})
+
+
+def open_breakers(registry: BreakerRegistry) -> list[str]:
+    """Breakers that are open or forced open, and still rejecting, by name."""
+    return sorted(b.name for b in registry if b.state in _OPEN_STATES and b.is_rejecting())

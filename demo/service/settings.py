@@ -1,0 +1,60 @@
+"""The service's settings, from ``DEMO_*`` environment variables (demo/README.md lists them all)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DEFAULT_BREAKERS_FILE", "Settings"]
+
+DEFAULT_BREAKERS_FILE = Path(__file__).resolve().parent.parent / "breakers.yaml"
+
+
+class Settings(BaseSettings):
+    """Where the dependencies are and how to talk to them. Every field reads ``DEMO_<NAME>``,
+    except the two API keys, which read the variables the SDKs themselves use."""
+
+    model_config = SettingsConfigDict(env_prefix="DEMO_", extra="forbid", frozen=True)
+
+    openai_base_url: str = "http://127.0.0.1:8600/v1"
+    anthropic_base_url: str = "http://127.0.0.1:8600"
+    qdrant_url: str = "http://127.0.0.1:8600"
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = "breakerpanel-docs"
+    # Empty: a SQLite file (sqlite_path) stands in for PostgreSQL.
+    database_url: str = ""
+    sqlite_path: Path = Path(tempfile.gettempdir()) / "breakerpanel-demo.sqlite3"
+    # Empty: answers are cached in process memory.
+    redis_url: str = ""
+    admin_token: SecretStr | None = None
+    admin_token_file: Path | None = None
+    breakers_file: Path = DEFAULT_BREAKERS_FILE
+    openai_api_key: SecretStr = Field(default=SecretStr("demo-key"), validation_alias="OPENAI_API_KEY")
+    anthropic_api_key: SecretStr = Field(default=SecretStr("demo-key"), validation_alias="ANTHROPIC_API_KEY")
+    chat_model: str = "gpt-4o-mini"
+    embedding_model: str = "text-embedding-3-small"
+    # Requested from the embeddings API, so the Qdrant collection's size is known before any call.
+    embedding_dim: int = Field(64, ge=8, le=3072)
+    anthropic_model: str = "claude-haiku-4-5"
+    search_limit: int = Field(3, ge=1, le=20)
+    # Per request to OpenAI, Anthropic and Qdrant; Redis and the database get shorter ones.
+    upstream_timeout_s: float = Field(10.0, gt=0)
+    # How often to retry seeding the documents while a dependency is down.
+    seed_retry_s: float = Field(5.0, gt=0)
+    service_name: str = "breakerpanel-demo"
+    environment: str = "demo"
+    log_level: str = "info"
+
+    def admin_secret(self) -> bytes | None:
+        """The admin API's bearer token, from ``admin_token`` or else ``admin_token_file``;
+        ``None`` turns the admin API off."""
+        if self.admin_token is not None and self.admin_token.get_secret_value():
+            return self.admin_token.get_secret_value().encode()
+        if self.admin_token_file is not None:
+            token = self.admin_token_file.read_text().strip()
+            if token:
+                return token.encode()
+        return None

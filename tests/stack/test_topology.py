@@ -1,0 +1,189 @@
+"""The local stack and docker-compose.yml describe one topology, and its rendered configs are valid."""
+
+from __future__ import annotations
+
+import glob
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from demo.stack.compose import ComposeFile, load_compose
+from demo.stack.paths import COMPOSE_FILE, REPO_ROOT
+from demo.stack.render import render_service
+from demo.stack.topology import DOCKER_ONLY, PROGRAMS, STAND_INS, Plan, PlanError, StackOptions, plan_stack
+from tests.servers import run_amtool, run_promtool
+
+
+def _everything_installed(name: str) -> str:
+    return f"/usr/bin/{name}"
+
+
+@pytest.fixture
+def compose() -> ComposeFile:
+    return load_compose(COMPOSE_FILE, environ={})
+
+
+@pytest.fixture
+def plan(compose: ComposeFile, tmp_path: Path) -> Plan:
+    return plan_stack(compose, StackOptions(state_dir=tmp_path), which=_everything_installed)
+
+
+def _render_all(plan: Plan) -> dict[str, list[Path]]:
+    return {service.name: render_service(service, plan.options) for service in plan.services}
+
+
+def test_same_services_minus_the_docker_only_ones(compose: ComposeFile, plan: Plan) -> None:
+    assert set(DOCKER_ONLY) <= set(compose.services)
+    assert {s.name for s in plan.services} == set(compose.services) - set(DOCKER_ONLY)
+    assert set(plan.skipped) == set(DOCKER_ONLY)
+    assert set(PROGRAMS) == set(compose.services) - set(DOCKER_ONLY)
+    assert all(STAND_INS[name] in compose.services for name in STAND_INS)
+
+
+def test_same_ports(compose: ComposeFile, plan: Plan) -> None:
+    assert {s.name: s.port for s in plan.services} == {
+        name: service.port for name, service in compose.services.items() if name not in DOCKER_ONLY
+    }
+
+
+def test_start_order_follows_depends_on(plan: Plan) -> None:
+    order = [s.name for s in plan.services]
+    for service in plan.services:
+        for dependency in service.depends_on:
+            if dependency in order:
+                assert order.index(dependency) < order.index(service.name), (service.name, dependency)
+
+
+def test_same_rule_files(compose: ComposeFile, plan: Plan) -> None:
+    """Prometheus loads, locally, exactly the rule files compose mounts into the container."""
+    rendered = _render_all(plan)["prometheus"]
+    local = yaml.safe_load(next(p for p in rendered if p.name == "prometheus.yml").read_text())
+    local_files = {Path(path) for pattern in local["rule_files"] for path in glob.glob(pattern)}
+
+    container = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    mounts = {m.target: m.source for m in compose.services["prometheus"].mounts if m.source is not None}
+    compose_files: set[Path] = set()
+    for pattern in container["rule_files"]:
+        target = next(t for t in mounts if pattern.startswith(t + "/"))
+        compose_files |= {Path(p) for p in glob.glob(str(mounts[target]) + pattern[len(target) :])}
+    assert compose_files == local_files
+    assert REPO_ROOT / "alert_rules/generated/breakerpanel.rules.yaml" in local_files
+
+
+def test_rendered_configs_name_no_compose_host(compose: ComposeFile, plan: Plan) -> None:
+    hosts = "|".join(re.escape(name) for name in compose.services)
+    reference = re.compile(rf"(?<![\w.-])({hosts}):\d+")
+    rendered = [path for paths in _render_all(plan).values() for path in paths]
+    assert {p.name for p in rendered} >= {"prometheus.yml", "alertmanager.yml", "prometheus.yaml", "routes.yaml"}
+    for path in rendered:
+        text = path.read_text()
+        assert not reference.search(text), f"{path} still names a compose service: {reference.search(text)}"
+        assert "/etc/" not in text, path
+        assert "/run/secrets" not in text, path
+    for service in plan.services:
+        for arg in service.argv:
+            assert not reference.search(arg), (service.name, arg)
+            assert "0.0.0.0" not in arg, (service.name, arg)
+
+
+def test_rendered_prometheus_config_is_valid(plan: Plan) -> None:
+    prometheus_yml = next(p for p in _render_all(plan)["prometheus"] if p.name == "prometheus.yml")
+    result = run_promtool("check", "config", prometheus_yml)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_rendered_alertmanager_config_is_valid_and_routes_to_the_bot(plan: Plan) -> None:
+    alertmanager_yml = next(p for p in _render_all(plan)["alertmanager"] if p.name == "alertmanager.yml")
+    result = run_amtool("check-config", alertmanager_yml)
+    assert result.returncode == 0, result.stdout + result.stderr
+    receiver = yaml.safe_load(alertmanager_yml.read_text())["receivers"][0]["webhook_configs"][0]
+    assert receiver["url"] == f"http://127.0.0.1:{plan.service('incident-bot').port}/v1/alertmanager"
+    token_file = Path(receiver["http_config"]["authorization"]["credentials_file"])
+    assert token_file.read_text().strip()
+    assert plan.service("incident-bot").env["INCIDENT_BOT_WEBHOOK_TOKEN_FILE"] == str(token_file)
+
+
+def test_short_intervals_reach_the_configs(compose: ComposeFile, tmp_path: Path) -> None:
+    options = StackOptions(
+        state_dir=tmp_path, scrape_interval="1s", evaluation_interval="1s", group_wait="0s", group_interval="1s"
+    )
+    plan = plan_stack(compose, options, which=_everything_installed)
+    rendered = _render_all(plan)
+    prometheus = yaml.safe_load(next(p for p in rendered["prometheus"] if p.name == "prometheus.yml").read_text())
+    assert prometheus["global"] == {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    alertmanager = yaml.safe_load(next(p for p in rendered["alertmanager"] if p.name == "alertmanager.yml").read_text())
+    assert (alertmanager["route"]["group_wait"], alertmanager["route"]["group_interval"]) == ("0s", "1s")
+    assert run_amtool("check-config", rendered["alertmanager"][0]).returncode == 0
+
+
+def test_ports_follow_the_options_everywhere(compose: ComposeFile, tmp_path: Path, free_ports: dict[str, int]) -> None:
+    plan = plan_stack(compose, StackOptions(state_dir=tmp_path, ports=free_ports), which=_everything_installed)
+    demo = plan.service("demo")
+    upstreams = free_ports["upstreams"]
+    assert demo.env["DEMO_OPENAI_BASE_URL"] == f"http://127.0.0.1:{upstreams}/v1"
+    assert demo.env["DEMO_QDRANT_URL"] == f"http://127.0.0.1:{upstreams}"  # the stand-in for Qdrant
+    assert demo.env["DEMO_REDIS_URL"] == f"redis://127.0.0.1:{free_ports['redis']}/0"
+    assert demo.argv[-2:] == ("--port", str(free_ports["demo"]))
+    targets = yaml.safe_load(next(p for p in render_service(plan.service("prometheus"), plan.options)).read_text())
+    scraped = {c["job_name"]: c["static_configs"][0]["targets"][0] for c in targets["scrape_configs"]}
+    assert scraped == {
+        "prometheus": f"127.0.0.1:{free_ports['prometheus']}",
+        "demo": f"127.0.0.1:{free_ports['demo']}",
+        "incident-bot": f"127.0.0.1:{free_ports['incident-bot']}",
+    }
+
+
+def test_services_without_a_local_counterpart_are_unset(compose: ComposeFile, tmp_path: Path) -> None:
+    """No PostgreSQL here, and no Redis when redis-server is missing: the programs fall back."""
+
+    def no_redis(name: str) -> str | None:
+        return None if name == "redis-server" else f"/usr/bin/{name}"
+
+    plan = plan_stack(compose, StackOptions(state_dir=tmp_path), which=no_redis)
+    assert "redis" in plan.skipped
+    assert "redis-server" in plan.skipped["redis"]
+    demo, bot = plan.service("demo"), plan.service("incident-bot")
+    assert demo.env["DEMO_DATABASE_URL"] is None
+    assert demo.env["DEMO_REDIS_URL"] is None
+    assert bot.env["INCIDENT_BOT_DATABASE_URL"] is None
+    assert "demo" in {s.name for s in plan.services}  # runs without Redis
+
+
+def test_a_missing_required_program_names_its_package(compose: ComposeFile, tmp_path: Path) -> None:
+    def no_alertmanager(name: str) -> str | None:
+        return None if name == "prometheus-alertmanager" else f"/usr/bin/{name}"
+
+    with pytest.raises(PlanError, match="install the Debian package 'prometheus-alertmanager'"):
+        plan_stack(compose, StackOptions(state_dir=tmp_path), which=no_alertmanager)
+
+
+def test_skipping_a_service_skips_what_needs_it(compose: ComposeFile, tmp_path: Path) -> None:
+    plan = plan_stack(compose, StackOptions(state_dir=tmp_path, skip=frozenset({"demo"})), which=_everything_installed)
+    assert plan.skipped["demo"] == "left out (--skip)"
+    assert "needs demo" in plan.skipped["load"]
+    with pytest.raises(PlanError, match="unknown service"):
+        plan_stack(compose, StackOptions(state_dir=tmp_path, skip=frozenset({"nginx"})), which=_everything_installed)
+
+
+def test_env_options_win_over_compose_and_reach_only_their_service(compose: ComposeFile, tmp_path: Path) -> None:
+    env = {"incident-bot": {"INCIDENT_BOT_PUBLIC_URL": "http://bot.example", "PAGERDUTY_ROUTING_KEY": "k" * 32}}
+    plan = plan_stack(compose, StackOptions(state_dir=tmp_path, env=env), which=_everything_installed)
+    bot = plan.service("incident-bot").env
+    assert bot["INCIDENT_BOT_PUBLIC_URL"] == "http://bot.example"  # compose sets http://localhost:8700
+    assert bot["PAGERDUTY_ROUTING_KEY"] == "k" * 32
+    assert "PAGERDUTY_ROUTING_KEY" not in plan.service("demo").env
+    with pytest.raises(PlanError, match="unknown service"):
+        plan_stack(compose, StackOptions(state_dir=tmp_path, env={"nginx": {"A": "1"}}), which=_everything_installed)
+
+
+def test_the_cli_parses_env_options(tmp_path: Path) -> None:
+    from demo.cli import _options, _parser
+
+    env = ["--env", "incident-bot:A=1=2", "--env", "incident-bot:B=", "--env", "demo:C=x"]
+    args = _parser().parse_args(["up", "--state-dir", str(tmp_path), *env])
+    assert _options(args).env == {"incident-bot": {"A": "1=2", "B": ""}, "demo": {"C": "x"}}
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["up", "--env", "A=1"])
