@@ -45,6 +45,7 @@ test: system-deps lint typecheck unit
 bench: venv
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/bot_intake.py
+	$(BIN)/python bench/distributed.py
 
 docs: venv
 	$(BIN)/python docs/generate.py

@@ -381,6 +381,124 @@ def _metrics_absent(ctx: _Context) -> list[Rule]:
     ]
 
 
+def _overview(ctx: _Context) -> str:
+    """The overview dashboard for the alert's job (the guards and the store are shown there)."""
+    return links.url(links.OVERVIEW, ctx.config.grafana_url, **{links.Var.JOB: _url_label(promql.JOB_LABEL)})
+
+
+def _rate_limit_sustained(ctx: _Context) -> list[Rule]:
+    """A rate limiter has kept refusing requests from a few keys only: one client (or a few) over
+    its rate for a long time, not an overload spread over many."""
+    cfg = ctx.config.alerts.rate_limit_sustained
+    by = f"{promql.JOB_LABEL}, {sc.RATE_LIMIT_NAME_LABEL}"
+    limited = promql.selector(
+        sc.METRIC_RATE_LIMIT_DECISIONS, promql.eq(sc.RATE_LIMIT_OUTCOME_LABEL, sc.RateLimitOutcomeValues.LIMITED)
+    )
+    keys = promql.selector(sc.METRIC_RATE_LIMIT_LIMITED_KEYS)
+    expr = (
+        f"sum by ({by}) (rate({limited}[{cfg.window}])) > {cfg.min_limited_rate!r}\n"
+        f"and on ({by}) max by ({by}) ({keys}) <= {cfg.max_keys}"
+    )
+    name = _label(sc.RATE_LIMIT_NAME_LABEL)
+    return [
+        ctx.alert(
+            "CircuitBreakerRateLimitSustained",
+            expr,
+            for_=cfg.for_,
+            severity=cfg.severity,
+            summary=f"Rate limiter {name} keeps refusing a few clients.",
+            description=f"The rate limiter {name} of {_JOB} refused {{{{ $value | humanize }}}} requests/s over the "
+            f"last {cfg.window}, for {cfg.for_}, from at most {cfg.max_keys} keys: a client over its rate for "
+            "long (a runaway job, a scraper, abuse). The keys are in the access logs.",
+            dashboard=_overview(ctx),
+        )
+    ]
+
+
+def _credential_stuffing(ctx: _Context) -> list[Rule]:
+    """A spike of authentication lockouts, of source addresses or of many principals: what
+    credential stuffing and password spraying look like."""
+    cfg = ctx.config.alerts.credential_stuffing
+    by = f"{promql.JOB_LABEL}, {sc.AUTH_LOCKOUT_NAME_LABEL}"
+    subject = sc.AUTH_LOCKOUT_SUBJECT_LABEL
+
+    def lockouts(kind: sc.AuthLockoutSubjectValues) -> str:
+        series = promql.selector(sc.METRIC_AUTH_LOCKOUT_LOCKOUTS, promql.eq(subject, kind))
+        return f"sum by ({by}) (increase({series}[{cfg.window}]))"
+
+    expr = (
+        f"{lockouts(sc.AuthLockoutSubjectValues.ADDRESS)} >= {cfg.address_lockouts}\n"
+        f"or {lockouts(sc.AuthLockoutSubjectValues.PRINCIPAL)} >= {cfg.principal_lockouts}"
+    )
+    name = _label(sc.AUTH_LOCKOUT_NAME_LABEL)
+    return [
+        ctx.alert(
+            "CircuitBreakerCredentialStuffing",
+            expr,
+            severity=cfg.severity,
+            summary=f"Lockouts spike at {name}: it looks like credential stuffing.",
+            description=f"The lockout guard {name} of {_JOB} started {{{{ $value | humanize }}}} lockouts in the last "
+            f"{cfg.window} (alert at {cfg.address_lockouts} address lockouts or {cfg.principal_lockouts} principal "
+            "lockouts): many failed logins from a few addresses, or across many accounts.",
+            dashboard=_overview(ctx),
+        )
+    ]
+
+
+def _load_shedding(ctx: _Context) -> list[Rule]:
+    """A concurrency limiter sheds a share of its requests (503 at once): the service is over the
+    concurrency it can serve with its usual latency."""
+    cfg = ctx.config.alerts.load_shedding
+    by = f"{promql.JOB_LABEL}, {sc.CONCURRENCY_LIMIT_NAME_LABEL}"
+    requests = promql.selector(sc.METRIC_CONCURRENCY_LIMIT_REQUESTS)
+    shed = promql.selector(
+        sc.METRIC_CONCURRENCY_LIMIT_REQUESTS,
+        promql.eq(sc.CONCURRENCY_LIMIT_OUTCOME_LABEL, sc.ConcurrencyLimitOutcomeValues.SHED),
+    )
+    total = f"sum by ({by}) (rate({requests}[{cfg.window}]))"
+    expr = (
+        f"sum by ({by}) (rate({shed}[{cfg.window}])) / {total} > {cfg.ratio!r}\n"
+        f"and {total} * {duration_seconds(cfg.window)} >= {cfg.min_calls}"
+    )
+    name = _label(sc.CONCURRENCY_LIMIT_NAME_LABEL)
+    share = "{{ $value | humanizePercentage }}"
+    return [
+        ctx.alert(
+            "CircuitBreakerLoadShedding",
+            expr,
+            for_=cfg.for_,
+            severity=cfg.severity,
+            summary=f"{name} sheds {share} of its requests.",
+            description=f"The concurrency limiter {name} of {_JOB} refused {share} of its requests (503 with "
+            f"Retry-After) over the last {cfg.window} (over {cfg.ratio!r} fires this alert): more concurrent "
+            "requests than it serves at its usual latency.",
+            dashboard=_overview(ctx),
+        )
+    ]
+
+
+def _store_unavailable(ctx: _Context) -> list[Rule]:
+    """The store that shares breaker state across replicas (Redis) is unreachable from a process:
+    its breakers decide on its own calls only until it answers again."""
+    cfg = ctx.config.alerts.store_unavailable
+    by = f"{promql.JOB_LABEL}, instance, {sc.CIRCUIT_BREAKER_STORE_BACKEND_LABEL}"
+    available = promql.selector(sc.METRIC_CIRCUIT_BREAKER_STORE_AVAILABLE)
+    backend = _label(sc.CIRCUIT_BREAKER_STORE_BACKEND_LABEL)
+    return [
+        ctx.alert(
+            "CircuitBreakerStoreUnavailable",
+            f"min by ({by}) ({available}) == 0",
+            for_=cfg.for_,
+            severity=cfg.severity,
+            summary=f"{_JOB} on {_INSTANCE} cannot reach its breaker state store ({backend}).",
+            description=f"The {backend} store of {_JOB} on {_INSTANCE} has been unavailable for {cfg.for_}: its "
+            "breakers keep working on local state with no error to callers, but no longer share state with "
+            "the other replicas (each must see an outage on its own). They resync when it answers again.",
+            dashboard=_overview(ctx),
+        )
+    ]
+
+
 #: Alert name -> its builder, in the order of the rule file.
 ALERTS: dict[str, Callable[[_Context], list[Rule]]] = {
     "CircuitBreakerOpen": _open,
@@ -392,6 +510,10 @@ ALERTS: dict[str, Callable[[_Context], list[Rule]]] = {
     "CircuitBreakerRejectingTraffic": _rejecting_traffic,
     "BreakerMetricsAbsent": _metrics_absent,
     "CircuitBreakerManualState": _manual_state,
+    "CircuitBreakerRateLimitSustained": _rate_limit_sustained,
+    "CircuitBreakerCredentialStuffing": _credential_stuffing,
+    "CircuitBreakerLoadShedding": _load_shedding,
+    "CircuitBreakerStoreUnavailable": _store_unavailable,
 }
 
 

@@ -235,6 +235,47 @@ class ManualStateAlert(_Model):
     severity: Severity = Field(Severity.INFO, description="The alert's `severity` label.")
 
 
+class RateLimitSustainedAlert(_Model):
+    """`CircuitBreakerRateLimitSustained`: a rate limiter keeps refusing requests, and from a few keys
+    only (one abusive client, not an overload spread over many)."""
+
+    window: Duration = Field("5m", description="The window the refusal rate is computed over.")
+    for_: Duration = Field("15m", alias="for", description="How long the refusals must go on.")
+    min_limited_rate: float = Field(
+        1.0, gt=0, description="Refused requests per second (over `window`) above which the alert fires."
+    )
+    max_keys: int = Field(
+        3, ge=1, description="At most this many keys refused in the last minute: more is an overload, not one key."
+    )
+    severity: Severity = Field(Severity.WARNING, description="The alert's `severity` label.")
+
+
+class CredentialStuffingAlert(_Model):
+    """`CircuitBreakerCredentialStuffing`: a spike of authentication lockouts: of source addresses, or
+    of many principals."""
+
+    window: Duration = Field("10m", description="The window lockouts are counted over.")
+    address_lockouts: int = Field(3, ge=1, description="Address lockouts in `window` that fire the alert.")
+    principal_lockouts: int = Field(10, ge=1, description="Principal lockouts in `window` that fire the alert.")
+    severity: Severity = Field(Severity.WARNING, description="The alert's `severity` label.")
+
+
+class LoadSheddingAlert(RatioAlert):
+    """`CircuitBreakerLoadShedding`: a concurrency limiter sheds over `ratio` of its requests (503)."""
+
+    ratio: Ratio = Field(0.05, description="The share of shed requests over which the alert fires.")
+    for_: Duration = Field("10m", alias="for", description="How long the share must stay over `ratio`.")
+    min_calls: int = Field(20, ge=0, description="Requests in the window below which the ratio is not trusted.")
+
+
+class StoreUnavailableAlert(_Model):
+    """`CircuitBreakerStoreUnavailable`: the store that shares breaker state across replicas (Redis)
+    is unreachable; breakers decide on local state alone."""
+
+    for_: Duration = Field("2m", alias="for", description="How long the store must stay unavailable.")
+    severity: Severity = Field(Severity.WARNING, description="The alert's `severity` label.")
+
+
 class AlertsConfig(_Model):
     """The alerts, one key each."""
 
@@ -247,6 +288,10 @@ class AlertsConfig(_Model):
     rejecting_traffic: RejectingTrafficAlert = RejectingTrafficAlert()
     metrics_absent: MetricsAbsentAlert = MetricsAbsentAlert()
     manual_state: ManualStateAlert = ManualStateAlert()
+    rate_limit_sustained: RateLimitSustainedAlert = RateLimitSustainedAlert()
+    credential_stuffing: CredentialStuffingAlert = CredentialStuffingAlert()
+    load_shedding: LoadSheddingAlert = LoadSheddingAlert()
+    store_unavailable: StoreUnavailableAlert = StoreUnavailableAlert()
 
 
 class RulesConfig(_Model):

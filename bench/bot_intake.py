@@ -221,6 +221,10 @@ class Bot:
             "INCIDENT_BOT_WEBHOOK_TOKEN": TOKEN,
             "INCIDENT_BOT_DATABASE_URL": f"sqlite+aiosqlite:///{self.database}",
             "INCIDENT_BOT_DRY_RUN": "true",
+            # The generator is one client: the per-client limit (1000/s by default) would cap the
+            # saturation phase. This measures the intake itself; the open loop's 500/s is below it.
+            "INCIDENT_BOT_INTAKE_RATE_LIMIT": "1000000",
+            "INCIDENT_BOT_INTAKE_RATE_BURST": "1000000",
         }
         runner = ["-m", "cProfile", "-o", str(profile)] if profile else []
         target = ["-m", "incident_bot"]

@@ -14,6 +14,7 @@
 'open'
 """
 
+from ._adaptive import AdaptiveThresholds
 from ._breaker import BreakerSnapshot, CallTotals, CircuitBreaker, Permit
 from ._cache import MISSING, AsyncResponseCache, MemoryCache, ResponseCache, default_cache_key
 from ._classify import (
@@ -39,7 +40,7 @@ from ._classify import (
 )
 from ._clock import Clock, ManualClock, MonotonicClock, TimerHandle
 from ._config import DEFAULT_CONFIG, BreakerConfig
-from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged
+from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged, TripPredicted
 from ._exceptions import (
     BreakerConfigError,
     BreakerError,
@@ -59,9 +60,55 @@ from ._fallback import (
     should_fall_back,
 )
 from ._feature import Availability, Feature, FeatureStatus
+from ._forecast import TripForecast
 from ._histogram import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, Histogram, HistogramReading
+from ._lockout import (
+    ConstantTime,
+    LockedOutError,
+    LockoutGuard,
+    LockoutPolicy,
+    LockoutStatistics,
+    LockoutStatus,
+    LockoutStore,
+    MemoryLockoutStore,
+    RedisLockoutStore,
+    SubjectKind,
+    constant_time_equals,
+)
+from ._probe import (
+    Probe,
+    ProbeRunner,
+    asyncpg_probe,
+    http_probe,
+    probe_runner,
+    redis_probe,
+    running_probes,
+    sqlalchemy_probe,
+)
+from ._ratelimit import (
+    GuardListener,
+    MemoryRateLimitStore,
+    RateDecision,
+    RateLimitedError,
+    RateLimiter,
+    RateLimiterStatistics,
+    RateLimitPolicy,
+    RateLimitStore,
+    RedisRateLimitStore,
+)
 from ._registry import BreakerRegistry, describe_breaker
+from ._shedding import (
+    AIMDLimit,
+    ConcurrencyLimiter,
+    ConcurrencyStatistics,
+    GradientLimit,
+    LimitAlgorithm,
+    OverloadedError,
+    Priority,
+    Ticket,
+)
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
+from ._stores import MemoryStore, RedisStore, StateStore, StoreStatus
 from ._wait import ExponentialBackoff, FixedWait, WaitStrategy
 from ._window import CountWindow, SlidingWindow, TimeWindow
 
@@ -73,6 +120,8 @@ __all__ = [
     "MISSING",
     "RATE_LIMITED_ERROR_TYPE",
     "SUCCESS",
+    "AIMDLimit",
+    "AdaptiveThresholds",
     "Alternate",
     "AsyncResponseCache",
     "Availability",
@@ -94,6 +143,9 @@ __all__ = [
     "ClassifierFunc",
     "ClassifierLike",
     "Clock",
+    "ConcurrencyLimiter",
+    "ConcurrencyStatistics",
+    "ConstantTime",
     "CountWindow",
     "DependencyError",
     "ExponentialBackoff",
@@ -104,41 +156,79 @@ __all__ = [
     "Feature",
     "FeatureStatus",
     "FixedWait",
+    "GradientLimit",
+    "GuardListener",
     "Histogram",
     "HistogramReading",
     "Level",
+    "LimitAlgorithm",
+    "LockedOutError",
+    "LockoutGuard",
+    "LockoutPolicy",
+    "LockoutStatistics",
+    "LockoutStatus",
+    "LockoutStore",
     "ManualClock",
     "MemoryCache",
+    "MemoryLockoutStore",
+    "MemoryRateLimitStore",
+    "MemoryStore",
     "MonotonicClock",
     "Outcome",
+    "OverloadedError",
     "Permit",
+    "Priority",
+    "Probe",
+    "ProbeRunner",
+    "RateDecision",
+    "RateLimitPolicy",
+    "RateLimitStore",
+    "RateLimitedError",
+    "RateLimiter",
+    "RateLimiterStatistics",
+    "RedisLockoutStore",
+    "RedisRateLimitStore",
+    "RedisStore",
     "RejectionReason",
     "ResponseCache",
     "Simplified",
     "SlidingWindow",
     "State",
     "StateChanged",
+    "StateStore",
     "Static",
+    "StoreStatus",
+    "SubjectKind",
+    "Ticket",
     "TimeWindow",
     "TimerHandle",
     "TransitionReason",
+    "TripForecast",
+    "TripPredicted",
     "Verdict",
     "VerdictKind",
     "WaitStrategy",
     "WindowType",
     "as_classifier",
+    "asyncpg_probe",
     "classify_with",
+    "constant_time_equals",
     "default_cache_key",
     "describe_breaker",
     "error_type_of",
     "failure",
+    "http_probe",
     "ignore_exceptions",
     "ignore_results",
+    "probe_runner",
     "rate_limited",
     "record_exceptions",
     "record_results",
+    "redis_probe",
     "rejection_in",
+    "running_probes",
     "should_fall_back",
+    "sqlalchemy_probe",
     "when_exception",
     "when_result",
 ]

@@ -56,7 +56,7 @@ from typing import Any, ParamSpec, TypeVar, final, overload
 from ._classify import SUCCESS, Verdict, VerdictKind, error_type_of, failure
 from ._clock import Clock, MonotonicClock, TimerHandle
 from ._config import DEFAULT_CONFIG, BreakerConfig
-from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged
+from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged, TripPredicted
 from ._exceptions import BreakerConfigError, CallTimeoutError, CircuitOpenError
 from ._histogram import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, Histogram, HistogramReading
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
@@ -368,6 +368,10 @@ class CircuitBreaker:
         if parent is not None:
             with parent._lock:
                 parent._children = (*parent._children, self)
+        if config.adaptive is not None or config.forecast is not None:
+            from ._monitor import start_monitors  # adaptive thresholds, trip forecast: off the call path
+
+            start_monitors(self)
 
     # ------------------------------------------------------------------ calling
 
@@ -1025,6 +1029,48 @@ class CircuitBreaker:
             change = self._set_state(state, TransitionReason.MANUAL, self._now(), open_for=open_for)
         self._publish_changes([change])
 
+    # ------------------------------------------------------------------ shared state (stores)
+
+    def _apply_shared(
+        self,
+        state: State,
+        reason: TransitionReason,
+        open_for: float | None,
+        *,
+        only_from: State | None = None,
+    ) -> bool:
+        """Move to a state decided elsewhere: another replica's, or the cluster-wide window's.
+
+        For state stores (``breaker/_stores``). ``open_for``: seconds left open (``None`` for an
+        open state: this breaker's own wait strategy; for forced open: until changed by hand).
+        ``only_from``: change only from this state. When already in ``state``, only the open
+        deadline moves (no event). Returns whether the state changed.
+        """
+        with self._lock:
+            now = self._now()
+            current = self._state
+            if only_from is not None and current is not only_from:
+                return False
+            if state is current:
+                if (state is _OPEN or state is _FORCED_OPEN) and open_for is not None:
+                    self._open_until = now + max(0.0, open_for)
+                    if self._timer is not None:
+                        self._timer.cancel()
+                        self._timer = None
+                    if self.config.automatic_transition_to_half_open:
+                        self._timer = self._clock.call_later(
+                            max(0.0, open_for), functools.partial(self._on_open_timer, self._generation)
+                        )
+                return False
+            if state is _OPEN and open_for is None:
+                change = self._open(now, reason)
+            else:
+                if state is _OPEN and reason is not TransitionReason.RATE_LIMITED:
+                    self._open_attempts += 1  # the backoff of this replica's own next opening follows
+                change = self._set_state(state, reason, now, open_for=None if open_for is None else max(0.0, open_for))
+        self._publish_changes([change])
+        return True
+
     # ------------------------------------------------------------------ listeners
 
     def add_listener(self, listener: BreakerListener) -> None:
@@ -1053,12 +1099,58 @@ class CircuitBreaker:
         for previous, state, reason, at, open_for in changes:
             self._emit("state_changed", StateChanged(self, previous, state, reason, at, open_for))
 
-    def _emit(self, method: str, event: StateChanged | CallRecorded | CallRejected | FallbackUsed) -> None:
+    def _emit(
+        self, method: str, event: StateChanged | CallRecorded | CallRejected | FallbackUsed | TripPredicted
+    ) -> None:
         for listener in self._listeners:
             try:
                 getattr(listener, method)(event)
             except Exception:
                 logger.exception("circuit breaker %r: listener %r raised in %s", self.name, listener, method)
+
+    # ------------------------------------------------------------------ adaptive thresholds, forecast, probes
+
+    def _set_thresholds(self, failure_rate_threshold: float, slow_call_duration: float) -> None:
+        """Put thresholds in force (adaptive thresholds, ``_adaptive.py``); the window keeps its calls."""
+        with self._lock:
+            self._failure_rate_threshold = failure_rate_threshold
+            if slow_call_duration != self._slow_call_duration:
+                self._slow_call_duration = slow_call_duration
+                # The fast span must stay no longer than the slow-call duration (module docstring).
+                self._span_width = min(slow_call_duration, self._timeout or math.inf, self._window.bucket_width)
+                now = self._now()
+                self._refresh_fast(self._window_counts(now), now)
+
+    def _publish_forecast(
+        self, rate: float, predicted: float, threshold: float, horizon: float, seconds: float | None, at: float
+    ) -> None:
+        """Publish a trip forecast (``_forecast.py``)."""
+        if self._listeners:
+            self._emit("trip_predicted", TripPredicted(self, rate, predicted, threshold, horizon, seconds, at))
+
+    def _probe_passed(self, generation: int) -> bool:
+        """An active health probe succeeded while open in ``generation``: half-open at once
+        (``_probe.py``). Returns whether the state changed."""
+        with self._lock:
+            if generation != self._generation or self._state is not _OPEN:
+                return False
+            change = self._set_state(_HALF_OPEN, TransitionReason.PROBE_SUCCEEDED, self._now())
+        self._publish_changes([change])
+        return True
+
+    def _extend_open(self, generation: int, until: float) -> bool:
+        """An active health probe failed while open in ``generation``: stay open until at least
+        ``until`` (clock time). Returns whether the wait moved."""
+        with self._lock:
+            if generation != self._generation or self._state is not _OPEN or until <= self._open_until:
+                return False
+            self._open_until = until
+            if self._timer is not None:  # automatic transition: the timer follows the new end
+                self._timer.cancel()
+                self._timer = self._clock.call_later(
+                    until - self._now(), functools.partial(self._on_open_timer, self._generation)
+                )
+            return True
 
     # ------------------------------------------------------------------ inspection
 

@@ -10,8 +10,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._adaptive import AdaptiveThresholds
 from ._classify import Classifier, ClassifierLike, as_classifier
 from ._exceptions import BreakerConfigError
+from ._forecast import TripForecast
 from ._state import WindowType
 from ._wait import WaitStrategy, WaitStrategyLike, as_wait_strategy
 
@@ -117,6 +119,21 @@ class BreakerConfig:
             "but never longer than this."
         ),
     )
+    adaptive: AdaptiveThresholds | None = field(
+        default=None,
+        metadata=_doc(
+            "Adaptive thresholds: the failure-rate threshold from the breaker's baseline plus a margin, "
+            "within a floor and a ceiling, tightened as an SLO's error budget burns; the slow-call duration "
+            "from its latency baseline. `None`: the configured values stay in force."
+        ),
+    )
+    forecast: TripForecast | None = field(
+        default=None,
+        metadata=_doc(
+            "Trip forecast: publish `TripPredicted` when the failure rate's trend reaches the threshold "
+            "within a horizon (the `CircuitBreakerTripPredicted` rule's arithmetic). `None`: off."
+        ),
+    )
 
     def __post_init__(self) -> None:
         _rate("failure_rate_threshold", self.failure_rate_threshold)
@@ -145,6 +162,10 @@ class BreakerConfig:
             except TypeError as exc:
                 raise BreakerConfigError("classifier", str(exc)) from None
         _positive("rate_limit_max_wait", self.rate_limit_max_wait)
+        if self.adaptive is not None and not isinstance(self.adaptive, AdaptiveThresholds):
+            raise BreakerConfigError("adaptive", f"expected AdaptiveThresholds (got {type(self.adaptive).__name__})")
+        if self.forecast is not None and not isinstance(self.forecast, TripForecast):
+            raise BreakerConfigError("forecast", f"expected TripForecast (got {type(self.forecast).__name__})")
 
     @property
     def effective_minimum_calls(self) -> int:

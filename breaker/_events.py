@@ -15,7 +15,7 @@ from ._state import FallbackType, Outcome, RejectionReason, State, TransitionRea
 if TYPE_CHECKING:
     from ._breaker import CircuitBreaker
 
-__all__ = ["BreakerListener", "CallRecorded", "CallRejected", "FallbackUsed", "StateChanged"]
+__all__ = ["BreakerListener", "CallRecorded", "CallRejected", "FallbackUsed", "StateChanged", "TripPredicted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,25 @@ class FallbackUsed:
     error: BaseException | None
 
 
+@dataclass(frozen=True, slots=True)
+class TripPredicted:
+    """The failure rate's trend reaches the threshold in force within ``horizon`` seconds while the
+    breaker is still closed and under it: an early warning (``BreakerConfig(forecast=...)``)."""
+
+    breaker: CircuitBreaker
+    #: The window's failure rate now.
+    failure_rate: float
+    #: The rate the trend reaches ``horizon`` seconds from now (at most 1).
+    predicted: float
+    #: The failure-rate threshold in force.
+    threshold: float
+    horizon: float
+    #: Seconds until the trend reaches the threshold, by the fitted line.
+    seconds_to_trip: float | None
+    #: Clock time of the forecast.
+    at: float
+
+
 class BreakerListener:
     """Override the methods you need; the others do nothing."""
 
@@ -77,3 +96,6 @@ class BreakerListener:
 
     def fallback_used(self, event: FallbackUsed) -> None:
         """A fallback step served one of the breaker's calls, or failed to."""
+
+    def trip_predicted(self, event: TripPredicted) -> None:
+        """The failure rate is rising toward the threshold: the breaker may trip soon."""

@@ -21,6 +21,7 @@ from ._exceptions import BreakerConfigError
 from ._fallback import FallbackStep
 from ._feature import Feature
 from ._state import Level
+from ._stores import MemoryStore, StateStore
 
 __all__ = ["BreakerRegistry"]
 
@@ -35,13 +36,21 @@ class BreakerRegistry:
     (True, {'gen_ai.provider.name': 'openai'})
     """
 
-    def __init__(self, *, clock: Clock | None = None, listeners: Iterable[BreakerListener] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[BreakerListener] = (),
+        store: StateStore | None = None,
+    ) -> None:
         self.clock: Clock = clock or MonotonicClock()
         self._listeners = tuple(listeners)
         self._watchers: list[Callable[[CircuitBreaker], None]] = []
         self._breakers: dict[str, CircuitBreaker] = {}
         self._features: dict[str, Feature] = {}
         self._lock = threading.Lock()
+        #: Where the breakers share their state with other replicas (memory: not shared).
+        self.store: StateStore = store if store is not None else MemoryStore()
 
     # ------------------------------------------------------------------ building
 
@@ -118,6 +127,8 @@ class BreakerRegistry:
                 raise BreakerConfigError(breaker.name, "a breaker with this name is already registered")
             self._breakers[breaker.name] = breaker
             watchers = list(self._watchers)
+        # Attached after the listeners, so they see a state adopted from the other replicas.
+        self.store.attach(breaker)
         for watcher in watchers:
             watcher(breaker)
         return breaker

@@ -54,6 +54,8 @@ class TransitionReason(StrEnum):
     WAIT_ELAPSED = "wait_elapsed"
     PROBES_SUCCEEDED = "probes_succeeded"
     PROBES_FAILED = "probes_failed"
+    #: An active health probe (``ProbeRunner``) found the dependency back: half-open before the wait ends.
+    PROBE_SUCCEEDED = "probe_succeeded"
     HALF_OPEN_TIMEOUT = "half_open_timeout"
     MANUAL = "manual"
 

@@ -50,12 +50,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from ._adaptive import AdaptiveThresholds
 from ._breaker import CircuitBreaker
 from ._cache import MemoryCache
 from ._classify import Classifier
@@ -64,19 +66,26 @@ from ._config import BreakerConfig
 from ._events import BreakerListener
 from ._exceptions import BreakerConfigError
 from ._fallback import Alternate, CachedResponse, FallbackStep, Simplified, Static
+from ._forecast import TripForecast
+from ._probe import Probe, ProbeRunner, asyncpg_probe, http_probe, redis_probe
 from ._registry import BreakerRegistry
+from ._stores import DEFAULT_SYNC_INTERVAL, MemoryStore, RedisStore, StateStore
 from ._wait import ExponentialBackoff
 from .integrations._http import Route, Router
 
 __all__ = [
     "ENV_PREFIX",
+    "AdaptiveOptions",
     "BreakerOptions",
     "BreakersFile",
     "Built",
     "ConfigFileError",
     "EndpointSettings",
     "FeatureSettings",
+    "ForecastOptions",
+    "ProbeSettings",
     "ServiceSettings",
+    "StoreSettings",
     "load_config",
     "load_yaml_model",
     "parse_duration",
@@ -122,6 +131,59 @@ class ExponentialWaitOption(_Strict):
     exponential: ExponentialWait
 
 
+class AdaptiveOptions(_Strict):
+    """`breaker.adaptive`: thresholds from the breaker's own history (see `docs/breaker.md`)."""
+
+    margin: float = Field(0.2, ge=0, le=1, description="Threshold in force = failure-rate baseline + this.")
+    floor: float = Field(0.1, gt=0, le=1, description="The failure-rate threshold never goes below this.")
+    ceiling: float = Field(0.8, gt=0, le=1, description="The failure-rate threshold never goes above this.")
+    half_life: Duration = Field(3600.0, description="A sample's weight in the baselines halves after this.")
+    interval: Duration = Field(10.0, description="Time between two samples.")
+    warmup: int = Field(30, ge=1, description="Samples learned before the baselines are used.")
+    max_step: float = Field(0.01, gt=0, le=1, description="The threshold rises by at most this per sample.")
+    latency_quantile: float = Field(0.99, gt=0, lt=1, description="Quantile of the latency baseline.")
+    latency_factor: float = Field(3.0, ge=1, description="Slow-call duration = latency baseline x this.")
+    slow_call_duration_floor: Duration | None = Field(
+        None, description="Lower bound of the derived slow-call duration; latency adapts only with both bounds."
+    )
+    slow_call_duration_ceiling: Duration | None = Field(None, description="Upper bound of the slow-call duration.")
+    slo_target: float | None = Field(
+        None, gt=0, lt=1, description="Availability objective (0.99): the threshold tightens as its budget burns."
+    )
+    burn_windows: list[Duration] = Field(
+        [3600.0, 300.0],
+        min_length=2,
+        max_length=2,
+        description="Long and short burn-rate windows, `[1h, 5m]` (the fast-burn alert's pair).",
+    )
+    burn_rate_limit: float = Field(14.4, gt=1, description="Burn rate at which the threshold reaches the floor.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AdaptiveOptions:
+        if self.floor > self.ceiling:
+            raise ValueError(f"floor ({self.floor}) must be at most ceiling ({self.ceiling})")
+        if (self.slow_call_duration_floor is None) != (self.slow_call_duration_ceiling is None):
+            raise ValueError("set both slow_call_duration_floor and slow_call_duration_ceiling, or neither")
+        return self
+
+    def to_settings(self) -> AdaptiveThresholds:
+        data = self.model_dump()
+        data["burn_windows"] = tuple(data["burn_windows"])
+        return AdaptiveThresholds(**data)
+
+
+class ForecastOptions(_Strict):
+    """`breaker.forecast`: warn before the failure rate's trend trips the breaker."""
+
+    lookback: Duration = Field(600.0, description="History the trend is fitted over (the alert rule's `lookback`).")
+    horizon: Duration = Field(600.0, description="How far ahead the trend is extrapolated (the rule's `horizon`).")
+    interval: Duration = Field(15.0, description="Time between two samples.")
+    min_samples: int = Field(3, ge=2, description="Samples in the lookback needed for a prediction.")
+
+    def to_settings(self) -> TripForecast:
+        return TripForecast(**self.model_dump())
+
+
 ClassifierPreset = Literal["default", "llm_http", "redis", "postgres"]
 
 
@@ -162,6 +224,8 @@ class BreakerOptions(_Strict):
         None, description="With `llm_http`: whether 401/403 count as failures of type `auth` or are ignored."
     )
     rate_limit_max_wait: Duration | None = Field(None, description="The longest a 429's Retry-After may hold it open.")
+    adaptive: AdaptiveOptions | None = Field(None, description="Adaptive thresholds; off when absent.")
+    forecast: ForecastOptions | None = Field(None, description="Trip forecast; off when absent.")
 
     def merged(self, *others: BreakerOptions | None) -> BreakerOptions:
         """These options, overridden by the set fields of each of ``others`` in turn."""
@@ -172,7 +236,13 @@ class BreakerOptions(_Strict):
         return BreakerOptions(**data)
 
     def to_config(self) -> BreakerConfig:
-        data = self.model_dump(exclude_none=True, exclude={"classifier", "auth_failures", "wait_in_open"})
+        data = self.model_dump(
+            exclude_none=True, exclude={"classifier", "auth_failures", "wait_in_open", "adaptive", "forecast"}
+        )
+        if self.adaptive is not None:
+            data["adaptive"] = self.adaptive.to_settings()
+        if self.forecast is not None:
+            data["forecast"] = self.forecast.to_settings()
         wait = self.wait_in_open
         if isinstance(wait, ExponentialWaitOption):
             w = wait.exponential
@@ -240,6 +310,77 @@ class RouteSettings(_Strict):
         return self
 
 
+ProbeType = Literal["http", "redis", "postgres", "callable"]
+
+
+class ProbeSettings(_Strict):
+    """`services.<name>.probe`: an active health check run while the service's breaker is open."""
+
+    type: ProbeType = Field(
+        description="`http` (GET `url`), `redis` (PING `url`), `postgres` (SELECT 1 on `url`), "
+        "`callable` (`function`, an async callable taking no arguments)."
+    )
+    url: str | None = Field(None, validate_default=True, description="Health URL, or the Redis or Postgres URL.")
+    function: str | None = Field(
+        None, validate_default=True, description="`module:attribute` of the probe, for type `callable`."
+    )
+    interval: Duration = Field(1.0, description="Delay before the first probe of an outage.")
+    multiplier: float = Field(2.0, ge=1, description="Each further delay is this many times the last.")
+    max_interval: Duration = Field(30.0, description="The longest delay between two probes.")
+    jitter: float = Field(0.2, ge=0, le=1, description="Share of each delay that may be cut at random.")
+    timeout: Duration = Field(5.0, description="A probe taking longer fails.")
+    max_extension: float = Field(
+        300.0, ge=0, allow_inf_nan=False, description="Failed probes extend the open wait by at most this (seconds)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        if value is None and kind in ("http", "redis", "postgres"):
+            raise ValueError(f"required for a probe of type {kind}")
+        return value
+
+    @field_validator("function")
+    @classmethod
+    def _function_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("type") == "callable":
+            raise ValueError("required for a probe of type callable")
+        return value
+
+    @model_validator(mode="after")
+    def _intervals(self) -> ProbeSettings:
+        if self.max_interval < self.interval:
+            raise ValueError(f"max_interval ({self.max_interval:g}) must be at least interval ({self.interval:g})")
+        return self
+
+    def runner(self, breaker: CircuitBreaker, resolve: Callable[[str], Any], where: str) -> ProbeRunner:
+        """The probe runner for ``breaker`` (not started)."""
+        probe: Probe
+        if self.type == "http":
+            assert self.url is not None
+            probe = http_probe(self.url)
+        elif self.type == "redis":
+            assert self.url is not None
+            probe = redis_probe(self.url)
+        elif self.type == "postgres":
+            assert self.url is not None
+            probe = asyncpg_probe(self.url)
+        else:
+            assert self.function is not None
+            probe = _resolved(resolve, self.function, f"{where}.function")
+        return ProbeRunner(
+            breaker,
+            probe,
+            interval=self.interval,
+            multiplier=self.multiplier,
+            max_interval=self.max_interval,
+            jitter=self.jitter,
+            timeout=self.timeout,
+            max_extension=self.max_extension,
+        )
+
+
 class EndpointSettings(_Strict):
     """One operation on a service (its breaker is named ``service.endpoint``)."""
 
@@ -260,6 +401,9 @@ class ServiceSettings(_Strict):
     hosts: list[str] = Field(
         default_factory=list,
         description="HTTP hosts of the service: requests to them that no endpoint route matches count here.",
+    )
+    probe: ProbeSettings | None = Field(
+        None, description="Active health probe while its breaker is open (start with `running_probes`)."
     )
 
     @field_validator("endpoints")
@@ -319,6 +463,61 @@ class FeatureSettings(_Strict):
     attributes: Attributes = Field(default_factory=dict, description="Telemetry attributes.")
 
 
+class StoreSettings(_Strict):
+    """Where the breakers share their state with the other replicas (``docs/shared-state.md``)."""
+
+    backend: Literal["memory", "redis"] = Field(
+        "memory", description="`memory`: nothing shared (each process decides alone); `redis`: shared through Redis."
+    )
+    url: str | None = Field(None, description="`redis://host:port/db` (`rediss://` for TLS); any node of a cluster.")
+    cluster: bool = Field(False, description="The URL is a node of a Redis Cluster.")
+    prefix: str = Field(
+        "breakerpanel", min_length=1, description="Key prefix: replicas with one prefix share breakers."
+    )
+    sync_interval: Duration = Field(DEFAULT_SYNC_INTERVAL, description="How often replicas exchange window counts.")
+    quorum: int = Field(1, ge=1, description="Open every replica only when at least this many see failures.")
+    timeout: Duration = Field(0.5, description="A Redis operation slower than this counts as failed.")
+    startup_timeout: float = Field(
+        1.0, ge=0, description="How long startup may wait for the state in force (a replica starting in an outage)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_braces(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError("braces are reserved for the breakers' Redis Cluster hash tags")
+        return value
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> StoreSettings:
+        if self.backend == "redis" and self.url is None:
+            raise ValueError("backend redis needs a url (such as redis://localhost:6379/0)")
+        if self.backend == "memory" and (self.url is not None or self.cluster or self.quorum != 1):
+            raise ValueError("url, cluster and quorum apply to backend redis only")
+        return self
+
+    def build(self) -> StateStore:
+        if self.backend == "memory":
+            return MemoryStore()
+        assert self.url is not None
+        return RedisStore(
+            self.url,
+            cluster=self.cluster,
+            prefix=self.prefix,
+            sync_interval=self.sync_interval,
+            quorum=self.quorum,
+            timeout=self.timeout,
+            startup_timeout=self.startup_timeout,
+        )
+
+
 class BreakersFile(BaseSettings):
     """The whole file."""
 
@@ -333,6 +532,7 @@ class BreakersFile(BaseSettings):
     defaults: BreakerOptions = Field(default_factory=BreakerOptions, description="Settings every breaker starts from.")
     services: dict[str, ServiceSettings] = Field(default_factory=dict, description="Dependencies, by name.")
     features: dict[str, FeatureSettings] = Field(default_factory=dict, description="Features, by name.")
+    store: StoreSettings = Field(default_factory=StoreSettings, description="Shared state across replicas.")
 
     @classmethod
     def settings_customise_sources(
@@ -391,7 +591,7 @@ class BreakersFile(BaseSettings):
     ) -> Built:
         """Create the registry (every breaker and feature) and the HTTP router."""
         resolve = resolve or import_object
-        registry = BreakerRegistry(clock=clock, listeners=listeners)
+        registry = BreakerRegistry(clock=clock, listeners=listeners, store=self.store.build())
         routes: list[Route] = []
         for service_name, service in self.services.items():
             service_breaker = registry.service(
@@ -402,6 +602,8 @@ class BreakersFile(BaseSettings):
                 breaker = registry.endpoint(name, self.options_for(name).to_config(), attributes=endpoint.attributes)
                 routes.extend(_route(breaker, r) for r in endpoint.routes)
             routes.extend(Route(service_breaker, host=host) for host in service.hosts)
+            if service.probe is not None:
+                service.probe.runner(service_breaker, resolve, f"services.{service_name}.probe")
         for feature_name, feature in self.features.items():
             steps = [
                 _step(step, registry, resolve, f"features.{feature_name}.fallback.{i}")

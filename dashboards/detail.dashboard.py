@@ -231,6 +231,46 @@ latency = Section(
     height=8,
 )
 
+adaptive = Section(
+    "Adaptive thresholds, forecasts, probes",
+    [
+        timeseries(
+            "Slow-call duration in force",
+            [target(f"max({_sel(sc.METRIC_CIRCUIT_BREAKER_SLOW_CALL_DURATION_THRESHOLD)})", "slow-call duration")],
+            unit=Unit.SECONDS,
+            description="A call at least this long is slow. Adaptive thresholds derive it from the latency "
+            "baseline, within their bounds; otherwise it is the configured value.",
+        ),
+        timeseries(
+            "Trip forecasts",
+            [
+                target(
+                    f"sum({counter_increase(_sel(sc.METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS), RATE_INTERVAL)})",
+                    "forecasts",
+                )
+            ],
+            unit=Unit.COUNT,
+            bars=True,
+            description="Early warnings: the failure rate's trend reached the threshold within the forecast "
+            "horizon (the CircuitBreakerTripPredicted rule's arithmetic, computed in the process).",
+        ),
+        timeseries(
+            "Health probes by outcome",
+            [
+                target(
+                    f"sum by ({OUTCOME}) ({_rate(sc.METRIC_CIRCUIT_BREAKER_PROBES)})",
+                    f"{show(OUTCOME)}",
+                )
+            ],
+            unit=Unit.CALLS_PER_SECOND,
+            stack=True,
+            description="Active probes of the dependency while the breaker was open: a success moves it to "
+            "half-open at once, a failure extends the open wait.",
+        ),
+    ],
+    height=8,
+)
+
 calls = Section(
     "Calls",
     [
@@ -351,7 +391,7 @@ dashboard = new_dashboard(
             description="The service and its endpoints, at the selected level.",
         ),
     ],
-    sections=[now, rates, latency, calls, transitions],
+    sections=[now, rates, latency, adaptive, calls, transitions],
     annotations=[transitions_annotation(BREAKER)],
     extra_links=[
         DashboardLink(

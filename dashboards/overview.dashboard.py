@@ -284,9 +284,158 @@ worst = Section(
     height=10,
 )
 
+# ---------------------------------------------------------------------- guards and the state store
+
+RATE_LIMIT = sc.RATE_LIMIT_NAME_LABEL
+LOCKOUT = sc.AUTH_LOCKOUT_NAME_LABEL
+SUBJECT = sc.AUTH_LOCKOUT_SUBJECT_LABEL
+LIMITER = sc.CONCURRENCY_LIMIT_NAME_LABEL
+PRIORITY = sc.CONCURRENCY_LIMIT_PRIORITY_LABEL
+BACKEND = sc.CIRCUIT_BREAKER_STORE_BACKEND_LABEL
+
+
+def _guard_rate(metric: sc.MetricSpec, *matchers: str) -> str:
+    # Guards are not breakers: every job's guards show (the incident bot has guards and no breakers).
+    return f"rate({promql.selector(metric, *matchers)}[{RATE_INTERVAL}])"
+
+
+guards = Section(
+    "Guards: rate limits, lockouts, load shedding (every job)",
+    [
+        timeseries(
+            "Rate limiting decisions by outcome",
+            [
+                target(
+                    f"sum by ({JOB}, {RATE_LIMIT}, {sc.RATE_LIMIT_OUTCOME_LABEL}) "
+                    f"({_guard_rate(sc.METRIC_RATE_LIMIT_DECISIONS)})",
+                    f"{show(JOB)} {show(RATE_LIMIT)}: {show(sc.RATE_LIMIT_OUTCOME_LABEL)}",
+                )
+            ],
+            unit=Unit.CALLS_PER_SECOND,
+            stack=True,
+            description="Requests per second each rate limiter allowed or limited (429 with Retry-After).",
+        ),
+        timeseries(
+            "Limited keys (last minute)",
+            [
+                target(
+                    f"max by ({JOB}, {RATE_LIMIT}) ({promql.selector(sc.METRIC_RATE_LIMIT_LIMITED_KEYS)})",
+                    f"{show(JOB)} {show(RATE_LIMIT)}",
+                )
+            ],
+            unit=Unit.COUNT,
+            minimum=0,
+            description="Distinct keys (clients, API keys, addresses) each rate limiter refused in the last "
+            "minute, on its busiest instance. Many refusals from one key: an abusive client; from many keys: "
+            "an overload or a limit set too low. The keys are in the service's log, never in labels.",
+        ),
+        timeseries(
+            "Authentication failures and lockouts by kind",
+            [
+                target(
+                    f"sum by ({JOB}, {LOCKOUT}, {SUBJECT}) ({_guard_rate(sc.METRIC_AUTH_LOCKOUT_LOCKOUTS)})",
+                    f"{show(JOB)} {show(LOCKOUT)}: {show(SUBJECT)} lockouts",
+                ),
+                target(
+                    f"sum by ({JOB}, {LOCKOUT}) ({_guard_rate(sc.METRIC_AUTH_LOCKOUT_FAILURES)})",
+                    f"{show(JOB)} {show(LOCKOUT)}: failed logins",
+                ),
+                target(
+                    f"sum by ({JOB}, {LOCKOUT}) ({_guard_rate(sc.METRIC_AUTH_LOCKOUT_REJECTIONS)})",
+                    f"{show(JOB)} {show(LOCKOUT)}: refused while locked",
+                ),
+            ],
+            unit=Unit.CALLS_PER_SECOND,
+            description="Failed authentications, lockouts started (of a principal or of a source address) and "
+            "attempts refused while locked, per second. Address lockouts, or principal lockouts across many "
+            "principals, look like credential stuffing.",
+        ),
+        timeseries(
+            "Concurrency limit vs in flight",
+            [
+                target(
+                    f"max by ({JOB}, {LIMITER}) ({promql.selector(sc.METRIC_CONCURRENCY_LIMIT_LIMIT)})",
+                    f"{show(JOB)} {show(LIMITER)}: limit",
+                ),
+                target(
+                    f"max by ({JOB}, {LIMITER}) ({promql.selector(sc.METRIC_CONCURRENCY_LIMIT_IN_FLIGHT)})",
+                    f"{show(JOB)} {show(LIMITER)}: in flight",
+                ),
+            ],
+            unit=Unit.COUNT,
+            minimum=0,
+            description="The adaptive concurrency limit in force and the requests in flight (critical ones "
+            "included), on the busiest instance. In flight at the limit: normal requests are shed.",
+        ),
+        timeseries(
+            "Shed requests by priority",
+            [
+                target(
+                    f"sum by ({JOB}, {LIMITER}, {PRIORITY}) ("
+                    + _guard_rate(
+                        sc.METRIC_CONCURRENCY_LIMIT_REQUESTS,
+                        promql.eq(sc.CONCURRENCY_LIMIT_OUTCOME_LABEL, sc.ConcurrencyLimitOutcomeValues.SHED),
+                    )
+                    + ")",
+                    f"{show(JOB)} {show(LIMITER)}: {show(PRIORITY)}",
+                )
+            ],
+            unit=Unit.CALLS_PER_SECOND,
+            stack=True,
+            description="Requests refused at once (503 with Retry-After) because the concurrency limit was "
+            "reached, by priority: sheddable first, then normal; critical ones (health, admin) never.",
+        ),
+    ],
+    height=8,
+    widths=[5, 5, 5, 5, 4],
+)
+
+store = Section(
+    "State store",
+    [
+        stat(
+            "State store available",
+            [
+                target(
+                    f"min by ({JOB}, {BACKEND}) "
+                    f"({promql.selector(sc.METRIC_CIRCUIT_BREAKER_STORE_AVAILABLE, promql.re(JOB, var(Var.JOB)))})",
+                    f"{show(JOB)} {show(BACKEND)}",
+                )
+            ],
+            unit=Unit.STATE,
+            threshold_steps=thresholds("red", (1, "green")),
+            color_background=True,
+            mappings=[
+                {"type": "value", "options": {"0": {"text": "unavailable"}, "1": {"text": "available"}}},
+            ],
+            no_value="no store",
+            description="Whether every instance reaches the store its breakers share state through (Redis): "
+            "unavailable, breakers decide on their own instance's calls only, with no error to callers.",
+        ),
+        timeseries(
+            "State store errors",
+            [
+                target(
+                    f"sum by ({JOB}, {BACKEND}) (rate("
+                    f"{promql.selector(sc.METRIC_CIRCUIT_BREAKER_STORE_ERRORS, promql.re(JOB, var(Var.JOB)))}"
+                    f"[{RATE_INTERVAL}]))",
+                    f"{show(JOB)} {show(BACKEND)}",
+                )
+            ],
+            unit=Unit.CALLS_PER_SECOND,
+            minimum=0,
+            description="Failed operations against the state store per second (they never reach callers); "
+            "a burst usually comes with the store marked unavailable.",
+        ),
+    ],
+    height=5,
+    widths=[6, 18],
+)
+
 dashboard = new_dashboard(
     links.OVERVIEW,
-    description="Circuit breakers at a glance: states, traffic, rejections, fallbacks, the worst breakers.",
+    description="Circuit breakers at a glance: states, traffic, rejections, fallbacks, the worst breakers; "
+    "the guards (rate limits, lockouts, load shedding) and the state store.",
     variables=[
         query_variable(
             Var.JOB,
@@ -303,6 +452,6 @@ dashboard = new_dashboard(
             include_all=True,
         ),
     ],
-    sections=[stats, states, traffic, worst],
+    sections=[stats, states, traffic, worst, guards, store],
     annotations=[transitions_annotation(SELECTED)],
 )

@@ -9,6 +9,7 @@
     breakerpanel chaos openai outage --for 60s                   break an upstream (chaos clear heals)
     breakerpanel down                                            stop what `up` started
     breakerpanel dashboards | rules                              regenerate dashboards / alert rules
+    breakerpanel mesh istio|linkerd [--out DIR] [--explain]      mesh policies from breakers.yaml
 
 With Docker, ``docker compose up`` runs the same stack in containers; ``up`` is for machines
 without it, and derives everything from docker-compose.yml.
@@ -25,7 +26,7 @@ from demo.stack import binaries, load_runner, regenerate, status, supervisor
 from demo.stack.chaos_client import FAULTS, UPSTREAMS, ChaosClient, ChaosError, describe, fault_body
 from demo.stack.compose import ComposeError, load_compose
 from demo.stack.durations import parse_duration
-from demo.stack.paths import COMPOSE_FILE, default_state_dir
+from demo.stack.paths import COMPOSE_FILE, REPO_ROOT, default_state_dir
 from demo.stack.state import StackState, load_state
 from demo.stack.topology import LocalService, Plan, PlanError, StackOptions, plan_stack
 
@@ -168,6 +169,36 @@ def _regenerate(args: argparse.Namespace) -> int:
     return regenerate.regenerate(args.command, check=args.check)
 
 
+def _mesh(args: argparse.Namespace) -> int:
+    from breaker.config import ConfigFileError, load_config
+    from demo import mesh
+
+    ports, hosts = dict(args.port), dict(args.host)
+    try:
+        if args.explain:
+            print(mesh.explain(mesh.plan(load_config(args.config), namespace=args.namespace, ports=ports, hosts=hosts)))
+            return 0
+        files = mesh.rendered_files(args.mesh, args.config, namespace=args.namespace, ports=ports, hosts=hosts)
+    except (ConfigFileError, mesh.MeshError) as exc:
+        print(f"breakerpanel mesh: {exc}", file=sys.stderr)
+        return 2
+    if args.out is None:
+        print("".join(files.values()), end="")
+        return 0
+    stale = [
+        name for name, text in files.items() if not (args.out / name).is_file() or (args.out / name).read_text() != text
+    ]
+    if args.check:
+        for name in stale:
+            print(f"{args.out / name} is stale: run `breakerpanel mesh {args.mesh} --out {args.out}`", file=sys.stderr)
+        return 1 if stale else 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in stale:
+        (args.out / name).write_text(files[name])
+        print(f"wrote {args.out / name}")
+    return 0
+
+
 # -- arguments
 
 
@@ -287,7 +318,36 @@ def _parser() -> argparse.ArgumentParser:
         regen = commands.add_parser(name, help=f"regenerate the {what}")
         regen.add_argument("--check", action="store_true", help="only fail if the generated files are stale")
         regen.set_defaults(handler=_regenerate)
+
+    mesh = commands.add_parser(
+        "mesh",
+        help="Istio or Linkerd policies derived from breakers.yaml",
+        description="Render a mesh's circuit-breaking, timeout and retry policies so that they agree with "
+        "breakers.yaml (docs/kubernetes.md): the mesh ejects hosts, our breakers decide per endpoint and feature.",
+    )
+    mesh.add_argument("mesh", choices=["istio", "linkerd"])
+    mesh.add_argument(
+        "--config", type=Path, default=REPO_ROOT / "demo" / "breakers.yaml", help="default: demo/breakers.yaml"
+    )
+    mesh.add_argument("--namespace", default="breakerpanel", help="where the stack runs (default: %(default)s)")
+    mesh.add_argument(
+        "--port", type=_port, action="append", default=[], metavar="SERVICE=PORT", help="a Service's port"
+    )
+    mesh.add_argument(
+        "--host", type=_host, action="append", default=[], metavar="SERVICE=HOST", help="a service's mesh host"
+    )
+    mesh.add_argument("--out", type=Path, help="write the files here (an overlay folder) instead of printing")
+    mesh.add_argument("--check", action="store_true", help="with --out: only fail if the files are stale")
+    mesh.add_argument("--explain", action="store_true", help="print what each setting was derived from")
+    mesh.set_defaults(handler=_mesh)
     return parser
+
+
+def _host(text: str) -> tuple[str, str]:
+    name, sep, host = text.partition("=")
+    if not sep or not name or not host:
+        raise argparse.ArgumentTypeError(f"expected SERVICE=HOST, got {text!r}")
+    return name, host
 
 
 if __name__ == "__main__":

@@ -116,6 +116,10 @@ def configuration_reference() -> str:
         config.StaticStep,
         config.BreakerOptions,
         config.ExponentialWait,
+        config.AdaptiveOptions,
+        config.ForecastOptions,
+        config.ProbeSettings,
+        config.StoreSettings,
     ]
     return "\n\n".join(model_table(m) for m in models)
 
@@ -161,6 +165,10 @@ def alert_rules_reference() -> str:
         config.RejectingTrafficAlert,
         config.MetricsAbsentAlert,
         config.ManualStateAlert,
+        config.RateLimitSustainedAlert,
+        config.CredentialStuffingAlert,
+        config.LoadSheddingAlert,
+        config.StoreUnavailableAlert,
     ]
     return "\n\n".join(model_table(m) for m in models)
 

@@ -88,7 +88,7 @@ def render_python(conventions: SemanticConventions) -> str:
         "    #: The series name in Prometheus (histograms add _bucket, _sum and _count).",
         "    prometheus_name: str",
         "    prometheus_type: str",
-        "    #: The attributes beyond COMMON_ATTRIBUTES.",
+        "    #: The attributes beyond COMMON_ATTRIBUTES (all of them, for metrics not in BREAKER_METRICS).",
         "    attributes: tuple[str, ...]",
         "",
         "    @property",
@@ -98,10 +98,13 @@ def render_python(conventions: SemanticConventions) -> str:
         "",
     ]
     names = []
+    breaker_names = []
     for metric in conventions.metrics:
         extra = [a.attribute.id for a in metric.attributes if a.attribute.id not in common]
         var = "METRIC_" + constant(metric.name)
         names.append(var)
+        if len(extra) < len(metric.attributes):  # it carries the common attributes: a breaker's metric
+            breaker_names.append(var)
         out += [
             "",
             f"{var}: Final = MetricSpec(",
@@ -120,6 +123,9 @@ def render_python(conventions: SemanticConventions) -> str:
     out += [
         "",
         "METRICS: Final = (" + "".join(f"{n}, " for n in names) + ")",
+        "#: The metrics of breakers, with COMMON_ATTRIBUTES on every series (the others describe guards",
+        "#: and the state store, and carry their attributes only).",
+        "BREAKER_METRICS: Final = (" + "".join(f"{n}, " for n in breaker_names) + ")",
         "",
         "",
         "def label(attribute: str) -> str:",
@@ -208,7 +214,9 @@ def _metric_section(metric: Metric, common_ids: set[str]) -> list[str]:
     ]
     extra = [a for a in metric.attributes if a.attribute.id not in common_ids]
     if extra:
-        lines += ["- attributes beyond the common ones:", ""]
+        carries_common = len(extra) < len(metric.attributes)
+        heading = "beyond the common ones" if carries_common else "(not the common ones)"
+        lines += [f"- attributes {heading}:", ""]
         lines += ["  | attribute | Prometheus label | requirement |", "  |---|---|---|"]
         lines += [
             f"  | `{a.attribute.id}` | `{prometheus_label(a.attribute.id)}` | "

@@ -67,6 +67,7 @@ class BreakerInstruments:
             (m.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE, self._slow_call_rate),
             (m.METRIC_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD, self._failure_rate_threshold),
             (m.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE_THRESHOLD, self._slow_call_rate_threshold),
+            (m.METRIC_CIRCUIT_BREAKER_SLOW_CALL_DURATION_THRESHOLD, self._slow_call_duration_threshold),
         ):
             assert spec.instrument == "gauge"
             meter.create_observable_gauge(spec.name, [callback], spec.unit, spec.description)
@@ -75,6 +76,8 @@ class BreakerInstruments:
             (m.METRIC_CIRCUIT_BREAKER_SLOW_CALLS, self._slow_calls),
             (m.METRIC_CIRCUIT_BREAKER_TRANSITIONS, self._transitions),
             (m.METRIC_CIRCUIT_BREAKER_FALLBACKS, self._fallbacks),
+            (m.METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS, self._trip_forecasts),
+            (m.METRIC_CIRCUIT_BREAKER_PROBES, self._probes),
         ):
             assert spec.instrument == "counter"
             meter.create_observable_counter(spec.name, [callback], spec.unit, spec.description)
@@ -111,6 +114,21 @@ class BreakerInstruments:
     def _slow_call_rate_threshold(self, options: CallbackOptions) -> Iterable[Observation]:
         for r in self._readings():
             yield from self._gauge(r.slow_call_rate_threshold, r)
+
+    def _slow_call_duration_threshold(self, options: CallbackOptions) -> Iterable[Observation]:
+        for r in self._readings():
+            yield from self._gauge(r.slow_call_duration, r)
+
+    def _trip_forecasts(self, options: CallbackOptions) -> Iterable[Observation]:
+        for r in self._readings():
+            if r.trip_forecasts is not None:
+                yield Observation(r.trip_forecasts, common_attributes(r))
+
+    def _probes(self, options: CallbackOptions) -> Iterable[Observation]:
+        for r in self._readings():
+            common = common_attributes(r)
+            for outcome, count in r.probes.items():
+                yield Observation(count, {**common, sc.CIRCUIT_BREAKER_OUTCOME: outcome})
 
     def _calls(self, options: CallbackOptions) -> Iterable[Observation]:
         outcome = sc.CIRCUIT_BREAKER_OUTCOME

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from breaker import CircuitBreaker, HistogramReading, Outcome
+from breaker import CircuitBreaker, HistogramReading, Outcome, probe_runner
+from breaker._monitor import trip_forecaster
 
 __all__ = ["BreakerReading", "BreakerSource", "CircuitBreakerSource"]
 
@@ -45,6 +46,12 @@ class BreakerReading:
     #: Call durations by outcome.
     durations: Mapping[str, HistogramReading] = field(default_factory=dict)
     recovery: HistogramReading | None = None
+    #: The slow-call duration in force (adaptive thresholds may move it), in seconds.
+    slow_call_duration: float | None = None
+    #: Trip forecasts published, for breakers with a forecast configured.
+    trip_forecasts: int | None = None
+    #: Active health probes by outcome (``success``, ``failure``), for breakers with a probe.
+    probes: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def activity(self) -> int:
@@ -108,4 +115,7 @@ class CircuitBreakerSource:
             },
             durations={outcome.value: reading for outcome, reading in breaker.duration_histograms().items()},
             recovery=breaker.recovery_histogram(),
+            slow_call_duration=snap.slow_call_duration,
+            trip_forecasts=forecaster.forecasts if (forecaster := trip_forecaster(breaker)) is not None else None,
+            probes=dict(runner.results) if (runner := probe_runner(breaker)) is not None else {},
         )

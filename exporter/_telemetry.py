@@ -1,5 +1,5 @@
 """Wiring: a MeterProvider with the Prometheus reader (and OTLP push when configured), the
-breaker instruments, the ``/metrics`` endpoint, and span events."""
+breaker, guard and state-store instruments, the ``/metrics`` endpoint, and span events."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from opentelemetry.semconv.attributes.deployment_attributes import DEPLOYMENT_EN
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_INSTANCE_ID, SERVICE_NAME
 from prometheus_client import CollectorRegistry
 
-from breaker import BreakerRegistry, CircuitBreaker
+from breaker import BreakerRegistry, CircuitBreaker, StateStore
 
 from . import semconv
 from ._catalog import BreakerCatalog
+from ._guards import Guard, GuardInstruments, StoreInstruments
 from ._instruments import BreakerInstruments
 from ._readers import BreakerPeriodicReader, BreakerPrometheusReader
 from ._sources import BreakerSource
@@ -105,6 +106,8 @@ class BreakerTelemetry:
         scope = InstrumentationScope(SCOPE_NAME, _package_version(), semconv.SCHEMA_URL)
         meter = self.meter_provider.get_meter(scope.name, scope.version, scope.schema_url)
         self.instruments = BreakerInstruments(meter, self.catalog, scope)
+        self.guard_instruments = GuardInstruments(meter)
+        self.store_instruments = StoreInstruments(meter)
         for reader in readers:
             reader.bind(self.instruments)
         self._span_events = SpanEvents() if tracing else None
@@ -113,10 +116,22 @@ class BreakerTelemetry:
             self.add(source)
 
     def add(self, source: CircuitBreaker | BreakerRegistry | BreakerSource) -> None:
-        """Export a breaker, every breaker of a registry (later ones too), or an adapter."""
+        """Export a breaker, every breaker of a registry (later ones too) and its state store, or
+        an adapter."""
         self.catalog.add(source)
+        if isinstance(source, BreakerRegistry):
+            self.store_instruments.add(source.store)
         if self._span_events is not None and isinstance(source, BreakerRegistry | CircuitBreaker):
             source.add_listener(self._span_events)
+
+    def add_guard(self, *guards: Guard) -> None:
+        """Export rate limiters, lockout guards and concurrency limiters (their ``statistics()``)."""
+        for guard in guards:
+            self.guard_instruments.add(guard)
+
+    def add_store(self, store: StateStore) -> None:
+        """Export a state store's availability and errors (a registry's store is added with it)."""
+        self.store_instruments.add(store)
 
     def asgi_app(self) -> ASGIApp:
         """``/metrics`` as an ASGI app: ``app.mount("/metrics", telemetry.asgi_app())``."""

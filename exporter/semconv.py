@@ -15,6 +15,16 @@ SEMCONV_VERSION: Final = "v0.1.0"
 
 # ---------------------------------------------------------------------- attributes
 
+AUTH_LOCKOUT_NAME: Final = "auth_lockout.name"
+"""The lockout guard's name, unique in the process."""
+AUTH_LOCKOUT_NAME_LABEL: Final = "auth_lockout_name"
+"""Its Prometheus label."""
+
+AUTH_LOCKOUT_SUBJECT: Final = "auth_lockout.subject"
+"""What a lockout applies to."""
+AUTH_LOCKOUT_SUBJECT_LABEL: Final = "auth_lockout_subject"
+"""Its Prometheus label."""
+
 CIRCUIT_BREAKER_FALLBACK_TYPE: Final = "circuit_breaker.fallback.type"
 """The kind of fallback step."""
 CIRCUIT_BREAKER_FALLBACK_TYPE_LABEL: Final = "circuit_breaker_fallback_type"
@@ -55,6 +65,26 @@ CIRCUIT_BREAKER_STATE: Final = "circuit_breaker.state"
 CIRCUIT_BREAKER_STATE_LABEL: Final = "circuit_breaker_state"
 """Its Prometheus label."""
 
+CIRCUIT_BREAKER_STORE_BACKEND: Final = "circuit_breaker.store.backend"
+"""Where breakers share their state."""
+CIRCUIT_BREAKER_STORE_BACKEND_LABEL: Final = "circuit_breaker_store_backend"
+"""Its Prometheus label."""
+
+CONCURRENCY_LIMIT_NAME: Final = "concurrency_limit.name"
+"""The concurrency limiter's name (a route or a dependency)."""
+CONCURRENCY_LIMIT_NAME_LABEL: Final = "concurrency_limit_name"
+"""Its Prometheus label."""
+
+CONCURRENCY_LIMIT_OUTCOME: Final = "concurrency_limit.outcome"
+"""What the concurrency limiter did with a request."""
+CONCURRENCY_LIMIT_OUTCOME_LABEL: Final = "concurrency_limit_outcome"
+"""Its Prometheus label."""
+
+CONCURRENCY_LIMIT_PRIORITY: Final = "concurrency_limit.priority"
+"""The request's priority under overload."""
+CONCURRENCY_LIMIT_PRIORITY_LABEL: Final = "concurrency_limit_priority"
+"""Its Prometheus label."""
+
 DB_SYSTEM_NAME: Final = "db.system.name"
 """The database management system product, as OpenTelemetry names it."""
 DB_SYSTEM_NAME_LABEL: Final = "db_system_name"
@@ -80,10 +110,30 @@ GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_REQUEST_MODEL_LABEL: Final = "gen_ai_request_model"
 """Its Prometheus label."""
 
+RATE_LIMIT_NAME: Final = "rate_limit.name"
+"""The rate limiter's name, unique in the process."""
+RATE_LIMIT_NAME_LABEL: Final = "rate_limit_name"
+"""Its Prometheus label."""
+
+RATE_LIMIT_OUTCOME: Final = "rate_limit.outcome"
+"""What the rate limiter decided."""
+RATE_LIMIT_OUTCOME_LABEL: Final = "rate_limit_outcome"
+"""Its Prometheus label."""
+
 SERVER_ADDRESS: Final = "server.address"
 """Server domain name, IP address or Unix domain socket name of the dependency."""
 SERVER_ADDRESS_LABEL: Final = "server_address"
 """Its Prometheus label."""
+
+
+class AuthLockoutSubjectValues(StrEnum):
+    """Values of ``auth_lockout.subject``."""
+
+    PRINCIPAL = "principal"
+    """A user, an API client or another principal that authenticates."""
+
+    ADDRESS = "address"
+    """A source address."""
 
 
 class CircuitBreakerFallbackTypeValues(StrEnum):
@@ -191,6 +241,49 @@ class CircuitBreakerStateValues(StrEnum):
     """Calls pass and are counted, but the breaker never trips (a dry run)."""
 
 
+class CircuitBreakerStoreBackendValues(StrEnum):
+    """Values of ``circuit_breaker.store.backend``."""
+
+    MEMORY = "memory"
+    """Nothing shared; every process decides on its own calls (the default)."""
+
+    REDIS = "redis"
+    """Shared through Redis (standalone or Redis Cluster)."""
+
+
+class ConcurrencyLimitOutcomeValues(StrEnum):
+    """Values of ``concurrency_limit.outcome``."""
+
+    ACCEPTED = "accepted"
+    """The request was admitted below the limit (or was critical)."""
+
+    SHED = "shed"
+    """The request was refused at once (503) because the limit was reached."""
+
+
+class ConcurrencyLimitPriorityValues(StrEnum):
+    """Values of ``concurrency_limit.priority``."""
+
+    CRITICAL = "critical"
+    """Never shed (health checks, admin calls)."""
+
+    NORMAL = "normal"
+    """Shed when the limit is reached."""
+
+    SHEDDABLE = "sheddable"
+    """Shed first, before the limit is reached."""
+
+
+class RateLimitOutcomeValues(StrEnum):
+    """Values of ``rate_limit.outcome``."""
+
+    ALLOWED = "allowed"
+    """The request was within its key's rate."""
+
+    LIMITED = "limited"
+    """The request was refused (429) until its key's quota refills."""
+
+
 #: Attributes on every breaker series: the breaker's identity, then its dependency attributes.
 COMMON_ATTRIBUTES: Final = (
     CIRCUIT_BREAKER_NAME,
@@ -225,7 +318,7 @@ class MetricSpec:
     #: The series name in Prometheus (histograms add _bucket, _sum and _count).
     prometheus_name: str
     prometheus_type: str
-    #: The attributes beyond COMMON_ATTRIBUTES.
+    #: The attributes beyond COMMON_ATTRIBUTES (all of them, for metrics not in BREAKER_METRICS).
     attributes: tuple[str, ...]
 
     @property
@@ -354,6 +447,146 @@ METRIC_CIRCUIT_BREAKER_FALLBACKS: Final = MetricSpec(
     ),
 )
 
+METRIC_CIRCUIT_BREAKER_SLOW_CALL_DURATION_THRESHOLD: Final = MetricSpec(
+    name="circuit_breaker.slow_call_duration.threshold",
+    instrument="gauge",
+    unit="s",
+    description="The slow-call duration in force, in seconds; a call at least this long is slow.",
+    prometheus_name="circuit_breaker_slow_call_duration_threshold_seconds",
+    prometheus_type="gauge",
+    attributes=(),
+)
+
+METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS: Final = MetricSpec(
+    name="circuit_breaker.trip_forecasts",
+    instrument="counter",
+    unit="{forecast}",
+    description="Early warnings that the failure rate's trend reaches the threshold in force within the horizon.",
+    prometheus_name="circuit_breaker_trip_forecasts_total",
+    prometheus_type="counter",
+    attributes=(),
+)
+
+METRIC_CIRCUIT_BREAKER_PROBES: Final = MetricSpec(
+    name="circuit_breaker.probes",
+    instrument="counter",
+    unit="{probe}",
+    description="Active health probes run while the breaker was open, by outcome.",
+    prometheus_name="circuit_breaker_probes_total",
+    prometheus_type="counter",
+    attributes=(CIRCUIT_BREAKER_OUTCOME,),
+)
+
+METRIC_RATE_LIMIT_DECISIONS: Final = MetricSpec(
+    name="rate_limit.decisions",
+    instrument="counter",
+    unit="{request}",
+    description="Requests decided by the rate limiter, by outcome.",
+    prometheus_name="rate_limit_decisions_total",
+    prometheus_type="counter",
+    attributes=(
+        RATE_LIMIT_NAME,
+        RATE_LIMIT_OUTCOME,
+    ),
+)
+
+METRIC_RATE_LIMIT_LIMITED_KEYS: Final = MetricSpec(
+    name="rate_limit.limited_keys",
+    instrument="gauge",
+    unit="{key}",
+    description="Distinct keys (clients, API keys, addresses) the rate limiter refused in the last minute.",
+    prometheus_name="rate_limit_limited_keys",
+    prometheus_type="gauge",
+    attributes=(RATE_LIMIT_NAME,),
+)
+
+METRIC_AUTH_LOCKOUT_FAILURES: Final = MetricSpec(
+    name="auth_lockout.failures",
+    instrument="counter",
+    unit="{attempt}",
+    description="Failed authentications recorded by the lockout guard.",
+    prometheus_name="auth_lockout_failures_total",
+    prometheus_type="counter",
+    attributes=(AUTH_LOCKOUT_NAME,),
+)
+
+METRIC_AUTH_LOCKOUT_LOCKOUTS: Final = MetricSpec(
+    name="auth_lockout.lockouts",
+    instrument="counter",
+    unit="{lockout}",
+    description="Lockouts started, by what was locked out (a principal or a source address).",
+    prometheus_name="auth_lockout_lockouts_total",
+    prometheus_type="counter",
+    attributes=(
+        AUTH_LOCKOUT_NAME,
+        AUTH_LOCKOUT_SUBJECT,
+    ),
+)
+
+METRIC_AUTH_LOCKOUT_REJECTIONS: Final = MetricSpec(
+    name="auth_lockout.rejections",
+    instrument="counter",
+    unit="{attempt}",
+    description="Authentication attempts refused because their principal or address was locked out.",
+    prometheus_name="auth_lockout_rejections_total",
+    prometheus_type="counter",
+    attributes=(AUTH_LOCKOUT_NAME,),
+)
+
+METRIC_CONCURRENCY_LIMIT_LIMIT: Final = MetricSpec(
+    name="concurrency_limit.limit",
+    instrument="gauge",
+    unit="{request}",
+    description="The adaptive concurrency limit in force.",
+    prometheus_name="concurrency_limit_limit",
+    prometheus_type="gauge",
+    attributes=(CONCURRENCY_LIMIT_NAME,),
+)
+
+METRIC_CONCURRENCY_LIMIT_IN_FLIGHT: Final = MetricSpec(
+    name="concurrency_limit.in_flight",
+    instrument="gauge",
+    unit="{request}",
+    description="Requests in flight through the concurrency limiter, critical ones included.",
+    prometheus_name="concurrency_limit_in_flight",
+    prometheus_type="gauge",
+    attributes=(CONCURRENCY_LIMIT_NAME,),
+)
+
+METRIC_CONCURRENCY_LIMIT_REQUESTS: Final = MetricSpec(
+    name="concurrency_limit.requests",
+    instrument="counter",
+    unit="{request}",
+    description="Requests through the concurrency limiter, by outcome and priority.",
+    prometheus_name="concurrency_limit_requests_total",
+    prometheus_type="counter",
+    attributes=(
+        CONCURRENCY_LIMIT_NAME,
+        CONCURRENCY_LIMIT_OUTCOME,
+        CONCURRENCY_LIMIT_PRIORITY,
+    ),
+)
+
+METRIC_CIRCUIT_BREAKER_STORE_AVAILABLE: Final = MetricSpec(
+    name="circuit_breaker.store.available",
+    instrument="gauge",
+    unit="1",
+    description="Whether the shared breaker state is reachable (1) or breakers decide on local state alone (0).",
+    prometheus_name="circuit_breaker_store_available",
+    prometheus_type="gauge",
+    attributes=(CIRCUIT_BREAKER_STORE_BACKEND,),
+)
+
+METRIC_CIRCUIT_BREAKER_STORE_ERRORS: Final = MetricSpec(
+    name="circuit_breaker.store.errors",
+    instrument="counter",
+    unit="{error}",
+    description="Failed operations against the state store since the process started; they never reach callers.",
+    prometheus_name="circuit_breaker_store_errors_total",
+    prometheus_type="counter",
+    attributes=(CIRCUIT_BREAKER_STORE_BACKEND,),
+)
+
 # ---------------------------------------------------------------------- span events
 
 EVENT_CIRCUIT_BREAKER_STATE_CHANGE: Final = "circuit_breaker.state_change"
@@ -375,6 +608,37 @@ METRICS: Final = (
     METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE_THRESHOLD,
     METRIC_CIRCUIT_BREAKER_RECOVERY_DURATION,
     METRIC_CIRCUIT_BREAKER_FALLBACKS,
+    METRIC_CIRCUIT_BREAKER_SLOW_CALL_DURATION_THRESHOLD,
+    METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS,
+    METRIC_CIRCUIT_BREAKER_PROBES,
+    METRIC_RATE_LIMIT_DECISIONS,
+    METRIC_RATE_LIMIT_LIMITED_KEYS,
+    METRIC_AUTH_LOCKOUT_FAILURES,
+    METRIC_AUTH_LOCKOUT_LOCKOUTS,
+    METRIC_AUTH_LOCKOUT_REJECTIONS,
+    METRIC_CONCURRENCY_LIMIT_LIMIT,
+    METRIC_CONCURRENCY_LIMIT_IN_FLIGHT,
+    METRIC_CONCURRENCY_LIMIT_REQUESTS,
+    METRIC_CIRCUIT_BREAKER_STORE_AVAILABLE,
+    METRIC_CIRCUIT_BREAKER_STORE_ERRORS,
+)
+#: The metrics of breakers, with COMMON_ATTRIBUTES on every series (the others describe guards
+#: and the state store, and carry their attributes only).
+BREAKER_METRICS: Final = (
+    METRIC_CIRCUIT_BREAKER_STATE,
+    METRIC_CIRCUIT_BREAKER_CALLS,
+    METRIC_CIRCUIT_BREAKER_SLOW_CALLS,
+    METRIC_CIRCUIT_BREAKER_CALL_DURATION,
+    METRIC_CIRCUIT_BREAKER_TRANSITIONS,
+    METRIC_CIRCUIT_BREAKER_FAILURE_RATE,
+    METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE,
+    METRIC_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD,
+    METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE_THRESHOLD,
+    METRIC_CIRCUIT_BREAKER_RECOVERY_DURATION,
+    METRIC_CIRCUIT_BREAKER_FALLBACKS,
+    METRIC_CIRCUIT_BREAKER_SLOW_CALL_DURATION_THRESHOLD,
+    METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS,
+    METRIC_CIRCUIT_BREAKER_PROBES,
 )
 
 

@@ -29,10 +29,14 @@ from pydantic import BaseModel
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select, text
 
+from breaker import ConcurrencyLimiter, GradientLimit, RateLimiter, RateLimitPolicy
+from breaker.integrations.guards import LoadSheddingMiddleware, client_address
+from exporter import BreakerTelemetry
+
 from . import pages
 from .alertmanager import Webhook
 from .db import alerts, events, incidents, outbox
-from .guard import AuthThrottle, IntakeGuard
+from .guard import IntakeGuard, intake_lockout
 from .runtime import Bot
 from .settings import Settings
 from .slack import ACK_ACTION, RESOLVE_ACTION
@@ -42,6 +46,7 @@ __all__ = ["create_app"]
 logger = logging.getLogger("incident_bot.app")
 
 INTAKE_PATH = "/v1/alertmanager"
+SLACK_PATH = "/v1/slack/interactions"
 MAX_ID = 2**53  # ids in JSON and in both databases' integer columns
 
 
@@ -62,6 +67,7 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
             yield
         finally:
             await runtime.stop()
+            telemetry.shutdown()
 
     app = FastAPI(
         title="breakerpanel incident bot",
@@ -71,14 +77,31 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
     )
     app.state.bot = runtime
     assert settings.webhook_token is not None  # Settings refuses to exist without one
+    lockout = intake_lockout(settings.auth_failures_allowed, settings.auth_failure_window, settings.auth_lockout)
+    rate_policy = RateLimitPolicy(limit=settings.intake_rate_limit, period=1.0, burst=settings.intake_rate_burst)
+    app.state.lockout = lockout
+    app.state.rate_limiter = rate_limiter = RateLimiter("incident_bot.intake", rate_policy)
     app.add_middleware(
         IntakeGuard,
-        paths=(INTAKE_PATH,),
+        paths=(INTAKE_PATH, SLACK_PATH),
         token=settings.webhook_token.get_secret_value(),
         max_body_bytes=settings.max_body_bytes,
-        throttle=AuthThrottle(settings.auth_failures_allowed, settings.auth_failure_window, settings.auth_lockout),
+        lockout=lockout,
+        rate_limiter=rate_limiter,
+        bearer_paths=(INTAKE_PATH,),
         metrics=runtime.metrics,
     )
+    # Outermost: under overload the intake answers 503 at once (Alertmanager retries) rather than
+    # queue; /healthz, /readyz and /metrics are never shed. The limit starts at its ceiling: a burst
+    # of webhooks is the intake's normal work (they share group commits), not an overload.
+    app.state.shedder = shedder = ConcurrencyLimiter(
+        "incident_bot.intake",
+        GradientLimit(initial=settings.intake_max_concurrency, max_limit=settings.intake_max_concurrency),
+    )
+    app.add_middleware(LoadSheddingMiddleware, limiters={INTAKE_PATH: shedder, SLACK_PATH: shedder})
+    # The guards' decisions on /metrics, named by the registry (no breakers here; tracing is the bot's own).
+    telemetry = BreakerTelemetry(service_name="incident-bot", tracing=False)
+    telemetry.add_guard(rate_limiter, lockout, shedder)
     verifier = (
         SignatureVerifier(settings.slack_signing_secret.get_secret_value()) if settings.slack_signing_secret else None
     )
@@ -92,8 +115,8 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
             401: {"description": "missing or wrong bearer token"},
             413: {"description": "body over the size limit"},
             422: {"description": "not an Alertmanager webhook: the field and the reason"},
-            429: {"description": "too many bad tokens from this client"},
-            503: {"description": "not stored: Alertmanager should retry"},
+            429: {"description": "too many bad tokens, or too many requests, from this client"},
+            503: {"description": "not stored, or shed under overload: Alertmanager should retry"},
         },
         summary="Receive an Alertmanager webhook (version 4)",
     )
@@ -117,13 +140,15 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
         return Accepted(webhook_id=accepted.webhook_id, duplicate=accepted.duplicate)
 
     @app.post(
-        "/v1/slack/interactions",
+        SLACK_PATH,
         summary="Slack button presses (Acknowledge, Resolve)",
         responses={
             400: {"description": "signed, but not a block_actions payload with an incident id"},
             401: {"description": "missing, stale or wrong Slack signature"},
             404: {"description": "Slack is not configured"},
             413: {"description": "body over the size limit"},
+            429: {"description": "too many bad signatures, or too many requests, from this client"},
+            503: {"description": "shed under overload"},
         },
     )
     async def slack_interactions(request: Request) -> Response:
@@ -133,6 +158,9 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
         if len(body) > settings.max_body_bytes:
             raise HTTPException(413, "body too large")
         if not _signed_by_slack(verifier, body, request):
+            # Counted by the same lockout as bad bearer tokens (checked by the guard in front).
+            await lockout.failed(None, client_address(request.scope))
+            runtime.metrics.rejected.labels("unauthorized").inc()
             raise HTTPException(401, "invalid Slack signature")
         try:
             payload = json.loads(parse_qs(body.decode(), strict_parsing=True)["payload"][0])
@@ -211,7 +239,8 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(runtime.metrics.registry) + generate_latest(telemetry.prometheus_registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
 

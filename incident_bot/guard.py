@@ -1,61 +1,34 @@
-"""The intake's gate, as ASGI middleware in front of FastAPI: the body size limit (413), the bearer
-token (401, compared in constant time) and the throttling of clients that keep presenting bad
-tokens (429), all before a byte of the body is parsed."""
+"""The intake's gate, as ASGI middleware in front of FastAPI: load shedding (503), the per-client
+rate limit (429 with ``RateLimit`` fields), the lockout of clients that keep presenting bad
+credentials (429), the bearer token (401, compared in constant time) and the body size limit (413),
+all before a byte of the body is parsed. The rate limit, lockout and shedding are the breaker
+library's (:mod:`breaker.integrations.guards`); the Slack route reports its bad signatures to the
+same :class:`~breaker.LockoutGuard`.
+
+The lockout is per source address only: the intake has one principal (Alertmanager's token), and
+locking that principal out would let anyone who can reach the bot silence it."""
 
 from __future__ import annotations
 
-import hmac
 import json
-import time
-from collections import deque
-from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from breaker import LockoutGuard, LockoutPolicy, RateLimiter, constant_time_equals
+from breaker.integrations.guards import client_address
+
 from .metrics import BotMetrics
 
-__all__ = ["AuthThrottle", "IntakeGuard"]
+__all__ = ["IntakeGuard", "intake_lockout"]
 
 
-class AuthThrottle:
-    """Bad tokens per client: after ``allowed`` within ``window`` seconds, the client gets 429 for
-    ``lockout`` seconds, whatever it sends."""
-
-    def __init__(
-        self, allowed: int, window: float, lockout: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self.allowed = allowed
-        self.window = window
-        self.lockout = lockout
-        self.clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._locked: dict[str, float] = {}
-
-    def locked_for(self, client: str) -> float:
-        """Seconds the client stays locked out (0: it may try)."""
-        until = self._locked.get(client)
-        if until is None:
-            return 0.0
-        left = until - self.clock()
-        if left <= 0:
-            del self._locked[client]
-            return 0.0
-        return left
-
-    def failed(self, client: str) -> None:
-        at = self.clock()
-        failures = self._failures.setdefault(client, deque())
-        failures.append(at)
-        while failures and failures[0] < at - self.window:
-            failures.popleft()
-        if len(failures) >= self.allowed:
-            self._locked[client] = at + self.lockout
-            failures.clear()
-        if len(self._failures) > 10_000:  # a spray of addresses must not grow this without bound
-            self._failures = {c: f for c, f in self._failures.items() if f and f[-1] >= at - self.window}
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+def intake_lockout(failures_allowed: int, window: float, lockout: float) -> LockoutGuard:
+    """The bot's lockout: ``failures_allowed`` bad credentials from one address within ``window``
+    seconds lock it out for ``lockout`` seconds, doubling on each repeat (up to 16 times)."""
+    policy = LockoutPolicy(
+        max_failures=failures_allowed, window=window, base_lockout=lockout, multiplier=2, max_lockout=lockout * 16
+    )
+    return LockoutGuard("incident_bot.auth", policy, address_policy=policy)
 
 
 class IntakeGuard:
@@ -66,34 +39,47 @@ class IntakeGuard:
         paths: tuple[str, ...],
         token: str,
         max_body_bytes: int,
-        throttle: AuthThrottle,
+        lockout: LockoutGuard,
+        rate_limiter: RateLimiter | None = None,
+        bearer_paths: tuple[str, ...] | None = None,
         metrics: BotMetrics,
     ) -> None:
         self.app = app
         self.paths = paths
+        #: The paths that need the bearer token (the others authenticate in the route: Slack's
+        #: signature, whose failures the route reports to ``lockout``).
+        self.bearer_paths = paths if bearer_paths is None else bearer_paths
         self._expected = f"Bearer {token}".encode()
         self.max_body_bytes = max_body_bytes
-        self.throttle = throttle
+        self.lockout = lockout
+        self.rate_limiter = rate_limiter
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        client = (scope.get("client") or ("unknown", 0))[0]
-        locked = self.throttle.locked_for(client)
-        if locked:
+        client = client_address(scope)
+        if self.rate_limiter is not None:
+            decision = await self.rate_limiter.acquire(client)
+            if not decision.allowed:
+                self.metrics.rejected.labels("rate_limited").inc()
+                await _answer(send, 429, "too many requests from this client: retry later", extra=decision.headers())
+                return
+        status = await self.lockout.check(None, client)
+        if status.locked:
             self.metrics.rejected.labels("throttled").inc()
-            await _answer(send, 429, "too many bad tokens from this client: retry later", retry_after=locked)
+            await _answer(
+                send, 429, "too many bad tokens from this client: retry later", retry_after=status.retry_after
+            )
             return
         headers = dict(scope["headers"])
         presented = headers.get(b"authorization", b"")
-        if not hmac.compare_digest(presented, self._expected):
-            self.throttle.failed(client)
+        if scope["path"] in self.bearer_paths and not constant_time_equals(presented, self._expected):
+            await self.lockout.failed(None, client)
             self.metrics.rejected.labels("unauthorized").inc()
             await _answer(send, 401, "a valid bearer token is required", www_authenticate=True)
             return
-        self.throttle.succeeded(client)
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             self.metrics.rejected.labels("too_large").inc()
@@ -124,7 +110,13 @@ class IntakeGuard:
 
 
 async def _answer(
-    send: Send, status: int, detail: str, *, retry_after: float | None = None, www_authenticate: bool = False
+    send: Send,
+    status: int,
+    detail: str,
+    *,
+    retry_after: float | None = None,
+    www_authenticate: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> None:
     body = json.dumps({"detail": detail}).encode()
     headers: list[tuple[bytes, bytes]] = [
@@ -135,5 +127,7 @@ async def _answer(
         headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
     if www_authenticate:
         headers.append((b"www-authenticate", b"Bearer"))
+    for name, value in (extra or {}).items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -58,7 +58,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, gt=0, description="Larger webhook bodies get 413.")
     auth_failures_allowed: int = Field(10, ge=1, description="Bad tokens from one client before it is throttled.")
     auth_failure_window: Seconds = Field(60.0, description="The window the bad tokens are counted in.")
-    auth_lockout: Seconds = Field(60.0, description="How long a throttled client gets 429.")
+    auth_lockout: Seconds = Field(
+        60.0, description="How long a throttled client gets 429 the first time (doubling on repeats, up to 16 times)."
+    )
+    # Alertmanager is one client sending everything: the limit stops a runaway or hostile client,
+    # well above what a cluster's Alertmanagers send (bench/bot_intake.py: 500/s all accepted).
+    intake_rate_limit: int = Field(
+        1000, ge=1, description="Requests per second one client may send to the webhook and Slack routes, sustained."
+    )
+    intake_rate_burst: int = Field(2000, ge=1, description="Requests one client may send at once (then 429).")
+    intake_max_concurrency: int = Field(
+        512,
+        ge=1,
+        description="Ceiling (and start) of the adaptive concurrency limit of those routes (over the limit: 503).",
+    )
     # -- incidents
     resolve_after: Seconds = Field(
         300.0,

@@ -60,6 +60,7 @@ __all__ = [
     "PrometheusAPIError",
     "PrometheusClient",
     "PrometheusServer",
+    "RedisCluster",
     "RedisServer",
     "ServerPool",
     "ServerProcess",
@@ -67,6 +68,7 @@ __all__ = [
     "find_free_port",
     "module_server_pool",
     "postgres_server",
+    "redis_cluster",
     "redis_server",
     "require_binary",
     "run_amtool",
@@ -620,6 +622,79 @@ class RedisServer(ServerProcess):
 
     def _is_ready(self) -> bool:
         return self._process is not None and _redis_info_pid(self.port) == self._process.pid
+
+
+class RedisCluster:
+    """A Redis Cluster of ``masters`` nodes (no replicas) on free loopback ports, created with
+    ``redis-cli --cluster create``; the 16384 slots are spread over the nodes.
+
+    Each node is a :class:`RedisServer` with ``--cluster-enabled yes`` (its ``nodes.conf`` in its own
+    directory), so one node can be killed and restarted like any server. ``start()`` returns once every
+    node reports ``cluster_state:ok``; ``url`` is the first node's (a cluster client discovers the rest).
+    """
+
+    def __init__(self, *, masters: int = 3, node_timeout_ms: int = 2000, start_timeout: float = 30.0) -> None:
+        if masters < 3:
+            raise ValueError("redis-cli --cluster create needs at least 3 masters")
+        self.cli = require_binary("redis-cli")
+        self.start_timeout = start_timeout
+        self.nodes = [
+            RedisServer(
+                extra_args=[
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", str(node_timeout_ms),
+                    # Explicit: the default (port + 10000) overflows for ports above 55535.
+                    "--cluster-port", str(find_free_port()),
+                ]
+            )
+            for _ in range(masters)
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> Self:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"{LOOPBACK}:{node.port}" for node in self.nodes]
+        created = subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            text=True,
+            timeout=self.start_timeout,
+            check=False,
+        )
+        if created.returncode != 0:
+            raise ServerStartError(f"redis-cli --cluster create failed:\n{created.stdout}\n{created.stderr}")
+        wait_until(self._all_ok, timeout=self.start_timeout, what="redis cluster_state:ok on every node")
+        return self
+
+    def cluster_info(self, node: RedisServer) -> str:
+        result = subprocess.run(
+            [self.cli, "-h", LOOPBACK, "-p", str(node.port), "cluster", "info"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        return result.stdout
+
+    def _all_ok(self) -> bool:
+        return all("cluster_state:ok" in self.cluster_info(node) for node in self.nodes)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1284,6 +1359,15 @@ def module_server_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
 def redis_server(server_pool: ServerPool) -> RedisServer:
     """A started Redis, private to the test."""
     return server_pool.start(RedisServer())
+
+
+@pytest.fixture
+def redis_cluster(server_pool: ServerPool) -> RedisCluster:
+    """A started 3-master Redis Cluster on loopback, private to the test (nodes' logs in failure reports)."""
+    cluster = RedisCluster()
+    for node in cluster.nodes:
+        server_pool.start(node)  # closed, and their logs shown on failure, with the pool's servers
+    return cluster.start()
 
 
 @pytest.fixture

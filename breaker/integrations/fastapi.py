@@ -24,18 +24,24 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from breaker._breaker import CircuitBreaker
 from breaker._exceptions import CircuitOpenError, DependencyError
 from breaker._feature import Availability, Feature
+from breaker._monitor import adaptive_controller, trip_forecaster
+from breaker._probe import probe_runner
+from breaker._registry import BreakerRegistry
+from breaker._state import State
 
 __all__ = [
     "DEGRADED_HEADER",
     "OnRejection",
     "degraded",
     "install_error_handlers",
+    "readiness",
+    "readiness_router",
     "require",
     "require_feature",
     "unavailable",
@@ -157,3 +163,62 @@ def _remaining(breaker: CircuitBreaker) -> float | None:
             return remaining
         node = node.parent
     return None
+
+
+def readiness(registry: BreakerRegistry, required: tuple[str, ...] = ()) -> tuple[int, dict[str, Any]]:
+    """``(status code, body)`` of a readiness check: the breaker tree, each breaker's adaptive
+    thresholds, forecast and probe, and a status: ``ready`` (every breaker closed), ``degraded``
+    (some are not: the app still answers, with fallbacks) or ``unavailable`` (one of ``required``,
+    breakers or features, is rejecting calls: answered with 503)."""
+    tree = registry.tree()
+    blocking = []
+    for name in required:
+        if name in registry:
+            if registry[name].is_rejecting():
+                blocking.append(name)
+        elif registry.get_feature(name).status().availability is Availability.UNAVAILABLE:
+            blocking.append(name)
+    not_closed = [b.name for b in registry.breakers() if b.state is not State.CLOSED]
+    status = "unavailable" if blocking else "degraded" if not_closed else "ready"
+    health: dict[str, Any] = {}
+    for breaker in registry.breakers():
+        entry: dict[str, Any] = {}
+        if (adaptive := adaptive_controller(breaker)) is not None:
+            model = adaptive.model
+            entry["adaptive"] = {
+                "failure_rate_threshold": model.threshold,
+                "failure_rate_baseline": model.failure_baseline,
+                "slow_call_duration": model.slow_call_duration,
+                "latency_baseline": model.latency_baseline,
+                "burn_rate": model.burn,
+            }
+        if (forecaster := trip_forecaster(breaker)) is not None:
+            entry["forecast"] = {
+                "predicted_failure_rate": forecaster.predicted,
+                "seconds_to_trip": forecaster.seconds_to_trip,
+                "forecasts": forecaster.forecasts,
+            }
+        if (runner := probe_runner(breaker)) is not None:
+            entry["probe"] = {"results": dict(runner.results), "last_error": runner.last_error}
+        if entry:
+            health[breaker.name] = entry
+    body = {"status": status, "not_closed": not_closed, "unavailable": blocking, "breakers": tree, "health": health}
+    return (503 if blocking else 200), body
+
+
+def readiness_router(
+    registry: BreakerRegistry, *, path: str = "/health/ready", required: tuple[str, ...] = ()
+) -> APIRouter:
+    """A ready-made readiness endpoint reflecting the breaker tree (see :func:`readiness`):
+    ``app.include_router(readiness_router(registry, required=("postgres",)))``."""
+    unknown = [n for n in required if n not in registry and n not in {f.name for f in registry.features()}]
+    if unknown:
+        raise ValueError(f"required: {unknown[0]!r} is not a registered breaker or feature")
+    router = APIRouter(tags=["health"])
+
+    @router.get(path)
+    async def ready() -> JSONResponse:
+        status_code, body = readiness(registry, required)
+        return JSONResponse(body, status_code=status_code)
+
+    return router

@@ -13,11 +13,12 @@ import hmac
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from breaker import BreakerRegistry, describe_breaker
+from breaker import BreakerRegistry, ConstantTime, LockoutGuard, LockoutPolicy, describe_breaker
+from breaker.integrations.guards import client_address
 
 __all__ = ["StateChange", "admin_router"]
 
@@ -41,17 +42,40 @@ class StateChange(BaseModel):
         return self
 
 
-def admin_router(registry: BreakerRegistry, token: bytes | None) -> APIRouter:
-    """The ``/admin`` routes; with ``token`` None they answer 503 (the admin API is off)."""
+#: Bad admin tokens from one address: 10 in 5 minutes lock it out for 30 s, doubling up to an hour.
+ADMIN_LOCKOUT = LockoutPolicy(max_failures=10, window=300, base_lockout=30, multiplier=2, max_lockout=3600)
+#: Every answer to an admin request that fails or is locked takes at least this long.
+ADMIN_MIN_DURATION = 0.05
+
+
+def admin_router(registry: BreakerRegistry, token: bytes | None, lockout: LockoutGuard | None = None) -> APIRouter:
+    """The ``/admin`` routes; with ``token`` None they answer 503 (the admin API is off).
+
+    ``lockout`` (by default an in-memory one) locks out addresses that keep presenting bad tokens:
+    they get 429 with ``Retry-After``. There is a single principal (the token), so only addresses
+    are locked: locking the principal would let anyone lock the operators out."""
     # Digests of equal length: compare_digest then takes the same time whatever the token's
     # length and whichever byte differs.
     expected = hashlib.sha256(token).digest() if token is not None else None
+    guard = lockout if lockout is not None else LockoutGuard("demo.admin", ADMIN_LOCKOUT, address_policy=ADMIN_LOCKOUT)
 
-    async def authorized(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    async def authorized(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> None:
         if expected is None:
             raise HTTPException(503, "the admin API is off: set DEMO_ADMIN_TOKEN or DEMO_ADMIN_TOKEN_FILE")
+        address = client_address(request.scope)
         presented = hashlib.sha256(credentials.credentials.encode() if credentials else b"").digest()
-        if credentials is None or not hmac.compare_digest(presented, expected):
+        valid = credentials is not None and hmac.compare_digest(presented, expected)
+        if valid and not (await guard.check(None, address)).locked:
+            return
+        # Failed or locked: the same minimum time either way.
+        async with ConstantTime(ADMIN_MIN_DURATION):
+            status = await guard.check(None, address)
+            if status.locked:
+                retry = str(max(1, round(status.retry_after)))
+                raise HTTPException(429, "too many bad tokens from this address", headers={"Retry-After": retry})
+            await guard.failed(None, address)
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
 
     router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(authorized)])

@@ -9,7 +9,7 @@ from the file's own settings, with the cache step backed by the service's cache;
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +26,29 @@ from breaker.config import (
 from breaker.integrations import Router
 
 from .cache import AnswerCache
+from .settings import BreakerMode
 
 __all__ = ["Breakers", "open_breakers"]
 
 
 class Breakers:
-    """The registry built from a ``breakers.yaml`` and a router per service."""
+    """The registry built from a ``breakers.yaml`` and a router per service.
 
-    def __init__(self, path: Path) -> None:
+    ``mode`` (``on`` by default) is for comparisons: ``no_fallbacks`` registers the features
+    without their fallback steps; ``off`` disables every breaker (they let every call through and
+    record nothing), so a feature runs its primary path and falls back only once it has failed."""
+
+    def __init__(self, path: Path, mode: BreakerMode = "on", *, resolve: Callable[[str], Any] | None = None) -> None:
         self.file = load_config(path)
-        built = self.file.model_copy(update={"features": {}}).build()
+        self.mode = mode
+        # ``resolve`` turns the file's `module:attribute` references into objects (the probes,
+        # bound to the service's settings: demo/service/probes.py).
+        built = self.file.model_copy(update={"features": {}}).build(resolve=resolve)
         self.registry: BreakerRegistry = built.registry
         self._router = built.router
+        if mode == "off":
+            for breaker in self.registry:
+                breaker.disable()
 
     def add_features(self, cache: AnswerCache) -> None:
         """Register the file's features, their cache steps backed by ``cache`` (which needs the
@@ -51,14 +62,16 @@ class Breakers:
         return Router(routes, default=self.registry[service])
 
     def _register_feature(self, name: str, feature: FeatureSettings, cache: AnswerCache) -> None:
-        self.registry.feature(
+        registered = self.registry.feature(
             name,
             required=feature.required,
             optional=feature.optional,
-            fallback=self._steps(feature.fallback, cache),
+            fallback=[] if self.mode == "no_fallbacks" else self._steps(feature.fallback, cache),
             config=self.file.options_for(name).to_config(),
             attributes=feature.attributes,
         )
+        if self.mode == "off":
+            registered.breaker.disable()
 
     def _steps(self, settings: Sequence[Any], cache: AnswerCache) -> list[FallbackStep]:
         steps: list[FallbackStep] = []

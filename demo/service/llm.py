@@ -4,7 +4,7 @@ Each provider gets its own ``httpx2`` client whose transport routes requests to 
 breakers of ``breakers.yaml`` (``openai.chat``, ``openai.embeddings``, ``anthropic.messages``) and
 counts anything else for the provider's service breaker. The SDKs' own retries are off: each retry
 would count as a call, and retrying a provider that is known to be failing only delays the
-fallback.
+fallback. (With ``breaker_mode`` "off", the comparison mode without breakers, they are on.)
 """
 
 from __future__ import annotations
@@ -44,13 +44,13 @@ class Providers:
             base_url=settings.openai_base_url,
             api_key=settings.openai_api_key.get_secret_value(),
             http_client=self._openai_http,
-            max_retries=0,
+            max_retries=settings.sdk_retries(),
         )
         self.anthropic = anthropic.AsyncAnthropic(
             base_url=settings.anthropic_base_url,
             api_key=settings.anthropic_api_key.get_secret_value(),
             http_client=self._anthropic_http,
-            max_retries=0,
+            max_retries=settings.sdk_retries(),
         )
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:

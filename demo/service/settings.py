@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_BREAKERS_FILE", "Settings"]
+__all__ = ["DEFAULT_BREAKERS_FILE", "BreakerMode", "Settings"]
+
+BreakerMode = Literal["on", "no_fallbacks", "off"]
+"""``on``: breakers and fallbacks; ``no_fallbacks``: breakers that fail fast, no fallback chain;
+``off``: every breaker disabled, the fallbacks tried only once a call has failed, SDK retries on
+(what a service without breakers does). bench/chaos.py compares the three."""
 
 DEFAULT_BREAKERS_FILE = Path(__file__).resolve().parent.parent / "breakers.yaml"
 
@@ -40,13 +46,29 @@ class Settings(BaseSettings):
     embedding_dim: int = Field(64, ge=8, le=3072)
     anthropic_model: str = "claude-haiku-4-5"
     search_limit: int = Field(3, ge=1, le=20)
+    # /v1/ask per client (X-API-Key, else the address): sustained requests per second, and burst.
+    ask_rate_limit: int = Field(20, ge=1)
+    ask_rate_burst: int = Field(40, ge=1)
+    # Ceiling of /v1/ask's adaptive concurrency limit; requests over the limit get 503 at once.
+    ask_max_concurrency: int = Field(64, ge=1)
     # Per request to OpenAI, Anthropic and Qdrant; Redis and the database get shorter ones.
     upstream_timeout_s: float = Field(10.0, gt=0)
+    # For comparisons (bench/chaos.py): see BreakerMode. Anything but "on" is not for production.
+    breaker_mode: BreakerMode = "on"
+    # Retries of each OpenAI and Anthropic request by the SDKs (their backoff, honouring Retry-After);
+    # None: none while breakers are on, the SDKs' default of 2 with breaker_mode "off".
+    sdk_max_retries: int | None = Field(None, ge=0, le=10)
     # How often to retry seeding the documents while a dependency is down.
     seed_retry_s: float = Field(5.0, gt=0)
     service_name: str = "breakerpanel-demo"
     environment: str = "demo"
     log_level: str = "info"
+
+    def sdk_retries(self) -> int:
+        """The SDKs' ``max_retries``: ``sdk_max_retries``, or the default for ``breaker_mode``."""
+        if self.sdk_max_retries is not None:
+            return self.sdk_max_retries
+        return 2 if self.breaker_mode == "off" else 0
 
     def admin_secret(self) -> bytes | None:
         """The admin API's bearer token, from ``admin_token`` or else ``admin_token_file``;

@@ -6,6 +6,7 @@ with ``python -m demo.upstreams --port 8600``.
 """
 
 from .app import create_app
+from .capacity import Capacity
 from .chaos import Chaos, ErrorRate, Fault, Latency, Outage, RateLimit, SlowStream, StallStream, Upstream, UpstreamState
 from .echo import CONTENT_FILTER_MARKER, CONTEXT_OVERFLOW_MARKER
 from .server import UpstreamServer
@@ -13,6 +14,7 @@ from .server import UpstreamServer
 __all__ = [
     "CONTENT_FILTER_MARKER",
     "CONTEXT_OVERFLOW_MARKER",
+    "Capacity",
     "Chaos",
     "ErrorRate",
     "Fault",

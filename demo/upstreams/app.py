@@ -7,9 +7,12 @@ apart, for routing and for chaos alike.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import FastAPI
 
 from .anthropic_api import ANTHROPIC_ERRORS, anthropic_router
+from .capacity import Capacity, CapacityLimiter, CapacityState
 from .chaos import Chaos, Upstream
 from .chaos_api import chaos_router
 from .errors import UpstreamError, answer_upstream_error
@@ -29,13 +32,16 @@ def create_app(
     max_prompt_chars: int = 8000,
     openai_api_key: str | None = None,
     anthropic_api_key: str | None = None,
+    capacity: Mapping[Upstream, Capacity] | None = None,
 ) -> FastAPI:
     """The app, its faults driven by ``chaos`` (a new ``Chaos(seed=seed)`` when None).
 
     ``embedding_dim`` is the size of embeddings when a request names no ``dimensions``;
     ``max_prompt_chars`` is the context window, beyond which chat requests fail as too long; an API
-    key of None accepts any key. ``app.state.chaos`` and ``app.state.store`` (the Qdrant
-    collections) are there for in-process callers.
+    key of None accepts any key. ``capacity`` limits the upstreams it names to a concurrency and a
+    queue (demo/upstreams/capacity.py; none by default), and adds ``GET /capacity`` with their
+    counters. ``app.state.chaos``, ``app.state.store`` (the Qdrant collections) and
+    ``app.state.capacity`` (the limiters) are there for in-process callers.
     """
     if embedding_dim < 1 or max_prompt_chars < 1:
         raise ValueError("embedding_dim and max_prompt_chars must be positive")
@@ -44,6 +50,14 @@ def create_app(
     app = FastAPI(title="breakerpanel fake upstreams", summary="OpenAI, Anthropic and Qdrant with chaos controls")
     app.state.chaos = chaos
     app.state.store = store
+    limiters = {upstream: CapacityLimiter(limit) for upstream, limit in (capacity or {}).items()}
+    app.state.capacity = limiters
+    if limiters:
+
+        @app.get("/capacity", tags=["chaos"])
+        async def show_capacity() -> dict[Upstream, CapacityState]:
+            return {upstream: limiter.state() for upstream, limiter in limiters.items()}
+
     app.add_exception_handler(UpstreamError, answer_upstream_error)
     app.include_router(chaos_router(chaos))
     app.include_router(
@@ -60,6 +74,7 @@ def create_app(
             Upstream.ANTHROPIC: ANTHROPIC_ERRORS,
             Upstream.QDRANT: QDRANT_ERRORS,
         },
+        capacity=limiters,
     )
     return app
 

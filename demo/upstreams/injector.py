@@ -4,6 +4,10 @@ It sits in front of the fake APIs, so the endpoints know nothing about chaos: it
 request, then answers in the upstream's own error format, waits, drops the connection, or lets the
 request through with its server-sent events slowed or stalled. Stream faults touch only
 ``text/event-stream`` answers, and count one chunk per body message (one event each).
+
+With a capacity limit for the upstream (demo/upstreams/capacity.py, off by default), requests that
+are answered (normally, or after a latency fault) first wait for one of its slots, or are refused
+with the upstream's usual server error when its queue is full.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .chaos import Chaos, ErrorRate, Latency, Outage, RateLimit, SlowStream, StallStream, Upstream
+from .capacity import CapacityLimiter, Overloaded
+from .chaos import Chaos, ErrorRate, Fault, Latency, Outage, RateLimit, SlowStream, StallStream, Upstream
 from .connection import reset_connection
 from .errors import ErrorFormat
 
@@ -21,7 +26,8 @@ __all__ = ["ChaosMiddleware"]
 
 
 class ChaosMiddleware:
-    """Applies ``chaos`` to the requests that ``upstream_for`` maps to an upstream."""
+    """Applies ``chaos`` to the requests that ``upstream_for`` maps to an upstream, and the
+    ``capacity`` limits (none by default) to the ones it lets through."""
 
     def __init__(
         self,
@@ -30,11 +36,13 @@ class ChaosMiddleware:
         chaos: Chaos,
         upstream_for: Callable[[str], Upstream | None],
         formats: Mapping[Upstream, ErrorFormat],
+        capacity: Mapping[Upstream, CapacityLimiter] | None = None,
     ) -> None:
         self.app = app
         self.chaos = chaos
         self.upstream_for = upstream_for
         self.formats = formats
+        self.capacity = dict(capacity or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         upstream = self.upstream_for(scope["path"]) if scope["type"] == "http" else None
@@ -44,8 +52,6 @@ class ChaosMiddleware:
         errors = self.formats[upstream]
         with self.chaos.admit(upstream) as fault:
             match fault:
-                case None:
-                    await self.app(scope, receive, send)
                 case ErrorRate(status=status):
                     await errors.server_error(status)(scope, receive, send)
                 case Outage(mode="reset"):
@@ -54,11 +60,32 @@ class ChaosMiddleware:
                     await errors.unavailable()(scope, receive, send)
                 case RateLimit(retry_after_s=retry_after_s):
                     await errors.rate_limited(retry_after_s)(scope, receive, send)
-                case Latency(seconds=seconds):
-                    await asyncio.sleep(seconds)
-                    await self.app(scope, receive, send)
-                case SlowStream() | StallStream():
-                    await self.app(scope, receive, _shaped(send, fault))
+                case _:
+                    limiter = self.capacity.get(upstream)
+                    if limiter is None:
+                        await self._answer(fault, scope, receive, send)
+                        return
+                    try:
+                        await limiter.acquire()
+                    except Overloaded:
+                        await errors.server_error(None)(scope, receive, send)
+                        return
+                    try:
+                        await limiter.serve()
+                        await self._answer(fault, scope, receive, send)
+                    finally:
+                        limiter.release()
+
+    async def _answer(self, fault: Fault | None, scope: Scope, receive: Receive, send: Send) -> None:
+        """Let the request through, delayed or with its stream shaped as ``fault`` says."""
+        match fault:
+            case Latency(seconds=seconds):
+                await asyncio.sleep(seconds)
+                await self.app(scope, receive, send)
+            case SlowStream() | StallStream():
+                await self.app(scope, receive, _shaped(send, fault))
+            case _:
+                await self.app(scope, receive, send)
 
 
 def _shaped(send: Send, fault: SlowStream | StallStream) -> Send:

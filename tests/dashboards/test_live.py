@@ -13,6 +13,7 @@ is in :data:`NO_DATA_EXPECTED`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,16 +23,25 @@ import yaml
 
 from alert_rules.recording import SLO_OBJECTIVE, error_ratio, recording_groups
 from breaker import (
+    AIMDLimit,
     Alternate,
     BreakerConfig,
     BreakerRegistry,
     CachedResponse,
     CircuitBreaker,
     CircuitOpenError,
+    ConcurrencyLimiter,
     FallbackChain,
+    LockoutGuard,
+    LockoutPolicy,
     MemoryCache,
+    Priority,
+    ProbeRunner,
+    RateLimiter,
+    RateLimitPolicy,
     State,
     Static,
+    TripForecast,
 )
 from breaker.presets import llm_http
 from dashboards import common
@@ -90,8 +100,38 @@ class Upstream:
 
 
 @dataclass
+class Guards:
+    """The guards in front of the assistant: a rate limiter, a login lockout, a load shedder."""
+
+    rate_limiter: RateLimiter
+    lockout: LockoutGuard
+    shedder: ConcurrencyLimiter
+
+    def drive(self, batch: int) -> None:
+        """One client over its rate, a credential-stuffing burst, and an overload that sheds."""
+
+        async def requests() -> None:
+            for _ in range(4):  # a burst of 2: two allowed, two limited
+                await self.rate_limiter.acquire(f"client-{batch}")
+            await self.rate_limiter.acquire("steady")
+            for attempt in range(3):  # 3 failures lock the principal out; the address too, later
+                await self.lockout.failed(f"victim-{batch}", "203.0.113.7")
+                await self.lockout.check(f"victim-{batch}", f"198.51.100.{attempt}")
+
+        asyncio.run(requests())
+        tickets = [self.shedder.acquire() for _ in range(self.shedder.limit)]
+        assert self.shedder.try_acquire() is None  # over the limit: shed
+        assert self.shedder.try_acquire(Priority.SHEDDABLE) is None
+        critical = self.shedder.try_acquire(Priority.CRITICAL)  # never shed
+        assert critical is not None
+        for ticket in [*tickets, critical]:
+            ticket.ignore()
+
+
+@dataclass
 class Stack:
     registry: BreakerRegistry
+    guards: Guards
     openai: Upstream
     anthropic: Upstream
     #: openai.chat with a cache of its answers: the chain that serves ``summarize`` calls.
@@ -115,7 +155,13 @@ def stack(module_server_pool: ServerPool, tmp_path_factory: pytest.TempPathFacto
             sc.GEN_AI_OPERATION_NAME: "chat",
         },
     )
-    registry.endpoint("openai.chat", LLM)
+    # A trip forecast and a health probe (never started): their counters are exported from 0.
+    chat = registry.endpoint("openai.chat", LLM.replace(forecast=TripForecast(lookback=60, horizon=60)))
+
+    async def healthy() -> bool:
+        return True
+
+    ProbeRunner(chat, healthy)
     registry.service(
         "anthropic",
         LLM.replace(minimum_calls=100),
@@ -133,7 +179,17 @@ def stack(module_server_pool: ServerPool, tmp_path_factory: pytest.TempPathFacto
         fallback=[Alternate(anthropic, breaker=registry["anthropic.messages"]), Static("busy, sorry")],
         config=BreakerConfig(minimum_calls=100),
     )
-    telemetry = BreakerTelemetry(registry, service_name=JOB, otlp=False, tracing=False)
+    telemetry = BreakerTelemetry(registry, service_name=JOB, otlp=False, tracing=False)  # its store too
+    guards = Guards(
+        RateLimiter("assistant.ask", RateLimitPolicy(limit=1, period=60.0, burst=2)),
+        LockoutGuard(
+            "assistant.login",
+            LockoutPolicy(max_failures=3, window=60.0, base_lockout=60.0),
+            address_policy=LockoutPolicy(max_failures=6, window=60.0, base_lockout=60.0),
+        ),
+        ConcurrencyLimiter("assistant.ask", AIMDLimit(initial=3)),
+    )
+    telemetry.add_guard(guards.rate_limiter, guards.lockout, guards.shedder)
     port = find_free_port()
     telemetry.start_http_server(port)
     rules = tmp_path_factory.mktemp("rules") / "recording.yml"
@@ -147,7 +203,7 @@ def stack(module_server_pool: ServerPool, tmp_path_factory: pytest.TempPathFacto
         prometheus = module_server_pool.start(PrometheusServer(config, rules={"recording.yml": rules}))
         prometheus.wait_for_target_up(JOB, timeout=20)
         summarize = FallbackChain(registry["openai.chat"], CachedResponse(MemoryCache()))
-        ready = Stack(registry, openai, anthropic, summarize, prometheus, started)
+        ready = Stack(registry, guards, openai, anthropic, summarize, prometheus, started)
         _drive_an_outage_and_its_recovery(ready)
         ready.ended = time.time()
         yield ready
@@ -193,6 +249,7 @@ def _drive_an_outage_and_its_recovery(stack: Stack) -> None:
             assert summarize.call(openai, f"doc{i}").startswith("openai")  # the cache keeps the answers
             registry["qdrant"].call(lambda: "hits")
             registry["mistral"].call(lambda: "bonjour")
+        stack.guards.drive(batch)
         _scraped(prometheus)
     openai.delay = 0.0
     openai.fault = StatusError(400)  # the caller's mistake: ignored, not a failure
@@ -231,6 +288,7 @@ def _drive_an_outage_and_its_recovery(stack: Stack) -> None:
         for i in range(2):
             assert _ask(stack, f"after {i}").startswith("openai")
             registry["mistral"].call(lambda: "bonjour")
+        stack.guards.drive(2)
         _scraped(prometheus)
 
     name = promql.eq(sc.CIRCUIT_BREAKER_NAME_LABEL, "openai.chat")
@@ -314,3 +372,20 @@ def test_the_dashboards_show_what_happened(stack: Stack) -> None:
     assert left["openai.chat"] < 0 < left["anthropic"]
     recoveries = prometheus.query(panel_query(detail, "Recoveries (range)"), time=end)
     assert float(recoveries[0]["value"][1]) == pytest.approx(1, abs=0.5)
+    # The guards: the over-rate clients limited, the stuffing locked out, the overload shed by priority.
+    decisions = peak(panel_query(overview, "Rate limiting decisions by outcome"), sc.RATE_LIMIT_OUTCOME_LABEL)
+    assert decisions["limited"] > 0
+    assert decisions["allowed"] > 0
+    limited_keys = peak(panel_query(overview, "Limited keys (last minute)"), sc.RATE_LIMIT_NAME_LABEL)
+    assert limited_keys["assistant.ask"] >= 3  # one client per batch (and "steady", at its third request)
+    lockout_panel = panel_query(overview, "Authentication failures and lockouts by kind")
+    lockouts = peak(lockout_panel, sc.AUTH_LOCKOUT_SUBJECT_LABEL)
+    assert lockouts["principal"] > 0
+    assert lockouts["address"] > 0
+    shed = peak(panel_query(overview, "Shed requests by priority"), sc.CONCURRENCY_LIMIT_PRIORITY_LABEL)
+    assert shed["normal"] > 0
+    assert shed["sheddable"] > 0
+    assert shed["critical"] == 0
+    assert peak(panel_query(overview, "Concurrency limit vs in flight")) == {"": 3}
+    available = prometheus.query(panel_query(overview, "State store available"), time=end)
+    assert [float(r["value"][1]) for r in available] == [1]

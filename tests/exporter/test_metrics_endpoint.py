@@ -15,13 +15,16 @@ from breaker import (
     CircuitOpenError,
     FallbackType,
     ManualClock,
+    ProbeRunner,
     Static,
+    TripForecast,
     ignore_exceptions,
 )
 from exporter import BreakerTelemetry, semconv
 from tests.servers import find_free_port
 
 COMMON = {"circuit_breaker_name", "circuit_breaker_level", "circuit_breaker_parent"}
+STORE_METRICS = (semconv.METRIC_CIRCUIT_BREAKER_STORE_AVAILABLE, semconv.METRIC_CIRCUIT_BREAKER_STORE_ERRORS)
 
 
 @pytest.fixture
@@ -37,7 +40,15 @@ def registry() -> BreakerRegistry:
         attributes={"gen_ai.operation.name": "chat"},
     )
     registry.feature("answer", required=["openai.chat"], fallback=[Static("sorry")])
-    registry.service("postgres", attributes={"db.system.name": "postgresql"})
+    # A trip forecast and a health probe: their counters are reported from 0.
+    postgres = registry.service(
+        "postgres", BreakerConfig(forecast=TripForecast()), attributes={"db.system.name": "postgresql"}
+    )
+
+    async def select_1() -> bool:
+        return True
+
+    ProbeRunner(postgres, select_1)
     return registry
 
 
@@ -99,7 +110,8 @@ def labels_of(samples: list[dict[str, str]]) -> set[str]:
 
 
 def test_names_and_types_are_the_registrys(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
-    for spec in semconv.METRICS:
+    # Guard metrics need guards (tests/exporter/test_guards.py); the registry's store is exported with it.
+    for spec in (*semconv.BREAKER_METRICS, *STORE_METRICS):
         family = spec.prometheus_name.removesuffix("_total")  # the parser names counter families without it
         assert family in scraped, f"{spec.prometheus_name} missing"
         assert scraped[family][0] == spec.prometheus_type
@@ -108,7 +120,7 @@ def test_names_and_types_are_the_registrys(scraped: dict[str, tuple[str, list[di
 
 def test_label_sets(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
     dependency = {"gen_ai_provider_name", "server_address", "gen_ai_operation_name", "db_system_name"}
-    for spec in semconv.METRICS:
+    for spec in semconv.BREAKER_METRICS:
         family = spec.prometheus_name.removesuffix("_total")
         labels = labels_of(scraped[family][1])
         assert {"circuit_breaker_name", "circuit_breaker_level"} <= labels
@@ -192,6 +204,10 @@ def test_values(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]
     assert chat_labels["circuit_breaker_parent"] == "openai"
     assert chat_labels["gen_ai_provider_name"] == "openai"
     assert chat_labels["gen_ai_operation_name"] == "chat"
+    # The registry's store (in memory by default) is exported with it: available, no errors.
+    assert value("circuit_breaker_store_available", circuit_breaker_store_backend="memory") == 1
+    assert value("circuit_breaker_store_errors", circuit_breaker_store_backend="memory") == 0
+    assert not any(family.startswith(("rate_limit_", "auth_lockout_", "concurrency_limit_")) for family in scraped)
 
 
 async def test_asgi_app_in_fastapi(registry: BreakerRegistry) -> None:

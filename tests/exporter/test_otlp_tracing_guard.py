@@ -13,7 +13,20 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from breaker import BreakerConfig, BreakerRegistry, CircuitBreaker, CircuitOpenError, ManualClock, Static
+from breaker import (
+    AIMDLimit,
+    BreakerConfig,
+    BreakerRegistry,
+    CircuitBreaker,
+    CircuitOpenError,
+    ConcurrencyLimiter,
+    LockoutGuard,
+    ManualClock,
+    MemoryStore,
+    RateLimiter,
+    RateLimitPolicy,
+    Static,
+)
 from exporter import OTHER, BreakerCatalog, BreakerTelemetry, otlp_configured, semconv
 from tests.servers import find_free_port
 
@@ -57,6 +70,13 @@ def test_otlp_push_follows_the_standard_variables(
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # only the flush below exports
     breaker = CircuitBreaker("redis", BreakerConfig(minimum_calls=1), attributes={"db.system.name": "redis"})
     telemetry = BreakerTelemetry(breaker, service_name="cache", otlp=None)
+    # Guards and a store are pushed too, with the same names as on /metrics.
+    telemetry.add_guard(
+        RateLimiter("api", RateLimitPolicy(limit=10, period=1.0)),
+        LockoutGuard("login"),
+        ConcurrencyLimiter("ask", AIMDLimit(initial=4)),
+    )
+    telemetry.add_store(MemoryStore())
     breaker.call(lambda: "ok")
     with pytest.raises(ZeroDivisionError):
         breaker.call(lambda: 1 / 0)
@@ -75,6 +95,8 @@ def test_otlp_push_follows_the_standard_variables(
         semconv.METRIC_CIRCUIT_BREAKER_FALLBACKS.name,  # no fallback ran
         semconv.METRIC_CIRCUIT_BREAKER_FAILURE_RATE.name,  # the breaker opened: its new window is empty
         semconv.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE.name,
+        semconv.METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS.name,  # no forecast configured
+        semconv.METRIC_CIRCUIT_BREAKER_PROBES.name,  # no probe attached
     }
     assert set(metrics) == {spec.name for spec in semconv.METRICS} - absent
     durations = metrics[semconv.METRIC_CIRCUIT_BREAKER_CALL_DURATION.name].histogram.data_points

@@ -58,12 +58,67 @@ EXPECTED = [
         "circuit_breaker_fallbacks_total",
         {"circuit_breaker.fallback.type", "circuit_breaker.outcome"},
     ),
+    # Issue 8: adaptive thresholds, trip forecast, health probes.
+    (
+        "circuit_breaker.slow_call_duration.threshold",
+        "gauge",
+        "s",
+        "circuit_breaker_slow_call_duration_threshold_seconds",
+        set(),
+    ),
+    ("circuit_breaker.trip_forecasts", "counter", "{forecast}", "circuit_breaker_trip_forecasts_total", set()),
+    ("circuit_breaker.probes", "counter", "{probe}", "circuit_breaker_probes_total", {"circuit_breaker.outcome"}),
+    # Issue 9: the guards (rate limiters, authentication lockouts, concurrency limiters); no common attributes.
+    (
+        "rate_limit.decisions",
+        "counter",
+        "{request}",
+        "rate_limit_decisions_total",
+        {"rate_limit.name", "rate_limit.outcome"},
+    ),
+    ("rate_limit.limited_keys", "gauge", "{key}", "rate_limit_limited_keys", {"rate_limit.name"}),
+    ("auth_lockout.failures", "counter", "{attempt}", "auth_lockout_failures_total", {"auth_lockout.name"}),
+    (
+        "auth_lockout.lockouts",
+        "counter",
+        "{lockout}",
+        "auth_lockout_lockouts_total",
+        {"auth_lockout.name", "auth_lockout.subject"},
+    ),
+    ("auth_lockout.rejections", "counter", "{attempt}", "auth_lockout_rejections_total", {"auth_lockout.name"}),
+    ("concurrency_limit.limit", "gauge", "{request}", "concurrency_limit_limit", {"concurrency_limit.name"}),
+    ("concurrency_limit.in_flight", "gauge", "{request}", "concurrency_limit_in_flight", {"concurrency_limit.name"}),
+    (
+        "concurrency_limit.requests",
+        "counter",
+        "{request}",
+        "concurrency_limit_requests_total",
+        {"concurrency_limit.name", "concurrency_limit.outcome", "concurrency_limit.priority"},
+    ),
+    # Issue 8: the state store's availability (Redis down: breakers decide on local state).
+    (
+        "circuit_breaker.store.available",
+        "gauge",
+        "1",
+        "circuit_breaker_store_available",
+        {"circuit_breaker.store.backend"},
+    ),
+    (
+        "circuit_breaker.store.errors",
+        "counter",
+        "{error}",
+        "circuit_breaker_store_errors_total",
+        {"circuit_breaker.store.backend"},
+    ),
 ]
 
 
 def test_the_metrics_are_the_issues_table() -> None:
     got = [(m.name, m.instrument, m.unit, m.prometheus_name, set(m.attributes)) for m in semconv.METRICS]
     assert got == EXPECTED
+    breaker_metrics = [m.name for m in semconv.BREAKER_METRICS]
+    expected = [name for name, *_ in EXPECTED if name.startswith("circuit_breaker.") and ".store." not in name]
+    assert breaker_metrics == expected
 
 
 def test_attributes_and_their_values() -> None:
@@ -95,7 +150,7 @@ def test_attributes_and_their_values() -> None:
 
 def test_the_registry_matches_the_breakers_vocabulary() -> None:
     """The registry's enums are the breaker library's own enums, value for value."""
-    from breaker import FallbackType, Level, Outcome, RejectionReason, State
+    from breaker import FallbackType, Level, Outcome, Priority, RejectionReason, State, SubjectKind
 
     pairs = [
         (semconv.CircuitBreakerStateValues, State),
@@ -104,9 +159,14 @@ def test_the_registry_matches_the_breakers_vocabulary() -> None:
         (semconv.CircuitBreakerOutcomeValues, Outcome),
         (semconv.CircuitBreakerRejectionReasonValues, RejectionReason),
         (semconv.CircuitBreakerFallbackTypeValues, FallbackType),
+        (semconv.AuthLockoutSubjectValues, SubjectKind),
+        (semconv.ConcurrencyLimitPriorityValues, Priority),
     ]
     for generated, ours in pairs:
         assert [v.value for v in generated] == [v.value for v in ours]
+    from breaker import MemoryStore
+
+    assert MemoryStore().status().backend in {v.value for v in semconv.CircuitBreakerStoreBackendValues}
 
 
 def test_generated_files_are_current() -> None:

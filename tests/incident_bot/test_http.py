@@ -239,4 +239,9 @@ async def test_incidents_as_json_html_and_metrics(client: Client) -> None:
     assert "<h2>Timeline</h2>" in (await http.get("/incidents/1")).text
     metrics = (await http.get("/metrics")).text
     assert "incident_bot_webhooks_received_total 1.0" in metrics
+    # The guards in front of the intake, under the registry's names.
+    allowed = 'rate_limit_decisions_total{rate_limit_name="incident_bot.intake",rate_limit_outcome="allowed"} 1.0'
+    assert allowed in metrics
+    for name in ("auth_lockout_failures_total", "concurrency_limit_limit", "concurrency_limit_requests_total"):
+        assert f"\n{name}{{" in metrics, name
     assert (await http.get("/readyz")).json() == {"status": "ready", "dry_run": True}

@@ -1,0 +1,468 @@
+"""Authentication-failure lockout: a small breaker per principal and per source address.
+
+Each *subject* (``principal:<name>`` or ``address:<ip>``) counts failed authentications in a
+window that starts at its first failure. The ``max_failures``-th failure in the window locks the
+subject out for ``base_lockout * multiplier ** (strikes - 1)`` seconds (capped at
+``max_lockout``), where ``strikes`` counts the lockouts since the subject last stayed quiet for
+``forget_after`` seconds: a credential-stuffing run meets longer and longer lockouts.
+
+A successful authentication clears its own principal's failures and strikes, and nothing else:
+neither another principal's state nor the address's (an attacker holding one valid account must
+not be able to reset the counter of the address it sprays from).
+
+The stores hold at most one small record per subject and forget it once it is neither counting
+failures, nor locked, nor remembering strikes. In Redis, a subject is one hash updated by one Lua
+script (one key per script: Redis Cluster routes it), and subjects are hashed before they are
+stored. Compare secrets with :func:`constant_time_equals`; the integrations answer locked and
+failed attempts after the same minimum delay (:class:`ConstantTime`), so timing reveals nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import TracebackType
+from typing import Any, Protocol, final, runtime_checkable
+
+from ._clock import Clock, MonotonicClock
+from ._exceptions import BreakerConfigError, BreakerError
+from ._lua import lua_now
+from ._ratelimit import GuardListener, _notify, hash_key
+
+__all__ = [
+    "ConstantTime",
+    "LockedOutError",
+    "LockoutGuard",
+    "LockoutPolicy",
+    "LockoutStatistics",
+    "LockoutStatus",
+    "LockoutStore",
+    "MemoryLockoutStore",
+    "RedisLockoutStore",
+    "SubjectKind",
+    "constant_time_equals",
+]
+
+
+class SubjectKind(StrEnum):
+    PRINCIPAL = "principal"
+    ADDRESS = "address"
+
+
+def constant_time_equals(presented: str | bytes, expected: str | bytes) -> bool:
+    """Compare two secrets in time that depends only on their lengths (``hmac.compare_digest``)."""
+    a = presented.encode() if isinstance(presented, str) else presented
+    b = expected.encode() if isinstance(expected, str) else expected
+    return hmac.compare_digest(a, b)
+
+
+@final
+class LockoutPolicy:
+    """After ``max_failures`` failures within ``window`` seconds, lock the subject out, for
+    ``base_lockout`` seconds the first time and ``multiplier`` times longer each time after, up to
+    ``max_lockout``. Strikes are forgotten after ``forget_after`` quiet seconds."""
+
+    __slots__ = ("base_lockout", "forget_after", "max_failures", "max_lockout", "multiplier", "window")
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = 5,
+        window: float = 300.0,
+        base_lockout: float = 30.0,
+        multiplier: float = 2.0,
+        max_lockout: float = 3600.0,
+        forget_after: float = 86_400.0,
+    ) -> None:
+        if not isinstance(max_failures, int) or max_failures < 1:
+            raise BreakerConfigError("max_failures", f"must be a positive integer (got {max_failures!r})")
+        for field, value in (("window", window), ("base_lockout", base_lockout), ("forget_after", forget_after)):
+            if not value > 0:
+                raise BreakerConfigError(field, f"must be positive (got {value!r})")
+        if not multiplier >= 1:
+            raise BreakerConfigError("multiplier", f"must be at least 1 (got {multiplier!r})")
+        if not max_lockout >= base_lockout:
+            raise BreakerConfigError("max_lockout", f"must be at least base_lockout (got {max_lockout!r})")
+        self.max_failures = max_failures
+        self.window = float(window)
+        self.base_lockout = float(base_lockout)
+        self.multiplier = float(multiplier)
+        self.max_lockout = float(max_lockout)
+        self.forget_after = float(forget_after)
+
+    def lockout_for(self, strikes: int) -> float:
+        """Seconds of the ``strikes``-th lockout (1-based)."""
+        return min(self.max_lockout, self.base_lockout * self.multiplier ** max(0, strikes - 1))
+
+    def _key(self) -> tuple[float, ...]:
+        return (self.max_failures, self.window, self.base_lockout, self.multiplier, self.max_lockout, self.forget_after)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LockoutPolicy):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"LockoutPolicy(max_failures={self.max_failures}, window={self.window}, base_lockout={self.base_lockout},"
+            f" multiplier={self.multiplier}, max_lockout={self.max_lockout}, forget_after={self.forget_after})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutStatus:
+    """Whether an attempt may proceed."""
+
+    locked: bool
+    #: Seconds until the lock ends (0 when not locked).
+    retry_after: float
+    #: Which subject holds the lock (``None`` when not locked).
+    kind: SubjectKind | None = None
+
+
+_OPEN = LockoutStatus(False, 0.0)
+
+
+@runtime_checkable
+class LockoutStore(Protocol):
+    """Per-subject records; each method is atomic for its subject."""
+
+    async def locked_for(self, guard: str, subject: str) -> float:
+        """Seconds ``subject`` stays locked (0: not locked)."""
+
+    async def failed(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
+        """Count a failure; return the seconds of the lockout it started (0: none)."""
+
+    async def succeeded(self, guard: str, subject: str) -> None:
+        """Forget ``subject``'s failures and strikes."""
+
+
+@dataclass(slots=True)
+class _Record:
+    start: float = 0.0
+    count: int = 0
+    strikes: int = 0
+    until: float = 0.0
+    last: float = 0.0
+
+    def idle(self, now: float, policy_window: float, forget_after: float) -> bool:
+        return (
+            self.until <= now
+            and (self.count == 0 or now - self.start > policy_window)
+            and (self.strikes == 0 or now - self.last > forget_after)
+        )
+
+
+class MemoryLockoutStore:
+    """Records in a dict for one process; idle ones are dropped, and beyond ``max_subjects`` the
+    least recently failing subject is forgotten."""
+
+    def __init__(self, *, clock: Clock | None = None, max_subjects: int = 100_000) -> None:
+        self.clock: Clock = clock if clock is not None else MonotonicClock()
+        self.max_subjects = max_subjects
+        self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
+        self._lock = threading.Lock()
+        self._forget = (0.0, 0.0)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    async def locked_for(self, guard: str, subject: str) -> float:
+        record = self._records.get((guard, subject))
+        if record is None:
+            return 0.0
+        return max(0.0, record.until - self.clock.now())
+
+    async def failed(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
+        now = self.clock.now()
+        slot = (guard, subject)
+        with self._lock:
+            record = self._records.get(slot)
+            if record is None:
+                record = self._records[slot] = _Record()
+            self._records.move_to_end(slot)
+            locked_for = _fail(record, now, policy)
+            self._forget = (max(self._forget[0], policy.window), max(self._forget[1], policy.forget_after))
+            self._sweep(now)
+        return locked_for
+
+    async def succeeded(self, guard: str, subject: str) -> None:
+        with self._lock:
+            self._records.pop((guard, subject), None)
+
+    def _sweep(self, now: float) -> None:
+        records = self._records
+        window, forget = self._forget
+        while records:
+            slot, record = next(iter(records.items()))
+            if len(records) > self.max_subjects or record.idle(now, window, forget):
+                del records[slot]
+            else:
+                break
+
+
+def _fail(record: _Record, now: float, policy: LockoutPolicy) -> float:
+    """The same arithmetic as the Lua script below."""
+    if record.strikes and now - record.last > policy.forget_after:
+        record.strikes = 0
+    if record.count == 0 or now - record.start > policy.window:
+        record.start = now
+        record.count = 0
+    record.count += 1
+    record.last = now
+    if record.count < policy.max_failures:
+        return 0.0
+    record.strikes += 1
+    locked_for = policy.lockout_for(record.strikes)
+    record.until = max(record.until, now + locked_for)
+    record.count = 0
+    return locked_for
+
+
+# KEYS[1]: the subject's hash. ARGV: max_failures, window, base, multiplier, max_lockout,
+# forget_after, now ('' for the server's TIME).
+_FAIL_SCRIPT = (
+    lua_now(7)
+    + """
+local max_failures = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local base = tonumber(ARGV[3])
+local multiplier = tonumber(ARGV[4])
+local max_lockout = tonumber(ARGV[5])
+local forget = tonumber(ARGV[6])
+local h = redis.call('HMGET', KEYS[1], 'start', 'count', 'strikes', 'until', 'last')
+local start = tonumber(h[1]) or 0
+local count = tonumber(h[2]) or 0
+local strikes = tonumber(h[3]) or 0
+local until_ = tonumber(h[4]) or 0
+local last = tonumber(h[5]) or 0
+if strikes > 0 and now - last > forget then strikes = 0 end
+if count == 0 or now - start > window then start = now; count = 0 end
+count = count + 1
+last = now
+local locked_for = 0
+if count >= max_failures then
+  strikes = strikes + 1
+  locked_for = base * multiplier ^ (strikes - 1)
+  if locked_for > max_lockout then locked_for = max_lockout end
+  if now + locked_for > until_ then until_ = now + locked_for end
+  count = 0
+end
+redis.call('HSET', KEYS[1], 'start', string.format('%.6f', start), 'count', count, 'strikes', strikes,
+  'until', string.format('%.6f', until_), 'last', string.format('%.6f', last))
+local keep = window
+if until_ - now > keep then keep = until_ - now end
+if strikes > 0 and forget > keep then keep = forget end
+redis.call('PEXPIRE', KEYS[1], math.ceil(keep * 1000) + 1000)
+return tostring(locked_for)
+"""
+)
+
+_LOCKED_SCRIPT = (
+    lua_now(1)
+    + """
+local until_ = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if until_ <= now then return '0' end
+return tostring(until_ - now)
+"""
+)
+
+
+class RedisLockoutStore:
+    """Records in Redis, shared by every replica: one hash per subject, one script per update,
+    times from Redis ``TIME`` (or ``clock``, for tests). Redis errors propagate."""
+
+    def __init__(self, client: Any, *, prefix: str = "breakerpanel:lockout", clock: Clock | None = None) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.clock = clock
+        self._fail = client.register_script(_FAIL_SCRIPT)
+        self._locked = client.register_script(_LOCKED_SCRIPT)
+
+    def key_for(self, guard: str, subject: str) -> str:
+        return f"{self.prefix}:{guard}:{hash_key(subject)}"
+
+    def _now(self) -> str:
+        return "" if self.clock is None else repr(self.clock.now())
+
+    async def locked_for(self, guard: str, subject: str) -> float:
+        return float(await self._locked(keys=[self.key_for(guard, subject)], args=[self._now()]))
+
+    async def failed(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
+        args: Sequence[Any] = [
+            policy.max_failures,
+            repr(policy.window),
+            repr(policy.base_lockout),
+            repr(policy.multiplier),
+            repr(policy.max_lockout),
+            repr(policy.forget_after),
+            self._now(),
+        ]
+        return float(await self._fail(keys=[self.key_for(guard, subject)], args=args))
+
+    async def succeeded(self, guard: str, subject: str) -> None:
+        await self.client.delete(self.key_for(guard, subject))
+
+
+class LockedOutError(BreakerError):
+    """An authentication attempt was refused because its principal or address is locked out."""
+
+    def __init__(self, guard: str, status: LockoutStatus) -> None:
+        super().__init__(f"{guard}: locked out for {status.retry_after:.0f}s")
+        self.guard = guard
+        self.status = status
+
+    @property
+    def retry_after(self) -> float:
+        return self.status.retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutStatistics:
+    name: str
+    policy: LockoutPolicy
+    #: Failed authentications recorded.
+    failures: int
+    successes: int
+    #: Lockouts started, by subject kind.
+    lockouts: dict[SubjectKind, int]
+    #: Attempts refused because a subject was locked.
+    rejected: int
+
+
+class LockoutGuard:
+    """Locks principals and source addresses out after repeated failed authentications.
+
+    ::
+
+        guard = LockoutGuard("admin", LockoutPolicy(max_failures=5, window=300))
+
+        status = await guard.check(user, address)
+        if status.locked:
+            ...  # 429 with Retry-After, or the same 401 as a bad password (reveal_lockout=False)
+        elif constant_time_equals(password_hash, expected):
+            await guard.succeeded(user, address)
+        else:
+            await guard.failed(user, address)
+
+    Principals and addresses are policed by separate policies (``address_policy`` defaults to
+    ``policy`` with ten times the failures: one address may serve many honest users).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        policy: LockoutPolicy | None = None,
+        *,
+        address_policy: LockoutPolicy | None = None,
+        store: LockoutStore | None = None,
+        clock: Clock | None = None,
+        listeners: Iterable[GuardListener] = (),
+    ) -> None:
+        self.name = name
+        self.policy = policy if policy is not None else LockoutPolicy()
+        self.address_policy = (
+            address_policy
+            if address_policy is not None
+            else LockoutPolicy(
+                max_failures=self.policy.max_failures * 10,
+                window=self.policy.window,
+                base_lockout=self.policy.base_lockout,
+                multiplier=self.policy.multiplier,
+                max_lockout=self.policy.max_lockout,
+                forget_after=self.policy.forget_after,
+            )
+        )
+        self.clock: Clock = clock if clock is not None else MonotonicClock()
+        self.store: LockoutStore = store if store is not None else MemoryLockoutStore(clock=self.clock)
+        self.listeners = tuple(listeners)
+        self._failures = 0
+        self._successes = 0
+        self._rejected = 0
+        self._lockouts = dict.fromkeys(SubjectKind, 0)
+
+    @staticmethod
+    def _subjects(principal: str | None, address: str | None) -> list[tuple[SubjectKind, str]]:
+        subjects = []
+        if principal is not None:
+            subjects.append((SubjectKind.PRINCIPAL, f"principal:{principal}"))
+        if address is not None:
+            subjects.append((SubjectKind.ADDRESS, f"address:{address}"))
+        return subjects
+
+    async def check(self, principal: str | None, address: str | None) -> LockoutStatus:
+        """Whether ``principal`` or ``address`` is locked out (the longer lock wins)."""
+        status = _OPEN
+        for kind, subject in self._subjects(principal, address):
+            left = await self.store.locked_for(self.name, subject)
+            if left > status.retry_after:
+                status = LockoutStatus(True, left, kind)
+        if status.locked:
+            self._rejected += 1
+        return status
+
+    async def failed(self, principal: str | None, address: str | None) -> LockoutStatus:
+        """Record a failed authentication; returns the lock it started, if any."""
+        self._failures += 1
+        status = _OPEN
+        for kind, subject in self._subjects(principal, address):
+            policy = self.policy if kind is SubjectKind.PRINCIPAL else self.address_policy
+            seconds = await self.store.failed(self.name, subject, policy)
+            if seconds > 0:
+                self._lockouts[kind] += 1
+                if self.listeners:
+                    _notify(self.listeners, "locked_out", self.name, subject, kind.value, seconds)
+                if seconds > status.retry_after:
+                    status = LockoutStatus(True, seconds, kind)
+        return status
+
+    async def succeeded(self, principal: str, address: str | None = None) -> None:
+        """Record a successful authentication of ``principal``: clears that principal only."""
+        self._successes += 1
+        await self.store.succeeded(self.name, f"principal:{principal}")
+
+    def statistics(self) -> LockoutStatistics:
+        return LockoutStatistics(
+            self.name, self.policy, self._failures, self._successes, dict(self._lockouts), self._rejected
+        )
+
+    def __repr__(self) -> str:
+        return f"LockoutGuard({self.name!r}, {self.policy!r})"
+
+
+class ConstantTime:
+    """An async context manager that makes its block last at least ``seconds`` (on every path,
+    exceptions included), so that a locked, a failed and a successful attempt take the same time.
+
+    >>> async def login() -> None:
+    ...     async with ConstantTime(0.01):
+    ...         ...  # check the lock, compare the secret, record the outcome
+    """
+
+    __slots__ = ("_deadline", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._deadline = 0.0
+
+    async def __aenter__(self) -> ConstantTime:
+        self._deadline = time.monotonic() + self.seconds
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+            return
+        left = self._deadline - time.monotonic()
+        if left > 0:
+            await asyncio.sleep(left)

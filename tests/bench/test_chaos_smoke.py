@@ -1,0 +1,44 @@
+"""The chaos benchmark runs one tiny scenario in all three modes and writes the report's shape
+(no timing or target is asserted here)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .support import load_bench
+
+FIGURES = {
+    "availability",
+    "degraded_share",
+    "calls_to_failed_dependency",
+    "p50_ms",
+    "p99_ms",
+    "peak_concurrency",
+    "recovery_s",
+}
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="the bench needs redis-server on PATH")
+def test_one_scenario_in_three_modes_writes_the_report(tmp_path: Path) -> None:
+    bench = load_bench("chaos")
+    out = tmp_path / "chaos.json"
+    argv = ["--quick", "--scenario", "full_outage", "--baseline", "1.5", "--fault", "2", "--after", "1.5"]
+    assert bench.main([*argv, "--rps", "5", "--output", str(out)]) == 0
+    report = json.loads(out.read_text())
+    modes = report["scenarios"]["full_outage"]
+    assert set(modes) == {"no_breakers", "breakers", "breakers_fallbacks"}
+    for figures in modes.values():
+        assert set(figures) >= FIGURES
+        assert 0 <= figures["availability"] <= 1
+        assert 0 <= figures["degraded_share"] <= 1
+        assert figures["calls_to_failed_dependency"] >= 0
+        assert figures["peak_concurrency"] >= 1
+        assert figures["recovery_s"] >= 0
+    assert [row["target"] for row in report["targets"]]  # checked row by row
+    markdown = out.with_suffix(".md").read_text()
+    assert "## full_outage" in markdown
+    assert (tmp_path / "chaos" / "full_outage.png").stat().st_size > 0

@@ -1,0 +1,182 @@
+"""Authentication-failure lockout: per principal and per address, growing lockouts, memory and Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+import redis.asyncio as aioredis
+
+from breaker import (
+    BreakerConfigError,
+    ConstantTime,
+    GuardListener,
+    LockoutGuard,
+    LockoutPolicy,
+    LockoutStore,
+    ManualClock,
+    MemoryLockoutStore,
+    RedisLockoutStore,
+    SubjectKind,
+    constant_time_equals,
+)
+from tests.servers import RedisServer
+
+StoreFactory = Callable[[ManualClock], LockoutStore]
+
+POLICY = LockoutPolicy(max_failures=3, window=60, base_lockout=10, multiplier=2, max_lockout=35, forget_after=600)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
+    if request.param == "memory":
+        yield lambda clock: MemoryLockoutStore(clock=clock)
+        return
+    server: RedisServer = request.getfixturevalue("redis_server")
+    client = aioredis.from_url(server.url)
+    yield lambda clock: RedisLockoutStore(client, clock=clock, prefix=f"test:{id(clock)}")
+    await client.aclose()
+
+
+def make_guard(store: StoreFactory, clock: ManualClock, **options: object) -> LockoutGuard:
+    return LockoutGuard("login", POLICY, store=store(clock), clock=clock, **options)  # type: ignore[arg-type]
+
+
+def test_policy_validation_and_growth() -> None:
+    assert [POLICY.lockout_for(n) for n in (1, 2, 3, 4)] == [10, 20, 35, 35]
+    with pytest.raises(BreakerConfigError):
+        LockoutPolicy(max_failures=0)
+    with pytest.raises(BreakerConfigError):
+        LockoutPolicy(base_lockout=10, max_lockout=5)
+    with pytest.raises(BreakerConfigError):
+        LockoutPolicy(multiplier=0.5)
+    assert LockoutPolicy() == LockoutPolicy()
+    assert "max_failures=5" in repr(LockoutPolicy())
+
+
+async def test_locks_after_n_failures_with_growing_lockouts(make_store: StoreFactory) -> None:
+    clock = ManualClock(1000.0)
+    guard = make_guard(make_store, clock)
+    for _ in range(2):
+        assert not (await guard.failed("alice", None)).locked
+    status = await guard.failed("alice", None)
+    assert status.locked
+    assert status.retry_after == pytest.approx(10)
+    assert status.kind is SubjectKind.PRINCIPAL
+    assert (await guard.check("alice", None)).retry_after == pytest.approx(10)
+    clock.advance(10.5)
+    assert not (await guard.check("alice", None)).locked
+    for _ in range(3):
+        status = await guard.failed("alice", None)
+    assert status.retry_after == pytest.approx(20)  # the second lockout is longer
+    clock.advance(21)
+    for _ in range(3):
+        status = await guard.failed("alice", None)
+    assert status.retry_after == pytest.approx(35)  # capped
+    stats = guard.statistics()
+    assert stats.lockouts[SubjectKind.PRINCIPAL] == 3
+    assert stats.failures == 9
+
+
+async def test_failures_outside_the_window_do_not_add_up(make_store: StoreFactory) -> None:
+    clock = ManualClock(0.0)
+    guard = make_guard(make_store, clock)
+    for _ in range(10):
+        assert not (await guard.failed("alice", None)).locked
+        clock.advance(31)  # two failures per 60 s window at most
+
+
+async def test_success_resets_only_its_own_principal(make_store: StoreFactory) -> None:
+    clock = ManualClock(0.0)
+    guard = make_guard(make_store, clock)
+    for _ in range(2):
+        await guard.failed("alice", "10.0.0.1")
+        await guard.failed("bob", "10.0.0.1")
+    await guard.succeeded("bob", "10.0.0.1")
+    assert (await guard.failed("alice", "10.0.0.1")).locked  # bob's success did not help alice
+    assert not (await guard.failed("bob", "10.0.0.1")).locked  # bob starts again from zero
+    assert not (await guard.check("bob", "10.0.0.9")).locked
+
+
+async def test_an_address_spraying_many_principals_is_locked(make_store: StoreFactory) -> None:
+    clock = ManualClock(0.0)
+    address_policy = LockoutPolicy(max_failures=5, window=60, base_lockout=30)
+    guard = LockoutGuard("login", POLICY, address_policy=address_policy, store=make_store(clock), clock=clock)
+    for i in range(4):
+        assert not (await guard.failed(f"user{i}", "203.0.113.9")).locked
+    status = await guard.failed("user4", "203.0.113.9")
+    assert status.locked
+    assert status.kind is SubjectKind.ADDRESS
+    # A valid login of one of the sprayed accounts does not unlock the address.
+    await guard.succeeded("user0", "203.0.113.9")
+    assert (await guard.check("someone", "203.0.113.9")).locked
+    assert not (await guard.check("someone", "198.51.100.1")).locked
+
+
+async def test_listener_hears_lockouts() -> None:
+    heard: list[tuple[str, str, float]] = []
+
+    class Recorder(GuardListener):
+        def locked_out(self, guard: str, subject: str, kind: str, seconds: float) -> None:
+            heard.append((subject, kind, seconds))
+
+    clock = ManualClock()
+    guard = LockoutGuard("login", POLICY, clock=clock, listeners=[Recorder()])
+    for _ in range(3):
+        await guard.failed("alice", None)
+    assert heard == [("principal:alice", "principal", 10.0)]
+
+
+def test_memory_store_forgets_idle_subjects() -> None:
+    clock = ManualClock(0.0)
+    store = MemoryLockoutStore(clock=clock, max_subjects=50)
+    import asyncio
+
+    async def spray() -> None:
+        for i in range(500):
+            await store.failed("login", f"principal:u{i}", POLICY)
+
+    asyncio.run(spray())
+    assert len(store) == 50
+    clock.advance(61)
+
+    async def one() -> None:
+        await store.failed("login", "principal:new", POLICY)
+
+    asyncio.run(one())
+    assert len(store) == 1
+
+
+async def test_redis_keys_are_hashed_and_expire(redis_server: RedisServer) -> None:
+    client = aioredis.from_url(redis_server.url)
+    try:
+        guard = LockoutGuard("admin", POLICY, store=RedisLockoutStore(client, prefix="lk"))
+        for _ in range(3):
+            await guard.failed("root", "127.0.0.1")
+        keys = sorted([k.decode() async for k in client.scan_iter("lk:*")])
+        assert len(keys) == 2
+        assert not any("root" in k or "127.0.0.1" in k for k in keys)
+        assert all([await client.pttl(k) > 0 for k in keys])
+        assert (await guard.check("root", None)).locked  # with Redis' own clock
+    finally:
+        await client.aclose()
+
+
+def test_constant_time_equals() -> None:
+    assert constant_time_equals("s3cret", "s3cret")
+    assert constant_time_equals(b"s3cret", "s3cret")
+    assert not constant_time_equals("s3cret", "s3creT")
+    assert not constant_time_equals("", "x")
+
+
+async def test_constant_time_pads_every_path() -> None:
+    start = time.monotonic()
+    async with ConstantTime(0.05):
+        pass
+    assert time.monotonic() - start >= 0.05
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="x"):
+        async with ConstantTime(0.05):
+            raise ValueError("x")
+    assert time.monotonic() - start >= 0.05
