@@ -212,7 +212,19 @@ def _trip_predicted(ctx: _Context) -> list[Rule]:
             description=f"The failure rate of {_NAME} of {_JOB} on {_INSTANCE} is rising: at its pace over the "
             f"last {cfg.lookback} it reaches {{{{ $value | humanizePercentage }}}} within {cfg.horizon}, at or "
             "over the threshold in force.",
-        )
+        ),
+        # The breaker's own forecast (breaker.forecast in breakers.yaml): the same fit on every
+        # sample, against its adaptive threshold too; it already held a trend, so no `for`.
+        ctx.alert(
+            "CircuitBreakerTripPredicted",
+            f"(increase({promql.selector(sc.METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS)}[{cfg.horizon}]) > 0)\n"
+            f"and on ({_ONE_BREAKER}) ({_state(_STATE.CLOSED)} == 1)",
+            severity=cfg.severity,
+            labels={"predicted_by": "breaker"},  # one name, two rules: promtool wants them told apart
+            summary=f"Circuit breaker {_NAME} forecasts its own trip.",
+            description=f"{_NAME} of {_JOB} on {_INSTANCE} forecast its own trip: the trend of its failure rate "
+            "reaches its threshold in force (adaptive thresholds included) within its forecast horizon.",
+        ),
     ]
 
 
