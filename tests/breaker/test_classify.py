@@ -118,3 +118,83 @@ def test_default_is_exceptions_fail_results_succeed(make_breaker: MakeBreaker, c
     fail(b, clock)
     assert b.snapshot().totals.failures_by_type == {"tests.breaker.support.Boom": 1}
     assert SUCCESS.kind is VerdictKind.SUCCESS
+
+
+def test_error_type_of_a_class_seen_for_the_first_time() -> None:
+    # Classes made here are new to error_type_of's cache, so the name is computed, not looked up.
+    class LocalError(Exception):
+        pass
+
+    builtin_like = type("BuiltinLike", (Exception,), {"__module__": "builtins"})
+    assert (
+        error_type_of(LocalError())
+        == f"{__name__}.test_error_type_of_a_class_seen_for_the_first_time.<locals>.LocalError"
+    )
+    assert error_type_of(LocalError()) == error_type_of(LocalError())  # the cached name is the same
+    assert error_type_of(builtin_like()) == "BuiltinLike"
+
+
+def test_error_type_cache_is_bounded() -> None:
+    from breaker import _classify
+
+    saved = dict(_classify._error_types)
+    try:
+        classes = [type(f"Made{i}", (Exception,), {}) for i in range(4200)]
+        for i, cls in enumerate(classes):
+            assert error_type_of(cls()) == f"{__name__}.Made{i}"
+        assert len(_classify._error_types) == 4096  # exception classes made at run time must not leak
+    finally:
+        _classify._error_types.clear()
+        _classify._error_types.update(saved)
+
+
+def test_record_exceptions_types_failures_by_class_unless_told() -> None:
+    class Flaky(Exception):
+        pass
+
+    by_class = record_exceptions(Flaky, OSError)
+    assert by_class(Flaky(), None) == failure(error_type_of(Flaky()))
+    assert by_class(FileNotFoundError(), None) == failure("FileNotFoundError")
+    assert by_class(KeyError(), None) is None
+    assert by_class(None, "ok") is None
+    assert record_exceptions(OSError, error_type="io")(OSError(), None) == failure("io")
+
+
+def test_result_rules_pass_the_result_and_default_to_type_result() -> None:
+    assert record_results(lambda r: r is None)(None, None) == failure("result")
+    assert when_result(lambda r: r >= 500, lambda r: failure(f"http_{r}"))(None, 503) == failure("http_503")
+    assert classify_with(lambda e, r: failure("raised") if e is not None else None)(OSError(), None) == failure(
+        "raised"
+    )
+
+
+def test_rate_limited_keeps_short_waits() -> None:
+    assert rate_limited(0.5).retry_after == 0.5
+    assert rate_limited(0).retry_after == 0.0
+    assert rate_limited().retry_after is None
+
+
+def test_classifiers_describe_themselves() -> None:
+    def bad(r: object) -> bool:
+        return r is None
+
+    assert repr(record_exceptions(KeyError, OSError)) == "record_exceptions(KeyError, OSError)"
+    assert repr(record_exceptions(OSError, error_type="io")) == "record_exceptions(OSError, error_type='io')"
+    assert repr(ignore_exceptions(KeyError, ValueError)) == "ignore_exceptions(KeyError, ValueError)"
+    assert repr(record_results(bad)) == f"record_results({bad!r})"
+    assert repr(ignore_results(bad)) == f"ignore_results({bad!r})"
+    assert repr(when_result(bad, IGNORED)) == f"when_result({bad!r})"
+    assert repr(when_exception(bad, IGNORED)) == f"when_exception({bad!r})"
+    assert (
+        repr(ignore_exceptions(KeyError) | ignore_results(bad))
+        == f"ignore_exceptions(KeyError) | ignore_results({bad!r})"
+    )
+
+
+def test_refusals_name_the_function_and_the_bad_value() -> None:
+    with pytest.raises(TypeError, match=r"^record_exceptions: give at least one"):
+        record_exceptions()
+    with pytest.raises(TypeError, match=r"^ignore_exceptions: 'x' is not an exception class"):
+        ignore_exceptions("x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"got int$"):
+        as_classifier(42)  # type: ignore[arg-type]

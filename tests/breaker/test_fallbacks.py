@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -359,3 +360,201 @@ async def test_a_cache_that_cannot_store_does_not_fail_a_call_that_worked(caplog
     stored = [r for r in caplog.records if r.name == "breaker.fallback"]
     assert len(stored) == 2
     assert "ConnectionError: cache down" in stored[0].getMessage()
+
+
+class TestFeatureDetails:
+    """What a feature passes on: arguments, its own settings, the rejection behind a fallback."""
+
+    def dependency(self, clock: ManualClock) -> CircuitBreaker:
+        return CircuitBreaker("store", clock=clock)
+
+    async def test_keyword_arguments_reach_the_primary(self, clock: ManualClock) -> None:
+        feature = Feature("search", required=[self.dependency(clock)], clock=clock)
+
+        async def primary(query: str, *, limit: int) -> str:
+            return f"{query}:{limit}"
+
+        def sync_primary(query: str, *, limit: int) -> str:
+            return f"{query}:{limit}"
+
+        assert await feature.acall(primary, "q", limit=3) == "q:3"
+        assert feature.call(sync_primary, "q", limit=4) == "q:4"
+
+    async def test_decorated_coroutine_function_goes_through_the_feature(self, clock: ManualClock) -> None:
+        store = self.dependency(clock)
+        feature = Feature("search", required=[store], fallback=[Static("canned")], clock=clock)
+
+        @feature
+        async def search(query: str) -> str:
+            return f"results for {query}"
+
+        assert await search("x") == "results for x"
+        store.force_open()
+        assert await search("x") == "canned"
+
+    def test_decorating_a_generator_names_the_feature(self, clock: ManualClock) -> None:
+        feature = Feature("search", clock=clock)
+
+        def rows() -> object:
+            yield 1
+
+        with pytest.raises(TypeError, match=r"^feature 'search': cannot decorate generator"):
+            feature(rows)
+
+    @pytest.mark.parametrize("sync", [False, True])
+    async def test_when_every_fallback_fails_the_dependency_rejection_is_raised(
+        self, clock: ManualClock, sync: bool
+    ) -> None:
+        store = self.dependency(clock)
+
+        def broken(query: str) -> str:
+            raise Boom("no fallback today")
+
+        feature = Feature("search", required=[store], fallback=[Simplified(broken)], clock=clock)
+        store.force_open(20)
+        if sync:
+            with pytest.raises(CircuitOpenError) as info:
+                feature.call(lambda q: q, "x")
+        else:
+            with pytest.raises(CircuitOpenError) as info:
+                await feature.acall(up, "x")
+        assert info.value.reason is RejectionReason.PARENT_OPEN
+        assert info.value.origin == "store"
+
+    async def test_the_feature_breaker_gets_the_features_settings(self, clock: ManualClock) -> None:
+        from breaker import BreakerListener, Level, StateChanged
+
+        seen: list[StateChanged] = []
+
+        class Recorder(BreakerListener):
+            def state_changed(self, event: StateChanged) -> None:
+                seen.append(event)
+
+        feature = Feature(
+            "search",
+            config=BreakerConfig(minimum_calls=1, sliding_window_size=1, wait_in_open=30),
+            clock=clock,
+            listeners=[Recorder()],
+            attributes={"team": "search"},
+        )
+        assert feature.breaker.level is Level.FEATURE
+        assert feature.breaker.attributes == {"team": "search"}
+        assert feature.status().name == "search"
+        with pytest.raises(ConnectionError):
+            await feature.acall(down, "q")
+        assert [e.state for e in seen] == [State.OPEN]
+        clock.advance(10)  # the feature's breaker runs on the feature's clock
+        assert feature.breaker.snapshot().open_remaining == pytest.approx(20)
+
+    def test_bad_dependencies_are_explained(self, clock: ManualClock) -> None:
+        store = self.dependency(clock)
+        with pytest.raises(BreakerConfigError) as info:
+            Feature("search", required=["store"], clock=clock)  # type: ignore[list-item]
+        assert info.value.field == "features.search.dependencies"
+        assert "expected breakers (got 'store')" in info.value.reason
+        with pytest.raises(BreakerConfigError) as info:
+            Feature("search", required=[store], optional=[store], clock=clock)
+        assert info.value.field == "features.search"
+        assert info.value.reason == "['store'] cannot be both required and optional"
+
+
+class TestRegistryDetails:
+    """The registry's tree, lookups and errors in full, and what it passes to each breaker it makes."""
+
+    def test_tree_nodes_in_full(self, clock: ManualClock) -> None:
+        registry = BreakerRegistry(clock=clock)
+        registry.service("openai")
+        registry.endpoint("openai.chat")
+        registry.service("redis")
+        registry.feature("answer", required=["openai.chat"], optional=["redis"])
+        registry["redis"].force_open(30)
+        tree = registry.tree()
+        assert [s["name"] for s in tree["services"]] == ["openai", "redis"]
+        assert tree["services"][0]["endpoints"] == [
+            {
+                "name": "openai.chat",
+                "level": "endpoint",
+                "parent": "openai",
+                "state": "closed",
+                "rejecting": False,
+                "failure_rate": None,
+                "slow_call_rate": None,
+                "failure_rate_threshold": 0.5,
+                "calls": 0,
+                "open_remaining": None,
+            }
+        ]
+        assert tree["services"][1]["open_remaining"] == pytest.approx(30)
+        feature = tree["features"][0]
+        assert (feature["level"], feature["parent"]) == ("feature", None)
+        assert (feature["required"], feature["optional"]) == (["openai.chat"], ["redis"])
+        assert (feature["open_required"], feature["open_optional"]) == ([], ["redis"])
+        assert feature["availability"] == "degraded"
+
+    def test_breakers_share_the_registry_clock_listeners_and_attributes(self, clock: ManualClock) -> None:
+        from breaker import BreakerListener, StateChanged
+
+        seen: list[str] = []
+
+        class Recorder(BreakerListener):
+            def state_changed(self, event: StateChanged) -> None:
+                seen.append(event.breaker.name)
+
+        registry = BreakerRegistry(clock=clock, listeners=[Recorder()])
+        made = [
+            registry.service("openai"),
+            registry.endpoint("openai.chat"),
+            registry.feature("answer", required=["openai.chat"], attributes={"team": "qa"}).breaker,
+        ]
+        assert made[2].attributes == {"team": "qa"}
+        for breaker in made:
+            breaker.force_open(30)
+        clock.advance(10)
+        assert [b.snapshot().open_remaining for b in made] == [pytest.approx(20)] * 3
+        assert seen == ["openai", "openai.chat", "answer"]
+
+    def test_endpoint_service_is_the_part_before_the_first_dot(self, clock: ManualClock) -> None:
+        registry = BreakerRegistry(clock=clock)
+        openai = registry.service("openai")
+        assert registry.endpoint("openai.chat.stream").parent is openai
+
+    def test_store_defaults_to_memory_and_can_be_given(self, clock: ManualClock) -> None:
+        from breaker import MemoryStore
+
+        assert isinstance(BreakerRegistry(clock=clock).store, MemoryStore)
+        store = MemoryStore()
+        assert BreakerRegistry(clock=clock, store=store).store is store
+
+    def test_watchers_see_breakers_now_and_later(self, clock: ManualClock) -> None:
+        registry = BreakerRegistry(clock=clock)
+        registry.service("a")
+        seen: list[str] = []
+        registry.watch(lambda b: seen.append(b.name))
+        registry.service("b")
+        assert seen == ["a", "b"]
+        assert "a" in registry
+        assert "c" not in registry
+
+    def test_errors_name_the_field(self, clock: ManualClock) -> None:
+        registry = BreakerRegistry(clock=clock)
+        registry.service("redis")
+        cases: list[tuple[Callable[[], object], str, str]] = [
+            (lambda: registry.service("redis.get"), "services.redis.get", "a service name has no dots"),
+            (lambda: registry.endpoint("memcached.get"), "endpoints.memcached.get", "service 'memcached' is not"),
+            (lambda: registry.service("redis"), "redis", "a breaker with this name is already registered"),
+            (lambda: registry.feature("cache", required=["x"]), "features.cache", "dependency 'x' is not"),
+            (lambda: registry.feature("cache", optional=["x"]), "features.cache", "dependency 'x' is not"),
+        ]
+        for make, field, reason in cases:
+            with pytest.raises(BreakerConfigError) as info:
+                make()
+            assert info.value.field == field
+            assert info.value.reason.startswith(reason)
+
+    def test_unknown_feature_lists_the_known_ones(self, clock: ManualClock) -> None:
+        registry = BreakerRegistry(clock=clock)
+        registry.service("redis")
+        registry.feature("cache", required=["redis"])
+        with pytest.raises(KeyError, match=r"no feature named 'search'; registered: \['cache'\]"):
+            registry.get_feature("search")
+        assert registry.get_feature("cache").name == "cache"

@@ -221,6 +221,37 @@ class TestHalfOpen:
         assert b.state is State.OPEN
         assert b.snapshot().open_attempts == 2
 
+    def test_slow_probes_reopen_as_soon_as_certain(self, make_breaker: MakeBreaker, clock: ManualClock) -> None:
+        b = self.open_breaker(
+            make_breaker, clock, permitted_calls_in_half_open=4, slow_call_duration=1.0, slow_call_rate_threshold=0.5
+        )
+        succeed(b, clock, duration=2.0)
+        assert b.state is State.HALF_OPEN  # 1 slow of 4 so far
+        succeed(b, clock, duration=2.0)  # 2 slow of 4 whatever the last probes do
+        assert b.state is State.OPEN
+
+    def test_reopening_from_half_open_says_why(self, make_breaker: MakeBreaker, clock: ManualClock) -> None:
+        from breaker import BreakerListener, StateChanged
+
+        seen: list[TransitionReason] = []
+
+        class Recorder(BreakerListener):
+            def state_changed(self, event: StateChanged) -> None:
+                if event.previous is State.HALF_OPEN:
+                    seen.append(event.reason)
+
+        b = self.open_breaker(
+            make_breaker,
+            clock,
+            permitted_calls_in_half_open=1,
+            classifier=when_exception(lambda e: isinstance(e, KeyError), rate_limited(3.0)),
+        )
+        b.add_listener(Recorder())
+        fail(b, clock)  # the probe fails
+        clock.advance(5.0)
+        fail(b, clock, exc=KeyError("slow down"))  # the probe is told to back off
+        assert seen == [TransitionReason.PROBES_FAILED, TransitionReason.RATE_LIMITED]
+
     def test_probes_below_threshold_close(self, make_breaker: MakeBreaker, clock: ManualClock) -> None:
         b = self.open_breaker(make_breaker, clock, permitted_calls_in_half_open=4, failure_rate_threshold=0.5)
         fail(b, clock)
@@ -397,3 +428,80 @@ def test_config_cannot_be_anything_else() -> None:
         CircuitBreaker("x", {"minimum_calls": 1})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="name"):
         CircuitBreaker("  ", BreakerConfig())
+
+
+@pytest.mark.parametrize(
+    ("options", "calls", "reason"),
+    [
+        (
+            {"minimum_calls": 2, "sliding_window_size": 2, "slow_call_duration": 1.0, "slow_call_rate_threshold": 0.5},
+            ["slow", "slow"],
+            TransitionReason.SLOW_CALL_RATE,
+        ),
+        (
+            {"minimum_calls": 100, "consecutive_failures_threshold": 2},
+            ["fail", "fail"],
+            TransitionReason.CONSECUTIVE_FAILURES,
+        ),
+        (
+            {"classifier": when_exception(lambda e: isinstance(e, KeyError), rate_limited(3.0))},
+            ["rate_limited"],
+            TransitionReason.RATE_LIMITED,
+        ),
+    ],
+)
+def test_each_way_of_tripping_says_why(
+    make_breaker: MakeBreaker,
+    clock: ManualClock,
+    options: dict[str, object],
+    calls: list[str],
+    reason: TransitionReason,
+) -> None:
+    from breaker import BreakerListener, StateChanged
+
+    seen: list[TransitionReason] = []
+
+    class Recorder(BreakerListener):
+        def state_changed(self, event: StateChanged) -> None:
+            seen.append(event.reason)
+
+    b = make_breaker(**options)
+    b.add_listener(Recorder())
+    for kind in calls:
+        if kind == "slow":
+            succeed(b, clock, duration=2.0)
+        elif kind == "fail":
+            fail(b, clock)
+        else:
+            fail(b, clock, exc=KeyError("slow down"))
+    assert b.state is State.OPEN
+    assert seen == [reason]
+
+
+def test_transitions_are_counted_and_recovery_timed(make_breaker: MakeBreaker, clock: ManualClock) -> None:
+    b = make_breaker(
+        minimum_calls=1, sliding_window_size=1, wait_in_open=5.0, permitted_calls_in_half_open=1, slow_call_duration=60
+    )
+    fail(b, clock)  # closed -> open at t=1000: recovery starts
+    clock.advance(5)
+    fail(b, clock)  # open -> half-open -> open again at t=1005: still recovering
+    clock.advance(5)
+    succeed(b, clock, duration=2.0)  # open -> half-open at 1010, the probe ends at 1012: closed
+    fail(b, clock)  # closed -> open again
+    assert b.snapshot().totals.transitions == {
+        (State.CLOSED, State.OPEN): 2,
+        (State.OPEN, State.HALF_OPEN): 2,
+        (State.HALF_OPEN, State.OPEN): 1,
+        (State.HALF_OPEN, State.CLOSED): 1,
+    }
+    recovery = b.recovery_histogram()
+    assert (recovery.count, recovery.sum) == (1, 12.0)  # from first leaving closed to closed again
+
+
+def test_waits_under_a_second_are_kept(make_breaker: MakeBreaker, clock: ManualClock) -> None:
+    b = make_breaker(minimum_calls=1, sliding_window_size=1, wait_in_open=0.25)
+    fail(b, clock)
+    assert b.snapshot().open_remaining == pytest.approx(0.25)
+    clock.advance(0.25)
+    succeed(b, clock)  # the probe
+    assert b.state is not State.OPEN

@@ -115,3 +115,57 @@ def test_fast_successes_never_cross_a_bucket_edge_uncounted(make_breaker: MakeBr
     clock.advance(0.95)  # t=1002.0: the window holds buckets 1001 and 1002
     snap = b.snapshot()
     assert (snap.calls, snap.failures) == (1, 0)
+
+
+def _call(window: CountWindow | TimeWindow, now: float, counters: list[int], *, failed: bool = False) -> None:
+    """One call ending at ``now``, told to the window the way the breaker does (see SlidingWindow)."""
+    if now >= window.bucket_end:  # the current bucket ended: the window must hear of it first
+        window.advance(now, *counters)
+    counters[0] += 1
+    if failed:
+        counters[1] += 1
+        window.add(counters[0], failed=True, slow=False)
+
+
+class TestFreshWindows:
+    """A window nobody cleared yet behaves as if cleared at time 0 with all counters at zero."""
+
+    def test_fresh_count_window_holds_every_call_so_far(self) -> None:
+        w = CountWindow(5)
+        w.add(1, failed=True, slow=True)
+        assert w.counts(0.0, 3, 1, 1) == (3, 1, 1)
+
+    @pytest.mark.parametrize("cleared", [False, True])
+    def test_fresh_time_window_matches_one_cleared_at_zero(self, cleared: bool) -> None:
+        w = TimeWindow(10)
+        if cleared:
+            w.clear(0.0, 0, 0, 0)
+        counters = [0, 0, 0]
+        _call(w, 0.5, counters, failed=True)
+        assert w.counts(0.6, *counters) == (1, 1, 0)
+        _call(w, 1.5, counters)
+        assert w.counts(1.6, *counters) == (2, 1, 0)
+        # At 10.5 the window is [1, 11): the failed call of second 0 has left it.
+        assert w.counts(10.5, *counters) == (1, 0, 0)
+
+
+class TestTimeWindowEdges:
+    def test_seconds_must_be_positive(self) -> None:
+        with pytest.raises(ValueError, match="seconds"):
+            TimeWindow(0)
+        with pytest.raises(ValueError, match="seconds"):
+            TimeWindow(-1)
+
+    @pytest.mark.parametrize(("seconds", "width"), [(0.5, 0.5), (1, 1.0), (2, 1.0), (60, 1.0)])
+    def test_short_windows_use_one_second_buckets_or_a_single_bucket(self, seconds: float, width: float) -> None:
+        assert TimeWindow(seconds).bucket_width == width
+
+    def test_bucket_end_with_two_second_buckets(self) -> None:
+        w = TimeWindow(240)  # 120 buckets of 2 s
+        assert w.bucket_width == 2.0
+        w.advance(5.0, 0, 0, 0)
+        assert w.bucket_end == 6.0
+
+    def test_repr_names_the_size(self) -> None:
+        assert repr(TimeWindow(30)) == "TimeWindow(seconds=30, buckets=30)"
+        assert repr(CountWindow(7)) == "CountWindow(size=7)"
