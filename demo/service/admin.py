@@ -9,7 +9,6 @@ CircuitBreakerManualState alert and the dashboards read.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 from typing import Annotated, Any, Literal
 
@@ -17,7 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from breaker import BreakerRegistry, ConstantTime, LockoutGuard, LockoutPolicy, describe_breaker
+from breaker import BreakerRegistry, ConstantTime, LockoutGuard, LockoutPolicy, constant_time_equals, describe_breaker
 from breaker.integrations.guards import client_address
 
 __all__ = ["StateChange", "admin_router"]
@@ -66,7 +65,7 @@ def admin_router(registry: BreakerRegistry, token: bytes | None, lockout: Lockou
             raise HTTPException(503, "the admin API is off: set DEMO_ADMIN_TOKEN or DEMO_ADMIN_TOKEN_FILE")
         address = client_address(request.scope)
         presented = hashlib.sha256(credentials.credentials.encode() if credentials else b"").digest()
-        valid = credentials is not None and hmac.compare_digest(presented, expected)
+        valid = credentials is not None and constant_time_equals(presented, expected)
         if valid and not (await guard.check(None, address)).locked:
             return
         # Failed or locked: the same minimum time either way.

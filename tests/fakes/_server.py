@@ -35,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.types import ASGIApp
 
+from ._faults import DownMode
+
 __all__ = ["BackgroundServer", "TLSFiles", "make_tls_files", "wait_for"]
 
 LOOPBACK: Final = "127.0.0.1"
@@ -247,3 +249,30 @@ def wait_for(check: Callable[[], _T | None], *, timeout: float, what: str, condi
             if remaining <= 0:
                 raise TimeoutError(f"{what}: not reached within {timeout:g}s")
             condition.wait(remaining)
+
+
+class DownSwitch:
+    """Taking a fake down and back up, shared by the fakes (which set ``_lock``, ``_down`` and
+    ``_server`` in their constructors)."""
+
+    _lock: threading.RLock
+    _down: DownMode | None
+    _server: BackgroundServer | None
+
+    def set_down(self, down: bool = True, *, mode: DownMode = "refuse") -> None:
+        """Take the fake down (``"refuse"``: the port is closed, clients get connection refused;
+        ``"503"``: every request gets the service's 503) or bring it back up on the same port
+        (``down=False``)."""
+        with self._lock:
+            self._down = mode if down else None
+        if self._server is None:
+            return
+        if down and mode == "refuse":
+            self._server.stop()
+        else:
+            self._server.start()
+
+    @property
+    def is_down(self) -> bool:
+        with self._lock:
+            return self._down is not None

@@ -69,7 +69,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ._faults import DownMode, FailurePlan, FailureQueue, SlidingWindowLimiter, retry_after_header
-from ._server import BackgroundServer, TLSFiles, make_tls_files, wait_for
+from ._server import BackgroundServer, DownSwitch, TLSFiles, make_tls_files, wait_for
 
 __all__ = [
     "ALERT_PATH",
@@ -377,7 +377,7 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
     return {"status": http.HTTPStatus(status).phrase, "message": message}
 
 
-class FakePagerDuty:
+class FakePagerDuty(DownSwitch):
     """PagerDuty's Events API v2 on ``https://127.0.0.1:PORT``; see the module docstring for what is validated.
 
     **Parameters:**
@@ -491,23 +491,6 @@ class FakePagerDuty:
         """Rate-limit each routing key to ``limit`` events per ``window`` seconds (None: off). Resets the counts."""
         with self._lock:
             self._limiter = None if limit is None else SlidingWindowLimiter(limit, window, self._clock)
-
-    def set_down(self, down: bool = True, *, mode: DownMode = "refuse") -> None:
-        """Take the fake down (``"refuse"``: the port is closed, clients get connection refused; ``"503"``: every
-        request gets 503) or bring it back up on the same port (``down=False``)."""
-        with self._lock:
-            self._down = mode if down else None
-        if self._server is None:
-            return
-        if down and mode == "refuse":
-            self._server.stop()
-        else:
-            self._server.start()
-
-    @property
-    def is_down(self) -> bool:
-        with self._lock:
-            return self._down is not None
 
     def reset(self) -> None:
         """Forget every request, alert and pending failure, restore the constructor's rate limit, come back up."""

@@ -62,7 +62,7 @@ from starlette.routing import Route
 
 from ._blockkit import validate_blocks
 from ._faults import DownMode, FailurePlan, FailureQueue, TokenBucketLimiter, retry_after_header
-from ._server import BackgroundServer, wait_for
+from ._server import BackgroundServer, DownSwitch, wait_for
 
 __all__ = [
     "DEFAULT_APP_ID",
@@ -261,7 +261,7 @@ def _json_list(args: Mapping[str, Any], name: str, error: str) -> list[dict[str,
     return value
 
 
-class FakeSlack:
+class FakeSlack(DownSwitch):
     """Slack's Web API (the methods in :data:`METHODS`) on ``http://127.0.0.1:PORT/api/``.
 
     **Parameters:**
@@ -382,23 +382,6 @@ class FakeSlack:
         the answer is HTTP 429 ``ratelimited`` with ``Retry-After`` in whole seconds. Resets the buckets."""
         with self._lock:
             self._limiter = None if per_second is None else TokenBucketLimiter(per_second, burst, self._clock)
-
-    def set_down(self, down: bool = True, *, mode: DownMode = "refuse") -> None:
-        """``"refuse"``: close the port (connection refused); ``"503"``: answer every call with HTTP 503
-        ``service_unavailable``; ``down=False``: serve again on the same port."""
-        with self._lock:
-            self._down = mode if down else None
-        if self._server is None:
-            return
-        if down and mode == "refuse":
-            self._server.stop()
-        else:
-            self._server.start()
-
-    @property
-    def is_down(self) -> bool:
-        with self._lock:
-            return self._down is not None
 
     def reset(self) -> None:
         """Forget every call, message and pending failure, restore the constructor's rate limit, come back up."""
