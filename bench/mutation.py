@@ -3,6 +3,7 @@
     python bench/mutation.py                       # mutate every core file in the config, then report
     python bench/mutation.py breaker/_window.py    # mutate only these files (results accumulate in mutants/)
     python bench/mutation.py --report-only         # just rebuild the report from mutants/
+    python bench/mutation.py --not-killed          # test again only the mutants no test killed last time
 
 mutmut reads its configuration ([tool.mutmut] in pyproject.toml, else [mutmut] in setup.cfg): the
 source paths, the files to mutate (``only_mutate``) and the fast unit tests it runs. Files given on the
@@ -140,12 +141,36 @@ def report(elapsed_s: float | None) -> dict[str, object]:
     return result
 
 
+def _not_killed(files: list[str]) -> list[str]:
+    """The names of the mutants (of ``files``, or of every file) whose last result was not a kill."""
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.stats import status_by_exit_code
+    from mutmut.utils.file_utils import walk_mutatable_files
+
+    wanted = {str(Path(f)) for f in files}
+    names: list[str] = []
+    for path in walk_mutatable_files():
+        if wanted and str(path) not in wanted:
+            continue
+        if not (ROOT / "mutants" / (str(path) + ".meta")).exists():
+            continue
+        data = SourceFileMutationData(path=path)
+        data.load()
+        names += sorted(k for k, code in data.exit_code_by_key.items() if status_by_exit_code[code] in NOT_KILLED)
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="*", help="mutate only these files (default: only_mutate from the config)")
     parser.add_argument("--max-children", type=int, default=1, help="parallel mutant workers (default 1)")
     parser.add_argument("--report-only", action="store_true", help="do not run mutmut; report what mutants/ holds")
     parser.add_argument("--min-score", type=float, default=None, help="exit 1 when the score is below this")
+    parser.add_argument(
+        "--not-killed",
+        action="store_true",
+        help="test again only the mutants that survived or had no tests last time (after adding tests)",
+    )
     args = parser.parse_args(argv)
 
     os.chdir(ROOT)  # mutmut works in the current directory (reads the config, writes mutants/)
@@ -163,8 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         # Every configured file is mutated (cheap); files named here narrow which mutants are tested.
         patterns = [".".join(Path(f).with_suffix("").parts) + ".*" for f in args.files]
+        if args.not_killed:
+            # mutmut keeps a mutant's last result unless the mutant is named: name each one.
+            patterns = _not_killed(args.files)
+            print(f"testing again {len(patterns)} mutants that no test killed last time")
         started = time.monotonic()
-        _run(patterns, args.max_children)
+        if patterns or not args.not_killed:  # no patterns means every mutant to mutmut
+            _run(patterns, args.max_children)
         elapsed = time.monotonic() - started
 
     result = report(elapsed)

@@ -6,7 +6,11 @@ that grows with each failure (``interval * multiplier ** n``, at most ``max_inte
 to ``jitter`` of it at random so replicas do not probe together):
 
 - the probe succeeds: the breaker goes half-open at once (reason ``probe_succeeded``) and its
-  usual half-open probes (real calls) decide whether it closes;
+  usual half-open probes (real calls) decide whether it closes. So do its *dependents* that are
+  open: by default a service's endpoints; built from a configuration, also the features that
+  need the service or one of its endpoints. They tripped on the same outage and would otherwise
+  keep the recovered dependency out until their own waits end, however soon the probe found it
+  back. Dependents opened by a rate limit, forced open or disabled are left as they are;
 - the probe fails (raises, returns ``False`` or overruns ``timeout``): the open wait is extended
   to the next probe, but never beyond ``max_extension`` seconds past the breaker's own wait, so a
   broken probe cannot keep a recovered dependency out forever.
@@ -104,6 +108,7 @@ class ProbeRunner(BreakerListener):
         timeout: float = 5.0,
         max_extension: float = 300.0,
         rng: Callable[[], float] = random.random,
+        dependents: Callable[[], Iterable[CircuitBreaker]] | None = None,
     ) -> None:
         if not callable(probe):
             raise BreakerConfigError("probe", f"expected an async callable (got {type(probe).__name__})")
@@ -135,6 +140,11 @@ class ProbeRunner(BreakerListener):
         self.timeout = float(timeout)
         self.max_extension = float(max_extension)
         self._rng = rng
+        # Asked when a probe passes (features are built after their services' probes).
+        self._dependents = dependents if dependents is not None else (lambda: breaker.children)
+        self._watched: set[CircuitBreaker] = set()
+        #: Dependents whose last opening was a rate limit's (by name): a passing probe leaves them.
+        self._rate_limited: set[str] = set()
         self.results: dict[str, int] = {"success": 0, "failure": 0}
         #: The last probe's error, as text (``None`` after a success).
         self.last_error: str | None = None
@@ -152,6 +162,10 @@ class ProbeRunner(BreakerListener):
             return self._task
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        for dependent in self._dependents():  # to learn why they open (a listener of state changes only)
+            if dependent is not self.breaker and dependent not in self._watched:
+                self._watched.add(dependent)
+                dependent.add_listener(self)
         if self.breaker.state is State.OPEN:
             self._wake.set()
         self._task = self._loop.create_task(self._run(), name=f"breaker-probe:{self.breaker.name}")
@@ -175,6 +189,12 @@ class ProbeRunner(BreakerListener):
         await self.aclose()
 
     def state_changed(self, event: StateChanged) -> None:
+        if event.breaker is not self.breaker:  # a dependent
+            if event.state is State.OPEN and event.reason is TransitionReason.RATE_LIMITED:
+                self._rate_limited.add(event.breaker.name)
+            elif event.state is State.OPEN or event.state is State.CLOSED:
+                self._rate_limited.discard(event.breaker.name)
+            return
         if event.state is not State.OPEN or event.reason is TransitionReason.RATE_LIMITED:
             return
         loop, wake = self._loop, self._wake
@@ -220,9 +240,18 @@ class ProbeRunner(BreakerListener):
                 return  # closed by hand, half-open by its wait, or reopened (which wakes us again)
             if await self._attempt():
                 breaker._probe_passed(generation)
+                self._half_open_dependents()
                 return
             attempt += 1
             breaker._extend_open(generation, min(limit, clock.now() + self.delay(attempt)))
+
+    def _half_open_dependents(self) -> None:
+        for dependent in self._dependents():
+            if dependent is self.breaker or dependent.name in self._rate_limited:
+                continue
+            snap = dependent.snapshot()
+            if snap.state is State.OPEN:  # not forced open, not disabled: those were set by hand
+                dependent._probe_passed(snap.generation)
 
     async def _attempt(self) -> bool:
         try:

@@ -33,6 +33,7 @@ reason, for every problem at once.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -314,7 +315,10 @@ ProbeType = Literal["http", "redis", "postgres", "callable"]
 
 
 class ProbeSettings(_Strict):
-    """`services.<name>.probe`: an active health check run while the service's breaker is open."""
+    """`services.<name>.probe`: an active health check run while the service's breaker is open.
+    When it passes, the service goes half-open, and so do its open endpoints and the open
+    features that need the service or one of its endpoints (not those opened by a rate limit,
+    forced open or disabled)."""
 
     type: ProbeType = Field(
         description="`http` (GET `url`), `redis` (PING `url`), `postgres` (SELECT 1 on `url`), "
@@ -354,8 +358,15 @@ class ProbeSettings(_Strict):
             raise ValueError(f"max_interval ({self.max_interval:g}) must be at least interval ({self.interval:g})")
         return self
 
-    def runner(self, breaker: CircuitBreaker, resolve: Callable[[str], Any], where: str) -> ProbeRunner:
-        """The probe runner for ``breaker`` (not started)."""
+    def runner(
+        self,
+        breaker: CircuitBreaker,
+        resolve: Callable[[str], Any],
+        where: str,
+        *,
+        dependents: Callable[[], Iterable[CircuitBreaker]] | None = None,
+    ) -> ProbeRunner:
+        """The probe runner for ``breaker`` (not started); ``dependents`` go half-open with it."""
         probe: Probe
         if self.type == "http":
             assert self.url is not None
@@ -378,6 +389,7 @@ class ProbeSettings(_Strict):
             jitter=self.jitter,
             timeout=self.timeout,
             max_extension=self.max_extension,
+            dependents=dependents,
         )
 
 
@@ -603,7 +615,12 @@ class BreakersFile(BaseSettings):
                 routes.extend(_route(breaker, r) for r in endpoint.routes)
             routes.extend(Route(service_breaker, host=host) for host in service.hosts)
             if service.probe is not None:
-                service.probe.runner(service_breaker, resolve, f"services.{service_name}.probe")
+                service.probe.runner(
+                    service_breaker,
+                    resolve,
+                    f"services.{service_name}.probe",
+                    dependents=functools.partial(_dependents, registry, service_breaker),
+                )
         for feature_name, feature in self.features.items():
             steps = [
                 _step(step, registry, resolve, f"features.{feature_name}.fallback.{i}")
@@ -618,6 +635,14 @@ class BreakersFile(BaseSettings):
                 attributes=feature.attributes,
             )
         return Built(registry, Router(routes))
+
+
+def _dependents(registry: BreakerRegistry, service: CircuitBreaker) -> list[CircuitBreaker]:
+    """The breakers a passing probe of ``service`` half-opens with it: its endpoints and the
+    features that need the service or one of its endpoints."""
+    mine = {service, *service.children}
+    features = [f.breaker for f in registry.features() if any(d in mine for d in f.dependencies)]
+    return [*service.children, *features]
 
 
 # The environment load_config() reads: os.environ unless a test passes its own.

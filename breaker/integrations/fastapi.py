@@ -35,6 +35,8 @@ from breaker._probe import probe_runner
 from breaker._registry import BreakerRegistry
 from breaker._state import State
 
+from .guards import skip_load_sample
+
 __all__ = [
     "DEGRADED_HEADER",
     "OnRejection",
@@ -100,6 +102,8 @@ def install_error_handlers(app: FastAPI, on_rejection: OnRejection | None = None
     policy = on_rejection or unavailable()
 
     async def rejected(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, _Rejected | CircuitOpenError):
+            skip_load_sample(request)  # rejected at once: not a latency sample for a load shedder
         if isinstance(exc, _Rejected):
             return exc.policy.response(exc.error)
         assert isinstance(exc, CircuitOpenError | DependencyError)

@@ -40,12 +40,26 @@ __all__ = [
     "header_key",
     "path_priority",
     "rate_limit",
+    "skip_load_sample",
 ]
 
 #: Paths whose requests are never shed nor rate limited by default: health checks and metrics.
 DEFAULT_CRITICAL_PATHS = ("/health", "/healthz", "/livez", "/readyz", "/ready", "/metrics")
 
 KeyFunc = Callable[[Scope], str]
+
+# The key, in the request's state, of skip_load_sample's mark.
+_SKIP_LOAD_SAMPLE = "breakerpanel.skip_load_sample"
+
+
+def skip_load_sample(request: Request) -> None:
+    """Tell :class:`LoadSheddingMiddleware` that this request's outcome says nothing about the
+    service's load: a breaker rejected it in microseconds. Its latency is not learned and its
+    503 does not count as dropped (:meth:`~breaker.Ticket.ignore`). Learned, such rejections
+    teach a gradient limit a baseline latency of a few milliseconds and an AIMD limit one drop
+    each, and the limit collapses when the dependency comes back. The FastAPI integration's
+    error handlers (``install_error_handlers``) call it for every rejection they answer."""
+    request.scope.setdefault("state", {})[_SKIP_LOAD_SAMPLE] = True
 
 
 def client_address(scope: Scope) -> str:
@@ -198,7 +212,8 @@ class LoadSheddingMiddleware:
     matching path prefix in ``limiters`` (or one limiter for every path); over the limit, 503 with
     ``Retry-After`` at once. ``priority(scope)`` picks the priority (:func:`path_priority`: health
     checks and metrics are critical, never shed). A response of 503/504 counts as dropped (an
-    overload signal), an exception as neither."""
+    overload signal), an exception or a request marked with :func:`skip_load_sample` as
+    neither."""
 
     def __init__(
         self,
@@ -229,6 +244,7 @@ class LoadSheddingMiddleware:
             await _answer(send, 503, "overloaded: retry later", {"Retry-After": retry})
             return
         status = 0
+        state = scope.setdefault("state", {})  # the route's request.state, where skip_load_sample writes
 
         async def watch(message: Message) -> None:
             nonlocal status
@@ -241,7 +257,9 @@ class LoadSheddingMiddleware:
         except BaseException:
             ticket.ignore()
             raise
-        if status in (503, 504):
+        if state.get(_SKIP_LOAD_SAMPLE):
+            ticket.ignore()
+        elif status in (503, 504):
             ticket.dropped()
         else:
             ticket.success()

@@ -10,12 +10,13 @@ import anthropic
 import httpx
 import openai
 import redis.asyncio as aioredis
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from breaker import (
     BreakerError,
+    CircuitOpenError,
     ConcurrencyLimiter,
     GradientLimit,
     LockoutGuard,
@@ -25,7 +26,13 @@ from breaker import (
     RedisRateLimitStore,
     running_probes,
 )
-from breaker.integrations.guards import LoadSheddingMiddleware, RateLimitMiddleware, header_key, path_priority
+from breaker.integrations.guards import (
+    LoadSheddingMiddleware,
+    RateLimitMiddleware,
+    header_key,
+    path_priority,
+    skip_load_sample,
+)
 from exporter import BreakerTelemetry
 
 from . import probes
@@ -113,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.shedder = shedder
 
     @app.post("/v1/ask")
-    async def ask(body: AskRequest) -> AskResponse:
+    async def ask(body: AskRequest, request: Request) -> AskResponse:
         try:
             return await assistant.ask(body.question)
         except (openai.BadRequestError, anthropic.BadRequestError) as exc:
@@ -122,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise HTTPException(422, f"the language model refused the question: {exc.message}") from exc
         except BreakerError as exc:
             # Only when a feature has no fallback that works (breaker_mode "no_fallbacks").
+            if isinstance(exc, CircuitOpenError):
+                skip_load_sample(request)  # a rejection in microseconds says nothing of our load
             raise HTTPException(503, f"a dependency is unavailable: {exc}") from exc
         except (openai.APIError, anthropic.APIError, httpx.HTTPError) as exc:
             raise HTTPException(502, f"a dependency failed: {type(exc).__name__}") from exc

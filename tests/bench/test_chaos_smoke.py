@@ -41,4 +41,11 @@ def test_one_scenario_in_three_modes_writes_the_report(tmp_path: Path) -> None:
     assert [row["target"] for row in report["targets"]]  # checked row by row
     markdown = out.with_suffix(".md").read_text()
     assert "## full_outage" in markdown
+    for row in report["targets"]:  # a target that does not hold says why
+        assert ("why" in row) is not row["holds"]
+        if not row["holds"]:
+            assert f"**{row['target']}** does not hold: {row['why']}" in markdown
     assert (tmp_path / "chaos" / "full_outage.png").stat().st_size > 0
+    out.with_suffix(".md").unlink()
+    assert bench.main(["--report-only", "--no-plots", "--output", str(out)]) == 0  # from the JSON alone
+    assert out.with_suffix(".md").read_text() == markdown

@@ -91,6 +91,7 @@ def test_a_rising_trend_warns_before_the_trip() -> None:
     assert recorder.opened_at is not None
     assert len(recorder.forecasts) == 1  # once per rise
     forecast = recorder.forecasts[0]
+    assert forecast.breaker is breaker
     assert forecast.at < recorder.opened_at
     assert forecast.failure_rate < forecast.threshold <= forecast.predicted
     assert forecast.threshold == 0.5

@@ -8,10 +8,11 @@ from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Request, Response
 
 from breaker import (
     AIMDLimit,
+    CircuitBreaker,
     ConcurrencyLimiter,
     LockoutGuard,
     LockoutPolicy,
@@ -21,6 +22,7 @@ from breaker import (
     RateLimitPolicy,
     constant_time_equals,
 )
+from breaker.integrations.fastapi import install_error_handlers
 from breaker.integrations.guards import (
     LoadSheddingMiddleware,
     RateLimitMiddleware,
@@ -29,6 +31,7 @@ from breaker.integrations.guards import (
     header_key,
     path_priority,
     rate_limit,
+    skip_load_sample,
 )
 
 
@@ -196,3 +199,55 @@ async def test_shedding_middleware_rejects_at_once_and_spares_health_checks() ->
         assert [r.status_code for r in await asyncio.gather(*slow)] == [200, 200]
     assert limiter.in_flight == 0
     assert limiter.statistics().shed
+
+
+class RecordingLimit:
+    """A limit algorithm that keeps the samples it is given."""
+
+    def __init__(self) -> None:
+        self.samples: list[bool] = []  # dropped or not, per sample
+
+    @property
+    def limit(self) -> int:
+        return 100
+
+    def on_sample(self, rtt: float, in_flight: int, dropped: bool) -> None:
+        self.samples.append(dropped)
+
+
+async def test_breaker_rejections_are_not_load_samples() -> None:
+    # A breaker's rejection takes microseconds: learned, it teaches a gradient limit a baseline
+    # latency the recovered service cannot meet (and an AIMD limit one drop per rejection).
+    app = FastAPI()
+    install_error_handlers(app)
+    opened = CircuitBreaker("openai")
+    opened.force_open()
+
+    @app.get("/v1/rejected")
+    async def rejected() -> str:
+        return await opened.acall(asyncio.sleep, 0, "never")
+
+    @app.get("/v1/marked")
+    async def marked(request: Request) -> Response:
+        skip_load_sample(request)
+        return Response(status_code=503)
+
+    @app.get("/v1/overloaded")
+    async def overloaded() -> Response:
+        return Response(status_code=503)
+
+    @app.get("/v1/ok")
+    async def ok() -> str:
+        return "ok"
+
+    algorithm = RecordingLimit()
+    limiter = ConcurrencyLimiter("ask", algorithm)
+    app.add_middleware(LoadSheddingMiddleware, limiters=limiter)
+    async with client_for(app) as client:
+        statuses = [(await client.get(f"/v1/{path}")).status_code for path in ("rejected", "marked")]
+        assert statuses == [503, 503]
+        assert algorithm.samples == []
+        assert (await client.get("/v1/overloaded")).status_code == 503
+        assert (await client.get("/v1/ok")).status_code == 200
+    assert algorithm.samples == [True, False]  # the plain 503 is a drop, the 200 a success
+    assert limiter.in_flight == 0

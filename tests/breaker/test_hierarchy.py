@@ -201,3 +201,22 @@ def test_fallback_uses_are_counted_and_published(clock: ManualClock) -> None:
     }
     assert [(e.step, e.outcome) for e in seen] == [("anthropic", Outcome.FAILURE), ("cache", Outcome.SUCCESS)]
     assert isinstance(seen[0].error, Boom)
+
+
+@pytest.mark.parametrize("close", ["reset", "force_close"])
+def test_an_endpoint_closed_again_still_asks_its_open_service(clock: ManualClock, close: str) -> None:
+    # A closed endpoint may not take the lock-free path of a breaker without a parent: its service
+    # must still be asked, or an open service would stop rejecting the endpoint's calls once the
+    # endpoint itself had been closed again.
+    service, chat, _ = tree(clock)
+    chat.force_open()
+    getattr(chat, close)()
+    assert chat.state is State.CLOSED
+    service.force_open()
+    with pytest.raises(CircuitOpenError) as caught:
+        chat.call(lambda: "answer")
+    assert (caught.value.reason, caught.value.origin) == (RejectionReason.PARENT_OPEN, "openai")
+    with pytest.raises(CircuitOpenError):
+        asyncio.run(chat.acall(asyncio.sleep, 0))
+    service.reset()
+    assert chat.call(lambda: "answer") == "answer"

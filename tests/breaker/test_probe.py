@@ -15,12 +15,14 @@ from fastapi import FastAPI
 from breaker import (
     BreakerConfig,
     BreakerConfigError,
+    BreakerListener,
     BreakerRegistry,
     CircuitBreaker,
     CircuitOpenError,
     ManualClock,
     ProbeRunner,
     State,
+    StateChanged,
     TransitionReason,
     http_probe,
     probe_runner,
@@ -278,3 +280,122 @@ def test_probe_settings_errors_name_the_key(tmp_path: Path, probe: str, key: str
     with pytest.raises(ConfigFileError) as caught:
         load_config(path)
     assert [k for _, k, _ in caught.value.problems] == [key]
+
+
+async def test_a_passing_probe_half_opens_the_endpoints_that_opened_with_their_service() -> None:
+    # The endpoint tripped on the same outage: without the cascade it would keep the recovered
+    # provider out for the rest of its own wait (60 s here), whatever the probe found.
+    clock = ManualClock()
+    service = CircuitBreaker("openai", CONFIG, clock=clock)
+    chat = CircuitBreaker("openai.chat", CONFIG, parent=service)
+    healthy = False
+
+    async def probe() -> bool:
+        return healthy
+
+    async with ProbeRunner(service, probe, interval=1, jitter=0):  # dependents: the children
+        trip(chat)  # the endpoint's failures count in the service's window too: both open
+        assert (service.state, chat.state) == (State.OPEN, State.OPEN)
+        await settle()
+        clock.advance(1)
+        await settle()
+        assert (service.state, chat.state) == (State.OPEN, State.OPEN)  # the probe failed
+        healthy = True
+        clock.advance(2)
+        await settle()
+        assert (service.state, chat.state) == (State.HALF_OPEN, State.HALF_OPEN)
+        assert chat.call(lambda: "ok") == "ok"  # one trial call closes both
+        assert (service.state, chat.state) == (State.CLOSED, State.CLOSED)
+    assert clock.now() == 3.0 < WAIT
+
+
+async def test_dependents_opened_by_a_rate_limit_or_by_hand_are_left_as_they_are() -> None:
+    clock = ManualClock()
+    service = CircuitBreaker("openai", CONFIG, clock=clock)
+    tripped, limited, pinned, closed = (CircuitBreaker(n, CONFIG, clock=clock) for n in ("a", "b", "c", "d"))
+
+    async def probe() -> bool:
+        return True
+
+    async with ProbeRunner(service, probe, interval=1, jitter=0, dependents=lambda: [tripped, limited, pinned, closed]):
+        trip(tripped)
+        limited.acquire().record(rate_limited(retry_after=30.0))  # the server said when
+        pinned.force_open()
+        trip(service)
+        await settle()
+        clock.advance(1)
+        await settle()
+        states = [b.state for b in (service, tripped, limited, pinned, closed)]
+    assert states == [State.HALF_OPEN, State.HALF_OPEN, State.OPEN, State.FORCED_OPEN, State.CLOSED]
+
+
+async def test_yaml_probes_half_open_the_features_that_need_the_service(tmp_path: Path) -> None:
+    path = tmp_path / "breakers.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            defaults: {minimum_calls: 2, sliding_window_size: 2, wait_in_open: 1m, permitted_calls_in_half_open: 1}
+            services:
+              openai:
+                probe: {type: callable, function: "tests.breaker.test_probe:always_healthy", interval: 1s, jitter: 0}
+                endpoints: {chat: {}, embeddings: {}}
+              qdrant:
+                endpoints: {search: {}}
+            features:
+              answer: {required: [openai.chat]}
+              search: {required: [qdrant.search], optional: [openai]}
+              lookup: {required: [qdrant]}
+            """
+        )
+    )
+    clock = ManualClock()
+    registry = load_config(path).build(clock=clock).registry
+    async with running_probes(registry):
+        for name in ("openai.chat", "answer", "search", "lookup", "qdrant.search"):
+            trip(registry[name])
+        assert registry["openai"].state is State.OPEN
+        await settle()
+        clock.advance(1)
+        await settle()
+        states = {name: registry[name].state for name in ("openai", "openai.chat", "answer", "search", "lookup")}
+    assert states == {
+        "openai": State.HALF_OPEN,
+        "openai.chat": State.HALF_OPEN,
+        "answer": State.HALF_OPEN,  # needs openai.chat
+        "search": State.HALF_OPEN,  # needs openai (optional)
+        "lookup": State.OPEN,  # needs only qdrant: its outage is not over
+    }
+    assert registry["qdrant.search"].state is State.OPEN
+
+
+async def test_a_failed_probe_moves_the_open_timer_to_the_next_probe() -> None:
+    # With automatic transitions the breaker's own timer would half-open it at 2 s; a failed probe
+    # at 1 s keeps it open until the next probe (at 3 s), and the timer follows.
+    clock = ManualClock()
+    config = CONFIG.replace(wait_in_open=2.0, automatic_transition_to_half_open=True)
+    breaker = CircuitBreaker("dep", config, clock=clock)
+    changes: list[tuple[State, TransitionReason]] = []
+
+    class Changes(BreakerListener):
+        def state_changed(self, event: StateChanged) -> None:
+            changes.append((event.state, event.reason))
+
+    async def probe() -> bool:
+        return False
+
+    breaker.add_listener(Changes())
+    async with ProbeRunner(breaker, probe, interval=1, multiplier=2, max_interval=8, jitter=0) as runner:
+        trip(breaker)
+        await settle()
+        clock.advance(1)  # probe 1 fails: open until 1 + 2 = 3
+        await settle()
+        assert breaker.snapshot().open_remaining == 2.0
+        clock.advance(1.5)  # 2.5 s: past the breaker's own wait, before the next probe
+        await settle()
+        assert breaker.snapshot().state is State.OPEN
+        clock.advance(0.5)  # 3 s: the moved timer (or the probe) ends the wait
+        await settle()
+        assert breaker.snapshot().state is State.HALF_OPEN
+    assert runner.results["failure"] >= 1
+    assert changes[0] == (State.OPEN, TransitionReason.FAILURE_RATE)
+    assert [state for state, _ in changes] == [State.OPEN, State.HALF_OPEN]

@@ -505,3 +505,18 @@ def test_waits_under_a_second_are_kept(make_breaker: MakeBreaker, clock: ManualC
     clock.advance(0.25)
     succeed(b, clock)  # the probe
     assert b.state is not State.OPEN
+
+
+@pytest.mark.parametrize("away", ["disable", "metrics_only"])
+def test_recovery_is_timed_only_from_an_open_state(make_breaker: MakeBreaker, clock: ManualClock, away: str) -> None:
+    # Disabled and metrics-only breakers let every call through: leaving them is not a recovery.
+    b = make_breaker(minimum_calls=1, sliding_window_size=1, wait_in_open=5.0)
+    getattr(b, away)()
+    clock.advance(7)
+    b.reset()
+    assert b.recovery_histogram().count == 0
+    b.force_open()
+    clock.advance(3)
+    b.force_close()
+    recovery = b.recovery_histogram()
+    assert (recovery.count, recovery.sum) == (1, 3.0)
