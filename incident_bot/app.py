@@ -23,6 +23,8 @@ from urllib.parse import parse_qs
 
 import httpx
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -86,6 +88,8 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
         paths=(INTAKE_PATH, SLACK_PATH),
         token=settings.webhook_token.get_secret_value(),
         max_body_bytes=settings.max_body_bytes,
+        max_json_depth=settings.max_json_depth,
+        json_paths=(INTAKE_PATH,),
         lockout=lockout,
         rate_limiter=rate_limiter,
         bearer_paths=(INTAKE_PATH,),
@@ -102,6 +106,17 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
     # The guards' decisions on /metrics, named by the registry (no breakers here; tracing is the bot's own).
     telemetry = BreakerTelemetry(service_name="incident-bot", tracing=False)
     telemetry.add_guard(rate_limiter, lockout, shedder)
+
+    @app.exception_handler(RequestValidationError)
+    async def not_json_is_400(request: Request, exc: RequestValidationError) -> Response:
+        # A body that is not JSON at all is a bad request (400), as documented; 422 is for JSON
+        # that is not a webhook, with the field and the reason.
+        if any(error.get("type") == "json_invalid" for error in exc.errors()):
+            first = exc.errors()[0]
+            reason = first.get("ctx", {}).get("error", "invalid JSON")
+            return JSONResponse({"detail": f"the body is not JSON: {reason} at {first['loc'][-1]}"}, status_code=400)
+        return await request_validation_exception_handler(request, exc)
+
     verifier = (
         SignatureVerifier(settings.slack_signing_secret.get_secret_value()) if settings.slack_signing_secret else None
     )
@@ -111,7 +126,7 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
         INTAKE_PATH,
         response_model=Accepted,
         responses={
-            400: {"description": "the body is not JSON (or is nested too deeply)"},
+            400: {"description": "the body is not JSON, or nests deeper than max_json_depth"},
             401: {"description": "missing or wrong bearer token"},
             413: {"description": "body over the size limit"},
             422: {"description": "not an Alertmanager webhook: the field and the reason"},
@@ -121,13 +136,9 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
         summary="Receive an Alertmanager webhook (version 4)",
     )
     async def alertmanager(webhook: Webhook, request: Request) -> Accepted:
-        # Store what Alertmanager sent, as sent (FastAPI has read and validated it already). This
-        # parse runs a few frames deeper than FastAPI's: a body nested just under the depth FastAPI
-        # refuses can exhaust the stack here, and is refused the same way.
-        try:
-            payload = json.loads(await request.body())
-        except RecursionError:
-            raise HTTPException(400, "the JSON body is nested too deeply") from None
+        # Store what Alertmanager sent, as sent (FastAPI has parsed and validated it already: the
+        # parsed body is cached on the request).
+        payload = await request.json()
         try:
             accepted = await runtime.writer.write(webhook.dedupe_key(), payload)
         except Exception as exc:  # not stored: make Alertmanager retry

@@ -1,7 +1,9 @@
 """The intake's gate, as ASGI middleware in front of FastAPI: load shedding (503), the per-client
 rate limit (429 with ``RateLimit`` fields), the lockout of clients that keep presenting bad
-credentials (429), the bearer token (401, compared in constant time) and the body size limit (413),
-all before a byte of the body is parsed. The rate limit, lockout and shedding are the breaker
+credentials (429), the bearer token (401, compared in constant time), the body size limit (413) and
+the nesting limit of a JSON body (400), all before a byte of the body is parsed. The nesting limit
+is the bot's own, not the JSON parser's: Python 3.11 refuses about 1,000 levels, 3.13 parses far
+deeper, and an Alertmanager webhook needs 4. The rate limit, lockout and shedding are the breaker
 library's (:mod:`breaker.integrations.guards`); the Slack route reports its bad signatures to the
 same :class:`~breaker.LockoutGuard`.
 
@@ -11,6 +13,8 @@ locking that principal out would let anyone who can reach the bot silence it."""
 from __future__ import annotations
 
 import json
+import re
+from itertools import accumulate
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,7 +23,24 @@ from breaker.integrations.guards import client_address
 
 from .metrics import BotMetrics
 
-__all__ = ["IntakeGuard", "intake_lockout"]
+__all__ = ["IntakeGuard", "intake_lockout", "json_nesting_depth"]
+
+# A string, or an unterminated one up to the end: every quote starts a match that succeeds, so a
+# hostile body (many escaped quotes, no closing one) is scanned once, not once per quote.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\[\s\S]?)*+(?:"|\Z)')
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_OPENERS = frozenset(b"[{")
+
+
+def json_nesting_depth(body: bytes) -> int:
+    """How deeply arrays and objects nest in a JSON document, without parsing it (no recursion:
+    linear in the body's size). Brackets inside strings do not count; a malformed document gets
+    a number too, and the parser refuses it later."""
+    skeleton = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    openers = len(skeleton) - skeleton.count(b"]") - skeleton.count(b"}")
+    if openers <= 1:
+        return openers
+    return max(accumulate(1 if byte in _OPENERS else -1 for byte in skeleton))
 
 
 def intake_lockout(failures_allowed: int, window: float, lockout: float) -> LockoutGuard:
@@ -39,6 +60,8 @@ class IntakeGuard:
         paths: tuple[str, ...],
         token: str,
         max_body_bytes: int,
+        max_json_depth: int,
+        json_paths: tuple[str, ...] = (),
         lockout: LockoutGuard,
         rate_limiter: RateLimiter | None = None,
         bearer_paths: tuple[str, ...] | None = None,
@@ -51,6 +74,9 @@ class IntakeGuard:
         self.bearer_paths = paths if bearer_paths is None else bearer_paths
         self._expected = f"Bearer {token}".encode()
         self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+        #: The paths whose bodies are JSON (the others, Slack's, are form-encoded).
+        self.json_paths = json_paths
         self.lockout = lockout
         self.rate_limiter = rate_limiter
         self.metrics = metrics
@@ -97,6 +123,10 @@ class IntakeGuard:
                 return
             if not message.get("more_body", False):
                 break
+        if scope["path"] in self.json_paths and json_nesting_depth(bytes(body)) > self.max_json_depth:
+            self.metrics.rejected.labels("too_deep").inc()
+            await _answer(send, 400, f"the JSON body nests deeper than {self.max_json_depth} levels")
+            return
         replayed = False
 
         async def replay() -> Message:

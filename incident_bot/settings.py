@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     )
     webhook_token_file: Path | None = Field(None, description="A file holding the webhook token instead.")
     max_body_bytes: int = Field(1 << 20, gt=0, description="Larger webhook bodies get 413.")
+    max_json_depth: int = Field(
+        32, ge=4, le=200, description="Webhook bodies that nest arrays and objects deeper get 400 (a webhook needs 4)."
+    )
     auth_failures_allowed: int = Field(10, ge=1, description="Bad tokens from one client before it is throttled.")
     auth_failure_window: Seconds = Field(60.0, description="The window the bad tokens are counted in.")
     auth_lockout: Seconds = Field(

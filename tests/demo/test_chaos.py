@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import anthropic
@@ -18,6 +19,11 @@ from openai.types.chat import ChatCompletionMessageParam
 from qdrant_client import AsyncQdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException
 
+import demo
+from breaker import failure
+from breaker.integrations.httpx2 import AsyncBreakerTransport
+from breaker.presets import llm_http
+from demo.service.breakers import Breakers
 from demo.upstreams import Chaos, ErrorRate, Latency, Outage, RateLimit, SlowStream, StallStream, Upstream
 
 USER: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three four five"}]
@@ -203,17 +209,49 @@ async def test_an_open_stall_holds_until_the_client_gives_up(url: str, chaos: Ch
     assert chaos.state(Upstream.OPENAI).in_flight == 0
 
 
-async def test_anthropic_stream_stall_surfaces_as_a_raw_httpx2_timeout(url: str, chaos: Chaos) -> None:
-    chaos.set(Upstream.ANTHROPIC, StallStream(after_chunks=2))
-    events: list[str] = []
+def _demo_breakers() -> Breakers:
+    return Breakers(Path(demo.__file__).parent / "breakers.yaml")
 
-    async with anthropic.AsyncAnthropic(base_url=url, api_key="test", max_retries=0, timeout=0.3) as client:
-        # anthropic 2.x does not wrap errors raised while a stream is read: a breaker that wants to
-        # count them must classify httpx2 exceptions too, not only anthropic.APIError.
-        with pytest.raises(httpx2.ReadTimeout):
+
+async def test_an_anthropic_stream_stall_fails_the_provider(url: str, chaos: Chaos) -> None:
+    """A stream that stalls mid-way is the provider's failure, whichever way the SDK reports it:
+    anthropic 2.x has raised both the raw ``httpx2.ReadTimeout`` and ``anthropic.APITimeoutError``
+    for it. The demo's transport breaker sees the raw error; the caller sees the SDK's."""
+    chaos.set(Upstream.ANTHROPIC, StallStream(after_chunks=2))  # stalls until the client leaves
+    breakers = _demo_breakers()
+    events: list[str] = []
+    # The read timeout ends a stall that never ends by itself; it is generous, because the two
+    # chunks before the stall must arrive within it however busy the machine is.
+    http = httpx2.AsyncClient(
+        transport=AsyncBreakerTransport(breakers.router_for("anthropic")), timeout=httpx2.Timeout(30, read=2)
+    )
+    async with http, anthropic.AsyncAnthropic(base_url=url, api_key="test", max_retries=0, http_client=http) as client:
+        with pytest.raises((anthropic.APITimeoutError, httpx2.ReadTimeout)) as info:
             await _collect_event_types(client, events)
 
     assert events == ["message_start", "content_block_start"]
+    assert breakers.registry["anthropic.messages"].snapshot().totals.failures_by_type == {"timeout": 1}
+    # A feature breaker around the call (the demo's `answer`) judges what the caller saw the same way.
+    assert breakers.registry["anthropic.messages"].classify_exception(info.value) == failure("timeout")
+
+
+@pytest.mark.parametrize(
+    "surfaced",
+    [
+        httpx2.ReadTimeout("timed out", request=httpx2.Request("POST", "http://anthropic/v1/messages")),
+        anthropic.APITimeoutError(request=httpx2.Request("POST", "http://anthropic/v1/messages")),
+        openai.APITimeoutError(request=httpx2.Request("POST", "http://openai/v1/chat/completions")),
+        httpx.ReadTimeout("timed out"),
+    ],
+    ids=["raw-httpx2", "anthropic-wrapped", "openai-wrapped", "raw-httpx"],
+)
+def test_every_shape_of_a_stream_timeout_is_a_provider_failure(surfaced: Exception) -> None:
+    """The demo's classifiers (breakers.yaml: the providers', which the features inherit) count a timed-out
+    stream as a timeout, raw or wrapped by the SDK: it must never read as the caller's mistake."""
+    breakers = _demo_breakers()
+    for name in ("openai.chat", "anthropic.messages", "openai", "anthropic"):
+        assert breakers.registry[name].classify_exception(surfaced) == failure("timeout"), name
+    assert llm_http()(surfaced, None) == failure("timeout")
 
 
 async def test_a_fault_clears_itself_after_for_s(openai_client: openai.AsyncOpenAI, chaos: Chaos) -> None:

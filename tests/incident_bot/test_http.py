@@ -110,6 +110,19 @@ async def test_a_malformed_webhook_gets_422_naming_the_field(
     assert await rows(bot.db, webhooks) == []
 
 
+@pytest.mark.parametrize("body", [b"{not json", b"", b'{"version": "4",'])
+async def test_a_body_that_is_not_json_gets_400(client: Client, body: bytes) -> None:
+    http, bot = await client()
+    response = await http.post("/v1/alertmanager", content=body, headers=AUTH | {"Content-Type": "application/json"})
+    if body:
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"].startswith("the body is not JSON: ")
+    else:  # no body at all: the webhook is missing, a 422 naming the body
+        assert response.status_code == 422
+        assert ["body"] in [error["loc"] for error in response.json()["detail"]]
+    assert await rows(bot.db, webhooks) == []
+
+
 async def test_bad_tokens_get_401_then_the_client_is_throttled(client: Client) -> None:
     http, _ = await client()
     for token in ("", "Bearer nope", f"Bearer {TOKEN}x"):
