@@ -11,7 +11,7 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 SYSTEM_PACKAGES := prometheus prometheus-alertmanager redis-server postgresql
 
-.PHONY: help venv lock system-deps test lint typecheck unit bench docs dashboards rules up down status mutation clean
+.PHONY: help venv lock system-deps test lint typecheck unit contracts bench docs dashboards rules up down status mutation clean
 
 help:
 	@echo "make venv         create .venv from uv.lock: the project, every extra, the dev group"
@@ -22,6 +22,7 @@ help:
 	@echo "make test         install what is missing, then ruff, mypy and pytest"
 	@echo "make bench        run the benchmarks (results in bench/results/)"
 	@echo "make mutation     mutation testing of the breaker core (mutmut; slow)"
+	@echo "make contracts    rewrite the Pact files in tests/contracts/pacts from the consumer tests, then verify them"
 	@echo "make docs         regenerate the generated parts of docs/"
 	@echo "make dashboards   regenerate the Grafana dashboards' JSON from dashboards/*.dashboard.py"
 	@echo "make rules        regenerate the Prometheus rules from alert_rules/"
@@ -61,6 +62,11 @@ unit: venv
 	$(BIN)/pytest -n auto --maxprocesses 4 $(PYTEST_ARGS)
 
 test: system-deps lint typecheck unit
+
+# The consumer tests write the pact files (review the diff), then every provider verifies them.
+contracts: venv
+	PACT_WRITE=1 $(BIN)/pytest -n 0 tests/contracts
+	$(BIN)/pytest -n 0 tests/contracts
 
 bench: venv
 	$(BIN)/python bench/overhead.py
