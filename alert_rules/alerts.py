@@ -17,7 +17,7 @@ from dashboards import links
 from exporter import promql
 from exporter import semconv as sc
 
-from .config import BurnRateWindow, RulesConfig, Severity, Slo, duration_seconds
+from .config import BurnRateWindow, RulesConfig, Severity, Slo, duration_seconds, scaled_duration
 from .recording import COUNTED_OUTCOMES, ERROR_OUTCOMES, SLO_LABEL, calls_rate, error_ratio, slo_selector
 
 __all__ = ["ALERTS", "alert_groups", "runbook_slug"]
@@ -47,8 +47,18 @@ def _url_label(name: str) -> str:
 
 
 class _Context:
-    def __init__(self, config: RulesConfig) -> None:
+    def __init__(self, config: RulesConfig, time_scale: float = 1.0) -> None:
         self.config = config
+        self.time_scale = time_scale
+
+    def t(self, duration: str) -> str:
+        """A duration for PromQL or ``for``, scaled (see :func:`alert_rules.rule_groups`)."""
+        return scaled_duration(duration, self.time_scale)
+
+    def secs(self, duration: str) -> float | int:
+        """A duration's seconds, scaled, for arithmetic in an expression."""
+        seconds = duration_seconds(duration) * self.time_scale
+        return int(seconds) if seconds == int(seconds) else round(seconds, 3)
 
     def alert(
         self,
@@ -59,13 +69,16 @@ class _Context:
         summary: str,
         description: str,
         for_: str | None = None,
+        keep_firing_for: str | None = None,
         labels: dict[str, str] | None = None,
         dashboard: str | None = None,
     ) -> Rule:
         """One alerting rule, annotated; ``dashboard`` defaults to the breaker's detail dashboard."""
         rule: Rule = {"alert": name, "expr": expr}
         if for_ is not None:
-            rule["for"] = for_
+            rule["for"] = self.t(for_)
+        if keep_firing_for is not None:
+            rule["keep_firing_for"] = self.t(keep_firing_for)
         rule["labels"] = {"severity": severity.value, **(labels or {})}
         rule["annotations"] = {
             "summary": summary,
@@ -99,6 +112,19 @@ def runbook_slug(alert: str) -> str:
     return "".join("-" + c.lower() if c.isupper() else c for c in alert).lstrip("-")
 
 
+_REASON = sc.CircuitBreakerRejectionReasonValues
+
+
+def _rejected(*reasons: sc.CircuitBreakerRejectionReasonValues) -> str:
+    """Calls rejected for ``reasons`` (a feature's rejections for an open dependency count at the
+    dependency too: :meth:`breaker.CircuitBreaker.reject_on_behalf`)."""
+    return promql.selector(
+        sc.METRIC_CIRCUIT_BREAKER_CALLS,
+        promql.eq(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, _OUTCOME.REJECTED),
+        promql.one_of(sc.CIRCUIT_BREAKER_REJECTION_REASON_LABEL, reasons),
+    )
+
+
 def _state(*states: sc.CircuitBreakerStateValues, extra: tuple[str, ...] = ()) -> str:
     return promql.selector(
         sc.METRIC_CIRCUIT_BREAKER_STATE, promql.one_of(sc.CIRCUIT_BREAKER_STATE_LABEL, states), *extra
@@ -109,9 +135,36 @@ def _state(*states: sc.CircuitBreakerStateValues, extra: tuple[str, ...] = ()) -
 
 
 def _open(ctx: _Context) -> list[Rule]:
-    """Open (or probing, half-open) for longer than ``for``; the severity from the breaker's tier,
-    else from its level."""
+    """A warning as soon as a breaker is seen open or probing (the cause, for Slack); then, for one
+    that has stayed open with ``for``, the severity of its tier, else of its level (critical pages).
+    The second rule reads "open at some point within ``keep_firing_for``": a breaker whose probes
+    keep failing alternates open and half-open without restarting its clock, while an idle breaker
+    stuck half-open (no call to try, nobody affected) does not page. Both keep firing through a
+    restart or a death (BreakerMetricsAbsent takes over)."""
     cfg = ctx.config.alerts.open
+    keep = cfg.keep_firing_for
+    # Calls failed or turned away lately: the gauge says `open` until the next call finds the wait
+    # over, so a breaker nobody calls any more would stay "open" for ever.
+    turned_away = promql.selector(
+        sc.METRIC_CIRCUIT_BREAKER_CALLS, promql.one_of(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, ERROR_OUTCOMES)
+    )
+    affected = (
+        f"on ({_ONE_BREAKER}) sum by ({_ONE_BREAKER}) (increase({turned_away}[{ctx.t(cfg.affected_window)}])) > 0"
+    )
+    rules = []
+    if cfg.notify:
+        rules.append(
+            ctx.alert(
+                "CircuitBreakerOpen",
+                f"count by ({_BY}) ({_state(_STATE.OPEN)} == 1 and {affected})",
+                keep_firing_for=keep,
+                severity=Severity.WARNING,
+                summary=f"Circuit breaker {_NAME} is open.",
+                description=f"The {_LEVEL} breaker {_NAME} of {_JOB} is open on {{{{ $value }}}} instance(s): its "
+                "calls fail fast or are served by fallbacks while the dependency is failing or slow. It has not "
+                "been open long enough to page.",
+            )
+        )
     variants: list[tuple[tuple[str, ...], Severity]] = []
     tiered: list[str] = []
     for tier in cfg.tiers:
@@ -122,28 +175,35 @@ def _open(ctx: _Context) -> list[Rule]:
         levels = [level for level, s in cfg.severity_by_level.items() if s is severity]
         if levels:
             variants.append(((promql.one_of(sc.CIRCUIT_BREAKER_LEVEL_LABEL, sorted(levels)), *untiered), severity))
-    rules = []
     for severity in Severity:
-        # Open and half-open both: a breaker whose probes keep failing alternates between the two,
-        # and must not restart the `for` clock each time it probes.
-        selected = [
-            f"{_state(_STATE.OPEN, _STATE.HALF_OPEN, extra=matchers)} == 1" for matchers, s in variants if s is severity
+        if cfg.notify and severity is Severity.WARNING:
+            continue  # the warning above already says it, from the first second
+        # Open within `keep_firing_for`, not closed now, and calls failing or turned away:
+        # probing between two open periods keeps the clock; a recovered breaker does not page on
+        # its way out, nor one nobody calls any more (stuck half-open, or open with no caller).
+        not_closed = f"on ({_ONE_BREAKER}) {_state(_STATE.OPEN, _STATE.HALF_OPEN)} == 1"
+        recently_open = [
+            f"max_over_time({_state(_STATE.OPEN, extra=matchers)}[{ctx.t(keep)}]) == 1"
+            for matchers, s in variants
+            if s is severity
         ]
+        selected = [f"({opened} and {not_closed} and {affected})" for opened in recently_open]
         if not selected:
             continue
         # One rule per severity (promtool flags two rules with one name and the same labels).
         either = "\n  or ".join(selected)
-        not_closed = f"(\n  {either}\n)" if len(selected) > 1 else f"({selected[0]})"
+        stayed_open = f"(\n  {either}\n)" if len(selected) > 1 else selected[0]
         rules.append(
             ctx.alert(
                 "CircuitBreakerOpen",
-                f"count by ({_BY}) {not_closed}",
+                f"count by ({_BY}) {stayed_open}",
                 for_=cfg.for_,
+                keep_firing_for=keep,
                 severity=severity,
                 summary=f"Circuit breaker {_NAME} has been open for more than {cfg.for_}.",
-                description=f"The {_LEVEL} breaker {_NAME} of {_JOB} has been open or probing for more than "
-                f"{cfg.for_} on {{{{ $value }}}} instance(s): its calls fail fast or are served by fallbacks while "
-                "the dependency is failing or slow.",
+                description=f"The {_LEVEL} breaker {_NAME} of {_JOB} has been open for more than {cfg.for_} on "
+                "{{ $value }} instance(s), its probes failing: the dependency is not recovering by itself. Its "
+                "calls fail fast or are served by fallbacks meanwhile.",
             )
         )
     return rules
@@ -161,7 +221,7 @@ def _flapping(ctx: _Context) -> list[Rule]:
     return [
         ctx.alert(
             "CircuitBreakerFlapping",
-            f"sum by ({_BY_INSTANCE}) (increase({trips}[{cfg.window}])) >= {cfg.openings}",
+            f"sum by ({_BY_INSTANCE}) (increase({trips}[{ctx.t(cfg.window)}])) >= {cfg.openings}",
             severity=cfg.severity,
             summary=f"Circuit breaker {_NAME} keeps tripping and recovering.",
             description=f'The breaker {_NAME} of {_JOB} on {_INSTANCE} opened {{{{ $value | printf "%.0f" }}}} '
@@ -172,59 +232,53 @@ def _flapping(ctx: _Context) -> list[Rule]:
 
 
 def _half_open_stuck(ctx: _Context) -> list[Rule]:
-    """Half-open for longer than ``for``: no call arrives to probe the dependency, or the probes
-    never finish."""
+    """Half-open for longer than ``for`` while turning callers away (its probe calls never
+    finish, so the calls beyond them are rejected): a breaker stuck half-open that nobody calls
+    affects nobody and is left alone."""
     cfg = ctx.config.alerts.half_open_stuck
+    turned_away = f"increase({_rejected(_REASON.HALF_OPEN_FULL)}[{ctx.t(cfg.for_)}])"
     return [
         ctx.alert(
             "CircuitBreakerHalfOpenStuck",
-            f"max by ({_BY_INSTANCE}) ({_state(_STATE.HALF_OPEN)}) == 1",
+            f"max by ({_BY_INSTANCE}) ({_state(_STATE.HALF_OPEN)}) == 1\n"
+            f"and on ({_ONE_BREAKER}) sum by ({_ONE_BREAKER}) ({turned_away}) > 0",
             for_=cfg.for_,
             severity=cfg.severity,
             summary=f"Circuit breaker {_NAME} has been half-open for more than {cfg.for_}.",
-            description=f"The breaker {_NAME} of {_JOB} on {_INSTANCE} is waiting for probe calls to finish "
-            f"and has been for more than {cfg.for_}: no traffic reaches it, or its probes hang.",
+            description=f"The breaker {_NAME} of {_JOB} on {_INSTANCE} has been waiting for its probe calls to "
+            f"finish for more than {cfg.for_}, turning the other calls away meanwhile: its probes hang.",
         )
     ]
 
 
 def _trip_predicted(ctx: _Context) -> list[Rule]:
-    """The failure rate, extrapolated over ``horizon``, reaches the threshold in force while the
-    breaker is still closed and under it. Below the minimum number of calls the breaker exports
-    no failure rate, so there is nothing to extrapolate."""
+    """The breaker's own forecast (``forecast`` in breakers.yaml: a trend fit on every sample,
+    against the threshold in force, adaptive ones included) while it is still closed: not once
+    it has tripped (within ``window``), and not for a breaker rejecting because a dependency is
+    open (the dependency is the news, and its alert says so)."""
     cfg = ctx.config.alerts.trip_predicted
-    rate = promql.selector(sc.METRIC_CIRCUIT_BREAKER_FAILURE_RATE)
-    threshold = promql.selector(sc.METRIC_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD)
-    predicted = f"clamp_max(predict_linear({rate}[{cfg.lookback}], {duration_seconds(cfg.horizon)}), 1)"
-    # `group_left` keeps the left side's labels: a one-to-one `on` match would keep only `on`'s.
+    window = ctx.t(cfg.window)
+    forecasts = promql.selector(sc.METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS)
+    trips = promql.selector(
+        sc.METRIC_CIRCUIT_BREAKER_TRANSITIONS, promql.eq(sc.CIRCUIT_BREAKER_STATE_LABEL, _STATE.OPEN)
+    )
+    parent_open = _rejected(_REASON.PARENT_OPEN)
     expr = (
-        f"({predicted} >= on ({_ONE_BREAKER}) group_left {threshold})\n"
-        f"and on ({_ONE_BREAKER}) ({rate} < on ({_ONE_BREAKER}) group_left {threshold})\n"
-        f"and on ({_ONE_BREAKER}) ({_state(_STATE.CLOSED)} == 1)"
+        f"(increase({forecasts}[{window}]) > 0)\n"
+        f"and on ({_ONE_BREAKER}) ({_state(_STATE.CLOSED)} == 1)\n"
+        f"unless on ({_ONE_BREAKER}) (sum by ({_ONE_BREAKER}) (increase({trips}[{window}])) > 0)\n"
+        f"unless on ({_ONE_BREAKER}) (sum by ({_ONE_BREAKER}) (increase({parent_open}[{window}])) > 0)"
     )
     return [
         ctx.alert(
             "CircuitBreakerTripPredicted",
             expr,
-            for_=cfg.for_,
             severity=cfg.severity,
-            summary=f"Circuit breaker {_NAME} is likely to trip within {cfg.horizon}.",
-            description=f"The failure rate of {_NAME} of {_JOB} on {_INSTANCE} is rising: at its pace over the "
-            f"last {cfg.lookback} it reaches {{{{ $value | humanizePercentage }}}} within {cfg.horizon}, at or "
-            "over the threshold in force.",
-        ),
-        # The breaker's own forecast (breaker.forecast in breakers.yaml): the same fit on every
-        # sample, against its adaptive threshold too; it already held a trend, so no `for`.
-        ctx.alert(
-            "CircuitBreakerTripPredicted",
-            f"(increase({promql.selector(sc.METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS)}[{cfg.horizon}]) > 0)\n"
-            f"and on ({_ONE_BREAKER}) ({_state(_STATE.CLOSED)} == 1)",
-            severity=cfg.severity,
-            labels={"predicted_by": "breaker"},  # one name, two rules: promtool wants them told apart
             summary=f"Circuit breaker {_NAME} forecasts its own trip.",
             description=f"{_NAME} of {_JOB} on {_INSTANCE} forecast its own trip: the trend of its failure rate "
-            "reaches its threshold in force (adaptive thresholds included) within its forecast horizon.",
-        ),
+            "reaches its threshold in force (adaptive thresholds included) within its forecast horizon. It is "
+            "still closed.",
+        )
     ]
 
 
@@ -233,7 +287,7 @@ def _number(value: float) -> str:
     return repr(value).removesuffix(".0")
 
 
-def _burn_condition(slo: Slo, window: BurnRateWindow, min_calls: int) -> str:
+def _burn_condition(ctx: _Context, slo: Slo, window: BurnRateWindow, min_calls: int) -> str:
     budget = round(1 - slo.target, 12)
     long_ratio = slo_selector(slo, error_ratio(window.long))
     short_ratio = slo_selector(slo, error_ratio(window.short))
@@ -241,7 +295,7 @@ def _burn_condition(slo: Slo, window: BurnRateWindow, min_calls: int) -> str:
     return (
         f"(\n  {long_ratio} / {budget!r} > {_number(window.factor)}\n"
         f"  and {short_ratio} / {budget!r} > {_number(window.factor)}\n"
-        f"  and {calls} * {duration_seconds(window.long)} >= {min_calls}\n)"
+        f"  and {calls} * {ctx.secs(window.long)} >= {min_calls}\n)"
     )
 
 
@@ -260,8 +314,8 @@ def _error_budget_burn(ctx: _Context) -> list[Rule]:
             },
         )
         for kind, windows, severity in (
-            ("page", cfg.page, cfg.page_severity),
-            ("ticket", cfg.ticket, cfg.ticket_severity),
+            ("page", cfg.page if slo.page is None else slo.page, slo.page_severity or cfg.page_severity),
+            ("ticket", cfg.ticket if slo.ticket else [], cfg.ticket_severity),
         ):
             if not windows:
                 continue
@@ -270,9 +324,11 @@ def _error_budget_burn(ctx: _Context) -> list[Rule]:
             rules.append(
                 ctx.alert(
                     "CircuitBreakerErrorBudgetBurn",
-                    "\nor\n".join(_burn_condition(slo, w, cfg.min_calls) for w in windows),
+                    "\nor\n".join(_burn_condition(ctx, slo, w, cfg.min_calls) for w in windows),
                     severity=severity,
-                    labels={SLO_LABEL: slo.name},
+                    # `burn` tells the two apart (their severities may be the same) and lets
+                    # receivers route the fast burn differently from the slow one.
+                    labels={SLO_LABEL: slo.name, "burn": "fast" if kind == "page" else "slow"},
                     summary=f"Circuit breaker {_NAME} is burning the {slo.name} error budget {burn}x too fast.",
                     description=f"Calls through {_NAME} of {_JOB} fail or are rejected {burn} times faster than "
                     f"the {slo.target!r} objective of SLO {slo.name} allows over {cfg.period} ({kind} windows: "
@@ -294,13 +350,15 @@ def _fallback_failing(ctx: _Context) -> list[Rule]:
         sc.METRIC_CIRCUIT_BREAKER_CALLS,
         promql.one_of(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, ERROR_OUTCOMES),
     )
-    needed_rate = promql.sum_by_breaker(f"rate({needed}[{cfg.window}])")
-    served_rate = promql.sum_by_breaker(f"rate({served}[{cfg.window}])")
-    fallbacks = promql.sum_by_breaker(f"rate({promql.selector(sc.METRIC_CIRCUIT_BREAKER_FALLBACKS)}[{cfg.window}])")
+    needed_rate = promql.sum_by_breaker(f"rate({needed}[{ctx.t(cfg.window)}])")
+    served_rate = promql.sum_by_breaker(f"rate({served}[{ctx.t(cfg.window)}])")
+    fallbacks = promql.sum_by_breaker(
+        f"rate({promql.selector(sc.METRIC_CIRCUIT_BREAKER_FALLBACKS)}[{ctx.t(cfg.window)}])"
+    )
     expr = (
         f"1 - clamp_max(({served_rate} or 0 * {fallbacks}) / {needed_rate}, 1) > {cfg.ratio!r}\n"
         f"and {fallbacks} > 0\n"
-        f"and {needed_rate} * {duration_seconds(cfg.window)} >= {cfg.min_calls}"
+        f"and {needed_rate} * {ctx.secs(cfg.window)} >= {cfg.min_calls}"
     )
     return [
         ctx.alert(
@@ -316,6 +374,47 @@ def _fallback_failing(ctx: _Context) -> list[Rule]:
     ]
 
 
+def _degraded(ctx: _Context) -> list[Rule]:
+    """A large share of a feature's calls answered by its last-resort fallbacks (a cached or a
+    canned answer): users are served, but not as they should be."""
+    cfg = ctx.config.alerts.degraded
+    feature = promql.eq(sc.CIRCUIT_BREAKER_LEVEL_LABEL, sc.CircuitBreakerLevelValues.FEATURE)
+    watched = (promql.one_of(sc.CIRCUIT_BREAKER_NAME_LABEL, cfg.breakers),) if cfg.breakers else ()
+    last_resort = promql.selector(
+        sc.METRIC_CIRCUIT_BREAKER_FALLBACKS,
+        feature,
+        *watched,
+        promql.one_of(sc.CIRCUIT_BREAKER_FALLBACK_TYPE_LABEL, cfg.fallback_types),
+        promql.eq(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, _OUTCOME.SUCCESS),
+    )
+    calls = promql.selector(
+        sc.METRIC_CIRCUIT_BREAKER_CALLS,
+        feature,
+        *watched,
+        promql.one_of(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, COUNTED_OUTCOMES),
+    )
+    window = ctx.t(cfg.window)
+    total = promql.sum_by_breaker(f"rate({calls}[{window}])")
+    expr = (
+        f"{promql.sum_by_breaker(f'rate({last_resort}[{window}])')} / {total} > {cfg.ratio!r}\n"
+        f"and {total} * {ctx.secs(cfg.window)} >= {cfg.min_calls}"
+    )
+    share = "{{ $value | humanizePercentage }}"
+    kinds = " or ".join(str(t) for t in cfg.fallback_types)
+    return [
+        ctx.alert(
+            "CircuitBreakerDegraded",
+            expr,
+            for_=cfg.for_,
+            severity=cfg.severity,
+            summary=f"{_NAME} gives {share} of its answers from {kinds} fallbacks.",
+            description=f"Over the last {cfg.window}, {share} of the calls to the feature {_NAME} of {_JOB} were "
+            f"answered by a {kinds} fallback (over {cfg.ratio!r} fires this alert): users get degraded answers, "
+            "because the dependencies it needs and their alternates are failing.",
+        )
+    ]
+
+
 def _rejecting_traffic(ctx: _Context) -> list[Rule]:
     """A large share of a feature's calls rejected: the feature is degraded for users."""
     cfg = ctx.config.alerts.rejecting_traffic
@@ -325,11 +424,11 @@ def _rejecting_traffic(ctx: _Context) -> list[Rule]:
         calls = promql.selector(
             sc.METRIC_CIRCUIT_BREAKER_CALLS, levels, promql.one_of(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, outcomes)
         )
-        return promql.sum_by_breaker(f"rate({calls}[{cfg.window}])")
+        return promql.sum_by_breaker(f"rate({calls}[{ctx.t(cfg.window)}])")
 
     expr = (
         f"{rate((_OUTCOME.REJECTED,))} / {rate(COUNTED_OUTCOMES)} > {cfg.ratio!r}\n"
-        f"and {rate(COUNTED_OUTCOMES)} * {duration_seconds(cfg.window)} >= {cfg.min_calls}"
+        f"and {rate(COUNTED_OUTCOMES)} * {ctx.secs(cfg.window)} >= {cfg.min_calls}"
     )
     share = "{{ $value | humanizePercentage }}"
     return [
@@ -372,7 +471,7 @@ def _metrics_absent(ctx: _Context) -> list[Rule]:
     state = promql.selector(sc.METRIC_CIRCUIT_BREAKER_STATE)
     by = f"{promql.JOB_LABEL}, instance"
     expr = (
-        f"(\n  group by ({by}) (last_over_time({state}[{cfg.lookback}]))\n"
+        f"(\n  group by ({by}) (last_over_time({state}[{ctx.t(cfg.lookback)}]))\n"
         f"  unless on ({by}) group by ({by}) ({state})\n)\n"
         f"and on ({by}) up"
     )
@@ -408,7 +507,7 @@ def _rate_limit_sustained(ctx: _Context) -> list[Rule]:
     )
     keys = promql.selector(sc.METRIC_RATE_LIMIT_LIMITED_KEYS)
     expr = (
-        f"sum by ({by}) (rate({limited}[{cfg.window}])) > {cfg.min_limited_rate!r}\n"
+        f"sum by ({by}) (rate({limited}[{ctx.t(cfg.window)}])) > {cfg.min_limited_rate!r}\n"
         f"and on ({by}) max by ({by}) ({keys}) <= {cfg.max_keys}"
     )
     name = _label(sc.RATE_LIMIT_NAME_LABEL)
@@ -436,7 +535,7 @@ def _credential_stuffing(ctx: _Context) -> list[Rule]:
 
     def lockouts(kind: sc.AuthLockoutSubjectValues) -> str:
         series = promql.selector(sc.METRIC_AUTH_LOCKOUT_LOCKOUTS, promql.eq(subject, kind))
-        return f"sum by ({by}) (increase({series}[{cfg.window}]))"
+        return f"sum by ({by}) (increase({series}[{ctx.t(cfg.window)}]))"
 
     expr = (
         f"{lockouts(sc.AuthLockoutSubjectValues.ADDRESS)} >= {cfg.address_lockouts}\n"
@@ -467,10 +566,10 @@ def _load_shedding(ctx: _Context) -> list[Rule]:
         sc.METRIC_CONCURRENCY_LIMIT_REQUESTS,
         promql.eq(sc.CONCURRENCY_LIMIT_OUTCOME_LABEL, sc.ConcurrencyLimitOutcomeValues.SHED),
     )
-    total = f"sum by ({by}) (rate({requests}[{cfg.window}]))"
+    total = f"sum by ({by}) (rate({requests}[{ctx.t(cfg.window)}]))"
     expr = (
-        f"sum by ({by}) (rate({shed}[{cfg.window}])) / {total} > {cfg.ratio!r}\n"
-        f"and {total} * {duration_seconds(cfg.window)} >= {cfg.min_calls}"
+        f"sum by ({by}) (rate({shed}[{ctx.t(cfg.window)}])) / {total} > {cfg.ratio!r}\n"
+        f"and {total} * {ctx.secs(cfg.window)} >= {cfg.min_calls}"
     )
     name = _label(sc.CONCURRENCY_LIMIT_NAME_LABEL)
     share = "{{ $value | humanizePercentage }}"
@@ -519,6 +618,7 @@ ALERTS: dict[str, Callable[[_Context], list[Rule]]] = {
     "CircuitBreakerTripPredicted": _trip_predicted,
     "CircuitBreakerErrorBudgetBurn": _error_budget_burn,
     "CircuitBreakerFallbackFailing": _fallback_failing,
+    "CircuitBreakerDegraded": _degraded,
     "CircuitBreakerRejectingTraffic": _rejecting_traffic,
     "BreakerMetricsAbsent": _metrics_absent,
     "CircuitBreakerManualState": _manual_state,
@@ -529,7 +629,8 @@ ALERTS: dict[str, Callable[[_Context], list[Rule]]] = {
 }
 
 
-def alert_groups(config: RulesConfig) -> list[Rule]:
-    """The alerting rule groups, in Prometheus's rule-file shape."""
-    ctx = _Context(config)
+def alert_groups(config: RulesConfig, time_scale: float = 1.0) -> list[Rule]:
+    """The alerting rule groups, in Prometheus's rule-file shape (``time_scale``: see
+    :func:`alert_rules.rule_groups`)."""
+    ctx = _Context(config, time_scale)
     return [{"name": "circuit-breaker-alerts", "rules": [rule for build in ALERTS.values() for rule in build(ctx)]}]

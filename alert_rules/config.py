@@ -19,13 +19,16 @@ from exporter import semconv as sc
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "AlertmanagerRoute",
     "AlertsConfig",
+    "DegradedAlert",
     "FallbackFailingAlert",
     "RulesConfig",
     "Severity",
     "Slo",
     "duration_seconds",
     "load_rules_config",
+    "scaled_duration",
 ]
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
@@ -40,6 +43,14 @@ def duration_seconds(text: str) -> int:
     if not text or match is None:
         raise ValueError(f"not a duration like 30s, 5m, 1h30m or 3d (got {text!r})")
     return sum(int(part or 0) * unit for part, unit in zip(match.groups(), _UNITS, strict=True))
+
+
+def scaled_duration(text: str, factor: float) -> str:
+    """``text`` multiplied by ``factor``, as a Prometheus duration (milliseconds when scaled): the
+    rules rendered for a compressed clock (bench/alert_quality.py). ``factor`` 1 keeps ``text``."""
+    if factor == 1:
+        return text
+    return f"{max(1, round(duration_seconds(text) * factor * 1000))}ms"
 
 
 def _positive_duration(text: str) -> str:
@@ -79,16 +90,35 @@ class Tier(_Model):
 
 
 class OpenAlert(_Model):
-    """`CircuitBreakerOpen`: a breaker open (or probing) for longer than `for`."""
+    """`CircuitBreakerOpen`, at two urgencies. At once (`notify`), a warning for any breaker seen
+    open or probing: the cause, told to Slack. After `for`, the severity of the breaker's tier or
+    level for one that has stayed open (a problem that is not healing by itself): critical pages.
+    Both keep firing for `keep_firing_for` after the condition goes, so that a restart (the
+    breaker starts closed, its series are stale) or a process death (BreakerMetricsAbsent takes
+    over) does not resolve them and page again."""
 
-    for_: Duration = Field("5m", alias="for", description="How long a breaker stays open before the alert fires.")
+    notify: bool = Field(True, description="Fire the warning as soon as a breaker is seen open or probing.")
+    for_: Duration = Field(
+        "5m", alias="for", description="How long a breaker stays open before its tier's or level's severity applies."
+    )
+    keep_firing_for: Duration = Field(
+        "2m",
+        description="How long both keep firing after the breaker closes or its series vanish; also how long an "
+        "open breaker may probe (half-open) without restarting the `for` clock.",
+    )
+    affected_window: Duration = Field(
+        "1m",
+        description="A breaker counts as open only while calls failed or were turned away within this window: "
+        "one left open with nobody calling it (its dependency may be fine) affects nobody.",
+    )
     severity_by_level: dict[Level, Severity] = Field(
         default_factory=lambda: {
             Level.SERVICE: Severity.CRITICAL,
-            Level.ENDPOINT: Severity.WARNING,
+            Level.ENDPOINT: Severity.CRITICAL,
             Level.FEATURE: Severity.WARNING,
         },
-        description="The severity of an open breaker by its level, for breakers in no tier.",
+        description="The severity of a breaker open for `for`, by its level, for breakers in no tier "
+        "(warning: no second rule, the immediate warning says it all).",
     )
     tiers: list[Tier] = Field(default_factory=list, description="Severities for named breakers, first match wins.")
 
@@ -122,12 +152,22 @@ class HalfOpenStuckAlert(_Model):
 
 
 class TripPredictedAlert(_Model):
-    """`CircuitBreakerTripPredicted`: the failure rate, extrapolated, reaches the threshold within `horizon`."""
+    """`CircuitBreakerTripPredicted`: the breaker's own forecast (`forecast` in breakers.yaml) saw
+    its failure rate heading for the threshold in force, and it is still closed: not tripped since
+    (within `window`), not rejecting for an open dependency (then the dependency is the news)."""
 
-    lookback: Duration = Field("10m", description="The failure-rate history the prediction extrapolates.")
-    horizon: Duration = Field("10m", description="How far ahead the prediction looks.")
-    for_: Duration = Field("2m", alias="for", description="How long the prediction must hold.")
+    window: Duration = Field("10m", description="How long a forecast stands, unless the breaker trips.")
     severity: Severity = Field(Severity.WARNING, description="The alert's `severity` label.")
+
+
+class BurnRateWindow(_Model):
+    """One window pair of a multiwindow burn-rate alert: both windows burn faster than ``factor``."""
+
+    long: Duration = Field(description="The long window: the condition is real.")
+    short: Duration = Field(description="The short window: it is still happening (resets the alert fast).")
+    factor: float = Field(
+        gt=0, description="The burn rate both windows must exceed (1 = spends the budget in one period)."
+    )
 
 
 class Slo(_Model):
@@ -139,6 +179,22 @@ class Slo(_Model):
     match: dict[str, str] = Field(
         min_length=1,
         description="Attribute -> regular expression the breakers must match, e.g. `{circuit_breaker.level: service}`.",
+    )
+    page: list[BurnRateWindow] | None = Field(
+        None,
+        description="The fast-burn window pairs for this SLO (default: `error_budget_burn.page`). A dependency "
+        "whose outages the breakers report needs only the shortest pair: a longer one holds its incident "
+        "open for the length of its short window after the recovery.",
+    )
+    ticket: bool = Field(
+        True,
+        description="Also the slow-burn alert (days-long windows). Off for a dependency whose outages the "
+        "breakers already report: a slow burn would hold its incident open for the length of its short window.",
+    )
+    page_severity: Severity | None = Field(
+        None,
+        description="The fast-burn alert's severity for this SLO (default: `error_budget_burn.page_severity`). "
+        "An objective of a dependency whose failures fallbacks absorb is a cause, not user impact: warning.",
     )
 
     @field_validator("match")
@@ -156,16 +212,6 @@ class Slo(_Model):
     def label_matchers(self) -> dict[str, str]:
         """Prometheus label -> regular expression."""
         return {_ATTRIBUTES[a]: p for a, p in self.match.items()}
-
-
-class BurnRateWindow(_Model):
-    """One window pair of a multiwindow burn-rate alert: both windows burn faster than ``factor``."""
-
-    long: Duration = Field(description="The long window: the condition is real.")
-    short: Duration = Field(description="The short window: it is still happening (resets the alert fast).")
-    factor: float = Field(
-        gt=0, description="The burn rate both windows must exceed (1 = spends the budget in one period)."
-    )
 
 
 class ErrorBudgetBurnAlert(_Model):
@@ -211,6 +257,21 @@ class FallbackFailingAlert(RatioAlert):
     severity: Severity = Field(Severity.CRITICAL, description="The alert's `severity` label.")
 
 
+class DegradedAlert(RatioAlert):
+    """`CircuitBreakerDegraded`: over `ratio` of a feature's calls answered by its last-resort
+    fallbacks (`fallback_types`): users get a cached or canned answer instead of a live one."""
+
+    ratio: Ratio = Field(0.5, description="The share of calls so answered over which the alert fires.")
+    for_: Duration = Field("2m", alias="for", description="How long the share must stay over `ratio`.")
+    fallback_types: list[sc.CircuitBreakerFallbackTypeValues] = Field(
+        default_factory=lambda: [sc.CircuitBreakerFallbackTypeValues.CACHE, sc.CircuitBreakerFallbackTypeValues.STATIC],
+        min_length=1,
+        description="The fallback steps that mean a degraded answer.",
+    )
+    breakers: list[str] = Field(default_factory=list, description="The features watched (empty: every feature).")
+    severity: Severity = Field(Severity.CRITICAL, description="The alert's `severity` label.")
+
+
 class RejectingTrafficAlert(RatioAlert):
     """`CircuitBreakerRejectingTraffic`: over `ratio` of the calls of breakers at `levels` rejected."""
 
@@ -221,11 +282,13 @@ class RejectingTrafficAlert(RatioAlert):
 
 
 class MetricsAbsentAlert(_Model):
-    """`BreakerMetricsAbsent`: a target that exported breaker metrics has none, while still a target."""
+    """`BreakerMetricsAbsent`: a target that exported breaker metrics has none, while still a target:
+    the process is down (it does not come back by itself) or its exporter broke. Shorter than
+    `open.keep_firing_for`, so that an open breaker's alert lasts until this one takes over."""
 
-    for_: Duration = Field("5m", alias="for", description="How long the metrics must be missing.")
+    for_: Duration = Field("1m", alias="for", description="How long the metrics must be missing.")
     lookback: Duration = Field("1h", description="How long a target's breakers are remembered after they vanish.")
-    severity: Severity = Field(Severity.WARNING, description="The alert's `severity` label.")
+    severity: Severity = Field(Severity.CRITICAL, description="The alert's `severity` label.")
 
 
 class ManualStateAlert(_Model):
@@ -285,6 +348,7 @@ class AlertsConfig(_Model):
     trip_predicted: TripPredictedAlert = TripPredictedAlert()
     error_budget_burn: ErrorBudgetBurnAlert = ErrorBudgetBurnAlert()
     fallback_failing: FallbackFailingAlert = FallbackFailingAlert()
+    degraded: DegradedAlert = DegradedAlert()
     rejecting_traffic: RejectingTrafficAlert = RejectingTrafficAlert()
     metrics_absent: MetricsAbsentAlert = MetricsAbsentAlert()
     manual_state: ManualStateAlert = ManualStateAlert()
@@ -292,6 +356,20 @@ class AlertsConfig(_Model):
     credential_stuffing: CredentialStuffingAlert = CredentialStuffingAlert()
     load_shedding: LoadSheddingAlert = LoadSheddingAlert()
     store_unavailable: StoreUnavailableAlert = StoreUnavailableAlert()
+
+
+class AlertmanagerRoute(_Model):
+    """Alertmanager's route to the incident bot (deploy/alertmanager/alertmanager.yml is generated)."""
+
+    group_by: list[str] = Field(
+        default_factory=lambda: ["job", sc.CIRCUIT_BREAKER_NAME_LABEL],
+        description="Labels a notification groups alerts by: one per breaker.",
+    )
+    group_wait: Duration = Field("10s", description="How long a new group waits for more alerts before it is sent.")
+    group_interval: Duration = Field(
+        "10s", description="How soon a changed group (a new or resolved alert) is sent again."
+    )
+    repeat_interval: Duration = Field("4h", description="How often an unchanged group is sent again.")
 
 
 class RulesConfig(_Model):
@@ -306,6 +384,12 @@ class RulesConfig(_Model):
         default_factory=list, description="Availability objectives (error-budget alerts, SLO dashboard)."
     )
     alerts: AlertsConfig = Field(AlertsConfig(), description="The alerts' thresholds.")
+    alertmanager: AlertmanagerRoute = Field(AlertmanagerRoute(), description="Alertmanager's route to the bot.")
+    breakers_file: Path | None = Field(
+        None,
+        description="The application's breakers.yaml (relative to this file): its services name the "
+        "generated inhibit rules.",
+    )
 
     @field_validator("runbook_url", "grafana_url")
     @classmethod
@@ -325,5 +409,8 @@ class RulesConfig(_Model):
 
 
 def load_rules_config(path: str | os.PathLike[str] = DEFAULT_CONFIG) -> RulesConfig:
-    """Read and validate the rules' configuration file."""
-    return load_yaml_model(path, RulesConfig, expected="a mapping with runbook_url, grafana_url, slos, alerts")
+    """Read and validate the rules' configuration file (``breakers_file`` resolved beside it)."""
+    config = load_yaml_model(path, RulesConfig, expected="a mapping with runbook_url, grafana_url, slos, alerts")
+    if config.breakers_file is not None and not config.breakers_file.is_absolute():
+        config = config.model_copy(update={"breakers_file": (Path(path).parent / config.breakers_file).resolve()})
+    return config

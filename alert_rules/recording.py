@@ -13,7 +13,7 @@ from typing import Any
 from exporter import promql
 from exporter import semconv as sc
 
-from .config import RulesConfig, Slo
+from .config import RulesConfig, Slo, scaled_duration
 
 __all__ = [
     "COUNTED_OUTCOMES",
@@ -56,14 +56,16 @@ def _rate(outcomes: tuple[sc.CircuitBreakerOutcomeValues, ...], window: str) -> 
     return promql.sum_by_breaker(f"rate({calls}[{window}])")
 
 
-def _window_rules(window: str) -> list[dict[str, Any]]:
+def _window_rules(window: str, time_scale: float) -> list[dict[str, Any]]:
+    # The record names keep the nominal window (dashboards and alerts name them); the range is scaled.
+    scaled = scaled_duration(window, time_scale)
     return [
-        {"record": calls_rate(window), "expr": _rate(COUNTED_OUTCOMES, window)},
+        {"record": calls_rate(window), "expr": _rate(COUNTED_OUTCOMES, scaled)},
         {
             "record": error_ratio(window),
             # A breaker that never failed has no failure series: `or 0 * calls` makes its ratio 0
             # rather than no data. A breaker without calls in the window has no ratio (not NaN).
-            "expr": f"({_rate(ERROR_OUTCOMES, window)} or 0 * {calls_rate(window)})\n/\n({calls_rate(window)} > 0)",
+            "expr": f"({_rate(ERROR_OUTCOMES, scaled)} or 0 * {calls_rate(window)})\n/\n({calls_rate(window)} > 0)",
         },
     ]
 
@@ -79,11 +81,11 @@ def _objective_rule(slo: Slo) -> dict[str, Any]:
     return {"record": SLO_OBJECTIVE, "expr": f"{slo.target!r} * {breakers}", "labels": {SLO_LABEL: slo.name}}
 
 
-def recording_groups(config: RulesConfig) -> list[dict[str, Any]]:
-    """The rule groups of the recording rules, in Prometheus's rule-file shape."""
-    groups: list[dict[str, Any]] = [
-        {"name": "circuit-breaker-ratios", "rules": [rule for window in WINDOWS for rule in _window_rules(window)]}
-    ]
+def recording_groups(config: RulesConfig, time_scale: float = 1.0) -> list[dict[str, Any]]:
+    """The rule groups of the recording rules, in Prometheus's rule-file shape; ``time_scale``
+    multiplies every window (a compressed clock for bench/alert_quality.py)."""
+    windows = [rule for window in WINDOWS for rule in _window_rules(window, time_scale)]
+    groups: list[dict[str, Any]] = [{"name": "circuit-breaker-ratios", "rules": windows}]
     if config.slos:
         groups.append({"name": "circuit-breaker-slos", "rules": [_objective_rule(slo) for slo in config.slos]})
     return groups

@@ -238,6 +238,7 @@ class CircuitBreaker:
         "_parent",
         "_recovery",
         "_rejected_open",
+        "_requires",
         "_slow",
         "_slow_call_duration",
         "_slow_call_rate_threshold",
@@ -270,6 +271,7 @@ class CircuitBreaker:
         parent: CircuitBreaker | None = None,
         level: Level | str | None = None,
         attributes: Mapping[str, str] | None = None,
+        requires: Iterable[str] = (),
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise BreakerConfigError("name", f"must be a non-empty string (got {name!r})")
@@ -294,6 +296,10 @@ class CircuitBreaker:
         #: Dependency attributes for telemetry (``gen_ai.provider.name``, ``server.address``...).
         self.attributes: Mapping[str, str] = dict(attributes or {})
         self._parent = parent
+        services = () if isinstance(requires, str) else tuple(requires)
+        if isinstance(requires, str) or not all(isinstance(r, str) and r for r in services):
+            raise BreakerConfigError("requires", f"expected service names (got {requires!r})")
+        self._requires = tuple(sorted(set(services)))
         self._children: tuple[CircuitBreaker, ...] = ()
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._now: Callable[[], float] = self._clock.now
@@ -931,6 +937,19 @@ class CircuitBreaker:
     def children(self) -> tuple[CircuitBreaker, ...]:
         return self._children
 
+    @property
+    def service(self) -> str | None:
+        """The service this breaker belongs to: its own name for a service, its parent's for an
+        endpoint, None for a feature (see :attr:`requires`). Telemetry ties alerts together by it."""
+        if self.level is Level.FEATURE:
+            return None
+        return self._parent.name if self._parent is not None else self.name
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """For a feature: the services its required dependencies belong to, sorted."""
+        return self._requires
+
     def is_rejecting(self) -> bool:
         """Whether a call now would be rejected for being open (here or in the parent).
 
@@ -941,6 +960,31 @@ class CircuitBreaker:
             return True
         parent = self._parent
         return parent is not None and parent.is_rejecting()
+
+    def reject_on_behalf(self) -> CircuitOpenError | None:
+        """If a call now would be rejected for being open (here or in the parent), count that
+        rejection as if the call had come and return it; else count nothing and return None.
+
+        For a caller that turns a call away because this breaker is open, without calling
+        through it (a feature whose required dependency is open): the dependency's own metrics
+        then show the demand it fails, as they would have for the call itself, so an error
+        budget or an alert about the dependency sees every caller it lets down.
+        """
+        parent = self._parent
+        if parent is not None:
+            refused = parent.reject_on_behalf()
+            if refused is not None:
+                return self._parent_rejection(refused)
+        rejection = None
+        with self._lock:
+            state = self._state
+            now = self._now()
+            if (state is _OPEN or state is _FORCED_OPEN) and now < self._open_until:
+                remaining = None if self._open_until == math.inf else self._open_until - now
+                rejection = self._reject(_REJECT_OPEN if state is _OPEN else RejectionReason.FORCED_OPEN, remaining)
+        if rejection is not None and self._listeners:
+            self._emit("call_rejected", CallRejected(self, rejection.reason, rejection.state, rejection.remaining))
+        return rejection
 
     # ------------------------------------------------------------------ fallbacks
 

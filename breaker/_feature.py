@@ -77,7 +77,13 @@ class Feature:
         if overlap:
             raise BreakerConfigError(f"features.{name}", f"{sorted(overlap)} cannot be both required and optional")
         self.breaker = CircuitBreaker(
-            name, config, clock=clock, listeners=listeners, level=Level.FEATURE, attributes=attributes
+            name,
+            config,
+            clock=clock,
+            listeners=listeners,
+            level=Level.FEATURE,
+            attributes=attributes,
+            requires=[d.service or d.name for d in self.required],
         )
         self.chain = FallbackChain(self.breaker, *fallback)
 
@@ -132,7 +138,11 @@ class Feature:
             # own reason (open, forced_open), and the chain serves the fallback.
             return None
         origin = blocking[0]
-        remaining = next(d for d in self.dependencies if d.name == origin).snapshot().open_remaining
+        dependency = next(d for d in self.dependencies if d.name == origin)
+        # The dependency counts the call it turned away, as it would had the call gone through
+        # it: its rejections (and error budget) show every caller its outage lets down.
+        refused = dependency.reject_on_behalf()
+        remaining = refused.remaining if refused is not None else dependency.snapshot().open_remaining
         rejection = self.breaker.reject_for_dependency(origin, remaining)
         if not self.chain.steps:
             raise rejection

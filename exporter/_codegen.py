@@ -18,7 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SEMCONV_PY = ROOT / "exporter" / "semconv.py"
 SEMCONV_MD = ROOT / "docs" / "semantic-conventions.md"
 COMMON_GROUP = "attributes.circuit_breaker.common"
-IDENTITY = ("circuit_breaker.name", "circuit_breaker.level", "circuit_breaker.parent")
+#: The attributes that say which breaker and where it sits (the rest are configured dependency attributes).
+IDENTITY = (
+    "circuit_breaker.name",
+    "circuit_breaker.level",
+    "circuit_breaker.parent",
+    "circuit_breaker.service",
+    "circuit_breaker.requires",
+)
 
 
 def constant(name: str) -> str:

@@ -29,6 +29,8 @@ class BreakerReading:
     #: Dependency attributes (``gen_ai.provider.name``...), before the exporter filters them.
     attributes: Mapping[str, str]
     state: str
+    #: For a feature: the services its required dependencies belong to (sorted).
+    requires: tuple[str, ...] = ()
     successes: int = 0
     ignored: int = 0
     failures_by_type: Mapping[str, int] = field(default_factory=dict)
@@ -96,6 +98,7 @@ class CircuitBreakerSource:
             parent=snap.parent,
             attributes=breaker.attributes,
             state=snap.state.value,
+            requires=breaker.requires,
             successes=totals.successes,
             ignored=totals.ignored,
             failures_by_type=totals.failures_by_type,

@@ -6,8 +6,9 @@ from what the exporter emits::
     >>> from exporter import promql, semconv as sc
     >>> promql.selector(sc.METRIC_CIRCUIT_BREAKER_CALLS, promql.eq(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, "failure"))
     'circuit_breaker_calls_total{circuit_breaker_outcome="failure"}'
-    >>> promql.sum_by_breaker("rate(x[5m])", without_dependency=True)
-    'sum by (job, circuit_breaker_name, circuit_breaker_level, circuit_breaker_parent) (rate(x[5m]))'
+    >>> promql.sum_by_breaker("rate(x[5m])", without_dependency=True)  # doctest: +NORMALIZE_WHITESPACE
+    'sum by (job, circuit_breaker_name, circuit_breaker_level, circuit_breaker_parent, circuit_breaker_service,
+    circuit_breaker_requires) (rate(x[5m]))'
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ IDENTITY_LABELS: tuple[str, ...] = (
     sc.CIRCUIT_BREAKER_NAME_LABEL,
     sc.CIRCUIT_BREAKER_LEVEL_LABEL,
     sc.CIRCUIT_BREAKER_PARENT_LABEL,
+    sc.CIRCUIT_BREAKER_SERVICE_LABEL,
+    sc.CIRCUIT_BREAKER_REQUIRES_LABEL,
 )
 #: The dependency labels: fixed per breaker, so keeping them in an aggregation adds no series.
 DEPENDENCY_LABELS: tuple[str, ...] = tuple(sc.label(a) for a in sc.DEPENDENCY_ATTRIBUTES)

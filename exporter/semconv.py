@@ -60,6 +60,16 @@ CIRCUIT_BREAKER_REJECTION_REASON: Final = "circuit_breaker.rejection.reason"
 CIRCUIT_BREAKER_REJECTION_REASON_LABEL: Final = "circuit_breaker_rejection_reason"
 """Its Prometheus label."""
 
+CIRCUIT_BREAKER_REQUIRES: Final = "circuit_breaker.requires"
+"""The services a feature's required dependencies belong to, sorted and comma-separated."""
+CIRCUIT_BREAKER_REQUIRES_LABEL: Final = "circuit_breaker_requires"
+"""Its Prometheus label."""
+
+CIRCUIT_BREAKER_SERVICE: Final = "circuit_breaker.service"
+"""The service a breaker belongs to, the root cause its trouble points at."""
+CIRCUIT_BREAKER_SERVICE_LABEL: Final = "circuit_breaker_service"
+"""Its Prometheus label."""
+
 CIRCUIT_BREAKER_STATE: Final = "circuit_breaker.state"
 """A state of the breaker."""
 CIRCUIT_BREAKER_STATE_LABEL: Final = "circuit_breaker_state"
@@ -289,6 +299,8 @@ COMMON_ATTRIBUTES: Final = (
     CIRCUIT_BREAKER_NAME,
     CIRCUIT_BREAKER_LEVEL,
     CIRCUIT_BREAKER_PARENT,
+    CIRCUIT_BREAKER_SERVICE,
+    CIRCUIT_BREAKER_REQUIRES,
     SERVER_ADDRESS,
     DB_SYSTEM_NAME,
     GEN_AI_PROVIDER_NAME,

@@ -1,7 +1,8 @@
 """``python -m incident_bot [--host H] [--port P]``: serve the bot with uvicorn.
 
 Configuration comes from ``INCIDENT_BOT_*`` environment variables (see docs/incident-bot.md); a
-bad one stops the bot here with the variable's name and the reason.
+bad one stops the bot here with the variable's name and the reason. The bot listens on loopback
+unless told otherwise; beyond it, reading its incidents and metrics needs the read token.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from .settings import ENV_PREFIX, Settings
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m incident_bot", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (beyond loopback, reads need the read token)"
+    )
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings()
-        app = create_app(settings)
+        app = create_app(settings, listen_host=args.host)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             field = ".".join(str(p) for p in error["loc"]) or "settings"

@@ -8,12 +8,46 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Alert", "Webhook"]
+__all__ = ["Alert", "Webhook", "without_unstorable_characters"]
+
+#: What no database text can hold: a lone UTF-16 surrogate (JSON may escape one, ``"\ud800"``, and
+#: Python's parser keeps it; it has no UTF-8 form) and NUL (PostgreSQL's text refuses it).
+_UNSTORABLE = re.compile("[\ud800-\udfff\x00]")
+REPLACEMENT = "\ufffd"
+
+
+def without_unstorable_characters(document: Any, path: str = "") -> tuple[Any, list[str]]:
+    """``document`` (parsed JSON) with every character no database can store replaced by U+FFFD,
+    in keys and values, and the paths of the fields that had one (``alerts.0.labels.team``)."""
+    repaired: list[str] = []
+
+    def clean(node: Any, where: str) -> Any:
+        if isinstance(node, str):
+            fixed = _UNSTORABLE.sub(REPLACEMENT, node)
+            if fixed != node:
+                repaired.append(where)
+            return fixed
+        if isinstance(node, list):
+            return [clean(item, f"{where}.{index}" if where else str(index)) for index, item in enumerate(node)]
+        if isinstance(node, dict):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                fixed_key = _UNSTORABLE.sub(REPLACEMENT, key)
+                inner = f"{where}.{fixed_key}" if where else fixed_key
+                if fixed_key != key:
+                    repaired.append(f"{inner} (its name)")
+                out[fixed_key] = clean(value, inner)
+            return out
+        return node
+
+    return clean(document, path), repaired
+
 
 Status = Literal["firing", "resolved"]
 
@@ -65,7 +99,9 @@ class Webhook(BaseModel):
     def dedupe_key(self) -> str:
         """Equal for the same notification sent twice: by an Alertmanager retrying, or by both
         members of an HA pair (whose ``externalURL`` differ). A firing alert's ``endsAt`` moves at
-        every evaluation, so it is left out; a resolved alert's is part of what happened."""
+        every evaluation, so it is left out; a resolved alert's is part of what happened, and so is
+        how many alerts Alertmanager left out (``truncatedAlerts``): the same alerts with another
+        count left out is another notification, whose count must reach the incident."""
         alerts = sorted(
             (
                 a.fingerprint,
@@ -75,5 +111,8 @@ class Webhook(BaseModel):
             )
             for a in self.alerts
         )
-        text = json.dumps([self.groupKey, self.status, alerts], separators=(",", ":"))
+        identity: list[Any] = [self.groupKey, self.status, alerts]
+        if self.truncatedAlerts:  # only then: keys of untruncated notifications stay as they were
+            identity.append(self.truncatedAlerts)
+        text = json.dumps(identity, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()

@@ -8,7 +8,11 @@ a small HTML page), health and metrics.
     GET  /v1/incidents             incidents, newest first (?status=open|acknowledged|resolved|attached)
     GET  /v1/incidents/{id}        one incident: its alerts, timeline and deliveries
     GET  /                         the same, for people
-    GET  /healthz  /readyz  /metrics
+    GET  /metrics                  the bot's metrics
+    GET  /healthz  /readyz         health, always open
+
+Reads (the incidents, the pages, /metrics) need the read token or a trusted proxy's word, unless
+the bot listens on loopback only (:class:`~incident_bot.guard.ReadAccess`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 import httpx
-from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select, text
 
@@ -38,7 +42,7 @@ from exporter import BreakerTelemetry
 from . import pages
 from .alertmanager import Webhook
 from .db import alerts, events, incidents, outbox
-from .guard import IntakeGuard, intake_lockout
+from .guard import IntakeGuard, ReadAccess, bad_credential, intake_lockout
 from .runtime import Bot
 from .settings import Settings
 from .slack import ACK_ACTION, RESOLVE_ACTION
@@ -50,16 +54,25 @@ logger = logging.getLogger("incident_bot.app")
 INTAKE_PATH = "/v1/alertmanager"
 SLACK_PATH = "/v1/slack/interactions"
 MAX_ID = 2**53  # ids in JSON and in both databases' integer columns
+#: Repaired fields named in an answer at most (each name cut to its first 200 characters).
+MAX_REPAIRS_NAMED = 20
 
 
 class Accepted(BaseModel):
     status: Literal["accepted"] = "accepted"
     webhook_id: int | None
     duplicate: bool
+    repaired: list[str] = Field(
+        default_factory=list,
+        description="Fields that held characters no database can store (a lone UTF-16 surrogate, NUL): each "
+        "was replaced with U+FFFD and the webhook kept.",
+    )
 
 
-def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
-    """The bot's ASGI app; ``bot`` replaces the one built from ``settings`` (tests)."""
+def create_app(settings: Settings, *, bot: Bot | None = None, listen_host: str | None = None) -> FastAPI:
+    """The bot's ASGI app; ``bot`` replaces the one built from ``settings`` (tests). ``listen_host``
+    is the address the server binds (``--host``): on loopback only, reads need no credential;
+    anywhere else, or unknown (None), they need one."""
     runtime = bot or Bot(settings)
 
     @asynccontextmanager
@@ -103,6 +116,27 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
         GradientLimit(initial=settings.intake_max_concurrency, max_limit=settings.intake_max_concurrency),
     )
     app.add_middleware(LoadSheddingMiddleware, limiters={INTAKE_PATH: shedder, SLACK_PATH: shedder})
+    read_access = ReadAccess.from_settings(settings, listen_host)
+    app.state.read_access = read_access
+    read_access.log_policy()
+
+    async def reader(request: Request) -> None:
+        """Lets a read through, or answers 401 (429 to a source that keeps presenting bad tokens)."""
+        if read_access.allows(request.scope):
+            return
+        if request.headers.get("authorization") is None:  # no credential at all: nothing to count
+            raise HTTPException(401, read_access.refusal(), headers={"WWW-Authenticate": "Bearer"})
+        status = await bad_credential(lockout, client_address(request.scope))  # a guess: counted
+        if status.locked:
+            retry = str(max(1, round(status.retry_after)))
+            raise HTTPException(429, "too many bad tokens: retry later", headers={"Retry-After": retry})
+        raise HTTPException(401, read_access.refusal(), headers={"WWW-Authenticate": "Bearer"})
+
+    read_responses: dict[int | str, dict[str, Any]] = {
+        401: {"description": "the read token (or a trusted proxy's header) is needed: the bot listens beyond loopback"},
+        429: {"description": "too many bad tokens from this client"},
+    }
+    can_read = [Depends(reader)]
     # The guards' decisions on /metrics, named by the registry (no breakers here; tracing is the bot's own).
     telemetry = BreakerTelemetry(service_name="incident-bot", tracing=False)
     telemetry.add_guard(rate_limiter, lockout, shedder)
@@ -130,15 +164,27 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
             401: {"description": "missing or wrong bearer token"},
             413: {"description": "body over the size limit"},
             422: {"description": "not an Alertmanager webhook: the field and the reason"},
-            429: {"description": "too many bad tokens, or too many requests, from this client"},
-            503: {"description": "not stored, or shed under overload: Alertmanager should retry"},
+            429: {"description": "too many bad tokens from this client (never for the valid token)"},
+            503: {
+                "description": "not stored, over this client's rate limit, or shed under overload: Alertmanager "
+                "should retry (Retry-After)"
+            },
         },
         summary="Receive an Alertmanager webhook (version 4)",
     )
     async def alertmanager(webhook: Webhook, request: Request) -> Accepted:
         # Store what Alertmanager sent, as sent (FastAPI has parsed and validated it already: the
-        # parsed body is cached on the request).
+        # parsed body is cached on the request), but for the characters no database can store,
+        # which the guard in front replaced with U+FFFD (IntakeGuard: why).
         payload = await request.json()
+        repaired: list[str] = getattr(request.state, "repaired", [])
+        if repaired:
+            runtime.metrics.repaired.inc()
+            logger.warning(
+                "webhook of group %s: characters no database can store replaced with U+FFFD in %s",
+                webhook.groupKey[:200],
+                ", ".join(_named(repaired)),
+            )
         try:
             accepted = await runtime.writer.write(webhook.dedupe_key(), payload)
         except Exception as exc:  # not stored: make Alertmanager retry
@@ -148,7 +194,11 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
         runtime.metrics.received.inc()
         if accepted.duplicate:
             runtime.metrics.duplicates.inc()
-        return Accepted(webhook_id=accepted.webhook_id, duplicate=accepted.duplicate)
+        return Accepted(
+            webhook_id=accepted.webhook_id,
+            duplicate=accepted.duplicate,
+            repaired=_named(repaired),
+        )
 
     @app.post(
         SLACK_PATH,
@@ -158,7 +208,7 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
             401: {"description": "missing, stale or wrong Slack signature"},
             404: {"description": "Slack is not configured"},
             413: {"description": "body over the size limit"},
-            429: {"description": "too many bad signatures, or too many requests, from this client"},
+            429: {"description": "too many bad signatures (never a valid one), or too many requests, from this client"},
             503: {"description": "shed under overload"},
         },
     )
@@ -169,8 +219,13 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
         if len(body) > settings.max_body_bytes:
             raise HTTPException(413, "body too large")
         if not _signed_by_slack(verifier, body, request):
-            # Counted by the same lockout as bad bearer tokens (checked by the guard in front).
-            await lockout.failed(None, client_address(request.scope))
+            # Counted by the same lockout as bad bearer tokens; like theirs, only bad signatures are
+            # ever refused by it (a signed press from a throttled address still counts).
+            status = await bad_credential(lockout, client_address(request.scope))
+            if status.locked:
+                runtime.metrics.rejected.labels("throttled").inc()
+                retry = str(max(1, round(status.retry_after)))
+                raise HTTPException(429, "too many bad signatures: retry later", headers={"Retry-After": retry})
             runtime.metrics.rejected.labels("unauthorized").inc()
             raise HTTPException(401, "invalid Slack signature")
         try:
@@ -204,7 +259,7 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
             _tell(payload, said)
         return Response(status_code=200)
 
-    @app.get("/v1/incidents", summary="Incidents, newest first")
+    @app.get("/v1/incidents", summary="Incidents, newest first", dependencies=can_read, responses=read_responses)
     async def list_incidents(
         status: Annotated[Literal["open", "acknowledged", "resolved", "attached"] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -214,7 +269,8 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
     @app.get(
         "/v1/incidents/{incident_id}",
         summary="One incident: alerts, timeline, deliveries",
-        responses={404: {"description": "no incident with this id"}},
+        dependencies=can_read,
+        responses={404: {"description": "no incident with this id"}, **read_responses},
     )
     async def get_incident(incident_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> dict[str, Any]:
         found = await _incident(runtime, incident_id)
@@ -222,11 +278,11 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
             raise HTTPException(404, f"no incident #{incident_id}")
         return found
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False, dependencies=can_read)
     async def index() -> HTMLResponse:
         return HTMLResponse(pages.index(await _incidents(runtime, None, 200), dry_run=runtime.mode.dry_run))
 
-    @app.get("/incidents/{incident_id}", response_class=HTMLResponse, include_in_schema=False)
+    @app.get("/incidents/{incident_id}", response_class=HTMLResponse, include_in_schema=False, dependencies=can_read)
     async def incident_page(incident_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> HTMLResponse:
         found = await _incident(runtime, incident_id)
         if found is None:
@@ -248,12 +304,20 @@ def create_app(settings: Settings, *, bot: Bot | None = None) -> FastAPI:
             return JSONResponse({"status": "starting"}, status_code=503)
         return JSONResponse({"status": "ready", "dry_run": runtime.mode.dry_run})
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=can_read)
     async def metrics() -> Response:
         body = generate_latest(runtime.metrics.registry) + generate_latest(telemetry.prometheus_registry)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _named(repaired: list[str]) -> list[str]:
+    """The repaired fields for the answer: the first few, each name bounded, and how many more."""
+    named = [name[:200] for name in repaired[:MAX_REPAIRS_NAMED]]
+    if len(repaired) > MAX_REPAIRS_NAMED:
+        named.append(f"... and {len(repaired) - MAX_REPAIRS_NAMED} more")
+    return named
 
 
 def _signed_by_slack(verifier: SignatureVerifier, body: bytes, request: Request) -> bool:

@@ -11,13 +11,20 @@ Tables:
 - ``outbox``: notifications to deliver (PagerDuty events, Slack cards and replies), written in the
   same transaction as the incident change that causes them, claimed by one replica at a time.
 - ``slack_cards``: where each incident's card was posted, to update it and reply in its thread.
+
+Nothing finished is kept forever: :class:`Retention` deletes, past ``INCIDENT_BOT_RETENTION``,
+processed webhooks, resolved incidents with their alerts, timeline, cards and deliveries, and sent
+or dead deliveries, in small batches. A live incident, a pending delivery, an unprocessed webhook
+or an alert still firing is never deleted, however old.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import (
@@ -32,13 +39,29 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     event,
+    exists,
+    func,
+    select,
     text,
+    update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-__all__ = ["Database", "alerts", "events", "incidents", "metadata", "outbox", "slack_cards", "webhooks"]
+__all__ = [
+    "Database",
+    "Pruned",
+    "Retention",
+    "alerts",
+    "events",
+    "incidents",
+    "metadata",
+    "outbox",
+    "slack_cards",
+    "webhooks",
+]
 
 metadata = MetaData()
 
@@ -83,6 +106,7 @@ incidents = Table(
     Column("acknowledged_by", String(200), nullable=True),
     Column("resolved_by", String(200), nullable=True),
 )
+Index("ix_incidents_parent", incidents.c.parent_id)
 # One live incident per subject: a second webhook for it joins the first.
 Index(
     "uq_incidents_live_identity",
@@ -210,6 +234,133 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+@dataclass
+class Pruned:
+    """Rows deleted, by table; ``done`` is False when pruning stopped before the end (another
+    replica held the processing lock): the rest is due soon."""
+
+    webhooks: int = 0
+    outbox: int = 0
+    alerts: int = 0
+    incidents: int = 0
+    events: int = 0
+    slack_cards: int = 0
+    done: bool = True
+
+    def __iadd__(self, other: Pruned) -> Pruned:
+        for table in self.counts():
+            setattr(self, table, getattr(self, table) + getattr(other, table))
+        self.done = self.done and other.done
+        return self
+
+    def counts(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "done"}
+
+
+class Retention:
+    """Deletes what is finished and older than ``keep`` seconds.
+
+    Each step deletes at most ``batch`` rows of one kind in one short transaction, taken under the
+    processing lock (so it never races the engine, and on PostgreSQL only one replica prunes at a
+    time), and :meth:`prune` yields between steps: intake's commits and reads slip in between, and
+    the database is never held for long, however much is due.
+
+    Finished, older than ``keep``: a processed webhook (by when it was processed); a sent or dead
+    delivery (by when it was sent, or made); an alert resolved, about no incident (a manual state
+    that ended); a resolved incident (by when it resolved) whose alerts all resolved and whose
+    deliveries are all done, with its alerts, timeline, cards and deliveries. A live incident, a
+    pending delivery, an unprocessed webhook and an alert still firing are kept whatever their age.
+    """
+
+    def __init__(
+        self, db: Database, keep: float, *, batch: int = 500, clock: Callable[[], float] | None = None
+    ) -> None:
+        self.db = db
+        self.keep = keep
+        self.batch = batch
+        self.clock = clock or now
+
+    async def prune(self) -> Pruned:
+        """Delete everything due, batch by batch; returns what was deleted."""
+        total = Pruned()
+        cutoff = self.clock() - self.keep
+        for step in (self._webhooks, self._deliveries, self._ended_changes, self._incidents):
+            while True:
+                async with self.db.transaction() as conn:
+                    if not await self.db.lock_processing(conn):
+                        total.done = False  # another replica is at work: the rest next time
+                        return total
+                    pruned, full = await step(conn, cutoff)
+                total += pruned
+                await asyncio.sleep(0)  # let the intake's commits in between two batches
+                if not full:
+                    break
+        return total
+
+    async def _webhooks(self, conn: AsyncConnection, cutoff: float) -> tuple[Pruned, bool]:
+        # Webhooks are processed in the order they came (by id): the oldest are first, and the
+        # first one not due ends the search (no scan of the whole table for nothing).
+        oldest = select(webhooks.c.id, webhooks.c.processed_at).order_by(webhooks.c.id).limit(self.batch)
+        due: list[int] = []
+        for row in await conn.execute(oldest):
+            if row.processed_at is None or row.processed_at >= cutoff:
+                break
+            due.append(row.id)
+        if due:
+            await conn.execute(delete(webhooks).where(webhooks.c.id.in_(due)))
+        return Pruned(webhooks=len(due)), len(due) == self.batch
+
+    async def _deliveries(self, conn: AsyncConnection, cutoff: float) -> tuple[Pruned, bool]:
+        done_before = func.coalesce(outbox.c.sent_at, outbox.c.created_at) < cutoff
+        due = (
+            select(outbox.c.id).where(outbox.c.status != "pending", done_before).order_by(outbox.c.id).limit(self.batch)
+        )
+        count = await self._delete_ids(conn, outbox, outbox.c.id, due)
+        return Pruned(outbox=count), count == self.batch
+
+    async def _ended_changes(self, conn: AsyncConnection, cutoff: float) -> tuple[Pruned, bool]:
+        due = (
+            select(alerts.c.key)
+            .where(alerts.c.incident_id.is_(None), alerts.c.status == "resolved", alerts.c.resolved_at < cutoff)
+            .limit(self.batch)
+        )
+        count = await self._delete_ids(conn, alerts, alerts.c.key, due)
+        return Pruned(alerts=count), count == self.batch
+
+    async def _incidents(self, conn: AsyncConnection, cutoff: float) -> tuple[Pruned, bool]:
+        child = incidents.alias("child")
+        due = (
+            select(incidents.c.id)
+            .where(
+                incidents.c.status == "resolved",
+                incidents.c.resolved_at < cutoff,
+                ~exists().where(alerts.c.incident_id == incidents.c.id, alerts.c.status != "resolved"),
+                ~exists().where(outbox.c.incident_id == incidents.c.id, outbox.c.status == "pending"),
+                ~exists().where(child.c.parent_id == incidents.c.id, child.c.status != "resolved"),
+            )
+            .order_by(incidents.c.id)
+            .limit(self.batch)
+        )
+        ids = list((await conn.execute(due)).scalars())
+        if not ids:
+            return Pruned(), False
+        # Resolved children outlive a parent pruned first (they resolved later): they lose the link.
+        await conn.execute(update(incidents).where(incidents.c.parent_id.in_(ids)).values(parent_id=None))
+        pruned = Pruned(incidents=len(ids))
+        for table, name in ((events, "events"), (slack_cards, "slack_cards"), (outbox, "outbox"), (alerts, "alerts")):
+            result = await conn.execute(delete(table).where(table.c.incident_id.in_(ids)))
+            setattr(pruned, name, result.rowcount)
+        await conn.execute(delete(incidents).where(incidents.c.id.in_(ids)))
+        return pruned, len(ids) == self.batch
+
+    @staticmethod
+    async def _delete_ids(conn: AsyncConnection, table: Table, key: Column[Any], due: Any) -> int:
+        ids = list((await conn.execute(due)).scalars())
+        if ids:
+            await conn.execute(delete(table).where(key.in_(ids)))
+        return len(ids)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

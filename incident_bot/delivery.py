@@ -3,14 +3,77 @@
 A sender delivers one outbox item (a PagerDuty event, a Slack card or reply) and returns what it
 must remember (a Slack card's ``ts``), or raises :class:`DeliveryError` saying whether trying again
 can help and, when the service said so, when.
+
+Everything an alert says (labels, annotations) is someone else's text of any length: senders cut
+each field to what the far side accepts with :func:`bounded`, so that an oversized label shortens
+a page instead of getting it refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
-__all__ = ["Delivered", "DeliveryError", "IncidentView", "Item", "Sender"]
+from .identity import breaker_of
+
+__all__ = [
+    "TRUNCATED",
+    "Delivered",
+    "DeliveryError",
+    "IncidentView",
+    "Item",
+    "Sender",
+    "bounded",
+    "dashboard_link",
+]
+
+#: Ends every text that was cut to fit: whoever reads it knows there was more.
+TRUNCATED = "…(truncated)"
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its start and :data:`TRUNCATED`,
+    ``limit`` characters in all."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(TRUNCATED))] + TRUNCATED
+
+
+#: The Grafana base the alert rules' generator writes into ``dashboard_url`` unless told another
+#: (alert_rules/config.py, ``grafana_url``): on any other machine it points nowhere.
+GENERATOR_GRAFANA_URL = "http://localhost:3000"
+#: The dashboards a link without a ``dashboard_url`` leads to, and the detail dashboard's variables
+#: (dashboards/links.py: ``DETAIL``, ``OVERVIEW``, ``Var``; not importable here: the bot's image
+#: ships without dashboards/).
+DETAIL_DASHBOARD_PATH = "/d/breakerpanel-detail/detail"
+OVERVIEW_DASHBOARD_PATH = "/d/breakerpanel-overview/overview"
+
+
+def dashboard_link(annotations: Mapping[str, Any], labels: Mapping[str, Any], grafana_url: str | None) -> str | None:
+    """Where the alert's dashboard is: its ``dashboard_url`` (moved onto ``grafana_url`` when it
+    carries the generator's default base), else, with ``grafana_url``, the breaker's detail
+    dashboard with the breaker selected (the overview for an alert about no breaker), else none."""
+    given = str(annotations.get("dashboard_url") or "")
+    base = grafana_url.rstrip("/") if grafana_url else None
+    if given.startswith(("http://", "https://")):
+        if base is not None and (given == GENERATOR_GRAFANA_URL or given.startswith(GENERATOR_GRAFANA_URL + "/")):
+            return base + given.removeprefix(GENERATOR_GRAFANA_URL)
+        return given
+    if base is None:
+        return None
+    breaker = breaker_of({str(k): str(v) for k, v in labels.items()})
+    if breaker is None:
+        return base + OVERVIEW_DASHBOARD_PATH
+    variables = {
+        "var-job": breaker.job,
+        "var-level": breaker.level,
+        "var-service": breaker.service or breaker.parent or breaker.name,
+        "var-breaker": breaker.name,
+    }
+    return f"{base}{DETAIL_DASHBOARD_PATH}?{urlencode(variables)}"
 
 
 class DeliveryError(Exception):
@@ -66,6 +129,13 @@ class IncidentView:
     figures: dict[str, Any] = field(default_factory=dict)
     #: The bot's page for this incident.
     url: str = ""
+    #: When the incident's first alert started firing (its ``startsAt``), when known.
+    started_at: datetime | None = None
+    #: The incidents attached to this one (what its root cause touched): ``{"id", "title",
+    #: "status", "alerts"}`` with the names of the alerts still firing.
+    children: list[dict[str, Any]] = field(default_factory=list)
+    #: For an attached incident, its root cause's incident.
+    parent_id: int | None = None
 
 
 @dataclass(frozen=True)

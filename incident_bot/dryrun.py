@@ -12,8 +12,8 @@ import logging
 from typing import Any
 
 from .delivery import Delivered, IncidentView, Item
-from .pagerduty import trigger_event
-from .slack import card_blocks, card_text
+from .pagerduty import bounded_event, trigger_event
+from .slack import MAX_REPLY_TEXT, card_blocks, card_text, message_text
 
 __all__ = ["DryRunSender"]
 
@@ -23,8 +23,9 @@ logger = logging.getLogger("incident_bot.dryrun")
 class DryRunSender:
     dry_run = True
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, grafana_url: str | None = None) -> None:
         self.target = target
+        self.grafana_url = grafana_url
 
     def destination_configured(self, destination: str) -> bool:
         return True
@@ -42,32 +43,30 @@ class DryRunSender:
             card = {"channel_id": item.destination, "ts": f"dry-run-{incident.id}"}
         return Delivered(f"dry run: {json.dumps(request, sort_keys=True)}", card=card)
 
-    @staticmethod
-    def render(item: Item, incident: IncidentView | None) -> dict[str, Any]:
-        """The request that would be sent (without any secret)."""
-        if incident is None:  # a change event or a channel message: all in the payload
-            return {
-                "action": item.action,
-                "channel" if item.target == "slack" else "to": item.destination,
-                **item.payload,
-            }
+    def render(self, item: Item, incident: IncidentView | None) -> dict[str, Any]:
+        """The request that would be sent (without any secret), as the real sender shapes it:
+        bounded, and escaped for Slack."""
         if item.target == "pagerduty":
-            if item.action == "trigger":
-                return {"event_action": "trigger", "dedup_key": incident.dedup_key, **trigger_event(incident)}
-            if item.action in ("acknowledge", "resolve"):
+            if incident is not None and item.action == "trigger":
+                event = trigger_event(incident, grafana_url=self.grafana_url)
+                return {"event_action": "trigger", "dedup_key": incident.dedup_key, **event}
+            if incident is not None and item.action in ("acknowledge", "resolve"):
                 return {"event_action": item.action, "dedup_key": incident.dedup_key}
-            return dict(item.payload)
+            return {"action": item.action, "to": item.destination, **bounded_event(item.payload)}
+        if incident is None:  # a message in the channel, about no incident (a change)
+            text = message_text(str(item.payload.get("text", "")))
+            return {"method": "chat.postMessage", "action": item.action, "channel": item.destination, "text": text}
         if item.action == "card":
             method = "chat.update" if incident.card else "chat.postMessage"
             return {
                 "method": method,
                 "channel": item.destination,
                 "text": card_text(incident),
-                "blocks": card_blocks(incident),
+                "blocks": card_blocks(incident, grafana_url=self.grafana_url),
             }
         return {
             "method": "chat.postMessage",
             "channel": item.destination,
             "thread_ts": (incident.card or {}).get("ts"),
-            **item.payload,
+            "text": message_text(str(item.payload.get("text", "")), incident, limit=MAX_REPLY_TEXT),
         }

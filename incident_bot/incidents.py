@@ -1,22 +1,32 @@
-"""Incidents: from alerts to one incident per breaker, and from incident changes to notifications.
+"""Incidents: from alerts to one incident per root cause, and from incident changes to notifications.
 
 The rules, in order of what they prevent:
 
-- **Duplicates change nothing.** An alert is one firing episode (fingerprint and ``startsAt``);
-  seeing it firing again, or resolved again, is a no-op, and a firing that arrives after its
-  resolution (a late retry, another Alertmanager) is stale.
-- **One incident per breaker.** Every alert about a breaker joins the breaker's live incident;
-  PagerDuty hears of it through one ``dedup_key`` (:attr:`Identity.dedup_key`).
+- **Duplicates change nothing.** An alert is one firing episode of one fingerprint; seeing it
+  firing again, or resolved again, is a no-op, whatever ``startsAt`` each copy carries (two
+  Prometheus replicas give two, and Alertmanager merges them to the earlier: a resolve may carry
+  another ``startsAt`` than the firing stored). A firing that starts no later than an episode that
+  already ended (a late retry, another Alertmanager) is stale.
+- **One incident per root cause.** Every alert about a breaker joins the breaker's live incident;
+  PagerDuty hears of it through one ``dedup_key`` (:attr:`Identity.dedup_key`). An endpoint's
+  alerts belong under its service's incident, a feature's under the incident of a service it
+  requires (:meth:`Breaker.root_services`): they are *attached* to it, whatever the order they
+  arrive in. A child that arrived first (and may have paged) is adopted by its service's incident
+  when that opens: the root takes over its page and its Slack card, and nobody is paged twice. A
+  child more urgent than its root raises the root (a feature degraded for users pages through the
+  incident of the provider that caused it).
 - **Flaps fold.** When the last alert of an incident resolves, the incident goes quiet; it resolves
   only after :attr:`EngineConfig.resolve_after` of quiet. An alert firing within that time is a
   flap of the same incident (counted), not a new page.
-- **Children attach.** An endpoint alert whose service breaker has a live incident, or a feature
-  alert while a service breaker of its job has one, is attached to that incident: a line in its
-  timeline and its Slack thread, no page. If the parent resolves while the child still fires, the
-  child becomes an incident of its own, and pages.
+- **Few messages.** Slack gets a card when an incident opens, that card edited when it becomes
+  more urgent or resolves (or a person acts on it), and nothing per alert: alerts joining, flaps
+  and children live in the incident's timeline and on its page, and show on the card's next edit.
+  If the parent resolves while a child still fires, the child becomes an incident of its own.
 
 Every change and the notifications it causes are written in one transaction: the outbox
-(:mod:`incident_bot.outbox`) delivers them, even after a crash.
+(:mod:`incident_bot.outbox`) delivers them, even after a crash. A large webhook is processed in
+chunks of :data:`CHUNK` alerts, one transaction each (processing is idempotent, so a crash between
+chunks only repeats work), so that intake and reads never wait long for the database.
 """
 
 from __future__ import annotations
@@ -27,12 +37,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .alertmanager import Alert, Webhook
-from .db import Database, alerts, events, incidents, now, outbox, webhooks
-from .identity import SERVICE_LEVEL, Identity, identity_of
+from .db import Database, alerts, events, incidents, now, outbox, slack_cards, webhooks
+from .identity import Identity, bounded, breaker_of, identity_of
 from .routing import RoutingFile, incident_labels
 
 __all__ = ["SEVERITIES", "Engine", "EngineConfig"]
@@ -43,7 +53,8 @@ logger = logging.getLogger("incident_bot.incidents")
 SEVERITIES = ("info", "warning", "error", "critical")
 _LIVE = ("open", "acknowledged")
 
-FEATURE_LEVEL = "feature"
+#: Alerts processed per transaction (see the module's docstring).
+CHUNK = 50
 #: Alerts that report a change someone made, not a problem: sent as PagerDuty change events (which
 #: never notify) and a Slack line, never an incident.
 CHANGE_ALERTS = frozenset({"CircuitBreakerManualState"})
@@ -56,6 +67,10 @@ def severity_of(labels: Mapping[str, str]) -> str:
 
 def _more_urgent(a: str, b: str) -> str:
     return a if SEVERITIES.index(a) >= SEVERITIES.index(b) else b
+
+
+class _Busy(Exception):
+    """Another replica holds the processing lock (PostgreSQL)."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +102,8 @@ class Engine:
     # ------------------------------------------------------------------ webhooks
 
     async def process_pending(self, limit: int = 100) -> Outcome:
-        """Process stored webhooks in order, each in its own transaction (a bad one is marked and
-        skipped, never blocks the queue). Returns what changed."""
+        """Process stored webhooks in order, each in transactions of at most :data:`CHUNK` alerts
+        (a bad one is marked and skipped, never blocks the queue). Returns what changed."""
         total = Outcome()
         for _ in range(limit):
             async with self.db.transaction() as conn:
@@ -102,48 +117,70 @@ class Engine:
                         .limit(1)
                     )
                 ).first()
-                if row is None:
-                    break
+            if row is None:
+                break
+            error = None
+            try:
+                webhook = Webhook.model_validate(row.payload)
+                await self._process(webhook, total)
+            except _Busy:
+                break  # another replica took the lock between two chunks: it carries on
+            except Exception as exc:  # a bug must not stall intake: record, log, move on
+                logger.exception("webhook %s could not be processed", row.id)
+                error = f"{type(exc).__name__}: {exc}"
+            async with self.db.transaction() as conn:
                 at = self.clock()
-                error = None
-                try:
-                    async with conn.begin_nested():
-                        webhook = Webhook.model_validate(row.payload)
-                        await self._process(conn, webhook, at, total)
-                except Exception as exc:  # a bug must not stall intake: record, log, move on
-                    logger.exception("webhook %s could not be processed", row.id)
-                    error = f"{type(exc).__name__}: {exc}"
                 await conn.execute(update(webhooks).where(webhooks.c.id == row.id).values(processed_at=at, error=error))
         return total
 
-    async def _process(self, conn: AsyncConnection, webhook: Webhook, at: float, out: Outcome) -> None:
+    async def _process(self, webhook: Webhook, out: Outcome) -> None:
         touched: set[int] = set()
-        for alert in webhook.alerts:
-            incident_id = await (self._firing if alert.status == "firing" else self._resolved)(conn, alert, at, out)
-            if incident_id is not None:
-                touched.add(incident_id)
-        if webhook.truncatedAlerts:
-            for incident_id in touched:
-                await self._event(
-                    conn,
-                    incident_id,
-                    at,
-                    "truncated",
-                    f"Alertmanager left {webhook.truncatedAlerts} alert(s) of group {webhook.groupKey} out of "
-                    "this notification (max_alerts): they arrive with a later one.",
-                )
+        for start in range(0, len(webhook.alerts), CHUNK):
+            async with self.db.transaction() as conn:
+                if not await self.db.lock_processing(conn):
+                    raise _Busy
+                at = self.clock()
+                for alert in webhook.alerts[start : start + CHUNK]:
+                    handle = self._firing if alert.status == "firing" else self._resolved
+                    incident_id = await handle(conn, alert, at, out)
+                    if incident_id is not None:
+                        touched.add(incident_id)
+        if webhook.truncatedAlerts and touched:
+            async with self.db.transaction() as conn:
+                at = self.clock()
+                for incident_id in touched:
+                    await self._event(
+                        conn,
+                        incident_id,
+                        at,
+                        "truncated",
+                        f"Alertmanager left {webhook.truncatedAlerts} alert(s) of group {webhook.groupKey} out of "
+                        "this notification (max_alerts): they arrive with a later one.",
+                    )
+
+    async def _episode(self, conn: AsyncConnection, alert: Alert) -> Any:
+        """The latest episode stored for the alert's fingerprint, or None."""
+        query = (
+            select(alerts)
+            .where(alerts.c.key.startswith(f"{alert.fingerprint}@", autoescape=True))
+            .order_by(alerts.c.starts_at.desc(), alerts.c.first_seen.desc())
+            .limit(1)
+        )
+        return (await conn.execute(query)).first()
 
     async def _firing(self, conn: AsyncConnection, alert: Alert, at: float, out: Outcome) -> int | None:
-        known = (await conn.execute(select(alerts).where(alerts.c.key == alert.key))).first()
+        known = await self._episode(conn, alert)
         if known is not None:
-            if known.status == "resolved":
+            if known.status == "firing":
+                out.duplicates += 1  # the same episode again (an HA copy may carry another startsAt)
+                await conn.execute(
+                    update(alerts).where(alerts.c.key == known.key).values(last_seen=at, annotations=alert.annotations)
+                )
+                # Its incident still hears of this notification (a "truncated" note, say).
+                return int(known.incident_id) if known.incident_id is not None else None
+            if alert.startsAt.isoformat() <= known.starts_at:
                 out.stale += 1  # a late firing of an episode that already ended
                 return None
-            out.duplicates += 1
-            await conn.execute(
-                update(alerts).where(alerts.c.key == alert.key).values(last_seen=at, annotations=alert.annotations)
-            )
-            return None
         out.alerts_new += 1
         identity = identity_of(alert.labels)
         severity = severity_of(alert.labels)
@@ -155,7 +192,7 @@ class Engine:
         live = await self._live_incident(conn, identity.key)
         if live is not None:
             await self._add_alert(conn, live.id, alert, severity, at)
-            await self._join(conn, live, alert, alertname, severity, at, out)
+            await self._join(conn, live, alertname, severity, at, out)
             return int(live.id)
         parent = await self._parent_incident(conn, identity)
         if parent is not None:
@@ -163,64 +200,111 @@ class Engine:
                 conn, identity, alert, severity, at, status="attached", parent_id=parent.id
             )
             await self._add_alert(conn, incident_id, alert, severity, at)
-            text = f"{identity.title}: {alertname} fired; attached here, its service breaker's incident is open."
-            await self._event(conn, parent.id, at, "child_attached", text, {"child": incident_id})
-            await self._event(conn, incident_id, at, "attached", f"Attached to incident #{parent.id}: no page.")
-            await self._reply(conn, parent, at, text)
+            await self._event(
+                conn, incident_id, at, "attached", f"{alertname} fired: attached to incident #{parent.id}."
+            )
+            await self._attached(conn, parent, incident_id, identity.title, alertname, severity, at)
             out.attached += 1
             return incident_id
         incident_id = await self._create(conn, identity, alert, severity, at, status="open", parent_id=None)
         await self._add_alert(conn, incident_id, alert, severity, at)
         await self._event(conn, incident_id, at, "opened", f"{alertname} fired: incident opened ({severity}).")
-        await self._notify_open(conn, incident_id, at)
+        adopted = await self._adopt(conn, incident_id, identity, at)
+        await self._notify_open(conn, incident_id, at, adopted)
         out.opened += 1
         return incident_id
 
     async def _join(
-        self, conn: AsyncConnection, live: Any, alert: Alert, alertname: str, severity: str, at: float, out: Outcome
+        self, conn: AsyncConnection, live: Any, alertname: str, severity: str, at: float, out: Outcome
     ) -> None:
-        changes: dict[str, Any] = {"updated_at": at}
+        """An alert joins its breaker's live incident: a line in the timeline; a notification only
+        when it makes the incident more urgent."""
         text = f"{alertname} fired."
+        changes: dict[str, Any] = {"updated_at": at}
         if live.quiet_since is not None:
             changes["quiet_since"] = None
             changes["flaps"] = live.flaps + 1
             text = f"{alertname} fired again {at - live.quiet_since:.0f}s after going quiet: flap {live.flaps + 1}."
             out.flaps += 1
-        raised = _more_urgent(severity, live.severity) != live.severity
-        receivers = live.receivers
-        added: dict[str, list[str]] = {"pagerduty": [], "slack": []}
-        if raised:
-            changes["severity"] = severity
-            if live.status != "attached":
-                # More urgent now: the routes of the new alert apply too (a warning that turns
-                # critical pages), added to the receivers it already has.
-                wanted = self._receivers(incident_labels(alert.labels))
-                for target in ("pagerduty", "slack"):
-                    added[target] = [r for r in wanted[target] if r not in receivers.get(target, [])]
-                receivers = {
-                    "routes": receivers.get("routes", [])
-                    + [r for r in wanted["routes"] if r not in receivers.get("routes", [])],
-                    "pagerduty": receivers.get("pagerduty", []) + added["pagerduty"],
-                    "slack": receivers.get("slack", []) + added["slack"],
-                }
-                changes["receivers"] = receivers
         await conn.execute(update(incidents).where(incidents.c.id == live.id).values(**changes))
         await self._event(conn, live.id, at, "flap" if "flaps" in changes else "alert_firing", text)
         if live.status == "attached":
+            parent = (await conn.execute(select(incidents).where(incidents.c.id == live.parent_id))).one()
+            await self._raise(conn, parent, severity, at, f"{live.title}: {alertname} ({severity}).")
+        else:
+            await self._raise(conn, live, severity, at, f"{alertname} ({severity}).")
+
+    async def _attached(
+        self, conn: AsyncConnection, parent: Any, child_id: int, title: str, alertname: str, severity: str, at: float
+    ) -> None:
+        text = f"{title}: {alertname} fired; attached here."
+        await self._event(conn, parent.id, at, "child_attached", text, {"child": child_id})
+        await self._raise(conn, parent, severity, at, f"{title}: {alertname} ({severity}).")
+
+    async def _raise(self, conn: AsyncConnection, incident: Any, severity: str, at: float, why: str) -> None:
+        """Make a live root incident as urgent as ``severity``: its routes for that severity apply
+        too (a warning that turns critical pages), its card is refreshed."""
+        if incident.status not in _LIVE or _more_urgent(severity, incident.severity) == incident.severity:
             return
-        if raised:  # a trigger with the same dedup_key updates PagerDuty's alert (or opens it)
-            for ref in receivers.get("pagerduty", []):
-                await self._enqueue(conn, live.id, "pagerduty", "trigger", ref, at)
-            if added["pagerduty"] or added["slack"]:
-                routes = ", ".join(receivers["routes"])
-                await self._event(conn, live.id, at, "routed", f"Raised to {severity}: routes {routes}.", receivers)
-        for channel in receivers.get("slack", []):
-            await self._enqueue(conn, live.id, "slack", "card", channel, at)
-        for channel in receivers.get("slack", []):
-            await self._enqueue(conn, live.id, "slack", "reply", channel, at, {"text": text})
+        receivers = dict(incident.receivers)
+        wanted = self._receivers(incident_labels({**incident.labels, "severity": severity}))
+        added = {t: [r for r in wanted[t] if r not in receivers.get(t, [])] for t in ("pagerduty", "slack")}
+        receivers = {
+            **receivers,
+            "routes": receivers.get("routes", [])
+            + [r for r in wanted["routes"] if r not in receivers.get("routes", [])],
+            "pagerduty": receivers.get("pagerduty", []) + added["pagerduty"],
+            "slack": receivers.get("slack", []) + added["slack"],
+        }
+        await conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident.id)
+            .values(severity=severity, receivers=receivers, updated_at=at)
+        )
+        await self._event(conn, incident.id, at, "raised", f"Raised to {severity}: {why}", receivers)
+        # A trigger with the incident's dedup_key opens PagerDuty's alert, or updates it.
+        for ref in receivers["pagerduty"]:
+            await self._enqueue(conn, incident.id, "pagerduty", "trigger", ref, at)
+        for channel in receivers["slack"]:
+            await self._card(conn, incident.id, channel, at)
+
+    async def _adopt(self, conn: AsyncConnection, root_id: int, identity: Identity, at: float) -> list[Any]:
+        """A service's incident just opened: the live incidents of breakers that belong under it
+        (endpoints, features that require it), opened first and still firing, become its children. The root takes
+        over the first one's page (its dedup_key) and every Slack card it has where the root has
+        none, and the most urgent severity among them. Returns the adopted incidents."""
+        breaker = identity.breaker
+        if breaker is None or breaker.root_services():
+            return []
+        query = select(incidents).where(
+            incidents.c.identity.startswith(f"breaker:{breaker.job}:", autoescape=True),
+            incidents.c.status.in_(_LIVE),
+            incidents.c.parent_id.is_(None),
+            incidents.c.id != root_id,
+        )
+        adopted = []
+        for child in (await conn.execute(query.order_by(incidents.c.opened_at))).all():
+            found = breaker_of(child.labels)
+            if found is None or not found.belongs_to(breaker.name):
+                continue
+            if child.quiet_since is not None:
+                continue  # over already: it resolves by itself after its quiet time
+            adopted.append(child)
+            await conn.execute(
+                update(incidents)
+                .where(incidents.c.id == child.id)
+                .values(status="attached", parent_id=root_id, quiet_since=None, updated_at=at)
+            )
+            await self._event(
+                conn, child.id, at, "attached", f"Attached to incident #{root_id}, its root cause, which opened later."
+            )
+            await self._event(
+                conn, root_id, at, "child_attached", f"{child.title} (opened first) attached here.", {"child": child.id}
+            )
+        return adopted
 
     async def _resolved(self, conn: AsyncConnection, alert: Alert, at: float, out: Outcome) -> int | None:
-        known = (await conn.execute(select(alerts).where(alerts.c.key == alert.key))).first()
+        known = await self._episode(conn, alert)
         if known is None:
             # Resolved before we saw it fire (the bot started later): nothing of ours to close.
             out.stale += 1
@@ -229,7 +313,7 @@ class Engine:
             out.duplicates += 1
             return None
         out.alerts_resolved += 1
-        await conn.execute(update(alerts).where(alerts.c.key == alert.key).values(status="resolved", resolved_at=at))
+        await conn.execute(update(alerts).where(alerts.c.key == known.key).values(status="resolved", resolved_at=at))
         if known.incident_id is None:  # a change that ended
             await self._change(conn, alert, identity_of(alert.labels), at, started=False)
             return None
@@ -239,10 +323,9 @@ class Engine:
         firing = await self._firing_count(conn, incident.id)
         name = known.alertname
         if firing:
-            text = f"{name} resolved; {firing} alert(s) still firing."
-            await self._event(conn, incident.id, at, "alert_resolved", text)
-            if incident.status != "attached":
-                await self._reply(conn, incident, at, text)
+            await self._event(
+                conn, incident.id, at, "alert_resolved", f"{name} resolved; {firing} alert(s) still firing."
+            )
             return int(incident.id)
         if incident.status == "attached":
             await self._close(conn, incident, at, f"{name} resolved: the attached alerts are over.")
@@ -254,8 +337,6 @@ class Engine:
         text = f"{name} resolved: every alert is over. Resolving after {quiet:.0f}s without a new one."
         await conn.execute(update(incidents).where(incidents.c.id == incident.id).values(quiet_since=at, updated_at=at))
         await self._event(conn, incident.id, at, "quiet", text)
-        await self._cards(conn, incident, at)
-        await self._reply(conn, incident, at, text)
         return int(incident.id)
 
     async def _change(
@@ -375,7 +456,8 @@ class Engine:
             await self._enqueue(conn, incident.id, "pagerduty", "resolve", ref, at)
         await self._event(conn, incident.id, at, "resolved", text, {"by": by} if by else {})
         await self._cards(conn, incident, at)
-        await self._reply(conn, incident, at, text)
+        if by is not None:  # a person resolved it from Slack: say so in the thread
+            await self._reply(conn, incident, at, text)
         children = (
             await conn.execute(
                 select(incidents).where(incidents.c.parent_id == incident.id, incidents.c.status == "attached")
@@ -384,7 +466,7 @@ class Engine:
         for child in children:
             if await self._firing_count(conn, child.id):
                 # Still firing without its parent: it is an incident of its own now, and pages.
-                labels = incident_labels(child.labels)
+                labels = incident_labels({**child.labels, "severity": child.severity})
                 receivers = self._receivers(labels)
                 await conn.execute(
                     update(incidents)
@@ -394,7 +476,7 @@ class Engine:
                 await self._event(
                     conn, child.id, at, "promoted", f"Its parent incident #{incident.id} resolved while it fires."
                 )
-                await self._notify_open(conn, child.id, at)
+                await self._notify_open(conn, child.id, at, [])
             else:
                 await self._close(conn, child, at, f"Parent incident #{incident.id} resolved.")
 
@@ -412,21 +494,12 @@ class Engine:
         return (await conn.execute(query)).first()
 
     async def _parent_incident(self, conn: AsyncConnection, identity: Identity) -> Any:
-        parent_key = identity.parent_key()
-        if parent_key is not None:
-            parent = await self._live_incident(conn, parent_key)
-            return parent if parent is not None and parent.status in _LIVE else None
-        breaker = identity.breaker
-        if breaker is not None and breaker.level == FEATURE_LEVEL:
-            # A feature has no parent label: its dependencies are services of the same job.
-            prefix = f"breaker:{breaker.job}:{SERVICE_LEVEL}:"
-            query = (
-                select(incidents)
-                .where(incidents.c.identity.startswith(prefix, autoescape=True), incidents.c.status.in_(_LIVE))
-                .order_by(incidents.c.opened_at)
-                .limit(1)
-            )
-            return (await conn.execute(query)).first()
+        """The live incident of a service this breaker belongs under (an endpoint's service, a
+        feature's required services, the first opened when several are), or None."""
+        for key in identity.parent_keys():
+            parent = await self._live_incident(conn, key)
+            if parent is not None and parent.status in _LIVE:
+                return parent
         return None
 
     def _receivers(self, labels: Mapping[str, str]) -> dict[str, list[str]]:
@@ -473,7 +546,7 @@ class Engine:
             insert(alerts).values(
                 key=alert.key,
                 incident_id=incident_id,
-                alertname=alert.labels.get("alertname", "alert"),
+                alertname=bounded(alert.labels.get("alertname", "alert"), 200),
                 status="firing",
                 severity=severity,
                 labels=dict(alert.labels),
@@ -489,18 +562,95 @@ class Engine:
         query = select(func.count()).where(alerts.c.incident_id == incident_id, alerts.c.status == "firing")
         return int((await conn.execute(query)).scalar_one())
 
-    async def _notify_open(self, conn: AsyncConnection, incident_id: int, at: float) -> None:
+    async def _notify_open(self, conn: AsyncConnection, incident_id: int, at: float, adopted: list[Any]) -> None:
+        """Page and post the card of a new root incident. With ``adopted`` children (opened before
+        it), their most urgent severity is its own, it takes over the first paged child's
+        ``dedup_key`` (PagerDuty sees an update of the page already out, not a new page) and the
+        children's cards in channels where it has none (edited into its own card)."""
         incident = (await conn.execute(select(incidents).where(incidents.c.id == incident_id))).one()
-        for ref in incident.receivers.get("pagerduty", []):
+        severity = incident.severity
+        for child in adopted:
+            severity = _more_urgent(child.severity, severity)
+        receivers = self._receivers(incident_labels({**incident.labels, "severity": severity}))
+        paged = [c for c in adopted if await self._paged(conn, c.id)]
+        changes: dict[str, Any] = {"severity": severity, "receivers": receivers}
+        if paged:
+            changes["dedup_key"] = paged[0].dedup_key
+            for ref in paged[0].receivers["pagerduty"]:
+                if ref not in receivers["pagerduty"]:
+                    receivers["pagerduty"].append(ref)
+            await self._event(conn, incident_id, at, "page_adopted", f"Took over the page of #{paged[0].id}.")
+        for duplicate in paged[1:]:
+            # One page per root cause: a second child's page is withdrawn, the root's stays.
+            for ref in duplicate.receivers["pagerduty"]:
+                await self._enqueue(conn, duplicate.id, "pagerduty", "resolve", ref, at)
+            await self._event(
+                conn, duplicate.id, at, "page_withdrawn", f"Its page is withdrawn: incident #{incident_id} holds one."
+            )
+        await conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**changes))
+        for child in adopted:
+            # What the child has not sent yet, it never will: its root says it now (a card not yet
+            # posted, a page not yet out: the root's own page replaces it).
+            await conn.execute(
+                delete(outbox).where(
+                    outbox.c.incident_id == child.id, outbox.c.status == "pending", outbox.c.claimed_by.is_(None)
+                )
+            )
+            for card in (await conn.execute(select(slack_cards).where(slack_cards.c.incident_id == child.id))).all():
+                if card.channel in receivers["slack"] and not await self._has_card(conn, incident_id, card.channel):
+                    await conn.execute(
+                        update(slack_cards)
+                        .where(slack_cards.c.incident_id == child.id, slack_cards.c.channel == card.channel)
+                        .values(incident_id=incident_id)
+                    )
+                else:  # the child's own card says where it went
+                    await self._card(conn, child.id, card.channel, at)
+        for ref in receivers["pagerduty"]:
             await self._enqueue(conn, incident_id, "pagerduty", "trigger", ref, at)
-        await self._cards(conn, incident, at)
-        routes = ", ".join(incident.receivers.get("routes", []))
-        await self._event(conn, incident_id, at, "routed", f"Routes: {routes or 'none'}.", incident.receivers)
+        for channel in receivers["slack"]:
+            await self._card(conn, incident_id, channel, at)
+        routes = ", ".join(receivers.get("routes", []))
+        await self._event(conn, incident_id, at, "routed", f"Routes: {routes or 'none'}.", receivers)
+
+    async def _paged(self, conn: AsyncConnection, incident_id: int) -> bool:
+        """Whether a PagerDuty trigger of the incident is out, or on its way (claimed)."""
+        query = select(outbox.c.id).where(
+            outbox.c.incident_id == incident_id,
+            outbox.c.target == "pagerduty",
+            outbox.c.action == "trigger",
+            (outbox.c.status == "sent") | ((outbox.c.status == "pending") & outbox.c.claimed_by.is_not(None)),
+        )
+        return (await conn.execute(query.limit(1))).first() is not None
+
+    async def _has_card(self, conn: AsyncConnection, incident_id: int, channel: str) -> bool:
+        query = select(slack_cards.c.ts).where(
+            slack_cards.c.incident_id == incident_id, slack_cards.c.channel == channel
+        )
+        return (await conn.execute(query)).first() is not None
 
     async def _cards(self, conn: AsyncConnection, incident: Any, at: float) -> None:
         """Post or refresh the incident's Slack card in each of its channels."""
         for channel in incident.receivers.get("slack", []):
-            await self._enqueue(conn, incident.id, "slack", "card", channel, at)
+            await self._card(conn, incident.id, channel, at)
+
+    async def _card(self, conn: AsyncConnection, incident_id: int, channel: str, at: float) -> None:
+        """Post or refresh one card, unless a refresh is already waiting: it renders the incident
+        as it is when sent, so one pending refresh says everything (a burst of changes costs one
+        message)."""
+        pending = await conn.execute(
+            select(outbox.c.id)
+            .where(
+                outbox.c.incident_id == incident_id,
+                outbox.c.target == "slack",
+                outbox.c.destination == channel,
+                outbox.c.action == "card",
+                outbox.c.status == "pending",
+                outbox.c.claimed_by.is_(None),
+            )
+            .limit(1)
+        )
+        if pending.first() is None:
+            await self._enqueue(conn, incident_id, "slack", "card", channel, at)
 
     async def _reply(self, conn: AsyncConnection, incident: Any, at: float, text: str) -> None:
         for channel in incident.receivers.get("slack", []):

@@ -22,6 +22,17 @@ class BotMetrics:
         self.rejected = Counter(
             "incident_bot_webhooks_rejected", "Webhooks refused, by reason.", ["reason"], registry=r
         )
+        self.repaired = Counter(
+            "incident_bot_webhooks_repaired",
+            "Accepted webhooks whose characters no database can store were replaced with U+FFFD.",
+            registry=r,
+        )
+        self.pruned = Counter(
+            "incident_bot_pruned_rows",
+            "Rows deleted past the retention, by table.",
+            ["table"],
+            registry=r,
+        )
         self.alerts = Counter("incident_bot_alerts", "Alerts processed, by what they did.", ["effect"], registry=r)
         self.incidents = Counter("incident_bot_incidents", "Incident lifecycle events.", ["event"], registry=r)
         self.delivered = Counter(

@@ -348,6 +348,19 @@ class OutboxWorker:
                     .order_by(alerts.c.first_seen)
                 )
             ).all()
+            children = []
+            for child in (
+                await conn.execute(
+                    select(incidents.c.id, incidents.c.title, incidents.c.status)
+                    .where(incidents.c.parent_id == incident.id)
+                    .order_by(incidents.c.id)
+                )
+            ).all():
+                names = await conn.execute(
+                    select(alerts.c.alertname).where(alerts.c.incident_id == child.id, alerts.c.status == "firing")
+                )
+                alerting = sorted({row.alertname for row in names})
+                children.append({"id": child.id, "title": child.title, "status": child.status, "alerts": alerting})
             card = None
             if item.target == "slack":
                 row = (
@@ -391,6 +404,8 @@ class OutboxWorker:
             ],
             card=card,
             figures=figures,
+            children=children,
+            parent_id=incident.parent_id,
             url=f"{self.config.public_url.rstrip('/')}/incidents/{incident.id}",
         )
 

@@ -3,11 +3,16 @@
 The client is synchronous and, by default, retries 429 without limit with blocking sleeps: it runs
 in a worker thread here, with its own retries cut to one quick attempt, so the outbox decides when
 to try again (with backoff, jitter and ``Retry-After``) and one slow PagerDuty never stalls Slack.
+
+Every event is cut to PagerDuty's limits before it leaves (:func:`bounded_event`): PagerDuty
+refuses an event over 512 KB with a 400, which would put the page in the dead letters, so an
+oversized label shortens the page (with a visible "…(truncated)") instead of stopping it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from collections.abc import Mapping
@@ -16,12 +21,24 @@ from typing import Any
 
 import pagerduty
 
-from .delivery import Delivered, DeliveryError, IncidentView, Item
+from .delivery import Delivered, DeliveryError, IncidentView, Item, bounded, dashboard_link
 
-__all__ = ["PagerDutySender", "trigger_event"]
+__all__ = ["PagerDutySender", "bounded_event", "trigger_event"]
 
-#: PagerDuty's limits on an event's fields (Events API v2).
+#: PagerDuty's limits on an event's fields (Events API v2): ``payload.summary`` is cut at 1,024
+#: characters and an event over 512 KB is refused.
 SUMMARY_LIMIT = 1024
+MAX_EVENT_BYTES = 512 * 1024
+#: What an event may weigh here: the client wraps it (routing key, action, dedup key) and a few
+#: bytes of room cost nothing.
+EVENT_BUDGET = MAX_EVENT_BYTES - 4096
+#: The payload's other short fields have no documented limit: the summary's keeps them readable.
+SHORT_FIELD_LIMIT = SUMMARY_LIMIT
+#: A link longer than this is left out: cut, it would lead nowhere.
+MAX_LINK_LENGTH = 3000
+#: When ``custom_details`` make the event too big, their strings are cut to these lengths in turn
+#: until it fits.
+_DETAIL_STRING_LIMITS = (8192, 1024, 256, 64)
 #: The client's own retries, off: ``retry[429] = 1`` with ``max_http_attempts = -1`` is the
 #: one setting that makes it send exactly one request (``retry[429] = 0`` means "without limit").
 _CLIENT_RETRY = {429: 1, 500: 1, 502: 1, 503: 1, 504: 1}
@@ -42,8 +59,10 @@ class PagerDutySender:
         base_url: str,
         ca_file: str | None = None,
         timeout: float = 10.0,
+        grafana_url: str | None = None,
     ) -> None:
         self._keys = dict(routing_keys)
+        self._grafana_url = grafana_url
         self._base_url = base_url
         self._verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
         self._timeout = timeout
@@ -78,12 +97,12 @@ class PagerDutySender:
         action = item.action
         try:
             if action == "change":  # a change event: it belongs to no incident and never notifies
-                await asyncio.to_thread(client.send_change_event, **item.payload)
+                await asyncio.to_thread(client.send_change_event, **bounded_event(item.payload))
                 return Delivered("change")
             if incident is None:
                 raise DeliveryError(f"a PagerDuty {action} needs its incident", retryable=False)
             if action == "trigger":
-                event = trigger_event(incident)
+                event = trigger_event(incident, grafana_url=self._grafana_url)
                 dedup_key = await asyncio.to_thread(client.send_event, "trigger", dedup_key=incident.dedup_key, **event)
             elif action in ("acknowledge", "resolve"):
                 dedup_key = await asyncio.to_thread(client.send_event, action, dedup_key=incident.dedup_key)
@@ -119,10 +138,12 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def trigger_event(incident: IncidentView) -> dict[str, Any]:
-    """The ``payload``, ``links`` and ``client`` of an incident's trigger event."""
+def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> dict[str, Any]:
+    """The ``payload``, ``links`` and ``client`` of an incident's trigger event, within PagerDuty's
+    limits (:func:`bounded_event`)."""
     labels = incident.labels
     first = incident.firing[0] if incident.firing else {}
+    annotations = {**incident.annotations, **(first.get("annotations") or {})}
     summary = f"[{incident.severity}] {incident.title}"
     if first.get("summary"):
         summary += f": {first['summary']}"
@@ -133,28 +154,30 @@ def trigger_event(incident: IncidentView) -> dict[str, Any]:
         "level": labels.get("circuit_breaker_level"),
         "parent": labels.get("circuit_breaker_parent") or None,
         "flaps": incident.flaps,
-        "alerts": [
-            {"alert": a["alertname"], "severity": a["severity"], "summary": a.get("summary", "")}
-            for a in incident.firing
-        ],
+        "description": annotations.get("description") or None,
+        "alerts": [_alert_details(a) for a in incident.firing],
         "labels": {k: v for k, v in labels.items() if k != "__name__"},
         **incident.figures,
     }
+    # When it started: the first alert's startsAt (the bot may hear of it later, after a restart or
+    # Alertmanager's group_wait), else when the bot opened the incident.
+    started = incident.started_at or datetime.fromtimestamp(incident.opened_at, UTC)
     payload = {
-        "summary": summary[:SUMMARY_LIMIT],
+        "summary": summary,
         "source": labels.get("server_address") or labels.get("instance") or labels.get("job") or "breakerpanel",
         "severity": incident.severity,
-        "timestamp": datetime.fromtimestamp(incident.opened_at, UTC).isoformat(),
+        "timestamp": started.isoformat(),
         "component": labels.get("circuit_breaker_name") or labels.get("alertname", ""),
         "group": labels.get("job", ""),
         "class": first.get("alertname", ""),
         "custom_details": {k: v for k, v in details.items() if v is not None},
     }
     links = []
-    annotations = {**incident.annotations, **(first.get("annotations") or {})}
-    for key, text in (("dashboard_url", "Grafana dashboard"), ("runbook_url", "Runbook")):
-        if str(annotations.get(key, "")).startswith(("http://", "https://")):
-            links.append({"href": annotations[key], "text": text})
+    dashboard = dashboard_link(annotations, labels, grafana_url)
+    if dashboard is not None:
+        links.append({"href": dashboard, "text": "Grafana dashboard"})
+    if str(annotations.get("runbook_url", "")).startswith(("http://", "https://")):
+        links.append({"href": annotations["runbook_url"], "text": "Runbook"})
     if str(first.get("generator_url", "")).startswith(("http://", "https://")):
         links.append({"href": first["generator_url"], "text": "Prometheus"})
     if incident.url:
@@ -162,4 +185,59 @@ def trigger_event(incident: IncidentView) -> dict[str, Any]:
     event: dict[str, Any] = {"payload": payload, "links": links, "client": "breakerpanel incident bot"}
     if incident.url:
         event["client_url"] = incident.url
-    return event
+    return bounded_event(event)
+
+
+def _alert_details(alert: Mapping[str, Any]) -> dict[str, Any]:
+    details = {"alert": alert["alertname"], "severity": alert["severity"], "summary": alert.get("summary", "")}
+    description = (alert.get("annotations") or {}).get("description")
+    if description:
+        details["description"] = description
+    return details
+
+
+def bounded_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """``event`` (a trigger's or a change event's ``payload``, ``links``, ...) within PagerDuty's
+    limits: the summary and the payload's other short fields cut with "…(truncated)", links too
+    long to work left out, and ``custom_details`` cut until the whole event weighs under 512 KB:
+    their strings shorter and shorter, as a last resort their JSON text, cut. Never raises."""
+    out = dict(event)
+    payload = dict(out.get("payload") or {})
+    for key in ("summary", "source", "component", "group", "class"):
+        if isinstance(payload.get(key), str):
+            payload[key] = bounded(payload[key], SUMMARY_LIMIT if key == "summary" else SHORT_FIELD_LIMIT)
+    out["payload"] = payload
+    if isinstance(out.get("links"), list):
+        out["links"] = [
+            {**link, "text": bounded(str(link.get("text", "")), SHORT_FIELD_LIMIT)}
+            for link in out["links"]
+            if isinstance(link, Mapping) and len(str(link.get("href", ""))) <= MAX_LINK_LENGTH
+        ]
+    if _event_bytes(out) <= EVENT_BUDGET or not isinstance(payload.get("custom_details"), Mapping):
+        return out
+    details = payload["custom_details"]
+    for limit in _DETAIL_STRING_LIMITS:
+        payload["custom_details"] = _strings_cut(details, limit)
+        if _event_bytes(out) <= EVENT_BUDGET:
+            return out
+    # Too many fields, however short: keep the start of their JSON text, as one string.
+    payload["custom_details"] = {}
+    room = max(0, (EVENT_BUDGET - _event_bytes(out)) // 6 - 64)  # \uXXXX: 6 bytes a character at most
+    payload["custom_details"] = {"truncated": bounded(json.dumps(details, default=str), room)}
+    return out
+
+
+def _strings_cut(value: Any, limit: int) -> Any:
+    """``value`` with every string in it (keys too) cut to ``limit`` characters."""
+    if isinstance(value, str):
+        return bounded(value, limit)
+    if isinstance(value, Mapping):
+        return {bounded(str(k), limit): _strings_cut(v, limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strings_cut(v, limit) for v in value]
+    return value
+
+
+def _event_bytes(event: Mapping[str, Any]) -> int:
+    """What the event weighs as JSON, at most (ASCII escapes: never less than the UTF-8 the client may send)."""
+    return len(json.dumps(event, default=str))

@@ -62,6 +62,14 @@ def incident(found: dict[str, Any], *, dry_run: bool) -> str:
         f'<p class="{status}">{status}, {escape(found["severity"])}, {found["flaps"]} flap(s), '
         f"opened {_when(found['opened_at'])}. PagerDuty dedup key <code>{escape(found['dedup_key'])}</code>.</p>"
     )
+    if found.get("parent_id"):
+        head += f'<p>Attached to its root cause, <a href="{found["parent_id"]}">incident #{found["parent_id"]}</a>.</p>'
+    children = "".join(
+        f'<li><a href="{c["id"]}">#{c["id"]} {escape(c["title"])}</a> ({escape(c["status"])})</li>'
+        for c in found.get("children", [])
+    )
+    if children:
+        head += f"<h2>Attached: what this root cause touched</h2><ul>{children}</ul>"
     timeline = "".join(
         f"<tr><td>{_when(e['at'])}</td><td>{escape(e['kind'])}</td><td>{escape(e['text'])}</td></tr>"
         for e in found["timeline"]

@@ -17,8 +17,9 @@ Routes are tried in order; the first whose ``match`` holds takes the incident, u
 ``continue: true``, then later matching routes add their receivers too. No match: ``default``.
 ``match`` maps a label to a regular expression the whole value must match; besides any alert label,
 ``level``, ``breaker`` and ``service`` name the breaker's level, name and service (an endpoint's
-parent, else the breaker itself). Routing keys come from an environment variable or a file, never
-from this file. A bad file stops the bot at start with the line, the key path and the reason.
+parent, else the breaker itself); ``severity`` is normalised first (``PAGE`` matches ``critical``).
+Routing keys come from an environment variable or a file, never from this file. A bad file stops
+the bot at start with the line, the key path and the reason.
 """
 
 from __future__ import annotations
@@ -196,13 +197,17 @@ class RoutingKeys:
 
 
 def incident_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    """An alert's labels plus the routing aliases ``level``, ``breaker`` and ``service``."""
+    """An alert's labels plus the routing aliases ``level``, ``breaker`` and ``service``, with
+    ``severity`` as the incident has it (``PAGE`` and ``Critical`` are ``critical``, a missing one
+    ``warning``): a route matches the severity the incident is paged with."""
     from .identity import breaker_of
+    from .incidents import severity_of  # incidents imports this module: at call time
 
     out = dict(labels)
+    out["severity"] = severity_of(labels)
     found = breaker_of(labels)
     if found is not None:
         out.setdefault("level", found.level)
         out.setdefault("breaker", found.name)
-        out.setdefault("service", found.service)
+        out.setdefault("service", found.service or found.name)
     return out

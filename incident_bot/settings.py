@@ -6,12 +6,14 @@ A bad value stops the bot at start with the variable's name and the reason.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ENV_PREFIX", "Settings", "read_secret"]
@@ -19,6 +21,22 @@ __all__ = ["ENV_PREFIX", "Settings", "read_secret"]
 ENV_PREFIX = "INCIDENT_BOT_"
 
 Seconds = Annotated[float, Field(gt=0)]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNIT_SECONDS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
+
+
+def _long_duration(value: Any) -> Any:
+    """Seconds from a number or from ``90s``, ``30m``, ``12h``, ``30d``."""
+    if isinstance(value, str):
+        found = _DURATION.match(value)
+        if found is None:
+            raise ValueError(f"expected seconds or a duration such as 12h or 30d (got {value!r})")
+        return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+    return value
+
+
+LongDuration = Annotated[float, BeforeValidator(_long_duration), Field(gt=0, allow_inf_nan=False)]
 
 
 def read_secret(value: SecretStr | None, file: Path | None, name: str) -> SecretStr | None:
@@ -59,21 +77,42 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         32, ge=4, le=200, description="Webhook bodies that nest arrays and objects deeper get 400 (a webhook needs 4)."
     )
-    auth_failures_allowed: int = Field(10, ge=1, description="Bad tokens from one client before it is throttled.")
+    auth_failures_allowed: int = Field(
+        10, ge=1, description="Bad tokens (or signatures) from one client before its bad ones are throttled."
+    )
     auth_failure_window: Seconds = Field(60.0, description="The window the bad tokens are counted in.")
     auth_lockout: Seconds = Field(
-        60.0, description="How long a throttled client gets 429 the first time (doubling on repeats, up to 16 times)."
+        60.0,
+        description="How long a throttled client's bad tokens get 429 the first time (doubling on repeats, up to 16 "
+        "times); the valid token is never refused.",
     )
     # Alertmanager is one client sending everything: the limit stops a runaway or hostile client,
     # well above what a cluster's Alertmanagers send (bench/bot_intake.py: 500/s all accepted).
     intake_rate_limit: int = Field(
         1000, ge=1, description="Requests per second one client may send to the webhook and Slack routes, sustained."
     )
-    intake_rate_burst: int = Field(2000, ge=1, description="Requests one client may send at once (then 429).")
+    intake_rate_burst: int = Field(
+        2000, ge=1, description="Requests one client may send at once (then 503 on the webhook, 429 on Slack's route)."
+    )
     intake_max_concurrency: int = Field(
         512,
         ge=1,
         description="Ceiling (and start) of the adaptive concurrency limit of those routes (over the limit: 503).",
+    )
+    # -- reads: the incident list and pages, /metrics (health checks are always open)
+    read_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for reads (GET /v1/incidents, the pages, /metrics). Not needed when the bot "
+        "listens on loopback only (--host 127.0.0.1, the default): then reads are open.",
+    )
+    read_token_file: Path | None = Field(None, description="A file holding the read token instead.")
+    read_proxy_header: str | None = Field(
+        None,
+        description="A header in which a trusted authenticating proxy names the person (X-Forwarded-User): a "
+        "request with it from one of read_proxy_addresses may read.",
+    )
+    read_proxy_addresses: list[str] = Field(
+        default_factory=list, description="Addresses or networks (CIDR) of the proxies trusted to set that header."
     )
     # -- incidents
     resolve_after: Seconds = Field(
@@ -109,6 +148,13 @@ class Settings(BaseSettings):
     max_backoff: Seconds = Field(300.0, description="The longest wait between delivery attempts.")
     claim_timeout: Seconds = Field(30.0, description="A replica's claim on outbox work expires after this.")
     poll_interval: Seconds = Field(0.2, description="How often idle workers look for work.")
+    # -- storage over time
+    retention: LongDuration = Field(
+        30 * 86_400.0,
+        description="How long finished things are kept (processed webhooks, resolved incidents with their "
+        "alerts, timeline and sent deliveries): seconds, or 12h, 30d. Live incidents and pending deliveries "
+        "are kept whatever their age.",
+    )
     # -- identity and mode
     replica_id: str = Field(
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
@@ -132,9 +178,19 @@ class Settings(BaseSettings):
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
 
+    @field_validator("read_proxy_addresses")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for address in value:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise ValueError(f"{address!r} is neither an IP address nor a network such as 10.0.0.0/8") from None
+        return value
+
     @model_validator(mode="after")
     def _secrets_from_files(self) -> Settings:
-        for name in ("webhook_token", "slack_bot_token", "slack_signing_secret"):
+        for name in ("webhook_token", "slack_bot_token", "slack_signing_secret", "read_token"):
             value = read_secret(getattr(self, name), getattr(self, f"{name}_file"), name)
             object.__setattr__(self, name, value)
         if self.webhook_token is None:
@@ -144,6 +200,11 @@ class Settings(BaseSettings):
             )
         if self.slack_bot_token is not None and self.slack_signing_secret is None:
             raise ValueError("slack_signing_secret: required with a Slack token (button presses are signed)")
+        if self.read_proxy_header and not self.read_proxy_addresses:
+            raise ValueError(
+                "read_proxy_addresses: required with read_proxy_header (trusted from anyone, the header would let "
+                "anyone read)"
+            )
         return self
 
     @property

@@ -3,10 +3,18 @@
 Sent with ``slack-sdk``'s AsyncWebClient. Its own retry handlers cover connection errors; a 429
 is not retried here but handed to the outbox with Slack's ``Retry-After``, so a rate-limited
 channel waits without holding up the others.
+
+What an alert says is text, never markup: ``&``, ``<`` and ``>`` in every piece of it (titles,
+summaries, descriptions, labels, breaker names) are escaped (:func:`escape`), so an alert saying
+``<!here>`` or ``<@U123>`` notifies nobody. Only the bot's own markup stays live: dates, the
+mention of whoever pressed a button. And every field is cut to Slack's limits (message text
+40,000 characters, a section's text 3,000, 50 blocks, ...), with a visible "…(truncated)", so an
+oversized label shortens the card instead of getting it refused.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -15,9 +23,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .delivery import Delivered, DeliveryError, IncidentView, Item
+from .delivery import TRUNCATED, Delivered, DeliveryError, IncidentView, Item, bounded, dashboard_link
 
-__all__ = ["ACK_ACTION", "RESOLVE_ACTION", "SlackSender", "card_blocks", "card_text"]
+__all__ = ["ACK_ACTION", "RESOLVE_ACTION", "SlackSender", "card_blocks", "card_text", "escape", "message_text"]
 
 ACK_ACTION = "incident_acknowledge"
 RESOLVE_ACTION = "incident_resolve"
@@ -47,8 +55,39 @@ _STATUS = {
     "resolved": ":large_green_circle: Resolved",
     "attached": ":link: Attached",
 }
-#: Section text is limited to 3000 characters.
-_TEXT_LIMIT = 2900
+#: Slack's limits (chat.postMessage, Block Kit): message text, blocks per message, a section's or
+#: context element's text, a section field, a header, a button's text and URL.
+MAX_MESSAGE_TEXT = 40_000
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+#: Attached incidents listed on a card (the rest: a count, and the incident's page).
+MAX_CHILD_LINES = 10
+MAX_FIELD_TEXT = 2000
+MAX_FIELDS = 10
+MAX_HEADER_TEXT = 150
+MAX_BUTTON_TEXT = 75
+MAX_URL = 3000
+#: A thread reply is a line of the timeline: more would bury the thread.
+MAX_REPLY_TEXT = 3000
+
+#: A Slack user mention as the bot writes one for whoever pressed a button (app.py: ``<@U…>``).
+_PERSON = re.compile(r"<@[A-Z0-9]+>")
+#: An entity cut in half at the end of a cut text (``&am``): dropped rather than shown broken.
+_HALF_ENTITY = re.compile(r"&[a-z]{0,3}$")
+
+
+def escape(text: object) -> str:
+    """``text`` as Slack shows it literally: ``&``, ``<`` and ``>`` escaped, the three characters
+    Slack parses (mentions such as ``<!here>``, links, dates), in mrkdwn and plain text alike."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _fit(text: str, limit: int) -> str:
+    """Escaped ``text`` cut to ``limit`` with the marker, never inside an entity."""
+    if len(text) <= limit:
+        return text
+    head = _HALF_ENTITY.sub("", text[: max(0, limit - len(TRUNCATED))])
+    return head + TRUNCATED
 
 
 def _status(incident: IncidentView) -> str:
@@ -63,17 +102,35 @@ def _when(at: float) -> str:
     return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
+def _person(who: str) -> str:
+    """Who pressed a button: the bot wrote ``<@U…>`` from Slack's signed payload (a live mention);
+    anything else is text."""
+    return who if _PERSON.fullmatch(who) else escape(who)
+
+
 def card_text(incident: IncidentView) -> str:
     """The card's plain-text fallback (notifications, screen readers)."""
-    return f"{_STATUS[_status(incident)].split(' ', 1)[1]}: {incident.title} ({incident.severity})"
+    status = _STATUS[_status(incident)].split(" ", 1)[1]
+    return _fit(f"{status}: {escape(incident.title)} ({escape(incident.severity)})", MAX_MESSAGE_TEXT)
 
 
-def card_blocks(incident: IncidentView) -> list[dict[str, Any]]:
+def message_text(text: str, incident: IncidentView | None = None, *, limit: int = MAX_MESSAGE_TEXT) -> str:
+    """A message or thread reply the engine wrote, for Slack: escaped (it quotes alert names and
+    breakers), but for the lines the engine writes about a person's press ("Acknowledged by
+    <@U…>.", "Resolved by <@U…>."), whose mention must notify that person; cut to ``limit``."""
+    if incident is not None:
+        for who in (incident.acknowledged_by, incident.resolved_by):
+            if who and _PERSON.fullmatch(who) and text in (f"Acknowledged by {who}.", f"Resolved by {who}."):
+                return text
+    return _fit(escape(text), limit)
+
+
+def card_blocks(incident: IncidentView, *, grafana_url: str | None = None) -> list[dict[str, Any]]:
     """The incident's card: status, figures, firing alerts, links and, while live, the buttons."""
     status = _status(incident)
     fields = [
         f"*Status*\n{_STATUS[status]}",
-        f"*Severity*\n{incident.severity}",
+        f"*Severity*\n{escape(incident.severity)}",
         f"*Since*\n{_when(incident.opened_at)}",
         f"*Flaps*\n{incident.flaps}",
     ]
@@ -83,51 +140,75 @@ def card_blocks(incident: IncidentView) -> list[dict[str, Any]]:
         against = f" (threshold {threshold:.0%})" if isinstance(threshold, float) else ""
         fields.append(f"*Failure rate*\n{figures['failure_rate']:.0%}{against}")
     if "state" in figures:
-        fields.append(f"*Breaker state*\n{figures['state']}")
+        fields.append(f"*Breaker state*\n{escape(figures['state'])}")
     if "fallbacks_served_per_s" in figures:
         fields.append(f"*Fallbacks served*\n{figures['fallbacks_served_per_s']:.2f}/s")
     if "transitions_1h" in figures:
         fields.append(f"*Transitions (1h)*\n{figures['transitions_1h']:.0f}")
     if incident.acknowledged_by:
-        fields.append(f"*Acknowledged by*\n{incident.acknowledged_by}")
+        fields.append(f"*Acknowledged by*\n{_person(incident.acknowledged_by)}")
     if incident.resolved_by:
-        fields.append(f"*Resolved by*\n{incident.resolved_by}")
+        fields.append(f"*Resolved by*\n{_person(incident.resolved_by)}")
+    header = _fit(f"#{incident.id} {escape(incident.title)}", MAX_HEADER_TEXT)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"#{incident.id} {incident.title}"[:150]}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields[:10]]},
+        {"type": "header", "text": {"type": "plain_text", "text": header}},
+        {"type": "section", "fields": [_mrkdwn(f, MAX_FIELD_TEXT) for f in fields[:MAX_FIELDS]]},
     ]
+    first = incident.firing[0] if incident.firing else {}
+    annotations = {**incident.annotations, **(first.get("annotations") or {})}
     if incident.firing:
-        lines = [f"• *{a['alertname']}* ({a['severity']}): {a.get('summary', '')}" for a in incident.firing]
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:_TEXT_LIMIT]}})
+        lines = [
+            f"• *{escape(a['alertname'])}* ({escape(a['severity'])}): {escape(a.get('summary', ''))}"
+            for a in incident.firing
+        ]
+        blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines), MAX_SECTION_TEXT)})
+        if annotations.get("description"):
+            blocks.append({"type": "section", "text": _mrkdwn(escape(annotations["description"]), MAX_SECTION_TEXT)})
     elif status == "resolved":
         ended = incident.resolved_at or time.time()
-        blocks.append(
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"Resolved {_when(ended)}. No alert is firing."}}
-        )
+        blocks.append({"type": "section", "text": _mrkdwn(f"Resolved {_when(ended)}. No alert is firing.")})
+    if incident.children:
+        # What the root cause touched: one line each, however many there are (the page has them all).
+        lines = [
+            f"• {escape(c['title'])}: {escape(', '.join(c['alerts']) or c['status'])}"
+            for c in incident.children[:MAX_CHILD_LINES]
+        ]
+        more = len(incident.children) - MAX_CHILD_LINES
+        if more > 0:
+            lines.append(f"• and {more} more on the incident's page")
+        text = f"*Also affected ({len(incident.children)}):*\n" + "\n".join(lines)
+        blocks.append({"type": "section", "text": _mrkdwn(text, MAX_SECTION_TEXT)})
+    if incident.parent_id is not None:
+        text = f"Attached to incident #{incident.parent_id}, its root cause: follow it there."
+        blocks.append({"type": "section", "text": _mrkdwn(text, MAX_SECTION_TEXT)})
     buttons: list[dict[str, Any]] = []
     if status != "resolved" and incident.status in ("open", "acknowledged"):
         if incident.status == "open":
             buttons.append(_button("Acknowledge", ACK_ACTION, str(incident.id), style="primary"))
         buttons.append(_button("Resolve", RESOLVE_ACTION, str(incident.id), style="danger"))
-    annotations = {**incident.annotations, **((incident.firing[0].get("annotations") or {}) if incident.firing else {})}
-    for key, text in (("dashboard_url", "Dashboard"), ("runbook_url", "Runbook")):
-        url = str(annotations.get(key, ""))
-        if url.startswith(("http://", "https://")):
-            buttons.append({"type": "button", "action_id": f"link_{key}", "text": _plain(text), "url": url[:3000]})
-    if incident.url:
-        buttons.append(
-            {"type": "button", "action_id": "link_timeline", "text": _plain("Timeline"), "url": incident.url}
-        )
+    links = (
+        ("dashboard_url", "Dashboard", dashboard_link(annotations, incident.labels, grafana_url)),
+        ("runbook_url", "Runbook", str(annotations.get("runbook_url", ""))),
+        ("timeline", "Timeline", incident.url),
+    )
+    for key, text, url in links:
+        # A URL is sent whole or not at all: cut, it would lead nowhere.
+        if url and url.startswith(("http://", "https://")) and len(url) <= MAX_URL:
+            buttons.append({"type": "button", "action_id": f"link_{key}", "text": _plain(text), "url": url})
     if buttons:
         blocks.append({"type": "actions", "block_id": f"incident-{incident.id}", "elements": buttons[:25]})
-    blocks.append(
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"PagerDuty dedup key `{incident.dedup_key}`"}]}
-    )
-    return blocks
+    dedup = f"PagerDuty dedup key `{escape(incident.dedup_key)}`"
+    blocks.append({"type": "context", "elements": [_mrkdwn(dedup, MAX_SECTION_TEXT)]})
+    return blocks[:MAX_BLOCKS]
+
+
+def _mrkdwn(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, Any]:
+    """A mrkdwn text object of already escaped ``text``, cut to ``limit``."""
+    return {"type": "mrkdwn", "text": _fit(text, limit)}
 
 
 def _plain(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text[:75]}
+    return {"type": "plain_text", "text": bounded(text, MAX_BUTTON_TEXT)}
 
 
 def _button(text: str, action_id: str, value: str, *, style: str) -> dict[str, Any]:
@@ -138,7 +219,8 @@ class SlackSender:
     target = "slack"
     dry_run = False
 
-    def __init__(self, token: str, *, base_url: str, timeout: int = 10) -> None:
+    def __init__(self, token: str, *, base_url: str, timeout: int = 10, grafana_url: str | None = None) -> None:
+        self.grafana_url = grafana_url
         self.client = AsyncWebClient(
             token=token,
             base_url=base_url,
@@ -155,7 +237,8 @@ class SlackSender:
     async def send(self, item: Item, incident: IncidentView | None) -> Delivered:
         try:
             if item.action == "message":  # a line in the channel, about no incident (a change)
-                response = await self.client.chat_postMessage(channel=item.destination, text=str(item.payload["text"]))
+                text = message_text(str(item.payload["text"]))
+                response = await self.client.chat_postMessage(channel=item.destination, text=text)
                 return Delivered(f"posted {response['ts']}")
             if incident is None:
                 raise DeliveryError(f"a Slack {item.action} needs its incident", retryable=False)
@@ -170,7 +253,7 @@ class SlackSender:
         raise DeliveryError(f"unknown Slack action {item.action!r}", retryable=False)
 
     async def _card(self, item: Item, incident: IncidentView) -> Delivered:
-        blocks, text = card_blocks(incident), card_text(incident)
+        blocks, text = card_blocks(incident, grafana_url=self.grafana_url), card_text(incident)
         if incident.card is not None:
             await self.client.chat_update(
                 channel=incident.card["channel_id"], ts=incident.card["ts"], blocks=blocks, text=text
@@ -181,11 +264,12 @@ class SlackSender:
         return Delivered(f"posted {card['ts']}", card=card)
 
     async def _reply(self, item: Item, incident: IncidentView) -> Delivered:
-        text = str(item.payload.get("text", ""))[:_TEXT_LIMIT]
+        text = message_text(str(item.payload.get("text", "")), incident, limit=MAX_REPLY_TEXT)
         if incident.card is None:
             # The card never made it (it went to the dead letters): say it in the channel instead.
+            title = _fit(escape(incident.title), MAX_HEADER_TEXT)
             response = await self.client.chat_postMessage(
-                channel=item.destination, text=f"#{incident.id} {incident.title}: {text}"
+                channel=item.destination, text=f"#{incident.id} {title}: {text}"
             )
         else:
             response = await self.client.chat_postMessage(

@@ -2,11 +2,12 @@
 
 ``python -m demo.load --url http://127.0.0.1:8000 --rps 5 --duration 60s`` from a shell;
 ``await run_load(url, rps, duration, on_progress=print)`` from code (the ``breakerpanel load``
-command, the end-to-end test).
+command); :class:`BackgroundLoad` runs it in a thread (the end-to-end test, bench/alert_quality.py).
 """
 
+from .background import BackgroundLoad
 from .questions import QUESTIONS
 from .report import LoadReport
 from .runner import run_load
 
-__all__ = ["QUESTIONS", "LoadReport", "run_load"]
+__all__ = ["QUESTIONS", "BackgroundLoad", "LoadReport", "run_load"]

@@ -65,10 +65,11 @@ class ErrorRate(_Fault):
 
 
 class Latency(_Fault):
-    """Every request waits before it is answered."""
+    """Requests wait before they are answered: every one, or a seeded share (a few slow calls)."""
 
     fault: Literal["latency"] = "latency"
     seconds: float = Field(gt=0, le=600, description="Seconds added before answering.")
+    rate: float = Field(default=1.0, ge=0, le=1, description="Share of requests delayed, 0 to 1.")
 
 
 class Outage(_Fault):
@@ -191,12 +192,13 @@ class Chaos:
         """Count one request to ``upstream`` while it runs, and say which fault it meets.
 
         Yields the fault to inject, or None when the request is to be answered normally: an
-        ``error_rate`` fault is yielded only for the requests its random draw picks.
+        ``error_rate`` fault, or a ``latency`` with a ``rate`` under 1, is yielded only for the
+        requests its random draw picks.
         """
         with self._lock:
             slot = self._slots[upstream]
             fault = self._active(slot)
-            if isinstance(fault, ErrorRate) and slot.rng.random() >= fault.rate:
+            if isinstance(fault, ErrorRate | Latency) and fault.rate < 1 and slot.rng.random() >= fault.rate:
                 fault = None
             slot.requests += 1
             if isinstance(fault, ErrorRate | Outage | RateLimit):

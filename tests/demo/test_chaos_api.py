@@ -42,7 +42,7 @@ async def test_put_sets_a_fault_with_its_defaults(http: httpx.AsyncClient, chaos
 @pytest.mark.parametrize(
     ("body", "fault"),
     [
-        ({"fault": "latency", "seconds": 2}, {"fault": "latency", "seconds": 2.0, "for_s": None}),
+        ({"fault": "latency", "seconds": 2}, {"fault": "latency", "seconds": 2.0, "rate": 1.0, "for_s": None}),
         ({"fault": "outage"}, {"fault": "outage", "mode": "error", "for_s": None}),
         ({"fault": "outage", "mode": "reset"}, {"fault": "outage", "mode": "reset", "for_s": None}),
         ({"fault": "rate_limit"}, {"fault": "rate_limit", "retry_after_s": 1.0, "for_s": None}),

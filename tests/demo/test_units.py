@@ -129,3 +129,17 @@ def test_create_app_refuses_sizes_below_one() -> None:
         create_app(embedding_dim=0)
     with pytest.raises(ValueError, match="positive"):
         create_app(max_prompt_chars=0)
+
+
+def test_latency_with_a_rate_delays_a_seeded_share_and_fails_nothing() -> None:
+    """A few slow calls (the soak's background): the draws are seeded like error_rate's, and a
+    delayed request is not a failed one."""
+    chaos = Chaos(seed=3)
+    chaos.set(Upstream.QDRANT, Latency(seconds=1.5, rate=0.1))
+    first = _draws(chaos, Upstream.QDRANT, 400)
+    chaos.set(Upstream.QDRANT, Latency(seconds=1.5, rate=0.1))
+    assert _draws(chaos, Upstream.QDRANT, 400) == first
+    assert 0.05 < sum(first) / len(first) < 0.15
+    assert chaos.state(Upstream.QDRANT).failed == 0
+    chaos.set(Upstream.QDRANT, Latency(seconds=1.5))  # no rate: every request waits
+    assert all(_draws(chaos, Upstream.QDRANT, 20))

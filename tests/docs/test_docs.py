@@ -77,6 +77,13 @@ def test_yaml_examples_load_and_build(doc: str, index: int, text: str, tmp_path:
             (tmp_path / "routes.yaml").write_text(text)
             assert load_routing(tmp_path / "routes.yaml").routes
         return
+    if doc == "alert-quality.md":  # a scenario file of bench/alert_quality.py
+        from tests.bench.support import load_bench
+
+        scenario = load_bench("alert_quality").load_scenario
+        (tmp_path / "scenario.yaml").write_text(text)
+        assert scenario(tmp_path / "scenario.yaml").steps
+        return
     from breaker.config import load_config
 
     path = tmp_path / "breakers.yaml"

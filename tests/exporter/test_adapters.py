@@ -110,6 +110,30 @@ def test_the_error_type_cap_is_ours() -> None:
     assert scrape(source).calls("many")[("failure", "_OTHER", "")] == 6
 
 
+def test_topology_labels_follow_the_level() -> None:
+    """The adapters' readings go through the exporter's common attributes: a service is its own
+    `circuit_breaker_service`, an endpoint its parent's; a feature has none, and no
+    `circuit_breaker_requires` either (the libraries know nothing of required dependencies)."""
+    # One source per scrape: in a shared family the other breakers' label names show up empty.
+    service = scrape(PyBreakerSource(pybreaker.CircuitBreaker(name="openai")))
+    assert service.labels_of("openai") == {
+        "circuit_breaker_name": "openai",
+        "circuit_breaker_level": "service",
+        "circuit_breaker_service": "openai",
+    }
+    endpoint = scrape(
+        AioBreakerSource(aiobreaker.CircuitBreaker(name="openai.chat"), level="endpoint", parent="openai")
+    )
+    assert endpoint.labels_of("openai.chat") == {
+        "circuit_breaker_name": "openai.chat",
+        "circuit_breaker_level": "endpoint",
+        "circuit_breaker_parent": "openai",
+        "circuit_breaker_service": "openai",
+    }
+    feature = scrape(PurgatoryListener().source("answer", level="feature"))
+    assert feature.labels_of("answer") == {"circuit_breaker_name": "answer", "circuit_breaker_level": "feature"}
+
+
 def test_bad_configuration_is_refused() -> None:
     with pytest.raises(ValueError, match="name"):
         PyBreakerSource(pybreaker.CircuitBreaker())
@@ -134,6 +158,7 @@ def test_pybreaker_through_an_outage_and_its_recovery() -> None:
         "circuit_breaker_name": "openai.chat",
         "circuit_breaker_level": "endpoint",
         "circuit_breaker_parent": "openai",
+        "circuit_breaker_service": "openai",  # an endpoint's service: its parent
         "gen_ai_provider_name": "openai",
     }
     assert before.calls("openai.chat") == {}
@@ -336,6 +361,7 @@ async def test_aiobreaker_through_an_outage_and_its_recovery() -> None:
     assert scrape(source).labels_of("qdrant") == {
         "circuit_breaker_name": "qdrant",
         "circuit_breaker_level": "service",
+        "circuit_breaker_service": "qdrant",  # a service's: its own name
         "db_system_name": "qdrant",
     }
 
@@ -523,6 +549,7 @@ def test_purgatory_sync_through_an_outage_and_its_recovery(telemetry: BreakerTel
     assert during.labels_of("anthropic") == {
         "circuit_breaker_name": "anthropic",
         "circuit_breaker_level": "service",
+        "circuit_breaker_service": "anthropic",
         "gen_ai_provider_name": "anthropic",
     }
     assert during.calls("anthropic") == {("failure", "_OTHER", ""): 2, ("rejected", "", "open"): 1}

@@ -23,7 +23,15 @@ from breaker import (
 from exporter import BreakerTelemetry, semconv
 from tests.servers import find_free_port
 
-COMMON = {"circuit_breaker_name", "circuit_breaker_level", "circuit_breaker_parent"}
+#: Identity and place in the hierarchy (`circuit_breaker_service` on services and endpoints,
+#: `circuit_breaker_requires` on features with required dependencies): on every breaker series.
+COMMON = {
+    "circuit_breaker_name",
+    "circuit_breaker_level",
+    "circuit_breaker_parent",
+    "circuit_breaker_service",
+    "circuit_breaker_requires",
+}
 STORE_METRICS = (semconv.METRIC_CIRCUIT_BREAKER_STORE_AVAILABLE, semconv.METRIC_CIRCUIT_BREAKER_STORE_ERRORS)
 
 
@@ -129,6 +137,23 @@ def test_label_sets(scraped: dict[str, tuple[str, list[dict[str, str]], list[flo
     assert len(scraped["circuit_breaker_state"][1]) == 4 * 6  # 4 breakers x 6 states
 
 
+def test_topology_labels(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
+    """Every series of a breaker names the service it belongs to (its own name for a service, its
+    parent for an endpoint) or, for a feature, the services it requires (none: no label)."""
+    topology = {"circuit_breaker_service", "circuit_breaker_requires"}
+    expected = {
+        "openai": {"circuit_breaker_service": "openai"},
+        "openai.chat": {"circuit_breaker_service": "openai"},
+        "postgres": {"circuit_breaker_service": "postgres"},
+        "answer": {"circuit_breaker_requires": "openai"},  # requires openai.chat: its service
+    }
+    for spec in semconv.BREAKER_METRICS:
+        family = spec.prometheus_name.removesuffix("_total")
+        for labels in scraped[family][1]:
+            got = {k: v for k, v in labels.items() if k in topology and v != ""}
+            assert got == expected[labels["circuit_breaker_name"]], (spec.name, labels)
+
+
 def test_values(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
     def value(family: str, **labels: str) -> float:
         _, samples, values = scraped[family]
@@ -144,11 +169,13 @@ def test_values(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]
     assert (
         value("circuit_breaker_calls", circuit_breaker_outcome="failure", error_type="ZeroDivisionError", **chat) == 2
     )
+    # One call rejected by openai.chat itself, one turned away on behalf of the feature `answer`
+    # that requires it (CircuitBreaker.reject_on_behalf: the dependency counts every caller).
     assert (
         value(
             "circuit_breaker_calls", circuit_breaker_outcome="rejected", circuit_breaker_rejection_reason="open", **chat
         )
-        == 1
+        == 2
     )
     assert value("circuit_breaker_slow_calls", circuit_breaker_outcome="success", **chat) == 1
     assert (

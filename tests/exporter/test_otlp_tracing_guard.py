@@ -128,6 +128,7 @@ def test_span_events_on_the_active_span() -> None:
     assert names == [
         semconv.EVENT_CIRCUIT_BREAKER_STATE_CHANGE,
         semconv.EVENT_CIRCUIT_BREAKER_REJECTION,
+        semconv.EVENT_CIRCUIT_BREAKER_REJECTION,  # the open endpoint counts the call the feature turned away
         semconv.EVENT_CIRCUIT_BREAKER_REJECTION,  # the feature's own rejection (parent_open)
         semconv.EVENT_CIRCUIT_BREAKER_FALLBACK,
     ]
@@ -135,8 +136,15 @@ def test_span_events_on_the_active_span() -> None:
     assert change[semconv.CIRCUIT_BREAKER_NAME] == "openai.chat"
     assert change[semconv.CIRCUIT_BREAKER_PARENT] == "openai"
     assert (change[semconv.CIRCUIT_BREAKER_PREVIOUS_STATE], change[semconv.CIRCUIT_BREAKER_STATE]) == ("closed", "open")
-    assert events[2][1][semconv.CIRCUIT_BREAKER_REJECTION_REASON] == "parent_open"
-    assert events[3][1][semconv.CIRCUIT_BREAKER_FALLBACK_TYPE] == "static"
+    assert (events[2][1][semconv.CIRCUIT_BREAKER_NAME], events[2][1][semconv.CIRCUIT_BREAKER_REJECTION_REASON]) == (
+        "openai.chat",
+        "open",
+    )
+    assert (events[3][1][semconv.CIRCUIT_BREAKER_NAME], events[3][1][semconv.CIRCUIT_BREAKER_REJECTION_REASON]) == (
+        "answer",
+        "parent_open",
+    )
+    assert events[4][1][semconv.CIRCUIT_BREAKER_FALLBACK_TYPE] == "static"
     # The listener wants no per-call events: successes keep the lock-free path.
     later = registry.service("anthropic")
     assert telemetry.catalog.breakers()[-1] is later

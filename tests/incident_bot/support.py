@@ -42,7 +42,10 @@ def breaker_labels(
     alertname: str = "CircuitBreakerOpen",
     severity: str = "critical",
     job: str = "rag",
+    requires: str = "",
 ) -> dict[str, str]:
+    """An alert's labels about a breaker, as the rules write them (``requires``: a feature's
+    ``circuit_breaker_requires``)."""
     labels = {
         "alertname": alertname,
         "severity": severity,
@@ -52,6 +55,8 @@ def breaker_labels(
     }
     if parent:
         labels["circuit_breaker_parent"] = parent
+    if requires:
+        labels["circuit_breaker_requires"] = requires
     return labels
 
 

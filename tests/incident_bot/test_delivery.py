@@ -4,11 +4,15 @@ the events and cards they get, and everything delivered once when they fail and 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import update
 
 from incident_bot.db import Database, outbox
@@ -16,13 +20,22 @@ from incident_bot.delivery import Delivered, DeliveryError, IncidentView, Item
 from incident_bot.metrics import BotMetrics
 from incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
 from incident_bot.pagerduty import PagerDutySender
+from incident_bot.runtime import Bot
+from incident_bot.settings import Settings
 from incident_bot.slack import ACK_ACTION, RESOLVE_ACTION, SlackSender
-from tests.fakes import FakePagerDuty, FakeSlack
+from tests.fakes import FakePagerDuty, FakeSlack, SlackMessage
 
 from .conftest import MakeEngine
-from .support import AlertSpec, all_incidents, breaker_labels, rows, store, timeline, webhook
+from .support import EPOCH, AlertSpec, all_incidents, breaker_labels, rows, store, timeline, webhook
 
 ROUTING_KEY = "R" * 32
+#: The far side's limits (PagerDuty Events API v2, Slack), and the mark a cut text ends with.
+PAGERDUTY_MAX_EVENT_BYTES = 512 * 1024
+PAGERDUTY_MAX_SUMMARY = 1024
+SLACK_MAX_TEXT = 40_000
+SLACK_MAX_SECTION_TEXT = 3000
+SLACK_MAX_BLOCKS = 50
+TRUNCATED = "…(truncated)"
 
 
 MakeWorker = Callable[..., OutboxWorker]
@@ -130,9 +143,33 @@ async def test_an_incident_reaches_pagerduty_and_slack_and_ends_there(
     assert all(
         b["type"] != "actions" or all(e.get("action_id") != ACK_ACTION for e in b["elements"]) for b in card.blocks
     )
-    replies = [m.text for m in fake_slack.thread("#incidents", card.ts)]
-    assert replies[0].startswith("CircuitBreakerOpen resolved: every alert is over.")
-    assert replies[1].startswith("Resolved: quiet for 60s")
+    # The edited card says it all: the thread is for what people do (incidents.py, "Few messages").
+    assert any("Resolved <!date^" in text for text in _texts(list(card.blocks)))
+
+
+async def test_the_card_shows_what_the_root_cause_touched(
+    make_engine: MakeEngine, make_worker: MakeWorker, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> None:
+    """One card per root cause: the breakers it touched are listed on it (the child alerts send
+    nothing themselves), and it says so again when edited."""
+    engine, db, clock = await make_engine(resolve_after=60, real_time=True)
+    worker = make_worker(db, fake_pagerduty, fake_slack, clock=clock)
+    openai = AlertSpec(breaker_labels("openai"))
+    chat = AlertSpec(breaker_labels("openai.chat", level="endpoint", parent="openai", severity="warning"))
+    answer = AlertSpec(breaker_labels("answer", level="feature", alertname="CircuitBreakerDegraded", requires="openai"))
+    await store(db, webhook((openai, "firing"), (chat, "firing"), (answer, "firing")))
+    await engine.process_pending()
+    await drain(worker, db)
+    (card,) = fake_slack.messages("#incidents")
+    texts = _texts(list(card.blocks))
+    assert any(
+        "*Also affected (2):*" in t
+        and "openai.chat (endpoint, rag): CircuitBreakerOpen" in t
+        and "answer (feature, rag): CircuitBreakerDegraded" in t
+        for t in texts
+    ), texts
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # the children posted nothing
+    assert [a.dedup_key for a in fake_pagerduty.alerts()] == [(await all_incidents(db))[0].dedup_key]
 
 
 async def test_429_and_5xx_are_retried_until_delivered_once(
@@ -307,3 +344,209 @@ async def test_a_lost_claim_is_left_to_its_new_owner(make_engine: MakeEngine) ->
     (row,) = await rows(db, outbox)
     assert (row.status, row.claimed_by, row.attempts) == ("pending", "other", 0)
     assert sender.calls == 1
+
+
+# --------------------------------------------------------------------------- what alerts say
+
+
+def _texts(node: Any) -> Iterator[str]:
+    """Every ``text`` string in a Block Kit tree."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "text" and isinstance(value, str):
+                yield value
+            else:
+                yield from _texts(value)
+    elif isinstance(node, list | tuple):
+        for item in node:
+            yield from _texts(item)
+
+
+#: The bot's own markup in Slack text: dates (``<!date^...|...>``) and the mention of a person who pressed.
+_OWN_MARKUP = re.compile(r"<!date\^[^<>]*>|<@U0ONCALL>")
+
+
+def _shown(message: SlackMessage) -> list[str]:
+    return [message.text, *_texts(list(message.blocks))]
+
+
+async def test_an_oversized_alert_still_pages_and_posts_cut_with_a_visible_marker(
+    make_engine: MakeEngine, make_worker: MakeWorker, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> None:
+    """500,000 characters in a breaker name, a label, the summary and the description: PagerDuty
+    gets an event under 512 KB with a 1,024-character summary, Slack a card within its limits,
+    both cut with "…(truncated)", instead of a 400 (dead letters, nobody paged) and msg_too_long."""
+    engine, db, clock = await make_engine(real_time=True)
+    worker = make_worker(db, fake_pagerduty, fake_slack, clock=clock)
+    huge = "x" * 500_000
+    alert = AlertSpec(breaker_labels(f"openai-{huge}") | {"team": huge}, summary=f"summary {huge}")
+    payload = webhook((alert, "firing"))
+    payload["alerts"][0]["annotations"]["description"] = f"description {huge}"
+    await store(db, payload)
+    await engine.process_pending()
+    sent = await drain(worker, db)
+    assert {(r.target, r.action, r.status) for r in sent} == {
+        ("pagerduty", "trigger", "sent"),
+        ("slack", "card", "sent"),
+    }
+
+    (pd_alert,) = fake_pagerduty.alerts()
+    event = pd_alert.events[0].body
+    assert len(json.dumps(event).encode()) < PAGERDUTY_MAX_EVENT_BYTES
+    summary = event["payload"]["summary"]
+    assert len(summary) <= PAGERDUTY_MAX_SUMMARY
+    assert summary.startswith("[critical] openai-xxx")
+    assert summary.endswith(TRUNCATED)
+    details = event["payload"]["custom_details"]
+    assert details["labels"]["team"].endswith(TRUNCATED)
+    assert details["description"].startswith("description xxx")
+    assert details["description"].endswith(TRUNCATED)
+
+    (card,) = fake_slack.messages("#incidents")
+    assert len(card.text) <= SLACK_MAX_TEXT
+    # The title is bounded where it is stored (a prefix and a digest: incident_bot.identity).
+    assert "…~" in card.text
+    header = next(b for b in card.blocks if b["type"] == "header")
+    assert header["text"]["text"].startswith("#1 openai-xxx")
+    assert header["text"]["text"].endswith(TRUNCATED)
+    assert len(card.blocks) <= SLACK_MAX_BLOCKS
+    assert all(len(text) <= SLACK_MAX_SECTION_TEXT for text in _texts(list(card.blocks)))
+    assert any(text.startswith("description xxx") and text.endswith(TRUNCATED) for text in _texts(list(card.blocks)))
+
+
+async def test_what_an_alert_says_never_notifies_anyone_in_slack(
+    make_engine: MakeEngine, make_worker: MakeWorker, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> None:
+    """Mentions in a breaker name, a label, a summary and a description are shown as text, in the
+    card, its thread and a change message; the bot's own mention of who acknowledged stays live."""
+    engine, db, clock = await make_engine(real_time=True)
+    worker = make_worker(db, fake_pagerduty, fake_slack, clock=clock)
+    alert = AlertSpec(
+        breaker_labels("<!here>") | {"team": "<!channel>"}, summary="<@U0BOSS> & <#C0GENERAL> <https://evil|ok>"
+    )
+    payload = webhook((alert, "firing"))
+    payload["alerts"][0]["annotations"]["description"] = "<!subteam^S0ALL> <!everyone>"
+    await store(db, payload)
+    manual = AlertSpec(
+        breaker_labels("<!channel>", alertname="CircuitBreakerManualState", severity="info")
+        | {"circuit_breaker_state": "<!here>"}
+    )
+    await store(db, webhook((manual, "firing"), group_key="manual"))
+    await engine.process_pending()
+    await drain(worker, db)
+    await engine.acknowledge(1, "<@U0ONCALL>")
+    await drain(worker, db)
+
+    (card,) = fake_slack.messages("#incidents")
+    thread = fake_slack.thread("#incidents", card.ts)
+    (change,) = fake_slack.messages("#breakers")
+    shown = [text for message in (card, *thread, change) for text in _shown(message)]
+    assert shown
+    live = [text for text in shown if "<" in _OWN_MARKUP.sub("", text) or ">" in _OWN_MARKUP.sub("", text)]
+    assert live == [], "alert text reached Slack as markup"
+    assert card.text.startswith("Acknowledged: &lt;!here&gt; (service, rag)")
+    blocks = " ".join(_texts(list(card.blocks)))
+    assert "&lt;@U0BOSS&gt; &amp; &lt;#C0GENERAL&gt;" in blocks
+    assert "&lt;!subteam^S0ALL&gt; &lt;!everyone&gt;" in blocks
+    assert "*Acknowledged by*\n<@U0ONCALL>" in blocks  # the bot's own mention
+    assert [m.text for m in thread] == ["Acknowledged by <@U0ONCALL>."]
+    assert "&lt;!channel&gt;" in change.text
+    assert "&lt;!here&gt;" in change.text
+
+
+ROUTES_YAML = """\
+routes:
+  - name: page critical
+    match: {severity: critical}
+    pagerduty: {routing_key_env: PD_KEY}
+    slack: {channels: ["#incidents"]}
+"""
+
+
+@pytest.fixture
+async def live_bot(
+    tmp_path: Path, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[..., Any]]:
+    """``await live_bot(**settings)``: the bot as ``python -m incident_bot`` wires it from its
+    settings (not dry run), sending to the fakes, started."""
+    started: list[Bot] = []
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES_YAML)
+    monkeypatch.setenv("PD_KEY", ROUTING_KEY)
+
+    async def start(**overrides: Any) -> Bot:
+        settings = Settings(
+            **{
+                "webhook_token": SecretStr("t"),
+                "database_url": f"sqlite+aiosqlite:///{tmp_path / 'live.db'}",
+                "routing_file": routes,
+                "pagerduty_base_url": fake_pagerduty.base_url,
+                "pagerduty_ca_file": fake_pagerduty.ca_file,
+                "slack_bot_token": SecretStr("xoxb-test-token"),
+                "slack_signing_secret": SecretStr("secret"),
+                "slack_base_url": fake_slack.api_url,
+                "dry_run": False,
+                "poll_interval": 0.05,
+                "max_backoff": 0.3,
+                **overrides,
+            }
+        )
+        bot = Bot(settings)
+        await bot.start()
+        started.append(bot)
+        return bot
+
+    yield start
+    for bot in started:
+        await bot.stop()
+
+
+async def test_the_description_the_grafana_url_and_when_it_started_reach_pagerduty_and_slack(
+    live_bot: Callable[..., Any], fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> None:
+    bot = await live_bot(grafana_url="https://grafana.example.com/")
+    # Seen by the bot long after it started firing (Alertmanager's group_wait, a restart): the
+    # page says when the alert started.
+    early = AlertSpec(breaker_labels("openai"), starts=-90)
+    payload = webhook((early, "firing"))
+    payload["alerts"][0]["annotations"] |= {
+        "description": "The breaker opened: openai answers 5xx.",
+        "dashboard_url": "http://localhost:3000/d/breakerpanel-detail/detail?var-breaker=openai",
+    }
+    bare = AlertSpec(breaker_labels("qdrant", parent="vectors"))
+    bare_payload = webhook((bare, "firing"), group_key="bare")
+    del bare_payload["alerts"][0]["annotations"]["dashboard_url"]
+    await store(bot.db, payload)
+    await store(bot.db, bare_payload)
+    deadline = time.monotonic() + 30
+    while len(fake_pagerduty.alerts()) < 2 or len(fake_slack.messages("#incidents")) < 2:
+        assert time.monotonic() < deadline, "not paged and posted"
+        await asyncio.sleep(0.05)
+
+    by_component = {a.events[0].body["payload"]["component"]: a.events[0].body for a in fake_pagerduty.alerts()}
+    openai, qdrant = by_component["openai"], by_component["qdrant"]
+    assert openai["payload"]["timestamp"] == "2026-11-26T23:30:00+00:00"  # its startsAt: EPOCH - 90 min
+    assert qdrant["payload"]["timestamp"] == EPOCH.isoformat()
+    assert openai["payload"]["custom_details"]["description"] == "The breaker opened: openai answers 5xx."
+    assert openai["payload"]["custom_details"]["alerts"][0]["description"] == "The breaker opened: openai answers 5xx."
+    dashboards = {
+        b["payload"]["component"]: [x["href"] for x in b["links"] if x["text"] == "Grafana dashboard"]
+        for b in by_component.values()
+    }
+    assert dashboards["openai"] == ["https://grafana.example.com/d/breakerpanel-detail/detail?var-breaker=openai"]
+    assert dashboards["qdrant"] == [
+        "https://grafana.example.com/d/breakerpanel-detail/detail"
+        "?var-job=rag&var-level=service&var-service=vectors&var-breaker=qdrant"
+    ]
+
+    cards = {card.text: card for card in fake_slack.messages("#incidents")}
+    card = cards["Open: openai (service, rag) (critical)"]
+    assert "The breaker opened: openai answers 5xx." in _texts(list(card.blocks))
+    buttons = [e for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
+    urls = {e["action_id"]: e.get("url") for e in buttons}
+    assert urls["link_dashboard_url"] == dashboards["openai"][0]
+    qdrant_card = cards["Open: qdrant (service, rag) (critical)"]
+    qdrant_urls = {
+        e["action_id"]: e.get("url") for b in qdrant_card.blocks if b["type"] == "actions" for e in b["elements"]
+    }
+    assert qdrant_urls["link_dashboard_url"] == dashboards["qdrant"][0]

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from incident_bot.db import incidents
-from incident_bot.incidents import Engine
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from incident_bot import incidents as incidents_module
+from incident_bot.alertmanager import Webhook
+from incident_bot.db import incidents, outbox, slack_cards
+from incident_bot.incidents import Engine, Outcome
 
 from .conftest import MakeEngine
 from .support import (
@@ -58,14 +67,12 @@ async def test_every_alert_about_a_breaker_joins_its_incident(make_engine: MakeE
     await process(engine, webhook((burn, "firing"), group_key='{}:{alertname="CircuitBreakerErrorBudgetBurn"}'))
     (incident,) = await all_incidents(db)
     assert incident.severity == "critical"  # raised by the second alert
-    # Opened as a warning (Slack only); raised to critical, the paging route applies too.
+    # Opened as a warning (Slack only); raised to critical, the paging route applies too. The
+    # card waiting in #breakers will show the raise (one message, not two), no thread replies.
     assert await notifications(db) == [
         (1, "slack", "card", "#breakers"),
         (1, "pagerduty", "trigger", "env:PD_KEY"),
-        (1, "slack", "card", "#breakers"),
         (1, "slack", "card", "#incidents"),
-        (1, "slack", "reply", "#breakers"),
-        (1, "slack", "reply", "#incidents"),
     ]
     assert incident.receivers["routes"] == ["default", "page critical"]
 
@@ -122,7 +129,11 @@ async def test_an_endpoint_attaches_to_its_open_service_and_pages_when_left_alon
     parent, child = await all_incidents(db)
     assert (child.status, child.parent_id) == ("attached", parent.id)
     assert list(await notifications(db, child.id)) == []  # no page for the child
-    assert (await notifications(db, parent.id))[-1] == (1, "slack", "reply", "#incidents")
+    # Nor a message: the parent's card shows its children when it is next sent.
+    assert await notifications(db, parent.id) == [
+        (1, "pagerduty", "trigger", "env:PD_KEY"),
+        (1, "slack", "card", "#incidents"),
+    ]
     assert "child_attached" in await timeline(db, parent.id)
     # The service recovers, the endpoint still fails: it becomes an incident of its own, and pages.
     await process(engine, webhook((service, "resolved")))
@@ -142,12 +153,14 @@ async def test_an_attached_child_that_recovers_first_closes_quietly(make_engine:
     engine, db, _ = await make_engine()
     service = AlertSpec(breaker_labels("openai"))
     feature = AlertSpec(
-        breaker_labels("answer", level="feature", alertname="CircuitBreakerRejectingTraffic", severity="warning")
+        breaker_labels(
+            "answer", level="feature", alertname="CircuitBreakerRejectingTraffic", severity="warning", requires="openai"
+        )
     )
     await process(engine, webhook((service, "firing")))
     await process(engine, webhook((feature, "firing")))
     _, child = await all_incidents(db)
-    assert child.status == "attached"  # a feature attaches to an open service of its job
+    assert child.status == "attached"  # a feature attaches to the open service it requires
     await process(engine, webhook((feature, "resolved")))
     _, child = await all_incidents(db)
     assert child.status == "resolved"
@@ -202,3 +215,163 @@ def test_manual_clock_is_a_clock() -> None:
     clock = ManualClock(5.0)
     clock.advance(2)
     assert clock() == 7.0
+
+
+# --------------------------------------------------------------------------- one incident per root cause
+
+
+async def test_a_resolve_with_another_starts_at_still_resolves(make_engine: MakeEngine) -> None:
+    """Two Prometheus replicas: the firing stored first carries one startsAt, Alertmanager's
+    merged resolve the earlier one. The episode is the fingerprint's: it resolves (D1)."""
+    engine, db, _ = await make_engine(resolve_after=60)
+    later = AlertSpec(breaker_labels("openai"), starts=1)
+    earlier = AlertSpec(later.labels, starts=0, fingerprint=later.fingerprint)
+    await process(engine, webhook((later, "firing")))
+    await process(engine, webhook((earlier, "resolved")))
+    (incident,) = await all_incidents(db)
+    assert incident.quiet_since is not None  # every alert over: resolving after resolve_after
+    # The other replica's firing copy arriving late is stale, not a new episode.
+    await process(engine, webhook((earlier, "firing"), group_key='{}:{alertname="Other"}'))
+    (incident,) = await all_incidents(db)
+    assert (incident.flaps, incident.quiet_since is not None) == (0, True)
+
+
+async def test_a_new_episode_after_the_end_of_the_last_one_is_a_flap(make_engine: MakeEngine) -> None:
+    engine, db, _ = await make_engine(resolve_after=60)
+    first = AlertSpec(breaker_labels("openai"), starts=0)
+    again = AlertSpec(first.labels, starts=10, fingerprint=first.fingerprint)
+    await process(engine, webhook((first, "firing")), webhook((first, "resolved")), webhook((again, "firing")))
+    (incident,) = await all_incidents(db)
+    assert (incident.flaps, incident.quiet_since) == (1, None)
+
+
+async def test_a_feature_attaches_to_a_service_it_requires_not_any_service(make_engine: MakeEngine) -> None:
+    engine, db, _ = await make_engine()
+    redis = AlertSpec(breaker_labels("redis", severity="warning"))
+    search = AlertSpec(breaker_labels("search", level="feature", severity="warning", requires="openai,qdrant"))
+    qdrant = AlertSpec(breaker_labels("qdrant", severity="warning"))
+    await process(engine, webhook((redis, "firing")), webhook((search, "firing")))
+    redis_incident, search_incident = await all_incidents(db)
+    assert (search_incident.status, search_incident.parent_id) == ("open", None)  # redis explains nothing
+    await process(engine, webhook((qdrant, "firing")))
+    _, search_incident, qdrant_incident = await all_incidents(db)
+    assert (search_incident.status, search_incident.parent_id) == ("attached", qdrant_incident.id)
+    assert redis_incident.parent_id is None
+
+
+async def _delivered(db: Any) -> None:
+    """What the outbox holds, sent (as a worker would have by now)."""
+    async with db.transaction() as conn:
+        await conn.execute(update(outbox).where(outbox.c.status == "pending").values(status="sent"))
+
+
+async def test_a_child_first_then_its_parent_one_incident_and_one_page(make_engine: MakeEngine) -> None:
+    """A feature's user impact (critical) arrives before its provider's alert: it pages on its own.
+    When the provider's incident opens it adopts the feature's: the page is the root's now (same
+    dedup_key, so PagerDuty updates the alert already out), the root is as urgent as the child,
+    and the child's card becomes the root's card. Nobody is paged twice."""
+    engine, db, _ = await make_engine()
+    degraded = AlertSpec(
+        breaker_labels("answer", level="feature", alertname="CircuitBreakerDegraded", requires="openai")
+    )
+    openai = AlertSpec(breaker_labels("openai", severity="warning"))
+    await process(engine, webhook((degraded, "firing")))
+    (child,) = await all_incidents(db)
+    assert (child.status, child.severity) == ("open", "critical")
+    await _delivered(db)  # its page and card are out
+    async with db.transaction() as conn:
+        await conn.execute(
+            insert(slack_cards).values(incident_id=child.id, channel="#incidents", channel_id="C1", ts="1.1")
+        )
+    await process(engine, webhook((openai, "firing")))
+    child, root = await all_incidents(db)
+    assert (child.status, child.parent_id) == ("attached", root.id)
+    assert (root.status, root.severity, root.dedup_key) == ("open", "critical", child.dedup_key)
+    triggers = [n for n in await notifications(db) if n[2] == "trigger"]
+    # The root's trigger carries the child's dedup_key: an update of the same PagerDuty alert.
+    assert triggers == [
+        (child.id, "pagerduty", "trigger", "env:PD_KEY"),
+        (root.id, "pagerduty", "trigger", "env:PD_KEY"),
+    ]
+    # The child's card is the root's now: edited, not a second card.
+    async with db.transaction() as conn:
+        cards = (await conn.execute(select(slack_cards.c.incident_id, slack_cards.c.ts))).all()
+    assert [tuple(c) for c in cards] == [(root.id, "1.1")]
+    assert "page_adopted" in await timeline(db, root.id)
+    assert "child_attached" in await timeline(db, root.id)
+
+
+async def test_a_child_adopted_before_its_notifications_went_out_sends_none(make_engine: MakeEngine) -> None:
+    """Both alerts in one evaluation: the child opened first for a moment, its page and card still
+    in the outbox. They never go out: the root's say it all."""
+    engine, db, _ = await make_engine()
+    chat = AlertSpec(breaker_labels("openai.chat", level="endpoint", parent="openai"))
+    openai = AlertSpec(breaker_labels("openai", severity="warning"))
+    await process(engine, webhook((chat, "firing")), webhook((openai, "firing")))
+    child, root = await all_incidents(db)
+    assert (child.status, child.parent_id, root.severity) == ("attached", root.id, "critical")
+    assert await notifications(db) == [
+        (root.id, "pagerduty", "trigger", "env:PD_KEY"),
+        (root.id, "slack", "card", "#incidents"),
+    ]
+
+
+async def test_a_critical_child_raises_its_root_and_pages_through_it(make_engine: MakeEngine) -> None:
+    engine, db, _ = await make_engine()
+    openai = AlertSpec(breaker_labels("openai", severity="warning"))
+    degraded = AlertSpec(
+        breaker_labels("answer", level="feature", alertname="CircuitBreakerDegraded", requires="openai")
+    )
+    await process(engine, webhook((openai, "firing")), webhook((degraded, "firing")))
+    root, child = await all_incidents(db)
+    assert (child.status, child.parent_id) == ("attached", root.id)
+    assert root.severity == "critical"
+    assert [n for n in await notifications(db) if n[1] == "pagerduty"] == [
+        (root.id, "pagerduty", "trigger", "env:PD_KEY")
+    ]
+    assert await notifications(db, child.id) == []
+
+
+async def test_alerts_joining_flapping_and_going_quiet_send_nothing_to_slack(make_engine: MakeEngine) -> None:
+    """Slack gets the card when the incident opens and an edit when it resolves (D3: nothing per
+    alert, so 50 instances of one breaker's alerts are one card, not a queue of replies)."""
+    engine, db, clock = await make_engine(resolve_after=60)
+    instances = [AlertSpec(breaker_labels("qdrant", severity="warning") | {"instance": f"rag-{i}"}) for i in range(50)]
+    await process(engine, webhook(*((spec, "firing") for spec in instances)))
+    assert await notifications(db) == [(1, "slack", "card", "#breakers")]
+    await process(engine, webhook(*((spec, "resolved") for spec in instances)))
+    again = AlertSpec(instances[0].labels, starts=10, fingerprint=instances[0].fingerprint)
+    await process(engine, webhook((again, "firing")), webhook((again, "resolved")))
+    assert await notifications(db) == [(1, "slack", "card", "#breakers")]  # the card waiting covers it
+    clock.advance(61)
+    await engine.tick()
+    assert await notifications(db) == [(1, "slack", "card", "#breakers")]  # still one pending refresh
+    assert (await all_incidents(db))[0].status == "resolved"
+
+
+async def test_a_large_webhook_is_processed_in_short_transactions(
+    make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D4: each transaction handles at most CHUNK alerts, so intake and reads get the database
+    between them; a webhook cut short by a crash is processed again from the start harmlessly."""
+    monkeypatch.setattr(incidents_module, "CHUNK", 10)
+    engine, db, _ = await make_engine()
+    specs = [AlertSpec(breaker_labels(f"b{i}", severity="warning")) for i in range(35)]
+    opened = 0
+    real = db.transaction
+
+    @contextlib.asynccontextmanager
+    async def counting() -> AsyncIterator[Any]:
+        nonlocal opened
+        opened += 1
+        async with real() as conn:
+            yield conn
+
+    monkeypatch.setattr(db, "transaction", counting)
+    await process(engine, webhook(*((spec, "firing") for spec in specs)))
+    assert len(await all_incidents(db)) == 35
+    assert opened >= 35 // 10 + 1 + 2  # four chunks, plus finding and marking the webhook
+    # Processing the same alerts again (a crash before the webhook was marked) changes nothing.
+    again = Outcome()
+    await engine._process(Webhook.model_validate(webhook(*((spec, "firing") for spec in specs))), again)
+    assert (again.duplicates, again.alerts_new, len(await all_incidents(db))) == (35, 0, 35)

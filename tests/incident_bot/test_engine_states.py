@@ -22,7 +22,8 @@ BREAKERS = {
     "openai": {"level": "service"},
     "openai.chat": {"level": "endpoint", "parent": "openai"},
     "qdrant": {"level": "service"},
-    "answer": {"level": "feature"},
+    "answer": {"level": "feature", "requires": "openai"},
+    "search": {"level": "feature", "requires": "openai,qdrant"},
 }
 ALERTS = [("CircuitBreakerOpen", "critical"), ("CircuitBreakerTripPredicted", "warning")]
 RESOLVE_AFTER = 120.0
@@ -156,12 +157,25 @@ class EngineMachine(RuleBasedStateMachine):
         for incident_id, target, action, _ in state["outbox"]:
             if target == "pagerduty":
                 pagerduty.setdefault(incident_id, []).append(action)
-            assert by_id[incident_id].status != "attached", "nothing is sent for an attached incident"
         for incident_id, actions in pagerduty.items():
             assert actions[0] == "trigger", actions
+            incident = by_id[incident_id]
+            if incident.parent_id is not None:
+                # It paged before its root cause's incident opened and adopted it: the root holds its
+                # page now (the same dedup_key), or its page was withdrawn (the root holds another).
+                root = by_id[incident.parent_id]
+                took_over = root.dedup_key == incident.dedup_key and "resolve" not in actions
+                withdrawn = actions[-1] == "resolve" and actions.count("resolve") == 1
+                assert took_over or withdrawn, ("an adopted child's page is the root's, or withdrawn", actions)
+                continue
             if "resolve" in actions:
                 assert actions.index("resolve") == len(actions) - 1, f"nothing after a resolve: {actions}"
-                assert by_id[incident_id].status == "resolved"
+                assert incident.status == "resolved"
+        # A page is never left open: a live dedup_key belongs to a live incident.
+        open_pages = {by_id[i].dedup_key for i, actions in pagerduty.items() if actions[-1] != "resolve"}
+        held = {r.dedup_key for r in by_id.values() if r.status in ("open", "acknowledged")}
+        resolved_by_holder = {by_id[i].dedup_key for i, actions in pagerduty.items() if actions[-1] == "resolve"}
+        assert open_pages <= held | resolved_by_holder, (open_pages, held)
 
     async def _incident_rows(self) -> list[Any]:
         async with self.db.transaction() as conn:

@@ -7,16 +7,22 @@ outbox's claims never hand one item to both.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
+from pydantic import SecretStr
 
+from incident_bot.app import create_app
 from incident_bot.db import Database, incidents, outbox, webhooks
 from incident_bot.delivery import Delivered, IncidentView, Item
 from incident_bot.incidents import Engine, EngineConfig
 from incident_bot.intake import IntakeWriter
 from incident_bot.metrics import BotMetrics
 from incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
+from incident_bot.runtime import Bot
+from incident_bot.settings import Settings
 from tests.servers import PostgresServer
 
 from .support import ROUTING, AlertSpec, ManualClock, breaker_labels, rows, store, webhook
@@ -123,3 +129,62 @@ async def test_replicas_storing_the_same_notifications_in_any_order_store_each_o
             await writer.stop()
     stored = [row.dedupe_key for row in await rows(first, webhooks)]
     assert len(stored) == len(set(stored)) == ROUNDS * KEYS
+
+
+async def test_characters_postgresql_cannot_store_cost_no_alert(postgres_server: PostgresServer) -> None:
+    """NUL and a lone surrogate in labels (PostgreSQL's text holds neither): every alert of the
+    webhook still becomes an incident, with U+FFFD where the character was."""
+    url = postgres_server.create_database("bot").replace("postgresql://", "postgresql+asyncpg://")
+    settings = Settings(webhook_token=SecretStr("t"), database_url=url, dry_run=True)
+    bot = Bot(settings)
+    app = create_app(settings, bot=bot, listen_host="127.0.0.1")
+    await bot.start()
+    try:
+        payload = webhook(
+            (AlertSpec(breaker_labels("openai")), "firing"),
+            (AlertSpec(breaker_labels("qdrant-NUL")), "firing"),
+            (AlertSpec(breaker_labels("redis-SURROGATE")), "firing"),
+        )
+        body = json.dumps(payload).replace("NUL", "\\u0000").replace("SURROGATE", "\\udc00")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bot") as http:
+            response = await http.post(
+                "/v1/alertmanager",
+                content=body,
+                headers={"Authorization": "Bearer t", "Content-Type": "application/json"},
+            )
+        assert response.status_code == 200, response.text
+        deadline = asyncio.get_running_loop().time() + 30
+        while not all(w.processed_at for w in await rows(bot.db, webhooks)):  # the bot's own processor
+            assert asyncio.get_running_loop().time() < deadline, "not processed"
+            await asyncio.sleep(0.05)
+        assert [w.error for w in await rows(bot.db, webhooks)] == [None]
+        assert sorted(i.title.split(" ")[0] for i in await rows(bot.db, incidents)) == [
+            "openai",
+            "qdrant-\ufffd",
+            "redis-\ufffd",
+        ]
+        assert response.json()["repaired"] == [
+            "alerts.1.labels.circuit_breaker_name",
+            "alerts.2.labels.circuit_breaker_name",
+        ]
+    finally:
+        await bot.stop()
+
+
+async def test_a_breaker_with_an_endless_name_still_gets_its_incident(pg: tuple[Database, Database]) -> None:
+    """An alert's labels have no length bound, the identity and title columns do (400): the bot
+    stores a readable prefix and a digest, so nobody goes unpaged for a long name, and two long
+    names that share the prefix stay two incidents."""
+    db, _ = pg
+    engine = Engine(db, EngineConfig(resolve_after=60, routing=ROUTING), clock=ManualClock())
+    long = "x" * 5000
+    first = AlertSpec(breaker_labels(long + "a", alertname="A" * 1000))
+    second = AlertSpec(breaker_labels(long + "b"))
+    for spec in (first, second):
+        await store(db, webhook((spec, "firing")))
+    await engine.process_pending()
+    found = await rows(db, incidents)
+    assert len(found) == 2
+    assert all(len(i.identity) <= 300 and len(i.title) <= 300 for i in found)
+    assert found[0].identity != found[1].identity
+    assert {w.error for w in await rows(db, webhooks)} == {None}

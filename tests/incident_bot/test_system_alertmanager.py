@@ -130,8 +130,8 @@ def test_alertmanager_alerts_page_card_and_resolve_through_the_bot(
     card = next(m for m in fake_slack.messages(INCIDENTS_CHANNEL) if card_incident_id(m) == resolved["id"])
     assert card.edited
     assert not any(b["type"] == "actions" and "Acknowledge" in str(b) for b in card.blocks)
-    replies = [m.text for m in fake_slack.thread(INCIDENTS_CHANNEL, card.ts)]
-    assert any(r.startswith("Resolved: quiet for 2s") for r in replies), replies
+    # The edited card says it resolved (the thread is for what people do: incidents.py, "Few messages").
+    assert card.text.startswith("Resolved: "), card.text
 
     # One trigger and one resolve for openai; qdrant untouched.
     (openai_alert,) = fake_pagerduty.alerts(dedup_key=openai_key)

@@ -219,6 +219,7 @@ def test_secrets_come_from_deploy_secrets(base: list[dict[str, Any]]) -> None:
     for secret, (key, path) in {
         "webhook-token": ("webhook_token", "webhook-token"),
         "demo-admin-token": ("demo_admin_token", "demo-admin-token"),
+        "bot-read-token": ("bot_read_token", "bot-read-token"),
     }.items():
         assert data(by_plain_name(base, "Secret", secret))[key] == (REPO / "deploy" / "secrets" / path).read_text()
     assert data(by_plain_name(base, "Secret", "demo-credentials")) == COMPOSE_DEFAULTS
@@ -229,7 +230,7 @@ def test_config_maps_named_as_the_generators_say(base: list[dict[str, Any]]) -> 
     assert generated == {
         "prometheus-config", "prometheus-rules", "alertmanager-config", "grafana-datasources",
         "grafana-dashboard-providers", "grafana-dashboards", "incident-bot-routes", "postgres-init",
-        "webhook-token", "demo-admin-token", "demo-credentials",
+        "webhook-token", "demo-admin-token", "bot-read-token", "demo-credentials",
     }  # fmt: skip
 
 

@@ -19,9 +19,7 @@ stage took; they are measured, not asserted: every wait below only has a generou
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ import yaml
 from alert_rules import DEFAULT_CONFIG, load_rules_config, render
 from dashboards.links import Var
 from demo.cli import FAST
-from demo.load import LoadReport, run_load
+from demo.load import BackgroundLoad, LoadReport
 from demo.stack.paths import REPO_ROOT
 from demo.stack.procs import group_members
 from tests.dashboards.support import query_every_dashboard
@@ -87,13 +85,16 @@ NO_DATA_EXPECTED: dict[tuple[str, str], str] = {
 
 def short_rules(directory: Path) -> Path:
     """The committed rules' configuration, rendered by alert_rules itself (every name and expression is
-    the generated one), with two changes through its own keys: CircuitBreakerOpen's ``for:`` shortened,
-    and no error-budget burn alerts. Their shortest window is 5m: after the recovery they would keep the
-    breaker's incident open for minutes (the bot resolves it once all its alerts are over), and in a
-    stack this young they would page before the breaker's own alert, which is the path measured here.
+    the generated one), with two changes through its own keys: CircuitBreakerOpen's ``for:`` and
+    ``keep_firing_for`` shortened (the paging variant fires a second after the warning; the alert ends a
+    second after the breaker closes), and no error-budget burn alerts. Their shortest window is 5m:
+    after the recovery they would keep the breaker's incident open for minutes (the bot resolves it
+    once all its alerts are over), and in a stack this young they would fire before the breaker's own
+    alert, which is the path measured here.
     The SLOs and their recording rules stay: the SLO dashboard reads them."""
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     config["alerts"]["open"]["for"] = OPEN_ALERT_FOR
+    config["alerts"]["open"]["keep_firing_for"] = OPEN_ALERT_FOR
     config["alerts"]["error_budget_burn"] |= {"page": [], "ticket": []}
     config_path = directory / "rules-config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -119,61 +120,6 @@ def bot_environment(pagerduty: FakePagerDuty, slack: FakeSlack) -> dict[str, str
 
 def env_args(service: str, env: Mapping[str, str]) -> list[str]:
     return [arg for name, value in env.items() for arg in ("--env", f"{service}:{name}={value}")]
-
-
-class BackgroundLoad:
-    """:func:`demo.load.run_load` in a thread, open loop until :meth:`stop`; :meth:`snapshot` is its
-    latest progress report (one a second)."""
-
-    def __init__(self, url: str, rps: float) -> None:
-        self.url, self.rps = url, rps
-        self._latest: LoadReport | None = None
-        self._final: LoadReport | None = None
-        self._failure: BaseException | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._running = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="e2e-load", daemon=True)
-
-    def start(self) -> BackgroundLoad:
-        self._thread.start()
-        if not self._running.wait(10):
-            raise RuntimeError("the load generator did not start")
-        return self
-
-    @property
-    def latest(self) -> LoadReport | None:
-        return self._latest
-
-    def snapshot(self) -> LoadReport:
-        report = self._latest
-        assert report is not None, "no progress report yet"
-        return report
-
-    def stop(self) -> LoadReport:
-        if self._loop is not None and self._stop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(60)
-        if self._failure is not None:
-            raise self._failure
-        assert self._final is not None, "the load generator did not finish"
-        return self._final
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # re-raised by stop(), in the test's thread
-            self._failure = exc
-            self._running.set()
-
-    async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        self._running.set()
-
-        def progress(report: LoadReport) -> None:
-            self._latest = report
-
-        self._final = await run_load(self.url, self.rps, None, on_progress=progress, stop=self._stop, seed=7)
 
 
 @dataclass
@@ -300,7 +246,12 @@ def test_an_openai_outage_pages_and_heals_end_to_end(
 
         stage(lambda: stack.breaker(BREAKER)["state"] == "open", "the openai breaker open (demo /health/ready)")
         timeline.mark("breaker_open")
-        firing = stage(lambda: stack.alerts(prometheus, "CircuitBreakerOpen", "firing"), "CircuitBreakerOpen firing")
+
+        def paging() -> list[dict[str, Any]]:
+            alerts = stack.alerts(prometheus, "CircuitBreakerOpen", "firing")
+            return [a for a in alerts if a["labels"]["severity"] == "critical"]
+
+        firing = stage(paging, "CircuitBreakerOpen firing at critical")
         timeline.mark("open_alert_firing")
         # When the rule first matched (pending): the scrape and evaluation after the breaker opened.
         timeline.mark("open_alert_active", datetime.fromisoformat(firing[0]["activeAt"]).timestamp())

@@ -106,6 +106,45 @@ def test_rendered_alertmanager_config_is_valid_and_routes_to_the_bot(plan: Plan)
     assert plan.service("incident-bot").env["INCIDENT_BOT_WEBHOOK_TOKEN_FILE"] == str(token_file)
 
 
+def _bot_job(prometheus_yml: dict[str, object]) -> dict[str, object]:
+    jobs = prometheus_yml["scrape_configs"]
+    assert isinstance(jobs, list)
+    job: dict[str, object] = next(j for j in jobs if j["job_name"] == "incident-bot")
+    return job
+
+
+def test_prometheus_scrapes_the_bot_with_its_read_token_in_compose(compose: ComposeFile) -> None:
+    """In compose the bot listens beyond loopback (0.0.0.0 in its container): its /metrics needs
+    the read token, and Prometheus presents the very secret the bot checks."""
+    bot, prometheus = compose.services["incident-bot"], compose.services["prometheus"]
+    assert "0.0.0.0" in bot.command
+    token_target = bot.environment["INCIDENT_BOT_READ_TOKEN_FILE"]
+    bot_mounts = {m.target: m.source for m in bot.mounts}
+    job = _bot_job(yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text()))
+    authorization = job["authorization"]
+    assert isinstance(authorization, dict)
+    assert authorization.get("type", "Bearer") == "Bearer"
+    prometheus_mounts = {m.target: m.source for m in prometheus.mounts}
+    credentials = authorization["credentials_file"]
+    assert prometheus_mounts[credentials] == bot_mounts[token_target], "Prometheus and the bot read one secret"
+    secret = bot_mounts[token_target]
+    assert secret is not None
+    assert secret.read_text().strip()
+
+
+def test_locally_the_bot_listens_on_loopback_and_prometheus_still_has_its_token(plan: Plan) -> None:
+    """`make up` runs the bot on 127.0.0.1 (reads open), with the same read token file as
+    Prometheus's rendered credentials_file, so both topologies scrape the same way."""
+    bot = plan.service("incident-bot")
+    assert bot.argv[bot.argv.index("--host") + 1] == "127.0.0.1"
+    prometheus_yml = next(p for p in _render_all(plan)["prometheus"] if p.name == "prometheus.yml")
+    authorization = _bot_job(yaml.safe_load(prometheus_yml.read_text()))["authorization"]
+    assert isinstance(authorization, dict)
+    token_file = Path(authorization["credentials_file"])
+    assert token_file.read_text().strip()
+    assert bot.env["INCIDENT_BOT_READ_TOKEN_FILE"] == str(token_file)
+
+
 def test_short_intervals_reach_the_configs(compose: ComposeFile, tmp_path: Path) -> None:
     options = StackOptions(
         state_dir=tmp_path, scrape_interval="1s", evaluation_interval="1s", group_wait="0s", group_interval="1s"
