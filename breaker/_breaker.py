@@ -587,8 +587,7 @@ class CircuitBreaker:
                 else:
                     changes.append(self._set_state(_HALF_OPEN, TransitionReason.WAIT_ELAPSED, now))
             if rejection is None:  # half-open, possibly just now
-                max_wait = self.config.max_wait_in_half_open
-                if max_wait is not None and now - self._state_since >= max_wait:
+                if self._half_open_expired(now):
                     changes.append(self._open(now, TransitionReason.HALF_OPEN_TIMEOUT))
                     rejection = self._reject(_REJECT_OPEN, self._open_until - now)
                 elif self._half_open_in_flight + self._half_open_calls < self.config.permitted_calls_in_half_open:
@@ -704,6 +703,12 @@ class CircuitBreaker:
             if same_generation and in_window and kind is not _IGNORED:
                 counted = True
                 change = self._record_in_window(verdict, slow, end, trips=state is _CLOSED)
+            elif state is _HALF_OPEN and self._half_open_expired(end):
+                # Past max_wait_in_half_open with no timer to act on it (or one about to): the
+                # breaker reopens now, as resilience4j does at the max wait, and this late result
+                # is recorded in the totals only. It must not close the breaker.
+                counted = False
+                change = self._open(end, TransitionReason.HALF_OPEN_TIMEOUT)
             elif same_generation and state is _HALF_OPEN:
                 counted = kind is not _IGNORED
                 change = self._record_probe(verdict, slow, end)
@@ -807,6 +812,11 @@ class CircuitBreaker:
         self._span_start = max(grid, self._window_start)
         self._span_end = min(grid + width, self._window.bucket_end)
 
+    def _half_open_expired(self, now: float) -> bool:
+        """Whether a half-open breaker has outlived ``max_wait_in_half_open`` (under the lock)."""
+        max_wait = self.config.max_wait_in_half_open
+        return max_wait is not None and now - self._state_since >= max_wait
+
     def _record_probe(self, verdict: Verdict, slow: bool, now: float) -> _Change | None:
         self._half_open_in_flight -= 1
         kind = verdict.kind
@@ -847,8 +857,32 @@ class CircuitBreaker:
             wait = min(max(0.0, retry_after), self.config.rate_limit_max_wait)
         else:
             self._open_attempts += 1
-            wait = max(0.0, float(self.config.wait_strategy(self._open_attempts)))
+            wait = self._wait_in_open(self._open_attempts)
         return self._set_state(_OPEN, reason, now, open_for=wait)
+
+    def _wait_in_open(self, attempt: int) -> float:
+        """The wait strategy's seconds for this opening. Numbers and the built-in strategies are
+        validated with the configuration; a custom strategy that returns something else than
+        finite positive seconds (NaN, infinity, 0, a negative number) gets the default wait: an
+        open breaker always has a deadline, and no timer is ever set for an infinite delay."""
+        value = self.config.wait_strategy(attempt)
+        try:
+            wait = float(value)
+        except (TypeError, ValueError):
+            wait = math.nan
+        if 0.0 < wait < math.inf:
+            return wait
+        fallback = float(DEFAULT_CONFIG.wait_strategy(attempt))
+        logger.error(
+            "circuit breaker %r: wait strategy %r returned %r for opening %d; waiting %ss instead "
+            "(a wait must be finite positive seconds: use force_open() to stay open until told otherwise)",
+            self.name,
+            self.config.wait_strategy,
+            value,
+            attempt,
+            fallback,
+        )
+        return fallback
 
     def _set_state(self, new: State, reason: TransitionReason, now: float, *, open_for: float | None = None) -> _Change:
         previous = self._state
@@ -858,7 +892,8 @@ class CircuitBreaker:
         self._closed_gen = _NOT_CLOSED
         self._generation += 1
         self._state = new
-        self._state_since = now
+        if new is not previous:  # a reset of a closed breaker: still closed since then
+            self._state_since = now
         self._half_open_in_flight = self._half_open_calls = 0
         self._half_open_failures = self._half_open_slow = 0
         if self._timer is not None:
@@ -880,8 +915,9 @@ class CircuitBreaker:
         if new is _CLOSED and self._parent is None:
             self._closed_gen = self._generation
         self._clear_window(now)
-        key = (previous, new)
-        self._transitions[key] = self._transitions.get(key, 0) + 1
+        if new is not previous:  # a reset of a closed breaker is no transition
+            key = (previous, new)
+            self._transitions[key] = self._transitions.get(key, 0) + 1
         # Recovery: from leaving closed for an open state to being closed again.
         if previous is _CLOSED and (new is _OPEN or new is _FORCED_OPEN):
             self._left_closed_at = now
@@ -1043,7 +1079,14 @@ class CircuitBreaker:
     # ------------------------------------------------------------------ manual control
 
     def force_open(self, duration: float | None = None) -> None:
-        """Reject every call: for ``duration`` seconds (then half-open), or until changed by hand."""
+        """Reject every call: for ``duration`` seconds (then half-open), or until changed by hand.
+
+        Publishes ``StateChanged(previous -> forced_open)`` and counts the transition. On a breaker
+        already forced open, only the deadline moves: when it changes (another ``duration``, or
+        none), one ``StateChanged(forced_open -> forced_open)`` with the new ``open_for`` tells
+        listeners (a state store shares it with the other replicas), and no transition is
+        counted; when it does not (``force_open()`` twice), nothing happens.
+        """
         if duration is not None and (
             isinstance(duration, bool) or not isinstance(duration, int | float) or not 0 < duration < math.inf
         ):
@@ -1051,27 +1094,63 @@ class CircuitBreaker:
         self._manual(_FORCED_OPEN, open_for=None if duration is None else float(duration))
 
     def force_close(self) -> None:
-        """Close now, with an empty window. The open backoff keeps its count."""
+        """Close now, with an empty window. The open backoff keeps its count.
+
+        On a breaker already closed the window is emptied, but nothing is published and no
+        transition is counted.
+        """
         self._manual(_CLOSED)
 
     def reset(self) -> None:
-        """Close now and forget the window, the failure streak and the open backoff."""
+        """Close now and forget the window, the failure streak and the open backoff.
+
+        On a breaker already closed they are forgotten, but nothing is published and no
+        transition is counted.
+        """
         with self._lock:
             self._open_attempts = 0
         self._manual(_CLOSED)
 
     def disable(self) -> None:
-        """Let every call through and record nothing, until changed by hand."""
+        """Let every call through and record nothing, until changed by hand (a no-op when disabled)."""
         self._manual(_DISABLED)
 
     def metrics_only(self) -> None:
-        """Let every call through and record everything, but never trip (a dry run)."""
+        """Let every call through and record everything, but never trip (a dry run). A no-op in
+        that state already: the window it records stays."""
         self._manual(_METRICS_ONLY)
 
     def _manual(self, state: State, *, open_for: float | None = None) -> None:
         with self._lock:
-            change = self._set_state(state, TransitionReason.MANUAL, self._now(), open_for=open_for)
+            now = self._now()
+            if state is not self._state:
+                change = self._set_state(state, TransitionReason.MANUAL, now, open_for=open_for)
+            elif state is _CLOSED:
+                # Closed already: a fresh window (and generation), but no transition, no event.
+                self._set_state(state, TransitionReason.MANUAL, now)
+                return
+            elif state is _FORCED_OPEN and self._move_deadline(now, open_for):
+                # Forced open already, with another deadline: it moves, and listeners (a state
+                # store sharing it with other replicas) hear of it; no transition is counted.
+                change = (state, state, TransitionReason.MANUAL, now, open_for)
+            else:
+                return  # nothing changes
         self._publish_changes([change])
+
+    def _move_deadline(self, now: float, open_for: float | None) -> bool:
+        """Move an open (or forced-open) breaker's deadline to ``open_for`` seconds from now
+        (``None``: none), and its timer with it; the state and generation stay. Returns whether
+        the deadline moved. Under the lock."""
+        until = math.inf if open_for is None else now + open_for
+        if until == self._open_until:
+            return False
+        self._open_until = until
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if open_for is not None and self.config.automatic_transition_to_half_open:
+            self._timer = self._clock.call_later(open_for, functools.partial(self._on_open_timer, self._generation))
+        return True
 
     # ------------------------------------------------------------------ shared state (stores)
 
@@ -1088,7 +1167,8 @@ class CircuitBreaker:
         For state stores (``breaker/_stores``). ``open_for``: seconds left open (``None`` for an
         open state: this breaker's own wait strategy; for forced open: until changed by hand).
         ``only_from``: change only from this state. When already in ``state``, only the open
-        deadline moves (no event). Returns whether the state changed.
+        deadline moves (no event; an open state keeps its own for ``None``). Returns whether the
+        state changed.
         """
         with self._lock:
             now = self._now()
@@ -1096,15 +1176,9 @@ class CircuitBreaker:
             if only_from is not None and current is not only_from:
                 return False
             if state is current:
-                if (state is _OPEN or state is _FORCED_OPEN) and open_for is not None:
-                    self._open_until = now + max(0.0, open_for)
-                    if self._timer is not None:
-                        self._timer.cancel()
-                        self._timer = None
-                    if self.config.automatic_transition_to_half_open:
-                        self._timer = self._clock.call_later(
-                            max(0.0, open_for), functools.partial(self._on_open_timer, self._generation)
-                        )
+                if state is _FORCED_OPEN or (state is _OPEN and open_for is not None):
+                    # The deadline follows (force_open() again elsewhere); None: no deadline.
+                    self._move_deadline(now, None if open_for is None else max(0.0, open_for))
                 return False
             if state is _OPEN and open_for is None:
                 change = self._open(now, reason)

@@ -19,7 +19,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeAlias, final
@@ -31,6 +31,7 @@ __all__ = [
     "Classifier",
     "ClassifierFunc",
     "ClassifierLike",
+    "ExceptionMatcher",
     "Verdict",
     "VerdictKind",
     "as_classifier",
@@ -42,6 +43,7 @@ __all__ = [
     "rate_limited",
     "record_exceptions",
     "record_results",
+    "resilience4j_exceptions",
     "when_exception",
     "when_result",
 ]
@@ -281,3 +283,99 @@ def when_result(
 ) -> Classifier:
     """When ``predicate(result)`` holds, give ``verdict`` (or ``verdict(result)``)."""
     return _ResultRule(predicate, verdict, f"when_result({predicate!r})")
+
+
+#: What resilience4j's ``recordExceptions``/``ignoreExceptions`` take: an exception class (its
+#: subclasses match too), or a predicate on the exception (``recordException(Predicate)``).
+ExceptionMatcher: TypeAlias = type[BaseException] | Callable[[BaseException], bool]
+
+
+def _matchers(
+    items: tuple[ExceptionMatcher, ...], where: str
+) -> tuple[tuple[type[BaseException], ...], tuple[Callable[[BaseException], bool], ...]]:
+    types: list[type[BaseException]] = []
+    predicates: list[Callable[[BaseException], bool]] = []
+    for item in items:
+        if isinstance(item, type):
+            if not issubclass(item, BaseException):
+                raise TypeError(f"{where}: {item!r} is not an exception class")
+            types.append(item)
+        elif callable(item):
+            predicates.append(item)
+        else:
+            raise TypeError(f"{where}: {item!r} is neither an exception class nor a predicate")
+    return tuple(types), tuple(predicates)
+
+
+class _Resilience4jExceptions(Classifier):
+    __slots__ = ("_ignore", "_ignore_if", "_record", "_record_all", "_record_if", "error_type", "ignore", "record")
+    inspects_results = False
+
+    def __init__(
+        self, record: tuple[ExceptionMatcher, ...], ignore: tuple[ExceptionMatcher, ...], error_type: str | None
+    ) -> None:
+        self.record = record
+        self.ignore = ignore
+        self.error_type = error_type
+        self._record, self._record_if = _matchers(record, "resilience4j_exceptions(record=...)")
+        self._ignore, self._ignore_if = _matchers(ignore, "resilience4j_exceptions(ignore=...)")
+        self._record_all = not record
+
+    def __call__(self, exc: BaseException | None, result: Any) -> Verdict | None:
+        if exc is None:
+            return None  # results: no opinion (resilience4j's recordResult is record_results here)
+        if isinstance(exc, self._ignore) or any(p(exc) for p in self._ignore_if):
+            return IGNORED  # ignoreExceptions wins over recordExceptions
+        if self._record_all or isinstance(exc, self._record) or any(p(exc) for p in self._record_if):
+            return failure(self.error_type or error_type_of(exc))
+        return SUCCESS  # neither recorded nor ignored: resilience4j counts it as a success
+
+    def __repr__(self) -> str:
+        def shown(items: tuple[ExceptionMatcher, ...]) -> str:
+            names = [item.__name__ if isinstance(item, type) else repr(item) for item in items]
+            return "(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")"
+
+        extra = "" if self.error_type is None else f", error_type={self.error_type!r}"
+        return f"resilience4j_exceptions(record={shown(self.record)}, ignore={shown(self.ignore)}{extra})"
+
+
+def resilience4j_exceptions(
+    *,
+    record: Iterable[ExceptionMatcher] = (),
+    ignore: Iterable[ExceptionMatcher] = (),
+    error_type: str | None = None,
+) -> Classifier:
+    """resilience4j's exception rules (``recordExceptions``, ``ignoreExceptions``), as one classifier.
+
+    - an exception matching ``ignore`` is ignored, even when it matches ``record`` too: ignoring
+      wins, as in resilience4j's state machine;
+    - else one matching ``record`` is a failure (typed by ``error_type`` or its class);
+    - else it is a **success**, where ``record_exceptions`` alone would leave it to the default
+      (a failure). With ``record`` empty every exception not ignored is a failure, as resilience4j's
+      default ``recordExceptions`` (every exception) has it.
+
+    Matchers are exception classes (subclasses match) or predicates ``(exception) -> bool``, like
+    resilience4j's ``recordException(Predicate)``. It has an opinion on every exception, so with
+    ``|`` other exception rules go before it; it never looks at results (the success path stays
+    lock-free), so ``record_results`` composes on either side.
+
+    >>> from breaker import resilience4j_exceptions
+    >>> classify = resilience4j_exceptions(record=(OSError,), ignore=(ConnectionResetError,))
+    >>> classify(TimeoutError(), None).kind.value  # an OSError: recorded
+    'failure'
+    >>> classify(ConnectionResetError(), None).kind.value  # an OSError too, but ignoring wins
+    'ignored'
+    >>> classify(ValueError(), None).kind.value  # not recorded: a success, as in resilience4j
+    'success'
+    >>> resilience4j_exceptions(ignore=(KeyError,))(ValueError(), None).error_type  # record empty: all
+    'ValueError'
+    """
+    lists = []
+    for name, value in (("record", record), ("ignore", ignore)):
+        if isinstance(value, type | str | bytes) or callable(value):
+            raise TypeError(
+                f"resilience4j_exceptions({name}=...): expected a tuple of exception classes or "
+                f"predicates (got {value!r})"
+            )
+        lists.append(tuple(value))
+    return _Resilience4jExceptions(lists[0], lists[1], error_type)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -33,14 +34,30 @@ class Clock(Protocol):
         """Monotonic seconds; only differences matter."""
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
-        """Run ``callback`` after ``delay`` seconds, once."""
+        """Run ``callback`` after ``delay`` seconds, once (never, for an infinite delay)."""
+
+
+def _checked_delay(delay: float) -> float:
+    if math.isnan(delay):
+        raise ValueError("call_later: delay must be a number of seconds (got nan)")
+    return max(0.0, delay)
+
+
+class _NeverTimer:
+    """The handle of a timer due at infinity: nothing is scheduled, so nothing can fire."""
+
+    __slots__ = ()
+
+    def cancel(self) -> None:
+        pass
 
 
 class _ThreadTimer:
     __slots__ = ("_timer",)
 
     def __init__(self, delay: float, callback: Callable[[], None]) -> None:
-        self._timer = threading.Timer(delay, callback)
+        # threading.Timer cannot wait longer than TIMEOUT_MAX (its thread dies of OverflowError).
+        self._timer = threading.Timer(min(delay, threading.TIMEOUT_MAX), callback)
         self._timer.daemon = True
         self._timer.start()
 
@@ -61,6 +78,9 @@ class MonotonicClock:
     now = staticmethod(time.monotonic)
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        delay = _checked_delay(delay)
+        if delay == math.inf:  # never due: no thread or loop timer waits for it
+            return _NeverTimer()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -104,8 +124,9 @@ class ManualClock:
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         handle = _ManualTimer()
+        delay = _checked_delay(delay)
         with self._lock:
-            heapq.heappush(self._timers, (self._now + max(0.0, delay), next(self._seq), handle, callback))
+            heapq.heappush(self._timers, (self._now + delay, next(self._seq), handle, callback))
         return handle
 
     def advance(self, seconds: float) -> None:

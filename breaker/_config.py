@@ -71,9 +71,10 @@ class BreakerConfig:
     wait_in_open: WaitStrategyLike = field(
         default=60.0,
         metadata=_doc(
-            "How long to stay open before letting probes through: seconds, or a wait strategy such as "
-            "`ExponentialBackoff(initial, multiplier, maximum, jitter)`, which grows with each opening "
-            "in a row and resets when the breaker closes."
+            "How long to stay open before letting probes through: seconds (finite, above 0), or a wait "
+            "strategy such as `ExponentialBackoff(initial, multiplier, maximum, jitter)`, which grows with "
+            "each opening in a row and resets when the breaker closes. To stay open until told otherwise, "
+            "use `force_open()`."
         ),
     )
     automatic_transition_to_half_open: bool = field(
@@ -108,8 +109,9 @@ class BreakerConfig:
         default=None,
         metadata=_doc(
             "What exceptions and results mean: compose `record_exceptions`, `ignore_exceptions`, "
-            "`record_results`, `when_exception`, `when_result` with `|`. `None`: exceptions fail, "
-            "results succeed. Cancellation never counts."
+            "`record_results`, `when_exception`, `when_result` with `|` (the first opinion wins), or "
+            "`resilience4j_exceptions(record=..., ignore=...)` for resilience4j's rules. `None`: exceptions "
+            "fail, results succeed. Cancellation never counts."
         ),
     )
     rate_limit_max_wait: float = field(

@@ -20,6 +20,9 @@ __all__ = ["BreakerListener", "CallRecorded", "CallRejected", "FallbackUsed", "S
 
 @dataclass(frozen=True, slots=True)
 class StateChanged:
+    """The breaker changed state. ``previous`` is ``state`` only for ``force_open()`` moving the
+    deadline of a breaker already forced open (no transition is counted then)."""
+
     breaker: CircuitBreaker
     previous: State
     state: State

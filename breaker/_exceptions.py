@@ -12,6 +12,7 @@ The tree::
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, cast
 
 from ._state import RejectionReason, State
@@ -92,7 +93,7 @@ class CircuitOpenError(BreakerError):
         text = f"circuit breaker {name!r} rejected the call ({reason.value})"
         if self.origin != name:
             text += f": {self.origin!r} is open"
-        if remaining is not None:
+        if remaining is not None and remaining < math.inf:  # an open breaker's wait is finite
             text += f"; retry in {remaining:.3f}s"
         return text
 

@@ -6,11 +6,11 @@ only once the window holds the minimum number of calls (the gauge is absent othe
 samples of the last ``lookback`` seconds a least-squares line is fitted, and extrapolated
 ``horizon`` seconds ahead: PromQL's ``predict_linear(rate[lookback], horizon)``, capped at 1.
 
-The breaker publishes :class:`~breaker.TripPredicted` when, as in the ``CircuitBreakerTripPredicted``
-alert rule (``alert_rules/alerts.py``), the prediction reaches the failure-rate threshold in force
-while the current rate is still under it and the breaker is closed; once per rise (again only
-after the condition has cleared). The same ``lookback`` and ``horizon`` give the same prediction;
-the rule also waits for its ``for`` (2 m), so the event comes that much earlier than the alert.
+The breaker publishes :class:`~breaker.TripPredicted` when the prediction reaches the failure-rate
+threshold in force (the adapted one, if adaptive) while the current rate is still under it and
+the breaker is closed; once per rise (again only after the condition has cleared). The exporter
+counts the events, and the ``CircuitBreakerTripPredicted`` alert rule (``alert_rules/alerts.py``)
+fires on that count while the breaker is still closed.
 
 >>> round(predict_linear([(0.0, 0.1), (10.0, 0.2), (20.0, 0.3)], now=20.0, horizon=10.0), 6)
 0.4
@@ -36,8 +36,8 @@ __all__ = ["TripForecast", "TripForecaster", "linear_fit", "predict_linear"]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TripForecast:
-    """Opt-in trip forecast for one breaker (``BreakerConfig(forecast=...)``); ``lookback`` and
-    ``horizon`` mean what they mean in the ``CircuitBreakerTripPredicted`` rule.
+    """Opt-in trip forecast for one breaker (``BreakerConfig(forecast=...)``): the failure rate of
+    the last ``lookback`` seconds, extrapolated ``horizon`` seconds ahead.
 
     >>> TripForecast(lookback=600, horizon=300).interval
     15.0

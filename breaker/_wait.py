@@ -3,6 +3,10 @@
 A wait strategy maps the number of consecutive openings (1 for the first, 2 when the first
 probes failed, ...) to seconds. The breaker resets the count when it closes.
 
+Every wait is finite and positive, as resilience4j's ``waitDurationInOpenState`` (at least 1 ms):
+an open breaker always has a deadline. For "open until told otherwise" there is
+``force_open()``; for "half-open at the next call", a wait of a millisecond.
+
 >>> ExponentialBackoff(initial=1, multiplier=2, maximum=10, jitter=0)(4)
 8.0
 >>> ExponentialBackoff(initial=1, multiplier=2, maximum=10, jitter=0)(5)
@@ -11,6 +15,7 @@ probes failed, ...) to seconds. The breaker resets the count when it closes.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,8 +39,7 @@ class FixedWait:
     seconds: float
 
     def __post_init__(self) -> None:
-        if not self.seconds >= 0:
-            raise BreakerConfigError("wait_in_open.seconds", f"must be >= 0 (got {self.seconds})")
+        _check_seconds("wait_in_open.seconds", self.seconds)
 
     def __call__(self, attempt: int) -> float:
         return float(self.seconds)
@@ -56,14 +60,14 @@ class ExponentialBackoff:
     rng: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not self.initial > 0:
-            raise BreakerConfigError("wait_in_open.initial", f"must be > 0 (got {self.initial})")
+        _check_seconds("wait_in_open.initial", self.initial)
         if not self.multiplier >= 1:
             raise BreakerConfigError("wait_in_open.multiplier", f"must be >= 1 (got {self.multiplier})")
         if not self.maximum >= self.initial:
             raise BreakerConfigError(
                 "wait_in_open.maximum", f"must be >= initial ({self.initial}) (got {self.maximum})"
             )
+        _check_seconds("wait_in_open.maximum", self.maximum)
         if not 0 <= self.jitter <= 1:
             raise BreakerConfigError("wait_in_open.jitter", f"must be within [0, 1] (got {self.jitter})")
 
@@ -82,11 +86,33 @@ class ExponentialBackoff:
 WaitStrategyLike: TypeAlias = float | int | WaitStrategy
 
 
+def _check_seconds(field: str, value: object) -> None:
+    """A wait: a finite number of seconds above 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BreakerConfigError(field, f"expected a number of seconds (got {value!r})")
+    if value == math.inf:
+        raise BreakerConfigError(
+            field, "must be finite (got inf): for a breaker open until told otherwise, use force_open()"
+        )
+    if not 0 < value < math.inf:
+        raise BreakerConfigError(field, f"must be a positive, finite number of seconds (got {value!r})")
+
+
 def as_wait_strategy(value: WaitStrategyLike) -> WaitStrategy:
-    """A number means a fixed wait in seconds."""
+    """A number means a fixed wait in seconds: finite and positive.
+
+    >>> as_wait_strategy(30)
+    FixedWait(seconds=30.0)
+    >>> try:
+    ...     as_wait_strategy(float("inf"))
+    ... except BreakerConfigError as exc:
+    ...     print(exc.reason)
+    must be finite (got inf): for a breaker open until told otherwise, use force_open()
+    """
     if isinstance(value, bool):
         raise BreakerConfigError("wait_in_open", "expected seconds or a wait strategy, got a bool")
     if isinstance(value, int | float):
+        _check_seconds("wait_in_open", value)
         return FixedWait(float(value))
     if callable(value):
         return value

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -176,8 +177,8 @@ class AdaptiveOptions(_Strict):
 class ForecastOptions(_Strict):
     """`breaker.forecast`: warn before the failure rate's trend trips the breaker."""
 
-    lookback: Duration = Field(600.0, description="History the trend is fitted over (the alert rule's `lookback`).")
-    horizon: Duration = Field(600.0, description="How far ahead the trend is extrapolated (the rule's `horizon`).")
+    lookback: Duration = Field(600.0, description="History the trend is fitted over.")
+    horizon: Duration = Field(600.0, description="How far ahead the trend is extrapolated.")
     interval: Duration = Field(15.0, description="Time between two samples.")
     min_samples: int = Field(3, ge=2, description="Samples in the lookback needed for a prediction.")
 
@@ -206,7 +207,11 @@ class BreakerOptions(_Strict):
     minimum_calls: int | None = Field(None, ge=1, description="No rate, so no trip, below this many calls.")
     consecutive_failures_threshold: int | None = Field(None, ge=1, description="Also open after N failures in a row.")
     wait_in_open: Duration | ExponentialWaitOption | None = Field(
-        None, description="Time to stay open: a duration, or `{exponential: {initial, multiplier, maximum, jitter}}`."
+        None,
+        description=(
+            "Time to stay open: a duration above 0, or `{exponential: {initial, multiplier, maximum, jitter}}`. "
+            "Never infinite: to stay open until told otherwise, force it open."
+        ),
     )
     automatic_transition_to_half_open: bool | None = Field(
         None, description="Move to half-open by timer rather than on the next call."
@@ -227,6 +232,18 @@ class BreakerOptions(_Strict):
     rate_limit_max_wait: Duration | None = Field(None, description="The longest a 429's Retry-After may hold it open.")
     adaptive: AdaptiveOptions | None = Field(None, description="Adaptive thresholds; off when absent.")
     forecast: ForecastOptions | None = Field(None, description="Trip forecast; off when absent.")
+
+    @field_validator("wait_in_open", mode="before")
+    @classmethod
+    def _finite_wait(cls, value: Any) -> Any:
+        """One clear reason for a wait that is not a finite positive duration (as BreakerConfig's)."""
+        seconds = parse_duration(value)
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+            if seconds == math.inf:
+                raise ValueError("must be finite: for a breaker open until told otherwise, use force_open()")
+            if not 0 < seconds < math.inf:
+                raise ValueError("must be a duration above 0, such as 1ms or 30s")
+        return seconds
 
     def merged(self, *others: BreakerOptions | None) -> BreakerOptions:
         """These options, overridden by the set fields of each of ``others`` in turn."""

@@ -6,6 +6,8 @@ import logging
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from breaker import (
     IGNORED,
@@ -23,6 +25,7 @@ from breaker import (
     rate_limited,
     record_exceptions,
     record_results,
+    resilience4j_exceptions,
     when_exception,
     when_result,
 )
@@ -198,3 +201,80 @@ def test_refusals_name_the_function_and_the_bad_value() -> None:
         ignore_exceptions("x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"got int$"):
         as_classifier(42)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------- resilience4j's rules
+
+HIERARCHY = [
+    Exception,
+    OSError,
+    ConnectionError,
+    ConnectionResetError,
+    TimeoutError,
+    LookupError,
+    KeyError,
+    IndexError,
+    ValueError,
+    Boom,
+]
+CLASSES = st.lists(st.sampled_from(HIERARCHY), max_size=3, unique=True)
+
+
+@given(record=CLASSES, ignore=CLASSES, raised=st.sampled_from(HIERARCHY), after=st.sampled_from(HIERARCHY))
+def test_resilience4j_rules_ignore_always_wins(
+    record: list[type[Exception]], ignore: list[type[Exception]], raised: type[Exception], after: type[Exception]
+) -> None:
+    classify = resilience4j_exceptions(record=record, ignore=ignore)
+    exc = raised()
+    verdict = classify(exc, None)
+    if isinstance(exc, tuple(ignore)):
+        assert verdict is IGNORED  # whatever record says
+    elif not record or isinstance(exc, tuple(record)):
+        assert verdict == failure(error_type_of(exc))
+    else:
+        assert verdict is SUCCESS  # neither recorded nor ignored
+    # It has an opinion on every exception: what comes after it in a chain never decides one.
+    assert (classify | record_exceptions(after, error_type="later"))(exc, None) == verdict
+    assert classify(None, "a result") is None
+
+
+def test_resilience4j_rules_differ_from_the_composable_ones_where_it_matters() -> None:
+    r4j = resilience4j_exceptions(record=(OSError,), ignore=(ConnectionResetError,))
+    ours = record_exceptions(OSError) | ignore_exceptions(ConnectionResetError)
+    assert ours(ConnectionResetError(), None) == failure("ConnectionResetError")  # order decides here
+    assert r4j(ConnectionResetError(), None) is IGNORED  # ignore wins there
+    assert ours(ValueError(), None) is None  # no opinion: the default makes it a failure
+    assert r4j(ValueError(), None) is SUCCESS
+
+
+def test_resilience4j_rules_take_predicates_and_an_error_type() -> None:
+    classify = resilience4j_exceptions(
+        record=(lambda e: "unavailable" in str(e),),
+        ignore=(KeyError, lambda e: "bad request" in str(e)),
+        error_type="dep",
+    )
+    assert classify(RuntimeError("service unavailable"), None) == failure("dep")
+    assert classify(RuntimeError("unavailable: bad request"), None) is IGNORED
+    assert classify(RuntimeError("fine"), None) is SUCCESS
+    assert not classify.inspects_results
+    assert repr(resilience4j_exceptions(record=(OSError,))) == "resilience4j_exceptions(record=(OSError,), ignore=())"
+    with pytest.raises(TypeError, match=r"^resilience4j_exceptions\(record=\.\.\.\): expected a tuple"):
+        resilience4j_exceptions(record=OSError)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"ignore=\.\.\.\): 'x' is neither"):
+        resilience4j_exceptions(ignore=("x",))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="is not an exception class"):
+        resilience4j_exceptions(ignore=(int,))  # type: ignore[arg-type]
+
+
+def test_resilience4j_rules_in_a_breaker(make_breaker: MakeBreaker, clock: ManualClock) -> None:
+    b = make_breaker(
+        minimum_calls=100, classifier=resilience4j_exceptions(record=(ConnectionError,), ignore=(KeyError,))
+    )
+    fail(b, clock)  # Boom: not recorded, so a success
+    fail(b, clock, exc=KeyError("k"))  # ignored
+    fail(b, clock, exc=ConnectionRefusedError())  # recorded
+    succeed(b, clock)
+    snap = b.snapshot()
+    assert (snap.calls, snap.failures) == (3, 1)
+    assert (snap.totals.successes, snap.totals.failures, snap.totals.ignored) == (2, 1, 1)
+    assert snap.totals.failures_by_type == {"ConnectionRefusedError": 1}

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import math
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import pytest
 
-from breaker import BreakerConfig, BreakerConfigError, ExponentialBackoff, FixedWait, WindowType
+from breaker import (
+    BreakerConfig,
+    BreakerConfigError,
+    CircuitBreaker,
+    CircuitOpenError,
+    ExponentialBackoff,
+    FixedWait,
+    ManualClock,
+    MonotonicClock,
+    RejectionReason,
+    State,
+    WindowType,
+)
+from breaker import _clock as clock_module
+
+from .support import fail
 
 
 @pytest.mark.parametrize(
@@ -22,7 +41,10 @@ from breaker import BreakerConfig, BreakerConfigError, ExponentialBackoff, Fixed
         ({"sliding_window_size": 2.5}, "sliding_window_size", "whole number"),
         ({"minimum_calls": True}, "minimum_calls", "whole number"),
         ({"consecutive_failures_threshold": 0}, "consecutive_failures_threshold", "at least 1"),
-        ({"wait_in_open": -5}, "wait_in_open.seconds", ">= 0"),
+        ({"wait_in_open": -5}, "wait_in_open", "positive, finite"),
+        ({"wait_in_open": 0}, "wait_in_open", "positive, finite"),
+        ({"wait_in_open": float("nan")}, "wait_in_open", "positive, finite"),
+        ({"wait_in_open": float("inf")}, "wait_in_open", "use force_open()"),
         ({"wait_in_open": "60s"}, "wait_in_open", "seconds or a wait strategy"),
         ({"permitted_calls_in_half_open": 0}, "permitted_calls_in_half_open", "at least 1"),
         ({"max_wait_in_half_open": 0}, "max_wait_in_half_open", "positive"),
@@ -43,6 +65,8 @@ def test_invalid_values_are_explained(options: dict[str, Any], field: str, reaso
     ("options", "field"),
     [
         ({"initial": 0}, "wait_in_open.initial"),
+        ({"initial": math.inf, "maximum": math.inf}, "wait_in_open.initial"),
+        ({"maximum": math.inf}, "wait_in_open.maximum"),
         ({"multiplier": 0.5}, "wait_in_open.multiplier"),
         ({"initial": 10, "maximum": 5}, "wait_in_open.maximum"),
         ({"jitter": 2}, "wait_in_open.jitter"),
@@ -68,3 +92,70 @@ def test_normalises_and_replaces() -> None:
 
 def test_exponential_backoff_survives_very_long_outages() -> None:
     assert ExponentialBackoff(initial=1, multiplier=10, maximum=60, jitter=0)(10_000) == 60.0
+
+
+# ---------------------------------------------------------------------- issue 18: waits are finite
+
+
+def test_an_infinite_wait_is_refused_with_the_way_to_get_one() -> None:
+    for build in (
+        lambda: BreakerConfig(wait_in_open=math.inf),
+        lambda: FixedWait(math.inf),
+        lambda: ExponentialBackoff(maximum=math.inf),
+    ):
+        with pytest.raises(BreakerConfigError, match=r"must be finite \(got inf\).*use force_open\(\)"):
+            build()
+
+
+@pytest.mark.parametrize("bad", [math.inf, math.nan, 0.0, -1.0, "soon"])
+def test_a_custom_wait_that_is_not_finite_positive_gets_the_default(
+    bad: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    config = BreakerConfig(
+        minimum_calls=1, sliding_window_size=1, automatic_transition_to_half_open=True, wait_in_open=lambda attempt: bad
+    )
+    b = CircuitBreaker("dep", config, clock=clock)
+    with caplog.at_level(logging.ERROR, logger="breaker"):
+        fail(b, clock)
+    snap = b.snapshot()
+    assert (snap.state, snap.open_remaining) == (State.OPEN, 60.0)
+    assert "use force_open()" in caplog.text
+    with pytest.raises(CircuitOpenError) as info:
+        b.call(lambda: None)
+    assert str(info.value).endswith("retry in 60.000s")
+    clock.advance(60)
+    assert b.state is State.HALF_OPEN  # by the timer
+
+
+def test_a_rejection_never_says_retry_in_infinity() -> None:
+    error = CircuitOpenError("dep", State.OPEN, RejectionReason.OPEN, math.inf)
+    assert "inf" not in str(error)
+
+
+class _RecordingTimer:
+    delays: ClassVar[list[float]] = []
+
+    def __init__(self, delay: float, callback: Callable[[], None]) -> None:
+        self.delays.append(delay)
+        self.daemon = False
+
+    def start(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_no_thread_timer_waits_forever_or_beyond_what_threading_can(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a running loop the real clock's timers are threading.Timer, whose thread dies of
+    # OverflowError on an infinite (or too long) wait.
+    monkeypatch.setattr(clock_module.threading, "Timer", _RecordingTimer)
+    monkeypatch.setattr(_RecordingTimer, "delays", [])
+    clock = MonotonicClock()
+    clock.call_later(math.inf, lambda: None).cancel()
+    clock.call_later(1e300, lambda: None)
+    clock.call_later(5.0, lambda: None)
+    assert _RecordingTimer.delays == [threading.TIMEOUT_MAX, 5.0]
+    with pytest.raises(ValueError, match="nan"):
+        clock.call_later(math.nan, lambda: None)

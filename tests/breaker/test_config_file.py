@@ -206,3 +206,19 @@ def test_unimportable_fallback_functions_are_reported_at_build(tmp_path: Path) -
 @pytest.mark.parametrize(("text", "seconds"), [(5, 5), ("250ms", 0.25), ("30s", 30), ("2m", 120), ("1.5h", 5400)])
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (".inf", "must be finite: for a breaker open until told otherwise, use force_open() (got inf)"),
+        ("0", "must be a duration above 0, such as 1ms or 30s (got 0)"),
+        ("0ms", "must be a duration above 0, such as 1ms or 30s (got '0ms')"),
+    ],
+)
+def test_wait_in_open_is_finite_and_positive_with_one_clear_reason(tmp_path: Path, value: str, reason: str) -> None:
+    # As BreakerConfig's: one problem with the reason, not one per member of the union.
+    path = write(tmp_path, f"defaults:\n  wait_in_open: {value}\n")
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path, environ={})
+    assert info.value.problems == [(2, "defaults.wait_in_open", reason)]

@@ -24,12 +24,14 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from breaker import (
     BreakerConfig,
+    BreakerListener,
     CircuitBreaker,
     CircuitOpenError,
     ExponentialBackoff,
     ManualClock,
     RejectionReason,
     State,
+    StateChanged,
     ignore_exceptions,
     rate_limited,
     when_exception,
@@ -94,6 +96,7 @@ class Model:
     ignored: int = 0
     slow_total: int = 0
     rejected: dict[RejectionReason, int] = field(default_factory=lambda: dict.fromkeys(RejectionReason, 0))
+    transitions: dict[tuple[State, State], int] = field(default_factory=dict)
 
     # ---- window
     def counts(self, now: float) -> tuple[int, int, int]:
@@ -106,6 +109,9 @@ class Model:
 
     # ---- transitions
     def set_state(self, state: State, now: float, open_for: float | None = None, manual: bool = False) -> None:
+        if state is not self.state:  # a reset of a closed breaker is no transition
+            key = (self.state, state)
+            self.transitions[key] = self.transitions.get(key, 0) + 1
         self.gen += 1
         self.state = state
         self.since = now
@@ -177,6 +183,11 @@ class Model:
             self.failures += 1
         if slow:
             self.slow_total += 1
+        if self.state is State.HALF_OPEN and self.max_half_open is not None and now - self.since >= self.max_half_open:
+            # Past the max wait with no timer (or before it ran): the result reopens the breaker
+            # and counts only in the totals, whichever generation it belongs to.
+            self.trip(now)
+            return
         if gen != self.gen:
             return
         if self.state in (State.CLOSED, State.METRICS_ONLY):
@@ -212,6 +223,14 @@ class Model:
                 self.trip(now)
             elif self.ho_calls >= self.permitted:
                 self.set_state(State.CLOSED, now)
+
+
+class Changes(BreakerListener):
+    def __init__(self) -> None:
+        self.changes: list[StateChanged] = []
+
+    def state_changed(self, event: StateChanged) -> None:
+        self.changes.append(event)
 
 
 # Weighted towards the outcomes that move rates; the rare ones still come up often.
@@ -258,7 +277,8 @@ class BreakerMachine(RuleBasedStateMachine):
             classifier=CLASSIFIER,
             rate_limit_max_wait=10.0,
         )
-        self.breaker = CircuitBreaker("model", config, clock=self.clock)
+        self.events = Changes()
+        self.breaker = CircuitBreaker("model", config, clock=self.clock, listeners=[self.events])
         effective_min = min(min_calls, window_size) if window_type == "count_based" else min_calls
         self.model = Model(
             window_type=window_type,
@@ -367,12 +387,16 @@ class BreakerMachine(RuleBasedStateMachine):
     )
     def manual(self, action: str, duration: float | None) -> None:
         now = self.clock.now()
+        m = self.model
         if action == "force_open":
             self.breaker.force_open(duration)
-            self.model.set_state(State.FORCED_OPEN, now, open_for=duration, manual=True)
+            if m.state is State.FORCED_OPEN:  # only the deadline moves
+                m.open_until = now + duration if duration is not None else math.inf
+            else:
+                m.set_state(State.FORCED_OPEN, now, open_for=duration, manual=True)
             return
         if action == "reset":
-            self.model.attempts = 0
+            m.attempts = 0
         getattr(self.breaker, action)()
         state = {
             "force_close": State.CLOSED,
@@ -380,7 +404,8 @@ class BreakerMachine(RuleBasedStateMachine):
             "disable": State.DISABLED,
             "metrics_only": State.METRICS_ONLY,
         }[action]
-        self.model.set_state(state, now, manual=True)
+        if state is not m.state or state is State.CLOSED:  # closed again: a fresh window all the same
+            m.set_state(state, now, manual=True)
 
     # ---- what must always agree
 
@@ -405,6 +430,10 @@ class BreakerMachine(RuleBasedStateMachine):
             m.slow_total,
         )
         assert totals.rejected == m.rejected
+        assert totals.transitions == m.transitions
+        # Every event is a transition counted above, or a forced-open deadline that moved.
+        assert all(e.previous is not e.state or e.state is State.FORCED_OPEN for e in self.events.changes)
+        assert sum(1 for e in self.events.changes if e.previous is not e.state) == sum(m.transitions.values())
 
     @invariant()
     def half_open_permits_hold(self) -> None:

@@ -155,6 +155,20 @@ def test_manual_states_are_followed(state: State) -> None:
     assert breaker.state is state
 
 
+def test_a_followed_forced_open_deadline_moves_both_ways() -> None:
+    # force_open(d) on a breaker already forced open publishes forced_open -> forced_open with the
+    # new deadline (issue 18); the other replicas follow it, "no deadline" included.
+    clock = ManualClock()
+    breaker = CircuitBreaker("llm", BreakerConfig(automatic_transition_to_half_open=True), clock=clock)
+    breaker.force_open(30)
+    assert not breaker._apply_shared(State.FORCED_OPEN, TransitionReason.MANUAL, None)
+    assert breaker.snapshot().open_remaining is None
+    assert clock.pending_timers == 0
+    assert not breaker._apply_shared(State.FORCED_OPEN, TransitionReason.MANUAL, 10.0)
+    clock.advance(10)
+    assert breaker.state is State.HALF_OPEN
+
+
 # ---------------------------------------------------------------------- the memory store, validation
 
 

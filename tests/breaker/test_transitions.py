@@ -8,12 +8,17 @@ import pytest
 
 from breaker import (
     BreakerConfig,
+    BreakerListener,
+    CallRecorded,
     CircuitBreaker,
     CircuitOpenError,
     ExponentialBackoff,
     ManualClock,
+    Outcome,
     RejectionReason,
     State,
+    StateChanged,
+    TimerHandle,
     TransitionReason,
     rate_limited,
     when_exception,
@@ -231,7 +236,7 @@ class TestHalfOpen:
         assert b.state is State.OPEN
 
     def test_reopening_from_half_open_says_why(self, make_breaker: MakeBreaker, clock: ManualClock) -> None:
-        from breaker import BreakerListener, StateChanged
+        from breaker import BreakerListener
 
         seen: list[TransitionReason] = []
 
@@ -298,6 +303,94 @@ class TestHalfOpen:
         assert b.state is State.OPEN
         assert clock.pending_timers == 1  # the next open -> half-open move
 
+    @pytest.mark.parametrize("outcome", ["success", "failure", "cancel"])
+    def test_a_probe_that_outlives_the_max_wait_reopens_rather_than_decides(
+        self, make_breaker: MakeBreaker, clock: ManualClock, outcome: str
+    ) -> None:
+        # Issue 18: with no timer and no other call, the late probe used to close the breaker.
+        # resilience4j opens at the max wait; a result after it is recorded, nothing more.
+        b = self.open_breaker(make_breaker, clock, permitted_calls_in_half_open=1, max_wait_in_half_open=30.0)
+        recorder = Recorder()
+        b.add_listener(recorder)
+        probe = b.acquire()
+        clock.advance(30.0)
+        getattr(probe, outcome)()
+        snap = b.snapshot()
+        assert snap.state is State.OPEN
+        assert recorder.changes == [
+            (State.OPEN, State.HALF_OPEN, TransitionReason.WAIT_ELAPSED),
+            (State.HALF_OPEN, State.OPEN, TransitionReason.HALF_OPEN_TIMEOUT),
+        ]
+        assert snap.open_attempts == 2  # the backoff grows as for any reopening
+        assert snap.open_remaining == 5.0  # a full wait from now
+        assert [counted for _, counted in recorder.recorded] == [False]
+        assert (snap.totals.successes, snap.totals.failures) == (
+            (1, 1) if outcome == "success" else (0, 2) if outcome == "failure" else (0, 1)
+        )
+
+    def test_a_probe_just_inside_the_max_wait_still_decides(
+        self, make_breaker: MakeBreaker, clock: ManualClock
+    ) -> None:
+        b = self.open_breaker(make_breaker, clock, permitted_calls_in_half_open=1, max_wait_in_half_open=30.0)
+        probe = b.acquire()
+        clock.advance(29.9)
+        probe.success()
+        assert b.state is State.CLOSED
+
+    def test_a_stale_result_past_the_max_wait_reopens_too(self, make_breaker: MakeBreaker, clock: ManualClock) -> None:
+        b = make_breaker(minimum_calls=1, sliding_window_size=1, wait_in_open=5.0, max_wait_in_half_open=30.0)
+        stale = b.acquire()  # admitted while closed
+        fail(b, clock)
+        clock.advance(5.0)
+        probe = b.acquire()  # half-open now; the probe never finishes
+        clock.advance(30.0)
+        stale.success()  # the first result after the max wait: the breaker notices it
+        assert b.state is State.OPEN
+        assert b.snapshot().totals.transitions[(State.HALF_OPEN, State.OPEN)] == 1
+        probe.success()  # its generation is gone
+        assert b.state is State.OPEN
+
+    def test_a_late_result_before_the_timer_runs_does_not_close(self, clock: ManualClock) -> None:
+        # A real clock's timer can run a little late (a busy event loop): the result that gets
+        # in first must not close the breaker either.
+        class LateTimers(ManualClock):
+            def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+                return super().call_later(delay + 1.0, callback)
+
+        late = LateTimers(start=clock.now())
+        config = BreakerConfig(
+            minimum_calls=1,
+            sliding_window_size=1,
+            wait_in_open=5.0,
+            automatic_transition_to_half_open=True,
+            permitted_calls_in_half_open=1,
+            max_wait_in_half_open=30.0,
+        )
+        b = CircuitBreaker("dep", config, clock=late)
+        fail(b, late)
+        late.advance(6.0)
+        assert b.state is State.HALF_OPEN
+        probe = b.acquire()
+        late.advance(30.0)  # past the max wait; the timer is due a second later
+        probe.success()
+        assert b.state is State.OPEN
+        late.advance(1.0)  # the old timer belongs to a past generation
+        assert b.state is State.OPEN
+
+
+class Recorder(BreakerListener):
+    def __init__(self) -> None:
+        self.changes: list[tuple[State, State, TransitionReason]] = []
+        self.events: list[StateChanged] = []
+        self.recorded: list[tuple[Outcome, bool]] = []
+
+    def state_changed(self, event: StateChanged) -> None:
+        self.changes.append((event.previous, event.state, event.reason))
+        self.events.append(event)
+
+    def call_recorded(self, event: CallRecorded) -> None:
+        self.recorded.append((event.outcome, event.counted))
+
 
 class TestManual:
     def test_force_open_until_changed(self, make_breaker: MakeBreaker, clock: ManualClock) -> None:
@@ -358,6 +451,80 @@ class TestManual:
         fail(b, clock)
         assert b.snapshot().open_remaining == 1.0
 
+    def test_a_manual_action_that_changes_no_state_is_no_transition(
+        self, make_breaker: MakeBreaker, clock: ManualClock
+    ) -> None:
+        # Issue 18: reset() of a closed breaker used to publish closed -> closed and count it.
+        b = make_breaker(minimum_calls=100)
+        recorder = Recorder()
+        b.add_listener(recorder)
+        fail(b, clock)
+        clock.advance(10)
+        b.reset()
+        b.force_close()
+        snap = b.snapshot()
+        assert (snap.state, snap.state_since, snap.calls, snap.consecutive_failures) == (State.CLOSED, 1000.0, 0, 0)
+        b.force_open()
+        b.force_open()
+        b.disable()
+        b.disable()
+        b.metrics_only()
+        b.metrics_only()
+        b.reset()
+        assert recorder.changes == [
+            (State.CLOSED, State.FORCED_OPEN, TransitionReason.MANUAL),
+            (State.FORCED_OPEN, State.DISABLED, TransitionReason.MANUAL),
+            (State.DISABLED, State.METRICS_ONLY, TransitionReason.MANUAL),
+            (State.METRICS_ONLY, State.CLOSED, TransitionReason.MANUAL),
+        ]
+        assert b.snapshot().totals.transitions == dict.fromkeys(
+            [
+                (State.CLOSED, State.FORCED_OPEN),
+                (State.FORCED_OPEN, State.DISABLED),
+                (State.DISABLED, State.METRICS_ONLY),
+                (State.METRICS_ONLY, State.CLOSED),
+            ],
+            1,
+        )
+
+    def test_metrics_only_again_keeps_its_window(self, make_breaker: MakeBreaker, clock: ManualClock) -> None:
+        b = make_breaker(minimum_calls=100)
+        b.metrics_only()
+        fail(b, clock)
+        b.metrics_only()
+        assert (b.snapshot().calls, b.snapshot().failures) == (1, 1)
+
+    def test_force_open_again_moves_the_deadline_and_says_so(self, clock: ManualClock) -> None:
+        config = BreakerConfig(automatic_transition_to_half_open=True)
+        b = CircuitBreaker("dep", config, clock=clock)
+        recorder = Recorder()
+        b.add_listener(recorder)
+        b.force_open(60)
+        clock.advance(50)
+        b.force_open(60)  # another hour of maintenance, say: the deadline moves, the timer too
+        assert b.snapshot().open_remaining == 60.0
+        clock.advance(59)
+        assert b.state is State.FORCED_OPEN
+        b.force_open()  # until told otherwise
+        assert b.snapshot().open_remaining is None
+        clock.advance(3600)
+        assert b.state is State.FORCED_OPEN
+        assert clock.pending_timers == 0
+        b.force_open(10)
+        clock.advance(10)
+        assert b.state is State.HALF_OPEN
+        assert [(e.previous, e.state, e.open_for) for e in recorder.events] == [
+            (State.CLOSED, State.FORCED_OPEN, 60.0),
+            (State.FORCED_OPEN, State.FORCED_OPEN, 60.0),
+            (State.FORCED_OPEN, State.FORCED_OPEN, None),
+            (State.FORCED_OPEN, State.FORCED_OPEN, 10.0),
+            (State.FORCED_OPEN, State.HALF_OPEN, None),
+        ]
+        assert b.snapshot().totals.transitions == {
+            (State.CLOSED, State.FORCED_OPEN): 1,
+            (State.FORCED_OPEN, State.HALF_OPEN): 1,
+        }
+
     def test_every_manual_transition_is_counted(self, make_breaker: MakeBreaker) -> None:
         b = make_breaker()
         b.disable()
@@ -401,7 +568,7 @@ class TestStaleResults:
 
 
 def test_transition_reasons_reach_listeners(make_breaker: MakeBreaker, clock: ManualClock) -> None:
-    from breaker import BreakerListener, StateChanged
+    from breaker import BreakerListener
 
     seen: list[tuple[State, State, TransitionReason]] = []
 
@@ -457,7 +624,7 @@ def test_each_way_of_tripping_says_why(
     calls: list[str],
     reason: TransitionReason,
 ) -> None:
-    from breaker import BreakerListener, StateChanged
+    from breaker import BreakerListener
 
     seen: list[TransitionReason] = []
 
