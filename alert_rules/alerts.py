@@ -135,12 +135,13 @@ def _state(*states: sc.CircuitBreakerStateValues, extra: tuple[str, ...] = ()) -
 
 
 def _open(ctx: _Context) -> list[Rule]:
-    """A warning as soon as a breaker is seen open or probing (the cause, for Slack); then, for one
-    that has stayed open with ``for``, the severity of its tier, else of its level (critical pages).
-    The second rule reads "open at some point within ``keep_firing_for``": a breaker whose probes
-    keep failing alternates open and half-open without restarting its clock, while an idle breaker
-    stuck half-open (no call to try, nobody affected) does not page. Both keep firing through a
-    restart or a death (BreakerMetricsAbsent takes over)."""
+    """A warning as soon as a breaker is seen open with calls failing or turned away (the cause,
+    for Slack); then, for one that has stayed open for ``for``, the severity of its tier, else of
+    its level (critical pages). The second rule reads "open at some point within
+    ``keep_firing_for``, not closed now": a breaker whose probes keep failing alternates open and
+    half-open without restarting its clock, while a breaker nobody calls (stuck half-open, or open
+    with no caller left) affects nobody and does not page. Both keep firing through a restart or a
+    death (BreakerMetricsAbsent takes over)."""
     cfg = ctx.config.alerts.open
     keep = cfg.keep_firing_for
     # Calls failed or turned away lately: the gauge says `open` until the next call finds the wait
@@ -161,8 +162,7 @@ def _open(ctx: _Context) -> list[Rule]:
                 severity=Severity.WARNING,
                 summary=f"Circuit breaker {_NAME} is open.",
                 description=f"The {_LEVEL} breaker {_NAME} of {_JOB} is open on {{{{ $value }}}} instance(s): its "
-                "calls fail fast or are served by fallbacks while the dependency is failing or slow. It has not "
-                "been open long enough to page.",
+                "calls fail fast or are served by fallbacks while the dependency is failing or slow.",
             )
         )
     variants: list[tuple[tuple[str, ...], Severity]] = []

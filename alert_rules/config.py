@@ -91,13 +91,13 @@ class Tier(_Model):
 
 class OpenAlert(_Model):
     """`CircuitBreakerOpen`, at two urgencies. At once (`notify`), a warning for any breaker seen
-    open or probing: the cause, told to Slack. After `for`, the severity of the breaker's tier or
+    open with calls failing or turned away: the cause, told to Slack. After `for`, the severity of the breaker's tier or
     level for one that has stayed open (a problem that is not healing by itself): critical pages.
     Both keep firing for `keep_firing_for` after the condition goes, so that a restart (the
     breaker starts closed, its series are stale) or a process death (BreakerMetricsAbsent takes
     over) does not resolve them and page again."""
 
-    notify: bool = Field(True, description="Fire the warning as soon as a breaker is seen open or probing.")
+    notify: bool = Field(True, description="Fire the warning as soon as a breaker is seen open.")
     for_: Duration = Field(
         "5m", alias="for", description="How long a breaker stays open before its tier's or level's severity applies."
     )

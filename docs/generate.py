@@ -162,6 +162,7 @@ def alert_rules_reference() -> str:
         config.ErrorBudgetBurnAlert,
         config.BurnRateWindow,
         config.FallbackFailingAlert,
+        config.DegradedAlert,
         config.RejectingTrafficAlert,
         config.MetricsAbsentAlert,
         config.ManualStateAlert,
@@ -169,6 +170,7 @@ def alert_rules_reference() -> str:
         config.CredentialStuffingAlert,
         config.LoadSheddingAlert,
         config.StoreUnavailableAlert,
+        config.AlertmanagerRoute,
     ]
     return "\n\n".join(model_table(m) for m in models)
 

@@ -54,6 +54,18 @@ class Breaker:
         """Whether a trouble of ``service`` explains this breaker's alerts."""
         return service in self.root_services()
 
+    def explains(self, other: Breaker) -> bool:
+        """Whether this breaker's trouble explains ``other``'s alerts (same job): a service
+        explains its endpoints and the features that require it; an endpoint, which tripped
+        before its service did, explains the features that require its service."""
+        if other.job != self.job or other.name == self.name:
+            return False
+        if self.level == SERVICE_LEVEL:
+            return other.belongs_to(self.name)
+        if self.level == FEATURE_LEVEL or not self.service:
+            return False
+        return other.level == FEATURE_LEVEL and self.service in other.requires
+
 
 @dataclass(frozen=True)
 class Identity:

@@ -269,23 +269,19 @@ class Engine:
             await self._card(conn, incident.id, channel, at)
 
     async def _adopt(self, conn: AsyncConnection, root_id: int, identity: Identity, at: float) -> list[Any]:
-        """A service's incident just opened: the live incidents of breakers that belong under it
-        (endpoints, features that require it), opened first and still firing, become its children. The root takes
-        over the first one's page (its dedup_key) and every Slack card it has where the root has
-        none, and the most urgent severity among them. Returns the adopted incidents."""
+        """An incident just opened: the live incidents of breakers its breaker explains
+        (:meth:`Breaker.explains`: a service's endpoints and the features that require it; an
+        endpoint's features), opened first and still firing, become its children, and theirs
+        become its too. The root takes over the first paged one's page (its dedup_key) and every
+        Slack card they have where the root has none, and the most urgent severity among them.
+        Returns the adopted incidents."""
         breaker = identity.breaker
-        if breaker is None or breaker.root_services():
+        if breaker is None:
             return []
-        query = select(incidents).where(
-            incidents.c.identity.startswith(f"breaker:{breaker.job}:", autoescape=True),
-            incidents.c.status.in_(_LIVE),
-            incidents.c.parent_id.is_(None),
-            incidents.c.id != root_id,
-        )
         adopted = []
-        for child in (await conn.execute(query.order_by(incidents.c.opened_at))).all():
+        for child in await self._live_roots(conn, breaker.job, exclude=root_id):
             found = breaker_of(child.labels)
-            if found is None or not found.belongs_to(breaker.name):
+            if found is None or not breaker.explains(found):
                 continue
             if child.quiet_since is not None:
                 continue  # over already: it resolves by itself after its quiet time
@@ -295,6 +291,10 @@ class Engine:
                 .where(incidents.c.id == child.id)
                 .values(status="attached", parent_id=root_id, quiet_since=None, updated_at=at)
             )
+            # Its own children are the root's now: the tree stays one level deep.
+            await conn.execute(
+                update(incidents).where(incidents.c.parent_id == child.id).values(parent_id=root_id, updated_at=at)
+            )
             await self._event(
                 conn, child.id, at, "attached", f"Attached to incident #{root_id}, its root cause, which opened later."
             )
@@ -302,6 +302,17 @@ class Engine:
                 conn, root_id, at, "child_attached", f"{child.title} (opened first) attached here.", {"child": child.id}
             )
         return adopted
+
+    async def _live_roots(self, conn: AsyncConnection, job: str, *, exclude: int | None = None) -> list[Any]:
+        """The live root incidents about breakers of ``job``, oldest first."""
+        query = select(incidents).where(
+            incidents.c.identity.startswith(f"breaker:{job}:", autoescape=True),
+            incidents.c.status.in_(_LIVE),
+            incidents.c.parent_id.is_(None),
+        )
+        if exclude is not None:
+            query = query.where(incidents.c.id != exclude)
+        return list((await conn.execute(query.order_by(incidents.c.opened_at))).all())
 
     async def _resolved(self, conn: AsyncConnection, alert: Alert, at: float, out: Outcome) -> int | None:
         known = await self._episode(conn, alert)
@@ -494,12 +505,20 @@ class Engine:
         return (await conn.execute(query)).first()
 
     async def _parent_incident(self, conn: AsyncConnection, identity: Identity) -> Any:
-        """The live incident of a service this breaker belongs under (an endpoint's service, a
-        feature's required services, the first opened when several are), or None."""
+        """The live incident of a breaker that explains this one (:meth:`Breaker.explains`): its
+        service's, else, for a feature, that of an endpoint of a service it requires which
+        tripped before the service did; the first opened when several are. None for a root."""
+        breaker = identity.breaker
+        if breaker is None or not breaker.root_services():
+            return None
         for key in identity.parent_keys():
             parent = await self._live_incident(conn, key)
             if parent is not None and parent.status in _LIVE:
                 return parent
+        for candidate in await self._live_roots(conn, breaker.job):
+            found = breaker_of(candidate.labels)
+            if found is not None and found.explains(breaker):
+                return candidate
         return None
 
     def _receivers(self, labels: Mapping[str, str]) -> dict[str, list[str]]:

@@ -110,8 +110,10 @@ def grade(
         children = sorted(_breaker_of(by_id.get(c["id"], c)) for c in incident.get("children", []))
         pages += bool(triggers)
         first = min([*triggers, *messages], default=None)
-        breaker = _breaker_of(incident)
-        trip = min((t.at for t in observed.trips(breaker, after=started_at)), default=None)
+        # The fault's first trip: the root's breaker, or one it touched that tripped first (an
+        # endpoint under half its calls failing trips before its service).
+        touched = {_breaker_of(incident), *children}
+        trip = min((t.at for b in touched for t in observed.trips(b, after=started_at)), default=None)
         firing_ends = [
             span.last
             for span in observed.alerts.values()

@@ -375,3 +375,24 @@ async def test_a_large_webhook_is_processed_in_short_transactions(
     again = Outcome()
     await engine._process(Webhook.model_validate(webhook(*((spec, "firing") for spec in specs))), again)
     assert (again.duplicates, again.alerts_new, len(await all_incidents(db))) == (35, 0, 35)
+
+
+async def test_an_endpoint_that_tripped_before_its_service_gathers_the_features_then_hands_all_over(
+    make_engine: MakeEngine,
+) -> None:
+    """Half of OpenAI's calls failing: openai.embeddings trips first, then the search feature
+    (it requires openai), then the openai service. One incident throughout: the feature attaches
+    to the endpoint's, and the service's adopts both, one level deep."""
+    engine, db, _ = await make_engine()
+    embeddings = AlertSpec(breaker_labels("openai.embeddings", level="endpoint", parent="openai", severity="warning"))
+    search = AlertSpec(breaker_labels("search", level="feature", severity="warning", requires="openai,qdrant"))
+    openai = AlertSpec(breaker_labels("openai", severity="warning"))
+    await process(engine, webhook((embeddings, "firing")), webhook((search, "firing")))
+    first, feature = await all_incidents(db)
+    assert (feature.status, feature.parent_id) == ("attached", first.id)
+    await process(engine, webhook((openai, "firing")))
+    first, feature, root = await all_incidents(db)
+    assert (root.status, root.parent_id) == ("open", None)
+    assert {(i.status, i.parent_id) for i in (first, feature)} == {("attached", root.id)}
+    # One card for the whole fault: the endpoint's, not yet sent, was the only one queued before.
+    assert [n for n in await notifications(db) if n[1] == "slack"] == [(root.id, "slack", "card", "#breakers")]
