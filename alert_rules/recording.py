@@ -2,7 +2,8 @@
 objective as a series.
 
 The error ratio is the share of the calls a breaker counted that failed or were rejected; ignored
-calls (a caller's bad request, a cancellation) are in neither side. Every ratio keeps the breaker's
+calls (a caller's bad request, a cancellation) and rejections of a breaker forced open by hand
+are in neither side. Every ratio keeps the breaker's
 identity and dependency labels (:data:`exporter.promql.BREAKER_LABELS`) and sums the instances.
 """
 
@@ -52,7 +53,13 @@ def error_ratio(window: str) -> str:
 
 
 def _rate(outcomes: tuple[sc.CircuitBreakerOutcomeValues, ...], window: str) -> str:
-    calls = promql.selector(sc.METRIC_CIRCUIT_BREAKER_CALLS, promql.one_of(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, outcomes))
+    # A breaker a person holds open rejects on purpose: no call reached the dependency, and the
+    # dependency failed nobody, so those rejections count on neither side of its error ratio.
+    calls = promql.selector(
+        sc.METRIC_CIRCUIT_BREAKER_CALLS,
+        promql.one_of(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, outcomes),
+        promql.ne(sc.CIRCUIT_BREAKER_REJECTION_REASON_LABEL, sc.CircuitBreakerRejectionReasonValues.FORCED_OPEN),
+    )
     return promql.sum_by_breaker(f"rate({calls}[{window}])")
 
 
