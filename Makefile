@@ -72,6 +72,7 @@ bench: venv
 	$(BIN)/python bench/overhead.py
 	$(BIN)/python bench/bot_intake.py
 	$(BIN)/python bench/distributed.py
+	$(BIN)/python bench/scrape.py
 
 docs: venv
 	$(BIN)/python docs/generate.py

@@ -58,6 +58,8 @@ FALLBACK_TYPE = sc.CIRCUIT_BREAKER_FALLBACK_TYPE_LABEL
 #: The selected breaker.
 BREAKER = (promql.eq(JOB, var(Var.JOB)), promql.eq(NAME, var(Var.BREAKER)))
 _OUTCOME = sc.CircuitBreakerOutcomeValues
+#: The outcomes a slow call has (rejected calls take no time).
+_SLOW_OUTCOMES = promql.one_of(OUTCOME, (_OUTCOME.SUCCESS, _OUTCOME.FAILURE))
 
 
 def _sel(metric: sc.MetricSpec | str, *matchers: str, suffix: str = "") -> str:
@@ -204,13 +206,16 @@ latency = Section(
             "Slow calls by outcome",
             [
                 target(
-                    f"sum by ({OUTCOME}) ({_rate(sc.METRIC_CIRCUIT_BREAKER_SLOW_CALLS)})",
+                    f"sum by ({OUTCOME}) ({_rate(sc.METRIC_CIRCUIT_BREAKER_SLOW_CALLS)})\nor\n"
+                    # The exporter's standard detail has no slow-call series before the first slow
+                    # call: 0 per outcome from the calls, so the panel says "none" rather than nothing.
+                    f"sum by ({OUTCOME}) (0 * {_rate(sc.METRIC_CIRCUIT_BREAKER_CALLS, _SLOW_OUTCOMES)})",
                     f"{show(OUTCOME)}",
                 )
             ],
             unit=Unit.CALLS_PER_SECOND,
             stack=True,
-            description="Calls that took at least the breaker's slow-call duration, per second.",
+            description="Calls that took at least the breaker's slow-call duration, per second (0 until the first).",
         ),
         bar_gauge(
             "Recovery durations (range)",

@@ -131,6 +131,8 @@ class BreakerCatalog:
                 )
                 continue
             attributes[key] = self._value(key, str(value))
+        if attributes == reading.attributes:
+            return reading  # the common case: nothing dropped or capped, no copy of the reading
         return replace(reading, attributes=attributes)
 
     def _value(self, key: str, value: str) -> str:

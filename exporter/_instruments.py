@@ -9,8 +9,10 @@ by the readers (:mod:`exporter._readers`).
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.sdk.metrics.export import (
@@ -28,20 +30,10 @@ from breaker import HistogramReading
 
 from . import semconv as sc
 from ._catalog import BreakerCatalog
+from ._series import Labels, SeriesPolicy
 from ._sources import BreakerReading
 
 __all__ = ["BreakerInstruments", "common_attributes"]
-
-_STATES = tuple(state.value for state in sc.CircuitBreakerStateValues)
-_REASONS = tuple(reason.value for reason in sc.CircuitBreakerRejectionReasonValues)
-_S = sc.CircuitBreakerStateValues
-#: The transitions a breaker makes by itself (trip, wait over, probes pass, probes fail).
-_CYCLE = (
-    (_S.CLOSED.value, _S.OPEN.value),
-    (_S.OPEN.value, _S.HALF_OPEN.value),
-    (_S.HALF_OPEN.value, _S.CLOSED.value),
-    (_S.HALF_OPEN.value, _S.OPEN.value),
-)
 
 
 def common_attributes(reading: BreakerReading) -> dict[str, str]:
@@ -62,8 +54,14 @@ def common_attributes(reading: BreakerReading) -> dict[str, str]:
 class BreakerInstruments:
     """Registers the registry's metrics on ``meter``, reading ``catalog``."""
 
-    def __init__(self, meter: Meter, catalog: BreakerCatalog, scope: InstrumentationScope) -> None:
+    def __init__(
+        self, meter: Meter, catalog: BreakerCatalog, scope: InstrumentationScope, policy: SeriesPolicy | None = None
+    ) -> None:
         self.catalog = catalog
+        self.policy = policy if policy is not None else SeriesPolicy()
+        #: Set while :class:`~exporter._exposition.BreakerExposition` writes the breakers' series
+        #: itself: the SDK's collection for ``/metrics`` then leaves them out.
+        self._silenced = threading.local()
         self.scope = scope
         self._start_ns = time.time_ns()
         m = sc
@@ -90,16 +88,32 @@ class BreakerInstruments:
 
     # ------------------------------------------------------------------ callbacks
 
+    @contextmanager
+    def silenced(self) -> Iterator[None]:
+        """In this thread, collections see no breaker series (they are written another way)."""
+        self._silenced.on = True
+        try:
+            yield
+        finally:
+            self._silenced.on = False
+
+    @property
+    def is_silenced(self) -> bool:
+        return bool(getattr(self._silenced, "on", False))
+
     def _readings(self) -> list[BreakerReading]:
+        if self.is_silenced:
+            return []
         return self.catalog.readings()
 
-    def _state(self, options: CallbackOptions) -> Iterable[Observation]:
+    def _observe(self, series: Callable[[BreakerReading], Iterable[tuple[Labels, float]]]) -> Iterator[Observation]:
         for r in self._readings():
-            if not r.state:
-                continue  # the _OTHER sum has no state
             common = common_attributes(r)
-            for state in _STATES:
-                yield Observation(1 if state == r.state else 0, {**common, sc.CIRCUIT_BREAKER_STATE: state})
+            for labels, value in series(r):
+                yield Observation(value, {**common, **dict(labels)})
+
+    def _state(self, options: CallbackOptions) -> Iterable[Observation]:
+        return self._observe(self.policy.state)
 
     def _gauge(self, value: float | None, reading: BreakerReading) -> Iterable[Observation]:
         if value is not None:
@@ -127,60 +141,22 @@ class BreakerInstruments:
 
     def _trip_forecasts(self, options: CallbackOptions) -> Iterable[Observation]:
         for r in self._readings():
-            if r.trip_forecasts is not None:
-                yield Observation(r.trip_forecasts, common_attributes(r))
+            yield from self._gauge(r.trip_forecasts, r)
 
     def _probes(self, options: CallbackOptions) -> Iterable[Observation]:
-        for r in self._readings():
-            common = common_attributes(r)
-            for outcome, count in r.probes.items():
-                yield Observation(count, {**common, sc.CIRCUIT_BREAKER_OUTCOME: outcome})
+        return self._observe(self.policy.probes)
 
     def _calls(self, options: CallbackOptions) -> Iterable[Observation]:
-        outcome = sc.CIRCUIT_BREAKER_OUTCOME
-        for r in self._readings():
-            common = common_attributes(r)
-            yield Observation(r.successes, {**common, outcome: sc.CircuitBreakerOutcomeValues.SUCCESS.value})
-            yield Observation(r.ignored, {**common, outcome: sc.CircuitBreakerOutcomeValues.IGNORED.value})
-            for error_type, count in r.failures_by_type.items():
-                yield Observation(
-                    count,
-                    {**common, outcome: sc.CircuitBreakerOutcomeValues.FAILURE.value, sc.ERROR_TYPE: error_type},
-                )
-            for reason in _REASONS:
-                yield Observation(
-                    r.rejected_by_reason.get(reason, 0),
-                    {
-                        **common,
-                        outcome: sc.CircuitBreakerOutcomeValues.REJECTED.value,
-                        sc.CIRCUIT_BREAKER_REJECTION_REASON: reason,
-                    },
-                )
+        return self._observe(self.policy.calls)
 
     def _slow_calls(self, options: CallbackOptions) -> Iterable[Observation]:
-        outcome = sc.CIRCUIT_BREAKER_OUTCOME
-        for r in self._readings():
-            common = common_attributes(r)
-            yield Observation(r.slow_successes, {**common, outcome: sc.CircuitBreakerOutcomeValues.SUCCESS.value})
-            yield Observation(r.slow_failures, {**common, outcome: sc.CircuitBreakerOutcomeValues.FAILURE.value})
+        return self._observe(self.policy.slow_calls)
 
     def _transitions(self, options: CallbackOptions) -> Iterable[Observation]:
-        for r in self._readings():
-            common = common_attributes(r)
-            # The automatic cycle's transitions at 0 before they first happen: a series that
-            # appears at 1 loses that first transition to increase() (a breaker's first trip).
-            for (previous, state), count in (dict.fromkeys(_CYCLE, 0) | dict(r.transitions)).items():
-                yield Observation(
-                    count, {**common, sc.CIRCUIT_BREAKER_PREVIOUS_STATE: previous, sc.CIRCUIT_BREAKER_STATE: state}
-                )
+        return self._observe(self.policy.transitions)
 
     def _fallbacks(self, options: CallbackOptions) -> Iterable[Observation]:
-        for r in self._readings():
-            common = common_attributes(r)
-            for (kind, outcome), count in r.fallbacks.items():
-                yield Observation(
-                    count, {**common, sc.CIRCUIT_BREAKER_FALLBACK_TYPE: kind, sc.CIRCUIT_BREAKER_OUTCOME: outcome}
-                )
+        return self._observe(self.policy.fallbacks)
 
     # ------------------------------------------------------------------ histograms
 
@@ -189,12 +165,13 @@ class BreakerInstruments:
         now = time.time_ns()
         durations: list[HistogramDataPoint] = []
         recoveries: list[HistogramDataPoint] = []
-        for r in self.catalog.readings():
+        for r in self._readings():
             common = common_attributes(r)
-            for outcome, reading in r.durations.items():
-                durations.append(self._point(reading, {**common, sc.CIRCUIT_BREAKER_OUTCOME: outcome}, now))
-            if r.recovery is not None:
-                recoveries.append(self._point(r.recovery, common, now))
+            for labels, reading in self.policy.durations(r):
+                durations.append(self._point(reading, {**common, **dict(labels)}, now))
+            recovery = self.policy.recovery(r)
+            if recovery is not None:
+                recoveries.append(self._point(recovery, common, now))
         metrics = []
         for spec, points in (
             (sc.METRIC_CIRCUIT_BREAKER_CALL_DURATION, durations),

@@ -306,7 +306,7 @@ def create_app(settings: Settings, *, bot: Bot | None = None, listen_host: str |
 
     @app.get("/metrics", include_in_schema=False, dependencies=can_read)
     async def metrics() -> Response:
-        body = generate_latest(runtime.metrics.registry) + generate_latest(telemetry.prometheus_registry)
+        body = generate_latest(runtime.metrics.registry) + telemetry.exposition()
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -164,7 +164,8 @@ async def test_metrics_carry_every_registry_metric_for_the_breakers(settings: Se
         samples = await _metric_samples(service)
 
     names = {sample.name for sample in samples}
-    for metric in semconv.METRICS:
+    # At the standard detail, slow calls have series from the first one: none was slow here.
+    for metric in (m for m in semconv.METRICS if m is not semconv.METRIC_CIRCUIT_BREAKER_SLOW_CALLS):
         expected = metric.prometheus_name + ("_bucket" if metric.prometheus_type == "histogram" else "")
         assert expected in names, expected
     state = semconv.METRIC_CIRCUIT_BREAKER_STATE.prometheus_name

@@ -88,9 +88,23 @@ def drive(registry: BreakerRegistry) -> None:
         chat.call(lambda: "ok")
 
 
+Scraped = dict[str, tuple[str, list[dict[str, str]], list[float]]]
+
+
+@pytest.fixture(params=["standard", "full"])
+def detail(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def scraped(registry: BreakerRegistry) -> Iterator[dict[str, tuple[str, list[dict[str, str]], list[float]]]]:
-    telemetry = BreakerTelemetry(registry, service_name="assistant", environment="test", otlp=False)
+def scraped(registry: BreakerRegistry, detail: str) -> Iterator[Scraped]:
+    telemetry = BreakerTelemetry(
+        registry,
+        service_name="assistant",
+        environment="test",
+        otlp=False,
+        detail=detail,  # type: ignore[arg-type]
+    )
     drive(registry)
     port = find_free_port()
     telemetry.start_http_server(port)
@@ -117,7 +131,7 @@ def labels_of(samples: list[dict[str, str]]) -> set[str]:
     return {key for labels in samples for key, value in labels.items() if value != "" and key != "le"}
 
 
-def test_names_and_types_are_the_registrys(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
+def test_names_and_types_are_the_registrys(scraped: Scraped) -> None:
     # Guard metrics need guards (tests/exporter/test_guards.py); the registry's store is exported with it.
     for spec in (*semconv.BREAKER_METRICS, *STORE_METRICS):
         family = spec.prometheus_name.removesuffix("_total")  # the parser names counter families without it
@@ -126,18 +140,22 @@ def test_names_and_types_are_the_registrys(scraped: dict[str, tuple[str, list[di
     assert "target_info" in scraped
 
 
-def test_label_sets(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
+def test_label_sets(scraped: Scraped, detail: str) -> None:
     dependency = {"gen_ai_provider_name", "server_address", "gen_ai_operation_name", "db_system_name"}
     for spec in semconv.BREAKER_METRICS:
         family = spec.prometheus_name.removesuffix("_total")
         labels = labels_of(scraped[family][1])
         assert {"circuit_breaker_name", "circuit_breaker_level"} <= labels
-        assert labels - COMMON - dependency == set(spec.labels), spec.name
+        expected = set(spec.labels)
+        if detail == "standard" and spec is semconv.METRIC_CIRCUIT_BREAKER_CALL_DURATION:
+            expected.discard(semconv.CIRCUIT_BREAKER_OUTCOME_LABEL)  # one histogram per breaker
+        assert labels - COMMON - dependency == expected, spec.name
     # Series are per breaker, never per request: the whole label space is small.
-    assert len(scraped["circuit_breaker_state"][1]) == 4 * 6  # 4 breakers x 6 states
+    states = 6 if detail == "full" else 3  # the manual states only while a breaker is in one
+    assert len(scraped["circuit_breaker_state"][1]) == 4 * states
 
 
-def test_topology_labels(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
+def test_topology_labels(scraped: Scraped) -> None:
     """Every series of a breaker names the service it belongs to (its own name for a service, its
     parent for an endpoint) or, for a feature, the services it requires (none: no label)."""
     topology = {"circuit_breaker_service", "circuit_breaker_requires"}
@@ -154,7 +172,7 @@ def test_topology_labels(scraped: dict[str, tuple[str, list[dict[str, str]], lis
             assert got == expected[labels["circuit_breaker_name"]], (spec.name, labels)
 
 
-def test_values(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]]) -> None:
+def test_values(scraped: Scraped, detail: str) -> None:
     def value(family: str, **labels: str) -> float:
         _, samples, values = scraped[family]
         matches = [v for s, v in zip(samples, values, strict=True) if all(s.get(k) == x for k, x in labels.items())]
@@ -185,7 +203,10 @@ def test_values(scraped: dict[str, tuple[str, list[dict[str, str]], list[float]]
         == 1
     )
     assert value("circuit_breaker_recovery_duration_seconds_count", **chat) == 1
-    assert value("circuit_breaker_call_duration_seconds_count", circuit_breaker_outcome="success", **chat) == 10
+    if detail == "full":
+        assert value("circuit_breaker_call_duration_seconds_count", circuit_breaker_outcome="success", **chat) == 10
+    else:  # every outcome in one histogram: 10 successes, 2 failures, 1 ignored
+        assert value("circuit_breaker_call_duration_seconds_count", **chat) == 13
     assert value("circuit_breaker_failure_rate", **chat) == 0.0
     assert (
         value(

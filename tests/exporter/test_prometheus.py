@@ -81,7 +81,8 @@ def test_an_outage_and_its_recovery_as_prometheus_sees_them(stack: tuple[Breaker
     assert value(prometheus, f"circuit_breaker_failure_rate_threshold{{{name}}}") == 0.5
     # The service counts the endpoint's failures but, at 100 minimum calls, stays closed.
     assert value(prometheus, 'circuit_breaker_state{circuit_breaker_name="qdrant",circuit_breaker_state="closed"}') == 1
-    assert value(prometheus, 'count(circuit_breaker_state{db_system_name="qdrant"})') == 12  # 2 breakers x 6 states
+    # 2 breakers x 3 automatic states (the manual ones have series while a breaker is in one)
+    assert value(prometheus, 'count(circuit_breaker_state{db_system_name="qdrant"})') == 6
 
     time.sleep(max(0.0, 3.0 - (time.monotonic() - opened)))
     search.call(lambda: "probe")
@@ -97,15 +98,13 @@ def test_an_outage_and_its_recovery_as_prometheus_sees_them(stack: tuple[Breaker
     assert value(prometheus, f"increase({trips}[1m])") >= 0.9
     assert value(prometheus, f"circuit_breaker_recovery_duration_seconds_count{{{name}}}") == 1
     assert value(prometheus, f"circuit_breaker_recovery_duration_seconds_sum{{{name}}}") >= 3.0
-    assert (
-        value(prometheus, f'circuit_breaker_call_duration_seconds_count{{{name},circuit_breaker_outcome="success"}}')
-        == 8
-    )
+    # One duration histogram per breaker at the standard detail: 8 successes and 2 failures.
+    assert value(prometheus, f"circuit_breaker_call_duration_seconds_count{{{name}}}") == 10
     median = value(
         prometheus,
         f"histogram_quantile(0.5, sum by (le) (circuit_breaker_call_duration_seconds_bucket{{{name}}}))",
     )
-    assert 0 < median <= 0.001  # these calls return at once
+    assert 0 < median <= 0.01  # these calls return at once: within the first bucket
     assert value(prometheus, 'count(target_info{service_name="rag",deployment_environment_name="test"})') == 1
 
 
