@@ -34,6 +34,7 @@ import functools
 import json
 import os
 import pwd
+import random
 import shlex
 import shutil
 import signal
@@ -133,24 +134,53 @@ class PrometheusAPIError(RuntimeError):
 # Ports, binaries, waiting
 
 
+def _port_slice() -> range:
+    """The ports this test process hands out: below the kernel's ephemeral range (where port-0 binds
+    and outgoing connections take theirs), one slice per xdist worker, so a port we name is never the
+    one a library's own server, a client, or another worker was given meanwhile."""
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    start, stop = (20_000, low) if low > 24_000 else (low - 4_000, low)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    width = (stop - start) // _PORT_SLICES
+    first = start + (index % _PORT_SLICES) * width
+    return range(first, first + width)
+
+
+_PORT_SLICES = 8
+_port_lock = threading.Lock()
+_port_cursor: list[int] = []
+
+
 def find_free_port(*, udp: bool = False) -> int:
-    """Return a port on 127.0.0.1 that is free right now (the kernel picks it, so parallel runs rarely collide).
+    """Return a port on 127.0.0.1 that is free right now, from this process's own slice below the
+    kernel's ephemeral range (:func:`_port_slice`), handed out in turn so that a port given to a
+    server that has not bound it yet is not given again soon.
 
     ``udp=True`` also checks the UDP port, for Alertmanager's gossip which listens on both. The port can still
-    be taken before the server binds it: the servers retry with a new port when that happens.
+    be taken before the server binds it (by a process outside the tests): the servers retry with a new port.
     """
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind((LOOPBACK, 0))
-            port: int = tcp.getsockname()[1]
-            if not udp:
+    ports = _port_slice()
+    with _port_lock:
+        if not _port_cursor:
+            _port_cursor.append(random.randrange(len(ports)))
+        for _ in range(len(ports)):
+            _port_cursor[0] = (_port_cursor[0] + 1) % len(ports)
+            port = ports[_port_cursor[0]]
+            if _bindable(port, socket.SOCK_STREAM) and (not udp or _bindable(port, socket.SOCK_DGRAM)):
                 return port
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as datagram:
-                try:
-                    datagram.bind((LOOPBACK, port))
-                except OSError:
-                    continue
-                return port
+    raise RuntimeError(f"no free loopback port in {ports}")
+
+
+def _bindable(port: int, kind: socket.SocketKind) -> bool:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
 
 
 def _ci_enabled() -> bool:
