@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from .observe import Observed
@@ -109,7 +110,14 @@ def grade(
         triggers, messages, count = _notifications(incident, observed)
         children = sorted(_breaker_of(by_id.get(c["id"], c)) for c in incident.get("children", []))
         pages += bool(triggers)
-        first = min([*triggers, *messages], default=None)
+        # The fault's first notification: the root's, or one of an incident it adopted (an endpoint
+        # that tripped first gets its card out first; its service's incident then takes that very
+        # Slack message over), as the trip below is the first among the root and its children.
+        adopted = [by_id[c["id"]] for c in incident.get("children", []) if c.get("id") in by_id]
+        first = min(
+            [*triggers, *messages, *(t for child in adopted for t in chain(*_notifications(child, observed)[:2]))],
+            default=None,
+        )
         # The fault's first trip: the root's breaker, or one it touched that tripped first (an
         # endpoint under half its calls failing trips before its service).
         touched = {_breaker_of(incident), *children}
