@@ -104,24 +104,8 @@ class BreakerExposition:
     def _lines(self, readings: list[BreakerReading]) -> Iterator[str]:
         p = self.policy
         prefixes = [(r, self._prefix(r)) for r in readings]
-        for spec, series in (
-            (sc.METRIC_CIRCUIT_BREAKER_STATE, p.state),
-            (sc.METRIC_CIRCUIT_BREAKER_CALLS, p.calls),
-            (sc.METRIC_CIRCUIT_BREAKER_SLOW_CALLS, p.slow_calls),
-            (sc.METRIC_CIRCUIT_BREAKER_TRANSITIONS, p.transitions),
-            (sc.METRIC_CIRCUIT_BREAKER_FALLBACKS, p.fallbacks),
-            (sc.METRIC_CIRCUIT_BREAKER_PROBES, p.probes),
-        ):
+        for spec, series in p.families:
             yield from self._family(spec, ((prefix, series(r)) for r, prefix in prefixes))
-        for spec, attribute in (
-            (sc.METRIC_CIRCUIT_BREAKER_FAILURE_RATE, "failure_rate"),
-            (sc.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE, "slow_call_rate"),
-            (sc.METRIC_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD, "failure_rate_threshold"),
-            (sc.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE_THRESHOLD, "slow_call_rate_threshold"),
-            (sc.METRIC_CIRCUIT_BREAKER_SLOW_CALL_DURATION_THRESHOLD, "slow_call_duration"),
-            (sc.METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS, "trip_forecasts"),
-        ):
-            yield from self._family(spec, ((prefix, _single(getattr(r, attribute))) for r, prefix in prefixes))
         yield from self._histogram(
             sc.METRIC_CIRCUIT_BREAKER_CALL_DURATION, ((prefix, p.durations(r)) for r, prefix in prefixes)
         )
@@ -163,11 +147,6 @@ class BreakerExposition:
         if lines:
             yield _header(spec)
             yield from lines
-
-
-def _single(value: float | None) -> Iterator[tuple[Labels, float]]:
-    if value is not None:
-        yield (), value
 
 
 def _single_histogram(reading: HistogramReading | None) -> Iterator[tuple[Labels, HistogramReading]]:

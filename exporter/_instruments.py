@@ -30,7 +30,7 @@ from breaker import HistogramReading
 
 from . import semconv as sc
 from ._catalog import BreakerCatalog
-from ._series import Labels, SeriesPolicy
+from ._series import Series, SeriesPolicy
 from ._sources import BreakerReading
 
 __all__ = ["BreakerInstruments", "common_attributes"]
@@ -64,27 +64,14 @@ class BreakerInstruments:
         self._silenced = threading.local()
         self.scope = scope
         self._start_ns = time.time_ns()
-        m = sc
-        for spec, callback in (
-            (m.METRIC_CIRCUIT_BREAKER_STATE, self._state),
-            (m.METRIC_CIRCUIT_BREAKER_FAILURE_RATE, self._failure_rate),
-            (m.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE, self._slow_call_rate),
-            (m.METRIC_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD, self._failure_rate_threshold),
-            (m.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE_THRESHOLD, self._slow_call_rate_threshold),
-            (m.METRIC_CIRCUIT_BREAKER_SLOW_CALL_DURATION_THRESHOLD, self._slow_call_duration_threshold),
-        ):
-            assert spec.instrument == "gauge"
-            meter.create_observable_gauge(spec.name, [callback], spec.unit, spec.description)
-        for spec, callback in (
-            (m.METRIC_CIRCUIT_BREAKER_CALLS, self._calls),
-            (m.METRIC_CIRCUIT_BREAKER_SLOW_CALLS, self._slow_calls),
-            (m.METRIC_CIRCUIT_BREAKER_TRANSITIONS, self._transitions),
-            (m.METRIC_CIRCUIT_BREAKER_FALLBACKS, self._fallbacks),
-            (m.METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS, self._trip_forecasts),
-            (m.METRIC_CIRCUIT_BREAKER_PROBES, self._probes),
-        ):
-            assert spec.instrument == "counter"
-            meter.create_observable_counter(spec.name, [callback], spec.unit, spec.description)
+        for spec, series in self.policy.families:
+            callback = self._callback(series)
+            if spec.instrument == "gauge":
+                meter.create_observable_gauge(spec.name, [callback], spec.unit, spec.description)
+            elif spec.instrument == "counter":
+                meter.create_observable_counter(spec.name, [callback], spec.unit, spec.description)
+            else:  # pragma: no cover - the registry's instruments are gauges, counters and histograms
+                raise ValueError(f"{spec.name}: no observable instrument for {spec.instrument!r}")
 
     # ------------------------------------------------------------------ callbacks
 
@@ -106,57 +93,14 @@ class BreakerInstruments:
             return []
         return self.catalog.readings()
 
-    def _observe(self, series: Callable[[BreakerReading], Iterable[tuple[Labels, float]]]) -> Iterator[Observation]:
-        for r in self._readings():
-            common = common_attributes(r)
-            for labels, value in series(r):
-                yield Observation(value, {**common, **dict(labels)})
+    def _callback(self, series: Series) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            for r in self._readings():
+                common = common_attributes(r)
+                for labels, value in series(r):
+                    yield Observation(value, {**common, **dict(labels)})
 
-    def _state(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe(self.policy.state)
-
-    def _gauge(self, value: float | None, reading: BreakerReading) -> Iterable[Observation]:
-        if value is not None:
-            yield Observation(value, common_attributes(reading))
-
-    def _failure_rate(self, options: CallbackOptions) -> Iterable[Observation]:
-        for r in self._readings():
-            yield from self._gauge(r.failure_rate, r)
-
-    def _slow_call_rate(self, options: CallbackOptions) -> Iterable[Observation]:
-        for r in self._readings():
-            yield from self._gauge(r.slow_call_rate, r)
-
-    def _failure_rate_threshold(self, options: CallbackOptions) -> Iterable[Observation]:
-        for r in self._readings():
-            yield from self._gauge(r.failure_rate_threshold, r)
-
-    def _slow_call_rate_threshold(self, options: CallbackOptions) -> Iterable[Observation]:
-        for r in self._readings():
-            yield from self._gauge(r.slow_call_rate_threshold, r)
-
-    def _slow_call_duration_threshold(self, options: CallbackOptions) -> Iterable[Observation]:
-        for r in self._readings():
-            yield from self._gauge(r.slow_call_duration, r)
-
-    def _trip_forecasts(self, options: CallbackOptions) -> Iterable[Observation]:
-        for r in self._readings():
-            yield from self._gauge(r.trip_forecasts, r)
-
-    def _probes(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe(self.policy.probes)
-
-    def _calls(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe(self.policy.calls)
-
-    def _slow_calls(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe(self.policy.slow_calls)
-
-    def _transitions(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe(self.policy.transitions)
-
-    def _fallbacks(self, options: CallbackOptions) -> Iterable[Observation]:
-        return self._observe(self.policy.fallbacks)
+        return callback
 
     # ------------------------------------------------------------------ histograms
 

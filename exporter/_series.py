@@ -20,8 +20,9 @@ the start at both levels.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
+from operator import attrgetter
 from typing import Literal
 
 from breaker import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, HistogramReading
@@ -35,12 +36,15 @@ __all__ = [
     "STANDARD_RECOVERY_BOUNDS",
     "Detail",
     "Labels",
+    "Series",
     "SeriesPolicy",
 ]
 
 Detail = Literal["standard", "full"]
 #: Extra attributes of one series, beyond the breaker's common ones: ``((key, value), ...)``.
 Labels = tuple[tuple[str, str], ...]
+#: The series of one metric for one reading: ``(extra labels, value)`` pairs.
+Series = Callable[[BreakerReading], Iterator[tuple[Labels, float]]]
 
 _S = sc.CircuitBreakerStateValues
 _O = sc.CircuitBreakerOutcomeValues
@@ -108,6 +112,17 @@ def _merged(readings: Iterable[HistogramReading], target: tuple[float, ...] | No
     return HistogramReading(bounds=target, counts=tuple(sum(columns[a:b]) for a, b in slices), sum=total)
 
 
+def _one(value: Callable[[BreakerReading], float | None]) -> Series:
+    """The series of a metric with one value per breaker (none while the value is None)."""
+
+    def series(r: BreakerReading) -> Iterator[tuple[Labels, float]]:
+        v = value(r)
+        if v is not None:
+            yield (), v
+
+    return series
+
+
 class SeriesPolicy:
     """The series of one reading, metric by metric, at one level of detail: ``(extra labels,
     value)`` pairs, the extra labels as semantic-convention attribute keys."""
@@ -117,6 +132,23 @@ class SeriesPolicy:
             raise ValueError(f"detail: must be 'standard' or 'full' (got {detail!r})")
         self.detail: Detail = detail
         self.full = detail == "full"
+        #: Every counter and gauge of a breaker, and its series: what the SDK's instruments observe
+        #: and what the direct exposition writes (the two histograms are :meth:`durations` and
+        #: :meth:`recovery`).
+        self.families: tuple[tuple[sc.MetricSpec, Series], ...] = (
+            (sc.METRIC_CIRCUIT_BREAKER_STATE, self.state),
+            (sc.METRIC_CIRCUIT_BREAKER_CALLS, self.calls),
+            (sc.METRIC_CIRCUIT_BREAKER_SLOW_CALLS, self.slow_calls),
+            (sc.METRIC_CIRCUIT_BREAKER_TRANSITIONS, self.transitions),
+            (sc.METRIC_CIRCUIT_BREAKER_FALLBACKS, self.fallbacks),
+            (sc.METRIC_CIRCUIT_BREAKER_PROBES, self.probes),
+            (sc.METRIC_CIRCUIT_BREAKER_FAILURE_RATE, _one(attrgetter("failure_rate"))),
+            (sc.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE, _one(attrgetter("slow_call_rate"))),
+            (sc.METRIC_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD, _one(attrgetter("failure_rate_threshold"))),
+            (sc.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE_THRESHOLD, _one(attrgetter("slow_call_rate_threshold"))),
+            (sc.METRIC_CIRCUIT_BREAKER_SLOW_CALL_DURATION_THRESHOLD, _one(attrgetter("slow_call_duration"))),
+            (sc.METRIC_CIRCUIT_BREAKER_TRIP_FORECASTS, _one(attrgetter("trip_forecasts"))),
+        )
 
     def state(self, r: BreakerReading) -> Iterator[tuple[Labels, float]]:
         if not r.state:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from demo.stack.status import breaker_nodes
 
 from .pipeline import Pipeline
 
@@ -49,18 +50,6 @@ class Observed:
         return [t for t in self.transitions if t.breaker == breaker and t.state == "open" and t.at >= after]
 
 
-def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(tree, list):
-        for item in tree:
-            yield from _nodes(item)
-    elif isinstance(tree, dict):
-        if "name" in tree and "state" in tree:
-            yield tree
-        for value in tree.values():
-            if isinstance(value, dict | list):
-                yield from _nodes(value)
-
-
 class Watcher(threading.Thread):
     def __init__(self, pipeline: Pipeline, observed: Observed, interval: float = 0.2) -> None:
         super().__init__(name="alert-quality-watcher", daemon=True)
@@ -88,7 +77,7 @@ class Watcher(threading.Thread):
             health = demo.health()
             if health is None:
                 continue
-            for node in _nodes(health.get("breakers", health)):
+            for node in breaker_nodes(health.get("breakers", health)):
                 key = (demo.name, str(node["name"]))
                 state = str(node["state"])
                 if self._states.get(key) != state:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,20 @@ def _breakers(demo_url: str) -> list[str]:
     except (httpx.HTTPError, ValueError) as exc:
         return [f"cannot read the demo's breakers: {exc}"]
     return breaker_lines(body) or [f"(no breakers in the answer: HTTP {response.status_code})"]
+
+
+def breaker_nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every breaker of the demo's ``/health/ready`` answer (an object with ``name`` and ``state``),
+    at any depth of its nesting."""
+    if isinstance(tree, list):
+        for item in tree:
+            yield from breaker_nodes(item)
+    elif isinstance(tree, dict):
+        if "name" in tree and "state" in tree:
+            yield tree
+        for value in tree.values():
+            if isinstance(value, dict | list):
+                yield from breaker_nodes(value)
 
 
 def breaker_lines(node: Any, depth: int = 0) -> list[str]:

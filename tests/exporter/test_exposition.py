@@ -28,7 +28,7 @@ from breaker import (
     TripForecast,
     ignore_exceptions,
 )
-from exporter import BreakerTelemetry
+from exporter import BreakerTelemetry, semconv
 from exporter._series import STANDARD_DURATION_BOUNDS, SeriesPolicy, _merged
 
 Sample = tuple[str, tuple[tuple[str, str], ...], float]
@@ -237,6 +237,13 @@ def test_a_breaker_with_buckets_of_its_own_keeps_them() -> None:
     finally:
         telemetry.shutdown()
     assert les == {"0.3", "3.0", "+Inf"}
+
+
+def test_one_table_names_every_counter_and_gauge_once() -> None:
+    """Both ways out (the SDK's instruments, the direct text) read the policy's one table."""
+    names = [spec.name for spec, _ in SeriesPolicy().families]
+    assert len(names) == len(set(names))
+    assert set(names) == {spec.name for spec in semconv.BREAKER_METRICS if spec.instrument != "histogram"}
 
 
 def test_detail_must_be_standard_or_full() -> None:

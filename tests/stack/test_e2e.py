@@ -37,6 +37,7 @@ from demo.cli import FAST
 from demo.load import BackgroundLoad, LoadReport
 from demo.stack.paths import REPO_ROOT
 from demo.stack.procs import group_members
+from demo.stack.status import breaker_nodes
 from tests.dashboards.support import query_every_dashboard
 from tests.fakes import FakePagerDuty, FakeSlack
 from tests.incident_bot.processes import (
@@ -159,7 +160,7 @@ class Stack:
     def breaker(self, name: str) -> dict[str, Any]:
         """The breaker's node in the demo's /health/ready tree."""
         tree = self.get("demo", "/health/ready")["breakers"]
-        return next(node for node in _nodes(tree) if node.get("name") == name)
+        return next(node for node in breaker_nodes(tree) if node.get("name") == name)
 
     def alerts(self, prometheus: PrometheusClient, alertname: str, *states: str) -> list[dict[str, Any]]:
         """Prometheus's alerts ``alertname`` about the breaker, in one of ``states`` (pending, firing)."""
@@ -178,18 +179,6 @@ class Stack:
                 found: dict[str, Any] = self.get("incident-bot", f"/v1/incidents/{summary['id']}")
                 return found
         return None
-
-
-def _nodes(tree: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(tree, list):
-        for item in tree:
-            yield from _nodes(item)
-    elif isinstance(tree, dict):
-        if "name" in tree and "state" in tree:
-            yield tree
-        for value in tree.values():
-            if isinstance(value, dict | list):
-                yield from _nodes(value)
 
 
 def pagerduty_event(pagerduty: FakePagerDuty, dedup_key: str, action: str) -> Any:
