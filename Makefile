@@ -78,10 +78,10 @@ docs: venv
 	$(BIN)/python docs/generate.py
 
 dashboards: venv
-	$(BIN)/python -m dashboards
+	$(BIN)/python -m breakerpanel.dashboards
 
 rules: venv
-	$(BIN)/python -m alert_rules
+	$(BIN)/python -m breakerpanel.alert_rules
 
 # `up` installs Prometheus and Alertmanager itself when they are missing (as root); PostgreSQL is
 # for compose only, so system-deps is not a prerequisite here.
@@ -95,7 +95,7 @@ status: venv
 	$(BIN)/breakerpanel status
 
 # The breaker core's mutation score (bench/results/mutation.json); all of _breaker.py takes about
-# 1.5 h on one worker: MUTATION_ARGS="breaker/_window.py ..." runs the files named.
+# 1.5 h on one worker: MUTATION_ARGS="breaker/breakerpanel/_window.py ..." runs the files named.
 mutation: venv
 	$(BIN)/python bench/mutation.py --max-children 1 --min-score 85 $(MUTATION_ARGS)
 

@@ -1,7 +1,7 @@
 """The incident bot's intake: how many Alertmanager webhooks it durably accepts per second, and how
 fast it answers at a given rate.
 
-The bot runs as in production, ``python -m incident_bot`` (uvicorn, the group-commit writer, the
+The bot runs as in production, ``python -m breakerpanel.incident_bot`` (uvicorn, the group-commit writer, the
 processor and the outbox worker in dry run) over a SQLite file in a temporary directory
 (``synchronous=FULL``: a 200 means the webhook is on disk). The load generator is a second process
 (aiohttp on loopback). With two CPUs or more, the bot is pinned to one and the generator to
@@ -170,20 +170,20 @@ def _free_port() -> int:
 
 
 #: ``--variant`` (diagnoses, not the bot as it runs): launchers that change one thing in the bot's
-#: process before starting it as ``python -m incident_bot`` would; the bot's code is untouched.
+#: process before starting it as ``python -m breakerpanel.incident_bot`` would; the bot's code is untouched.
 #: ``without-processor``: the processor idles, so what the intake costs alone shows.
 #: ``gc-frozen``: after start-up, ``gc.freeze()`` moves every object then alive out of the
 #: collector's reach, so that full collections no longer walk the libraries' objects.
 VARIANTS = {
     "as-is": "",
     "without-processor": """\
-from incident_bot.runtime import Bot
+from breakerpanel.incident_bot.runtime import Bot
 async def _idle(self): await asyncio.Event().wait()
 Bot._process_forever = _idle
 """,
     "gc-frozen": """\
 import gc
-from incident_bot.runtime import Bot
+from breakerpanel.incident_bot.runtime import Bot
 _start = Bot.start
 async def _start_then_freeze(self):
     await _start(self)
@@ -195,13 +195,13 @@ Bot.start = _start_then_freeze
 LAUNCHER = """\
 import asyncio, sys
 {variant}
-from incident_bot.__main__ import main
+from breakerpanel.incident_bot.__main__ import main
 sys.exit(main(sys.argv[1:]))
 """
 
 
 class Bot:
-    """``python -m incident_bot`` (or a ``VARIANTS`` launcher) over a SQLite file in ``directory``,
+    """``python -m breakerpanel.incident_bot`` (or a ``VARIANTS`` launcher) over a SQLite file in ``directory``,
     optionally under cProfile, pinned to ``cpus``."""
 
     def __init__(
@@ -227,7 +227,7 @@ class Bot:
             "INCIDENT_BOT_INTAKE_RATE_BURST": "1000000",
         }
         runner = ["-m", "cProfile", "-o", str(profile)] if profile else []
-        target = ["-m", "incident_bot"]
+        target = ["-m", "breakerpanel.incident_bot"]
         if VARIANTS[variant]:
             launcher = directory / "launcher.py"
             launcher.write_text(LAUNCHER.format(variant=VARIANTS[variant]))

@@ -127,7 +127,7 @@ async def overhead(url: str, *, calls: int, peer_calls: int, repeats: int) -> di
     import redis
     from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
 
-    from breaker import BreakerConfig, CircuitBreaker, MemoryStore, RedisStore
+    from breakerpanel import BreakerConfig, CircuitBreaker, MemoryStore, RedisStore
 
     config = BreakerConfig(
         sliding_window_type="time_based", sliding_window_size=60, minimum_calls=1, slow_call_duration=5.0
@@ -219,7 +219,7 @@ async def overhead(url: str, *, calls: int, peer_calls: int, repeats: int) -> di
 
 def follower(url: str, prefix: str, name: str) -> None:
     """A follower process: print the wall-clock time of every state change it makes."""
-    from breaker import BreakerConfig, BreakerListener, CircuitBreaker, RedisStore, StateChanged
+    from breakerpanel import BreakerConfig, BreakerListener, CircuitBreaker, RedisStore, StateChanged
 
     out: queue.Queue[str] = queue.Queue()
 
@@ -243,7 +243,7 @@ def follower(url: str, prefix: str, name: str) -> None:
 
 def propagation(url: str, *, trips: int) -> list[float]:
     """Milliseconds from a trip here to each of two followers seeing it open."""
-    from breaker import BreakerConfig, CircuitBreaker, RedisStore
+    from breakerpanel import BreakerConfig, CircuitBreaker, RedisStore
 
     prefix, name = f"bench-propagation-{time.time_ns()}", "llm"
     followers = [

@@ -1,7 +1,7 @@
 """Mutation testing of the breaker core with mutmut 3; writes bench/results/mutation.json.
 
     python bench/mutation.py                       # mutate every core file in the config, then report
-    python bench/mutation.py breaker/_window.py    # mutate only these files (results accumulate in mutants/)
+    python bench/mutation.py breaker/breakerpanel/_window.py    # mutate only these files (results: mutants/)
     python bench/mutation.py --report-only         # just rebuild the report from mutants/
     python bench/mutation.py --not-killed          # test again only the mutants no test killed last time
 

@@ -169,7 +169,7 @@ async def build_cases() -> list[Case]:
     cases.append(Case("bare", platform.python_version(), "async", "bare", bare_async))
 
     # --- ours: a time-based window with slow-call tracking on (the configuration the target names)
-    from breaker import BreakerConfig, CircuitBreaker
+    from breakerpanel import BreakerConfig, CircuitBreaker
 
     config = BreakerConfig(
         sliding_window_type="time_based",
@@ -216,7 +216,7 @@ async def build_cases() -> list[Case]:
     add(OURS, OURS, "async", ours_async_closed, ours_async_rejected, "await breaker.acall(fn)")
 
     # --- ours with the exporter attached (durations counted into histograms on every call)
-    from exporter import BreakerTelemetry
+    from breakerpanel.exporter import BreakerTelemetry
 
     exported, exported_open = CircuitBreaker("exported", config), CircuitBreaker("exported-open", config)
     telemetry = BreakerTelemetry(exported, exported_open, service_name="bench", otlp=False)
@@ -409,9 +409,9 @@ def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]
     and a coroutine function that closes the clients."""
     import httpx
 
-    from breaker import BreakerConfig, BreakerRegistry
-    from breaker.integrations import Route, Router
-    from breaker.integrations.httpx import AsyncBreakerTransport, BreakerTransport
+    from breakerpanel import BreakerConfig, BreakerRegistry
+    from breakerpanel.integrations import Route, Router
+    from breakerpanel.integrations.httpx import AsyncBreakerTransport, BreakerTransport
 
     registry = BreakerRegistry()
     registry.service("local")

@@ -35,8 +35,8 @@ from typing import Any
 import httpx
 import prometheus_client
 
-from breaker import BreakerConfig, BreakerRegistry, CircuitBreaker, ManualClock
-from exporter import BreakerTelemetry
+from breakerpanel import BreakerConfig, BreakerRegistry, CircuitBreaker, ManualClock
+from breakerpanel.exporter import BreakerTelemetry
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "scrape.json"

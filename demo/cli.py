@@ -170,7 +170,7 @@ def _regenerate(args: argparse.Namespace) -> int:
 
 
 def _mesh(args: argparse.Namespace) -> int:
-    from breaker.config import ConfigFileError, load_config
+    from breakerpanel.config import ConfigFileError, load_config
     from demo import mesh
 
     ports, hosts = dict(args.port), dict(args.host)

@@ -37,8 +37,8 @@ from typing import Any, Final, Literal
 
 import yaml
 
-from breaker import BreakerConfig, ExponentialBackoff, FixedWait, WindowType
-from breaker.config import BreakersFile, RouteSettings, load_config
+from breakerpanel import BreakerConfig, ExponentialBackoff, FixedWait, WindowType
+from breakerpanel.config import BreakersFile, RouteSettings, load_config
 from demo.stack.paths import REPO_ROOT
 
 __all__ = [

@@ -18,7 +18,7 @@ DOCS = Path(__file__).resolve().parent
 
 
 def breaker_config_table() -> str:
-    from breaker._config import describe_options
+    from breakerpanel._config import describe_options
 
     lines = ["| option | type | default | what it does |", "|---|---|---|---|"]
     for name, type_name, default, doc in describe_options():
@@ -102,7 +102,7 @@ def _default_text(field: object) -> str:
 
 
 def configuration_reference() -> str:
-    from breaker import config
+    from breakerpanel import config
 
     models = [
         config.BreakersFile,
@@ -127,7 +127,7 @@ def configuration_reference() -> str:
 def incident_bot_settings() -> str:
     from pydantic_core import PydanticUndefined
 
-    from incident_bot.settings import ENV_PREFIX, Settings
+    from breakerpanel.incident_bot.settings import ENV_PREFIX, Settings
 
     lines = ["| variable | type | default | what it does |", "|---|---|---|---|"]
     for name, field in Settings.model_fields.items():
@@ -141,14 +141,14 @@ def incident_bot_settings() -> str:
 
 
 def incident_bot_routing() -> str:
-    from incident_bot import routing
+    from breakerpanel.incident_bot import routing
 
     models = [routing.RoutingFile, routing.Route, routing.Receivers, routing.PagerDutyReceiver, routing.SlackReceiver]
     return "\n\n".join(model_table(m) for m in models)
 
 
 def alert_rules_reference() -> str:
-    from alert_rules import config
+    from breakerpanel.alert_rules import config
 
     models = [
         config.RulesConfig,
@@ -176,7 +176,7 @@ def alert_rules_reference() -> str:
 
 
 def alerts_table() -> str:
-    from alert_rules import ALERTS, runbook_slug
+    from breakerpanel.alert_rules import ALERTS, runbook_slug
 
     lines = ["| alert | fires when | runbook |", "|---|---|---|"]
     for name, build in ALERTS.items():

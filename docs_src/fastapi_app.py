@@ -8,11 +8,11 @@ import httpx2
 import openai
 from fastapi import Depends, FastAPI
 
-from breaker import Alternate, BreakerConfig, BreakerRegistry, Feature, Static
-from breaker.integrations import Route, Router
-from breaker.integrations.fastapi import install_error_handlers, require_feature
-from breaker.integrations.httpx2 import AsyncBreakerTransport
-from breaker.presets import llm_http
+from breakerpanel import Alternate, BreakerConfig, BreakerRegistry, Feature, Static
+from breakerpanel.integrations import Route, Router
+from breakerpanel.integrations.fastapi import install_error_handlers, require_feature
+from breakerpanel.integrations.httpx2 import AsyncBreakerTransport
+from breakerpanel.presets import llm_http
 
 URL = os.environ.get("LLM_BASE_URL", "https://api.openai.com")  # one host in tests, two in production
 registry = BreakerRegistry()

@@ -3,7 +3,7 @@
 A misspelled metric or label does not make PromQL fail: the query just returns nothing, and a
 dashboard panel or an alert stays quietly empty. These helpers parse an expression with
 ``promql_parser`` and check every name it references against what the exporter emits
-(:mod:`exporter.semconv`), the recording rules, and a few names Prometheus itself provides.
+(:mod:`breakerpanel.exporter.semconv`), the recording rules, and a few names Prometheus itself provides.
 
 They take what dashboards and rule files contain: Grafana variables (``$job``, ``${datasource}``,
 ``[[breaker]]``, ``$__rate_interval``...) are substituted before parsing, and Grafana's variable
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import promql_parser as pp
 
-from alert_rules.recording import SLO_LABEL
-from exporter import promql
-from exporter import semconv as sc
+from breakerpanel.alert_rules.recording import SLO_LABEL
+from breakerpanel.exporter import promql
+from breakerpanel.exporter import semconv as sc
 
 __all__ = [
     "DEFAULT_VARIABLE_VALUES",

@@ -6,7 +6,7 @@
 
 What is shipped is used as shipped, with one change: every duration of the alerting side is
 multiplied by the time scale (:class:`TimeScale`): Prometheus's scrape and evaluation intervals,
-every ``for``, ``keep_firing_for``, range and horizon of the rules (rendered by :mod:`alert_rules`
+every ``for``, ``keep_firing_for``, range and horizon of the rules (rendered by :mod:`breakerpanel.alert_rules`
 with ``time_scale``), Alertmanager's ``group_wait``, ``group_interval`` and ``repeat_interval``, and the
 bot's ``resolve_after``. Everything else is left as is, addresses aside (services become
 127.0.0.1 ports, the webhook token a file).
@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import yaml
 
-from alert_rules import DEFAULT_CONFIG, load_rules_config, render
-from alert_rules.config import duration_seconds
+from breakerpanel.alert_rules import DEFAULT_CONFIG, load_rules_config, render
+from breakerpanel.alert_rules.config import duration_seconds
+from breakerpanel.incident_bot.settings import Settings as BotSettings
 from demo.stack.paths import REPO_ROOT
-from incident_bot.settings import Settings as BotSettings
 from tests.fakes import FakePagerDuty, FakeSlack
 from tests.incident_bot.processes import (
     ROUTING_KEY,

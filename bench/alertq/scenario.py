@@ -5,7 +5,7 @@ the alerting pipeline at a compressed time scale (``--time-scale``, 0.1 by defau
 and divides every scenario time by it too, so a ``10m`` outage lasts 60 s of wall-clock time. The
 breakers themselves are not scaled (bench/alert_quality.py says why).
 
-A bad file gives a :class:`~breaker.config.ConfigFileError` naming the line, the key and the reason.
+A bad file gives a :class:`~breakerpanel.config.ConfigFileError` naming the line, the key and the reason.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from breaker.config import load_yaml_model, parse_duration
+from breakerpanel.config import load_yaml_model, parse_duration
 
 __all__ = [
     "BreakerStep",

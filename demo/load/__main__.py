@@ -15,7 +15,7 @@ import signal
 import sys
 from typing import TextIO
 
-from breaker.config import parse_duration
+from breakerpanel.config import parse_duration
 
 from .report import LoadReport
 from .runner import run_load

@@ -16,8 +16,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from breaker import BreakerRegistry, ConstantTime, LockoutGuard, LockoutPolicy, constant_time_equals, describe_breaker
-from breaker.integrations.guards import client_address
+from breakerpanel import (
+    BreakerRegistry,
+    ConstantTime,
+    LockoutGuard,
+    LockoutPolicy,
+    constant_time_equals,
+    describe_breaker,
+)
+from breakerpanel.integrations.guards import client_address
 
 __all__ = ["StateChange", "admin_router"]
 

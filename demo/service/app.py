@@ -14,7 +14,7 @@ from fastapi import FastAPI, HTTPException, Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from breaker import (
+from breakerpanel import (
     BreakerError,
     CircuitOpenError,
     ConcurrencyLimiter,
@@ -26,14 +26,14 @@ from breaker import (
     RedisRateLimitStore,
     running_probes,
 )
-from breaker.integrations.guards import (
+from breakerpanel.exporter import BreakerTelemetry
+from breakerpanel.integrations.guards import (
     LoadSheddingMiddleware,
     RateLimitMiddleware,
     header_key,
     path_priority,
     skip_load_sample,
 )
-from exporter import BreakerTelemetry
 
 from . import probes
 from .admin import ADMIN_LOCKOUT, admin_router

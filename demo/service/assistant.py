@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from breaker import BreakerError, BreakerRegistry, Feature
+from breakerpanel import BreakerError, BreakerRegistry, Feature
 
 from .answering import AnswerRequest, ask_openai, served_answer
 from .breakers import open_breakers

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from breaker import Alternate, BreakerRegistry, CachedResponse, FallbackStep, Simplified, State, Static
-from breaker.config import (
+from breakerpanel import Alternate, BreakerRegistry, CachedResponse, FallbackStep, Simplified, State, Static
+from breakerpanel.config import (
     AlternateStep,
     CacheStep,
     FeatureSettings,
@@ -23,7 +23,7 @@ from breaker.config import (
     import_object,
     load_config,
 )
-from breaker.integrations import Router
+from breakerpanel.integrations import Router
 
 from .cache import AnswerCache
 from .settings import BreakerMode

@@ -14,8 +14,8 @@ from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from breaker import MISSING, AsyncResponseCache, BreakerError, CircuitBreaker, MemoryCache
-from breaker.integrations.redis import ProtectedRedis, RedisCache
+from breakerpanel import MISSING, AsyncResponseCache, BreakerError, CircuitBreaker, MemoryCache
+from breakerpanel.integrations.redis import ProtectedRedis, RedisCache
 
 from .models import Answer
 

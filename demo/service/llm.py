@@ -15,7 +15,7 @@ import anthropic
 import httpx2
 import openai
 
-from breaker.integrations.httpx2 import AsyncBreakerTransport
+from breakerpanel.integrations.httpx2 import AsyncBreakerTransport
 
 from .breakers import Breakers
 from .settings import Settings

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from breaker import Probe
-from breaker.config import import_object
+from breakerpanel import Probe
+from breakerpanel.config import import_object
 
 from .settings import Settings
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from breaker import CircuitBreaker
+from breakerpanel import CircuitBreaker
 
 from .corpus import Document
 from .settings import Settings

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from breaker import CircuitBreaker
-from breaker.integrations.asyncpg import ProtectedPool
+from breakerpanel import CircuitBreaker
+from breakerpanel.integrations.asyncpg import ProtectedPool
 
 from .corpus import Document
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from breaker import CircuitBreaker, DependencyError
+from breakerpanel import CircuitBreaker, DependencyError
 
 from .corpus import Document
 

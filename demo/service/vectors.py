@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from breaker.integrations.httpx import AsyncBreakerTransport
+from breakerpanel.integrations.httpx import AsyncBreakerTransport
 
 from .breakers import Breakers
 from .models import Source

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alert_rules import load_rules_config, render, rule_groups
-from alert_rules.__main__ import main
-from alert_rules.config import RulesConfig, duration_seconds
-from breaker.config import ConfigFileError
+from breakerpanel.alert_rules import load_rules_config, render, rule_groups
+from breakerpanel.alert_rules.__main__ import main
+from breakerpanel.alert_rules.config import RulesConfig, duration_seconds
+from breakerpanel.config import ConfigFileError
 from tests.servers import run_promtool
 
 
@@ -198,7 +198,7 @@ alerts:
 
 
 def test_the_committed_configuration_is_valid_yaml_with_comments_kept() -> None:
-    from alert_rules import DEFAULT_CONFIG
+    from breakerpanel.alert_rules import DEFAULT_CONFIG
 
     assert yaml.safe_load(DEFAULT_CONFIG.read_text())["slos"]
     assert load_rules_config().slos[0].name == "llm-providers"

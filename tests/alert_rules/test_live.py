@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from alert_rules import render
-from alert_rules.config import RulesConfig
-from breaker import BreakerConfig, BreakerRegistry, CircuitOpenError, State
-from exporter import BreakerTelemetry
+from breakerpanel import BreakerConfig, BreakerRegistry, CircuitOpenError, State
+from breakerpanel.alert_rules import render
+from breakerpanel.alert_rules.config import RulesConfig
+from breakerpanel.exporter import BreakerTelemetry
 from tests.servers import PrometheusServer, ServerPool, find_free_port, wait_until
 
 #: The committed configuration's shape with times a test can wait for.

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from alert_rules import RULES_FILE
+from breakerpanel.alert_rules import RULES_FILE
 from tests.promql_names import KNOWN_LABELS, unknown_names
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""``alert_rules.render(config, time_scale=...)``: the rules for a compressed clock (the alert-quality
+"""``breakerpanel.alert_rules.render(config, time_scale=...)``: the rules for a compressed clock (the alert-quality
 benchmark runs outages in seconds). Every duration is scaled (``for``, ``keep_firing_for``, every
 range, the seconds a rate is multiplied by), nothing else changes, promtool accepts the result, and
 the alerts behave on the compressed clock as the committed ones do on the real one."""
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from alert_rules import RULES_FILE, load_rules_config, render, rule_groups
-from alert_rules.config import duration_seconds
+from breakerpanel.alert_rules import RULES_FILE, load_rules_config, render, rule_groups
+from breakerpanel.alert_rules.config import duration_seconds
 from tests.servers import run_promtool
 
 SCALE = 0.1

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from alert_rules import ALERTS, RULES_FILE, load_rules_config, render, runbook_slug
-from alert_rules.__main__ import main
-from alert_rules.config import Severity
-from dashboards import links
+from breakerpanel.alert_rules import ALERTS, RULES_FILE, load_rules_config, render, runbook_slug
+from breakerpanel.alert_rules.__main__ import main
+from breakerpanel.alert_rules.config import Severity
+from breakerpanel.dashboards import links
 from tests.servers import run_promtool
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from breaker import BreakerConfig, CircuitBreaker, ManualClock
+from breakerpanel import BreakerConfig, CircuitBreaker, ManualClock
 
 
 @pytest.fixture

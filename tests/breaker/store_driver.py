@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from breaker import BreakerConfig, CircuitBreaker, CircuitOpenError, RedisStore
+from breakerpanel import BreakerConfig, CircuitBreaker, CircuitOpenError, RedisStore
 
 CONFIG = BreakerConfig(minimum_calls=5, sliding_window_size=10, failure_rate_threshold=0.5, wait_in_open=120.0)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from breaker import CircuitBreaker, ManualClock
+from breakerpanel import CircuitBreaker, ManualClock
 
 
 class Boom(Exception):

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from breaker import AdaptiveThresholds, BreakerConfig, BreakerConfigError, CircuitBreaker, ManualClock, State
-from breaker._adaptive import AdaptiveModel, burn_rate, histogram_quantile
-from breaker._monitor import adaptive_controller
+from breakerpanel import AdaptiveThresholds, BreakerConfig, BreakerConfigError, CircuitBreaker, ManualClock, State
+from breakerpanel._adaptive import AdaptiveModel, burn_rate, histogram_quantile
+from breakerpanel._monitor import adaptive_controller
 
 from .support import Boom
 

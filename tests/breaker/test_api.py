@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-import breaker
-from breaker import (
+import breakerpanel as breaker
+from breakerpanel import (
     BreakerListener,
     CallRecorded,
     CallRejected,
@@ -201,7 +201,7 @@ def test_a_raising_listener_never_breaks_the_call(
     b = make_breaker(minimum_calls=1)
     b.add_listener(Broken())
     b.add_listener(recorder)
-    with caplog.at_level(logging.ERROR, logger="breaker"):
+    with caplog.at_level(logging.ERROR, logger="breakerpanel"):
         assert succeed(b, clock) == "ok"
         fail(b, clock)
     assert b.state is State.OPEN
@@ -230,5 +230,5 @@ def test_public_names_are_exported_from_the_package() -> None:
         name for name in dir(breaker) if not name.startswith("_") and not inspect.ismodule(getattr(breaker, name))
     )
     assert sorted(breaker.__all__) == public
-    assert breaker.CircuitBreaker.__module__ == "breaker"
-    assert breaker.CircuitOpenError.__module__ == "breaker"
+    assert breaker.CircuitBreaker.__module__ == "breakerpanel"
+    assert breaker.CircuitOpenError.__module__ == "breakerpanel"

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from breaker import BreakerConfig, CallTimeoutError, CircuitBreaker, CircuitOpenError, ManualClock, State
+from breakerpanel import BreakerConfig, CallTimeoutError, CircuitBreaker, CircuitOpenError, ManualClock, State
 
 from .support import fail
 

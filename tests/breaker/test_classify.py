@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breaker import (
+from breakerpanel import (
     IGNORED,
     SUCCESS,
     CircuitBreaker,
@@ -107,7 +107,7 @@ def test_a_raising_classifier_falls_back_to_the_default(
         raise RuntimeError("classifier bug")
 
     b = make_breaker(classifier=broken)
-    with caplog.at_level(logging.ERROR, logger="breaker"):
+    with caplog.at_level(logging.ERROR, logger="breakerpanel"):
         assert succeed(b, clock) == "ok"
         fail(b, clock)
     totals = b.snapshot().totals
@@ -138,7 +138,7 @@ def test_error_type_of_a_class_seen_for_the_first_time() -> None:
 
 
 def test_error_type_cache_is_bounded() -> None:
-    from breaker import _classify
+    from breakerpanel import _classify
 
     saved = dict(_classify._error_types)
     try:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     CircuitBreaker,
     CircuitOpenError,

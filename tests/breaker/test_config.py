@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerConfigError,
     CircuitBreaker,
@@ -23,7 +23,7 @@ from breaker import (
     State,
     WindowType,
 )
-from breaker import _clock as clock_module
+from breakerpanel import _clock as clock_module
 
 from .support import fail
 
@@ -116,7 +116,7 @@ def test_a_custom_wait_that_is_not_finite_positive_gets_the_default(
         minimum_calls=1, sliding_window_size=1, automatic_transition_to_half_open=True, wait_in_open=lambda attempt: bad
     )
     b = CircuitBreaker("dep", config, clock=clock)
-    with caplog.at_level(logging.ERROR, logger="breaker"):
+    with caplog.at_level(logging.ERROR, logger="breakerpanel"):
         fail(b, clock)
     snap = b.snapshot()
     assert (snap.state, snap.open_remaining) == (State.OPEN, 60.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from breaker import (
+from breakerpanel import (
     Availability,
     BreakerConfigError,
     CachedResponse,
@@ -20,7 +20,7 @@ from breaker import (
     Static,
     WindowType,
 )
-from breaker.config import ConfigFileError, load_config, parse_duration
+from breakerpanel.config import ConfigFileError, load_config, parse_duration
 
 
 def simplified_answer(question: str) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerConfigError,
     BreakerListener,
@@ -33,7 +33,7 @@ from breaker import (
     failure,
     ignore_exceptions,
 )
-from breaker._breaker import MAX_ERROR_TYPES, OTHER_ERROR_TYPE
+from breakerpanel._breaker import MAX_ERROR_TYPES, OTHER_ERROR_TYPE
 
 from .support import Boom, fail, succeed
 
@@ -500,7 +500,7 @@ def test_a_raising_listener_or_classifier_is_logged_with_the_breaker_and_culprit
 
     b = make_breaker(minimum_calls=1, sliding_window_size=1, classifier=classify_with(bad))
     b.add_listener(Broken())
-    with caplog.at_level("ERROR", logger="breaker"):
+    with caplog.at_level("ERROR", logger="breakerpanel"):
         fail(b, clock)
     messages = [r.getMessage() for r in caplog.records]
     assert f"circuit breaker 'dep': classifier {b.config.classifier!r} raised; using the default" in messages

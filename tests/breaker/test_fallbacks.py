@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from breaker import (
+from breakerpanel import (
     MISSING,
     Alternate,
     Availability,
@@ -342,7 +342,7 @@ class TestRegistry:
             registry.feature("cache", required=["redis"], optional=["redis"])
 
     def test_listeners_reach_breakers_registered_later(self, clock: ManualClock) -> None:
-        from breaker import BreakerListener, StateChanged
+        from breakerpanel import BreakerListener, StateChanged
 
         seen: list[str] = []
 
@@ -384,7 +384,7 @@ async def test_a_cache_that_cannot_store_does_not_fail_a_call_that_worked(caplog
     assert await chain.acall(works, "q") == "answer to q"
     assert chain.call(lambda prompt: f"sync {prompt}", "q") == "sync q"
     assert chain.breaker.snapshot().totals.successes == 2
-    stored = [r for r in caplog.records if r.name == "breaker.fallback"]
+    stored = [r for r in caplog.records if r.name == "breakerpanel.fallback"]
     assert len(stored) == 2
     assert "ConnectionError: cache down" in stored[0].getMessage()
 
@@ -449,7 +449,7 @@ class TestFeatureDetails:
         assert info.value.origin == "store"
 
     async def test_the_feature_breaker_gets_the_features_settings(self, clock: ManualClock) -> None:
-        from breaker import BreakerListener, Level, StateChanged
+        from breakerpanel import BreakerListener, Level, StateChanged
 
         seen: list[StateChanged] = []
 
@@ -519,7 +519,7 @@ class TestRegistryDetails:
         assert feature["availability"] == "degraded"
 
     def test_breakers_share_the_registry_clock_listeners_and_attributes(self, clock: ManualClock) -> None:
-        from breaker import BreakerListener, StateChanged
+        from breakerpanel import BreakerListener, StateChanged
 
         seen: list[str] = []
 
@@ -546,7 +546,7 @@ class TestRegistryDetails:
         assert registry.endpoint("openai.chat.stream").parent is openai
 
     def test_store_defaults_to_memory_and_can_be_given(self, clock: ManualClock) -> None:
-        from breaker import MemoryStore
+        from breakerpanel import MemoryStore
 
         assert isinstance(BreakerRegistry(clock=clock).store, MemoryStore)
         store = MemoryStore()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerRegistry,
     CircuitBreaker,
@@ -21,7 +21,7 @@ from breaker import (
     RejectionReason,
     Static,
 )
-from breaker.integrations.fastapi import (
+from breakerpanel.integrations.fastapi import (
     DEGRADED_HEADER,
     degraded,
     install_error_handlers,

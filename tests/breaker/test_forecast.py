@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerConfigError,
     BreakerListener,
@@ -15,8 +15,8 @@ from breaker import (
     TripForecast,
     TripPredicted,
 )
-from breaker._forecast import linear_fit, predict_linear
-from breaker._monitor import trip_forecaster
+from breakerpanel._forecast import linear_fit, predict_linear
+from breakerpanel._monitor import trip_forecaster
 
 from .support import Boom
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, Header, Request, Response
 
-from breaker import (
+from breakerpanel import (
     AIMDLimit,
     CircuitBreaker,
     ConcurrencyLimiter,
@@ -22,8 +22,8 @@ from breaker import (
     RateLimitPolicy,
     constant_time_equals,
 )
-from breaker.integrations.fastapi import install_error_handlers
-from breaker.integrations.guards import (
+from breakerpanel.integrations.fastapi import install_error_handlers
+from breakerpanel.integrations.guards import (
     LoadSheddingMiddleware,
     RateLimitMiddleware,
     authenticate,

@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Header, Request
 
-from breaker import (
+from breakerpanel import (
     AIMDLimit,
     ConcurrencyLimiter,
     LockoutGuard,
@@ -33,7 +33,7 @@ from breaker import (
     RedisRateLimitStore,
     constant_time_equals,
 )
-from breaker.integrations.guards import (
+from breakerpanel.integrations.guards import (
     LoadSheddingMiddleware,
     RateLimitMiddleware,
     authenticate,

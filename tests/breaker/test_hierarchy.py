@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerConfigError,
     BreakerListener,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from breaker import (
+from breakerpanel import (
     BreakerConfigError,
     BreakerListener,
     CircuitBreaker,

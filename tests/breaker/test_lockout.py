@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from breaker import (
+from breakerpanel import (
     BreakerConfigError,
     ConstantTime,
     GuardListener,

@@ -16,8 +16,8 @@ import redis.exceptions
 import sqlalchemy.exc
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from breaker import IGNORED, CircuitOpenError, RejectionReason, State, Verdict, VerdictKind, failure
-from breaker.presets import (
+from breakerpanel import IGNORED, CircuitOpenError, RejectionReason, State, Verdict, VerdictKind, failure
+from breakerpanel.presets import (
     http_exceptions,
     http_responses,
     llm_http,

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerConfigError,
     BreakerListener,
@@ -29,8 +29,8 @@ from breaker import (
     rate_limited,
     running_probes,
 )
-from breaker.config import load_config
-from breaker.integrations.fastapi import readiness_router
+from breakerpanel.config import load_config
+from breakerpanel.integrations.fastapi import readiness_router
 from demo.upstreams.app import create_app
 from demo.upstreams.chaos import Chaos, Outage, Upstream
 from demo.upstreams.server import UpstreamServer
@@ -273,7 +273,7 @@ def test_readiness_rejects_unknown_required_names() -> None:
     ],
 )
 def test_probe_settings_errors_name_the_key(tmp_path: Path, probe: str, key: str) -> None:
-    from breaker.config import ConfigFileError
+    from breakerpanel.config import ConfigFileError
 
     path = tmp_path / "breakers.yaml"
     path.write_text(f"services:\n  qdrant:\n    probe: {probe}\n")

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breaker import (
+from breakerpanel import (
     BreakerConfigError,
     GuardListener,
     ManualClock,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breaker import (
+from breakerpanel import (
     AIMDLimit,
     BreakerConfigError,
     ConcurrencyLimiter,

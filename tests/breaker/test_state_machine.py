@@ -22,7 +22,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerListener,
     CircuitBreaker,

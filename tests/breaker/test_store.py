@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerConfigError,
     BreakerListener,
@@ -29,7 +29,7 @@ from breaker import (
     StateChanged,
     TransitionReason,
 )
-from breaker._stores._shared import (
+from breakerpanel._stores._shared import (
     PeerCounts,
     Record,
     cluster_trip,
@@ -39,7 +39,7 @@ from breaker._stores._shared import (
     state_key,
     votes,
 )
-from breaker.config import BreakersFile, ConfigFileError, load_config
+from breakerpanel.config import BreakersFile, ConfigFileError, load_config
 from tests.servers import RedisServer
 
 DEADLINE = 10.0
@@ -203,7 +203,7 @@ def test_redis_store_options_are_validated(kwargs: dict[str, object], field: str
 def test_the_core_imports_without_redis_installed() -> None:
     code = (
         "import sys; sys.modules['redis'] = None\n"
-        "import breaker\n"
+        "import breakerpanel as breaker\n"
         "store = breaker.RedisStore('redis://127.0.0.1:1/0')\n"
         "try:\n"
         "    store.attach(breaker.CircuitBreaker('x'))\n"

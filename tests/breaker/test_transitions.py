@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerListener,
     CallRecorded,
@@ -236,7 +236,7 @@ class TestHalfOpen:
         assert b.state is State.OPEN
 
     def test_reopening_from_half_open_says_why(self, make_breaker: MakeBreaker, clock: ManualClock) -> None:
-        from breaker import BreakerListener
+        from breakerpanel import BreakerListener
 
         seen: list[TransitionReason] = []
 
@@ -568,7 +568,7 @@ class TestStaleResults:
 
 
 def test_transition_reasons_reach_listeners(make_breaker: MakeBreaker, clock: ManualClock) -> None:
-    from breaker import BreakerListener
+    from breakerpanel import BreakerListener
 
     seen: list[tuple[State, State, TransitionReason]] = []
 
@@ -624,7 +624,7 @@ def test_each_way_of_tripping_says_why(
     calls: list[str],
     reason: TransitionReason,
 ) -> None:
-    from breaker import BreakerListener
+    from breakerpanel import BreakerListener
 
     seen: list[TransitionReason] = []
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from breaker import CircuitBreaker, CountWindow, ManualClock, TimeWindow
-from breaker._window import MAX_TIME_BUCKETS
+from breakerpanel import CircuitBreaker, CountWindow, ManualClock, TimeWindow
+from breakerpanel._window import MAX_TIME_BUCKETS
 
 from .support import fail, succeed
 

@@ -15,12 +15,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
-from incident_bot.db import Database, outbox
-from incident_bot.delivery import Sender
-from incident_bot.incidents import Engine, EngineConfig
-from incident_bot.metrics import BotMetrics
-from incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
-from incident_bot.routing import RoutingFile
+from breakerpanel.incident_bot.db import Database, outbox
+from breakerpanel.incident_bot.delivery import Sender
+from breakerpanel.incident_bot.incidents import Engine, EngineConfig
+from breakerpanel.incident_bot.metrics import BotMetrics
+from breakerpanel.incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
+from breakerpanel.incident_bot.routing import RoutingFile
 from tests.incident_bot.support import ManualClock, rows, store
 
 __all__ = ["PUBLIC_URL", "BotPipeline", "running_bot"]

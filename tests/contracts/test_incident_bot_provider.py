@@ -1,6 +1,6 @@
 """Provider side of ``alertmanager`` -> ``incident-bot``: the real bot takes every committed notification.
 
-The bot runs as in production (``python -m incident_bot`` under uvicorn, in its own process, via
+The bot runs as in production (``python -m breakerpanel.incident_bot`` under uvicorn, in its own process, via
 :class:`tests.incident_bot.processes.BotProcess`), in dry run over a SQLite file, with a webhook token of its own.
 Pact's verifier replays the committed Alertmanager 0.25 and current notifications against ``POST /v1/alertmanager``.
 

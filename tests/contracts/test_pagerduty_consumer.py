@@ -23,8 +23,8 @@ from typing import Any, Final
 import pytest
 from pact import match
 
-from incident_bot.pagerduty import PagerDutySender
-from incident_bot.routing import RoutingFile
+from breakerpanel.incident_bot.pagerduty import PagerDutySender
+from breakerpanel.incident_bot.routing import RoutingFile
 from tests.incident_bot.support import AlertSpec, breaker_labels, webhook
 
 from .bot import PUBLIC_URL, running_bot

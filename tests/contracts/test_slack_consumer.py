@@ -23,8 +23,8 @@ from typing import Any, Final
 
 from pact import generate, match
 
-from incident_bot.routing import RoutingFile
-from incident_bot.slack import SlackSender
+from breakerpanel.incident_bot.routing import RoutingFile
+from breakerpanel.incident_bot.slack import SlackSender
 from tests.incident_bot.support import AlertSpec, breaker_labels, webhook
 
 from .bot import PUBLIC_URL, running_bot

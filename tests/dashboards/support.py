@@ -9,9 +9,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import dashboards
-from alert_rules.config import RulesConfig, Slo
-from alert_rules.recording import recording_groups
+from breakerpanel import dashboards
+from breakerpanel.alert_rules.config import RulesConfig, Slo
+from breakerpanel.alert_rules.recording import recording_groups
 from tests.promql_names import substitute
 from tests.servers import PrometheusAPI, PrometheusAPIError
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-import dashboards
-from dashboards import __main__ as cli
-from dashboards import common, links
+from breakerpanel import dashboards
+from breakerpanel.dashboards import __main__ as cli
+from breakerpanel.dashboards import common, links
 
 from .support import rendered
 

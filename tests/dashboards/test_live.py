@@ -21,8 +21,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from alert_rules.recording import SLO_OBJECTIVE, error_ratio, recording_groups
-from breaker import (
+from breakerpanel import (
     AIMDLimit,
     Alternate,
     BreakerConfig,
@@ -43,11 +42,12 @@ from breaker import (
     Static,
     TripForecast,
 )
-from breaker.presets import llm_http
-from dashboards import common
-from dashboards.links import Var
-from exporter import BreakerTelemetry, promql
-from exporter import semconv as sc
+from breakerpanel.alert_rules.recording import SLO_OBJECTIVE, error_ratio, recording_groups
+from breakerpanel.dashboards import common
+from breakerpanel.dashboards.links import Var
+from breakerpanel.exporter import BreakerTelemetry, promql
+from breakerpanel.exporter import semconv as sc
+from breakerpanel.presets import llm_http
 from tests.promql_names import substitute
 from tests.servers import PrometheusServer, ServerPool, find_free_port, wait_until
 

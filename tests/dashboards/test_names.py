@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter import semconv as sc
+from breakerpanel.exporter import semconv as sc
 from tests.promql_names import KNOWN_LABELS, Referenced, known_metrics, referenced, substitute, unknown_names
 
 from .support import RECORDING_RULES, all_expressions

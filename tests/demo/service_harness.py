@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from breaker import BreakerRegistry
+from breakerpanel import BreakerRegistry
 from demo.service import Settings, create_app
 from tests.servers import find_free_port, wait_until
 

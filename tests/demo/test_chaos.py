@@ -20,9 +20,9 @@ from qdrant_client import AsyncQdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException
 
 import demo
-from breaker import failure
-from breaker.integrations.httpx2 import AsyncBreakerTransport
-from breaker.presets import llm_http
+from breakerpanel import failure
+from breakerpanel.integrations.httpx2 import AsyncBreakerTransport
+from breakerpanel.presets import llm_http
 from demo.service.breakers import Breakers
 from demo.upstreams import Chaos, ErrorRate, Latency, Outage, RateLimit, SlowStream, StallStream, Upstream
 

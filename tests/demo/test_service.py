@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from breaker import State
+from breakerpanel import State
+from breakerpanel.exporter import semconv
 from demo.service import Settings
 from demo.upstreams import CONTENT_FILTER_MARKER, Chaos, Outage, Upstream
-from exporter import semconv
 
 from .service_harness import RunningService, serve, service_settings
 

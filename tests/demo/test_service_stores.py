@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from breaker import State
+from breakerpanel import State
 from demo.upstreams import Chaos, Outage, Upstream
 from tests.servers import PostgresServer, RedisServer
 

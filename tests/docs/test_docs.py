@@ -54,7 +54,7 @@ def yaml_examples() -> list[tuple[str, int, str]]:
 @pytest.mark.parametrize(("doc", "index", "text"), yaml_examples(), ids=[f"{d}#{i}" for d, i, _ in yaml_examples()])
 def test_yaml_examples_load_and_build(doc: str, index: int, text: str, tmp_path: Path) -> None:
     if doc == "alerting.md":  # alert_rules/config.yaml examples: they generate rules promtool accepts
-        from alert_rules import load_rules_config, render
+        from breakerpanel.alert_rules import load_rules_config, render
         from tests.servers import run_promtool
 
         (tmp_path / "config.yaml").write_text(text)
@@ -65,7 +65,7 @@ def test_yaml_examples_load_and_build(doc: str, index: int, text: str, tmp_path:
     if doc == "incident-bot.md":  # Alertmanager's config (amtool checks it) or the bot's routes
         import yaml
 
-        from incident_bot.routing import load_routing
+        from breakerpanel.incident_bot.routing import load_routing
         from tests.servers import run_amtool
 
         if "receivers" in yaml.safe_load(text):
@@ -84,7 +84,7 @@ def test_yaml_examples_load_and_build(doc: str, index: int, text: str, tmp_path:
         (tmp_path / "scenario.yaml").write_text(text)
         assert scenario(tmp_path / "scenario.yaml").steps
         return
-    from breaker.config import load_config
+    from breakerpanel.config import load_config
 
     path = tmp_path / "breakers.yaml"
     path.write_text(text)

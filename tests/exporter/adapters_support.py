@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import BreakerSource, BreakerTelemetry
+from breakerpanel.exporter import BreakerSource, BreakerTelemetry
 
 Labels = frozenset[tuple[str, str]]
 

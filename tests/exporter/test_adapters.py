@@ -19,8 +19,8 @@ from aiobreaker.storage.memory import CircuitMemoryStorage as AioMemoryStorage  
 from purgatory import AsyncCircuitBreakerFactory, ContextChanged, SyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
-from exporter import BreakerSource, BreakerTelemetry
-from exporter.adapters import (
+from breakerpanel.exporter import BreakerSource, BreakerTelemetry
+from breakerpanel.exporter.adapters import (
     AdapterSource,
     AioBreakerSource,
     PurgatoryListener,
@@ -28,7 +28,7 @@ from exporter.adapters import (
     PyBreakerSource,
     state_value,
 )
-from exporter.adapters._common import MAX_ERROR_TYPES
+from breakerpanel.exporter.adapters._common import MAX_ERROR_TYPES
 from tests.exporter.adapters_support import scrape, scrape_telemetry
 
 WAIT = 0.05  # the libraries' open wait, in seconds

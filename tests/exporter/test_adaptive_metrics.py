@@ -9,7 +9,7 @@ import contextlib
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
 
-from breaker import (
+from breakerpanel import (
     AdaptiveThresholds,
     BreakerConfig,
     BreakerRegistry,
@@ -17,8 +17,8 @@ from breaker import (
     ProbeRunner,
     TripForecast,
 )
-from exporter import BreakerTelemetry
-from exporter import semconv as sc
+from breakerpanel.exporter import BreakerTelemetry
+from breakerpanel.exporter import semconv as sc
 
 
 def scrape(telemetry: BreakerTelemetry) -> dict[tuple[str, str], float]:

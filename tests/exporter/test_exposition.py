@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from breaker import (
+from breakerpanel import (
     DEFAULT_DURATION_BOUNDS,
     BreakerConfig,
     BreakerRegistry,
@@ -28,8 +28,8 @@ from breaker import (
     TripForecast,
     ignore_exceptions,
 )
-from exporter import BreakerTelemetry, semconv
-from exporter._series import STANDARD_DURATION_BOUNDS, SeriesPolicy, _merged
+from breakerpanel.exporter import BreakerTelemetry, semconv
+from breakerpanel.exporter._series import STANDARD_DURATION_BOUNDS, SeriesPolicy, _merged
 
 Sample = tuple[str, tuple[tuple[str, str], ...], float]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
 
-from breaker import (
+from breakerpanel import (
     AIMDLimit,
     ConcurrencyLimiter,
     LockoutGuard,
@@ -15,8 +15,8 @@ from breaker import (
     RateLimiter,
     RateLimitPolicy,
 )
-from exporter import BreakerTelemetry
-from exporter import semconv as sc
+from breakerpanel.exporter import BreakerTelemetry
+from breakerpanel.exporter import semconv as sc
 
 
 def samples(telemetry: BreakerTelemetry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from breaker import (
+from breakerpanel import (
     BreakerConfig,
     BreakerRegistry,
     CircuitOpenError,
@@ -20,7 +20,7 @@ from breaker import (
     TripForecast,
     ignore_exceptions,
 )
-from exporter import BreakerTelemetry, semconv
+from breakerpanel.exporter import BreakerTelemetry, semconv
 from tests.servers import find_free_port
 
 #: Identity and place in the hierarchy (`circuit_breaker_service` on services and endpoints,

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from breaker import (
+from breakerpanel import (
     AIMDLimit,
     BreakerConfig,
     BreakerRegistry,
@@ -27,7 +27,7 @@ from breaker import (
     RateLimitPolicy,
     Static,
 )
-from exporter import OTHER, BreakerCatalog, BreakerTelemetry, otlp_configured, semconv
+from breakerpanel.exporter import OTHER, BreakerCatalog, BreakerTelemetry, otlp_configured, semconv
 from tests.servers import find_free_port
 
 
@@ -164,7 +164,7 @@ def test_the_guard_caps_breakers_attributes_and_values(caplog: pytest.LogCapture
     for b in breakers:
         catalog.add(b)
         b.call(lambda: "ok")
-    with caplog.at_level(logging.WARNING, logger="exporter"):
+    with caplog.at_level(logging.WARNING, logger="breakerpanel.exporter"):
         readings = catalog.readings()
         catalog.end_collection()
         catalog.readings()  # warnings once, not per collection

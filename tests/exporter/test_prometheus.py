@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from breaker import BreakerConfig, BreakerRegistry, CircuitOpenError, State
-from exporter import BreakerTelemetry
+from breakerpanel import BreakerConfig, BreakerRegistry, CircuitOpenError, State
+from breakerpanel.exporter import BreakerTelemetry
 from tests.servers import PrometheusServer, ServerPool, find_free_port, wait_until
 
 SCRAPE = "1s"

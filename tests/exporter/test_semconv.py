@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from exporter import semconv
-from exporter._codegen import outputs
-from exporter._registry import REGISTRY_DIR, RegistryError, load_registry, prometheus_metric_name
+from breakerpanel.exporter import semconv
+from breakerpanel.exporter._codegen import outputs
+from breakerpanel.exporter._registry import REGISTRY_DIR, RegistryError, load_registry, prometheus_metric_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,7 +150,7 @@ def test_attributes_and_their_values() -> None:
 
 def test_the_registry_matches_the_breakers_vocabulary() -> None:
     """The registry's enums are the breaker library's own enums, value for value."""
-    from breaker import FallbackType, Level, Outcome, Priority, RejectionReason, State, SubjectKind
+    from breakerpanel import FallbackType, Level, Outcome, Priority, RejectionReason, State, SubjectKind
 
     pairs = [
         (semconv.CircuitBreakerStateValues, State),
@@ -164,15 +164,17 @@ def test_the_registry_matches_the_breakers_vocabulary() -> None:
     ]
     for generated, ours in pairs:
         assert [v.value for v in generated] == [v.value for v in ours]
-    from breaker import MemoryStore
+    from breakerpanel import MemoryStore
 
     assert MemoryStore().status().backend in {v.value for v in semconv.CircuitBreakerStoreBackendValues}
 
 
 def test_generated_files_are_current() -> None:
     stale = [str(path.relative_to(ROOT)) for path, text in outputs().items() if path.read_text() != text]
-    assert not stale, f"run `python -m exporter._codegen`: stale {stale}"
-    result = subprocess.run([sys.executable, "-m", "exporter._codegen", "--check"], cwd=ROOT, capture_output=True)
+    assert not stale, f"run `python -m breakerpanel.exporter._codegen`: stale {stale}"
+    result = subprocess.run(
+        [sys.executable, "-m", "breakerpanel.exporter._codegen", "--check"], cwd=ROOT, capture_output=True
+    )
     assert result.returncode == 0
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from incident_bot.db import Database
-from incident_bot.incidents import Engine, EngineConfig
-from incident_bot.routing import RoutingFile
+from breakerpanel.incident_bot.db import Database
+from breakerpanel.incident_bot.incidents import Engine, EngineConfig
+from breakerpanel.incident_bot.routing import RoutingFile
 
 from .support import ROUTING, ManualClock
 

@@ -1,6 +1,6 @@
 """The incident bot as a real process, and what the system tests around it share.
 
-:class:`BotProcess` runs ``python -m incident_bot`` in its own process group, on a free loopback port,
+:class:`BotProcess` runs ``python -m breakerpanel.incident_bot`` in its own process group, on a free loopback port,
 with its own environment (``INCIDENT_BOT_*`` from the test only, nothing inherited) and a log file. It is
 a :class:`tests.servers.ServerProcess`, so it has the same lifecycle as the real servers there:
 ``start()`` returns once ``/readyz`` answers 200 *and* the bot's own log says uvicorn listens on our port
@@ -116,7 +116,7 @@ def fake_environment(
 
 
 class BotProcess(ServerProcess):
-    """``python -m incident_bot --host 127.0.0.1 --port P`` with ``env`` as its only configuration.
+    """``python -m breakerpanel.incident_bot --host 127.0.0.1 --port P`` with ``env`` as its only configuration.
 
     ``env`` holds the ``INCIDENT_BOT_*`` settings (and the variables routes name, such as the routing key);
     every ``INCIDENT_BOT_*`` of the test process itself is left out. Without ``INCIDENT_BOT_DATABASE_URL`` the
@@ -173,7 +173,7 @@ class BotProcess(ServerProcess):
         return [
             sys.executable,
             "-m",
-            "incident_bot",
+            "breakerpanel.incident_bot",
             "--host",
             "127.0.0.1",
             "--port",

@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from incident_bot.alertmanager import Webhook
-from incident_bot.db import Database, events, incidents, outbox
-from incident_bot.intake import IntakeWriter
-from incident_bot.routing import RoutingFile
+from breakerpanel.incident_bot.alertmanager import Webhook
+from breakerpanel.incident_bot.db import Database, events, incidents, outbox
+from breakerpanel.incident_bot.intake import IntakeWriter
+from breakerpanel.incident_bot.routing import RoutingFile
 
 EPOCH = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 

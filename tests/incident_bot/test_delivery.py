@@ -15,14 +15,14 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
 
-from incident_bot.db import Database, outbox
-from incident_bot.delivery import Delivered, DeliveryError, IncidentView, Item
-from incident_bot.metrics import BotMetrics
-from incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
-from incident_bot.pagerduty import PagerDutySender
-from incident_bot.runtime import Bot
-from incident_bot.settings import Settings
-from incident_bot.slack import ACK_ACTION, RESOLVE_ACTION, SlackSender
+from breakerpanel.incident_bot.db import Database, outbox
+from breakerpanel.incident_bot.delivery import Delivered, DeliveryError, IncidentView, Item
+from breakerpanel.incident_bot.metrics import BotMetrics
+from breakerpanel.incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
+from breakerpanel.incident_bot.pagerduty import PagerDutySender
+from breakerpanel.incident_bot.runtime import Bot
+from breakerpanel.incident_bot.settings import Settings
+from breakerpanel.incident_bot.slack import ACK_ACTION, RESOLVE_ACTION, SlackSender
 from tests.fakes import FakePagerDuty, FakeSlack, SlackMessage
 
 from .conftest import MakeEngine
@@ -468,7 +468,7 @@ routes:
 async def live_bot(
     tmp_path: Path, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Callable[..., Any]]:
-    """``await live_bot(**settings)``: the bot as ``python -m incident_bot`` wires it from its
+    """``await live_bot(**settings)``: the bot as ``python -m breakerpanel.incident_bot`` wires it from its
     settings (not dry run), sending to the fakes, started."""
     started: list[Bot] = []
     routes = tmp_path / "routes.yaml"

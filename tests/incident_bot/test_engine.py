@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
-from incident_bot import incidents as incidents_module
-from incident_bot.alertmanager import Webhook
-from incident_bot.db import incidents, outbox, slack_cards
-from incident_bot.incidents import Engine, Outcome
+from breakerpanel.incident_bot import incidents as incidents_module
+from breakerpanel.incident_bot.alertmanager import Webhook
+from breakerpanel.incident_bot.db import incidents, outbox, slack_cards
+from breakerpanel.incident_bot.incidents import Engine, Outcome
 
 from .conftest import MakeEngine
 from .support import (
@@ -198,7 +198,7 @@ async def test_a_truncated_notification_is_noted(make_engine: MakeEngine) -> Non
 
 async def test_a_webhook_that_cannot_be_processed_is_marked_and_skipped(make_engine: MakeEngine) -> None:
     engine, db, _ = await make_engine()
-    from incident_bot.db import webhooks
+    from breakerpanel.incident_bot.db import webhooks
 
     async with db.transaction() as conn:  # stored by an older version, say: not valid any more
         await conn.execute(webhooks.insert().values(dedupe_key="x", received_at=0.0, payload={"version": "3"}))

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import select
 
-from incident_bot.db import Database, alerts, incidents, outbox
-from incident_bot.incidents import Engine, EngineConfig
+from breakerpanel.incident_bot.db import Database, alerts, incidents, outbox
+from breakerpanel.incident_bot.incidents import Engine, EngineConfig
 
 from .support import ROUTING, AlertSpec, ManualClock, breaker_labels, webhook
 

@@ -15,12 +15,12 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from breaker import ManualClock, MemoryRateLimitStore
-from incident_bot.app import create_app
-from incident_bot.db import incidents, outbox, webhooks
-from incident_bot.runtime import Bot
-from incident_bot.settings import Settings
-from incident_bot.slack import ACK_ACTION, RESOLVE_ACTION
+from breakerpanel import ManualClock, MemoryRateLimitStore
+from breakerpanel.incident_bot.app import create_app
+from breakerpanel.incident_bot.db import incidents, outbox, webhooks
+from breakerpanel.incident_bot.runtime import Bot
+from breakerpanel.incident_bot.settings import Settings
+from breakerpanel.incident_bot.slack import ACK_ACTION, RESOLVE_ACTION
 from tests.fakes import block_actions_payload, sign_slack_request
 
 from .support import AlertSpec, breaker_labels, rows, webhook
@@ -133,7 +133,7 @@ async def test_a_lone_surrogate_where_the_model_refuses_one_costs_no_alert(clien
 
 
 def test_only_characters_no_database_can_store_are_repaired() -> None:
-    from incident_bot.guard import repair_unstorable
+    from breakerpanel.incident_bot.guard import repair_unstorable
 
     pair = json.dumps({"summary": "\U0001f525 on fire"}).encode()  # a surrogate pair: one character
     assert repair_unstorable(pair) == (pair, [])
@@ -462,8 +462,8 @@ async def test_the_read_token_comes_from_a_file_and_is_never_logged(
 
 
 def test_the_command_line_tells_the_app_where_it_listens(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """``python -m incident_bot --host 0.0.0.0`` closes reads; the default (loopback) leaves them open."""
-    import incident_bot.__main__ as cli
+    """``python -m breakerpanel.incident_bot --host 0.0.0.0`` closes reads; the default (loopback) leaves them open."""
+    import breakerpanel.incident_bot.__main__ as cli
 
     served: dict[str, Any] = {}
     monkeypatch.setattr(cli.uvicorn, "run", lambda app, **options: served.update(app=app, **options))

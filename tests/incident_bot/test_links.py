@@ -3,14 +3,14 @@ rules generator's default base, else the breaker's detail dashboard."""
 
 from __future__ import annotations
 
-from dashboards import links
-from incident_bot.delivery import DETAIL_DASHBOARD_PATH, OVERVIEW_DASHBOARD_PATH, dashboard_link
+from breakerpanel.dashboards import links
+from breakerpanel.incident_bot.delivery import DETAIL_DASHBOARD_PATH, OVERVIEW_DASHBOARD_PATH, dashboard_link
 
 from .support import breaker_labels
 
 
 def test_the_bot_links_the_dashboards_the_generator_makes() -> None:
-    """The bot cannot import dashboards/ (its image ships without it): the same paths and variables."""
+    """The bot does not import breakerpanel.dashboards (its extra has no grafanalib): the same paths and variables."""
     assert links.DETAIL.path() == DETAIL_DASHBOARD_PATH
     assert links.OVERVIEW.path() == OVERVIEW_DASHBOARD_PATH
     url = dashboard_link({}, breaker_labels("openai.chat", level="endpoint", parent="openai"), "https://g.example")

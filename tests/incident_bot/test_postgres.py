@@ -14,15 +14,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from incident_bot.app import create_app
-from incident_bot.db import Database, incidents, outbox, webhooks
-from incident_bot.delivery import Delivered, IncidentView, Item
-from incident_bot.incidents import Engine, EngineConfig
-from incident_bot.intake import IntakeWriter
-from incident_bot.metrics import BotMetrics
-from incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
-from incident_bot.runtime import Bot
-from incident_bot.settings import Settings
+from breakerpanel.incident_bot.app import create_app
+from breakerpanel.incident_bot.db import Database, incidents, outbox, webhooks
+from breakerpanel.incident_bot.delivery import Delivered, IncidentView, Item
+from breakerpanel.incident_bot.incidents import Engine, EngineConfig
+from breakerpanel.incident_bot.intake import IntakeWriter
+from breakerpanel.incident_bot.metrics import BotMetrics
+from breakerpanel.incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
+from breakerpanel.incident_bot.runtime import Bot
+from breakerpanel.incident_bot.settings import Settings
 from tests.servers import PostgresServer
 
 from .support import ROUTING, AlertSpec, ManualClock, breaker_labels, rows, store, webhook

@@ -15,16 +15,16 @@ from pydantic import SecretStr
 from sqlalchemy import event, func, select, update
 from sqlalchemy.engine import Connection
 
-from incident_bot import db as storage
-from incident_bot.alertmanager import Webhook
-from incident_bot.db import Database, alerts, events, incidents, outbox, slack_cards, webhooks
-from incident_bot.dryrun import DryRunSender
-from incident_bot.incidents import Engine, EngineConfig
-from incident_bot.intake import IntakeWriter
-from incident_bot.metrics import BotMetrics
-from incident_bot.outbox import OutboxWorker, WorkerConfig
-from incident_bot.runtime import Bot
-from incident_bot.settings import Settings
+from breakerpanel.incident_bot import db as storage
+from breakerpanel.incident_bot.alertmanager import Webhook
+from breakerpanel.incident_bot.db import Database, alerts, events, incidents, outbox, slack_cards, webhooks
+from breakerpanel.incident_bot.dryrun import DryRunSender
+from breakerpanel.incident_bot.incidents import Engine, EngineConfig
+from breakerpanel.incident_bot.intake import IntakeWriter
+from breakerpanel.incident_bot.metrics import BotMetrics
+from breakerpanel.incident_bot.outbox import OutboxWorker, WorkerConfig
+from breakerpanel.incident_bot.runtime import Bot
+from breakerpanel.incident_bot.settings import Settings
 from tests.servers import PostgresServer
 
 from .support import ROUTING, AlertSpec, ManualClock, breaker_labels, rows, webhook

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from incident_bot.routing import incident_labels
+from breakerpanel.incident_bot.routing import incident_labels
 
 from .conftest import MakeEngine
 from .support import AlertSpec, all_incidents, breaker_labels, notifications, store, webhook

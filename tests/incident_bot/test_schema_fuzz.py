@@ -1,6 +1,6 @@
 """Schemathesis against the incident bot's OpenAPI schema: no 5xx for any generated input.
 
-The real bot runs as in production, ``python -m incident_bot`` in a process of its own (guard
+The real bot runs as in production, ``python -m breakerpanel.incident_bot`` in a process of its own (guard
 middleware, FastAPI validation, the group-commit writer, the processor, the dry-run outbox worker),
 on a free loopback port, over a SQLite file in a temporary directory, with a known webhook token and
 a Slack signing secret (dry run: no PagerDuty key, no Slack token). Three incidents are seeded
@@ -51,10 +51,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from incident_bot.app import INTAKE_PATH, create_app
-from incident_bot.guard import json_nesting_depth
-from incident_bot.settings import ENV_PREFIX, Settings
-from incident_bot.slack import ACK_ACTION, RESOLVE_ACTION
+from breakerpanel.incident_bot.app import INTAKE_PATH, create_app
+from breakerpanel.incident_bot.guard import json_nesting_depth
+from breakerpanel.incident_bot.settings import ENV_PREFIX, Settings
+from breakerpanel.incident_bot.slack import ACK_ACTION, RESOLVE_ACTION
 from tests.servers import find_free_port
 
 from .support import AlertSpec, breaker_labels, webhook
@@ -131,7 +131,7 @@ class RunningBot:
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
-    """``python -m incident_bot`` on a free loopback port, with three incidents already open.
+    """``python -m breakerpanel.incident_bot`` on a free loopback port, with three incidents already open.
 
     A process of its own, as in production: its event loop, recursion limit and warnings filters
     are not the test's (pytest turns warnings into errors; Hypothesis moves the recursion limit).
@@ -147,7 +147,7 @@ def bot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningBot]:
                 [
                     sys.executable,
                     "-m",
-                    "incident_bot",
+                    "breakerpanel.incident_bot",
                     "--host",
                     "127.0.0.1",
                     "--port",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from incident_bot.tasks import cancel_when_idle
+from breakerpanel.incident_bot.tasks import cancel_when_idle
 
 
 async def test_a_loop_is_cancelled_only_between_units_of_work() -> None:

@@ -15,7 +15,7 @@ import pytest
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException
 
-from breaker import (
+from breakerpanel import (
     Alternate,
     BreakerConfig,
     BreakerRegistry,
@@ -25,10 +25,10 @@ from breaker import (
     State,
     rejection_in,
 )
-from breaker.integrations import Route, Router, StreamLimits, StreamStalledError
-from breaker.integrations import httpx as bhttpx
-from breaker.integrations import httpx2 as bhttpx2
-from breaker.presets import llm_http
+from breakerpanel.integrations import Route, Router, StreamLimits, StreamStalledError
+from breakerpanel.integrations import httpx as bhttpx
+from breakerpanel.integrations import httpx2 as bhttpx2
+from breakerpanel.presets import llm_http
 from demo.upstreams import (
     CONTEXT_OVERFLOW_MARKER,
     Chaos,

@@ -13,9 +13,9 @@ import sqlalchemy.exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from breaker import BreakerConfig, BreakerError, CircuitBreaker, CircuitOpenError, DependencyError, State
-from breaker.integrations.asyncpg import ProtectedPool
-from breaker.integrations.sqlalchemy import ProtectedEngine
+from breakerpanel import BreakerConfig, BreakerError, CircuitBreaker, CircuitOpenError, DependencyError, State
+from breakerpanel.integrations.asyncpg import ProtectedPool
+from breakerpanel.integrations.sqlalchemy import ProtectedEngine
 from tests.servers import PostgresServer
 
 WINDOW = BreakerConfig(

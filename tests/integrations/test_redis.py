@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from breaker import (
+from breakerpanel import (
     MISSING,
     BreakerConfig,
     BreakerError,
@@ -23,7 +23,7 @@ from breaker import (
     State,
     Static,
 )
-from breaker.integrations.redis import ProtectedRedis, RedisCache
+from breakerpanel.integrations.redis import ProtectedRedis, RedisCache
 from tests.servers import RedisServer
 
 WINDOW = BreakerConfig(

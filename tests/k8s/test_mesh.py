@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from breaker.config import BreakersFile, load_config
+from breakerpanel.config import BreakersFile, load_config
 from demo import mesh
 from demo.cli import main
 

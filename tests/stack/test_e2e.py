@@ -2,7 +2,7 @@
 
 ``breakerpanel up --fast`` (1 s scrape and evaluation, Alertmanager group_wait 0s) starts the whole
 stack on free ports with a private state folder, as a user would, with two changes passed through the
-CLI's own options: ``--rule-file`` loads the rules rendered by :mod:`alert_rules` from the committed
+CLI's own options: ``--rule-file`` loads the rules rendered by :mod:`breakerpanel.alert_rules` from the committed
 configuration with a short ``for:`` on CircuitBreakerOpen (5m in production), and ``--env`` points the
 incident bot at the test's fake PagerDuty and Slack (not dry run) with a short resolve delay.
 
@@ -31,8 +31,8 @@ import httpx
 import pytest
 import yaml
 
-from alert_rules import DEFAULT_CONFIG, load_rules_config, render
-from dashboards.links import Var
+from breakerpanel.alert_rules import DEFAULT_CONFIG, load_rules_config, render
+from breakerpanel.dashboards.links import Var
 from demo.cli import FAST
 from demo.load import BackgroundLoad, LoadReport
 from demo.stack.paths import REPO_ROOT

@@ -1,0 +1,107 @@
+"""``python -m breakerpanel.alert_rules [--check] [--config FILE] [--output FILE] [--alertmanager FILE]``: write
+(or check) the rule file and the Alertmanager configuration that goes with it.
+
+``breakerpanel rules`` is this command; ``breakerpanel alertmanager`` writes the Alertmanager
+configuration alone (:func:`alertmanager_main`). Without ``--config`` they read the repository's
+``alert_rules/config.yaml`` and write where the stack reads (a checkout); a service of its own
+passes its configuration and output paths."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from breakerpanel.config import ConfigFileError
+
+from . import (
+    ALERTMANAGER_FILE,
+    DEFAULT_CONFIG,
+    RULES_FILE,
+    RulesConfig,
+    load_rules_config,
+    render,
+    render_alertmanager_for,
+)
+
+__all__ = ["alertmanager_main", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser("python -m breakerpanel.alert_rules", __doc__)
+    parser.add_argument("--output", type=Path, default=_in_checkout(RULES_FILE), help="the rule file to write")
+    parser.add_argument(
+        "--alertmanager",
+        type=Path,
+        default=_in_checkout(ALERTMANAGER_FILE),
+        help="the Alertmanager configuration to write",
+    )
+    args = parser.parse_args(argv)
+    _require(parser, args, "output", "alertmanager")
+    return _write(
+        args, lambda config: {args.output: render(config), args.alertmanager: render_alertmanager_for(config)}
+    )
+
+
+def alertmanager_main(argv: list[str] | None = None) -> int:
+    """``breakerpanel alertmanager``: the route to the incident bot and the inhibit rules, alone."""
+    parser = _parser(
+        "breakerpanel alertmanager",
+        "Write (or check) an Alertmanager configuration: the route to the incident bot and one pair of inhibit "
+        "rules per service of the configuration's breakers_file.",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=_in_checkout(ALERTMANAGER_FILE), help="the configuration to write"
+    )
+    args = parser.parse_args(argv)
+    _require(parser, args, "output")
+    return _write(args, lambda config: {args.output: render_alertmanager_for(config)})
+
+
+def _in_checkout(path: Path) -> Path | None:
+    """A default output path: the stack's file in a checkout; none for an installed package."""
+    return path if DEFAULT_CONFIG.is_file() else None
+
+
+def _require(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{name}" for name in names if getattr(args, name) is None]
+    if missing:
+        parser.error(f"{', '.join(missing)} required (the defaults are a checkout's files)")
+
+
+def _parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the rules' configuration (YAML); default: a checkout's alert_rules/config.yaml, else built-in defaults",
+    )
+    parser.add_argument("--check", action="store_true", help="fail if a file is not what would be written")
+    return parser
+
+
+def _write(args: argparse.Namespace, files_for: Callable[[RulesConfig], Mapping[Path, str]]) -> int:
+    try:
+        files = files_for(load_rules_config(args.config))
+    except ConfigFileError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    stale = 0
+    for path, text in files.items():
+        current = path.read_text() if path.exists() else None
+        if current == text:
+            continue
+        if args.check:
+            print(f"{path} is stale: run `make rules`", file=sys.stderr)
+            stale += 1
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""breakerpanel: async-first circuit breakers for Python services that depend on flaky things.
+
+>>> import asyncio
+>>> from breakerpanel import BreakerConfig, CircuitBreaker, CircuitOpenError
+>>> b = CircuitBreaker("demo", BreakerConfig(minimum_calls=2, sliding_window_size=2))
+>>> async def boom() -> None:
+...     raise ConnectionError("down")
+>>> for _ in range(2):
+...     try:
+...         asyncio.run(b.acall(boom))
+...     except ConnectionError:
+...         pass
+>>> b.state.value
+'open'
+"""
+
+# The namespace spans the repository's folders (breaker/, exporter/, alert_rules/, dashboards/,
+# incident_bot/: each holds a breakerpanel/ directory). The wheel merges them into one directory;
+# a checkout's editable install puts each folder on sys.path, and this finds the subpackages there.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+from ._adaptive import AdaptiveThresholds
+from ._breaker import BreakerSnapshot, CallTotals, CircuitBreaker, Permit
+from ._cache import MISSING, AsyncResponseCache, MemoryCache, ResponseCache, default_cache_key
+from ._classify import (
+    IGNORED,
+    RATE_LIMITED_ERROR_TYPE,
+    SUCCESS,
+    Classifier,
+    ClassifierFunc,
+    ClassifierLike,
+    ExceptionMatcher,
+    Verdict,
+    VerdictKind,
+    as_classifier,
+    classify_with,
+    error_type_of,
+    failure,
+    ignore_exceptions,
+    ignore_results,
+    rate_limited,
+    record_exceptions,
+    record_results,
+    resilience4j_exceptions,
+    when_exception,
+    when_result,
+)
+from ._clock import Clock, ManualClock, MonotonicClock, TimerHandle
+from ._config import DEFAULT_CONFIG, BreakerConfig
+from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged, TripPredicted
+from ._exceptions import (
+    BreakerConfigError,
+    BreakerError,
+    CallTimeoutError,
+    CircuitOpenError,
+    DependencyError,
+    rejection_in,
+)
+from ._fallback import (
+    Alternate,
+    CachedResponse,
+    CacheMiss,
+    FallbackChain,
+    FallbackStep,
+    Simplified,
+    Static,
+    should_fall_back,
+)
+from ._feature import Availability, Feature, FeatureStatus
+from ._forecast import TripForecast
+from ._histogram import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, Histogram, HistogramReading
+from ._lockout import (
+    ConstantTime,
+    LockedOutError,
+    LockoutGuard,
+    LockoutPolicy,
+    LockoutStatistics,
+    LockoutStatus,
+    LockoutStore,
+    MemoryLockoutStore,
+    RedisLockoutStore,
+    SubjectKind,
+    constant_time_equals,
+)
+from ._probe import (
+    Probe,
+    ProbeRunner,
+    asyncpg_probe,
+    http_probe,
+    probe_runner,
+    redis_probe,
+    running_probes,
+    sqlalchemy_probe,
+)
+from ._ratelimit import (
+    GuardListener,
+    MemoryRateLimitStore,
+    RateDecision,
+    RateLimitedError,
+    RateLimiter,
+    RateLimiterStatistics,
+    RateLimitPolicy,
+    RateLimitStore,
+    RedisRateLimitStore,
+)
+from ._registry import BreakerRegistry, describe_breaker
+from ._shedding import (
+    AIMDLimit,
+    ConcurrencyLimiter,
+    ConcurrencyStatistics,
+    GradientLimit,
+    LimitAlgorithm,
+    OverloadedError,
+    Priority,
+    Ticket,
+)
+from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
+from ._stores import MemoryStore, RedisStore, StateStore, StoreStatus
+from ._wait import ExponentialBackoff, FixedWait, WaitStrategy
+from ._window import CountWindow, SlidingWindow, TimeWindow
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DEFAULT_DURATION_BOUNDS",
+    "DEFAULT_RECOVERY_BOUNDS",
+    "IGNORED",
+    "MISSING",
+    "RATE_LIMITED_ERROR_TYPE",
+    "SUCCESS",
+    "AIMDLimit",
+    "AdaptiveThresholds",
+    "Alternate",
+    "AsyncResponseCache",
+    "Availability",
+    "BreakerConfig",
+    "BreakerConfigError",
+    "BreakerError",
+    "BreakerListener",
+    "BreakerRegistry",
+    "BreakerSnapshot",
+    "CacheMiss",
+    "CachedResponse",
+    "CallRecorded",
+    "CallRejected",
+    "CallTimeoutError",
+    "CallTotals",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "Classifier",
+    "ClassifierFunc",
+    "ClassifierLike",
+    "Clock",
+    "ConcurrencyLimiter",
+    "ConcurrencyStatistics",
+    "ConstantTime",
+    "CountWindow",
+    "DependencyError",
+    "ExceptionMatcher",
+    "ExponentialBackoff",
+    "FallbackChain",
+    "FallbackStep",
+    "FallbackType",
+    "FallbackUsed",
+    "Feature",
+    "FeatureStatus",
+    "FixedWait",
+    "GradientLimit",
+    "GuardListener",
+    "Histogram",
+    "HistogramReading",
+    "Level",
+    "LimitAlgorithm",
+    "LockedOutError",
+    "LockoutGuard",
+    "LockoutPolicy",
+    "LockoutStatistics",
+    "LockoutStatus",
+    "LockoutStore",
+    "ManualClock",
+    "MemoryCache",
+    "MemoryLockoutStore",
+    "MemoryRateLimitStore",
+    "MemoryStore",
+    "MonotonicClock",
+    "Outcome",
+    "OverloadedError",
+    "Permit",
+    "Priority",
+    "Probe",
+    "ProbeRunner",
+    "RateDecision",
+    "RateLimitPolicy",
+    "RateLimitStore",
+    "RateLimitedError",
+    "RateLimiter",
+    "RateLimiterStatistics",
+    "RedisLockoutStore",
+    "RedisRateLimitStore",
+    "RedisStore",
+    "RejectionReason",
+    "ResponseCache",
+    "Simplified",
+    "SlidingWindow",
+    "State",
+    "StateChanged",
+    "StateStore",
+    "Static",
+    "StoreStatus",
+    "SubjectKind",
+    "Ticket",
+    "TimeWindow",
+    "TimerHandle",
+    "TransitionReason",
+    "TripForecast",
+    "TripPredicted",
+    "Verdict",
+    "VerdictKind",
+    "WaitStrategy",
+    "WindowType",
+    "as_classifier",
+    "asyncpg_probe",
+    "classify_with",
+    "constant_time_equals",
+    "default_cache_key",
+    "describe_breaker",
+    "error_type_of",
+    "failure",
+    "http_probe",
+    "ignore_exceptions",
+    "ignore_results",
+    "probe_runner",
+    "rate_limited",
+    "record_exceptions",
+    "record_results",
+    "redis_probe",
+    "rejection_in",
+    "resilience4j_exceptions",
+    "running_probes",
+    "should_fall_back",
+    "sqlalchemy_probe",
+    "when_exception",
+    "when_result",
+]
+
+# Tracebacks and reprs show the public path (breakerpanel.CircuitBreaker), not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("breakerpanel._"):
+        _obj.__module__ = __name__
+del _name, _obj

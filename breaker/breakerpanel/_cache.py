@@ -1,0 +1,121 @@
+"""Response caches for the cached-response fallback.
+
+A cache stores the results of successful primary calls so that, when the dependency is down, a
+recent answer can be served instead of an error. :class:`MemoryCache` (TTL and LRU, in process) is
+built in; ``breakerpanel.integrations.redis.RedisCache`` shares entries between replicas.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from typing import Any, Protocol, runtime_checkable
+
+from ._clock import Clock, MonotonicClock
+from ._exceptions import BreakerConfigError
+
+__all__ = ["MISSING", "AsyncResponseCache", "MemoryCache", "ResponseCache", "default_cache_key"]
+
+
+class _Missing:
+    """The sentinel a cache returns for an absent key (``None`` may be a cached value)."""
+
+    _instance: _Missing | None = None
+
+    def __new__(cls) -> _Missing:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Any = _Missing()
+
+
+@runtime_checkable
+class ResponseCache(Protocol):
+    """A cache usable from sync and async code."""
+
+    def get(self, key: str) -> Any:
+        """The value, or :data:`MISSING`."""
+
+    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` for ``ttl`` seconds (the cache's default when ``None``)."""
+
+
+@runtime_checkable
+class AsyncResponseCache(Protocol):
+    """A cache that needs I/O (Redis): async only."""
+
+    async def aget(self, key: str) -> Any:
+        """The value, or :data:`MISSING`."""
+
+    async def aset(self, key: str, value: Any, ttl: float | None = None) -> None:
+        """Store ``value`` for ``ttl`` seconds (the cache's default when ``None``)."""
+
+
+class MemoryCache:
+    """An in-process cache with a time to live per entry and least-recently-used eviction.
+
+    >>> cache = MemoryCache(max_entries=2, ttl=60)
+    >>> cache.set("a", 1); cache.set("b", 2); cache.get("a"); cache.set("c", 3)
+    1
+    >>> cache.get("b")  # the least recently used entry went
+    MISSING
+    """
+
+    def __init__(self, *, max_entries: int = 1024, ttl: float = 300.0, clock: Clock | None = None) -> None:
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise BreakerConfigError("max_entries", f"must be a whole number >= 1 (got {max_entries!r})")
+        if not (isinstance(ttl, int | float) and ttl > 0):
+            raise BreakerConfigError("ttl", f"must be a positive number of seconds (got {ttl!r})")
+        self.max_entries = max_entries
+        self.ttl = float(ttl)
+        self._now = (clock or MonotonicClock()).now
+        self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return MISSING
+            expires, value = entry
+            if self._now() >= expires:
+                del self._entries[key]
+                return MISSING
+            self._entries.move_to_end(key)
+            return value
+
+    def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        expires = self._now() + (self.ttl if ttl is None else ttl)
+        with self._lock:
+            self._entries[key] = (expires, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    async def aget(self, key: str) -> Any:
+        return self.get(key)
+
+    async def aset(self, key: str, value: Any, ttl: float | None = None) -> None:
+        self.set(key, value, ttl)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"MemoryCache(entries={len(self._entries)}, max_entries={self.max_entries}, ttl={self.ttl:g})"
+
+
+def default_cache_key(*args: Any, **kwargs: Any) -> str:
+    """A stable key for a call's arguments: a SHA-256 of their JSON (``repr`` for the rest)."""
+    payload = json.dumps([args, kwargs], sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,326 @@
+"""Fallback chains: what to serve when the primary call fails or is rejected.
+
+A chain wraps calls through one breaker. When a call is rejected, or fails in a way that breaker
+counts as a failure, the chain tries its steps in order; the first that works serves the call:
+
+- :class:`Alternate`: another target behind its own breaker (OpenAI chat -> Anthropic messages);
+- :class:`CachedResponse`: a recent answer to the same call, stored when the primary succeeded;
+- :class:`Simplified`: a cheaper function (a smaller model, a template answer);
+- :class:`Static`: a fixed value.
+
+Every step's use is counted on the chain's breaker (``record_fallback``: which type served, and
+whether it worked). When every step fails the caller gets the original error, raised ``from`` an
+``ExceptionGroup`` of the steps' errors, never ``None`` and never a swallowed error. Errors the
+breaker ignores (a caller's bad request) and cancellations go straight to the caller: another
+provider would refuse the same bad request, and a caller who gave up wants no answer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar, overload
+
+from ._breaker import CircuitBreaker
+from ._cache import MISSING, AsyncResponseCache, ResponseCache, default_cache_key
+from ._classify import VerdictKind
+from ._exceptions import BreakerConfigError, BreakerError, rejection_in
+from ._state import FallbackType
+from ._wrap import wrap_calls
+
+logger = logging.getLogger("breakerpanel.fallback")
+
+__all__ = [
+    "Alternate",
+    "CacheMiss",
+    "CachedResponse",
+    "FallbackChain",
+    "FallbackStep",
+    "Simplified",
+    "Static",
+    "should_fall_back",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class CacheMiss(LookupError):
+    """The cached-response step had nothing for this call."""
+
+
+class FallbackStep:
+    """One step of a chain. Subclasses implement :meth:`aserve` (and :meth:`serve` for sync use)."""
+
+    type: FallbackType
+    name: str
+
+    async def aserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def serve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} {self.name!r} cannot serve sync calls")
+
+    async def aremember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        """Called with every primary success (the cache step stores it)."""
+
+    def remember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        """Sync variant of :meth:`aremember`."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+class Alternate(FallbackStep):
+    """Call another target, through its own breaker when given one.
+
+    ``fn`` takes the same arguments as the primary call (write an adapter when the alternate's API
+    differs, as Anthropic's does from OpenAI's). When ``fn``'s client already calls through the
+    breaker (the httpx transport integration does), give no ``breaker``: it would count each call
+    twice.
+    """
+
+    type = FallbackType.ALTERNATE
+
+    def __init__(
+        self, fn: Callable[..., Any], *, breaker: CircuitBreaker | None = None, name: str | None = None
+    ) -> None:
+        self.fn = fn
+        self.breaker = breaker
+        self.name = name or (breaker.name if breaker is not None else _name_of(fn))
+
+    async def aserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.breaker is not None:
+            return await self.breaker.acall(self.fn, *args, **kwargs)
+        result = self.fn(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    def serve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.breaker is not None:
+            return self.breaker.call(self.fn, *args, **kwargs)
+        return self.fn(*args, **kwargs)
+
+
+class CachedResponse(FallbackStep):
+    """Serve the last successful answer to the same call, if the cache still has it.
+
+    ``key`` maps the call's arguments to a cache key (by default a hash of all of them); the chain
+    stores every primary success under it.
+    """
+
+    type = FallbackType.CACHE
+
+    def __init__(
+        self,
+        cache: ResponseCache | AsyncResponseCache,
+        *,
+        key: Callable[..., str] = default_cache_key,
+        ttl: float | None = None,
+        name: str = "cache",
+    ) -> None:
+        if not isinstance(cache, ResponseCache | AsyncResponseCache):
+            raise BreakerConfigError("cache", f"expected a ResponseCache or AsyncResponseCache (got {cache!r})")
+        self.cache = cache
+        self.key = key
+        self.ttl = ttl
+        self.name = name
+
+    async def aserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        cache = self.cache
+        key = self.key(*args, **kwargs)
+        value = await cache.aget(key) if isinstance(cache, AsyncResponseCache) else cache.get(key)
+        if value is MISSING:
+            raise CacheMiss(f"no cached response for key {key[:16]}")
+        return value
+
+    def serve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        cache = self._sync_cache()
+        key = self.key(*args, **kwargs)
+        value = cache.get(key)
+        if value is MISSING:
+            raise CacheMiss(f"no cached response for key {key[:16]}")
+        return value
+
+    async def aremember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        cache = self.cache
+        key = self.key(*args, **kwargs)
+        if isinstance(cache, AsyncResponseCache):
+            await cache.aset(key, result, self.ttl)
+        else:
+            cache.set(key, result, self.ttl)
+
+    def remember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        self._sync_cache().set(self.key(*args, **kwargs), result, self.ttl)
+
+    def _sync_cache(self) -> ResponseCache:
+        if not isinstance(self.cache, ResponseCache):
+            raise BreakerConfigError("cache", f"{self.cache!r} is async-only; use acall() with it")
+        return self.cache
+
+
+class Simplified(FallbackStep):
+    """A cheaper way to answer: another function taking the same arguments."""
+
+    type = FallbackType.SIMPLIFIED
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or _name_of(fn)
+
+    async def aserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        result = self.fn(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    def serve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+class Static(FallbackStep):
+    """A fixed value (the last resort: it cannot fail)."""
+
+    type = FallbackType.STATIC
+
+    def __init__(self, value: Any, *, name: str = "static") -> None:
+        self.value = value
+        self.name = name
+
+    async def aserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self.value
+
+    def serve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self.value
+
+
+def should_fall_back(breaker: CircuitBreaker, exc: BaseException) -> bool:
+    """Whether ``exc`` from a call through ``breaker`` should go to the fallbacks: a rejection
+    (even wrapped by an SDK), a protected client's :class:`DependencyError`, or an error the
+    breaker counts as a failure. Not: errors it ignores, cancellation, ``KeyboardInterrupt``."""
+    if not isinstance(exc, Exception):
+        return False
+    if rejection_in(exc) is not None or isinstance(exc, BreakerError):
+        return True
+    return breaker.classify_exception(exc).kind in (VerdictKind.FAILURE, VerdictKind.RATE_LIMITED)
+
+
+class FallbackChain:
+    """Calls through ``breaker``, with ``steps`` tried in order when one is rejected or fails.
+
+    >>> import asyncio
+    >>> from breakerpanel import CircuitBreaker
+    >>> primary = CircuitBreaker("primary")
+    >>> chain = FallbackChain(primary, Static("a canned answer"))
+    >>> async def down() -> str:
+    ...     raise ConnectionError("refused")
+    >>> asyncio.run(chain.acall(down))
+    'a canned answer'
+    """
+
+    def __init__(
+        self,
+        breaker: CircuitBreaker,
+        *steps: FallbackStep,
+        when: Callable[[CircuitBreaker, BaseException], bool] = should_fall_back,
+    ) -> None:
+        if not isinstance(breaker, CircuitBreaker):
+            raise BreakerConfigError("breaker", f"expected a CircuitBreaker (got {breaker!r})")
+        for step in steps:
+            if not isinstance(step, FallbackStep):
+                raise BreakerConfigError("steps", f"expected fallback steps (got {step!r})")
+        self.breaker = breaker
+        self.steps: Sequence[FallbackStep] = steps
+        self.when = when
+        breaker.declare_fallbacks(*(step.type for step in steps))
+
+    async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``await breaker.acall(fn, ...)``, or a fallback's answer."""
+        try:
+            result = await self.breaker.acall(fn, *args, **kwargs)
+        except Exception as exc:
+            if not self.steps or not self.when(self.breaker, exc):
+                raise
+            served: T = await self.aserve(exc, args, kwargs)
+            return served
+        for step in self.steps:
+            try:
+                await step.aremember(args, kwargs, result)
+            except Exception as exc:  # a cache that is down must not fail a call that worked
+                _forgot(self.breaker, step, exc)
+        return result
+
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``breaker.call(fn, ...)``, or a fallback's answer (steps must support sync use)."""
+        try:
+            result = self.breaker.call(fn, *args, **kwargs)
+        except Exception as exc:
+            if not self.steps or not self.when(self.breaker, exc):
+                raise
+            served: T = self.serve(exc, args, kwargs)
+            return served
+        for step in self.steps:
+            try:
+                step.remember(args, kwargs, result)
+            except Exception as exc:
+                _forgot(self.breaker, step, exc)
+        return result
+
+    async def aserve(self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Try the steps for a call that failed with ``error``; raise ``error`` if none works."""
+        failures: list[Exception] = []
+        for step in self.steps:
+            try:
+                result = await step.aserve(args, kwargs)
+            except Exception as exc:
+                self.breaker.record_fallback(step.type, succeeded=False, step=step.name, error=exc)
+                failures.append(exc)
+                continue
+            self.breaker.record_fallback(step.type, succeeded=True, step=step.name)
+            return result
+        raise self._exhausted(error, failures)
+
+    def serve(self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        failures: list[Exception] = []
+        for step in self.steps:
+            try:
+                result = step.serve(args, kwargs)
+            except Exception as exc:
+                self.breaker.record_fallback(step.type, succeeded=False, step=step.name, error=exc)
+                failures.append(exc)
+                continue
+            self.breaker.record_fallback(step.type, succeeded=True, step=step.name)
+            return result
+        raise self._exhausted(error, failures)
+
+    def _exhausted(self, error: BaseException, failures: list[Exception]) -> BaseException:
+        if failures:
+            tried = ", ".join(f"{s.name} ({type(e).__name__}: {e})" for s, e in zip(self.steps, failures, strict=True))
+            error.add_note(f"fallbacks of {self.breaker.name!r} all failed: {tried}")
+            error.__cause__ = ExceptionGroup(f"fallbacks of {self.breaker.name!r} failed", failures)
+        return error
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]: ...
+
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate a function so that its calls go through the chain."""
+        return wrap_calls(fn, self.acall, self.call, f"fallback chain {self.breaker.name!r}")
+
+    def __repr__(self) -> str:
+        return f"FallbackChain({self.breaker.name!r}, {', '.join(repr(s) for s in self.steps)})"
+
+
+def _forgot(breaker: CircuitBreaker, step: FallbackStep, exc: Exception) -> None:
+    logger.warning(
+        "breaker %s: %r could not store a result for later (%s: %s); the call itself succeeded",
+        breaker.name,
+        step,
+        type(exc).__name__,
+        exc,
+    )

@@ -1,0 +1,147 @@
+"""Trip forecast: warn before a rising failure rate trips the breaker.
+
+Every ``interval`` seconds (15 s, a usual scrape interval) the breaker's window failure rate is
+sampled, as Prometheus samples the ``circuit_breaker.failure_rate`` gauge: only while closed and
+only once the window holds the minimum number of calls (the gauge is absent otherwise). Over the
+samples of the last ``lookback`` seconds a least-squares line is fitted, and extrapolated
+``horizon`` seconds ahead: PromQL's ``predict_linear(rate[lookback], horizon)``, capped at 1.
+
+The breaker publishes :class:`~breakerpanel.TripPredicted` when the prediction reaches the failure-rate
+threshold in force (the adapted one, if adaptive) while the current rate is still under it and
+the breaker is closed; once per rise (again only after the condition has cleared). The exporter
+counts the events, and the ``CircuitBreakerTripPredicted`` alert rule
+(``breakerpanel.alert_rules.alerts``)
+fires on that count while the breaker is still closed.
+
+>>> round(predict_linear([(0.0, 0.1), (10.0, 0.2), (20.0, 0.3)], now=20.0, horizon=10.0), 6)
+0.4
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._exceptions import BreakerConfigError
+from ._state import State
+
+if TYPE_CHECKING:
+    from ._breaker import CircuitBreaker
+
+__all__ = ["TripForecast", "TripForecaster", "linear_fit", "predict_linear"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TripForecast:
+    """Opt-in trip forecast for one breaker (``BreakerConfig(forecast=...)``): the failure rate of
+    the last ``lookback`` seconds, extrapolated ``horizon`` seconds ahead.
+
+    >>> TripForecast(lookback=600, horizon=300).interval
+    15.0
+    """
+
+    #: Seconds of failure-rate history the trend is fitted over.
+    lookback: float = 600.0
+    #: Seconds ahead the trend is extrapolated.
+    horizon: float = 600.0
+    #: Seconds between two samples.
+    interval: float = 15.0
+    #: Samples in the lookback needed for a prediction (PromQL needs 2).
+    min_samples: int = 3
+
+    def __post_init__(self) -> None:
+        for key in ("lookback", "horizon", "interval"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise BreakerConfigError(f"forecast.{key}", f"must be a positive number of seconds (got {value!r})")
+            object.__setattr__(self, key, float(value))
+        if isinstance(self.min_samples, bool) or not isinstance(self.min_samples, int) or self.min_samples < 2:
+            raise BreakerConfigError(
+                "forecast.min_samples", f"must be a whole number of at least 2 (got {self.min_samples!r})"
+            )
+        if self.interval > self.lookback:
+            raise BreakerConfigError(
+                "forecast.interval", f"must be at most lookback ({self.lookback:g}) (got {self.interval:g})"
+            )
+
+
+def linear_fit(samples: Sequence[tuple[float, float]], now: float) -> tuple[float, float]:
+    """``(value at now, slope per second)`` of the least-squares line through ``(time, value)``
+    samples (at least two, not all at one time), as PromQL's ``predict_linear`` and ``deriv``."""
+    n = len(samples)
+    mean_x = sum(t - now for t, _ in samples) / n
+    mean_y = sum(v for _, v in samples) / n
+    sxx = sum((t - now - mean_x) ** 2 for t, _ in samples)
+    if sxx == 0:
+        return mean_y, 0.0
+    sxy = sum((t - now - mean_x) * (v - mean_y) for t, v in samples)
+    slope = sxy / sxx
+    return mean_y - slope * mean_x, slope
+
+
+def predict_linear(samples: Sequence[tuple[float, float]], *, now: float, horizon: float) -> float:
+    """The fitted value ``horizon`` seconds after ``now``."""
+    intercept, slope = linear_fit(samples, now)
+    return intercept + slope * horizon
+
+
+class TripForecaster:
+    """Samples one breaker's failure rate and publishes :class:`~breakerpanel.TripPredicted`."""
+
+    def __init__(self, breaker: CircuitBreaker, settings: TripForecast) -> None:
+        from ._monitor import Periodic
+
+        self.settings = settings
+        self._breaker = weakref.ref(breaker)
+        self._samples: deque[tuple[float, float]] = deque()
+        self._warned = False
+        #: Forecasts published so far (exported as ``circuit_breaker.trip_forecasts``).
+        self.forecasts = 0
+        #: The last prediction (the rate ``horizon`` ahead), or ``None`` without enough samples.
+        self.predicted: float | None = None
+        #: Seconds until the fitted line reaches the threshold, when it rises toward it, else ``None``.
+        self.seconds_to_trip: float | None = None
+        self._timer = Periodic(breaker.clock, settings.interval, self.tick)
+
+    def tick(self, now: float) -> bool:
+        """Take one sample (the timer calls this every ``interval``); False once the breaker is gone."""
+        breaker = self._breaker()
+        if breaker is None:
+            return False
+        snap = breaker.snapshot()
+        samples = self._samples
+        if snap.state is not State.CLOSED:
+            # A new window starts when it closes again: its history is no trend of this one.
+            samples.clear()
+            self._warned = False
+            self.predicted = self.seconds_to_trip = None
+            return True
+        rate = snap.failure_rate
+        if rate is not None:
+            samples.append((now, rate))
+        while samples and samples[0][0] <= now - self.settings.lookback:
+            samples.popleft()
+        if rate is None or len(samples) < self.settings.min_samples:
+            self.predicted = self.seconds_to_trip = None
+            self._warned = False
+            return True
+        threshold = snap.failure_rate_threshold
+        intercept, slope = linear_fit(samples, now)
+        predicted = min(1.0, intercept + slope * self.settings.horizon)
+        self.predicted = predicted
+        self.seconds_to_trip = max(0.0, (threshold - intercept) / slope) if slope > 0 else None
+        if predicted >= threshold and rate < threshold:
+            if not self._warned:
+                self._warned = True
+                self.forecasts += 1
+                breaker._publish_forecast(rate, predicted, threshold, self.settings.horizon, self.seconds_to_trip, now)
+        else:
+            self._warned = False
+        return True
+
+    def stop(self) -> None:
+        self._timer.stop()

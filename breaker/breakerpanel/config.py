@@ -1,0 +1,817 @@
+"""``breakers.yaml``: the breakers of an application, as configuration.
+
+::
+
+    defaults:                      # every breaker starts from these
+      sliding_window_type: time_based
+      sliding_window_size: 60
+      minimum_calls: 20
+    services:
+      openai:
+        attributes: {gen_ai.provider.name: openai, server.address: api.openai.com}
+        breaker: {failure_rate_threshold: 0.5, classifier: llm_http}
+        endpoints:
+          chat:                    # the endpoint openai.chat: inherits the service's settings
+            breaker: {slow_call_duration: 20s}
+            attributes: {gen_ai.operation.name: chat}
+            routes: [{host: api.openai.com, path: /v1/chat/completions}]
+    features:
+      answer:
+        required: [openai.chat]
+        fallback:
+          - {type: static, value: "The assistant is degraded; try again soon."}
+
+Loaded into pydantic models (:class:`BreakersFile`) and built into a
+:class:`~breakerpanel.BreakerRegistry` and a :class:`~breakerpanel.integrations.Router`
+(:meth:`BreakersFile.build`). Environment variables override the file, with the prefix
+``BREAKERPANEL_`` and ``__`` between levels:
+``BREAKERPANEL_SERVICES__OPENAI__BREAKER__FAILURE_RATE_THRESHOLD=0.3``.
+
+A bad file gives a :class:`ConfigFileError` that names the file, the line, the key path and the
+reason, for every problem at once.
+"""
+
+from __future__ import annotations
+
+from ._extras import require
+
+# Before the imports that need them (E402 is off for this file): one line naming the extra.
+require("breakerpanel.config", "config", "yaml", "pydantic", "pydantic_settings")
+
+import functools
+import importlib
+import math
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from ._adaptive import AdaptiveThresholds
+from ._breaker import CircuitBreaker
+from ._cache import MemoryCache
+from ._classify import Classifier
+from ._clock import Clock
+from ._config import BreakerConfig
+from ._events import BreakerListener
+from ._exceptions import BreakerConfigError
+from ._fallback import Alternate, CachedResponse, FallbackStep, Simplified, Static
+from ._forecast import TripForecast
+from ._probe import Probe, ProbeRunner, asyncpg_probe, http_probe, redis_probe
+from ._registry import BreakerRegistry
+from ._stores import DEFAULT_SYNC_INTERVAL, MemoryStore, RedisStore, StateStore
+from ._wait import ExponentialBackoff
+from .integrations._http import Route, Router
+
+__all__ = [
+    "ENV_PREFIX",
+    "AdaptiveOptions",
+    "BreakerOptions",
+    "BreakersFile",
+    "Built",
+    "ConfigFileError",
+    "EndpointSettings",
+    "FeatureSettings",
+    "ForecastOptions",
+    "ProbeSettings",
+    "ServiceSettings",
+    "StoreSettings",
+    "load_config",
+    "load_yaml_model",
+    "parse_duration",
+]
+
+ENV_PREFIX = "BREAKERPANEL_"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds from a number or a string with a unit: ``250ms``, ``30s``, ``5m``, ``1h``."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"expected seconds or a duration such as 250ms, 30s, 5m, 1h (got {value!r})")
+        return float(match.group(1)) * _UNITS[match.group(2)]
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExponentialWait(_Strict):
+    """An open wait that grows with each opening in a row."""
+
+    initial: Duration = Field(1.0, description="The first wait.")
+    multiplier: float = Field(2.0, ge=1, description="Each further wait is this many times the last.")
+    maximum: Duration = Field(60.0, description="The longest wait.")
+    jitter: float = Field(0.2, ge=0, le=1, description="Share of each wait that may be cut at random.")
+
+
+class ExponentialWaitOption(_Strict):
+    """`wait_in_open: {exponential: {...}}`."""
+
+    exponential: ExponentialWait
+
+
+class AdaptiveOptions(_Strict):
+    """`breaker.adaptive`: thresholds from the breaker's own history (see `docs/breaker.md`)."""
+
+    margin: float = Field(0.2, ge=0, le=1, description="Threshold in force = failure-rate baseline + this.")
+    floor: float = Field(0.1, gt=0, le=1, description="The failure-rate threshold never goes below this.")
+    ceiling: float = Field(0.8, gt=0, le=1, description="The failure-rate threshold never goes above this.")
+    half_life: Duration = Field(3600.0, description="A sample's weight in the baselines halves after this.")
+    interval: Duration = Field(10.0, description="Time between two samples.")
+    warmup: int = Field(30, ge=1, description="Samples learned before the baselines are used.")
+    max_step: float = Field(0.01, gt=0, le=1, description="The threshold rises by at most this per sample.")
+    latency_quantile: float = Field(0.99, gt=0, lt=1, description="Quantile of the latency baseline.")
+    latency_factor: float = Field(3.0, ge=1, description="Slow-call duration = latency baseline x this.")
+    slow_call_duration_floor: Duration | None = Field(
+        None, description="Lower bound of the derived slow-call duration; latency adapts only with both bounds."
+    )
+    slow_call_duration_ceiling: Duration | None = Field(None, description="Upper bound of the slow-call duration.")
+    slo_target: float | None = Field(
+        None, gt=0, lt=1, description="Availability objective (0.99): the threshold tightens as its budget burns."
+    )
+    burn_windows: list[Duration] = Field(
+        [3600.0, 300.0],
+        min_length=2,
+        max_length=2,
+        description="Long and short burn-rate windows, `[1h, 5m]` (the fast-burn alert's pair).",
+    )
+    burn_rate_limit: float = Field(14.4, gt=1, description="Burn rate at which the threshold reaches the floor.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AdaptiveOptions:
+        if self.floor > self.ceiling:
+            raise ValueError(f"floor ({self.floor}) must be at most ceiling ({self.ceiling})")
+        if (self.slow_call_duration_floor is None) != (self.slow_call_duration_ceiling is None):
+            raise ValueError("set both slow_call_duration_floor and slow_call_duration_ceiling, or neither")
+        return self
+
+    def to_settings(self) -> AdaptiveThresholds:
+        data = self.model_dump()
+        data["burn_windows"] = tuple(data["burn_windows"])
+        return AdaptiveThresholds(**data)
+
+
+class ForecastOptions(_Strict):
+    """`breaker.forecast`: warn before the failure rate's trend trips the breaker."""
+
+    lookback: Duration = Field(600.0, description="History the trend is fitted over.")
+    horizon: Duration = Field(600.0, description="How far ahead the trend is extrapolated.")
+    interval: Duration = Field(15.0, description="Time between two samples.")
+    min_samples: int = Field(3, ge=2, description="Samples in the lookback needed for a prediction.")
+
+    def to_settings(self) -> TripForecast:
+        return TripForecast(**self.model_dump())
+
+
+ClassifierPreset = Literal["default", "llm_http", "redis", "postgres"]
+
+
+class BreakerOptions(_Strict):
+    """Breaker settings; an unset one is inherited (defaults, then service, then endpoint).
+
+    See ``docs/breaker.md`` for what each does.
+    """
+
+    failure_rate_threshold: float | None = Field(None, gt=0, le=1, description="Open at this failure rate (0 to 1].")
+    slow_call_rate_threshold: float | None = Field(
+        None, gt=0, le=1, description="Open at this share of slow calls (0 to 1]."
+    )
+    slow_call_duration: Duration | None = Field(None, description="A call at least this long is slow.")
+    sliding_window_type: Literal["count_based", "time_based"] | None = Field(
+        None, description="`count_based` (last N calls) or `time_based` (last N seconds)."
+    )
+    sliding_window_size: int | None = Field(None, ge=1, description="N calls, or N seconds.")
+    minimum_calls: int | None = Field(None, ge=1, description="No rate, so no trip, below this many calls.")
+    consecutive_failures_threshold: int | None = Field(None, ge=1, description="Also open after N failures in a row.")
+    wait_in_open: Duration | ExponentialWaitOption | None = Field(
+        None,
+        description=(
+            "Time to stay open: a duration above 0, or `{exponential: {initial, multiplier, maximum, jitter}}`. "
+            "Never infinite: to stay open until told otherwise, force it open."
+        ),
+    )
+    automatic_transition_to_half_open: bool | None = Field(
+        None, description="Move to half-open by timer rather than on the next call."
+    )
+    permitted_calls_in_half_open: int | None = Field(None, ge=1, description="Probes allowed while half-open.")
+    max_wait_in_half_open: Duration | None = Field(None, description="Reopen when half-open longer than this.")
+    call_timeout: Duration | None = Field(None, description="Calls longer than this fail with type `timeout`.")
+    classifier: ClassifierPreset | None = Field(
+        None,
+        description=(
+            "What counts as a failure: `default` (every exception), `llm_http` (429 rate limits, 5xx, 529, "
+            "timeouts and connection errors fail; 4xx are the caller's), `redis`, `postgres`."
+        ),
+    )
+    auth_failures: Literal["failure", "ignore"] | None = Field(
+        None, description="With `llm_http`: whether 401/403 count as failures of type `auth` or are ignored."
+    )
+    rate_limit_max_wait: Duration | None = Field(None, description="The longest a 429's Retry-After may hold it open.")
+    adaptive: AdaptiveOptions | None = Field(None, description="Adaptive thresholds; off when absent.")
+    forecast: ForecastOptions | None = Field(None, description="Trip forecast; off when absent.")
+
+    @field_validator("wait_in_open", mode="before")
+    @classmethod
+    def _finite_wait(cls, value: Any) -> Any:
+        """One clear reason for a wait that is not a finite positive duration (as BreakerConfig's)."""
+        seconds = parse_duration(value)
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
+            if seconds == math.inf:
+                raise ValueError("must be finite: for a breaker open until told otherwise, use force_open()")
+            if not 0 < seconds < math.inf:
+                raise ValueError("must be a duration above 0, such as 1ms or 30s")
+        return seconds
+
+    def merged(self, *others: BreakerOptions | None) -> BreakerOptions:
+        """These options, overridden by the set fields of each of ``others`` in turn."""
+        data = self.model_dump(exclude_none=True)
+        for other in others:
+            if other is not None:
+                data.update(other.model_dump(exclude_none=True))
+        return BreakerOptions(**data)
+
+    def to_config(self) -> BreakerConfig:
+        data = self.model_dump(
+            exclude_none=True, exclude={"classifier", "auth_failures", "wait_in_open", "adaptive", "forecast"}
+        )
+        if self.adaptive is not None:
+            data["adaptive"] = self.adaptive.to_settings()
+        if self.forecast is not None:
+            data["forecast"] = self.forecast.to_settings()
+        wait = self.wait_in_open
+        if isinstance(wait, ExponentialWaitOption):
+            w = wait.exponential
+            data["wait_in_open"] = ExponentialBackoff(
+                initial=w.initial, multiplier=w.multiplier, maximum=w.maximum, jitter=w.jitter
+            )
+        elif wait is not None:
+            data["wait_in_open"] = wait
+        classifier = _classifier_for(self.classifier or "default", self.auth_failures or "failure")
+        if classifier is not None:
+            data["classifier"] = classifier
+        return BreakerConfig(**data)
+
+
+def _classifier_for(preset: str, auth: Literal["failure", "ignore"]) -> Classifier | None:
+    if preset == "llm_http":
+        from .presets import llm_http
+
+        return llm_http(auth=auth)
+    if preset == "redis":
+        from .presets import redis_errors
+
+        return redis_errors()
+    if preset == "postgres":
+        from .presets import postgres_errors
+
+        return postgres_errors()
+    return None
+
+
+def _check_attributes(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        if not _ATTRIBUTE.match(key):
+            raise ValueError(f"attribute {key!r} is not a dotted lowercase name such as gen_ai.provider.name")
+    return value
+
+
+Attributes = Annotated[
+    dict[str, str], BeforeValidator(lambda v: v if v is not None else {}), AfterValidator(_check_attributes)
+]
+
+
+class RouteSettings(_Strict):
+    """Which HTTP requests go through the endpoint: all the given conditions must hold."""
+
+    host: str | None = Field(None, description="Host, exactly (case-insensitive).")
+    path: str | None = Field(None, description="Path prefix, such as `/v1/chat/completions`.")
+    path_regex: str | None = Field(None, description="A regular expression the whole path must match.")
+    methods: list[str] | None = Field(None, description="HTTP methods; any when absent.")
+
+    @field_validator("path_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_path(self) -> RouteSettings:
+        if self.path is not None and self.path_regex is not None:
+            raise ValueError("give path or path_regex, not both")
+        return self
+
+
+ProbeType = Literal["http", "redis", "postgres", "callable"]
+
+
+class ProbeSettings(_Strict):
+    """`services.<name>.probe`: an active health check run while the service's breaker is open.
+    When it passes, the service goes half-open, and so do its open endpoints and the open
+    features that need the service or one of its endpoints (not those opened by a rate limit,
+    forced open or disabled)."""
+
+    type: ProbeType = Field(
+        description="`http` (GET `url`), `redis` (PING `url`), `postgres` (SELECT 1 on `url`), "
+        "`callable` (`function`, an async callable taking no arguments)."
+    )
+    url: str | None = Field(None, validate_default=True, description="Health URL, or the Redis or Postgres URL.")
+    function: str | None = Field(
+        None, validate_default=True, description="`module:attribute` of the probe, for type `callable`."
+    )
+    interval: Duration = Field(1.0, description="Delay before the first probe of an outage.")
+    multiplier: float = Field(2.0, ge=1, description="Each further delay is this many times the last.")
+    max_interval: Duration = Field(30.0, description="The longest delay between two probes.")
+    jitter: float = Field(0.2, ge=0, le=1, description="Share of each delay that may be cut at random.")
+    timeout: Duration = Field(5.0, description="A probe taking longer fails.")
+    max_extension: float = Field(
+        300.0, ge=0, allow_inf_nan=False, description="Failed probes extend the open wait by at most this (seconds)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        if value is None and kind in ("http", "redis", "postgres"):
+            raise ValueError(f"required for a probe of type {kind}")
+        return value
+
+    @field_validator("function")
+    @classmethod
+    def _function_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("type") == "callable":
+            raise ValueError("required for a probe of type callable")
+        return value
+
+    @model_validator(mode="after")
+    def _intervals(self) -> ProbeSettings:
+        if self.max_interval < self.interval:
+            raise ValueError(f"max_interval ({self.max_interval:g}) must be at least interval ({self.interval:g})")
+        return self
+
+    def runner(
+        self,
+        breaker: CircuitBreaker,
+        resolve: Callable[[str], Any],
+        where: str,
+        *,
+        dependents: Callable[[], Iterable[CircuitBreaker]] | None = None,
+    ) -> ProbeRunner:
+        """The probe runner for ``breaker`` (not started); ``dependents`` go half-open with it."""
+        probe: Probe
+        if self.type == "http":
+            assert self.url is not None
+            probe = http_probe(self.url)
+        elif self.type == "redis":
+            assert self.url is not None
+            probe = redis_probe(self.url)
+        elif self.type == "postgres":
+            assert self.url is not None
+            probe = asyncpg_probe(self.url)
+        else:
+            assert self.function is not None
+            probe = _resolved(resolve, self.function, f"{where}.function")
+        return ProbeRunner(
+            breaker,
+            probe,
+            interval=self.interval,
+            multiplier=self.multiplier,
+            max_interval=self.max_interval,
+            jitter=self.jitter,
+            timeout=self.timeout,
+            max_extension=self.max_extension,
+            dependents=dependents,
+        )
+
+
+class EndpointSettings(_Strict):
+    """One operation on a service (its breaker is named ``service.endpoint``)."""
+
+    breaker: BreakerOptions = Field(default_factory=BreakerOptions, description="Overrides of the service's settings.")
+    attributes: Attributes = Field(default_factory=dict, description="Telemetry attributes, added to the service's.")
+    routes: list[RouteSettings] = Field(default_factory=list, description="HTTP requests routed to this endpoint.")
+
+
+class ServiceSettings(_Strict):
+    """One dependency (``openai``, ``qdrant``, ``redis``, ``postgres``)."""
+
+    breaker: BreakerOptions = Field(default_factory=BreakerOptions, description="Overrides of the defaults.")
+    attributes: Attributes = Field(
+        default_factory=dict,
+        description="Telemetry attributes: gen_ai.provider.name, server.address, db.system.name...",
+    )
+    endpoints: dict[str, EndpointSettings] = Field(default_factory=dict, description="Its operations.")
+    hosts: list[str] = Field(
+        default_factory=list,
+        description="HTTP hosts of the service: requests to them that no endpoint route matches count here.",
+    )
+    probe: ProbeSettings | None = Field(
+        None, description="Active health probe while its breaker is open (start with `running_probes`)."
+    )
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoint_names(cls, value: dict[str, EndpointSettings]) -> dict[str, EndpointSettings]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"endpoint name {name!r} must be lowercase letters, digits, - or _")
+        return value
+
+
+class AlternateStep(_Strict):
+    """Fallback step `alternate`: another target behind its own breaker."""
+
+    type: Literal["alternate"]
+    function: str = Field(description="`module:attribute` of a function taking the primary call's arguments.")
+    endpoint: str | None = Field(None, description="The breaker it runs behind (such as `anthropic.messages`).")
+    name: str | None = Field(None, description="Shown in metrics and logs; the endpoint or function by default.")
+
+
+class CacheStep(_Strict):
+    """Fallback step `cache`: the last successful answer to the same call (in memory)."""
+
+    type: Literal["cache"]
+    ttl: Duration = Field(300.0, description="How long an answer stays servable.")
+    max_entries: int = Field(1024, ge=1, description="In-memory cache size.")
+    key: str | None = Field(None, description="`module:attribute` of a function making the key from the arguments.")
+    name: str = Field("cache", description="Shown in metrics and logs.")
+
+
+class SimplifiedStep(_Strict):
+    """Fallback step `simplified`: a cheaper function taking the same arguments."""
+
+    type: Literal["simplified"]
+    function: str = Field(description="`module:attribute` of the simplified function.")
+    name: str | None = Field(None, description="Shown in metrics and logs; the function's name by default.")
+
+
+class StaticStep(_Strict):
+    """Fallback step `static`: a fixed value."""
+
+    type: Literal["static"]
+    value: Any = Field(description="The value served.")
+    name: str = Field("static", description="Shown in metrics and logs.")
+
+
+FallbackStepSettings = Annotated[AlternateStep | CacheStep | SimplifiedStep | StaticStep, Field(discriminator="type")]
+
+
+class FeatureSettings(_Strict):
+    """A user-facing capability and what it needs."""
+
+    required: list[str] = Field(default_factory=list, description="Services or endpoints it cannot work without.")
+    optional: list[str] = Field(default_factory=list, description="Services or endpoints it can do without (degraded).")
+    breaker: BreakerOptions = Field(default_factory=BreakerOptions, description="Its own breaker's settings.")
+    fallback: list[FallbackStepSettings] = Field(default_factory=list, description="Tried in order when needed.")
+    attributes: Attributes = Field(default_factory=dict, description="Telemetry attributes.")
+
+
+class StoreSettings(_Strict):
+    """Where the breakers share their state with the other replicas (``docs/shared-state.md``)."""
+
+    backend: Literal["memory", "redis"] = Field(
+        "memory", description="`memory`: nothing shared (each process decides alone); `redis`: shared through Redis."
+    )
+    url: str | None = Field(None, description="`redis://host:port/db` (`rediss://` for TLS); any node of a cluster.")
+    cluster: bool = Field(False, description="The URL is a node of a Redis Cluster.")
+    prefix: str = Field(
+        "breakerpanel", min_length=1, description="Key prefix: replicas with one prefix share breakers."
+    )
+    sync_interval: Duration = Field(DEFAULT_SYNC_INTERVAL, description="How often replicas exchange window counts.")
+    quorum: int = Field(1, ge=1, description="Open every replica only when at least this many see failures.")
+    timeout: Duration = Field(0.5, description="A Redis operation slower than this counts as failed.")
+    startup_timeout: float = Field(
+        1.0, ge=0, description="How long startup may wait for the state in force (a replica starting in an outage)."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_braces(cls, value: str) -> str:
+        if "{" in value or "}" in value:
+            raise ValueError("braces are reserved for the breakers' Redis Cluster hash tags")
+        return value
+
+    @model_validator(mode="after")
+    def _url_for_redis(self) -> StoreSettings:
+        if self.backend == "redis" and self.url is None:
+            raise ValueError("backend redis needs a url (such as redis://localhost:6379/0)")
+        if self.backend == "memory" and (self.url is not None or self.cluster or self.quorum != 1):
+            raise ValueError("url, cluster and quorum apply to backend redis only")
+        return self
+
+    def build(self) -> StateStore:
+        if self.backend == "memory":
+            return MemoryStore()
+        assert self.url is not None
+        return RedisStore(
+            self.url,
+            cluster=self.cluster,
+            prefix=self.prefix,
+            sync_interval=self.sync_interval,
+            quorum=self.quorum,
+            timeout=self.timeout,
+            startup_timeout=self.startup_timeout,
+        )
+
+
+class BreakersFile(BaseSettings):
+    """The whole file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        nested_model_default_partial_update=True,
+    )
+
+    defaults: BreakerOptions = Field(default_factory=BreakerOptions, description="Settings every breaker starts from.")
+    services: dict[str, ServiceSettings] = Field(default_factory=dict, description="Dependencies, by name.")
+    features: dict[str, FeatureSettings] = Field(default_factory=dict, description="Features, by name.")
+    store: StoreSettings = Field(default_factory=StoreSettings, description="Shared state across replicas.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (passed in as init data).
+        return _EnvironSource(settings_cls), init_settings
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, value: dict[str, ServiceSettings]) -> dict[str, ServiceSettings]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(f"service name {name!r} must be lowercase letters, digits, - or _")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> BreakersFile:
+        known = set(self.services) | {f"{s}.{e}" for s, svc in self.services.items() for e in svc.endpoints}
+        problems = []
+        for name, feature in self.features.items():
+            if name in known:
+                problems.append(f"features.{name}: a feature cannot share its name with a breaker")
+            for kind in ("required", "optional"):
+                for dependency in getattr(feature, kind):
+                    if dependency not in known:
+                        problems.append(f"features.{name}.{kind}: {dependency!r} is not a service or endpoint")
+            for i, step in enumerate(feature.fallback):
+                if isinstance(step, AlternateStep) and step.endpoint is not None and step.endpoint not in known:
+                    problems.append(f"features.{name}.fallback.{i}.endpoint: {step.endpoint!r} is not defined")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # ------------------------------------------------------------------ building
+
+    def options_for(self, name: str) -> BreakerOptions:
+        """The settings in force for a breaker, after inheritance."""
+        service, _, endpoint = name.partition(".")
+        if name in self.features:
+            return self.defaults.merged(self.features[name].breaker)
+        svc = self.services[service]
+        return self.defaults.merged(svc.breaker, svc.endpoints[endpoint].breaker if endpoint else None)
+
+    def build(
+        self,
+        *,
+        clock: Clock | None = None,
+        listeners: Iterable[BreakerListener] = (),
+        resolve: Callable[[str], Any] | None = None,
+    ) -> Built:
+        """Create the registry (every breaker and feature) and the HTTP router."""
+        resolve = resolve or import_object
+        registry = BreakerRegistry(clock=clock, listeners=listeners, store=self.store.build())
+        routes: list[Route] = []
+        for service_name, service in self.services.items():
+            service_breaker = registry.service(
+                service_name, self.options_for(service_name).to_config(), attributes=service.attributes
+            )
+            for endpoint_name, endpoint in service.endpoints.items():
+                name = f"{service_name}.{endpoint_name}"
+                breaker = registry.endpoint(name, self.options_for(name).to_config(), attributes=endpoint.attributes)
+                routes.extend(_route(breaker, r) for r in endpoint.routes)
+            routes.extend(Route(service_breaker, host=host) for host in service.hosts)
+            if service.probe is not None:
+                service.probe.runner(
+                    service_breaker,
+                    resolve,
+                    f"services.{service_name}.probe",
+                    dependents=functools.partial(_dependents, registry, service_breaker),
+                )
+        for feature_name, feature in self.features.items():
+            steps = [
+                _step(step, registry, resolve, f"features.{feature_name}.fallback.{i}")
+                for i, step in enumerate(feature.fallback)
+            ]
+            registry.feature(
+                feature_name,
+                required=feature.required,
+                optional=feature.optional,
+                fallback=steps,
+                config=self.options_for(feature_name).to_config(),
+                attributes=feature.attributes,
+            )
+        return Built(registry, Router(routes))
+
+
+def _dependents(registry: BreakerRegistry, service: CircuitBreaker) -> list[CircuitBreaker]:
+    """The breakers a passing probe of ``service`` half-opens with it: its endpoints and the
+    features that need the service or one of its endpoints."""
+    mine = {service, *service.children}
+    features = [f.breaker for f in registry.features() if any(d in mine for d in f.dependencies)]
+    return [*service.children, *features]
+
+
+# The environment load_config() reads: os.environ unless a test passes its own.
+_environ: ContextVar[Mapping[str, str] | None] = ContextVar("breakerpanel_environ", default=None)
+
+
+class _EnvironSource(EnvSettingsSource):
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _environ.get()
+        if environ is None:
+            return super()._load_env_vars()
+        return parse_env_vars(environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+@dataclass(frozen=True)
+class Built:
+    """What a configuration builds."""
+
+    registry: BreakerRegistry
+    router: Router
+
+
+def _route(breaker: CircuitBreaker, route: RouteSettings) -> Route:
+    path: str | re.Pattern[str] | None = re.compile(route.path_regex) if route.path_regex else route.path
+    methods = frozenset(route.methods) if route.methods else None
+    return Route(breaker, host=route.host, path=path, methods=methods)
+
+
+def _step(step: Any, registry: BreakerRegistry, resolve: Callable[[str], Any], where: str) -> FallbackStep:
+    if isinstance(step, StaticStep):
+        return Static(step.value, name=step.name)
+    if isinstance(step, CacheStep):
+        cache = MemoryCache(max_entries=step.max_entries, ttl=step.ttl, clock=registry.clock)
+        if step.key is None:
+            return CachedResponse(cache, ttl=step.ttl, name=step.name)
+        return CachedResponse(cache, key=_resolved(resolve, step.key, f"{where}.key"), ttl=step.ttl, name=step.name)
+    if isinstance(step, SimplifiedStep):
+        return Simplified(_resolved(resolve, step.function, f"{where}.function"), name=step.name)
+    assert isinstance(step, AlternateStep)
+    breaker = registry[step.endpoint] if step.endpoint else None
+    return Alternate(_resolved(resolve, step.function, f"{where}.function"), breaker=breaker, name=step.name)
+
+
+def _resolved(resolve: Callable[[str], Any], reference: str, where: str) -> Any:
+    try:
+        target = resolve(reference)
+    except Exception as exc:
+        raise BreakerConfigError(where, f"cannot import {reference!r}: {exc}") from exc
+    if not callable(target):
+        raise BreakerConfigError(where, f"{reference!r} is not callable")
+    return target
+
+
+def import_object(reference: str) -> Any:
+    """``package.module:attribute`` -> the object."""
+    module_name, sep, attribute = reference.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError("expected module:attribute")
+    target: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        target = getattr(target, part)
+    return target
+
+
+# ---------------------------------------------------------------------- loading, with line numbers
+
+
+class ConfigFileError(BreakerConfigError):
+    """A configuration file is invalid. ``problems`` holds ``(line or None, key path, reason)``."""
+
+    def __init__(self, path: str, problems: list[tuple[int | None, str, str]]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = [f"{path}:{line or '?'}: {key}: {reason}" for line, key, reason in problems]
+        BreakerConfigError.__init__(self, path, "invalid configuration\n  " + "\n  ".join(lines))
+        self.args = ("\n".join(lines),)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{self.path}:{line or '?'}: {key}: {reason}" for line, key, reason in self.problems)
+
+
+def _lines(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    """Key path -> 1-based line, for every key and list item in a composed YAML document."""
+    found: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, str(key_node.value))
+            found[path] = key_node.start_mark.line + 1
+            found.update(_lines(value_node, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            path = (*prefix, str(index))
+            found[path] = item.start_mark.line + 1
+            found.update(_lines(item, path))
+    return found
+
+
+def _problems(error: ValidationError, lines: Mapping[tuple[str, ...], int]) -> list[tuple[int | None, str, str]]:
+    problems: list[tuple[int | None, str, str]] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(str(part) for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        # Discriminated unions add the tag ("static") to the location: keep the file's path.
+        loc = tuple(p for p in loc if p not in ("alternate", "cache", "simplified", "static") or not loc)
+        line = None
+        for depth in range(len(loc), 0, -1):
+            line = lines.get(loc[:depth])
+            if line is not None:
+                break
+        reason = item["msg"].removeprefix("Value error, ")
+        shown = "input" in item and not isinstance(item["input"], dict | list)
+        if item["type"] != "extra_forbidden" and shown and "(got " not in reason:
+            reason += f" (got {item['input']!r})"
+        problems.append((line, ".".join(loc) or "(top level)", reason))
+    return problems
+
+
+def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> BreakersFile:
+    """Read and validate a ``breakers.yaml``, with environment overrides."""
+    token = _environ.set(environ)
+    try:
+        return load_yaml_model(path, BreakersFile, expected="a mapping with defaults, services, features")
+    finally:
+        _environ.reset(token)
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_yaml_model(path: str | os.PathLike[str], model: type[ModelT], *, expected: str) -> ModelT:
+    """Read a YAML file into ``model``; a :class:`ConfigFileError` lists every problem with its
+    line and key path. ``expected`` describes the top level, for a file that is not a mapping."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigFileError(str(path), [(None, "(file)", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text) if node is not None else {}
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+        raise ConfigFileError(str(path), [(line, "(syntax)", str(exc.problem or exc))]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(str(path), [(1, "(top level)", f"expected {expected}")])
+    try:
+        return model(**data)
+    except ValidationError as exc:
+        raise ConfigFileError(str(path), _problems(exc, _lines(node))) from None

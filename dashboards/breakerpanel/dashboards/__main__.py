@@ -1,0 +1,64 @@
+"""``python -m breakerpanel.dashboards [--check] [--output DIR] [--config FILE]``: write (or check) the
+dashboards' JSON; in a checkout, by default into dashboards/generated/ (what the stack's Grafana
+provisions). ``--config`` is the alert rules' configuration the SLO dashboard follows."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from breakerpanel import dashboards
+
+from . import generate, stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m breakerpanel.dashboards", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail, listing them, if generated files are stale")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        # Read when called: the tests point GENERATED_DIR elsewhere.
+        default=dashboards.GENERATED_DIR if dashboards.GENERATED_DIR.is_dir() else None,
+        help="the directory to write (default: a checkout's dashboards/generated/)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the alert rules' configuration (default: a checkout's alert_rules/config.yaml, else built-in defaults)",
+    )
+    args = parser.parse_args(argv)
+    if args.output is None:
+        parser.error("--output required (the default is a checkout's dashboards/generated/)")
+    directory: Path = args.output
+    rules = None
+    if args.config is not None:
+        from breakerpanel.alert_rules.config import load_rules_config
+        from breakerpanel.config import ConfigFileError
+
+        try:
+            rules = load_rules_config(args.config)
+        except ConfigFileError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    expected = generate(directory, rules)
+    outdated = stale(expected, directory)
+    if args.check:
+        for path in outdated:
+            print(f"{path} is stale: run `make dashboards`", file=sys.stderr)
+        return 1 if outdated else 0
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in outdated:
+        if path in expected:
+            path.write_text(expected[path])
+            print(f"wrote {path}")
+        else:
+            path.unlink()
+            print(f"removed {path} (no source makes it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

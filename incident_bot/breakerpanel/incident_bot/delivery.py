@@ -1,0 +1,161 @@
+"""What the outbox hands a sender, and what a sender answers: the contract between them.
+
+A sender delivers one outbox item (a PagerDuty event, a Slack card or reply) and returns what it
+must remember (a Slack card's ``ts``), or raises :class:`DeliveryError` saying whether trying again
+can help and, when the service said so, when.
+
+Everything an alert says (labels, annotations) is someone else's text of any length: senders cut
+each field to what the far side accepts with :func:`bounded`, so that an oversized label shortens
+a page instead of getting it refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from .identity import breaker_of
+
+__all__ = [
+    "TRUNCATED",
+    "Delivered",
+    "DeliveryError",
+    "IncidentView",
+    "Item",
+    "Sender",
+    "bounded",
+    "dashboard_link",
+]
+
+#: Ends every text that was cut to fit: whoever reads it knows there was more.
+TRUNCATED = "…(truncated)"
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its start and :data:`TRUNCATED`,
+    ``limit`` characters in all."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - len(TRUNCATED))] + TRUNCATED
+
+
+#: The Grafana base the alert rules' generator writes into ``dashboard_url`` unless told another
+#: (alert_rules/breakerpanel/alert_rules/config.py, ``grafana_url``): on any other machine it points nowhere.
+GENERATOR_GRAFANA_URL = "http://localhost:3000"
+#: The dashboards a link without a ``dashboard_url`` leads to, and the detail dashboard's variables
+#: (dashboards/breakerpanel/dashboards/links.py: ``DETAIL``, ``OVERVIEW``, ``Var``; not importable here: the bot's image
+#: ships without dashboards/).
+DETAIL_DASHBOARD_PATH = "/d/breakerpanel-detail/detail"
+OVERVIEW_DASHBOARD_PATH = "/d/breakerpanel-overview/overview"
+
+
+def dashboard_link(annotations: Mapping[str, Any], labels: Mapping[str, Any], grafana_url: str | None) -> str | None:
+    """Where the alert's dashboard is: its ``dashboard_url`` (moved onto ``grafana_url`` when it
+    carries the generator's default base), else, with ``grafana_url``, the breaker's detail
+    dashboard with the breaker selected (the overview for an alert about no breaker), else none."""
+    given = str(annotations.get("dashboard_url") or "")
+    base = grafana_url.rstrip("/") if grafana_url else None
+    if given.startswith(("http://", "https://")):
+        if base is not None and (given == GENERATOR_GRAFANA_URL or given.startswith(GENERATOR_GRAFANA_URL + "/")):
+            return base + given.removeprefix(GENERATOR_GRAFANA_URL)
+        return given
+    if base is None:
+        return None
+    breaker = breaker_of({str(k): str(v) for k, v in labels.items()})
+    if breaker is None:
+        return base + OVERVIEW_DASHBOARD_PATH
+    variables = {
+        "var-job": breaker.job,
+        "var-level": breaker.level,
+        "var-service": breaker.service or breaker.parent or breaker.name,
+        "var-breaker": breaker.name,
+    }
+    return f"{base}{DETAIL_DASHBOARD_PATH}?{urlencode(variables)}"
+
+
+class DeliveryError(Exception):
+    """A delivery that did not happen. ``retryable``: 429, 5xx, a network error; not: a request
+    the service will never accept (400, an unknown channel), which goes to the dead letters."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
+@dataclass
+class Item:
+    """One outbox row, as the worker claimed it."""
+
+    id: int
+    #: None for a change notification (a manual breaker state), which belongs to no incident.
+    incident_id: int | None
+    target: str
+    action: str
+    destination: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: float
+    #: When this replica's claim on the row runs out, unless renewed (the worker's clock).
+    claimed_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """The incident as it is when an item is delivered: cards show the latest state."""
+
+    id: int
+    title: str
+    dedup_key: str
+    status: str
+    severity: str
+    labels: dict[str, Any]
+    annotations: dict[str, Any]
+    opened_at: float
+    quiet_since: float | None
+    resolved_at: float | None
+    flaps: int
+    acknowledged_by: str | None
+    resolved_by: str | None
+    #: The alerts still firing: ``{"alertname", "severity", "summary", "labels", "annotations"}``.
+    firing: list[dict[str, Any]]
+    #: The card already posted in ``destination`` (``{"channel_id", "ts"}``), for Slack items.
+    card: dict[str, str] | None = None
+    #: Live figures from Prometheus, when it is configured: failure rate, threshold, transitions.
+    figures: dict[str, Any] = field(default_factory=dict)
+    #: The bot's page for this incident.
+    url: str = ""
+    #: When the incident's first alert started firing (its ``startsAt``), when known.
+    started_at: datetime | None = None
+    #: The incidents attached to this one (what its root cause touched): ``{"id", "title",
+    #: "status", "alerts"}`` with the names of the alerts still firing.
+    children: list[dict[str, Any]] = field(default_factory=list)
+    #: For an attached incident, its root cause's incident.
+    parent_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A successful delivery; ``card`` is set when a Slack card was posted (to keep its ts)."""
+
+    detail: str = ""
+    card: dict[str, str] | None = None
+
+
+class Sender(Protocol):
+    """Delivers one target's items (``pagerduty`` or ``slack``)."""
+
+    target: str
+    #: True for a sender that records instead of sending.
+    dry_run: bool
+
+    async def send(self, item: Item, incident: IncidentView | None) -> Delivered: ...
+
+    def destination_configured(self, destination: str) -> bool: ...
+
+    async def close(self) -> None:
+        """Release connections (the worker calls it when it stops)."""

@@ -1,0 +1,72 @@
+"""Dry run: every notification rendered and recorded, none sent.
+
+The bot runs in dry run when it has no credentials at all (or is told to): incidents, cards and
+PagerDuty events are computed exactly as they would be sent, kept in the outbox with the rendered
+request and logged, so a new installation shows what it would do before it can page anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from .delivery import Delivered, IncidentView, Item
+from .pagerduty import bounded_event, trigger_event
+from .slack import MAX_REPLY_TEXT, card_blocks, card_text, message_text
+
+__all__ = ["DryRunSender"]
+
+logger = logging.getLogger("breakerpanel.incident_bot.dryrun")
+
+
+class DryRunSender:
+    dry_run = True
+
+    def __init__(self, target: str, *, grafana_url: str | None = None) -> None:
+        self.target = target
+        self.grafana_url = grafana_url
+
+    def destination_configured(self, destination: str) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None  # no connection outlives a call
+
+    async def send(self, item: Item, incident: IncidentView | None) -> Delivered:
+        request = self.render(item, incident)
+        logger.info(
+            "dry run: would send %s %s to %s: %s", item.target, item.action, item.destination, json.dumps(request)[:500]
+        )
+        card = None
+        if item.target == "slack" and item.action == "card" and incident is not None and incident.card is None:
+            card = {"channel_id": item.destination, "ts": f"dry-run-{incident.id}"}
+        return Delivered(f"dry run: {json.dumps(request, sort_keys=True)}", card=card)
+
+    def render(self, item: Item, incident: IncidentView | None) -> dict[str, Any]:
+        """The request that would be sent (without any secret), as the real sender shapes it:
+        bounded, and escaped for Slack."""
+        if item.target == "pagerduty":
+            if incident is not None and item.action == "trigger":
+                event = trigger_event(incident, grafana_url=self.grafana_url)
+                return {"event_action": "trigger", "dedup_key": incident.dedup_key, **event}
+            if incident is not None and item.action in ("acknowledge", "resolve"):
+                return {"event_action": item.action, "dedup_key": incident.dedup_key}
+            return {"action": item.action, "to": item.destination, **bounded_event(item.payload)}
+        if incident is None:  # a message in the channel, about no incident (a change)
+            text = message_text(str(item.payload.get("text", "")))
+            return {"method": "chat.postMessage", "action": item.action, "channel": item.destination, "text": text}
+        if item.action == "card":
+            method = "chat.update" if incident.card else "chat.postMessage"
+            return {
+                "method": method,
+                "channel": item.destination,
+                "text": card_text(incident),
+                "blocks": card_blocks(incident, grafana_url=self.grafana_url),
+            }
+        return {
+            "method": "chat.postMessage",
+            "channel": item.destination,
+            "thread_ts": (incident.card or {}).get("ts"),
+            "text": message_text(str(item.payload.get("text", "")), incident, limit=MAX_REPLY_TEXT),
+        }

@@ -1,0 +1,714 @@
+"""Incidents: from alerts to one incident per root cause, and from incident changes to notifications.
+
+The rules, in order of what they prevent:
+
+- **Duplicates change nothing.** An alert is one firing episode of one fingerprint; seeing it
+  firing again, or resolved again, is a no-op, whatever ``startsAt`` each copy carries (two
+  Prometheus replicas give two, and Alertmanager merges them to the earlier: a resolve may carry
+  another ``startsAt`` than the firing stored). A firing that starts no later than an episode that
+  already ended (a late retry, another Alertmanager) is stale.
+- **One incident per root cause.** Every alert about a breaker joins the breaker's live incident;
+  PagerDuty hears of it through one ``dedup_key`` (:attr:`Identity.dedup_key`). An endpoint's
+  alerts belong under its service's incident, a feature's under the incident of a service it
+  requires (:meth:`Breaker.root_services`): they are *attached* to it, whatever the order they
+  arrive in. A child that arrived first (and may have paged) is adopted by its service's incident
+  when that opens: the root takes over its page and its Slack card, and nobody is paged twice. A
+  child more urgent than its root raises the root (a feature degraded for users pages through the
+  incident of the provider that caused it).
+- **Flaps fold.** When the last alert of an incident resolves, the incident goes quiet; it resolves
+  only after :attr:`EngineConfig.resolve_after` of quiet. An alert firing within that time is a
+  flap of the same incident (counted), not a new page.
+- **Few messages.** Slack gets a card when an incident opens, that card edited when it becomes
+  more urgent or resolves (or a person acts on it), and nothing per alert: alerts joining, flaps
+  and children live in the incident's timeline and on its page, and show on the card's next edit.
+  If the parent resolves while a child still fires, the child becomes an incident of its own.
+
+Every change and the notifications it causes are written in one transaction: the outbox
+(:mod:`breakerpanel.incident_bot.outbox`) delivers them, even after a crash. A large webhook is processed in
+chunks of :data:`CHUNK` alerts, one transaction each (processing is idempotent, so a crash between
+chunks only repeats work), so that intake and reads never wait long for the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .alertmanager import Alert, Webhook
+from .db import Database, alerts, events, incidents, now, outbox, slack_cards, webhooks
+from .identity import Identity, bounded, breaker_of, identity_of
+from .routing import RoutingFile, incident_labels
+
+__all__ = ["SEVERITIES", "Engine", "EngineConfig"]
+
+logger = logging.getLogger("breakerpanel.incident_bot.incidents")
+
+#: Severities, least to most urgent (PagerDuty's vocabulary; ``severity`` labels map onto it).
+SEVERITIES = ("info", "warning", "error", "critical")
+_LIVE = ("open", "acknowledged")
+
+#: Alerts processed per transaction (see the module's docstring).
+CHUNK = 50
+#: Alerts that report a change someone made, not a problem: sent as PagerDuty change events (which
+#: never notify) and a Slack line, never an incident.
+CHANGE_ALERTS = frozenset({"CircuitBreakerManualState"})
+
+
+def severity_of(labels: Mapping[str, str]) -> str:
+    value = labels.get("severity", "").lower()
+    return value if value in SEVERITIES else ("critical" if value == "page" else "error" if value else "warning")
+
+
+def _more_urgent(a: str, b: str) -> str:
+    return a if SEVERITIES.index(a) >= SEVERITIES.index(b) else b
+
+
+class _Busy(Exception):
+    """Another replica holds the processing lock (PostgreSQL)."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    resolve_after: float
+    routing: RoutingFile
+
+
+@dataclass
+class Outcome:
+    """What processing changed, for metrics and tests."""
+
+    alerts_new: int = 0
+    alerts_resolved: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    opened: int = 0
+    attached: int = 0
+    flaps: int = 0
+    resolved: int = 0
+
+
+class Engine:
+    def __init__(self, db: Database, config: EngineConfig, *, clock: Callable[[], float] = now) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+
+    # ------------------------------------------------------------------ webhooks
+
+    async def process_pending(self, limit: int = 100) -> Outcome:
+        """Process stored webhooks in order, each in transactions of at most :data:`CHUNK` alerts
+        (a bad one is marked and skipped, never blocks the queue). Returns what changed."""
+        total = Outcome()
+        for _ in range(limit):
+            async with self.db.transaction() as conn:
+                if not await self.db.lock_processing(conn):
+                    break  # another replica is processing
+                row = (
+                    await conn.execute(
+                        select(webhooks.c.id, webhooks.c.payload)
+                        .where(webhooks.c.processed_at.is_(None))
+                        .order_by(webhooks.c.id)
+                        .limit(1)
+                    )
+                ).first()
+            if row is None:
+                break
+            error = None
+            try:
+                webhook = Webhook.model_validate(row.payload)
+                await self._process(webhook, total)
+            except _Busy:
+                break  # another replica took the lock between two chunks: it carries on
+            except Exception as exc:  # a bug must not stall intake: record, log, move on
+                logger.exception("webhook %s could not be processed", row.id)
+                error = f"{type(exc).__name__}: {exc}"
+            async with self.db.transaction() as conn:
+                at = self.clock()
+                await conn.execute(update(webhooks).where(webhooks.c.id == row.id).values(processed_at=at, error=error))
+        return total
+
+    async def _process(self, webhook: Webhook, out: Outcome) -> None:
+        touched: set[int] = set()
+        for start in range(0, len(webhook.alerts), CHUNK):
+            async with self.db.transaction() as conn:
+                if not await self.db.lock_processing(conn):
+                    raise _Busy
+                at = self.clock()
+                for alert in webhook.alerts[start : start + CHUNK]:
+                    handle = self._firing if alert.status == "firing" else self._resolved
+                    incident_id = await handle(conn, alert, at, out)
+                    if incident_id is not None:
+                        touched.add(incident_id)
+        if webhook.truncatedAlerts and touched:
+            async with self.db.transaction() as conn:
+                at = self.clock()
+                for incident_id in touched:
+                    await self._event(
+                        conn,
+                        incident_id,
+                        at,
+                        "truncated",
+                        f"Alertmanager left {webhook.truncatedAlerts} alert(s) of group {webhook.groupKey} out of "
+                        "this notification (max_alerts): they arrive with a later one.",
+                    )
+
+    async def _episode(self, conn: AsyncConnection, alert: Alert) -> Any:
+        """The latest episode stored for the alert's fingerprint, or None."""
+        query = (
+            select(alerts)
+            .where(alerts.c.key.startswith(f"{alert.fingerprint}@", autoescape=True))
+            .order_by(alerts.c.starts_at.desc(), alerts.c.first_seen.desc())
+            .limit(1)
+        )
+        return (await conn.execute(query)).first()
+
+    async def _firing(self, conn: AsyncConnection, alert: Alert, at: float, out: Outcome) -> int | None:
+        known = await self._episode(conn, alert)
+        if known is not None:
+            if known.status == "firing":
+                out.duplicates += 1  # the same episode again (an HA copy may carry another startsAt)
+                await conn.execute(
+                    update(alerts).where(alerts.c.key == known.key).values(last_seen=at, annotations=alert.annotations)
+                )
+                # Its incident still hears of this notification (a "truncated" note, say).
+                return int(known.incident_id) if known.incident_id is not None else None
+            if alert.startsAt.isoformat() <= known.starts_at:
+                out.stale += 1  # a late firing of an episode that already ended
+                return None
+        out.alerts_new += 1
+        identity = identity_of(alert.labels)
+        severity = severity_of(alert.labels)
+        alertname = alert.labels.get("alertname", "alert")
+        if alertname in CHANGE_ALERTS:
+            await self._add_alert(conn, None, alert, severity, at)
+            await self._change(conn, alert, identity, at, started=True)
+            return None
+        live = await self._live_incident(conn, identity.key)
+        if live is not None:
+            await self._add_alert(conn, live.id, alert, severity, at)
+            await self._join(conn, live, alertname, severity, at, out)
+            return int(live.id)
+        parent = await self._parent_incident(conn, identity)
+        if parent is not None:
+            incident_id = await self._create(
+                conn, identity, alert, severity, at, status="attached", parent_id=parent.id
+            )
+            await self._add_alert(conn, incident_id, alert, severity, at)
+            await self._event(
+                conn, incident_id, at, "attached", f"{alertname} fired: attached to incident #{parent.id}."
+            )
+            await self._attached(conn, parent, incident_id, identity.title, alertname, severity, at)
+            out.attached += 1
+            return incident_id
+        incident_id = await self._create(conn, identity, alert, severity, at, status="open", parent_id=None)
+        await self._add_alert(conn, incident_id, alert, severity, at)
+        await self._event(conn, incident_id, at, "opened", f"{alertname} fired: incident opened ({severity}).")
+        adopted = await self._adopt(conn, incident_id, identity, at)
+        await self._notify_open(conn, incident_id, at, adopted)
+        out.opened += 1
+        return incident_id
+
+    async def _join(
+        self, conn: AsyncConnection, live: Any, alertname: str, severity: str, at: float, out: Outcome
+    ) -> None:
+        """An alert joins its breaker's live incident: a line in the timeline; a notification only
+        when it makes the incident more urgent."""
+        text = f"{alertname} fired."
+        changes: dict[str, Any] = {"updated_at": at}
+        if live.quiet_since is not None:
+            changes["quiet_since"] = None
+            changes["flaps"] = live.flaps + 1
+            text = f"{alertname} fired again {at - live.quiet_since:.0f}s after going quiet: flap {live.flaps + 1}."
+            out.flaps += 1
+        await conn.execute(update(incidents).where(incidents.c.id == live.id).values(**changes))
+        await self._event(conn, live.id, at, "flap" if "flaps" in changes else "alert_firing", text)
+        if live.status == "attached":
+            parent = (await conn.execute(select(incidents).where(incidents.c.id == live.parent_id))).one()
+            await self._raise(conn, parent, severity, at, f"{live.title}: {alertname} ({severity}).")
+        else:
+            await self._raise(conn, live, severity, at, f"{alertname} ({severity}).")
+
+    async def _attached(
+        self, conn: AsyncConnection, parent: Any, child_id: int, title: str, alertname: str, severity: str, at: float
+    ) -> None:
+        text = f"{title}: {alertname} fired; attached here."
+        await self._event(conn, parent.id, at, "child_attached", text, {"child": child_id})
+        await self._raise(conn, parent, severity, at, f"{title}: {alertname} ({severity}).")
+
+    async def _raise(self, conn: AsyncConnection, incident: Any, severity: str, at: float, why: str) -> None:
+        """Make a live root incident as urgent as ``severity``: its routes for that severity apply
+        too (a warning that turns critical pages), its card is refreshed."""
+        if incident.status not in _LIVE or _more_urgent(severity, incident.severity) == incident.severity:
+            return
+        receivers = dict(incident.receivers)
+        wanted = self._receivers(incident_labels({**incident.labels, "severity": severity}))
+        added = {t: [r for r in wanted[t] if r not in receivers.get(t, [])] for t in ("pagerduty", "slack")}
+        receivers = {
+            **receivers,
+            "routes": receivers.get("routes", [])
+            + [r for r in wanted["routes"] if r not in receivers.get("routes", [])],
+            "pagerduty": receivers.get("pagerduty", []) + added["pagerduty"],
+            "slack": receivers.get("slack", []) + added["slack"],
+        }
+        await conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident.id)
+            .values(severity=severity, receivers=receivers, updated_at=at)
+        )
+        await self._event(conn, incident.id, at, "raised", f"Raised to {severity}: {why}", receivers)
+        # A trigger with the incident's dedup_key opens PagerDuty's alert, or updates it.
+        for ref in receivers["pagerduty"]:
+            await self._enqueue(conn, incident.id, "pagerduty", "trigger", ref, at)
+        for channel in receivers["slack"]:
+            await self._card(conn, incident.id, channel, at)
+
+    async def _adopt(self, conn: AsyncConnection, root_id: int, identity: Identity, at: float) -> list[Any]:
+        """An incident just opened: the live incidents of breakers its breaker explains
+        (:meth:`Breaker.explains`: a service's endpoints and the features that require it; an
+        endpoint's features), opened first and still firing, become its children, and theirs
+        become its too. The root takes over the first paged one's page (its dedup_key) and every
+        Slack card they have where the root has none, and the most urgent severity among them.
+        Returns the adopted incidents."""
+        breaker = identity.breaker
+        if breaker is None:
+            return []
+        adopted = []
+        for child in await self._live_roots(conn, breaker.job, exclude=root_id):
+            found = breaker_of(child.labels)
+            if found is None or not breaker.explains(found):
+                continue
+            if child.quiet_since is not None:
+                continue  # over already: it resolves by itself after its quiet time
+            adopted.append(child)
+            await conn.execute(
+                update(incidents)
+                .where(incidents.c.id == child.id)
+                .values(status="attached", parent_id=root_id, quiet_since=None, updated_at=at)
+            )
+            # Its own children are the root's now: the tree stays one level deep.
+            await conn.execute(
+                update(incidents).where(incidents.c.parent_id == child.id).values(parent_id=root_id, updated_at=at)
+            )
+            await self._event(
+                conn, child.id, at, "attached", f"Attached to incident #{root_id}, its root cause, which opened later."
+            )
+            await self._event(
+                conn, root_id, at, "child_attached", f"{child.title} (opened first) attached here.", {"child": child.id}
+            )
+        return adopted
+
+    async def _live_roots(self, conn: AsyncConnection, job: str, *, exclude: int | None = None) -> list[Any]:
+        """The live root incidents about breakers of ``job``, oldest first."""
+        query = select(incidents).where(
+            incidents.c.identity.startswith(f"breaker:{job}:", autoescape=True),
+            incidents.c.status.in_(_LIVE),
+            incidents.c.parent_id.is_(None),
+        )
+        if exclude is not None:
+            query = query.where(incidents.c.id != exclude)
+        return list((await conn.execute(query.order_by(incidents.c.opened_at))).all())
+
+    async def _resolved(self, conn: AsyncConnection, alert: Alert, at: float, out: Outcome) -> int | None:
+        known = await self._episode(conn, alert)
+        if known is None:
+            # Resolved before we saw it fire (the bot started later): nothing of ours to close.
+            out.stale += 1
+            return None
+        if known.status == "resolved":
+            out.duplicates += 1
+            return None
+        out.alerts_resolved += 1
+        await conn.execute(update(alerts).where(alerts.c.key == known.key).values(status="resolved", resolved_at=at))
+        if known.incident_id is None:  # a change that ended
+            await self._change(conn, alert, identity_of(alert.labels), at, started=False)
+            return None
+        incident = (await conn.execute(select(incidents).where(incidents.c.id == known.incident_id))).one()
+        if incident.status == "resolved":
+            return None
+        firing = await self._firing_count(conn, incident.id)
+        name = known.alertname
+        if firing:
+            await self._event(
+                conn, incident.id, at, "alert_resolved", f"{name} resolved; {firing} alert(s) still firing."
+            )
+            return int(incident.id)
+        if incident.status == "attached":
+            await self._close(conn, incident, at, f"{name} resolved: the attached alerts are over.")
+            parent = (await conn.execute(select(incidents).where(incidents.c.id == incident.parent_id))).one()
+            if parent.status != "resolved":
+                await self._event(conn, parent.id, at, "child_resolved", f"{incident.title}: {name} resolved.")
+            return int(incident.id)
+        quiet = self.config.resolve_after
+        text = f"{name} resolved: every alert is over. Resolving after {quiet:.0f}s without a new one."
+        await conn.execute(update(incidents).where(incidents.c.id == incident.id).values(quiet_since=at, updated_at=at))
+        await self._event(conn, incident.id, at, "quiet", text)
+        return int(incident.id)
+
+    async def _change(
+        self, conn: AsyncConnection, alert: Alert, identity: Identity, at: float, *, started: bool
+    ) -> None:
+        """A manual state began or ended: a change event for each PagerDuty receiver of its routes,
+        a line in each Slack channel, and one in the breaker's incident if it has one."""
+        labels = alert.labels
+        state = labels.get("circuit_breaker_state", "a manual state")
+        where = labels.get("instance", "")
+        text = (
+            f"{identity.title} put in {state} by hand{f' on {where}' if where else ''}."
+            if started
+            else f"{identity.title} back to automatic (was {state}){f' on {where}' if where else ''}."
+        )
+        receivers = self._receivers(incident_labels(labels))
+        event = {
+            "payload": {
+                "summary": text[:1024],
+                "source": labels.get("instance") or labels.get("job") or "breakerpanel",
+                "timestamp": datetime.fromtimestamp(at, UTC).isoformat(),
+                "custom_details": {k: v for k, v in labels.items() if k != "severity"},
+            },
+            "links": [
+                {"href": alert.annotations[k], "text": t}
+                for k, t in (("dashboard_url", "Grafana dashboard"), ("runbook_url", "Runbook"))
+                if str(alert.annotations.get(k, "")).startswith(("http://", "https://"))
+            ],
+        }
+        for ref in receivers["pagerduty"]:
+            await self._enqueue(conn, None, "pagerduty", "change", ref, at, event)
+        for channel in receivers["slack"]:
+            await self._enqueue(conn, None, "slack", "message", channel, at, {"text": f":wrench: {text}"})
+        live = await self._live_incident(conn, identity.key)
+        if live is not None:
+            await self._event(conn, live.id, at, "change", text)
+
+    # ------------------------------------------------------------------ time and people
+
+    async def tick(self) -> Outcome:
+        """Resolve the incidents that stayed quiet for ``resolve_after``."""
+        out = Outcome()
+        async with self.db.transaction() as conn:
+            if not await self.db.lock_processing(conn):
+                return out
+            at = self.clock()
+            due = (
+                await conn.execute(
+                    select(incidents).where(
+                        incidents.c.status.in_(_LIVE),
+                        incidents.c.quiet_since.is_not(None),
+                        incidents.c.quiet_since <= at - self.config.resolve_after,
+                    )
+                )
+            ).all()
+            for incident in due:
+                minutes = (at - incident.opened_at) / 60
+                flaps = f", {incident.flaps} flap(s)" if incident.flaps else ""
+                await self._resolve(
+                    conn,
+                    incident,
+                    at,
+                    f"Resolved: quiet for {self.config.resolve_after:.0f}s (open {minutes:.1f} min{flaps}).",
+                    by=None,
+                )
+                out.resolved += 1
+        return out
+
+    async def acknowledge(self, incident_id: int, by: str) -> str:
+        """Acknowledge from a person (a Slack button). Returns what happened, for the person."""
+        async with self.db.transaction() as conn:
+            incident = await self._locked(conn, incident_id)
+            if incident is None:
+                return f"Incident #{incident_id} does not exist."
+            if incident.status != "open":
+                return f"Incident #{incident_id} is {incident.status}: nothing to acknowledge."
+            at = self.clock()
+            await conn.execute(
+                update(incidents)
+                .where(incidents.c.id == incident_id)
+                .values(status="acknowledged", acknowledged_by=by, updated_at=at)
+            )
+            for ref in incident.receivers.get("pagerduty", []):
+                await self._enqueue(conn, incident_id, "pagerduty", "acknowledge", ref, at)
+            text = f"Acknowledged by {by}."
+            await self._event(conn, incident_id, at, "acknowledged", text, {"by": by})
+            await self._cards(conn, incident, at)
+            await self._reply(conn, incident, at, text)
+            return f"Incident #{incident_id} acknowledged."
+
+    async def resolve(self, incident_id: int, by: str) -> str:
+        """Resolve from a person: the incident ends now, whatever its alerts say."""
+        async with self.db.transaction() as conn:
+            incident = await self._locked(conn, incident_id)
+            if incident is None:
+                return f"Incident #{incident_id} does not exist."
+            if incident.status not in _LIVE:
+                return f"Incident #{incident_id} is {incident.status}: it cannot be resolved from here."
+            await self._resolve(conn, incident, self.clock(), f"Resolved by {by}.", by=by)
+            return f"Incident #{incident_id} resolved."
+
+    # ------------------------------------------------------------------ the pieces
+
+    async def _locked(self, conn: AsyncConnection, incident_id: int) -> Any:
+        query = select(incidents).where(incidents.c.id == incident_id)
+        if self.db.is_postgres:
+            query = query.with_for_update()
+        return (await conn.execute(query)).first()
+
+    async def _resolve(self, conn: AsyncConnection, incident: Any, at: float, text: str, *, by: str | None) -> None:
+        await conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident.id)
+            .values(status="resolved", resolved_at=at, resolved_by=by, updated_at=at, quiet_since=None)
+        )
+        for ref in incident.receivers.get("pagerduty", []):
+            await self._enqueue(conn, incident.id, "pagerduty", "resolve", ref, at)
+        await self._event(conn, incident.id, at, "resolved", text, {"by": by} if by else {})
+        await self._cards(conn, incident, at)
+        if by is not None:  # a person resolved it from Slack: say so in the thread
+            await self._reply(conn, incident, at, text)
+        children = (
+            await conn.execute(
+                select(incidents).where(incidents.c.parent_id == incident.id, incidents.c.status == "attached")
+            )
+        ).all()
+        for child in children:
+            if await self._firing_count(conn, child.id):
+                # Still firing without its parent: it is an incident of its own now, and pages.
+                labels = incident_labels({**child.labels, "severity": child.severity})
+                receivers = self._receivers(labels)
+                await conn.execute(
+                    update(incidents)
+                    .where(incidents.c.id == child.id)
+                    .values(status="open", parent_id=None, receivers=receivers, updated_at=at)
+                )
+                await self._event(
+                    conn, child.id, at, "promoted", f"Its parent incident #{incident.id} resolved while it fires."
+                )
+                await self._notify_open(conn, child.id, at, [])
+            else:
+                await self._close(conn, child, at, f"Parent incident #{incident.id} resolved.")
+
+    async def _close(self, conn: AsyncConnection, incident: Any, at: float, text: str) -> None:
+        """Resolve an attached incident: nothing was paged, nothing to tell PagerDuty."""
+        await conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident.id)
+            .values(status="resolved", resolved_at=at, updated_at=at)
+        )
+        await self._event(conn, incident.id, at, "resolved", text)
+
+    async def _live_incident(self, conn: AsyncConnection, identity_key: str) -> Any:
+        query = select(incidents).where(incidents.c.identity == identity_key, incidents.c.status != "resolved")
+        return (await conn.execute(query)).first()
+
+    async def _parent_incident(self, conn: AsyncConnection, identity: Identity) -> Any:
+        """The live incident of a breaker that explains this one (:meth:`Breaker.explains`): its
+        service's, else, for a feature, that of an endpoint of a service it requires which
+        tripped before the service did; the first opened when several are. None for a root."""
+        breaker = identity.breaker
+        if breaker is None or not breaker.root_services():
+            return None
+        for key in identity.parent_keys():
+            parent = await self._live_incident(conn, key)
+            if parent is not None and parent.status in _LIVE:
+                return parent
+        for candidate in await self._live_roots(conn, breaker.job):
+            found = breaker_of(candidate.labels)
+            if found is not None and found.explains(breaker):
+                return candidate
+        return None
+
+    def _receivers(self, labels: Mapping[str, str]) -> dict[str, list[str]]:
+        routes, pagerduty, slack = self.config.routing.receivers_for(labels)
+        return {"routes": routes, "pagerduty": [r.ref for r in pagerduty], "slack": slack}
+
+    async def _create(
+        self,
+        conn: AsyncConnection,
+        identity: Identity,
+        alert: Alert,
+        severity: str,
+        at: float,
+        *,
+        status: str,
+        parent_id: int | None,
+    ) -> int:
+        labels = incident_labels(alert.labels)
+        receivers = self._receivers(labels) if status == "open" else {"routes": [], "pagerduty": [], "slack": []}
+        result = await conn.execute(
+            insert(incidents)
+            .values(
+                identity=identity.key,
+                title=identity.title,
+                dedup_key=identity.dedup_key,
+                status=status,
+                severity=severity,
+                labels=dict(alert.labels),
+                annotations=dict(alert.annotations),
+                receivers=receivers,
+                parent_id=parent_id,
+                opened_at=at,
+                updated_at=at,
+                flaps=0,
+            )
+            .returning(incidents.c.id)
+        )
+        return int(result.scalar_one())
+
+    async def _add_alert(
+        self, conn: AsyncConnection, incident_id: int | None, alert: Alert, severity: str, at: float
+    ) -> None:
+        await conn.execute(
+            insert(alerts).values(
+                key=alert.key,
+                incident_id=incident_id,
+                alertname=bounded(alert.labels.get("alertname", "alert"), 200),
+                status="firing",
+                severity=severity,
+                labels=dict(alert.labels),
+                annotations=dict(alert.annotations),
+                starts_at=alert.startsAt.isoformat(),
+                generator_url=alert.generatorURL,
+                first_seen=at,
+                last_seen=at,
+            )
+        )
+
+    async def _firing_count(self, conn: AsyncConnection, incident_id: int) -> int:
+        query = select(func.count()).where(alerts.c.incident_id == incident_id, alerts.c.status == "firing")
+        return int((await conn.execute(query)).scalar_one())
+
+    async def _notify_open(self, conn: AsyncConnection, incident_id: int, at: float, adopted: list[Any]) -> None:
+        """Page and post the card of a new root incident. With ``adopted`` children (opened before
+        it), their most urgent severity is its own, it takes over the first paged child's
+        ``dedup_key`` (PagerDuty sees an update of the page already out, not a new page) and the
+        children's cards in channels where it has none (edited into its own card)."""
+        incident = (await conn.execute(select(incidents).where(incidents.c.id == incident_id))).one()
+        severity = incident.severity
+        for child in adopted:
+            severity = _more_urgent(child.severity, severity)
+        receivers = self._receivers(incident_labels({**incident.labels, "severity": severity}))
+        paged = [c for c in adopted if await self._paged(conn, c.id)]
+        changes: dict[str, Any] = {"severity": severity, "receivers": receivers}
+        if paged:
+            changes["dedup_key"] = paged[0].dedup_key
+            for ref in paged[0].receivers["pagerduty"]:
+                if ref not in receivers["pagerduty"]:
+                    receivers["pagerduty"].append(ref)
+            await self._event(conn, incident_id, at, "page_adopted", f"Took over the page of #{paged[0].id}.")
+        for duplicate in paged[1:]:
+            # One page per root cause: a second child's page is withdrawn, the root's stays.
+            for ref in duplicate.receivers["pagerduty"]:
+                await self._enqueue(conn, duplicate.id, "pagerduty", "resolve", ref, at)
+            await self._event(
+                conn, duplicate.id, at, "page_withdrawn", f"Its page is withdrawn: incident #{incident_id} holds one."
+            )
+        await conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**changes))
+        for child in adopted:
+            # What the child has not sent yet, it never will: its root says it now (a card not yet
+            # posted, a page not yet out: the root's own page replaces it).
+            await conn.execute(
+                delete(outbox).where(
+                    outbox.c.incident_id == child.id, outbox.c.status == "pending", outbox.c.claimed_by.is_(None)
+                )
+            )
+            for card in (await conn.execute(select(slack_cards).where(slack_cards.c.incident_id == child.id))).all():
+                if card.channel in receivers["slack"] and not await self._has_card(conn, incident_id, card.channel):
+                    await conn.execute(
+                        update(slack_cards)
+                        .where(slack_cards.c.incident_id == child.id, slack_cards.c.channel == card.channel)
+                        .values(incident_id=incident_id)
+                    )
+                else:  # the child's own card says where it went
+                    await self._card(conn, child.id, card.channel, at)
+        for ref in receivers["pagerduty"]:
+            await self._enqueue(conn, incident_id, "pagerduty", "trigger", ref, at)
+        for channel in receivers["slack"]:
+            await self._card(conn, incident_id, channel, at)
+        routes = ", ".join(receivers.get("routes", []))
+        await self._event(conn, incident_id, at, "routed", f"Routes: {routes or 'none'}.", receivers)
+
+    async def _paged(self, conn: AsyncConnection, incident_id: int) -> bool:
+        """Whether a PagerDuty trigger of the incident is out, or on its way (claimed)."""
+        query = select(outbox.c.id).where(
+            outbox.c.incident_id == incident_id,
+            outbox.c.target == "pagerduty",
+            outbox.c.action == "trigger",
+            (outbox.c.status == "sent") | ((outbox.c.status == "pending") & outbox.c.claimed_by.is_not(None)),
+        )
+        return (await conn.execute(query.limit(1))).first() is not None
+
+    async def _has_card(self, conn: AsyncConnection, incident_id: int, channel: str) -> bool:
+        query = select(slack_cards.c.ts).where(
+            slack_cards.c.incident_id == incident_id, slack_cards.c.channel == channel
+        )
+        return (await conn.execute(query)).first() is not None
+
+    async def _cards(self, conn: AsyncConnection, incident: Any, at: float) -> None:
+        """Post or refresh the incident's Slack card in each of its channels."""
+        for channel in incident.receivers.get("slack", []):
+            await self._card(conn, incident.id, channel, at)
+
+    async def _card(self, conn: AsyncConnection, incident_id: int, channel: str, at: float) -> None:
+        """Post or refresh one card, unless a refresh is already waiting: it renders the incident
+        as it is when sent, so one pending refresh says everything (a burst of changes costs one
+        message)."""
+        pending = await conn.execute(
+            select(outbox.c.id)
+            .where(
+                outbox.c.incident_id == incident_id,
+                outbox.c.target == "slack",
+                outbox.c.destination == channel,
+                outbox.c.action == "card",
+                outbox.c.status == "pending",
+                outbox.c.claimed_by.is_(None),
+            )
+            .limit(1)
+        )
+        if pending.first() is None:
+            await self._enqueue(conn, incident_id, "slack", "card", channel, at)
+
+    async def _reply(self, conn: AsyncConnection, incident: Any, at: float, text: str) -> None:
+        for channel in incident.receivers.get("slack", []):
+            await self._enqueue(conn, incident.id, "slack", "reply", channel, at, {"text": text})
+
+    async def _enqueue(
+        self,
+        conn: AsyncConnection,
+        incident_id: int | None,
+        target: str,
+        action: str,
+        destination: str,
+        at: float,
+        payload: Mapping[str, Any] | None = None,
+    ) -> None:
+        await conn.execute(
+            insert(outbox).values(
+                incident_id=incident_id,
+                target=target,
+                action=action,
+                destination=destination,
+                payload=dict(payload or {}),
+                status="pending",
+                attempts=0,
+                created_at=at,
+                next_attempt_at=at,
+                dry_run=False,
+            )
+        )
+
+    async def _event(
+        self,
+        conn: AsyncConnection,
+        incident_id: int,
+        at: float,
+        kind: str,
+        text: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        await conn.execute(
+            insert(events).values(incident_id=incident_id, at=at, kind=kind, text=text, detail=dict(detail or {}))
+        )

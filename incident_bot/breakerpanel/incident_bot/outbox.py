@@ -1,0 +1,509 @@
+"""The outbox worker: delivers notifications, once, in order, whatever fails meanwhile.
+
+- **Claims.** A replica claims due items with row locks (``FOR UPDATE SKIP LOCKED`` on
+  PostgreSQL) and a lease (:attr:`Settings.claim_timeout`): another replica takes over the work of
+  one that died. Completion checks the claim, so an expired claim cannot be completed twice.
+- **Order.** Per incident and destination, an item waits for the earlier ones: a card is posted
+  before its thread gets replies, a trigger goes out before its resolve.
+- **Retries.** A retryable failure (429, 5xx, network) is tried again at once a few times
+  (tenacity, with jitter, honouring ``Retry-After``), then rescheduled in the outbox with
+  exponential backoff; a permanent one (400, unknown channel) goes to the dead letters, with the
+  reason in the incident's timeline.
+- **Isolation.** Each target has its own circuit breaker (this project's), so while PagerDuty is
+  down its items wait and Slack's still flow, and its own pacing (PagerDuty's 120 events a minute
+  per routing key, Slack's one message a second per channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import tenacity
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
+
+from breakerpanel import (
+    IGNORED,
+    BreakerConfig,
+    CircuitBreaker,
+    CircuitOpenError,
+    ExponentialBackoff,
+    WindowType,
+    rate_limited,
+    when_exception,
+)
+
+from .db import Database, alerts, events, incidents, now, outbox, slack_cards
+from .delivery import Delivered, DeliveryError, IncidentView, Item, Sender
+from .enrich import Figures
+from .metrics import BotMetrics
+from .tasks import cancel_when_idle
+
+__all__ = ["OutboxWorker", "Pacer"]
+
+logger = logging.getLogger("breakerpanel.incident_bot.outbox")
+
+#: Waits longer than this are not spent holding a claim: the item goes back to the outbox.
+QUICK_RETRY_MAX_WAIT = 5.0
+
+
+class Pacer:
+    """A token bucket per destination: ``rate`` sends a second, bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._tokens: dict[str, tuple[float, float]] = {}
+
+    def take(self, destination: str) -> float:
+        """Take a token: 0 when one was there, else the seconds until one will be (none taken)."""
+        at = self.clock()
+        tokens, last = self._tokens.get(destination, (self.burst, at))
+        tokens = min(self.burst, tokens + (at - last) * self.rate)
+        if tokens >= 1:
+            self._tokens[destination] = (tokens - 1, at)
+            return 0.0
+        self._tokens[destination] = (tokens, at)
+        return (1 - tokens) / self.rate
+
+
+def _breaker_for(target: str) -> CircuitBreaker:
+    def is_rate_limit(exc: BaseException) -> bool:
+        return isinstance(exc, DeliveryError) and exc.status == 429
+
+    def is_permanent(exc: BaseException) -> bool:
+        return isinstance(exc, DeliveryError) and not exc.retryable
+
+    classifier = when_exception(
+        is_rate_limit, lambda exc: rate_limited(exc.retry_after if isinstance(exc, DeliveryError) else None)
+    ) | when_exception(is_permanent, IGNORED)  # our bad request says nothing of their health
+    config = BreakerConfig(
+        sliding_window_type=WindowType.COUNT_BASED,
+        sliding_window_size=10,
+        minimum_calls=4,
+        failure_rate_threshold=0.5,
+        wait_in_open=ExponentialBackoff(initial=2.0, maximum=60.0),
+        permitted_calls_in_half_open=1,
+        classifier=classifier,
+    )
+    return CircuitBreaker(f"incident_bot.{target}", config)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    replica_id: str
+    claim_timeout: float
+    quick_attempts: int
+    max_backoff: float
+    poll_interval: float
+    public_url: str
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        db: Database,
+        senders: Mapping[str, Sender],
+        config: WorkerConfig,
+        *,
+        pacers: Mapping[str, Pacer],
+        metrics: BotMetrics,
+        figures: Figures | None = None,
+        clock: Callable[[], float] = now,
+    ) -> None:
+        self.db = db
+        self.senders = dict(senders)
+        self.config = config
+        self.pacers = dict(pacers)
+        self.metrics = metrics
+        self.figures = figures
+        self.clock = clock
+        self.breakers = {target: _breaker_for(target) for target in self.senders}
+        self.wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._busy = asyncio.Lock()
+
+    # ------------------------------------------------------------------ running
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="outbox-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            # Deliveries in flight finish first (a send is bounded by a third of the claim).
+            await cancel_when_idle(self._task, self._busy, grace=self.config.claim_timeout)
+            self._task = None
+        await self.close()
+
+    async def close(self) -> None:
+        for sender in self.senders.values():
+            await sender.close()
+
+    async def run(self) -> None:
+        last_gauges = 0.0
+        while True:
+            try:
+                async with self._busy:
+                    delivered = await self.drain_once()
+                    if time.monotonic() - last_gauges > 5:
+                        await self.update_gauges()
+                        last_gauges = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database is away: keep trying, never die
+                logger.exception("outbox worker pass failed")
+                delivered = 0
+                await asyncio.sleep(1.0)
+            if not delivered:
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.config.poll_interval)
+
+    async def drain_once(self, limit: int = 32) -> int:
+        """Claim and deliver one batch; returns how many items were attempted."""
+        items = await self._claim(limit)
+        if items:
+            await asyncio.gather(*(self._deliver(item) for item in items))
+        return len(items)
+
+    async def update_gauges(self) -> None:
+        async with self.db.transaction() as conn:
+            rows = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+            counts: dict[str, int] = {str(status): int(count) for status, count in rows.all()}
+        self.metrics.pending.set(counts.get("pending", 0))
+        self.metrics.dead.set(counts.get("dead", 0))
+
+    # ------------------------------------------------------------------ claiming
+
+    async def _claim(self, limit: int) -> list[Item]:
+        at = self.clock()
+        open_targets = [t for t, b in self.breakers.items() if b.is_rejecting()]
+        earlier = aliased(outbox)
+        blocked_by_earlier = exists().where(
+            and_(
+                earlier.c.incident_id == outbox.c.incident_id,
+                earlier.c.target == outbox.c.target,
+                earlier.c.destination == outbox.c.destination,
+                earlier.c.status == "pending",
+                earlier.c.id < outbox.c.id,
+            )
+        )
+        query = (
+            select(outbox)
+            .where(
+                outbox.c.status == "pending",
+                outbox.c.next_attempt_at <= at,
+                (outbox.c.claimed_until.is_(None)) | (outbox.c.claimed_until < at),
+                ~blocked_by_earlier,
+            )
+            .order_by(outbox.c.id)
+            .limit(limit * 4)
+        )
+        if open_targets:
+            query = query.where(outbox.c.target.not_in(open_targets))
+        if self.db.is_postgres:
+            query = query.with_for_update(skip_locked=True, of=outbox)
+        claimed: list[Item] = []
+        async with self.db.transaction() as conn:
+            rows = (await conn.execute(query)).all()
+            for row in rows:
+                if len(claimed) >= limit:
+                    break
+                pacer = self.pacers.get(row.target)
+                if pacer is not None and pacer.take(f"{row.target}:{row.destination}") > 0:
+                    continue  # this destination's pace is spent: later
+                claimed.append(
+                    Item(
+                        row.id,
+                        row.incident_id,
+                        row.target,
+                        row.action,
+                        row.destination,
+                        dict(row.payload),
+                        row.attempts,
+                        row.created_at,
+                        at + self.config.claim_timeout,
+                    )
+                )
+            if claimed:
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_([i.id for i in claimed]))
+                    .values(claimed_by=self.config.replica_id, claimed_until=at + self.config.claim_timeout)
+                )
+        return claimed
+
+    # ------------------------------------------------------------------ delivering
+
+    async def _deliver(self, item: Item) -> None:
+        sender = self.senders.get(item.target)
+        if sender is None:
+            await self._finish(item, error=f"no sender for {item.target}", dead=True)
+            return
+        view = await self._view(item) if item.incident_id is not None else None
+        if view is None and item.incident_id is not None:
+            await self._finish(item, error=f"incident {item.incident_id} is gone", dead=True)
+            return
+        if item.action == "card" and view is not None and view.card is not None and await self._superseded(item):
+            # A later card refresh is queued: it will show the latest state; skip this one.
+            await self._finish(item, delivered=Delivered("superseded by a later refresh"))
+            return
+        breaker = self.breakers[item.target]
+        # A quick retry must fit in a claim: a longer Retry-After sends the item back to the outbox.
+        longest_quick_wait = min(QUICK_RETRY_MAX_WAIT, self.config.claim_timeout / 3)
+        # A send takes at most a third of the claim (the senders' timeout), and so does a wait:
+        # renewed before each attempt, the claim outlasts the wait and the attempt after it.
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.config.quick_attempts),
+            wait=lambda state: min(_wait_quick(state), self.config.claim_timeout / 3),
+            retry=tenacity.retry_if_exception(
+                lambda exc: (
+                    isinstance(exc, DeliveryError)
+                    and exc.retryable
+                    and (exc.retry_after is None or exc.retry_after <= longest_quick_wait)
+                )
+            ),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    if not await self._keep_claim(item):
+                        # Our lease ran out (a stall, a long retry): another replica may own the item
+                        # now. Sending anyway could send it twice; leave it to the owner.
+                        logger.warning("lost the claim on outbox item %s; leaving it to its new owner", item.id)
+                        return
+                    delivered = await breaker.acall(sender.send, item, view)
+        except CircuitOpenError as exc:
+            await self._finish(item, error=f"{item.target} breaker open", retry_after=exc.remaining or 5.0)
+            return
+        except DeliveryError as exc:
+            if exc.retryable:
+                await self._finish(item, error=str(exc), retry_after=exc.retry_after)
+            else:
+                await self._finish(item, error=str(exc), dead=True)
+            return
+        except Exception as exc:  # a bug in rendering: dead-letter it with the reason, never loop on it
+            logger.exception("delivering outbox item %s failed", item.id)
+            await self._finish(item, error=f"{type(exc).__name__}: {exc}", dead=True)
+            return
+        await self._finish(item, delivered=delivered)
+
+    async def _keep_claim(self, item: Item) -> bool:
+        """Make sure the claim outlasts one more attempt (a send is bounded by a third of the claim
+        timeout): renew it when less than two thirds remain. False if the claim is no longer ours."""
+        at = self.clock()
+        if item.claimed_until - at > self.config.claim_timeout * 2 / 3:
+            return True
+        until = at + self.config.claim_timeout
+        async with self.db.transaction() as conn:
+            result = await conn.execute(
+                update(outbox)
+                .where(
+                    outbox.c.id == item.id,
+                    outbox.c.claimed_by == self.config.replica_id,
+                    outbox.c.status == "pending",
+                )
+                .values(claimed_until=until)
+            )
+        if not result.rowcount:
+            return False
+        item.claimed_until = until
+        return True
+
+    async def _superseded(self, item: Item) -> bool:
+        async with self.db.transaction() as conn:
+            later = await conn.execute(
+                select(outbox.c.id)
+                .where(
+                    outbox.c.incident_id == item.incident_id,
+                    outbox.c.target == item.target,
+                    outbox.c.destination == item.destination,
+                    outbox.c.action == "card",
+                    outbox.c.status == "pending",
+                    outbox.c.id > item.id,
+                )
+                .limit(1)
+            )
+            return later.first() is not None
+
+    async def _view(self, item: Item) -> IncidentView | None:
+        async with self.db.transaction() as conn:
+            incident = (await conn.execute(select(incidents).where(incidents.c.id == item.incident_id))).first()
+            if incident is None:
+                return None
+            firing = (
+                await conn.execute(
+                    select(alerts)
+                    .where(alerts.c.incident_id == incident.id, alerts.c.status == "firing")
+                    .order_by(alerts.c.first_seen)
+                )
+            ).all()
+            children = []
+            for child in (
+                await conn.execute(
+                    select(incidents.c.id, incidents.c.title, incidents.c.status)
+                    .where(incidents.c.parent_id == incident.id)
+                    .order_by(incidents.c.id)
+                )
+            ).all():
+                names = await conn.execute(
+                    select(alerts.c.alertname).where(alerts.c.incident_id == child.id, alerts.c.status == "firing")
+                )
+                alerting = sorted({row.alertname for row in names})
+                children.append({"id": child.id, "title": child.title, "status": child.status, "alerts": alerting})
+            card = None
+            if item.target == "slack":
+                row = (
+                    await conn.execute(
+                        select(slack_cards).where(
+                            slack_cards.c.incident_id == incident.id, slack_cards.c.channel == item.destination
+                        )
+                    )
+                ).first()
+                if row is not None:
+                    card = {"channel_id": row.channel_id, "ts": row.ts}
+        figures: dict[str, Any] = {}
+        if self.figures is not None and item.action in ("trigger", "card"):
+            figures = await self.figures.for_breaker(incident.labels)
+        severities = ("info", "warning", "error", "critical")
+        ordered = sorted(firing, key=lambda a: -severities.index(a.severity) if a.severity in severities else 0)
+        return IncidentView(
+            id=incident.id,
+            title=incident.title,
+            dedup_key=incident.dedup_key,
+            status=incident.status,
+            severity=incident.severity,
+            labels=dict(incident.labels),
+            annotations=dict(incident.annotations),
+            opened_at=incident.opened_at,
+            quiet_since=incident.quiet_since,
+            resolved_at=incident.resolved_at,
+            flaps=incident.flaps,
+            acknowledged_by=incident.acknowledged_by,
+            resolved_by=incident.resolved_by,
+            firing=[
+                {
+                    "alertname": a.alertname,
+                    "severity": a.severity,
+                    "summary": a.annotations.get("summary", ""),
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "generator_url": a.generator_url,
+                }
+                for a in ordered
+            ],
+            card=card,
+            figures=figures,
+            children=children,
+            parent_id=incident.parent_id,
+            url=f"{self.config.public_url.rstrip('/')}/incidents/{incident.id}",
+        )
+
+    async def _finish(
+        self,
+        item: Item,
+        *,
+        delivered: Delivered | None = None,
+        error: str | None = None,
+        retry_after: float | None = None,
+        dead: bool = False,
+    ) -> None:
+        at = self.clock()
+        mine = and_(outbox.c.id == item.id, outbox.c.claimed_by == self.config.replica_id, outbox.c.status == "pending")
+        async with self.db.transaction() as conn:
+            if delivered is not None:
+                result = await conn.execute(
+                    update(outbox)
+                    .where(mine)
+                    .values(
+                        status="sent",
+                        sent_at=at,
+                        sent_by=self.config.replica_id,
+                        attempts=item.attempts + 1,
+                        claimed_until=None,
+                        last_error=None,
+                        dry_run=self.senders[item.target].dry_run,
+                        payload={**item.payload, "delivered": delivered.detail[:4000]},
+                    )
+                )
+                if result.rowcount and delivered.card is not None and item.incident_id is not None:
+                    insert = pg_insert if self.db.is_postgres else sqlite_insert
+                    await conn.execute(
+                        insert(slack_cards)
+                        .values(incident_id=item.incident_id, channel=item.destination, **delivered.card)
+                        .on_conflict_do_nothing()
+                    )
+                if result.rowcount:
+                    self.metrics.delivered.labels(item.target, item.action).inc()
+                    self.metrics.latency.labels(item.target).observe(max(0.0, at - item.created_at))
+                return
+            attempts = item.attempts + 1
+            if dead:
+                values: dict[str, Any] = {
+                    "status": "dead",
+                    "claimed_until": None,
+                    "attempts": attempts,
+                    "last_error": error,
+                }
+                self.metrics.failed.labels(item.target, "dead").inc()
+                logger.error("%s %s to %s will not be delivered: %s", item.target, item.action, item.destination, error)
+                if item.incident_id is not None:
+                    await conn.execute(
+                        events.insert().values(
+                            incident_id=item.incident_id,
+                            at=at,
+                            kind="delivery_failed",
+                            text=f"{item.target} {item.action} to {item.destination} not delivered: {error}",
+                            detail={"outbox": item.id},
+                        )
+                    )
+            else:
+                delay = retry_after if retry_after is not None else _backoff(attempts, self.config.max_backoff)
+                values = {
+                    "claimed_until": None,
+                    "attempts": attempts,
+                    "last_error": error,
+                    "next_attempt_at": at + min(delay, self.config.max_backoff),
+                }
+                self.metrics.failed.labels(item.target, "retry").inc()
+                logger.warning(
+                    "%s %s for incident %s failed (attempt %d), next in %.1fs: %s",
+                    item.target,
+                    item.action,
+                    item.incident_id,
+                    attempts,
+                    min(delay, self.config.max_backoff),
+                    error,
+                )
+            await conn.execute(update(outbox).where(mine).values(**values))
+
+
+_jitter = tenacity.wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.3)
+
+
+def _wait_quick(state: tenacity.RetryCallState) -> float:
+    """Slack's or PagerDuty's ``Retry-After`` when they gave one, else short exponential jitter."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(exc, DeliveryError) and exc.retry_after is not None:
+        return exc.retry_after
+    return float(_jitter(state))
+
+
+_backoff_wait = tenacity.wait_random_exponential(multiplier=1.0, max=3600.0)
+
+
+def _backoff(attempts: int, maximum: float) -> float:
+    """The outbox's wait before attempt ``attempts + 1``: exponential with full jitter, capped."""
+    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempts
+    return min(maximum, max(0.5, float(_backoff_wait(state))))
