@@ -8,11 +8,11 @@
     breakerpanel load --rps 5 --duration 2m                      steady traffic to the demo
     breakerpanel chaos openai outage --for 60s                   break an upstream (chaos clear heals)
     breakerpanel down                                            stop what `up` started
-    breakerpanel dashboards | rules                              regenerate dashboards / alert rules
-    breakerpanel mesh istio|linkerd [--out DIR] [--explain]      mesh policies from breakers.yaml
 
 With Docker, ``docker compose up`` runs the same stack in containers; ``up`` is for machines
-without it, and derives everything from docker-compose.yml.
+without it, and derives everything from docker-compose.yml. ``breakerpanel`` (breakerpanel.cli)
+hands these commands to this module in a checkout; its own commands (rules, alertmanager,
+dashboards, mesh, bot) work from an installed package too.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from demo.stack import binaries, load_runner, regenerate, status, supervisor
+from breakerpanel.mesh import port_assignment
+from demo.stack import binaries, load_runner, status, supervisor
 from demo.stack.chaos_client import FAULTS, UPSTREAMS, ChaosClient, ChaosError, describe, fault_body
 from demo.stack.compose import ComposeError, load_compose
 from demo.stack.durations import parse_duration
-from demo.stack.paths import COMPOSE_FILE, REPO_ROOT, default_state_dir
+from demo.stack.paths import COMPOSE_FILE, default_state_dir
 from demo.stack.state import StackState, load_state
 from demo.stack.topology import LocalService, Plan, PlanError, StackOptions, plan_stack
 
@@ -165,43 +166,6 @@ def _chaos(args: argparse.Namespace) -> int:
     return 0
 
 
-def _regenerate(args: argparse.Namespace) -> int:
-    return regenerate.regenerate(args.command, check=args.check)
-
-
-def _mesh(args: argparse.Namespace) -> int:
-    from breakerpanel.config import ConfigFileError, load_config
-    from demo import mesh
-
-    ports, hosts = dict(args.port), dict(args.host)
-    try:
-        if args.explain:
-            print(mesh.explain(mesh.plan(load_config(args.config), namespace=args.namespace, ports=ports, hosts=hosts)))
-            return 0
-        files = mesh.rendered_files(args.mesh, args.config, namespace=args.namespace, ports=ports, hosts=hosts)
-    except (ConfigFileError, mesh.MeshError) as exc:
-        print(f"breakerpanel mesh: {exc}", file=sys.stderr)
-        return 2
-    if args.out is None:
-        print("".join(files.values()), end="")
-        return 0
-    stale = [
-        name for name, text in files.items() if not (args.out / name).is_file() or (args.out / name).read_text() != text
-    ]
-    if args.check:
-        for name in stale:
-            print(f"{args.out / name} is stale: run `breakerpanel mesh {args.mesh} --out {args.out}`", file=sys.stderr)
-        return 1 if stale else 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in stale:
-        (args.out / name).write_text(files[name])
-        print(f"wrote {args.out / name}")
-    return 0
-
-
-# -- arguments
-
-
 def _options(args: argparse.Namespace) -> StackOptions:
     fast = FAST if args.fast else {}
     return StackOptions(
@@ -232,13 +196,6 @@ def _env(text: str) -> tuple[str, str, str]:
     return service, name, value
 
 
-def _port(text: str) -> tuple[str, int]:
-    name, sep, number = text.partition("=")
-    if not sep or not number.isdigit() or not 0 < int(number) < 65536:
-        raise argparse.ArgumentTypeError(f"expected NAME=PORT, got {text!r}")
-    return name, int(number)
-
-
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -261,7 +218,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     up = commands.add_parser("up", parents=[state], help="start the stack as local processes")
-    up.add_argument("--port", type=_port, action="append", default=[], metavar="NAME=PORT", help="move a service")
+    up.add_argument(
+        "--port", type=port_assignment, action="append", default=[], metavar="NAME=PORT", help="move a service"
+    )
     up.add_argument("--skip", action="append", default=[], metavar="NAME", help="leave a service out")
     up.add_argument(
         "--env",
@@ -314,40 +273,7 @@ def _parser() -> argparse.ArgumentParser:
     chaos.add_argument("--url", help="the fake upstreams (default: the running stack's)")
     chaos.set_defaults(handler=_chaos)
 
-    for name, what in (("dashboards", "Grafana dashboards' JSON"), ("rules", "Prometheus rule file")):
-        regen = commands.add_parser(name, help=f"regenerate the {what}")
-        regen.add_argument("--check", action="store_true", help="only fail if the generated files are stale")
-        regen.set_defaults(handler=_regenerate)
-
-    mesh = commands.add_parser(
-        "mesh",
-        help="Istio or Linkerd policies derived from breakers.yaml",
-        description="Render a mesh's circuit-breaking, timeout and retry policies so that they agree with "
-        "breakers.yaml (docs/kubernetes.md): the mesh ejects hosts, our breakers decide per endpoint and feature.",
-    )
-    mesh.add_argument("mesh", choices=["istio", "linkerd"])
-    mesh.add_argument(
-        "--config", type=Path, default=REPO_ROOT / "demo" / "breakers.yaml", help="default: demo/breakers.yaml"
-    )
-    mesh.add_argument("--namespace", default="breakerpanel", help="where the stack runs (default: %(default)s)")
-    mesh.add_argument(
-        "--port", type=_port, action="append", default=[], metavar="SERVICE=PORT", help="a Service's port"
-    )
-    mesh.add_argument(
-        "--host", type=_host, action="append", default=[], metavar="SERVICE=HOST", help="a service's mesh host"
-    )
-    mesh.add_argument("--out", type=Path, help="write the files here (an overlay folder) instead of printing")
-    mesh.add_argument("--check", action="store_true", help="with --out: only fail if the files are stale")
-    mesh.add_argument("--explain", action="store_true", help="print what each setting was derived from")
-    mesh.set_defaults(handler=_mesh)
     return parser
-
-
-def _host(text: str) -> tuple[str, str]:
-    name, sep, host = text.partition("=")
-    if not sep or not name or not host:
-        raise argparse.ArgumentTypeError(f"expected SERVICE=HOST, got {text!r}")
-    return name, host
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@ What the installed package does by itself::
     breakerpanel rules --config FILE --output FILE --alertmanager FILE   Prometheus rules from an SLO config
     breakerpanel alertmanager --config FILE --output FILE                the route to the bot, inhibit rules
     breakerpanel dashboards --output DIR                                 Grafana dashboards' JSON
+    breakerpanel mesh istio|linkerd --config FILE [--out DIR]            mesh policies from breakers.yaml
     breakerpanel bot [--host H] [--port P]                               the incident bot (Alertmanager in)
 
 What a checkout of the repository adds (the demo stack; ``docker compose up`` runs the same)::
 
-    breakerpanel up | down | status | load | chaos | mesh
+    breakerpanel up | down | status | load | chaos
 
 Each command hands its arguments to the module that owns it; a command whose extra is not
 installed says which one to ``pip install``.
@@ -56,6 +57,7 @@ COMMANDS: dict[str, Command] = {
         "config",
         function="alertmanager_main",
     ),
+    "mesh": Command("write Istio or Linkerd policies that agree with a breakers.yaml", "breakerpanel.mesh", "config"),
     "bot": Command(
         "run the incident bot (Alertmanager webhooks in, PagerDuty and Slack out)",
         "breakerpanel.incident_bot.__main__",
@@ -66,7 +68,6 @@ COMMANDS: dict[str, Command] = {
     "status": _demo("status", "the demo stack's services, URLs, breaker states (checkout)"),
     "load": _demo("load", "steady traffic to the demo (checkout)"),
     "chaos": _demo("chaos", "break or heal one of the demo's upstreams (checkout)"),
-    "mesh": _demo("mesh", "Istio or Linkerd policies from breakers.yaml (checkout)"),
 }
 
 #: Third-party modules are named by the extra that installs them; our own missing modules are bugs.

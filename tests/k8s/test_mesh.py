@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from breakerpanel import mesh
+from breakerpanel.cli import main
 from breakerpanel.config import BreakersFile, load_config
-from demo import mesh
-from demo.cli import main
 
 from .conftest import K8S
 from .models import (

@@ -7,7 +7,7 @@ used as the README says.
 - every public module imports; the README's library example runs;
 - ``breakerpanel --help`` works, and the generators write a service's own files from its own
   configuration (``tests/packaging/sample/``): rules that ``promtool check rules`` accepts, an
-  Alertmanager configuration that ``amtool check-config`` accepts, the dashboards' JSON;
+  Alertmanager configuration that ``amtool check-config`` accepts, the dashboards' JSON, mesh policies;
 - a demo command says it needs a checkout instead of failing on an import.
 """
 
@@ -204,7 +204,13 @@ def test_the_generators_write_a_service_s_own_files(installs: _Installs) -> None
         env=env,
     )
     _run(bp, "alertmanager", "--config", config / "rules.yaml", "--output", out / "am-alone.yml", cwd=where, env=env)
-    _run(bp, "dashboards", "--output", out / "dashboards", "--config", config / "rules.yaml", cwd=where, env=env)
+    mesh = _run(bp, "mesh", "istio", "--config", config / "breakers.yaml", cwd=where, env=env)
+    assert "kind: DestinationRule" in mesh
+    assert "anthropic" in mesh
+    _run(
+        bp, "dashboards", "--output", out / "dashboards", "--config", config / "rules.yaml",
+        "--datasource-uid", "team-prom", "--job", "assistant|worker", cwd=where, env=env,
+    )  # fmt: skip
 
     checked = run_promtool("check", "rules", rules)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -218,4 +224,8 @@ def test_the_generators_write_a_service_s_own_files(installs: _Installs) -> None
     boards = sorted((out / "dashboards").glob("*.json"))
     assert [board.name for board in boards] == ["ai-providers.json", "detail.json", "overview.json", "slo.json"]
     for board in boards:
-        assert json.loads(board.read_text())["uid"].startswith("breakerpanel-")
+        data = json.loads(board.read_text())
+        assert data["uid"].startswith("breakerpanel-")
+        variables = {v["name"]: v for v in data["templating"]["list"]}
+        assert variables["datasource"]["current"]["value"] == "team-prom"
+        assert variables["job"]["regex"] == "/^(?:assistant|worker)$/"

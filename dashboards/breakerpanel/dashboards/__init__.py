@@ -17,8 +17,11 @@ import importlib.util
 import json
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from . import links
 
 if TYPE_CHECKING:
     from grafanalib.core import Dashboard  # type: ignore[import-untyped]
@@ -28,10 +31,12 @@ if TYPE_CHECKING:
 __all__ = [
     "GENERATED_DIR",
     "SOURCE_DIR",
+    "DashboardOptions",
     "dump",
     "expressions",
     "generate",
     "load",
+    "options",
     "output_path",
     "render",
     "rules_config",
@@ -44,6 +49,38 @@ SOURCE_DIR = Path(__file__).resolve().parent
 GENERATED_DIR = SOURCE_DIR.parents[1] / "generated"
 _SUFFIX = ".dashboard.py"
 _RULES_CONFIG: ContextVar[RulesConfig | None] = ContextVar("breakerpanel.dashboards.rules_config", default=None)
+
+
+@dataclass(frozen=True)
+class DashboardOptions:
+    """What a service of its own changes in the generated dashboards."""
+
+    #: The Prometheus datasource the dashboards select first (any Prometheus one can be picked).
+    datasource_uid: str = links.DATASOURCE_UID
+    #: A regular expression the ``job`` variable's values must match in full ("" lists every job
+    #: that exports breaker metrics).
+    job_regex: str = ""
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not self.datasource_uid or len(self.datasource_uid) > 40:
+            raise ValueError(f"datasource_uid: Grafana uids have 1 to 40 characters (got {self.datasource_uid!r})")
+        try:
+            re.compile(self.job_regex)
+        except re.error as exc:
+            raise ValueError(f"job_regex: not a regular expression ({exc}): {self.job_regex!r}") from None
+
+
+_OPTIONS: ContextVar[DashboardOptions | None] = ContextVar("breakerpanel.dashboards.options", default=None)
+_DEFAULT_OPTIONS = DashboardOptions()
+
+
+def options() -> DashboardOptions:
+    """The options of the dashboards being generated (:func:`generate`'s), else the defaults."""
+    return _OPTIONS.get() or _DEFAULT_OPTIONS
+
+
 _UID_PREFIX = "breakerpanel-"
 
 
@@ -113,11 +150,14 @@ def output_path(dashboard_json: Mapping[str, Any], directory: Path | None = None
     return (GENERATED_DIR if directory is None else directory) / f"{uid.removeprefix(_UID_PREFIX)}.json"
 
 
-def generate(directory: Path | None = None, rules: RulesConfig | None = None) -> dict[Path, str]:
+def generate(
+    directory: Path | None = None, rules: RulesConfig | None = None, options: DashboardOptions | None = None
+) -> dict[Path, str]:
     """Every file the directory (``generated/`` by default) should hold, with its text, for the
-    alert rules' configuration ``rules`` (:func:`rules_config` by default)."""
+    alert rules' configuration ``rules`` (:func:`rules_config` by default) and ``options``."""
     files: dict[Path, str] = {}
     token = _RULES_CONFIG.set(rules)
+    options_token = _OPTIONS.set(options)
     try:
         for path in sources():
             data = render(load(path))
@@ -126,6 +166,7 @@ def generate(directory: Path | None = None, rules: RulesConfig | None = None) ->
                 raise ValueError(f"{path}: uid {data['uid']!r} is already used by another dashboard")
             files[out] = dump(data)
     finally:
+        _OPTIONS.reset(options_token)
         _RULES_CONFIG.reset(token)
     return files
 

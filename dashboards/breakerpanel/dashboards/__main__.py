@@ -1,6 +1,7 @@
-"""``python -m breakerpanel.dashboards [--check] [--output DIR] [--config FILE]``: write (or check) the
-dashboards' JSON; in a checkout, by default into dashboards/generated/ (what the stack's Grafana
-provisions). ``--config`` is the alert rules' configuration the SLO dashboard follows."""
+"""``python -m breakerpanel.dashboards [--check] [--output DIR] [--config FILE] [--datasource-uid UID]
+[--job REGEX]``: write (or check) the dashboards' JSON; in a checkout, by default into
+dashboards/generated/ (what the stack's Grafana provisions). ``--config`` is the alert rules'
+configuration the SLO dashboard follows."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from breakerpanel import dashboards
 
-from . import generate, stale
+from . import DashboardOptions, generate, links, stale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +30,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the alert rules' configuration (default: a checkout's alert_rules/config.yaml, else built-in defaults)",
     )
+    parser.add_argument(
+        "--datasource-uid", default=links.DATASOURCE_UID, help="the Prometheus datasource selected first (%(default)s)"
+    )
+    parser.add_argument("--job", default="", metavar="REGEX", help="list only the jobs that match (default: all)")
     args = parser.parse_args(argv)
+    try:
+        options = DashboardOptions(datasource_uid=args.datasource_uid, job_regex=args.job)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.output is None:
         parser.error("--output required (the default is a checkout's dashboards/generated/)")
     directory: Path = args.output
@@ -43,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         except ConfigFileError as exc:
             print(exc, file=sys.stderr)
             return 2
-    expected = generate(directory, rules)
+    expected = generate(directory, rules, options)
     outdated = stale(expected, directory)
     if args.check:
         for path in outdated:

@@ -36,7 +36,7 @@ from grafanalib.core import (  # type: ignore[import-untyped]
     TimeSeries,
 )
 
-from breakerpanel import RATE_LIMITED_ERROR_TYPE
+from breakerpanel import RATE_LIMITED_ERROR_TYPE, dashboards
 from breakerpanel.alert_rules.recording import COUNTED_OUTCOMES, ERROR_OUTCOMES
 from breakerpanel.exporter import promql
 from breakerpanel.exporter import semconv as sc
@@ -222,12 +222,13 @@ def defined(expr: str) -> str:
 
 def datasource_variable() -> dict[str, Any]:
     """The ``datasource`` variable: any Prometheus datasource, the provisioned one by default."""
+    uid = dashboards.options().datasource_uid
     return {
         "name": Var.DATASOURCE,
         "label": "Data source",
         "type": "datasource",
         "query": links.DATASOURCE_TYPE,
-        "current": {"text": links.DATASOURCE_UID, "value": links.DATASOURCE_UID},
+        "current": {"text": uid, "value": uid},
         "hide": 0,
         "includeAll": False,
         "multi": False,
@@ -252,6 +253,9 @@ def query_variable(
     range changes. With ``include_all`` the "All" option is the default and is ``all_value``:
     ``.*`` matches every value, the empty one too (series without the label), where Grafana's own
     "All" would list the values it saw; ``.+`` leaves out series without the label."""
+    job_regex = dashboards.options().job_regex
+    if name == Var.JOB and job_regex and not regex:  # the service's own jobs only
+        regex = f"/^(?:{job_regex})$/"
     current: dict[str, Any] = (
         {"text": ["All"] if multi else "All", "value": [links.ALL] if multi else links.ALL} if include_all else {}
     )

@@ -28,8 +28,10 @@ policies are HTTP-only, so it has nothing to add there.
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +40,7 @@ from typing import Any, Final, Literal
 import yaml
 
 from breakerpanel import BreakerConfig, ExponentialBackoff, FixedWait, WindowType
-from breakerpanel.config import BreakersFile, RouteSettings, load_config
-from demo.stack.paths import REPO_ROOT
+from breakerpanel.config import BreakersFile, ConfigFileError, RouteSettings, load_config
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -50,14 +51,20 @@ __all__ = [
     "RoutePolicy",
     "ServicePolicy",
     "explain",
+    "host_assignment",
     "istio_manifests",
     "linkerd_manifests",
+    "main",
     "plan",
+    "port_assignment",
     "render",
     "rendered_files",
 ]
 
-DEFAULT_CONFIG: Final = REPO_ROOT / "demo" / "breakers.yaml"
+#: A checkout of the repository (this module is breaker/breakerpanel/mesh.py): paths are shown relative to it.
+_REPOSITORY: Final = Path(__file__).resolve().parents[2]
+#: The demo's breakers.yaml, the default in a checkout; an installed package needs --config.
+DEFAULT_CONFIG: Final = _REPOSITORY / "demo" / "breakers.yaml"
 DEFAULT_NAMESPACE: Final = "breakerpanel"
 #: The demo stack's Service ports (deploy/k8s/base), by breakers.yaml service name.
 DEFAULT_PORTS: Final[Mapping[str, int]] = {
@@ -440,7 +447,7 @@ def rendered_files(
 
 def _shown(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(REPO_ROOT))
+        return str(path.resolve().relative_to(_REPOSITORY))
     except ValueError:
         return str(path)
 
@@ -477,3 +484,81 @@ def explain(policies: Sequence[ServicePolicy]) -> str:
             )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``breakerpanel mesh istio|linkerd [--config FILE] [--out DIR] [--check] [--explain]``."""
+    parser = argparse.ArgumentParser(
+        prog="breakerpanel mesh",
+        description="Render a mesh's circuit-breaking, timeout and retry policies so that they agree with "
+        "breakers.yaml (docs/kubernetes.md): the mesh ejects hosts, our breakers decide per endpoint and feature.",
+    )
+    parser.add_argument("mesh", choices=["istio", "linkerd"])
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None,
+        help="the breakers.yaml (default: a checkout's demo/breakers.yaml)",
+    )
+    parser.add_argument("--namespace", default="breakerpanel", help="where the stack runs (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=port_assignment, action="append", default=[], metavar="SERVICE=PORT", help="a Service's port"
+    )
+    parser.add_argument(
+        "--host",
+        type=host_assignment,
+        action="append",
+        default=[],
+        metavar="SERVICE=HOST",
+        help="a service's mesh host",
+    )
+    parser.add_argument("--out", type=Path, help="write the files here (an overlay folder) instead of printing")
+    parser.add_argument("--check", action="store_true", help="with --out: only fail if the files are stale")
+    parser.add_argument("--explain", action="store_true", help="print what each setting was derived from")
+    args = parser.parse_args(argv)
+    if args.config is None:
+        parser.error("--config required (the default is a checkout's demo/breakers.yaml)")
+    return _run(args)
+
+
+def port_assignment(text: str) -> tuple[str, int]:
+    """An argparse type: ``NAME=PORT``."""
+    name, sep, number = text.partition("=")
+    if not sep or not number.isdigit() or not 0 < int(number) < 65536:
+        raise argparse.ArgumentTypeError(f"expected NAME=PORT, got {text!r}")
+    return name, int(number)
+
+
+def host_assignment(text: str) -> tuple[str, str]:
+    """An argparse type: ``SERVICE=HOST``."""
+    name, sep, host = text.partition("=")
+    if not sep or not name or not host:
+        raise argparse.ArgumentTypeError(f"expected SERVICE=HOST, got {text!r}")
+    return name, host
+
+
+def _run(args: argparse.Namespace) -> int:
+    ports, hosts = dict(args.port), dict(args.host)
+    try:
+        if args.explain:
+            print(explain(plan(load_config(args.config), namespace=args.namespace, ports=ports, hosts=hosts)))
+            return 0
+        files = rendered_files(args.mesh, args.config, namespace=args.namespace, ports=ports, hosts=hosts)
+    except (ConfigFileError, MeshError) as exc:
+        print(f"breakerpanel mesh: {exc}", file=sys.stderr)
+        return 2
+    if args.out is None:
+        print("".join(files.values()), end="")
+        return 0
+    stale = [
+        name for name, text in files.items() if not (args.out / name).is_file() or (args.out / name).read_text() != text
+    ]
+    if args.check:
+        for name in stale:
+            print(f"{args.out / name} is stale: run `breakerpanel mesh {args.mesh} --out {args.out}`", file=sys.stderr)
+        return 1 if stale else 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in stale:
+        (args.out / name).write_text(files[name])
+        print(f"wrote {args.out / name}")
+    return 0
