@@ -312,6 +312,122 @@ def test_concurrent_callers_and_state_flips_converge(stores: Callable[..., Redis
     wait_for(lambda: a.state is State.CLOSED, "converged on closed")
 
 
+class _Paused:
+    """Holds a store's thread (its loop runs nothing) until the block ends: what a busy or slow
+    store thread does to the order of its work, made deterministic."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store, self._held, self._release = store, threading.Event(), threading.Event()
+
+    def __enter__(self) -> None:
+        loop = self._store._loop
+        assert loop is not None
+
+        def hold() -> None:
+            self._held.set()
+            self._release.wait(DEADLINE)
+
+        loop.call_soon_threadsafe(hold)
+        assert self._held.wait(DEADLINE)
+
+    def __exit__(self, *exc: object) -> None:
+        self._release.set()
+
+
+def _record(store: RedisStore, name: str, **changes: object) -> Record:
+    """The record the store knows for ``name``, one generation on, with ``changes``."""
+    shared = store._shared[name]
+    fields: dict[str, object] = {
+        "generation": shared.seen_gen + 1,
+        "state": State.CLOSED,
+        "reason": "probes_succeeded",
+        "remaining_ms": None,
+        "origin": "another-replica",
+    }
+    if hasattr(shared, "seen_epoch"):  # the record's incarnation: the one the store follows
+        fields["epoch"] = shared.seen_epoch
+    fields.update(changes)
+    return Record(**fields)  # type: ignore[arg-type]
+
+
+def _in_force(server: RedisServer, name: str) -> dict[str, str]:
+    import redis
+
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        return client.hgetall(state_key("unit", name))  # type: ignore[return-value]
+    finally:
+        client.close()
+
+
+def test_a_record_older_than_a_change_made_by_hand_does_not_undo_it_locally(
+    stores: Callable[..., RedisStore], redis_server: RedisServer
+) -> None:
+    # The record of another replica's change arrives after this replica's manual change but before
+    # its publication: the breaker kept the older record's state while the cluster took the manual
+    # one, and a later reset() here, on a breaker closed already, published nothing.
+    config = BreakerConfig(minimum_calls=4, sliding_window_size=8)
+    a, b = CircuitBreaker("hand", config), CircuitBreaker("hand", config)
+    store_a, store_b = stores(), stores()
+    store_a.attach(a)
+    store_b.attach(b)
+    with _Paused(store_b):
+        b.force_open()
+        store_b._follow(store_b._shared["hand"], _record(store_b, "hand"))
+        assert b.state is State.FORCED_OPEN
+    wait_for(lambda: a.state is State.FORCED_OPEN, "the manual change reached the other replica")
+    b.reset()
+    wait_for(lambda: a.state is State.CLOSED, "and so did the reset")
+    assert b.state is State.CLOSED
+
+
+def test_an_automatic_change_decided_before_a_newer_record_is_not_published(
+    stores: Callable[..., RedisStore], redis_server: RedisServer
+) -> None:
+    # A trip decided here, then another replica's forced open followed before the trip went out:
+    # published after it, the trip won the compare-and-set against the generation just followed,
+    # and the cluster took "open" while this breaker held "forced open".
+    config = BreakerConfig(minimum_calls=2, sliding_window_size=2)
+    a, b = CircuitBreaker("auto", config), CircuitBreaker("auto", config)
+    store_a, store_b = stores(), stores()
+    store_a.attach(a)
+    store_b.attach(b)
+    with _Paused(store_a):
+        for _ in range(2):
+            with pytest.raises(Injected):
+                a.call(_fail)
+        assert a.state is State.OPEN
+        b.force_open()
+        wait_for(lambda: _in_force(redis_server, "auto").get("state") == "forced_open", "published")
+        hashed = _in_force(redis_server, "auto")
+        forced = Record.parse(*(hashed.get(key, "") for key in ("gen", "state", "reason", "until", "origin", "epoch")))
+        store_a._follow(store_a._shared["auto"], forced)  # its message, handled before the trip's push
+        assert a.state is State.FORCED_OPEN
+    store_a.sync_now()
+    store_b.sync_now()
+    assert _in_force(redis_server, "auto")["state"] == "forced_open"
+    assert (a.state, b.state) == (State.FORCED_OPEN, State.FORCED_OPEN)
+
+
+def test_a_sync_reply_overtaken_by_a_message_is_not_a_redis_restart(
+    stores: Callable[..., RedisStore], redis_server: RedisServer
+) -> None:
+    # A reply read before a newer message, handled after it, has a lower generation than the one
+    # this replica saw. It used to be taken for Redis restarted empty: the replica republished its
+    # state as its own, a forced open another replica had already lifted.
+    a, b = CircuitBreaker("late"), CircuitBreaker("late")
+    store_a, store_b = stores(), stores()
+    store_a.attach(a)
+    store_b.attach(b)
+    b.force_open()
+    wait_for(lambda: a.state is State.FORCED_OPEN, "followed")
+    before = _in_force(redis_server, "late")
+    shared = store_a._shared["late"]
+    shared.seen_gen += 5  # as if messages newer than Redis's reply had been handled already
+    store_a.sync_now()
+    assert _in_force(redis_server, "late") == before
+
+
 # ---------------------------------------------------------------------- breakers.yaml
 
 

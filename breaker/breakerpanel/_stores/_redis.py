@@ -85,26 +85,29 @@ for i = 1, #entries, 2 do
     peers[#peers + 1] = entries[i + 1]
   end
 end
-local s = redis.call('HMGET', KEYS[1], 'gen', 'state', 'reason', 'until', 'origin')
+local s = redis.call('HMGET', KEYS[1], 'gen', 'state', 'reason', 'until', 'origin', 'epoch')
 local remaining = '-1'
 if s[4] and tonumber(s[4]) >= 0 then remaining = tostring(math.max(0, tonumber(s[4]) - now)) end
-return {s[1] or '0', s[2] or '', s[3] or '', remaining, s[5] or '', peers}
+return {s[1] or '0', s[2] or '', s[3] or '', remaining, s[5] or '', peers, s[6] or ''}
 """
 
 # KEYS: state. ARGV: expected generation, state, reason, open for (ms, '' for none), origin,
-# force ('1': manual, wins whatever the generation), channel, breaker name.
+# force ('1': manual, wins whatever the generation), channel, breaker name, a new epoch (kept
+# only by the first write of the record: the epoch tells a record Redis lost from a late reply).
 # Returns {1, record...} when written and published, {0, record in force...} when the generation
 # moved meanwhile (the caller follows the record in force instead).
 _PUBLISH = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if ARGV[6] ~= '1' and gen ~= tonumber(ARGV[1]) then
   local s = redis.call('HMGET', KEYS[1], 'state', 'reason', 'until', 'origin')
   local remaining = '-1'
   if s[3] and tonumber(s[3]) >= 0 then remaining = tostring(math.max(0, tonumber(s[3]) - now)) end
-  return {0, tostring(gen), s[1] or '', s[2] or '', remaining, s[4] or ''}
+  return {0, tostring(gen), s[1] or '', s[2] or '', remaining, s[4] or '', epoch or ''}
 end
+if not epoch then epoch = ARGV[9] end
 gen = gen + 1
 local deadline = -1
 local remaining = '-1'
@@ -112,10 +115,11 @@ if ARGV[4] ~= '' then
   deadline = now + tonumber(ARGV[4])
   remaining = ARGV[4]
 end
-redis.call('HSET', KEYS[1], 'gen', gen, 'state', ARGV[2], 'reason', ARGV[3], 'until', deadline, 'origin', ARGV[5])
-local message = {n = ARGV[8], g = gen, s = ARGV[2], r = ARGV[3], f = remaining, o = ARGV[5]}
+redis.call('HSET', KEYS[1], 'gen', gen, 'state', ARGV[2], 'reason', ARGV[3], 'until', deadline, 'origin', ARGV[5],
+  'epoch', epoch)
+local message = {n = ARGV[8], g = gen, s = ARGV[2], r = ARGV[3], f = remaining, o = ARGV[5], e = epoch}
 redis.call('PUBLISH', ARGV[7], cjson.encode(message))
-return {1, tostring(gen), ARGV[2], ARGV[3], remaining, ARGV[5]}
+return {1, tostring(gen), ARGV[2], ARGV[3], remaining, ARGV[5], epoch}
 """
 
 _AUTOMATIC_TRIPS = frozenset(
@@ -138,6 +142,12 @@ class _Change:
     at: float  # time.monotonic() of the change
     previous: State
 
+    def remaining(self) -> float | None:
+        """Seconds left of ``open_for`` now (``None``: no deadline)."""
+        if self.open_for is None or not math.isfinite(self.open_for):
+            return None
+        return max(0.0, self.open_for - (time.monotonic() - self.at))
+
 
 @dataclass(eq=False)
 class _Shared:
@@ -147,12 +157,16 @@ class _Shared:
     keys: list[str]
     listener: _StoreListener
     seen_gen: int = 0
+    #: The epoch of the record seen_gen counts in ("" before any).
+    seen_epoch: str = ""
     record_state: State = State.CLOSED
     record_reason: str = ""
     #: Open here on its own, not shared (the quorum was not met).
     local_only: bool = False
     local_reason: TransitionReason = TransitionReason.FAILURE_RATE
     pending: _Change | None = None
+    #: The change being published now (store thread only).
+    publishing: _Change | None = None
     peers: list[PeerCounts] = field(default_factory=list)
     detached: bool = False
     push_lock: asyncio.Lock | None = None  # created in the store's thread
@@ -554,11 +568,9 @@ class RedisStore(StateStore):
                 shared.local_only = False  # closed again on its own; the cluster never opened
                 return True
         shared.local_only = False
-        open_for = change.open_for
-        if open_for is not None and math.isfinite(open_for):
-            remaining = str(max(0, round((open_for - (time.monotonic() - change.at)) * 1000)))
-        else:
-            remaining = ""
+        left = change.remaining()
+        remaining = "" if left is None else str(round(left * 1000))
+        shared.publishing = change
         try:
             reply = await self._publish_script(
                 keys=[shared.keys[0]],
@@ -571,6 +583,7 @@ class RedisStore(StateStore):
                     "1" if manual else "0",
                     self.channel,
                     shared.breaker.name,
+                    uuid.uuid4().hex[:16],
                 ],
             )
         except Exception as exc:
@@ -581,10 +594,14 @@ class RedisStore(StateStore):
                 if shared.pending is None:
                     shared.pending = change  # retried by the next sync
             return False
+        finally:
+            shared.publishing = None
         self._succeeded()
         written = int(reply[0]) == 1
-        record = Record.parse(*reply[1:6])
+        record = Record.parse(*reply[1:7])
         if written:
+            if record.epoch != shared.seen_epoch:  # the first write of the record (or Redis started over)
+                shared.seen_epoch, shared.seen_gen = record.epoch, 0
             shared.seen_gen = max(shared.seen_gen, record.generation)
             shared.record_state, shared.record_reason = record.state, record.reason
         else:
@@ -597,24 +614,41 @@ class RedisStore(StateStore):
         try:
             message = json.loads(data)
             name = str(message["n"])
-            record = Record.parse(message["g"], message["s"], message["r"], message["f"], message["o"])
-        except (ValueError, KeyError, TypeError):
+            with self._lock:
+                shared = self._shared.get(name)
+            if shared is None:
+                return
+            # A replica of a release before epochs sends none: its record is the one this one knows.
+            epoch = message.get("e", shared.seen_epoch)
+            record = Record.parse(message["g"], message["s"], message["r"], message["f"], message["o"], epoch)
+        except (ValueError, KeyError, TypeError, AttributeError):
             logger.debug("breaker store: ignored a malformed message %r", data)
             return
-        with self._lock:
-            shared = self._shared.get(name)
-        if shared is not None:
-            self._follow(shared, record)
+        self._follow(shared, record)
 
     def _follow(self, shared: _Shared, record: Record) -> None:
-        """Adopt a record newer than what this replica knows."""
-        if record.generation <= shared.seen_gen:
+        """Adopt a record newer than what this replica knows: a higher generation of the record it
+        knows, or any generation of a record Redis started over (another epoch)."""
+        if record.epoch == shared.seen_epoch and record.generation <= shared.seen_gen:
             return
-        shared.seen_gen = record.generation
+        if record.origin != self.replica_id and self._manual_unpublished(shared) is not None:
+            # A change made by hand here is not in Redis yet: it supersedes this record (a manual
+            # change always wins), so the breaker must not take the record's state meanwhile, or it
+            # would hold one state and publish another. The sync after the publication reads
+            # whatever is in force then.
+            return
+        shared.seen_epoch, shared.seen_gen = record.epoch, record.generation
         shared.record_state, shared.record_reason = record.state, record.reason
         shared.local_only = False
         if record.origin == self.replica_id or shared.detached:
             return
+        with self._lock:
+            if shared.pending is not None and shared.pending.reason is not TransitionReason.MANUAL:
+                # An automatic change (a trip, probes closing it) decided on the state this record
+                # replaces: published now, it would win the compare-and-set against the generation
+                # just seen, while the breaker holds the record's state. Its own state machine
+                # decides again from the record's state.
+                shared.pending = None
         try:
             reason = TransitionReason(record.reason)
         except ValueError:
@@ -625,8 +659,21 @@ class RedisStore(StateStore):
         self._applying.active = True
         try:
             shared.breaker._apply_shared(record.state, reason, open_for)
+            manual = self._manual_unpublished(shared)
+            if manual is not None:
+                # Changed by hand in another thread since the check above: that change wins when
+                # published, so the breaker holds its state, not the record's.
+                shared.breaker._apply_shared(manual.state, TransitionReason.MANUAL, manual.remaining())
         finally:
             self._applying.active = False
+
+    @staticmethod
+    def _manual_unpublished(shared: _Shared) -> _Change | None:
+        """The latest change made by hand here that waits to be published or is being published."""
+        for change in (shared.pending, shared.publishing):
+            if change is not None and change.reason is TransitionReason.MANUAL:
+                return change
+        return None
 
     async def _sync_one(self, shared: _Shared) -> None:
         """Push what is pending, exchange counts, follow the state in force, trip cluster-wide."""
@@ -653,10 +700,14 @@ class RedisStore(StateStore):
             self._failed(exc)
             return
         self._succeeded()
-        record = Record.parse(*reply[:5])
+        gen, state, reason, remaining, origin = reply[:5]
+        record = Record.parse(gen, state, reason, remaining, origin, reply[6] if len(reply) > 6 else "")
         raw = list(reply[5])
         shared.peers = [p for p in (decode_peer(raw[i + 1]) for i in range(0, len(raw) - 1, 2)) if p is not None]
-        if record.generation < shared.seen_gen:
+        if shared.seen_gen > 0 and record.epoch != shared.seen_epoch:
+            # Not the record this replica followed: Redis lost it (restarted empty; another replica
+            # may have written a new one since). A lower generation of the same record is only a
+            # reply that a newer message overtook: the next sync reads the newer one.
             self._redis_lost_state(shared, record, snap.state, snap.open_remaining)
             return
         self._follow(shared, record)
@@ -688,7 +739,7 @@ class RedisStore(StateStore):
     def _redis_lost_state(self, shared: _Shared, record: Record, local: State, remaining: float | None) -> None:
         """Redis has an older generation than this replica saw: it restarted empty. Republish what
         this replica holds from the cluster (an open state), or start over from the record."""
-        shared.seen_gen = record.generation
+        shared.seen_epoch, shared.seen_gen = record.epoch, record.generation
         shared.record_state, shared.record_reason = record.state, record.reason
         if local in (State.OPEN, State.FORCED_OPEN, State.DISABLED, State.METRICS_ONLY) and not shared.local_only:
             try:

@@ -91,10 +91,15 @@ class Record:
     #: Milliseconds left open (open, forced open with expiry), else ``None``.
     remaining_ms: int | None
     origin: str
+    #: Set once when the record is first written: a different one means Redis lost the record
+    #: (restarted empty) and it started over; "" before anything was published.
+    epoch: str = ""
 
     @classmethod
-    def parse(cls, gen: object, state: object, reason: object, remaining: object, origin: object) -> Record:
-        text = [_text(v) for v in (gen, state, reason, remaining, origin)]
+    def parse(
+        cls, gen: object, state: object, reason: object, remaining: object, origin: object, epoch: object = ""
+    ) -> Record:
+        text = [_text(v) for v in (gen, state, reason, remaining, origin, epoch)]
         try:
             generation = int(text[0] or 0)
         except ValueError:
@@ -108,7 +113,7 @@ class Record:
             remaining_ms = max(0, int(float(text[3]))) if text[3] not in ("", "-1") else None
         except (ValueError, OverflowError):
             remaining_ms = None
-        return cls(generation, parsed, text[2], remaining_ms, text[4])
+        return cls(generation, parsed, text[2], remaining_ms, text[4], text[5])
 
 
 def _text(value: object) -> str:
