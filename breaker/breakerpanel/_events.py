@@ -7,6 +7,7 @@ ignored: it never breaks the protected call. With no listener registered nothing
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,15 @@ class TripPredicted:
 
 class BreakerListener:
     """Override the methods you need; the others do nothing."""
+
+    #: An optional gate: a cheap callable, ``listening() -> object``, that the breaker calls before
+    #: it builds an event for this listener. A false result says the listener would do nothing
+    #: with any event just now (an OpenTelemetry listener with no span to add it to), so the
+    #: breaker builds none for it and does not call it. A breaker may read it once, when the
+    #: listener is added; ``None`` (the default): every event is delivered. For rejections on a hot path
+    #: the gate is what keeps a listener that usually ignores them cheap (a frozen event costs
+    #: more than the rejection itself).
+    listening: Callable[[], object] | None = None
 
     def state_changed(self, event: StateChanged) -> None:
         """The breaker moved from ``event.previous`` to ``event.state``."""

@@ -13,7 +13,7 @@ The tree::
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ._state import RejectionReason, State
 
@@ -61,27 +61,35 @@ class CircuitOpenError(BreakerError):
             origin: str | None = None,
         ) -> None: ...
 
+    # The fields are typed through annotated locals, not typing.cast: cast is a function call at
+    # run time, on paths (a rejection by a parent) that read them.
+
     @property
     def breaker_name(self) -> str:
-        return cast(str, self.args[0])
+        name: str = self.args[0]
+        return name
 
     @property
     def state(self) -> State:
-        return cast(State, self.args[1])
+        state: State = self.args[1]
+        return state
 
     @property
     def reason(self) -> RejectionReason:
-        return cast(RejectionReason, self.args[2])
+        reason: RejectionReason = self.args[2]
+        return reason
 
     @property
     def remaining(self) -> float | None:
-        return cast("float | None", self.args[3])
+        remaining: float | None = self.args[3]
+        return remaining
 
     @property
     def origin(self) -> str:
         """The breaker that is open: ``breaker_name`` itself, or its parent for ``parent_open``."""
         args = self.args
-        return cast(str, args[4] if len(args) > 4 and args[4] is not None else args[0])
+        origin: str = args[4] if len(args) > 4 and args[4] is not None else args[0]
+        return origin
 
     @property
     def retry_after(self) -> float | None:

@@ -234,6 +234,7 @@ class FallbackChain:
         self.breaker = breaker
         self.steps: Sequence[FallbackStep] = steps
         self.when = when
+        self._remembering: tuple[Sequence[FallbackStep], tuple[FallbackStep, ...]] = ((), ())
         breaker.declare_fallbacks(*(step.type for step in steps))
 
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -245,7 +246,8 @@ class FallbackChain:
                 raise
             served: T = await self.aserve(exc, args, kwargs)
             return served
-        for step in self.steps:
+        steps, rememberers = self._remembering
+        for step in rememberers if steps is self.steps else self._rememberers():
             try:
                 await step.aremember(args, kwargs, result)
             except Exception as exc:  # a cache that is down must not fail a call that worked
@@ -261,12 +263,24 @@ class FallbackChain:
                 raise
             served: T = self.serve(exc, args, kwargs)
             return served
-        for step in self.steps:
+        steps, rememberers = self._remembering
+        for step in rememberers if steps is self.steps else self._rememberers():
             try:
                 step.remember(args, kwargs, result)
             except Exception as exc:
                 _forgot(self.breaker, step, exc)
         return result
+
+    def _rememberers(self) -> tuple[FallbackStep, ...]:
+        """The steps that remember results: the base ``aremember``/``remember`` do nothing, and
+        awaiting them after each success would cost a coroutine per step and call. Cached for
+        the ``steps`` in force."""
+        steps, rememberers = self._remembering
+        if steps is not self.steps:
+            steps = self.steps
+            rememberers = tuple(step for step in steps if _remembers(step))
+            self._remembering = (steps, rememberers)
+        return rememberers
 
     async def aserve(self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Try the steps for a call that failed with ``error``; raise ``error`` if none works."""
@@ -323,4 +337,15 @@ def _forgot(breaker: CircuitBreaker, step: FallbackStep, exc: Exception) -> None
         step,
         type(exc).__name__,
         exc,
+    )
+
+
+def _remembers(step: FallbackStep) -> bool:
+    """Whether a step's ``aremember`` or ``remember`` may do something (it overrides one)."""
+    own = getattr(step, "__dict__", {})
+    return (
+        type(step).aremember is not FallbackStep.aremember
+        or type(step).remember is not FallbackStep.remember
+        or "aremember" in own
+        or "remember" in own
     )

@@ -26,10 +26,12 @@ from ._config import BreakerConfig
 from ._events import BreakerListener
 from ._exceptions import BreakerConfigError, CircuitOpenError
 from ._fallback import FallbackChain, FallbackStep
-from ._state import Level
+from ._state import Level, State
 from ._wrap import wrap_calls
 
 __all__ = ["Availability", "Feature", "FeatureStatus"]
+
+_CLOSED = State.CLOSED
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -86,6 +88,10 @@ class Feature:
             requires=[d.service or d.name for d in self.required],
         )
         self.chain = FallbackChain(self.breaker, *fallback)
+        # What _blocked reads first, on every call: the breakers whose state decides availability
+        # (the dependencies, their parents, the feature's own).
+        watched = [*self.required, *self.optional, self.breaker]
+        self._watched = tuple(dict.fromkeys([*watched, *(b.parent for b in watched if b.parent is not None)]))
 
     @property
     def name(self) -> str:
@@ -112,6 +118,11 @@ class Feature:
 
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` for this feature, or its fallback when the feature is not fully available."""
+        for breaker in self._watched:
+            if breaker._state is not _CLOSED:
+                break
+        else:  # every breaker closed: available (see _blocked)
+            return await self.chain.acall(fn, *args, **kwargs)
         blocked = self._blocked()
         if blocked is None:
             return await self.chain.acall(fn, *args, **kwargs)
@@ -119,6 +130,11 @@ class Feature:
         return served
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        for breaker in self._watched:
+            if breaker._state is not _CLOSED:
+                break
+        else:  # every breaker closed: available (see _blocked)
+            return self.chain.call(fn, *args, **kwargs)
         blocked = self._blocked()
         if blocked is None:
             return self.chain.call(fn, *args, **kwargs)
@@ -126,7 +142,12 @@ class Feature:
         return served
 
     def _blocked(self) -> CircuitOpenError | None:
-        """The rejection for a call that must not run the primary path, or ``None``."""
+        """The rejection for a call that must not run the primary path, or ``None``.
+
+        The call paths first check that every breaker in ``_watched`` is closed: then none is
+        rejecting (``is_rejecting()`` is false for a closed breaker whose parent is closed), the
+        feature is available and this would return ``None``: they need not build ``status()``
+        (a frozen dataclass and three tuples) on every call to find that out."""
         status = self.status()
         if status.availability is Availability.AVAILABLE:
             return None

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec
 
-__all__ = ["wrap_calls"]
+__all__ = ["check_decoratable", "wrap_calls"]
 
 P = ParamSpec("P")
 
@@ -27,16 +27,22 @@ def wrap_calls(
             return await acall(fn, *args, **kwargs)
 
         return async_wrapper
-    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
-        raise TypeError(
-            f"{owner}: cannot decorate generator function {fn.__qualname__!r}; "
-            "wrap the code that consumes it with `with breaker:` / `async with breaker:`"
-        )
-    if not callable(fn):
-        raise TypeError(f"{owner}: cannot decorate {fn!r}, it is not callable")
+    check_decoratable(fn, owner)
 
     @functools.wraps(fn)
     def sync_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
         return call(fn, *args, **kwargs)
 
     return sync_wrapper
+
+
+def check_decoratable(fn: object, owner: str) -> None:
+    """Raise ``TypeError`` unless ``fn`` is a plain function or callable that a wrapper running
+    ``call(fn, ...)`` protects (coroutine functions are checked before this)."""
+    if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+        raise TypeError(
+            f"{owner}: cannot decorate generator function {getattr(fn, '__qualname__', fn)!r}; "
+            "wrap the code that consumes it with `with breaker:` / `async with breaker:`"
+        )
+    if not callable(fn):
+        raise TypeError(f"{owner}: cannot decorate {fn!r}, it is not callable")

@@ -11,20 +11,59 @@ from typing import Any
 
 from .support import load_bench
 
+# Every documented usage of our breakers, sync and async (issue 18).
+OUR_PATHS = {
+    "sync": {
+        "closed/call",
+        "closed/decorator",
+        "closed/with",
+        "closed/endpoint",
+        "closed/hierarchy",
+        "rejected/open",
+        "rejected/open/decorator",
+        "rejected/open/with",
+        "rejected/forced-open",
+        "rejected/half-open-full",
+        "rejected/parent-open",
+    },
+    "async": {
+        "closed/call",
+        "closed/decorator",
+        "closed/async-with",
+        "closed/endpoint",
+        "closed/hierarchy",
+        "rejected/open",
+        "rejected/open/decorator",
+        "rejected/open/async-with",
+        "rejected/forced-open",
+        "rejected/half-open-full",
+        "rejected/parent-open",
+    },
+}
 
-def test_every_library_mode_and_path_is_measured(tmp_path: Path) -> None:
+
+def test_every_usage_library_and_mode_is_measured(tmp_path: Path) -> None:
     bench = load_bench("overhead")
     rows = asyncio.run(bench.run(quick=True, calls=200, repeats=1, http_requests=20))
     measured = {(r.library, r.mode, r.path) for r in rows if r.library != "bare"}
-    for mode in ("sync", "async"):
-        for path in ("closed", "open"):
-            for library in ("breakerpanel", "aiobreaker", "purgatory", "circuitbreaker"):
-                assert (library, mode, path) in measured
-        assert ("httpx", mode, "closed") in measured  # the transport against bare httpx
-        assert ("breakerpanel+httpx", mode, "closed") in measured
-    assert ("pybreaker", "sync", "closed") in measured  # pybreaker has no asyncio support
+    for mode, paths in OUR_PATHS.items():
+        for path in paths:
+            assert ("breakerpanel", mode, path) in measured
+            assert ("breakerpanel+exporter", mode, path) in measured  # each also with the exporter
+        for library in ("aiobreaker", "purgatory", "circuitbreaker"):
+            assert any(lib == library and m == mode and p.startswith("closed/") for lib, m, p in measured)
+            assert any(lib == library and m == mode and p.startswith("rejected/open") for lib, m, p in measured)
+        assert ("httpx", mode, "closed/transport") in measured  # the transport against bare httpx
+        assert ("breakerpanel+httpx", mode, "closed/transport") in measured
+    assert {p for lib, m, p in measured if lib == "pybreaker"} >= {"closed/call", "closed/decorator", "closed/with"}
+    assert not any(lib == "pybreaker" and m == "async" for lib, m, _ in measured)  # no asyncio support
+    # Each peer in the usage its README shows first, and like-with-like rows for ours.
+    assert {r.library for r in rows if r.readme} == {"pybreaker", "aiobreaker", "purgatory", "circuitbreaker"}
     assert all(r.median_ns > 0 for r in rows)
-    assert len(bench.targets(rows)) == 4
+    verdicts = bench.targets(rows)
+    assert {v.target for v in verdicts} == {"peers", "usage", "hierarchy", "exporter", "transport"}
+    assert len([v for v in verdicts if v.target == "peers"]) == sum(len(p) for p in OUR_PATHS.values())
+    assert len([v for v in verdicts if v.target == "exporter"]) == sum(len(p) for p in OUR_PATHS.values())
 
 
 def test_writes_the_json_rows(tmp_path: Path) -> None:
@@ -34,10 +73,11 @@ def test_writes_the_json_rows(tmp_path: Path) -> None:
     assert bench.main(["--quick", "--output", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert {tuple(sorted(row)) for row in rows} == {
-        ("library", "median_ns", "mode", "overhead_ns", "path", "repeats", "version")
+        ("library", "median_ns", "mode", "note", "overhead_ns", "path", "readme", "repeats", "version")
     }
     assert {row["mode"] for row in rows} == {"sync", "async"}
-    assert {row["path"] for row in rows} == {"closed", "open"}
+    assert {row["path"].split("/")[0] for row in rows} == {"closed", "rejected"}
+    assert OUR_PATHS["async"] <= {row["path"] for row in rows if row["library"] == "breakerpanel"}
 
 
 def _tiny_run(bench: ModuleType) -> Callable[..., Coroutine[Any, Any, Any]]:

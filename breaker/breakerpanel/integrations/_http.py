@@ -113,6 +113,9 @@ class TransportCore:
             raise BreakerConfigError("router", f"expected a Router (got {router!r})")
         self.router = router
         self.classifier = classifier if classifier is not None else llm_http()
+        # llm_http() has no opinion on a response under 400: response_verdict answers that
+        # without asking it (four calls and a property, on every request).
+        self._default_classifier = classifier is None
         self.stream_limits = stream_limits
 
     def admit(self, request: Any) -> Permit | None:
@@ -121,6 +124,8 @@ class TransportCore:
 
     def response_verdict(self, response: Any) -> Verdict | None:
         """The verdict for an error status; ``None`` for a response whose body decides."""
+        if self._default_classifier and response.status_code < 400:
+            return None
         return self.classifier(None, response)
 
     def exception_verdict(self, permit: Permit, exc: BaseException) -> Verdict:
@@ -155,6 +160,8 @@ class _ObservedStream:
         self._permit.success(duration=self._time_to_first_chunk())
 
     def _abandoned(self) -> None:
+        if self._permit.done:  # read to the end (or broken) already: closing records nothing
+            return
         if self._first_chunk_at is not None:
             self._ended()
         else:

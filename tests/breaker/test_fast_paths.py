@@ -1,0 +1,545 @@
+"""The fast paths (issue 18) decide, count and publish exactly what the general ones do.
+
+Every usage of a breaker (call, decorator, ``with``) takes the lock-free path when it can: these
+tests run the same calls through each and compare what the breaker records, and cover the lock-free
+rejections (open, forced open, parent open), an endpoint's lock-free successes, listener gates and
+the fallback chain's skipped no-op steps. No timing is asserted (``bench/overhead.py`` measures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from breakerpanel import (
+    Alternate,
+    BreakerConfig,
+    BreakerListener,
+    BreakerRegistry,
+    CallRecorded,
+    CallRejected,
+    CircuitBreaker,
+    CircuitOpenError,
+    FallbackChain,
+    FallbackStep,
+    FallbackType,
+    ManualClock,
+    Outcome,
+    RejectionReason,
+    State,
+    StateChanged,
+    Static,
+)
+
+MakeBreaker = Callable[..., CircuitBreaker]
+
+
+class Recorder(BreakerListener):
+    def __init__(self) -> None:
+        self.recorded: list[CallRecorded] = []
+        self.rejected: list[CallRejected] = []
+        self.changes: list[StateChanged] = []
+
+    def call_recorded(self, event: CallRecorded) -> None:
+        self.recorded.append(event)
+
+    def call_rejected(self, event: CallRejected) -> None:
+        self.rejected.append(event)
+
+    def state_changed(self, event: StateChanged) -> None:
+        self.changes.append(event)
+
+
+def _usages(breaker: CircuitBreaker, clock: ManualClock, seconds: float) -> dict[str, Callable[[], object]]:
+    """One call through each usage, taking ``seconds`` of the manual clock."""
+
+    def work() -> str:
+        clock.advance(seconds)
+        return "ok"
+
+    async def awork() -> str:
+        clock.advance(seconds)
+        return "ok"
+
+    decorated, adecorated = breaker(work), breaker(awork)
+
+    def with_block() -> str:
+        with breaker:
+            return work()
+
+    async def async_with_block() -> str:
+        async with breaker:
+            return await awork()
+
+    return {
+        "call": lambda: breaker.call(work),
+        "acall": lambda: asyncio.run(breaker.acall(awork)),
+        "decorator": decorated,
+        "async decorator": lambda: asyncio.run(adecorated()),
+        "with": with_block,
+        "async with": lambda: asyncio.run(async_with_block()),
+    }
+
+
+USAGES = ("call", "acall", "decorator", "async decorator", "with", "async with")
+
+
+def _observed(breaker: CircuitBreaker) -> tuple[object, ...]:
+    snap = breaker.snapshot()
+    histograms = {o: (h.counts, round(h.sum, 9)) for o, h in breaker.duration_histograms().items()}
+    return (snap.state, snap.calls, snap.failures, snap.slow_calls, snap.totals, histograms)
+
+
+@pytest.mark.parametrize("usage", USAGES)
+@pytest.mark.parametrize("seconds", [0.001, 0.7, 3.0])  # fast, straddling a one-second span, slow
+def test_every_usage_records_what_call_records(usage: str, seconds: float, clock: ManualClock) -> None:
+    config = BreakerConfig(
+        sliding_window_type="time_based", sliding_window_size=10, minimum_calls=5, slow_call_duration=2.0
+    )
+    reference, under_test = (CircuitBreaker(n, config, clock=clock) for n in ("reference", "under-test"))
+    for b in (reference, under_test):
+        b.enable_duration_histograms()
+    for _ in range(3):
+        assert _usages(reference, clock, seconds)["call"]() == "ok"
+        assert _usages(under_test, clock, seconds)[usage]() == "ok"
+    assert _observed(under_test) == _observed(reference)
+
+
+@pytest.mark.parametrize("usage", USAGES)
+def test_every_usage_is_rejected_by_a_forced_open_breaker_and_says_so(
+    usage: str, make_breaker: MakeBreaker, clock: ManualClock
+) -> None:
+    b = make_breaker()
+    recorder = Recorder()
+    b.add_listener(recorder)
+    b.force_open()
+    calls = _usages(b, clock, 0.0)
+    with pytest.raises(CircuitOpenError) as caught:
+        calls[usage]()
+    assert (caught.value.state, caught.value.reason, caught.value.remaining) == (
+        State.FORCED_OPEN,
+        RejectionReason.FORCED_OPEN,
+        None,
+    )
+    b.force_open(30)  # with an expiry: the time left
+    clock.advance(10)
+    with pytest.raises(CircuitOpenError) as caught:
+        calls[usage]()
+    assert caught.value.remaining == 20.0
+    assert [(e.reason, e.state, e.remaining) for e in recorder.rejected] == [
+        (RejectionReason.FORCED_OPEN, State.FORCED_OPEN, None),
+        (RejectionReason.FORCED_OPEN, State.FORCED_OPEN, 20.0),
+    ]
+    assert b.snapshot().totals.rejected[RejectionReason.FORCED_OPEN] == 2
+    clock.advance(20)  # the forced duration is over: the next call is a probe
+    assert calls[usage]() == "ok"
+    assert b.state is State.HALF_OPEN
+
+
+@pytest.mark.parametrize("usage", USAGES)
+def test_every_usage_is_rejected_by_an_open_breaker(usage: str, make_breaker: MakeBreaker, clock: ManualClock) -> None:
+    b = make_breaker(minimum_calls=1, wait_in_open=30)
+    with pytest.raises(ZeroDivisionError):
+        b.call(lambda: 1 / 0)
+    clock.advance(5)
+    with pytest.raises(CircuitOpenError) as caught:
+        _usages(b, clock, 0.0)[usage]()
+    assert (caught.value.reason, caught.value.remaining) == (RejectionReason.OPEN, 25.0)
+    assert b.snapshot().totals.rejected == {
+        RejectionReason.OPEN: 1,
+        RejectionReason.HALF_OPEN_FULL: 0,
+        RejectionReason.PARENT_OPEN: 0,
+        RejectionReason.FORCED_OPEN: 0,
+    }
+
+
+def test_a_forced_open_endpoint_below_an_open_service_is_rejected_by_the_service(clock: ManualClock) -> None:
+    # The parent answers first for every state but the child's own (lock-free) open state.
+    service = CircuitBreaker("svc", BreakerConfig(wait_in_open=30), clock=clock)
+    endpoint = CircuitBreaker("svc.op", parent=service)
+    endpoint.force_open()
+    service.force_open(30)
+    with pytest.raises(CircuitOpenError) as caught:
+        endpoint.call(lambda: "never")
+    assert (caught.value.reason, caught.value.origin) == (RejectionReason.PARENT_OPEN, "svc")
+    service.force_close()
+    with pytest.raises(CircuitOpenError) as caught:
+        endpoint.call(lambda: "never")
+    assert caught.value.reason is RejectionReason.FORCED_OPEN
+    assert endpoint.snapshot().totals.rejected[RejectionReason.PARENT_OPEN] == 1
+    assert endpoint.snapshot().totals.rejected[RejectionReason.FORCED_OPEN] == 1
+    assert service.snapshot().totals.rejected[RejectionReason.FORCED_OPEN] == 1
+
+
+@pytest.mark.parametrize("parent_state", ["open", "forced_open"])
+def test_a_parent_open_rejection_counts_in_both_and_chains_the_parents_error(
+    parent_state: str, clock: ManualClock
+) -> None:
+    service = CircuitBreaker("svc", BreakerConfig(minimum_calls=1, wait_in_open=30), clock=clock)
+    endpoint = CircuitBreaker("svc.op", parent=service)
+    service_events, endpoint_events = Recorder(), Recorder()
+    service.add_listener(service_events)
+    endpoint.add_listener(endpoint_events)
+    if parent_state == "open":
+        with pytest.raises(ZeroDivisionError):
+            endpoint.call(lambda: 1 / 0)
+    else:
+        service.force_open(30)
+    assert service.state.value == parent_state
+    clock.advance(10)
+    for attempt in (lambda: endpoint.call(lambda: "never"), lambda: asyncio.run(endpoint.acall(asyncio.sleep, 0))):
+        with pytest.raises(CircuitOpenError) as caught:
+            attempt()
+        error = caught.value
+        assert (error.breaker_name, error.reason, error.origin, error.remaining) == (
+            "svc.op",
+            RejectionReason.PARENT_OPEN,
+            "svc",
+            20.0,
+        )
+        # As `raise ... from None` while handling the service's own rejection.
+        assert isinstance(error.__context__, CircuitOpenError)
+        assert error.__context__.breaker_name == "svc"
+        assert (error.__cause__, error.__suppress_context__) == (None, True)
+    own_reason = RejectionReason.OPEN if parent_state == "open" else RejectionReason.FORCED_OPEN
+    assert [e.reason for e in service_events.rejected] == [own_reason] * 2
+    assert [e.reason for e in endpoint_events.rejected] == [RejectionReason.PARENT_OPEN] * 2
+    assert service.snapshot().totals.rejected[own_reason] == 2
+    assert endpoint.snapshot().totals.rejected[RejectionReason.PARENT_OPEN] == 2
+
+
+def test_an_endpoints_lock_free_successes_count_in_both_windows(clock: ManualClock) -> None:
+    config = BreakerConfig(minimum_calls=100, sliding_window_size=100)
+    service = CircuitBreaker("svc", config, clock=clock)
+    endpoint = CircuitBreaker("svc.op", config, parent=service)
+    service.enable_duration_histograms()
+    endpoint.enable_duration_histograms()
+    assert endpoint._own_span_start < endpoint._own_span_end  # the child's own span is armed
+    assert endpoint._span_start > endpoint._span_end  # its call paths still go to _record_return
+
+    async def awork() -> str:
+        clock.advance(0.002)
+        return "ok"
+
+    for _ in range(3):
+        endpoint.call(lambda: clock.advance(0.002))
+        asyncio.run(endpoint.acall(awork))
+        with endpoint:
+            clock.advance(0.002)
+    for b in (service, endpoint):
+        snap = b.snapshot()
+        assert (snap.calls, snap.failures, snap.totals.successes) == (9, 0, 9)
+        assert b.duration_histograms()[Outcome.SUCCESS].count == 9
+
+
+def test_an_endpoints_success_that_brings_its_service_to_minimum_calls_trips_it(clock: ManualClock) -> None:
+    # The service's window holds a failure below minimum_calls: its span is empty, so the next
+    # success through any endpoint goes through the lock and the rate check.
+    service = CircuitBreaker("svc", BreakerConfig(minimum_calls=2, failure_rate_threshold=0.5), clock=clock)
+    failing = CircuitBreaker("svc.a", BreakerConfig(minimum_calls=100), parent=service)
+    healthy = CircuitBreaker("svc.b", BreakerConfig(minimum_calls=100), parent=service)
+    with pytest.raises(ZeroDivisionError):
+        failing.call(lambda: 1 / 0)
+    assert healthy.call(lambda: "ok") == "ok"
+    assert service.state is State.OPEN
+    assert healthy.state is State.CLOSED
+
+
+def test_a_listener_whose_gate_is_shut_gets_no_events(make_breaker: MakeBreaker, clock: ManualClock) -> None:
+    class Gated(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.open = False
+            self.listening = lambda: self.open
+
+    b = make_breaker(minimum_calls=1, wait_in_open=30)
+    gated, plain = Gated(), Recorder()
+    b.add_listener(gated)
+    b.add_listener(plain)
+    with pytest.raises(ZeroDivisionError):
+        b.call(lambda: 1 / 0)
+    for _ in range(2):
+        with pytest.raises(CircuitOpenError):
+            b.call(lambda: "never")
+    assert (gated.rejected, gated.changes, gated.recorded) == ([], [], [])
+    assert (len(plain.rejected), len(plain.changes), len(plain.recorded)) == (2, 1, 1)
+    gated.open = True
+    with pytest.raises(CircuitOpenError):
+        b.call(lambda: "never")
+    assert gated.rejected == plain.rejected[-1:]  # one event, built once, for both
+    assert gated.rejected[0] is plain.rejected[-1]
+    assert b.snapshot().totals.rejected[RejectionReason.OPEN] == 3  # counted whoever listens
+
+
+def test_listeners_that_ignore_rejections_are_not_given_them(make_breaker: MakeBreaker) -> None:
+    class ChangesOnly(BreakerListener):
+        def __init__(self) -> None:
+            self.changes: list[StateChanged] = []
+
+        def state_changed(self, event: StateChanged) -> None:
+            self.changes.append(event)
+
+    b = make_breaker()
+    listener = ChangesOnly()
+    b.add_listener(listener)
+    assert b._rejection_listeners == ()
+    seen: list[CallRejected] = []
+    listener.call_rejected = seen.append  # type: ignore[method-assign]
+    b.remove_listener(listener)
+    b.add_listener(listener)  # overridden on the instance: given rejections
+    b.force_open()
+    with pytest.raises(CircuitOpenError):
+        b.call(lambda: "never")
+    assert [e.reason for e in seen] == [RejectionReason.FORCED_OPEN]
+    assert len(listener.changes) == 1
+
+
+def test_a_feature_whose_breakers_are_all_closed_runs_the_primary_path(clock: ManualClock) -> None:
+    registry = BreakerRegistry(clock=clock)
+    registry.service("svc")
+    registry.endpoint("svc.op")
+    feature = registry.feature("feat", required=["svc.op"], fallback=[Static("fallback")])
+    assert feature.call(lambda: "primary") == "primary"
+    registry["svc"].force_open()
+    assert feature.call(lambda: "primary") == "fallback"
+    assert registry["svc.op"].snapshot().totals.rejected[RejectionReason.PARENT_OPEN] == 1
+    registry["svc"].force_close()
+    registry["svc.op"].disable()  # not closed, but not rejecting: the general path, available
+    assert feature.call(lambda: "primary") == "primary"
+
+
+def test_only_steps_that_remember_are_told_of_successes(make_breaker: MakeBreaker) -> None:
+    remembered: list[object] = []
+
+    class Remembering(FallbackStep):
+        type = FallbackType.STATIC
+        name = "remembering"
+
+        def remember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+            remembered.append(result)
+
+        async def aremember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+            remembered.append(result)
+
+    instance_level = Alternate(lambda: "alternate", name="alternate")
+    instance_level.remember = lambda args, kwargs, result: remembered.append(("instance", result))  # type: ignore[method-assign]
+    chain = FallbackChain(make_breaker(), Static("s"), Remembering(), instance_level)
+    assert chain.call(lambda: 1) == 1
+
+    async def two() -> int:
+        return 2
+
+    assert asyncio.run(chain.acall(two)) == 2
+    assert remembered == [1, ("instance", 1), 2]  # the instance's aremember is still the base one
+    chain.steps = (Static("s"),)  # new steps: the cache follows
+    assert chain.call(lambda: 3) == 3
+    assert remembered == [1, ("instance", 1), 2]
+
+
+def test_decorated_functions_keep_their_metadata_and_fall_back_to_acall(
+    make_breaker: MakeBreaker, clock: ManualClock
+) -> None:
+    b = make_breaker(call_timeout=0.05)
+
+    async def slow(x: int, *, y: int = 0) -> int:
+        """Doc."""
+        await asyncio.sleep(1)
+        return x + y
+
+    def add(x: int, *, y: int = 0) -> int:
+        """Sum."""
+        return x + y
+
+    decorated, sync_decorated = b(slow), b(add)
+    assert (decorated.__name__, decorated.__doc__, decorated.__wrapped__) == ("slow", "Doc.", slow)  # type: ignore[attr-defined]
+    assert (sync_decorated.__name__, sync_decorated.__wrapped__) == ("add", add)  # type: ignore[attr-defined]
+    assert sync_decorated(1, y=2) == 3
+    assert sync_decorated(4) == 4
+    with pytest.raises(TimeoutError):  # the timeout goes through acall
+        asyncio.run(decorated(1, y=2))
+    assert b.snapshot().totals.failures_by_type == {"timeout": 1}
+    with pytest.raises(TypeError, match="not callable"):
+        b(42)  # type: ignore[call-overload]
+
+
+def test_with_blocks_nest_across_usages_and_unwind_in_order(make_breaker: MakeBreaker, clock: ManualClock) -> None:
+    b = make_breaker(slow_call_duration=1.0)
+    with b:
+        clock.advance(2)  # the outer block is slow, the inner ones are not
+        with b:
+            pass
+
+        async def inner() -> None:
+            async with b:
+                pass
+
+        asyncio.run(inner())  # asyncio.run copies the context: the outer entry is not popped
+    totals = b.snapshot().totals
+    assert (totals.successes, totals.slow_successes) == (3, 1)
+    with pytest.raises(RuntimeError, match="without a matching enter"):
+        b.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("usage", USAGES)
+def test_every_usage_is_rejected_by_a_full_half_open_breaker(
+    usage: str, make_breaker: MakeBreaker, clock: ManualClock
+) -> None:
+    b = make_breaker(minimum_calls=1, wait_in_open=1, permitted_calls_in_half_open=1, max_wait_in_half_open=60)
+    recorder = Recorder()
+    b.add_listener(recorder)
+    with pytest.raises(ZeroDivisionError):
+        b.call(lambda: 1 / 0)
+    clock.advance(1)
+    probe = b.acquire()  # the one permitted probe, in flight
+    calls = _usages(b, clock, 0.0)
+    with pytest.raises(CircuitOpenError) as caught:
+        calls[usage]()
+    assert (caught.value.state, caught.value.reason, caught.value.remaining) == (
+        State.HALF_OPEN,
+        RejectionReason.HALF_OPEN_FULL,
+        None,
+    )
+    assert [(e.reason, e.state) for e in recorder.rejected] == [(RejectionReason.HALF_OPEN_FULL, State.HALF_OPEN)]
+    assert b.snapshot().totals.rejected[RejectionReason.HALF_OPEN_FULL] == 1
+    probe.cancel()  # the permit is back: the next call is the probe
+    assert calls[usage]() == "ok"
+    assert b.state is State.CLOSED
+    # Past max_wait_in_half_open a full half-open breaker reopens (under the lock) instead.
+    with pytest.raises(ZeroDivisionError):
+        b.call(lambda: 1 / 0)
+    clock.advance(1)
+    b.acquire()
+    clock.advance(60)
+    with pytest.raises(CircuitOpenError) as caught:
+        calls[usage]()
+    assert caught.value.reason is RejectionReason.OPEN
+    assert b.state is State.OPEN
+
+
+def test_a_full_half_open_endpoint_below_a_half_open_service_asks_the_service_first(clock: ManualClock) -> None:
+    config = BreakerConfig(minimum_calls=1, wait_in_open=1, permitted_calls_in_half_open=1)
+    service = CircuitBreaker("svc", config, clock=clock)
+    endpoint = CircuitBreaker("svc.op", config, parent=service)
+    with pytest.raises(ZeroDivisionError):
+        endpoint.call(lambda: 1 / 0)  # opens both
+    clock.advance(1)
+    endpoint.acquire()  # the probe of both: both half-open and full
+    assert (service.state, endpoint.state) == (State.HALF_OPEN, State.HALF_OPEN)
+    with pytest.raises(CircuitOpenError) as caught:
+        endpoint.call(lambda: "never")
+    assert (caught.value.reason, caught.value.origin) == (RejectionReason.PARENT_OPEN, "svc")
+    assert service.snapshot().totals.rejected[RejectionReason.HALF_OPEN_FULL] == 1
+    assert endpoint.snapshot().totals.rejected[RejectionReason.PARENT_OPEN] == 1
+    assert endpoint.snapshot().totals.rejected[RejectionReason.HALF_OPEN_FULL] == 0
+
+
+@pytest.mark.parametrize("with_parent", [False, True])
+def test_a_permits_success_counts_as_a_call_would(with_parent: bool, clock: ManualClock) -> None:
+    config = BreakerConfig(minimum_calls=100, sliding_window_size=100, slow_call_duration=1.0)
+    service = CircuitBreaker("svc", config, clock=clock)
+    b = CircuitBreaker("svc.op", config, parent=service) if with_parent else service
+    levels = (b, service) if with_parent else (b,)
+    for level in levels:
+        level.enable_duration_histograms((0.01, 0.1, 1.0))
+    clock.advance(0.5)  # well inside the fast spans
+    permit = b.acquire()
+    clock.advance(0.05)
+    permit.success(duration=0.005)  # a stream's time to first chunk: it is what is recorded
+    permit = b.acquire()
+    clock.advance(0.02)
+    permit.success(duration=2.0)  # longer than the call took: slow, through _record
+    permit = b.acquire()
+    clock.advance(0.02)
+    permit.success()
+    for level in levels:
+        snap = level.snapshot()
+        assert (snap.calls, snap.slow_calls, snap.totals.successes, snap.totals.slow_successes) == (3, 1, 3, 1)
+        reading = level.duration_histograms()[Outcome.SUCCESS]
+        assert reading.counts == (1, 1, 0, 1)
+        assert reading.sum == pytest.approx(2.025)
+
+
+def test_a_task_started_in_a_block_keeps_its_blocks_apart_from_its_parents(
+    make_breaker: MakeBreaker, clock: ManualClock
+) -> None:
+    # The child task's context starts as a copy of the parent's: its first block reuses the
+    # parent's closed one, and the parent's next block goes on top of it, not into it.
+    b = make_breaker(minimum_calls=100)
+    recorder = Recorder()
+    b.add_listener(recorder)
+
+    async def scenario() -> None:
+        child_may_enter, child_entered, child_may_exit = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def child() -> None:
+            await child_may_enter.wait()
+            async with b:  # at t=0
+                child_entered.set()
+                await child_may_exit.wait()  # leaves at t=2
+
+        async with b:  # the parent's first block: t=0 to t=0
+            task = asyncio.create_task(child())
+            await asyncio.sleep(0)
+        child_may_enter.set()
+        await child_entered.wait()
+        clock.advance(1)
+        async with b:  # the parent's second block: t=1 to t=5
+            clock.advance(1)
+            child_may_exit.set()
+            await task
+            clock.advance(3)
+
+    asyncio.run(scenario())
+    assert [e.duration for e in recorder.recorded] == [0.0, 2.0, 4.0]
+    with pytest.raises(RuntimeError, match="without a matching enter"):
+        b.__exit__(None, None, None)
+
+
+def test_the_duration_histogram_counts_only_successes_since_it_was_enabled(
+    make_breaker: MakeBreaker, clock: ManualClock
+) -> None:
+    b = make_breaker(minimum_calls=100, slow_call_duration=1.0)
+    for _ in range(3):
+        b.call(lambda: clock.advance(0.0005))
+    b.enable_duration_histograms((0.001, 0.01, 10.0))
+    clock.advance(0.5)  # inside the fast span
+    b.call(lambda: clock.advance(0.0005))  # lock-free, first bucket
+    b.call(lambda: clock.advance(0.005))  # lock-free, second bucket
+    b.call(lambda: clock.advance(2.0))  # slow: through the lock
+    with pytest.raises(ZeroDivisionError):
+        b.call(lambda: 1 / 0)
+    readings = b.duration_histograms()
+    assert readings[Outcome.SUCCESS].counts == (1, 1, 1, 0)
+    assert readings[Outcome.SUCCESS].sum == pytest.approx(2.0055)
+    assert readings[Outcome.FAILURE].counts == (1, 0, 0, 0)
+    assert b.snapshot().totals.successes == 6
+
+
+def test_a_gate_that_raises_is_logged_and_breaks_no_call(
+    make_breaker: MakeBreaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_gate() -> bool:
+        raise RuntimeError("gate")
+
+    shut, raising, plain = Recorder(), Recorder(), Recorder()
+    shut.listening = lambda: False  # type: ignore[assignment]
+    raising.listening = broken_gate  # type: ignore[assignment]
+    b = make_breaker()
+    for listener in (shut, raising, plain):
+        b.add_listener(listener)
+    b.force_open()
+    with caplog.at_level("ERROR", logger="breakerpanel"):
+        for _ in range(2):
+            with pytest.raises(CircuitOpenError):
+                b.call(lambda: "never")
+    assert (shut.rejected, raising.rejected, len(plain.rejected)) == ([], [], 2)
+    assert len([r for r in caplog.records if "raised in call_rejected" in r.getMessage()]) == 2
+    b.remove_listener(plain)
+    b.remove_listener(shut)  # the raising gate alone: asked before, and its error logged once more
+    with caplog.at_level("ERROR", logger="breakerpanel"), pytest.raises(CircuitOpenError):
+        b.call(lambda: "never")
+    assert len([r for r in caplog.records if "raised in call_rejected" in r.getMessage()]) == 3
+    assert b.snapshot().totals.rejected[RejectionReason.FORCED_OPEN] == 3
