@@ -1,7 +1,7 @@
 """Per-call overhead of circuit breakers, ours and the Python peers, measured in one process.
 
 Every documented way to use one of our breakers, sync and async, each also with the exporter
-attached (``breakerpanel+exporter``: ``exporter.BreakerTelemetry`` reading the breakers, which
+attached (``breakerpanel+exporter``: ``breakerpanel.exporter.BreakerTelemetry`` reading the breakers, which
 counts call durations into histograms and listens for rejections), and the peers (pybreaker,
 aiobreaker, purgatory, circuitbreaker) in the usage their README shows first and in their fastest
 one. ``path`` names the outcome and the usage:
