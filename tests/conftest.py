@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from demo.upstreams import Chaos, UpstreamServer, create_app
+if TYPE_CHECKING:
+    # Imported by the fixtures only: the breaker core's tests run without the demo's dependencies.
+    from demo.upstreams import Chaos, UpstreamServer
 
 # Real servers (Redis, PostgreSQL, Prometheus, Alertmanager) for the tests that need them.
 pytest_plugins = ["tests.servers", "tests.fakes.plugin"]
@@ -24,6 +27,8 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 @pytest.fixture(scope="session")
 def upstream_chaos() -> Chaos:
     """The fault controls of the session's fake upstreams (seeded: error rates are repeatable)."""
+    from demo.upstreams import Chaos
+
     return Chaos(seed=7)
 
 
@@ -31,5 +36,7 @@ def upstream_chaos() -> Chaos:
 def upstream_server(upstream_chaos: Chaos) -> Iterator[UpstreamServer]:
     """Fake OpenAI, Anthropic and Qdrant, one server for the session; tests that need other
     settings start their own. Reset ``upstream_chaos`` in a function-scoped fixture."""
+    from demo.upstreams import UpstreamServer, create_app
+
     with UpstreamServer(create_app(chaos=upstream_chaos, max_prompt_chars=2000)) as running:
         yield running

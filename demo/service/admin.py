@@ -16,14 +16,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from breakerpanel import (
-    BreakerRegistry,
-    ConstantTime,
-    LockoutGuard,
-    LockoutPolicy,
-    constant_time_equals,
-    describe_breaker,
-)
+from breakerpanel import BreakerRegistry, describe_breaker
+from breakerpanel.guards import ConstantTime, LockoutGuard, LockoutPolicy, constant_time_equals
 from breakerpanel.integrations.guards import client_address
 
 __all__ = ["StateChange", "admin_router"]

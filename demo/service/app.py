@@ -14,9 +14,9 @@ from fastapi import FastAPI, HTTPException, Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from breakerpanel import (
-    BreakerError,
-    CircuitOpenError,
+from breakerpanel import BreakerError, CircuitOpenError, running_probes
+from breakerpanel.exporter import BreakerTelemetry
+from breakerpanel.guards import (
     ConcurrencyLimiter,
     GradientLimit,
     LockoutGuard,
@@ -24,9 +24,7 @@ from breakerpanel import (
     RateLimitPolicy,
     RedisLockoutStore,
     RedisRateLimitStore,
-    running_probes,
 )
-from breakerpanel.exporter import BreakerTelemetry
 from breakerpanel.integrations.guards import (
     LoadSheddingMiddleware,
     RateLimitMiddleware,

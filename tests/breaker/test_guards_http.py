@@ -10,13 +10,12 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI, Header, Request, Response
 
-from breakerpanel import (
+from breakerpanel import CircuitBreaker, ManualClock
+from breakerpanel.guards import (
     AIMDLimit,
-    CircuitBreaker,
     ConcurrencyLimiter,
     LockoutGuard,
     LockoutPolicy,
-    ManualClock,
     RateDecision,
     RateLimiter,
     RateLimitPolicy,

@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Header, Request
 
-from breakerpanel import (
+from breakerpanel.guards import (
     AIMDLimit,
     ConcurrencyLimiter,
     LockoutGuard,

@@ -8,14 +8,13 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from breakerpanel import (
-    BreakerConfigError,
+from breakerpanel import BreakerConfigError, ManualClock
+from breakerpanel.guards import (
     ConstantTime,
     GuardListener,
     LockoutGuard,
     LockoutPolicy,
     LockoutStore,
-    ManualClock,
     MemoryLockoutStore,
     RedisLockoutStore,
     SubjectKind,

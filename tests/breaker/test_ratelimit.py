@@ -11,10 +11,9 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breakerpanel import (
-    BreakerConfigError,
+from breakerpanel import BreakerConfigError, ManualClock
+from breakerpanel.guards import (
     GuardListener,
-    ManualClock,
     MemoryRateLimitStore,
     RateDecision,
     RateLimitedError,

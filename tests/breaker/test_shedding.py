@@ -6,13 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from breakerpanel import (
+from breakerpanel import BreakerConfigError, ManualClock
+from breakerpanel.guards import (
     AIMDLimit,
-    BreakerConfigError,
     ConcurrencyLimiter,
     GradientLimit,
     GuardListener,
-    ManualClock,
     OverloadedError,
     Priority,
     Ticket,

@@ -22,22 +22,15 @@ import pytest
 import yaml
 
 from breakerpanel import (
-    AIMDLimit,
     Alternate,
     BreakerConfig,
     BreakerRegistry,
     CachedResponse,
     CircuitBreaker,
     CircuitOpenError,
-    ConcurrencyLimiter,
     FallbackChain,
-    LockoutGuard,
-    LockoutPolicy,
     MemoryCache,
-    Priority,
     ProbeRunner,
-    RateLimiter,
-    RateLimitPolicy,
     State,
     Static,
     TripForecast,
@@ -47,6 +40,15 @@ from breakerpanel.dashboards import common
 from breakerpanel.dashboards.links import Var
 from breakerpanel.exporter import BreakerTelemetry, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.guards import (
+    AIMDLimit,
+    ConcurrencyLimiter,
+    LockoutGuard,
+    LockoutPolicy,
+    Priority,
+    RateLimiter,
+    RateLimitPolicy,
+)
 from breakerpanel.presets import llm_http
 from tests.promql_names import substitute
 from tests.servers import PrometheusServer, ServerPool, find_free_port, wait_until

@@ -5,18 +5,18 @@ from __future__ import annotations
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
 
-from breakerpanel import (
+from breakerpanel import ManualClock
+from breakerpanel.exporter import BreakerTelemetry
+from breakerpanel.exporter import semconv as sc
+from breakerpanel.guards import (
     AIMDLimit,
     ConcurrencyLimiter,
     LockoutGuard,
     LockoutPolicy,
-    ManualClock,
     Priority,
     RateLimiter,
     RateLimitPolicy,
 )
-from breakerpanel.exporter import BreakerTelemetry
-from breakerpanel.exporter import semconv as sc
 
 
 def samples(telemetry: BreakerTelemetry) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

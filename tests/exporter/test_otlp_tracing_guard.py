@@ -14,20 +14,16 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from breakerpanel import (
-    AIMDLimit,
     BreakerConfig,
     BreakerRegistry,
     CircuitBreaker,
     CircuitOpenError,
-    ConcurrencyLimiter,
-    LockoutGuard,
     ManualClock,
     MemoryStore,
-    RateLimiter,
-    RateLimitPolicy,
     Static,
 )
 from breakerpanel.exporter import OTHER, BreakerCatalog, BreakerTelemetry, otlp_configured, semconv
+from breakerpanel.guards import AIMDLimit, ConcurrencyLimiter, LockoutGuard, RateLimiter, RateLimitPolicy
 from tests.servers import find_free_port
 
 

@@ -150,7 +150,8 @@ def test_attributes_and_their_values() -> None:
 
 def test_the_registry_matches_the_breakers_vocabulary() -> None:
     """The registry's enums are the breaker library's own enums, value for value."""
-    from breakerpanel import FallbackType, Level, Outcome, Priority, RejectionReason, State, SubjectKind
+    from breakerpanel import FallbackType, Level, Outcome, RejectionReason, State
+    from breakerpanel.guards import Priority, SubjectKind
 
     pairs = [
         (semconv.CircuitBreakerStateValues, State),

@@ -15,7 +15,8 @@ import pytest
 import respx
 from pydantic import SecretStr
 
-from breakerpanel import ManualClock, MemoryRateLimitStore
+from breakerpanel import ManualClock
+from breakerpanel.guards import MemoryRateLimitStore
 from breakerpanel.incident_bot.app import create_app
 from breakerpanel.incident_bot.db import incidents, outbox, webhooks
 from breakerpanel.incident_bot.runtime import Bot

@@ -26,9 +26,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from breakerpanel._lockout import ConstantTime, LockoutGuard
-from breakerpanel._ratelimit import RateDecision, RateLimiter
-from breakerpanel._shedding import ConcurrencyLimiter, Priority
+from breakerpanel.guards._lockout import ConstantTime, LockoutGuard
+from breakerpanel.guards._ratelimit import RateDecision, RateLimiter
+from breakerpanel.guards._shedding import ConcurrencyLimiter, Priority
 
 __all__ = [
     "DEFAULT_CRITICAL_PATHS",
@@ -55,7 +55,7 @@ _SKIP_LOAD_SAMPLE = "breakerpanel.skip_load_sample"
 def skip_load_sample(request: Request) -> None:
     """Tell :class:`LoadSheddingMiddleware` that this request's outcome says nothing about the
     service's load: a breaker rejected it in microseconds. Its latency is not learned and its
-    503 does not count as dropped (:meth:`~breakerpanel.Ticket.ignore`). Learned, such rejections
+    503 does not count as dropped (:meth:`~breakerpanel.guards.Ticket.ignore`). Learned, such rejections
     teach a gradient limit a baseline latency of a few milliseconds and an AIMD limit one drop
     each, and the limit collapses when the dependency comes back. The FastAPI integration's
     error handlers (``install_error_handlers``) call it for every rejection they answer."""
@@ -160,7 +160,7 @@ class RateLimitMiddleware:
 def rate_limit(
     limiter: RateLimiter, key: KeyFunc = client_address
 ) -> Callable[[Request, Response], Awaitable[RateDecision]]:
-    """A FastAPI dependency: the request's :class:`~breakerpanel.RateDecision`, with the ``RateLimit``
+    """A FastAPI dependency: the request's :class:`~breakerpanel.guards.RateDecision`, with the ``RateLimit``
     fields on the response; a limited request is answered 429 (an ``HTTPException``, so FastAPI's
     default handler answers it with the headers)."""
 
@@ -186,7 +186,7 @@ async def authenticate(
     realm: str = "Bearer",
 ) -> None:
     """Check ``principal`` / ``address`` against ``guard``, run ``verify`` (compare secrets with
-    :func:`~breakerpanel.constant_time_equals`) and record the outcome; every path takes at least
+    :func:`~breakerpanel.guards.constant_time_equals`) and record the outcome; every path takes at least
     ``min_duration`` seconds. Raises ``HTTPException``: 429 with ``Retry-After`` while locked out,
     or, with ``reveal_lockout=False``, the same 401 as a wrong secret (``verify`` still runs, so
     a locked principal's answer costs as much as anyone's)."""
@@ -208,7 +208,7 @@ async def authenticate(
 
 
 class LoadSheddingMiddleware:
-    """Admits each HTTP request through the :class:`~breakerpanel.ConcurrencyLimiter` of the longest
+    """Admits each HTTP request through the :class:`~breakerpanel.guards.ConcurrencyLimiter` of the longest
     matching path prefix in ``limiters`` (or one limiter for every path); over the limit, 503 with
     ``Retry-After`` at once. ``priority(scope)`` picks the priority (:func:`path_priority`: health
     checks and metrics are critical, never shed). A response of 503/504 counts as dropped (an

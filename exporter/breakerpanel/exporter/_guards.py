@@ -13,7 +13,8 @@ from collections.abc import Iterable
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from breakerpanel import ConcurrencyLimiter, LockoutGuard, RateLimiter, StateStore, SubjectKind
+from breakerpanel import StateStore
+from breakerpanel.guards import ConcurrencyLimiter, LockoutGuard, RateLimiter, SubjectKind
 
 from . import semconv as sc
 

@@ -35,8 +35,8 @@ from pydantic import BaseModel, Field
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select, text
 
-from breakerpanel import ConcurrencyLimiter, GradientLimit, RateLimiter, RateLimitPolicy
 from breakerpanel.exporter import BreakerTelemetry
+from breakerpanel.guards import ConcurrencyLimiter, GradientLimit, RateLimiter, RateLimitPolicy
 from breakerpanel.integrations.guards import LoadSheddingMiddleware, client_address
 
 from . import pages

@@ -5,7 +5,7 @@ nesting limit of a JSON body (400), all before the body is parsed; load shedding
 sits in front of it. The nesting limit is the bot's own, not the JSON parser's: Python 3.11 refuses
 about 1,000 levels, 3.13 parses far deeper, and an Alertmanager webhook needs 4. The rate limit,
 lockout and shedding are the breaker library's (:mod:`breakerpanel.integrations.guards`); the Slack
-route reports its bad signatures to the same :class:`~breakerpanel.LockoutGuard`.
+route reports its bad signatures to the same :class:`~breakerpanel.guards.LockoutGuard`.
 
 The lockout is per source address and only ever refuses bad credentials: a request with the valid
 token is never refused by it. Alertmanager shares its address with whatever else runs there, and
@@ -34,7 +34,7 @@ from itertools import accumulate
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from breakerpanel import LockoutGuard, LockoutPolicy, LockoutStatus, RateLimiter, constant_time_equals
+from breakerpanel.guards import LockoutGuard, LockoutPolicy, LockoutStatus, RateLimiter, constant_time_equals
 from breakerpanel.integrations.guards import client_address
 
 from .alertmanager import without_unstorable_characters

@@ -19,7 +19,8 @@ it) and reads the time from Redis itself, so replicas with skewed clocks share o
 are hashed before they reach Redis: API keys and addresses are not stored in the clear.
 
 >>> import asyncio
->>> from breakerpanel import ManualClock, RateLimiter, RateLimitPolicy
+>>> from breakerpanel import ManualClock
+>>> from breakerpanel.guards import RateLimiter, RateLimitPolicy
 >>> limiter = RateLimiter("api", RateLimitPolicy(limit=2, period=1.0), clock=ManualClock())
 >>> [asyncio.run(limiter.acquire("alice")).allowed for _ in range(3)]
 [True, True, False]
@@ -35,9 +36,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, final, runtime_checkable
 
-from ._clock import Clock, MonotonicClock
-from ._exceptions import BreakerConfigError, BreakerError
-from ._lua import lua_now
+from breakerpanel._clock import Clock, MonotonicClock
+from breakerpanel._exceptions import BreakerConfigError, BreakerError
+from breakerpanel._lua import lua_now
 
 __all__ = [
     "DEFAULT_MAX_KEYS",

@@ -30,9 +30,10 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol, final, runtime_checkable
 
-from ._clock import Clock, MonotonicClock
-from ._exceptions import BreakerConfigError, BreakerError
-from ._lua import lua_now
+from breakerpanel._clock import Clock, MonotonicClock
+from breakerpanel._exceptions import BreakerConfigError, BreakerError
+from breakerpanel._lua import lua_now
+
 from ._ratelimit import GuardListener, _notify, hash_key
 
 __all__ = [

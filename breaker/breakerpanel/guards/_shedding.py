@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, final, runtime_checkable
 
-from ._clock import Clock, MonotonicClock
-from ._exceptions import BreakerConfigError, BreakerError
+from breakerpanel._clock import Clock, MonotonicClock
+from breakerpanel._exceptions import BreakerConfigError, BreakerError
+
 from ._ratelimit import GuardListener, _notify
 
 __all__ = [
