@@ -22,11 +22,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from breakerpanel.durations import parse_duration
 from breakerpanel.mesh import port_assignment
 from demo.stack import binaries, load_runner, status, supervisor
 from demo.stack.chaos_client import FAULTS, UPSTREAMS, ChaosClient, ChaosError, describe, fault_body
 from demo.stack.compose import ComposeError, load_compose
-from demo.stack.durations import parse_duration
 from demo.stack.paths import COMPOSE_FILE, default_state_dir
 from demo.stack.state import StackState, load_state
 from demo.stack.topology import LocalService, Plan, PlanError, StackOptions, plan_stack
@@ -197,10 +197,14 @@ def _env(text: str) -> tuple[str, str, str]:
 
 
 def _duration(text: str) -> float:
+    """A positive duration on the command line: ``60s``, ``5m``, ``1h30m``, ``1.5s`` or seconds."""
     try:
-        return parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(f"{exc} (try 60s, 5m, 1h30m or a number of seconds)") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"a duration must be positive, got {text!r}")
+    return seconds
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -78,6 +78,7 @@ from ._probe import Probe, ProbeRunner, asyncpg_probe, http_probe, redis_probe
 from ._registry import BreakerRegistry
 from ._stores import DEFAULT_SYNC_INTERVAL, MemoryStore, RedisStore, StateStore
 from ._wait import ExponentialBackoff
+from .durations import parse_duration as _parse_duration
 from .integrations._http import Route, Router
 
 __all__ = [
@@ -100,19 +101,19 @@ __all__ = [
 
 ENV_PREFIX = "BREAKERPANEL_"
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
 def parse_duration(value: Any) -> Any:
-    """Seconds from a number or a string with a unit: ``250ms``, ``30s``, ``5m``, ``1h``."""
+    """Seconds from a number or a string with units: ``250ms``, ``30s``, ``5m``, ``1h``, ``1h30m``
+    (the project's one grammar, :mod:`breakerpanel.durations`); anything else is left to the
+    field's own validation."""
     if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match is None:
-            raise ValueError(f"expected seconds or a duration such as 250ms, 30s, 5m, 1h (got {value!r})")
-        return float(match.group(1)) * _UNITS[match.group(2)]
+        try:
+            return _parse_duration(value)
+        except ValueError:
+            raise ValueError(f"expected seconds or a duration such as 250ms, 30s, 5m, 1h (got {value!r})") from None
     return value
 
 

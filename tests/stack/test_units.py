@@ -10,23 +10,9 @@ from pathlib import Path
 import pytest
 
 from demo.stack.dotenv import InterpolationError, interpolate, read_dotenv
-from demo.stack.durations import parse_duration
 from demo.stack.procs import group_members, process_info
 from demo.stack.rewrite import Endpoint, Rewriter
 from demo.stack.status import breaker_lines
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"), [("60s", 60), ("5m", 300), ("1h30m", 5400), ("1.5s", 1.5), ("90", 90), ("250ms", 0.25)]
-)
-def test_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "s", "5 minutes", "0", "-3", "1x"])
-def test_bad_durations(text: str) -> None:
-    with pytest.raises(ValueError, match="duration"):
-        parse_duration(text)
 
 
 def test_interpolation_like_compose() -> None:

@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from breakerpanel.config import load_yaml_model
+from breakerpanel.durations import parse_duration
 from breakerpanel.exporter import semconv as sc
 
 __all__ = [
@@ -35,16 +36,15 @@ __all__ = [
 #: package has none: without a file, load_rules_config() gives the built-in defaults.
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-_UNITS = (86400, 3600, 60, 1)
-
 
 def duration_seconds(text: str) -> int:
-    """Seconds in a Prometheus duration such as ``1h30m`` (days, hours, minutes, seconds)."""
-    match = _DURATION.match(text)
-    if not text or match is None:
-        raise ValueError(f"not a duration like 30s, 5m, 1h30m or 3d (got {text!r})")
-    return sum(int(part or 0) * unit for part, unit in zip(match.groups(), _UNITS, strict=True))
+    """Seconds in a Prometheus duration such as ``1h30m`` (days, hours, minutes, seconds; whole
+    numbers): the project's one grammar (:mod:`breakerpanel.durations`), as Prometheus reads it."""
+    try:
+        seconds = parse_duration(text, whole=True, units=("d", "h", "m", "s"))
+    except ValueError:
+        raise ValueError(f"not a duration like 30s, 5m, 1h30m or 3d (got {text!r})") from None
+    return int(seconds)
 
 
 def scaled_duration(text: str, factor: float) -> str:
