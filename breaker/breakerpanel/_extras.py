@@ -12,7 +12,11 @@ def require(part: str, extra: str, *modules: str) -> None:
     """Raise ``ModuleNotFoundError`` naming ``pip install 'breakerpanel[extra]'`` when one of the
     top-level ``modules`` that ``part`` imports is not installed."""
     for module in modules:
-        if importlib.util.find_spec(module) is None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # a dotted name whose parent package is missing
+            found = False
+        if not found:
             error = ModuleNotFoundError(
                 f"{part} needs {module!r}, which is not installed: pip install 'breakerpanel[{extra}]'"
             )

@@ -83,15 +83,20 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"wheel": wheels[0], "sdist": sdists[0]}
 
 
-@pytest.fixture(scope="module")
-def locked_requirements(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The lock's versions of every extra's dependencies (the project itself comes from the dist)."""
-    path = tmp_path_factory.mktemp("lock") / "requirements.txt"
+def _export(path: Path, *extras: str) -> Path:
+    """The lock's versions of the extras' dependencies (every extra without any named; the project
+    itself comes from the dist)."""
+    selection = [arg for extra in extras for arg in ("--extra", extra)] or ["--all-extras"]
     _run(
-        _uv(), "export", "--frozen", "--all-extras", "--no-dev", "--no-emit-project", "--no-hashes",
+        _uv(), "export", "--frozen", *selection, "--no-dev", "--no-emit-project", "--no-hashes",
         "--quiet", "--output-file", path, cwd=ROOT,
     )  # fmt: skip
     return path
+
+
+@pytest.fixture(scope="module")
+def locked_requirements(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _export(tmp_path_factory.mktemp("lock") / "requirements.txt")
 
 
 def _install(kind: str, dist: Path, requirements: Path, where: Path) -> Path:
@@ -229,3 +234,38 @@ def test_the_generators_write_a_service_s_own_files(installs: _Installs) -> None
         variables = {v["name"]: v for v in data["templating"]["list"]}
         assert variables["datasource"]["current"]["value"] == "team-prom"
         assert variables["job"]["regex"] == "/^(?:assistant|worker)$/"
+
+
+def test_the_config_extra_alone_writes_rules_and_names_the_extras_it_lacks(
+    dists: dict[str, Path], tmp_path: Path
+) -> None:
+    # `pip install 'breakerpanel[config]'`: the rule and Alertmanager generators need nothing more
+    # (the registry's names come without OpenTelemetry); what needs another extra says which.
+    requirements = _export(tmp_path / "requirements.txt", "config")
+    venv = _install("config", dists["wheel"], requirements, tmp_path)
+    bp, env = venv / "bin" / "breakerpanel", _clean_env(venv)
+    shutil.copytree(SAMPLE, tmp_path / "config")
+    rules = tmp_path / "rules.yaml"
+    _run(
+        bp, "rules", "--config", tmp_path / "config" / "rules.yaml", "--output", rules,
+        "--alertmanager", tmp_path / "alertmanager.yml", cwd=tmp_path, env=env,
+    )  # fmt: skip
+    checked = run_promtool("check", "rules", rules)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    dashboards = subprocess.run(
+        [bp, "dashboards", "--output", tmp_path / "boards"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert dashboards.returncode == 1
+    assert "pip install 'breakerpanel[dashboards]'" in dashboards.stderr
+    assert "Traceback" not in dashboards.stderr
+
+    script = "from breakerpanel.exporter import BreakerTelemetry"
+    exporter = subprocess.run(
+        [venv / "bin" / "python", "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert exporter.returncode == 1
+    assert exporter.stderr.strip().splitlines()[-1] == (
+        "ModuleNotFoundError: breakerpanel.exporter needs 'opentelemetry.sdk', which is not installed: "
+        "pip install 'breakerpanel[exporter]'"
+    )

@@ -10,8 +10,13 @@ import sys
 from pathlib import Path
 
 from breakerpanel import dashboards
+from breakerpanel._extras import require
 
 from . import DashboardOptions, generate, links, stale
+
+# The command builds dashboards, which needs grafanalib: said up front, in one line (the package
+# itself imports it only when it builds one, so that the alert rules can read its links without it).
+require("breakerpanel.dashboards", "dashboards", "grafanalib")
 
 
 def main(argv: list[str] | None = None) -> int:

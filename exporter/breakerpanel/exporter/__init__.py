@@ -11,11 +11,16 @@ The call path pays nothing beyond a bucket count: instruments are observable and
 breakers' own counters when Prometheus scrapes.
 """
 
-from . import _extra  # noqa: F401  (first: a missing extra fails here, named)
-from ._catalog import OTHER, BreakerCatalog
-from ._sources import BreakerReading, BreakerSource, CircuitBreakerSource
-from ._telemetry import SCOPE_NAME, BreakerTelemetry, otlp_configured
-from ._tracing import SpanEvents
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._catalog import OTHER, BreakerCatalog
+    from ._sources import BreakerReading, BreakerSource, CircuitBreakerSource
+    from ._telemetry import SCOPE_NAME, BreakerTelemetry, otlp_configured
+    from ._tracing import SpanEvents
 
 __all__ = [
     "OTHER",
@@ -28,3 +33,32 @@ __all__ = [
     "SpanEvents",
     "otlp_configured",
 ]
+
+# The names above load on first use (PEP 562): the registry's constants (semconv, promql), which
+# the rule and dashboard generators read, need no OpenTelemetry, and without the `exporter` extra
+# the first use of BreakerTelemetry says which extra to install.
+_SOURCES = {
+    "OTHER": "._catalog",
+    "BreakerCatalog": "._catalog",
+    "BreakerReading": "._sources",
+    "BreakerSource": "._sources",
+    "CircuitBreakerSource": "._sources",
+    "SCOPE_NAME": "._telemetry",
+    "BreakerTelemetry": "._telemetry",
+    "otlp_configured": "._telemetry",
+    "SpanEvents": "._tracing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module("._extra", __name__)  # a missing extra: one line naming it
+    value = getattr(importlib.import_module(source, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
