@@ -1444,7 +1444,7 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ shared state (stores)
 
-    def _apply_shared(
+    def apply_shared_state(
         self,
         state: State,
         reason: TransitionReason,
@@ -1452,13 +1452,14 @@ class CircuitBreaker:
         *,
         only_from: State | None = None,
     ) -> bool:
-        """Move to a state decided elsewhere: another replica's, or the cluster-wide window's.
+        """Move to a state decided elsewhere: another replica's, or a cluster-wide window's. The
+        control surface of a :class:`StateStore` (``docs/shared-state.md``, "Writing a store").
 
-        For state stores (``breaker/breakerpanel/_stores``). ``open_for``: seconds left open (``None`` for an
-        open state: this breaker's own wait strategy; for forced open: until changed by hand).
-        ``only_from``: change only from this state. When already in ``state``, only the open
-        deadline moves (no event; an open state keeps its own for ``None``). Returns whether the
-        state changed.
+        ``open_for``: seconds left open (``None`` for an open state: this breaker's own wait
+        strategy; for forced open: until changed by hand). ``only_from``: change only from this
+        state. When already in ``state``, only the open deadline moves (no event; an open state
+        keeps its own for ``None``). Listeners hear the change as a ``StateChanged`` like any other
+        (a store ignores the ones it caused). Returns whether the state changed.
         """
         with self._lock:
             now = self._now()

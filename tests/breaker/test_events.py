@@ -587,8 +587,8 @@ def test_async_with_has_no_result_to_classify(clock: ManualClock) -> None:
 def test_a_followed_open_deadline_moves_the_open_timer(clock: ManualClock) -> None:
     b = CircuitBreaker("llm", BreakerConfig(wait_in_open=60.0, automatic_transition_to_half_open=True), clock=clock)
     recorder = listened(b)
-    assert b._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, 5.0)
-    assert not b._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, 8.0)  # the deadline moves: 8 s from now
+    assert b.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, 5.0)
+    assert not b.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, 8.0)  # the deadline moves: 8 s from now
     clock.advance(5.0)
     assert b.snapshot().state is State.OPEN  # the first deadline's timer is gone
     clock.advance(3.0)
@@ -597,13 +597,13 @@ def test_a_followed_open_deadline_moves_the_open_timer(clock: ManualClock) -> No
         (State.OPEN, TransitionReason.FAILURE_RATE, 1000.0),
         (State.HALF_OPEN, TransitionReason.WAIT_ELAPSED, 1008.0),
     ]
-    assert not b._apply_shared(State.HALF_OPEN, TransitionReason.WAIT_ELAPSED, None)  # already: nothing moves
+    assert not b.apply_shared_state(State.HALF_OPEN, TransitionReason.WAIT_ELAPSED, None)  # already: nothing moves
 
 
 def test_a_followed_deadline_in_the_past_ends_the_wait_at_once(clock: ManualClock) -> None:
     b = CircuitBreaker("llm", BreakerConfig(wait_in_open=60.0, automatic_transition_to_half_open=True), clock=clock)
-    b._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, 5.0)
-    b._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, -2.0)  # the other replica's wait is over
+    b.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, 5.0)
+    b.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, -2.0)  # the other replica's wait is over
     assert b.snapshot().open_remaining == 0.0
     clock.advance(0.0)  # timers due now run
     assert b.state is State.HALF_OPEN
@@ -612,12 +612,12 @@ def test_a_followed_deadline_in_the_past_ends_the_wait_at_once(clock: ManualCloc
 def test_a_followed_forced_open_keeps_its_deadline_and_a_followed_opening_its_reason(clock: ManualClock) -> None:
     b = CircuitBreaker("llm", BreakerConfig(wait_in_open=60.0), clock=clock)
     recorder = listened(b)
-    b._apply_shared(State.FORCED_OPEN, TransitionReason.MANUAL, None)
+    b.apply_shared_state(State.FORCED_OPEN, TransitionReason.MANUAL, None)
     assert b.snapshot().open_remaining is None  # until changed by hand
-    b._apply_shared(State.FORCED_OPEN, TransitionReason.MANUAL, None)
+    b.apply_shared_state(State.FORCED_OPEN, TransitionReason.MANUAL, None)
     assert b.snapshot().open_remaining is None
     b.reset()
-    b._apply_shared(State.OPEN, TransitionReason.SLOW_CALL_RATE, None)  # this replica's own wait
+    b.apply_shared_state(State.OPEN, TransitionReason.SLOW_CALL_RATE, None)  # this replica's own wait
     assert b.snapshot().open_remaining == 60.0
     assert [(c.state, c.reason) for c in recorder.changes] == [
         (State.FORCED_OPEN, TransitionReason.MANUAL),
@@ -630,13 +630,13 @@ def test_followed_openings_grow_this_replicas_own_backoff_but_rate_limits_do_not
     backoff = ExponentialBackoff(initial=10.0, multiplier=2.0, maximum=1000.0, jitter=0.0)
     config = BreakerConfig(wait_in_open=backoff, minimum_calls=1, sliding_window_size=1, permitted_calls_in_half_open=1)
     b = CircuitBreaker("llm", config, clock=clock)
-    b._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, 5.0)  # another replica's opening: step 1
-    b._apply_shared(State.HALF_OPEN, TransitionReason.WAIT_ELAPSED, None)
-    b._apply_shared(State.OPEN, TransitionReason.RATE_LIMITED, 3.0)  # not a failure: no step
-    b._apply_shared(State.HALF_OPEN, TransitionReason.WAIT_ELAPSED, None)
-    b._apply_shared(State.OPEN, TransitionReason.PROBES_FAILED, 5.0)  # step 2
+    b.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, 5.0)  # another replica's opening: step 1
+    b.apply_shared_state(State.HALF_OPEN, TransitionReason.WAIT_ELAPSED, None)
+    b.apply_shared_state(State.OPEN, TransitionReason.RATE_LIMITED, 3.0)  # not a failure: no step
+    b.apply_shared_state(State.HALF_OPEN, TransitionReason.WAIT_ELAPSED, None)
+    b.apply_shared_state(State.OPEN, TransitionReason.PROBES_FAILED, 5.0)  # step 2
     assert b.snapshot().open_attempts == 2
-    b._apply_shared(State.HALF_OPEN, TransitionReason.WAIT_ELAPSED, None)
+    b.apply_shared_state(State.HALF_OPEN, TransitionReason.WAIT_ELAPSED, None)
     fail(b, clock)  # this replica's own next opening: the third step of the backoff
     assert b.snapshot().open_remaining == 40.0
 
@@ -895,5 +895,5 @@ def test_the_probe_hooks_ignore_a_stale_generation(make_breaker: MakeBreaker, cl
 
 def test_a_followed_opening_keeps_a_deadline_under_a_second(clock: ManualClock) -> None:
     b = CircuitBreaker("llm", BreakerConfig(wait_in_open=60.0), clock=clock)
-    b._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, 0.25)
+    b.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, 0.25)
     assert b.snapshot().open_remaining == 0.25

@@ -120,13 +120,13 @@ class Recorder(BreakerListener):
 def test_a_followed_open_state_rejects_until_its_deadline_then_probes() -> None:
     clock, recorder = ManualClock(), Recorder()
     breaker = CircuitBreaker("llm", BreakerConfig(wait_in_open=60.0), clock=clock, listeners=[recorder])
-    assert breaker._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, 5.0)
+    assert breaker.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, 5.0)
     assert breaker.state is State.OPEN
     assert recorder.events[-1].reason is TransitionReason.FAILURE_RATE
     with pytest.raises(CircuitOpenError):
         breaker.call(lambda: 1)
     # The same state again moves only the deadline, without an event.
-    assert not breaker._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, 10.0)
+    assert not breaker.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, 10.0)
     assert len(recorder.events) == 1
     clock.advance(9.0)
     with pytest.raises(CircuitOpenError):
@@ -139,10 +139,10 @@ def test_a_followed_open_state_rejects_until_its_deadline_then_probes() -> None:
 def test_only_from_guards_a_cluster_wide_trip() -> None:
     breaker = CircuitBreaker("llm", clock=ManualClock())
     breaker.force_open()
-    assert not breaker._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, None, only_from=State.CLOSED)
+    assert not breaker.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, None, only_from=State.CLOSED)
     assert breaker.state is State.FORCED_OPEN
     breaker.reset()
-    assert breaker._apply_shared(State.OPEN, TransitionReason.FAILURE_RATE, None, only_from=State.CLOSED)
+    assert breaker.apply_shared_state(State.OPEN, TransitionReason.FAILURE_RATE, None, only_from=State.CLOSED)
     assert breaker.snapshot().open_remaining == pytest.approx(breaker.config.wait_strategy(1))
 
 
@@ -151,7 +151,7 @@ def test_manual_states_are_followed(state: State) -> None:
     breaker = CircuitBreaker("llm", clock=ManualClock())
     if state is State.CLOSED:
         breaker.force_open()
-    breaker._apply_shared(state, TransitionReason.MANUAL, None)
+    breaker.apply_shared_state(state, TransitionReason.MANUAL, None)
     assert breaker.state is state
 
 
@@ -161,10 +161,10 @@ def test_a_followed_forced_open_deadline_moves_both_ways() -> None:
     clock = ManualClock()
     breaker = CircuitBreaker("llm", BreakerConfig(automatic_transition_to_half_open=True), clock=clock)
     breaker.force_open(30)
-    assert not breaker._apply_shared(State.FORCED_OPEN, TransitionReason.MANUAL, None)
+    assert not breaker.apply_shared_state(State.FORCED_OPEN, TransitionReason.MANUAL, None)
     assert breaker.snapshot().open_remaining is None
     assert clock.pending_timers == 0
-    assert not breaker._apply_shared(State.FORCED_OPEN, TransitionReason.MANUAL, 10.0)
+    assert not breaker.apply_shared_state(State.FORCED_OPEN, TransitionReason.MANUAL, 10.0)
     clock.advance(10)
     assert breaker.state is State.HALF_OPEN
 

@@ -658,12 +658,12 @@ class RedisStore(StateStore):
             open_for = 0.0
         self._applying.active = True
         try:
-            shared.breaker._apply_shared(record.state, reason, open_for)
+            shared.breaker.apply_shared_state(record.state, reason, open_for)
             manual = self._manual_unpublished(shared)
             if manual is not None:
                 # Changed by hand in another thread since the check above: that change wins when
                 # published, so the breaker holds its state, not the record's.
-                shared.breaker._apply_shared(manual.state, TransitionReason.MANUAL, manual.remaining())
+                shared.breaker.apply_shared_state(manual.state, TransitionReason.MANUAL, manual.remaining())
         finally:
             self._applying.active = False
 
@@ -726,7 +726,7 @@ class RedisStore(StateStore):
             )
             if reason is not None:
                 # A decision of this replica's: its listener publishes it (the quorum holds).
-                breaker._apply_shared(State.OPEN, TransitionReason(reason), None, only_from=State.CLOSED)
+                breaker.apply_shared_state(State.OPEN, TransitionReason(reason), None, only_from=State.CLOSED)
         elif shared.local_only and tripped and votes(True, shared.peers, threshold, slow_threshold) >= self.quorum:
             # Open here alone until now: enough replicas see failures to open them all.
             with self._lock:
