@@ -109,6 +109,8 @@ def parse_duration(value: Any) -> Any:
     """Seconds from a number or a string with units: ``250ms``, ``30s``, ``5m``, ``1h``, ``1h30m``
     (the project's one grammar, :mod:`breakerpanel.durations`); anything else is left to the
     field's own validation."""
+    if isinstance(value, bool):  # YAML's on/yes/true would pass as 1 second
+        raise ValueError(f"expected seconds or a duration such as 250ms, 30s, 5m, 1h (got {value!r})")
     if isinstance(value, str):
         try:
             return _parse_duration(value)
@@ -118,6 +120,20 @@ def parse_duration(value: Any) -> Any:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, allow_inf_nan=False)]
+
+
+def _off(value: Any) -> Any:
+    """YAML reads ``off``, ``no`` and ``false`` as false: the setting's "off"."""
+    return "off" if value is False else value
+
+
+#: A setting turned off here, whatever it would inherit (``null`` or absent inherits).
+Off = Literal["off"]
+#: The settings that ``off`` turns off: no limit, no wait limit, no consecutive-failure trip, no
+#: adaptive thresholds, no forecast (``None`` in :class:`BreakerConfig`).
+OFF_SETTINGS = frozenset(
+    {"consecutive_failures_threshold", "max_wait_in_half_open", "call_timeout", "adaptive", "forecast"}
+)
 
 
 class _Strict(BaseModel):
@@ -211,7 +227,9 @@ class BreakerOptions(_Strict):
     )
     sliding_window_size: int | None = Field(None, ge=1, description="N calls, or N seconds.")
     minimum_calls: int | None = Field(None, ge=1, description="No rate, so no trip, below this many calls.")
-    consecutive_failures_threshold: int | None = Field(None, ge=1, description="Also open after N failures in a row.")
+    consecutive_failures_threshold: Annotated[Annotated[int, Field(ge=1)] | Off | None, BeforeValidator(_off)] = Field(
+        None, description="Also open after N failures in a row; `off`: not on failures in a row."
+    )
     wait_in_open: Duration | ExponentialWaitOption | None = Field(
         None,
         description=(
@@ -223,8 +241,12 @@ class BreakerOptions(_Strict):
         None, description="Move to half-open by timer rather than on the next call."
     )
     permitted_calls_in_half_open: int | None = Field(None, ge=1, description="Probes allowed while half-open.")
-    max_wait_in_half_open: Duration | None = Field(None, description="Reopen when half-open longer than this.")
-    call_timeout: Duration | None = Field(None, description="Calls longer than this fail with type `timeout`.")
+    max_wait_in_half_open: Annotated[Duration | Off | None, BeforeValidator(_off)] = Field(
+        None, description="Reopen when half-open longer than this; `off`: wait for the probes forever."
+    )
+    call_timeout: Annotated[Duration | Off | None, BeforeValidator(_off)] = Field(
+        None, description="Calls longer than this fail with type `timeout`; `off`: no limit."
+    )
     classifier: ClassifierPreset | None = Field(
         None,
         description=(
@@ -236,8 +258,12 @@ class BreakerOptions(_Strict):
         None, description="With `llm_http`: whether 401/403 count as failures of type `auth` or are ignored."
     )
     rate_limit_max_wait: Duration | None = Field(None, description="The longest a 429's Retry-After may hold it open.")
-    adaptive: AdaptiveOptions | None = Field(None, description="Adaptive thresholds; off when absent.")
-    forecast: ForecastOptions | None = Field(None, description="Trip forecast; off when absent.")
+    adaptive: Annotated[AdaptiveOptions | Off | None, BeforeValidator(_off)] = Field(
+        None, description="Adaptive thresholds; `off` here turns off inherited ones."
+    )
+    forecast: Annotated[ForecastOptions | Off | None, BeforeValidator(_off)] = Field(
+        None, description="Trip forecast; `off` here turns off an inherited one."
+    )
 
     @field_validator("wait_in_open", mode="before")
     @classmethod
@@ -263,9 +289,12 @@ class BreakerOptions(_Strict):
         data = self.model_dump(
             exclude_none=True, exclude={"classifier", "auth_failures", "wait_in_open", "adaptive", "forecast"}
         )
-        if self.adaptive is not None:
+        for name in OFF_SETTINGS:
+            if data.get(name) == "off":
+                data[name] = None  # BreakerConfig's "off"
+        if isinstance(self.adaptive, AdaptiveOptions):
             data["adaptive"] = self.adaptive.to_settings()
-        if self.forecast is not None:
+        if isinstance(self.forecast, ForecastOptions):
             data["forecast"] = self.forecast.to_settings()
         wait = self.wait_in_open
         if isinstance(wait, ExponentialWaitOption):

@@ -222,3 +222,54 @@ def test_wait_in_open_is_finite_and_positive_with_one_clear_reason(tmp_path: Pat
     with pytest.raises(ConfigFileError) as info:
         load_config(path, environ={})
     assert info.value.problems == [(2, "defaults.wait_in_open", reason)]
+
+
+# ---------------------------------------------------------------------- null inherits, off turns off
+
+OFF_AND_NULL = """
+defaults:
+  call_timeout: 30s
+  max_wait_in_half_open: 60s
+  consecutive_failures_threshold: 5
+  forecast: {lookback: 60s, horizon: 60s, interval: 5s}
+services:
+  openai:
+    breaker: {call_timeout: off, max_wait_in_half_open: off, consecutive_failures_threshold: off, forecast: off}
+    endpoints:
+      chat: {}
+      embeddings:
+        breaker: {call_timeout: 5s, max_wait_in_half_open: null}
+  qdrant:
+    breaker: {call_timeout: null, forecast: null}
+"""
+
+
+def test_null_inherits_and_off_turns_a_setting_off(tmp_path: Path) -> None:
+    registry = load_config(write(tmp_path, OFF_AND_NULL)).build(clock=ManualClock()).registry
+    openai, chat, embeddings, qdrant = (
+        registry[name].config for name in ("openai", "openai.chat", "openai.embeddings", "qdrant")
+    )
+    # `off` on the service: no limit, wait for probes forever, no trip on failures in a row, no forecast
+    assert (openai.call_timeout, openai.max_wait_in_half_open) == (None, None)
+    assert (openai.consecutive_failures_threshold, openai.forecast) == (None, None)
+    assert (chat.call_timeout, chat.max_wait_in_half_open, chat.forecast) == (None, None, None)  # inherited off
+    assert embeddings.call_timeout == 5.0  # its own again
+    assert embeddings.max_wait_in_half_open is None  # null: inherits the service's off
+    # null (or absent) inherits the defaults'
+    assert (qdrant.call_timeout, qdrant.max_wait_in_half_open, qdrant.consecutive_failures_threshold) == (30, 60, 5)
+    assert qdrant.forecast is not None
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ("consecutive_failures_threshold: 0", "greater than or equal to 1"),  # 0 is not off
+        ("call_timeout: on", "'off'"),
+        ("call_timeout: 0s", "greater than 0"),
+        ("forecast: yes", "'off'"),
+    ],
+)
+def test_off_is_the_only_way_to_say_off(tmp_path: Path, setting: str, reason: str) -> None:
+    text = f"services:\n  openai:\n    breaker: {{{setting}}}\n"
+    with pytest.raises(ConfigFileError, match=reason):
+        load_config(write(tmp_path, text))
