@@ -348,9 +348,9 @@ def run_threads(target: object, n: int) -> None:
 # ---------------------------------------------------------------------- aiobreaker
 
 
-def aio_breaker(name: str, fail_max: int = 2) -> aiobreaker.CircuitBreaker:
+def aio_breaker(name: str, fail_max: int = 2, wait: float = WAIT) -> aiobreaker.CircuitBreaker:
     return aiobreaker.CircuitBreaker(
-        fail_max=fail_max, timeout_duration=timedelta(seconds=WAIT), exclude=[KeyError], name=name
+        fail_max=fail_max, timeout_duration=timedelta(seconds=wait), exclude=[KeyError], name=name
     )
 
 
@@ -419,7 +419,9 @@ async def test_aiobreaker_through_an_outage_and_its_recovery() -> None:
 
 
 async def test_aiobreaker_concurrent_tasks_count_exactly() -> None:
-    cb = aio_breaker("tasks", fail_max=10**9)
+    # Open for a minute: 200 tasks must all meet the open breaker, however slowly a busy machine
+    # schedules them (with the 50 ms wait, a CI run under load saw some half-open).
+    cb = aio_breaker("tasks", fail_max=10**9, wait=60)
     source = AioBreakerSource(cb)
 
     async def slow_ok() -> str:
