@@ -45,9 +45,10 @@ def cli_environment(state_dir: Path) -> dict[str, str]:
 
 
 def cli(state_dir: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    """``breakerpanel ARGS`` (as ``python -m demo.cli``: the same entry point as the console script)."""
+    """``breakerpanel ARGS``, through the console script's entry point (``breakerpanel.cli``, which
+    hands the stack's commands to ``demo.cli``), as ``make up`` runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "demo.cli", *args],
+        [sys.executable, "-m", "breakerpanel.cli", *args],
         cwd=REPO_ROOT,
         env=cli_environment(state_dir),
         capture_output=True,
