@@ -96,8 +96,14 @@ def test_a_flood_from_another_process_is_held_to_the_rate_across_two_replicas(
     allowed = sum(s.get("200", 0) for s in statuses.values())
     limited = sum(s.get("429", 0) for s in statuses.values())
     assert allowed + limited == count
-    # Both replicas served and refused: they share one schedule.
-    assert all(s.get("200", 0) > 0 and s.get("429", 0) > 0 for s in statuses.values())
+    # Both replicas answered, and the flood was refused. That they share one schedule is the bound
+    # below: two schedules would allow about twice as much (accuracy near 2). Which replica serves
+    # is no claim: the flood alternates between them and the limit admits about one request in
+    # four, so the admitted ones can all fall on one replica's turns (a 3.13 CI run failed the old
+    # check that each replica both served and refused).
+    assert len(statuses) == 2
+    assert all(sum(s.values()) > 0 for s in statuses.values())
+    assert limited > 0
     assert limiter_a.statistics().allowed + limiter_b.statistics().allowed == allowed
     span = result["last"] - result["first"]
     expected = policy.burst + policy.rate * span
