@@ -7,7 +7,25 @@ from typing import Any
 
 import pytest
 
-from breakerpanel import CircuitBreaker, ManualClock
+from breakerpanel import BreakerListener, CallRecorded, CallRejected, CircuitBreaker, ManualClock, StateChanged
+
+
+class Recorder(BreakerListener):
+    """Every event a breaker publishes about calls and its state, by kind."""
+
+    def __init__(self) -> None:
+        self.recorded: list[CallRecorded] = []
+        self.rejected: list[CallRejected] = []
+        self.changes: list[StateChanged] = []
+
+    def call_recorded(self, event: CallRecorded) -> None:
+        self.recorded.append(event)
+
+    def call_rejected(self, event: CallRejected) -> None:
+        self.rejected.append(event)
+
+    def state_changed(self, event: StateChanged) -> None:
+        self.changes.append(event)
 
 
 class Boom(Exception):

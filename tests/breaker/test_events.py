@@ -13,8 +13,6 @@ from breakerpanel import (
     BreakerConfig,
     BreakerConfigError,
     BreakerListener,
-    CallRecorded,
-    CallRejected,
     CallTimeoutError,
     CircuitBreaker,
     CircuitOpenError,
@@ -35,25 +33,9 @@ from breakerpanel import (
 )
 from breakerpanel._breaker import MAX_ERROR_TYPES, OTHER_ERROR_TYPE
 
-from .support import Boom, fail, succeed
+from .support import Boom, Recorder, fail, succeed
 
 MakeBreaker = Callable[..., CircuitBreaker]
-
-
-class Recorder(BreakerListener):
-    def __init__(self) -> None:
-        self.recorded: list[CallRecorded] = []
-        self.rejected: list[CallRejected] = []
-        self.changes: list[StateChanged] = []
-
-    def call_recorded(self, event: CallRecorded) -> None:
-        self.recorded.append(event)
-
-    def call_rejected(self, event: CallRejected) -> None:
-        self.rejected.append(event)
-
-    def state_changed(self, event: StateChanged) -> None:
-        self.changes.append(event)
 
 
 def listened(breaker: CircuitBreaker) -> Recorder:

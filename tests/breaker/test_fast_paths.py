@@ -19,7 +19,6 @@ from breakerpanel import (
     BreakerConfig,
     BreakerListener,
     BreakerRegistry,
-    CallRecorded,
     CallRejected,
     CircuitBreaker,
     CircuitOpenError,
@@ -34,23 +33,9 @@ from breakerpanel import (
     Static,
 )
 
+from .support import Recorder
+
 MakeBreaker = Callable[..., CircuitBreaker]
-
-
-class Recorder(BreakerListener):
-    def __init__(self) -> None:
-        self.recorded: list[CallRecorded] = []
-        self.rejected: list[CallRejected] = []
-        self.changes: list[StateChanged] = []
-
-    def call_recorded(self, event: CallRecorded) -> None:
-        self.recorded.append(event)
-
-    def call_rejected(self, event: CallRejected) -> None:
-        self.rejected.append(event)
-
-    def state_changed(self, event: StateChanged) -> None:
-        self.changes.append(event)
 
 
 def _usages(breaker: CircuitBreaker, clock: ManualClock, seconds: float) -> dict[str, Callable[[], object]]:
