@@ -20,7 +20,7 @@
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 from ._adaptive import AdaptiveThresholds
-from ._breaker import BreakerSnapshot, CallTotals, CircuitBreaker, Permit
+from ._breaker import CircuitBreaker, Permit
 from ._cache import MISSING, AsyncResponseCache, MemoryCache, ResponseCache, default_cache_key
 from ._classify import (
     IGNORED,
@@ -47,7 +47,15 @@ from ._classify import (
 )
 from ._clock import Clock, ManualClock, MonotonicClock, TimerHandle
 from ._config import DEFAULT_CONFIG, BreakerConfig
-from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged, TripPredicted
+from ._events import (
+    BreakerControl,
+    BreakerListener,
+    CallRecorded,
+    CallRejected,
+    FallbackUsed,
+    StateChanged,
+    TripPredicted,
+)
 from ._exceptions import (
     BreakerConfigError,
     BreakerError,
@@ -69,6 +77,7 @@ from ._fallback import (
 from ._feature import Availability, Feature, FeatureStatus
 from ._forecast import TripForecast
 from ._histogram import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, Histogram, HistogramReading
+from ._monitor import AdaptiveController, TripForecaster, adaptive_controller, trip_forecaster
 from ._probe import (
     Probe,
     ProbeRunner,
@@ -80,6 +89,7 @@ from ._probe import (
     sqlalchemy_probe,
 )
 from ._registry import BreakerRegistry, describe_breaker
+from ._snapshot import MAX_ERROR_TYPES, OTHER_ERROR_TYPE, BreakerSnapshot, CallTotals
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
 from ._stores import MemoryStore, RedisStore, StateStore, StoreStatus
 from ._wait import ExponentialBackoff, FixedWait, WaitStrategy
@@ -90,15 +100,19 @@ __all__ = [
     "DEFAULT_DURATION_BOUNDS",
     "DEFAULT_RECOVERY_BOUNDS",
     "IGNORED",
+    "MAX_ERROR_TYPES",
     "MISSING",
+    "OTHER_ERROR_TYPE",
     "RATE_LIMITED_ERROR_TYPE",
     "SUCCESS",
+    "AdaptiveController",
     "AdaptiveThresholds",
     "Alternate",
     "AsyncResponseCache",
     "Availability",
     "BreakerConfig",
     "BreakerConfigError",
+    "BreakerControl",
     "BreakerError",
     "BreakerListener",
     "BreakerRegistry",
@@ -151,11 +165,13 @@ __all__ = [
     "TimerHandle",
     "TransitionReason",
     "TripForecast",
+    "TripForecaster",
     "TripPredicted",
     "Verdict",
     "VerdictKind",
     "WaitStrategy",
     "WindowType",
+    "adaptive_controller",
     "as_classifier",
     "asyncpg_probe",
     "classify_with",
@@ -176,6 +192,7 @@ __all__ = [
     "running_probes",
     "should_fall_back",
     "sqlalchemy_probe",
+    "trip_forecaster",
     "when_exception",
     "when_result",
 ]

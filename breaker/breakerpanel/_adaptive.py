@@ -35,19 +35,13 @@ bounds) and ``slow_call_duration`` stay in force.
 from __future__ import annotations
 
 import math
-import weakref
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ._exceptions import BreakerConfigError
-from ._state import Outcome, State
 
-if TYPE_CHECKING:
-    from ._breaker import CircuitBreaker
-
-__all__ = ["AdaptiveController", "AdaptiveModel", "AdaptiveThresholds", "burn_rate", "histogram_quantile"]
+__all__ = ["AdaptiveModel", "AdaptiveThresholds", "burn_rate", "histogram_quantile"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -298,62 +292,3 @@ class AdaptiveModel:
         if long_calls < self.minimum_calls:
             return 0.0
         return min(long_burn, over(short_window)[1])
-
-
-class AdaptiveController:
-    """Samples one breaker into an :class:`AdaptiveModel` and puts the thresholds in force."""
-
-    def __init__(self, breaker: CircuitBreaker, settings: AdaptiveThresholds) -> None:
-        from ._monitor import Periodic
-
-        config = breaker.config
-        self.settings = settings
-        self.model = AdaptiveModel(
-            settings,
-            initial_threshold=config.failure_rate_threshold,
-            initial_slow_call_duration=config.slow_call_duration,
-            minimum_calls=config.effective_minimum_calls,
-        )
-        self._breaker = weakref.ref(breaker)
-        self._latency_counts: tuple[int, ...] | None = None
-        if settings.adapts_latency:
-            breaker.enable_duration_histograms()
-        breaker._set_thresholds(self.model.threshold, self.model.slow_call_duration)
-        self._timer = Periodic(breaker.clock, settings.interval, self.tick)
-
-    def tick(self, now: float) -> bool:
-        """Take one sample (the timer calls this every ``interval``); False once the breaker is gone."""
-        breaker = self._breaker()
-        if breaker is None:
-            return False
-        snap = breaker.snapshot()
-        totals = snap.totals
-        rejected = sum(totals.rejected.values())
-        latency = self._latency(breaker) if self.settings.adapts_latency else None
-        before = (self.model.threshold, self.model.slow_call_duration)
-        self.model.observe(
-            now,
-            learning=snap.state is State.CLOSED,
-            failure_rate=snap.failure_rate,
-            calls=totals.successes + totals.failures + rejected,
-            errors=totals.failures + rejected,
-            latency=latency,
-        )
-        after = (self.model.threshold, self.model.slow_call_duration)
-        if after != before:
-            breaker._set_thresholds(*after)
-        return True
-
-    def _latency(self, breaker: CircuitBreaker) -> float | None:
-        reading = breaker.duration_histograms().get(Outcome.SUCCESS)
-        if reading is None:
-            return None
-        previous, self._latency_counts = self._latency_counts, reading.counts
-        counts = reading.counts
-        delta = counts if previous is None else tuple(a - b for a, b in zip(counts, previous, strict=True))
-        if sum(delta) < self.settings.min_latency_calls:
-            return None
-        return histogram_quantile(self.settings.latency_quantile, reading.bounds, delta)
-
-    def stop(self) -> None:
-        self._timer.stop()

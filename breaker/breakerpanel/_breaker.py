@@ -59,7 +59,6 @@ import threading
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, final, overload
 
@@ -69,11 +68,13 @@ from ._config import DEFAULT_CONFIG, BreakerConfig
 from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged, TripPredicted
 from ._exceptions import BreakerConfigError, CallTimeoutError, CircuitOpenError
 from ._histogram import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, Histogram, HistogramReading
+from ._monitor import start_monitors
+from ._snapshot import MAX_ERROR_TYPES, OTHER_ERROR_TYPE, BreakerSnapshot, CallTotals
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
 from ._window import CountWindow, SlidingWindow, TimeWindow
 from ._wrap import check_decoratable
 
-__all__ = ["MAX_ERROR_TYPES", "OTHER_ERROR_TYPE", "BreakerSnapshot", "CallTotals", "CircuitBreaker", "Permit"]
+__all__ = ["CircuitBreaker", "Permit"]
 
 logger = logging.getLogger("breakerpanel")
 
@@ -101,10 +102,6 @@ def _unpack(token: int) -> tuple[int, int]:
 
 # Without the GIL, `self._ok += 1` could lose updates: every call then takes the locked path.
 _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
-#: Cap on distinct error types in the cumulative counters (bounded cardinality downstream).
-MAX_ERROR_TYPES = 64
-#: Where error types beyond the cap are counted.
-OTHER_ERROR_TYPE = "_OTHER"
 
 _CLOSED = State.CLOSED
 _OPEN = State.OPEN
@@ -125,67 +122,6 @@ _SUCCESS_OUTCOME = Outcome.SUCCESS
 _FAILURE_OUTCOME = Outcome.FAILURE
 _IGNORED_OUTCOME = Outcome.IGNORED
 _TIMEOUT = failure("timeout")
-
-
-@dataclass(frozen=True, slots=True)
-class CallTotals:
-    """Cumulative counts since the breaker was created; they never go down."""
-
-    successes: int
-    failures: int
-    ignored: int
-    slow_successes: int
-    slow_failures: int
-    rejected: dict[RejectionReason, int]
-    failures_by_type: dict[str, int]
-    transitions: dict[tuple[State, State], int]
-    #: Fallbacks used for this breaker's calls, by type and outcome (success or failure).
-    fallbacks: dict[tuple[FallbackType, Outcome], int]
-
-    @property
-    def calls(self) -> int:
-        """Calls that ran (successes, failures and ignored); rejections not included."""
-        return self.successes + self.failures + self.ignored
-
-    @property
-    def slow(self) -> int:
-        """Slow calls, successful or failed (ignored calls are never slow)."""
-        return self.slow_successes + self.slow_failures
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerSnapshot:
-    """A consistent view of one breaker at one instant."""
-
-    name: str
-    level: Level
-    #: The parent breaker's name (the service of an endpoint), or ``None``.
-    parent: str | None
-    state: State
-    #: Clock time at which the breaker entered its state.
-    state_since: float
-    #: Calls, failures and slow calls inside the sliding window.
-    calls: int
-    failures: int
-    slow_calls: int
-    #: ``None`` while the window holds fewer than ``minimum_calls`` calls.
-    failure_rate: float | None
-    slow_call_rate: float | None
-    failure_rate_threshold: float
-    slow_call_rate_threshold: float
-    slow_call_duration: float
-    minimum_calls: int
-    consecutive_failures: int
-    #: Seconds until an open breaker lets probes through; ``None`` unless open (or forced open
-    #: with an expiry).
-    open_remaining: float | None
-    half_open_in_flight: int
-    half_open_calls: int
-    half_open_failures: int
-    #: How many times in a row the breaker has opened without closing in between.
-    open_attempts: int
-    generation: int
-    totals: CallTotals
 
 
 _Change = tuple[State, State, TransitionReason, float, float | None]
@@ -444,9 +380,7 @@ class CircuitBreaker:
             with parent._lock:
                 parent._children = (*parent._children, self)
         if config.adaptive is not None or config.forecast is not None:
-            from ._monitor import start_monitors  # adaptive thresholds, trip forecast: off the call path
-
-            start_monitors(self)
+            start_monitors(self)  # adaptive thresholds, trip forecast: off the call path
 
     # ------------------------------------------------------------------ calling
 
@@ -1559,10 +1493,19 @@ class CircuitBreaker:
             except Exception:
                 logger.exception("circuit breaker %r: listener %r raised in %s", self.name, listener, method)
 
-    # ------------------------------------------------------------------ adaptive thresholds, forecast, probes
+    # ------------------------------------------------------------------ monitors and probes (BreakerControl)
 
-    def _set_thresholds(self, failure_rate_threshold: float, slow_call_duration: float) -> None:
-        """Put thresholds in force (adaptive thresholds, ``_adaptive.py``); the window keeps its calls."""
+    def set_thresholds(self, failure_rate_threshold: float, slow_call_duration: float) -> None:
+        """Put thresholds in force, as adaptive thresholds do; the window keeps its calls (no event:
+        :meth:`snapshot` shows the thresholds in force)."""
+        if not 0.0 < failure_rate_threshold <= 1.0:
+            raise BreakerConfigError(
+                "failure_rate_threshold", f"must be a fraction within (0, 1] (got {failure_rate_threshold!r})"
+            )
+        if not 0.0 < slow_call_duration < math.inf:
+            raise BreakerConfigError(
+                "slow_call_duration", f"must be a positive number of seconds (got {slow_call_duration!r})"
+            )
         with self._lock:
             self._failure_rate_threshold = failure_rate_threshold
             if slow_call_duration != self._slow_call_duration:
@@ -1572,16 +1515,18 @@ class CircuitBreaker:
                 now = self._now()
                 self._refresh_fast(self._window_counts(now), now)
 
-    def _publish_forecast(
-        self, rate: float, predicted: float, threshold: float, horizon: float, seconds: float | None, at: float
+    def publish_trip_forecast(
+        self, rate: float, predicted: float, threshold: float, horizon: float, seconds_to_trip: float | None, at: float
     ) -> None:
-        """Publish a trip forecast (``_forecast.py``)."""
+        """Tell the listeners that the failure rate is heading for the threshold (a
+        :class:`TripPredicted`; the trip forecast calls this). Changes nothing in the breaker."""
         if self._listeners:
-            self._emit("trip_predicted", TripPredicted(self, rate, predicted, threshold, horizon, seconds, at))
+            self._emit("trip_predicted", TripPredicted(self, rate, predicted, threshold, horizon, seconds_to_trip, at))
 
-    def _probe_passed(self, generation: int) -> bool:
-        """An active health probe succeeded while open in ``generation``: half-open at once
-        (``_probe.py``). Returns whether the state changed."""
+    def half_open_after_probe(self, generation: int) -> bool:
+        """An active health probe succeeded while the breaker was open in ``generation`` (from
+        :meth:`snapshot`): half-open at once, ahead of the wait. Nothing happens if the breaker
+        has moved on since. Returns whether the state changed."""
         with self._lock:
             if generation != self._generation or self._state is not _OPEN:
                 return False
@@ -1589,9 +1534,10 @@ class CircuitBreaker:
         self._publish_changes([change])
         return True
 
-    def _extend_open(self, generation: int, until: float) -> bool:
-        """An active health probe failed while open in ``generation``: stay open until at least
-        ``until`` (clock time). Returns whether the wait moved."""
+    def hold_open_until(self, generation: int, until: float) -> bool:
+        """An active health probe failed while the breaker was open in ``generation``: stay open
+        until at least ``until`` (clock time; a wait already longer stays). Returns whether the
+        wait moved."""
         with self._lock:
             if generation != self._generation or self._state is not _OPEN or until <= self._open_until:
                 return False

@@ -1,4 +1,9 @@
-"""Events a breaker publishes, and the listener interface that receives them.
+"""A breaker's boundary: the events it publishes, the listener interface that receives them, and
+:class:`BreakerControl`, what listeners, state stores, monitors and probes may read and do to a breaker.
+
+Everything outside the breaker's own module works through these (the breaker satisfies
+:class:`BreakerControl`), so a third-party store or monitor needs nothing private, and this module
+depends on no other part of the breaker.
 
 Listeners run synchronously in the thread that caused the event, after the breaker has released
 its lock (so a listener may read the breaker). A listener that raises is logged and otherwise
@@ -7,16 +12,71 @@ ignored: it never breaks the protected call. With no listener registered nothing
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from ._state import FallbackType, Outcome, RejectionReason, State, TransitionReason
+from ._clock import Clock
+from ._config import BreakerConfig
+from ._histogram import DEFAULT_DURATION_BOUNDS, HistogramReading
+from ._snapshot import BreakerSnapshot
+from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason
 
-if TYPE_CHECKING:
-    from ._breaker import CircuitBreaker
+__all__ = [
+    "BreakerControl",
+    "BreakerListener",
+    "CallRecorded",
+    "CallRejected",
+    "FallbackUsed",
+    "StateChanged",
+    "TripPredicted",
+]
 
-__all__ = ["BreakerListener", "CallRecorded", "CallRejected", "FallbackUsed", "StateChanged", "TripPredicted"]
+
+class BreakerControl(Protocol):
+    """A circuit breaker as what surrounds it sees it: what it is, what it reports, and the few
+    ways to move it that are not calls. :class:`~breakerpanel.CircuitBreaker` implements it.
+
+    Each way to move it names whose decision it carries: another replica's
+    (:meth:`apply_shared_state`, for a :class:`~breakerpanel.StateStore`), adaptive thresholds'
+    (:meth:`set_thresholds`), a trip forecast's (:meth:`publish_trip_forecast`), an active health
+    probe's (:meth:`half_open_after_probe`, :meth:`hold_open_until`, which take the ``generation``
+    of the snapshot the probe began from, so a result that arrives after the breaker moved on
+    changes nothing).
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def level(self) -> Level: ...
+    @property
+    def parent(self) -> BreakerControl | None: ...
+    @property
+    def children(self) -> tuple[BreakerControl, ...]: ...
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
+    @property
+    def config(self) -> BreakerConfig: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def state(self) -> State: ...
+
+    def snapshot(self) -> BreakerSnapshot: ...
+    def duration_histograms(self) -> dict[Outcome, HistogramReading]: ...
+    def enable_duration_histograms(self, bounds: tuple[float, ...] = DEFAULT_DURATION_BOUNDS) -> None: ...
+    def add_listener(self, listener: BreakerListener) -> None: ...
+    def remove_listener(self, listener: BreakerListener) -> None: ...
+
+    def apply_shared_state(
+        self, state: State, reason: TransitionReason, open_for: float | None, *, only_from: State | None = None
+    ) -> bool: ...
+    def set_thresholds(self, failure_rate_threshold: float, slow_call_duration: float) -> None: ...
+    def publish_trip_forecast(
+        self, rate: float, predicted: float, threshold: float, horizon: float, seconds_to_trip: float | None, at: float
+    ) -> None: ...
+    def half_open_after_probe(self, generation: int) -> bool: ...
+    def hold_open_until(self, generation: int, until: float) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +84,7 @@ class StateChanged:
     """The breaker changed state. ``previous`` is ``state`` only for ``force_open()`` moving the
     deadline of a breaker already forced open (no transition is counted then)."""
 
-    breaker: CircuitBreaker
+    breaker: BreakerControl
     previous: State
     state: State
     reason: TransitionReason
@@ -36,7 +96,7 @@ class StateChanged:
 
 @dataclass(frozen=True, slots=True)
 class CallRecorded:
-    breaker: CircuitBreaker
+    breaker: BreakerControl
     outcome: Outcome
     #: ``None`` for successes; ``timeout``, ``rate_limited``, ``cancelled`` or a classifier's type.
     error_type: str | None
@@ -48,7 +108,7 @@ class CallRecorded:
 
 @dataclass(frozen=True, slots=True)
 class CallRejected:
-    breaker: CircuitBreaker
+    breaker: BreakerControl
     reason: RejectionReason
     state: State
     remaining: float | None
@@ -58,7 +118,7 @@ class CallRejected:
 class FallbackUsed:
     """A fallback step ran for one of the breaker's calls (or a feature's)."""
 
-    breaker: CircuitBreaker
+    breaker: BreakerControl
     fallback_type: FallbackType
     #: The step's name (``anthropic``, ``cache``...).
     step: str
@@ -72,7 +132,7 @@ class TripPredicted:
     """The failure rate's trend reaches the threshold in force within ``horizon`` seconds while the
     breaker is still closed and under it: an early warning (``BreakerConfig(forecast=...)``)."""
 
-    breaker: CircuitBreaker
+    breaker: BreakerControl
     #: The window's failure rate now.
     failure_rate: float
     #: The rate the trend reaches ``horizon`` seconds from now (at most 1).

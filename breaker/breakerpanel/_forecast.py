@@ -20,19 +20,12 @@ fires on that count while the breaker is still closed.
 from __future__ import annotations
 
 import math
-import weakref
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from ._exceptions import BreakerConfigError
-from ._state import State
 
-if TYPE_CHECKING:
-    from ._breaker import CircuitBreaker
-
-__all__ = ["TripForecast", "TripForecaster", "linear_fit", "predict_linear"]
+__all__ = ["TripForecast", "linear_fit", "predict_linear"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -87,61 +80,3 @@ def predict_linear(samples: Sequence[tuple[float, float]], *, now: float, horizo
     """The fitted value ``horizon`` seconds after ``now``."""
     intercept, slope = linear_fit(samples, now)
     return intercept + slope * horizon
-
-
-class TripForecaster:
-    """Samples one breaker's failure rate and publishes :class:`~breakerpanel.TripPredicted`."""
-
-    def __init__(self, breaker: CircuitBreaker, settings: TripForecast) -> None:
-        from ._monitor import Periodic
-
-        self.settings = settings
-        self._breaker = weakref.ref(breaker)
-        self._samples: deque[tuple[float, float]] = deque()
-        self._warned = False
-        #: Forecasts published so far (exported as ``circuit_breaker.trip_forecasts``).
-        self.forecasts = 0
-        #: The last prediction (the rate ``horizon`` ahead), or ``None`` without enough samples.
-        self.predicted: float | None = None
-        #: Seconds until the fitted line reaches the threshold, when it rises toward it, else ``None``.
-        self.seconds_to_trip: float | None = None
-        self._timer = Periodic(breaker.clock, settings.interval, self.tick)
-
-    def tick(self, now: float) -> bool:
-        """Take one sample (the timer calls this every ``interval``); False once the breaker is gone."""
-        breaker = self._breaker()
-        if breaker is None:
-            return False
-        snap = breaker.snapshot()
-        samples = self._samples
-        if snap.state is not State.CLOSED:
-            # A new window starts when it closes again: its history is no trend of this one.
-            samples.clear()
-            self._warned = False
-            self.predicted = self.seconds_to_trip = None
-            return True
-        rate = snap.failure_rate
-        if rate is not None:
-            samples.append((now, rate))
-        while samples and samples[0][0] <= now - self.settings.lookback:
-            samples.popleft()
-        if rate is None or len(samples) < self.settings.min_samples:
-            self.predicted = self.seconds_to_trip = None
-            self._warned = False
-            return True
-        threshold = snap.failure_rate_threshold
-        intercept, slope = linear_fit(samples, now)
-        predicted = min(1.0, intercept + slope * self.settings.horizon)
-        self.predicted = predicted
-        self.seconds_to_trip = max(0.0, (threshold - intercept) / slope) if slope > 0 else None
-        if predicted >= threshold and rate < threshold:
-            if not self._warned:
-                self._warned = True
-                self.forecasts += 1
-                breaker._publish_forecast(rate, predicted, threshold, self.settings.horizon, self.seconds_to_trip, now)
-        else:
-            self._warned = False
-        return True
-
-    def stop(self) -> None:
-        self._timer.stop()

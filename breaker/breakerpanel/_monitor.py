@@ -12,22 +12,28 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from ._adaptive import AdaptiveModel, AdaptiveThresholds, histogram_quantile
 from ._clock import Clock, TimerHandle
+from ._events import BreakerControl
+from ._forecast import TripForecast, linear_fit
+from ._state import Outcome, State
 
-if TYPE_CHECKING:
-    from ._adaptive import AdaptiveController
-    from ._breaker import CircuitBreaker
-    from ._forecast import TripForecaster
-
-__all__ = ["Periodic", "adaptive_controller", "start_monitors", "trip_forecaster"]
+__all__ = [
+    "AdaptiveController",
+    "Periodic",
+    "TripForecaster",
+    "adaptive_controller",
+    "start_monitors",
+    "trip_forecaster",
+]
 
 logger = logging.getLogger("breakerpanel")
 
-_ADAPTIVE: weakref.WeakKeyDictionary[CircuitBreaker, AdaptiveController] = weakref.WeakKeyDictionary()
-_FORECAST: weakref.WeakKeyDictionary[CircuitBreaker, TripForecaster] = weakref.WeakKeyDictionary()
+_ADAPTIVE: weakref.WeakKeyDictionary[BreakerControl, AdaptiveController] = weakref.WeakKeyDictionary()
+_FORECAST: weakref.WeakKeyDictionary[BreakerControl, TripForecaster] = weakref.WeakKeyDictionary()
 
 
 class Periodic:
@@ -67,24 +73,135 @@ class Periodic:
             self._handle.cancel()
 
 
-def start_monitors(breaker: CircuitBreaker) -> None:
-    """Start what ``breakerpanel.config`` asks for (the breaker calls this when it is created)."""
+def start_monitors(breaker: BreakerControl) -> None:
+    """Start what the breaker's configuration asks for (the breaker calls this when it is created)."""
     config = breaker.config
     if config.adaptive is not None:
-        from ._adaptive import AdaptiveController
-
         _ADAPTIVE[breaker] = AdaptiveController(breaker, config.adaptive)
     if config.forecast is not None:
-        from ._forecast import TripForecaster
-
         _FORECAST[breaker] = TripForecaster(breaker, config.forecast)
 
 
-def adaptive_controller(breaker: CircuitBreaker) -> AdaptiveController | None:
+def adaptive_controller(breaker: BreakerControl) -> AdaptiveController | None:
     """The adaptive thresholds of ``breaker``, if configured."""
     return _ADAPTIVE.get(breaker)
 
 
-def trip_forecaster(breaker: CircuitBreaker) -> TripForecaster | None:
+def trip_forecaster(breaker: BreakerControl) -> TripForecaster | None:
     """The trip forecast of ``breaker``, if configured."""
     return _FORECAST.get(breaker)
+
+
+class AdaptiveController:
+    """Samples one breaker into an :class:`AdaptiveModel` and puts the thresholds in force."""
+
+    def __init__(self, breaker: BreakerControl, settings: AdaptiveThresholds) -> None:
+        config = breaker.config
+        self.settings = settings
+        self.model = AdaptiveModel(
+            settings,
+            initial_threshold=config.failure_rate_threshold,
+            initial_slow_call_duration=config.slow_call_duration,
+            minimum_calls=config.effective_minimum_calls,
+        )
+        self._breaker = weakref.ref(breaker)
+        self._latency_counts: tuple[int, ...] | None = None
+        if settings.adapts_latency:
+            breaker.enable_duration_histograms()
+        breaker.set_thresholds(self.model.threshold, self.model.slow_call_duration)
+        self._timer = Periodic(breaker.clock, settings.interval, self.tick)
+
+    def tick(self, now: float) -> bool:
+        """Take one sample (the timer calls this every ``interval``); False once the breaker is gone."""
+        breaker = self._breaker()
+        if breaker is None:
+            return False
+        snap = breaker.snapshot()
+        totals = snap.totals
+        rejected = sum(totals.rejected.values())
+        latency = self._latency(breaker) if self.settings.adapts_latency else None
+        before = (self.model.threshold, self.model.slow_call_duration)
+        self.model.observe(
+            now,
+            learning=snap.state is State.CLOSED,
+            failure_rate=snap.failure_rate,
+            calls=totals.successes + totals.failures + rejected,
+            errors=totals.failures + rejected,
+            latency=latency,
+        )
+        after = (self.model.threshold, self.model.slow_call_duration)
+        if after != before:
+            breaker.set_thresholds(*after)
+        return True
+
+    def _latency(self, breaker: BreakerControl) -> float | None:
+        reading = breaker.duration_histograms().get(Outcome.SUCCESS)
+        if reading is None:
+            return None
+        previous, self._latency_counts = self._latency_counts, reading.counts
+        counts = reading.counts
+        delta = counts if previous is None else tuple(a - b for a, b in zip(counts, previous, strict=True))
+        if sum(delta) < self.settings.min_latency_calls:
+            return None
+        return histogram_quantile(self.settings.latency_quantile, reading.bounds, delta)
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+
+class TripForecaster:
+    """Samples one breaker's failure rate and publishes :class:`~breakerpanel.TripPredicted`."""
+
+    def __init__(self, breaker: BreakerControl, settings: TripForecast) -> None:
+        self.settings = settings
+        self._breaker = weakref.ref(breaker)
+        self._samples: deque[tuple[float, float]] = deque()
+        self._warned = False
+        #: Forecasts published so far (exported as ``circuit_breaker.trip_forecasts``).
+        self.forecasts = 0
+        #: The last prediction (the rate ``horizon`` ahead), or ``None`` without enough samples.
+        self.predicted: float | None = None
+        #: Seconds until the fitted line reaches the threshold, when it rises toward it, else ``None``.
+        self.seconds_to_trip: float | None = None
+        self._timer = Periodic(breaker.clock, settings.interval, self.tick)
+
+    def tick(self, now: float) -> bool:
+        """Take one sample (the timer calls this every ``interval``); False once the breaker is gone."""
+        breaker = self._breaker()
+        if breaker is None:
+            return False
+        snap = breaker.snapshot()
+        samples = self._samples
+        if snap.state is not State.CLOSED:
+            # A new window starts when it closes again: its history is no trend of this one.
+            samples.clear()
+            self._warned = False
+            self.predicted = self.seconds_to_trip = None
+            return True
+        rate = snap.failure_rate
+        if rate is not None:
+            samples.append((now, rate))
+        while samples and samples[0][0] <= now - self.settings.lookback:
+            samples.popleft()
+        if rate is None or len(samples) < self.settings.min_samples:
+            self.predicted = self.seconds_to_trip = None
+            self._warned = False
+            return True
+        threshold = snap.failure_rate_threshold
+        intercept, slope = linear_fit(samples, now)
+        predicted = min(1.0, intercept + slope * self.settings.horizon)
+        self.predicted = predicted
+        self.seconds_to_trip = max(0.0, (threshold - intercept) / slope) if slope > 0 else None
+        if predicted >= threshold and rate < threshold:
+            if not self._warned:
+                self._warned = True
+                self.forecasts += 1
+                breaker.publish_trip_forecast(
+                    rate, predicted, threshold, self.settings.horizon, self.seconds_to_trip, now
+                )
+        else:
+            self._warned = False
+        return True
+
+    def stop(self) -> None:
+        self._timer.stop()

@@ -35,15 +35,12 @@ import random
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._clock import Clock
-from ._events import BreakerListener, StateChanged
+from ._events import BreakerControl, BreakerListener, StateChanged
 from ._exceptions import BreakerConfigError
 from ._state import State, TransitionReason
-
-if TYPE_CHECKING:
-    from ._breaker import CircuitBreaker
 
 __all__ = [
     "Probe",
@@ -61,10 +58,10 @@ logger = logging.getLogger("breakerpanel")
 #: A health check: passes unless it raises or returns ``False``.
 Probe = Callable[[], Awaitable[object]]
 
-_RUNNERS: weakref.WeakKeyDictionary[CircuitBreaker, ProbeRunner] = weakref.WeakKeyDictionary()
+_RUNNERS: weakref.WeakKeyDictionary[BreakerControl, ProbeRunner] = weakref.WeakKeyDictionary()
 
 
-def probe_runner(breaker: CircuitBreaker) -> ProbeRunner | None:
+def probe_runner(breaker: BreakerControl) -> ProbeRunner | None:
     """The probe runner attached to ``breaker``, if any."""
     return _RUNNERS.get(breaker)
 
@@ -98,7 +95,7 @@ class ProbeRunner(BreakerListener):
 
     def __init__(
         self,
-        breaker: CircuitBreaker,
+        breaker: BreakerControl,
         probe: Probe,
         *,
         interval: float = 1.0,
@@ -108,7 +105,7 @@ class ProbeRunner(BreakerListener):
         timeout: float = 5.0,
         max_extension: float = 300.0,
         rng: Callable[[], float] = random.random,
-        dependents: Callable[[], Iterable[CircuitBreaker]] | None = None,
+        dependents: Callable[[], Iterable[BreakerControl]] | None = None,
     ) -> None:
         if not callable(probe):
             raise BreakerConfigError("probe", f"expected an async callable (got {type(probe).__name__})")
@@ -142,7 +139,7 @@ class ProbeRunner(BreakerListener):
         self._rng = rng
         # Asked when a probe passes (features are built after their services' probes).
         self._dependents = dependents if dependents is not None else (lambda: breaker.children)
-        self._watched: set[CircuitBreaker] = set()
+        self._watched: set[BreakerControl] = set()
         #: Dependents whose last opening was a rate limit's (by name): a passing probe leaves them.
         self._rate_limited: set[str] = set()
         self.results: dict[str, int] = {"success": 0, "failure": 0}
@@ -239,11 +236,11 @@ class ProbeRunner(BreakerListener):
             if snap.generation != generation or snap.state is not State.OPEN:
                 return  # closed by hand, half-open by its wait, or reopened (which wakes us again)
             if await self._attempt():
-                breaker._probe_passed(generation)
+                breaker.half_open_after_probe(generation)
                 self._half_open_dependents()
                 return
             attempt += 1
-            breaker._extend_open(generation, min(limit, clock.now() + self.delay(attempt)))
+            breaker.hold_open_until(generation, min(limit, clock.now() + self.delay(attempt)))
 
     def _half_open_dependents(self) -> None:
         for dependent in self._dependents():
@@ -251,7 +248,7 @@ class ProbeRunner(BreakerListener):
                 continue
             snap = dependent.snapshot()
             if snap.state is State.OPEN:  # not forced open, not disabled: those were set by hand
-                dependent._probe_passed(snap.generation)
+                dependent.half_open_after_probe(snap.generation)
 
     async def _attempt(self) -> bool:
         try:
@@ -275,7 +272,7 @@ class ProbeRunner(BreakerListener):
 
 
 @contextlib.asynccontextmanager
-async def running_probes(breakers: Iterable[CircuitBreaker]) -> AsyncIterator[list[ProbeRunner]]:
+async def running_probes(breakers: Iterable[BreakerControl]) -> AsyncIterator[list[ProbeRunner]]:
     """Start every probe runner attached to the given breakers (a registry's, typically) and stop
     them on exit: ``async with running_probes(registry): ...`` in an app's lifespan."""
     runners = [r for r in (probe_runner(b) for b in breakers) if r is not None]

@@ -8,9 +8,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from breakerpanel import AdaptiveThresholds, BreakerConfig, BreakerConfigError, CircuitBreaker, ManualClock, State
+from breakerpanel import (
+    AdaptiveThresholds,
+    BreakerConfig,
+    BreakerConfigError,
+    CircuitBreaker,
+    ManualClock,
+    State,
+    adaptive_controller,
+)
 from breakerpanel._adaptive import AdaptiveModel, burn_rate, histogram_quantile
-from breakerpanel._monitor import adaptive_controller
 
 from .support import Boom
 

@@ -838,7 +838,7 @@ def test_a_call_slower_than_slow_call_duration_is_never_taken_for_a_fast_success
     succeed(b, clock, duration=0.3)
     assert b.snapshot().totals.slow_successes == 1
     b.reset()  # no slow call in the window: nothing arms the check of every success
-    b._set_thresholds(b.config.failure_rate_threshold, 0.1)  # as adaptive thresholds do
+    b.set_thresholds(b.config.failure_rate_threshold, 0.1)  # as adaptive thresholds do
     clock.advance(0.01)
     succeed(b, clock, duration=0.05)
     succeed(b, clock, duration=0.15)
@@ -852,7 +852,7 @@ def test_a_call_that_overruns_its_timeout_is_never_taken_for_a_fast_success(cloc
     succeed(b, clock, duration=0.3)
     assert b.snapshot().totals.failures_by_type == {"timeout": 1}
     b.reset()
-    b._set_thresholds(b.config.failure_rate_threshold, 20.0)  # a new slow-call duration: the span follows both
+    b.set_thresholds(b.config.failure_rate_threshold, 20.0)  # a new slow-call duration: the span follows both
     clock.advance(0.01)
     succeed(b, clock, duration=0.3)
     assert b.snapshot().totals.failures_by_type == {"timeout": 2}
@@ -865,13 +865,13 @@ def test_the_probe_hooks_ignore_a_stale_generation(make_breaker: MakeBreaker, cl
     b.reset()
     fail(b, clock)  # open again, in a later generation
     snap = b.snapshot()
-    assert not b._probe_passed(stale)
-    assert not b._extend_open(stale, clock.now() + 60)
+    assert not b.half_open_after_probe(stale)
+    assert not b.hold_open_until(stale, clock.now() + 60)
     assert b.snapshot().state is State.OPEN
     assert b.snapshot().open_remaining == snap.open_remaining
-    assert b._extend_open(snap.generation, clock.now() + 60)
+    assert b.hold_open_until(snap.generation, clock.now() + 60)
     recorder = listened(b)
-    assert b._probe_passed(snap.generation)
+    assert b.half_open_after_probe(snap.generation)
     assert [(c.state, c.reason) for c in recorder.changes] == [(State.HALF_OPEN, TransitionReason.PROBE_SUCCEEDED)]
 
 

@@ -14,9 +14,9 @@ from breakerpanel import (
     StateChanged,
     TripForecast,
     TripPredicted,
+    trip_forecaster,
 )
 from breakerpanel._forecast import linear_fit, predict_linear
-from breakerpanel._monitor import trip_forecaster
 
 from .support import Boom
 

@@ -15,6 +15,7 @@ import pytest
 
 from breakerpanel import (
     BreakerConfig,
+    BreakerControl,
     BreakerListener,
     CircuitBreaker,
     State,
@@ -42,14 +43,14 @@ class BackendStore(StateStore):
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.breakers: dict[str, CircuitBreaker] = {}
+        self.breakers: dict[str, BreakerControl] = {}
         self.listeners: dict[str, BreakerListener] = {}
         self.applying = threading.local()
         with backend.lock:
             self.replica = next(backend.ids)
             backend.replicas[self.replica] = self.follow
 
-    def attach(self, breaker: CircuitBreaker) -> None:
+    def attach(self, breaker: BreakerControl) -> None:
         store = self
 
         class Publish(BreakerListener):
@@ -82,7 +83,7 @@ class BackendStore(StateStore):
         finally:
             self.applying.active = False
 
-    def detach(self, breaker: CircuitBreaker) -> None:
+    def detach(self, breaker: BreakerControl) -> None:
         self.breakers.pop(breaker.name, None)
         listener = self.listeners.pop(breaker.name, None)
         if listener is not None:

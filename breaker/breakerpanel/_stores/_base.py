@@ -5,10 +5,8 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from breakerpanel._breaker import CircuitBreaker
+from breakerpanel._events import BreakerControl
 
 __all__ = ["MemoryStore", "StateStore", "StoreStatus"]
 
@@ -38,11 +36,11 @@ class StateStore(ABC):
     """
 
     @abstractmethod
-    def attach(self, breaker: CircuitBreaker) -> None:
+    def attach(self, breaker: BreakerControl) -> None:
         """Share ``breaker``'s state from now on (a breaker name is its identity across replicas)."""
 
     @abstractmethod
-    def detach(self, breaker: CircuitBreaker) -> None:
+    def detach(self, breaker: BreakerControl) -> None:
         """Stop sharing ``breaker``'s state."""
 
     @abstractmethod
@@ -86,11 +84,11 @@ class MemoryStore(StateStore):
         self._names: set[str] = set()
         self._lock = threading.Lock()
 
-    def attach(self, breaker: CircuitBreaker) -> None:
+    def attach(self, breaker: BreakerControl) -> None:
         with self._lock:
             self._names.add(breaker.name)
 
-    def detach(self, breaker: CircuitBreaker) -> None:
+    def detach(self, breaker: BreakerControl) -> None:
         with self._lock:
             self._names.discard(breaker.name)
 

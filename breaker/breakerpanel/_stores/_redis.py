@@ -44,17 +44,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from breakerpanel._events import BreakerListener, StateChanged
+from breakerpanel._events import BreakerControl, BreakerListener, StateChanged
 from breakerpanel._exceptions import BreakerConfigError
 from breakerpanel._state import State, TransitionReason
 
 from ._base import StateStore, StoreStatus
 from ._shared import SHARED_STATES, PeerCounts, Record, cluster_trip, counts_key, decode_peer, state_key, votes
-
-if TYPE_CHECKING:
-    from breakerpanel._breaker import CircuitBreaker
 
 __all__ = ["DEFAULT_SYNC_INTERVAL", "RedisStore"]
 
@@ -153,7 +150,7 @@ class _Change:
 class _Shared:
     """One shared breaker's bookkeeping (touched by the store thread; ``pending`` under the lock)."""
 
-    breaker: CircuitBreaker
+    breaker: BreakerControl
     keys: list[str]
     listener: _StoreListener
     seen_gen: int = 0
@@ -267,7 +264,7 @@ class RedisStore(StateStore):
 
     # ------------------------------------------------------------------ public API
 
-    def attach(self, breaker: CircuitBreaker) -> None:
+    def attach(self, breaker: BreakerControl) -> None:
         """Share ``breaker`` and adopt the state in force (waits up to ``startup_timeout``)."""
         if self._closed:
             raise RuntimeError("RedisStore: attach() after close()")
@@ -296,7 +293,7 @@ class RedisStore(StateStore):
         except Exception:  # _sync_one handles Redis errors; anything else is a bug, but not the caller's problem
             logger.exception("breaker store: initial sync of %r failed", name)
 
-    def detach(self, breaker: CircuitBreaker) -> None:
+    def detach(self, breaker: BreakerControl) -> None:
         with self._lock:
             shared = self._shared.pop(breaker.name, None)
         if shared is None:

@@ -22,8 +22,8 @@ from breakerpanel import (
     RejectionReason,
     State,
     probe_runner,
+    trip_forecaster,
 )
-from breakerpanel._monitor import trip_forecaster
 
 __all__ = ["BreakerReading", "BreakerSource", "CircuitBreakerSource"]
 

@@ -15,14 +15,14 @@ from contextvars import ContextVar
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from breakerpanel import BreakerListener, CallRejected, CircuitBreaker, FallbackUsed, StateChanged, error_type_of
+from breakerpanel import BreakerControl, BreakerListener, CallRejected, FallbackUsed, StateChanged, error_type_of
 
 from . import semconv as sc
 
 __all__ = ["SpanEvents"]
 
 
-def _identity(breaker: CircuitBreaker) -> dict[str, str]:
+def _identity(breaker: BreakerControl) -> dict[str, str]:
     attributes = {sc.CIRCUIT_BREAKER_NAME: breaker.name, sc.CIRCUIT_BREAKER_LEVEL: breaker.level.value}
     if breaker.parent is not None:
         attributes[sc.CIRCUIT_BREAKER_PARENT] = breaker.parent.name

@@ -13,10 +13,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
-from breakerpanel import DEFAULT_DURATION_BOUNDS, DEFAULT_RECOVERY_BOUNDS, Histogram
-
-# The same cap and overflow value as our own breakers: one error-type budget for every source.
-from breakerpanel._breaker import MAX_ERROR_TYPES, OTHER_ERROR_TYPE
+# MAX_ERROR_TYPES, OTHER_ERROR_TYPE: the same cap and overflow value as our own breakers, one
+# error-type budget for every source.
+from breakerpanel import (
+    DEFAULT_DURATION_BOUNDS,
+    DEFAULT_RECOVERY_BOUNDS,
+    MAX_ERROR_TYPES,
+    OTHER_ERROR_TYPE,
+    Histogram,
+)
 from breakerpanel.exporter import semconv as sc
 from breakerpanel.exporter._sources import BreakerReading
 
