@@ -100,4 +100,4 @@ mutation: venv
 	$(BIN)/python bench/mutation.py --max-children 1 --min-score 85 $(MUTATION_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-3.13 $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants
+	rm -rf $(VENV) .venv-3.13 $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants .mutation

@@ -9,6 +9,12 @@ mutmut reads its configuration ([tool.mutmut] in pyproject.toml, else [mutmut] i
 source paths, the files to mutate (``only_mutate``) and the fast unit tests it runs. Files given on the
 command line narrow ``only_mutate`` for this run. It runs with one worker by default (``--max-children``).
 
+mutmut names a mutant by its file's path, so it supports sources at the top (``./``) or under ``src/``
+only; the core lives at ``breaker/breakerpanel/`` and imports as ``breakerpanel``. So mutmut runs in a
+staging directory, ``.mutation/``, that holds a copy of the core at ``src/breakerpanel/``, the tests and
+the demo (symlinks), and the project's ``pyproject.toml`` with the core's path rewritten. Reports name
+the files by their place in the repository.
+
 The report counts a mutant as killed when a test failed or it timed out (an infinite loop is caught),
 as survived when every test passed; mutants no test reaches are counted separately (``no_tests``) and
 as not killed in the score. Surviving mutants are listed with file:line and their diff. A file some of
@@ -22,6 +28,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import sys
 import time
 from collections import Counter
@@ -29,6 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "mutation.json"
+CORE = "breaker/breakerpanel/"
+STAGE = ROOT / ".mutation"
+STAGED_CORE = "src/breakerpanel/"
 
 KILLED = {"killed", "timeout", "caught by type check"}
 NOT_KILLED = {"survived", "no tests", "suspicious", "segfault"}
@@ -70,6 +80,34 @@ def _mutated_line(source_file: Path, mutant_name: str, diff: str) -> int | None:
     return start + line - 1
 
 
+def _in_repository(path: Path | str) -> str:
+    """A staged path (``src/breakerpanel/_window.py``) as the repository names it."""
+    text = Path(path).as_posix()
+    return CORE + text.removeprefix(STAGED_CORE) if text.startswith(STAGED_CORE) else text
+
+
+def _staged(path: str) -> str:
+    """A repository path (``breaker/breakerpanel/_window.py``) as mutmut sees it in the stage."""
+    text = Path(path).as_posix()
+    return STAGED_CORE + text.removeprefix(CORE) if text.startswith(CORE) else text
+
+
+def stage() -> None:
+    """Lay out .mutation/ for mutmut: the core under src/, the tests and the demo, the config."""
+    STAGE.mkdir(exist_ok=True)
+    core = STAGE / STAGED_CORE
+    # A copy that keeps modification times: mutmut mutates again only the files that changed.
+    if core.exists():
+        shutil.rmtree(core)
+    shutil.copytree(ROOT / CORE, core, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("tests", "demo"):
+        link = STAGE / name
+        if not link.is_symlink():
+            link.symlink_to(ROOT / name, target_is_directory=True)
+    config = (ROOT / "pyproject.toml").read_text().replace(CORE, STAGED_CORE)
+    (STAGE / "pyproject.toml").write_text(config)
+
+
 def report(elapsed_s: float | None) -> dict[str, object]:
     from mutmut.configuration import config
     from mutmut.mutation.data import SourceFileMutationData
@@ -81,7 +119,7 @@ def report(elapsed_s: float | None) -> dict[str, object]:
     survivors: list[dict[str, object]] = []
     totals: Counter[str] = Counter()
     for path in walk_mutatable_files():
-        meta = ROOT / "mutants" / (str(path) + ".meta")
+        meta = STAGE / "mutants" / (str(path) + ".meta")
         if not meta.exists():
             continue
         data = SourceFileMutationData(path=path)
@@ -91,11 +129,12 @@ def report(elapsed_s: float | None) -> dict[str, object]:
         statuses = Counter(status_by_exit_code[code] for code in data.exit_code_by_key.values())
         partial = statuses.get("not checked", 0) > 0
         if partial:
-            print(f"{path}: {statuses['not checked']} mutants not checked: left out of the total", file=sys.stderr)
+            unchecked = statuses["not checked"]
+            print(f"{_in_repository(path)}: {unchecked} mutants not checked: left out of the total", file=sys.stderr)
         killed = sum(statuses[s] for s in KILLED)
         survived = statuses["survived"]
         counted = killed + sum(statuses[s] for s in NOT_KILLED)
-        per_file[str(path)] = {
+        per_file[_in_repository(path)] = {
             "killed": killed,
             "survived": survived,
             "no_tests": statuses["no tests"],
@@ -104,7 +143,7 @@ def report(elapsed_s: float | None) -> dict[str, object]:
             "score": round(100 * killed / counted, 1) if counted else None,
         }
         if partial:  # a file counts in the total once all of its mutants were tested
-            per_file[str(path)]["partial"] = True
+            per_file[_in_repository(path)]["partial"] = True
         else:
             totals.update(
                 {"killed": killed, "survived": survived, "no_tests": statuses["no tests"], "counted": counted}
@@ -120,7 +159,7 @@ def report(elapsed_s: float | None) -> dict[str, object]:
                 {
                     "mutant": key,
                     "status": status_by_exit_code[code],
-                    "location": f"{path}:{_mutated_line(ROOT / path, key, diff)}",
+                    "location": f"{_in_repository(path)}:{_mutated_line(STAGE / path, key, diff)}",
                     "diff": diff,
                 }
             )
@@ -147,12 +186,12 @@ def _not_killed(files: list[str]) -> list[str]:
     from mutmut.stats import status_by_exit_code
     from mutmut.utils.file_utils import walk_mutatable_files
 
-    wanted = {str(Path(f)) for f in files}
+    wanted = {_staged(f) for f in files}
     names: list[str] = []
     for path in walk_mutatable_files():
         if wanted and str(path) not in wanted:
             continue
-        if not (ROOT / "mutants" / (str(path) + ".meta")).exists():
+        if not (STAGE / "mutants" / (str(path) + ".meta")).exists():
             continue
         data = SourceFileMutationData(path=path)
         data.load()
@@ -173,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    os.chdir(ROOT)  # mutmut works in the current directory (reads the config, writes mutants/)
+    stage()
+    os.chdir(STAGE)  # mutmut works in the current directory (reads the config, writes mutants/)
     elapsed = None
     if not args.report_only:
         from mutmut.__main__ import _run
@@ -181,13 +221,14 @@ def main(argv: list[str] | None = None) -> int:
 
         for path in walk_mutatable_files():
             # A plain copy left by a run that did not mutate this file would pass for an up-to-date mutant.
-            copy = ROOT / "mutants" / path
-            if copy.exists() and not (ROOT / "mutants" / (str(path) + ".meta")).exists():
+            copy = STAGE / "mutants" / path
+            if copy.exists() and not (STAGE / "mutants" / (str(path) + ".meta")).exists():
                 copy.unlink()
         # Which tests reach which function is recorded once per run: a stale record says "no tests".
-        (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         # Every configured file is mutated (cheap); files named here narrow which mutants are tested.
-        patterns = [".".join(Path(f).with_suffix("").parts) + ".*" for f in args.files]
+        # mutmut's names drop the src. prefix: breakerpanel._window.*
+        patterns = [".".join(Path(_staged(f).removeprefix("src/")).with_suffix("").parts) + ".*" for f in args.files]
         if args.not_killed:
             # mutmut keeps a mutant's last result unless the mutant is named: name each one.
             patterns = _not_killed(args.files)
