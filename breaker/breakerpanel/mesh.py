@@ -40,6 +40,7 @@ from typing import Any, Final, Literal
 import yaml
 
 from breakerpanel import BreakerConfig, ExponentialBackoff, FixedWait, WindowType
+from breakerpanel._outputs import checkout_default, require_options, write_or_check
 from breakerpanel.config import BreakersFile, ConfigFileError, RouteSettings, load_config
 
 __all__ = [
@@ -497,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--config",
         type=Path,
-        default=DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None,
+        default=checkout_default(DEFAULT_CONFIG),
         help="the breakers.yaml (default: a checkout's demo/breakers.yaml)",
     )
     parser.add_argument("--namespace", default="breakerpanel", help="where the stack runs (default: %(default)s)")
@@ -516,8 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="with --out: only fail if the files are stale")
     parser.add_argument("--explain", action="store_true", help="print what each setting was derived from")
     args = parser.parse_args(argv)
-    if args.config is None:
-        parser.error("--config required (the default is a checkout's demo/breakers.yaml)")
+    require_options(parser, args, "config")
     return _run(args)
 
 
@@ -550,15 +550,5 @@ def _run(args: argparse.Namespace) -> int:
     if args.out is None:
         print("".join(files.values()), end="")
         return 0
-    stale = [
-        name for name, text in files.items() if not (args.out / name).is_file() or (args.out / name).read_text() != text
-    ]
-    if args.check:
-        for name in stale:
-            print(f"{args.out / name} is stale: run `breakerpanel mesh {args.mesh} --out {args.out}`", file=sys.stderr)
-        return 1 if stale else 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in stale:
-        (args.out / name).write_text(files[name])
-        print(f"wrote {args.out / name}")
-    return 0
+    remake = f"breakerpanel mesh {args.mesh} --out {args.out}"
+    return write_or_check({args.out / name: text for name, text in files.items()}, check=args.check, remake=remake)

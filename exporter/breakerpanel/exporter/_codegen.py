@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from breakerpanel._outputs import write_or_check
+
 from ._registry import Attribute, Metric, SemanticConventions, load_registry, prometheus_label
 
 #: The repository (exporter/breakerpanel/exporter/ is three levels down): a maintainer's tool, run from a checkout.
@@ -264,15 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="report stale files, change nothing")
     args = parser.parse_args(argv)
-    stale = []
-    for path, text in outputs().items():
-        if not path.exists() or path.read_text() != text:
-            stale.append(path)
-            if not args.check:
-                path.write_text(text)
-    for path in stale:
-        print(("stale: " if args.check else "updated: ") + str(path.relative_to(ROOT)))
-    return 1 if args.check and stale else 0
+    return write_or_check(
+        outputs(), check=args.check, remake="python -m breakerpanel.exporter._codegen", shown_from=ROOT
+    )
 
 
 if __name__ == "__main__":
