@@ -101,7 +101,7 @@ class Record:
     ) -> Record:
         text = [_text(v) for v in (gen, state, reason, remaining, origin, epoch)]
         try:
-            generation = int(text[0] or 0)
+            generation = max(0, int(text[0] or 0))  # generations count up from 0: less is garbage
         except ValueError:
             generation = 0
         try:
