@@ -43,7 +43,7 @@ def _type_name(annotation: object) -> str:
         return " | ".join(_type_name(a) for a in args)
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in args)
-    if origin in (list, dict):
+    if origin in (list, dict, tuple):
         return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
     if annotation is type(None):
         return "null"
@@ -61,8 +61,10 @@ def model_table(model: type) -> str:
     doc = (model.__doc__ or "").strip()
     lines = [f"### `{model.__name__}`", ""] + ([_first_paragraph(doc), ""] if doc else [])
     lines += ["| key | type | default | what it does |", "|---|---|---|---|"]
+    # A block made from a settings dataclass (breakerpanel._config_models) documents its fields there.
+    comments = _attribute_comments(getattr(model, "settings_class", None))
     for name, field in model.model_fields.items():
-        description = field.description
+        description = field.description or comments.get(name)
         if description is None and isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
             description = _first_paragraph(field.annotation.__doc__ or "")
         lines.append(
@@ -70,6 +72,36 @@ def model_table(model: type) -> str:
             f"| {cell(description or '')} |"
         )
     return "\n".join(lines)
+
+
+def _attribute_comments(cls: type | None) -> dict[str, str]:
+    """The ``#:`` comments above a class's attributes (Sphinx's convention), by attribute name; a
+    comment above several attributes in a row (``#: Bounds of ...``) documents each of them."""
+    import ast
+    import inspect
+
+    if cls is None:
+        return {}
+    # breakerpanel's __init__ gives its public classes its own __module__; their methods keep the
+    # module that defines them.
+    method = next(value for value in vars(cls).values() if inspect.isfunction(value))
+    source = inspect.getsource(sys.modules[method.__module__])
+    node = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
+    comments: dict[str, str] = {}
+    comment: list[str] = []
+    attributes_since = False  # attributes met since the comment: a further "#:" starts a new one
+    for line in (ast.get_source_segment(source, node) or "").splitlines():
+        text = line.strip()
+        attribute = re.match(r"(\w+)\s*:", text)
+        if text.startswith("#:"):
+            comment = [*([] if attributes_since else comment), text[2:].strip()]
+            attributes_since = False
+        elif attribute and comment:
+            comments[attribute.group(1)] = _first_paragraph(" ".join(comment))
+            attributes_since = True
+        else:
+            comment, attributes_since = [], False
+    return comments
 
 
 def _first_paragraph(doc: str) -> str:

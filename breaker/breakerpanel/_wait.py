@@ -53,9 +53,13 @@ class ExponentialBackoff:
     zero to the full wait), so that replicas which opened together do not probe together.
     """
 
+    #: The first wait, in seconds.
     initial: float = 1.0
+    #: Each further wait is this many times the last.
     multiplier: float = 2.0
+    #: The longest wait, in seconds.
     maximum: float = 60.0
+    #: Share of each wait that may be cut at random.
     jitter: float = 0.2
     rng: Callable[[], float] = field(default=random.random, compare=False, repr=False)
 

@@ -23,9 +23,10 @@
 
 Loaded into pydantic models (:class:`BreakersFile`) and built into a
 :class:`~breakerpanel.BreakerRegistry` and a :class:`~breakerpanel.integrations.Router`
-(:meth:`BreakersFile.build`). Environment variables override the file, with the prefix
-``BREAKERPANEL_`` and ``__`` between levels:
-``BREAKERPANEL_SERVICES__OPENAI__BREAKER__FAILURE_RATE_THRESHOLD=0.3``.
+(:meth:`BreakersFile.build`). A level's ``breaker:`` settings are the fields of
+:class:`~breakerpanel.BreakerConfig`, in a model made from them (``_config_models``).
+Environment variables override the file, with the prefix ``BREAKERPANEL_`` and ``__`` between
+levels: ``BREAKERPANEL_SERVICES__OPENAI__BREAKER__FAILURE_RATE_THRESHOLD=0.3``.
 
 A bad file gives a :class:`ConfigFileError` that names the file, the line, the key path and the
 reason, for every problem at once.
@@ -40,7 +41,6 @@ require("breakerpanel.config", "config", "yaml", "pydantic", "pydantic_settings"
 
 import functools
 import importlib
-import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -54,7 +54,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -64,21 +63,25 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from ._adaptive import AdaptiveThresholds
 from ._breaker import CircuitBreaker
 from ._cache import MemoryCache
-from ._classify import Classifier
 from ._clock import Clock
-from ._config import BreakerConfig
+from ._config_models import (
+    TAGS,
+    AdaptiveOptions,
+    BreakerOptions,
+    Duration,
+    ExponentialWait,
+    ForecastOptions,
+    StrictModel,
+    parse_duration,
+)
 from ._events import BreakerListener
 from ._exceptions import BreakerConfigError
 from ._fallback import Alternate, CachedResponse, FallbackStep, Simplified, Static
-from ._forecast import TripForecast
 from ._probe import Probe, ProbeRunner, asyncpg_probe, http_probe, redis_probe
 from ._registry import BreakerRegistry
 from ._stores import DEFAULT_SYNC_INTERVAL, MemoryStore, RedisStore, StateStore
-from ._wait import ExponentialBackoff
-from .durations import parse_duration as _parse_duration
 from .integrations._http import Route, Router
 
 __all__ = [
@@ -89,6 +92,7 @@ __all__ = [
     "Built",
     "ConfigFileError",
     "EndpointSettings",
+    "ExponentialWait",
     "FeatureSettings",
     "ForecastOptions",
     "ProbeSettings",
@@ -105,227 +109,6 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _ATTRIBUTE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
-def parse_duration(value: Any) -> Any:
-    """Seconds from a number or a string with units: ``250ms``, ``30s``, ``5m``, ``1h``, ``1h30m``
-    (the project's one grammar, :mod:`breakerpanel.durations`); anything else is left to the
-    field's own validation."""
-    if isinstance(value, bool):  # YAML's on/yes/true would pass as 1 second
-        raise ValueError(f"expected seconds or a duration such as 250ms, 30s, 5m, 1h (got {value!r})")
-    if isinstance(value, str):
-        try:
-            return _parse_duration(value)
-        except ValueError:
-            raise ValueError(f"expected seconds or a duration such as 250ms, 30s, 5m, 1h (got {value!r})") from None
-    return value
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, allow_inf_nan=False)]
-
-
-def _off(value: Any) -> Any:
-    """YAML reads ``off``, ``no`` and ``false`` as false: the setting's "off"."""
-    return "off" if value is False else value
-
-
-#: A setting turned off here, whatever it would inherit (``null`` or absent inherits).
-Off = Literal["off"]
-#: The settings that ``off`` turns off: no limit, no wait limit, no consecutive-failure trip, no
-#: adaptive thresholds, no forecast (``None`` in :class:`BreakerConfig`).
-OFF_SETTINGS = frozenset(
-    {"consecutive_failures_threshold", "max_wait_in_half_open", "call_timeout", "adaptive", "forecast"}
-)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExponentialWait(_Strict):
-    """An open wait that grows with each opening in a row."""
-
-    initial: Duration = Field(1.0, description="The first wait.")
-    multiplier: float = Field(2.0, ge=1, description="Each further wait is this many times the last.")
-    maximum: Duration = Field(60.0, description="The longest wait.")
-    jitter: float = Field(0.2, ge=0, le=1, description="Share of each wait that may be cut at random.")
-
-
-class ExponentialWaitOption(_Strict):
-    """`wait_in_open: {exponential: {...}}`."""
-
-    exponential: ExponentialWait
-
-
-class AdaptiveOptions(_Strict):
-    """`breaker.adaptive`: thresholds from the breaker's own history (see `docs/breaker.md`)."""
-
-    margin: float = Field(0.2, ge=0, le=1, description="Threshold in force = failure-rate baseline + this.")
-    floor: float = Field(0.1, gt=0, le=1, description="The failure-rate threshold never goes below this.")
-    ceiling: float = Field(0.8, gt=0, le=1, description="The failure-rate threshold never goes above this.")
-    half_life: Duration = Field(3600.0, description="A sample's weight in the baselines halves after this.")
-    interval: Duration = Field(10.0, description="Time between two samples.")
-    warmup: int = Field(30, ge=1, description="Samples learned before the baselines are used.")
-    max_step: float = Field(0.01, gt=0, le=1, description="The threshold rises by at most this per sample.")
-    latency_quantile: float = Field(0.99, gt=0, lt=1, description="Quantile of the latency baseline.")
-    latency_factor: float = Field(3.0, ge=1, description="Slow-call duration = latency baseline x this.")
-    slow_call_duration_floor: Duration | None = Field(
-        None, description="Lower bound of the derived slow-call duration; latency adapts only with both bounds."
-    )
-    slow_call_duration_ceiling: Duration | None = Field(None, description="Upper bound of the slow-call duration.")
-    slo_target: float | None = Field(
-        None, gt=0, lt=1, description="Availability objective (0.99): the threshold tightens as its budget burns."
-    )
-    burn_windows: list[Duration] = Field(
-        [3600.0, 300.0],
-        min_length=2,
-        max_length=2,
-        description="Long and short burn-rate windows, `[1h, 5m]` (the fast-burn alert's pair).",
-    )
-    burn_rate_limit: float = Field(14.4, gt=1, description="Burn rate at which the threshold reaches the floor.")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> AdaptiveOptions:
-        if self.floor > self.ceiling:
-            raise ValueError(f"floor ({self.floor}) must be at most ceiling ({self.ceiling})")
-        if (self.slow_call_duration_floor is None) != (self.slow_call_duration_ceiling is None):
-            raise ValueError("set both slow_call_duration_floor and slow_call_duration_ceiling, or neither")
-        return self
-
-    def to_settings(self) -> AdaptiveThresholds:
-        data = self.model_dump()
-        data["burn_windows"] = tuple(data["burn_windows"])
-        return AdaptiveThresholds(**data)
-
-
-class ForecastOptions(_Strict):
-    """`breaker.forecast`: warn before the failure rate's trend trips the breaker."""
-
-    lookback: Duration = Field(600.0, description="History the trend is fitted over.")
-    horizon: Duration = Field(600.0, description="How far ahead the trend is extrapolated.")
-    interval: Duration = Field(15.0, description="Time between two samples.")
-    min_samples: int = Field(3, ge=2, description="Samples in the lookback needed for a prediction.")
-
-    def to_settings(self) -> TripForecast:
-        return TripForecast(**self.model_dump())
-
-
-ClassifierPreset = Literal["default", "llm_http", "redis", "postgres"]
-
-
-class BreakerOptions(_Strict):
-    """Breaker settings; an unset one is inherited (defaults, then service, then endpoint).
-
-    See ``docs/breaker.md`` for what each does.
-    """
-
-    failure_rate_threshold: float | None = Field(None, gt=0, le=1, description="Open at this failure rate (0 to 1].")
-    slow_call_rate_threshold: float | None = Field(
-        None, gt=0, le=1, description="Open at this share of slow calls (0 to 1]."
-    )
-    slow_call_duration: Duration | None = Field(None, description="A call at least this long is slow.")
-    sliding_window_type: Literal["count_based", "time_based"] | None = Field(
-        None, description="`count_based` (last N calls) or `time_based` (last N seconds)."
-    )
-    sliding_window_size: int | None = Field(None, ge=1, description="N calls, or N seconds.")
-    minimum_calls: int | None = Field(None, ge=1, description="No rate, so no trip, below this many calls.")
-    consecutive_failures_threshold: Annotated[Annotated[int, Field(ge=1)] | Off | None, BeforeValidator(_off)] = Field(
-        None, description="Also open after N failures in a row; `off`: not on failures in a row."
-    )
-    wait_in_open: Duration | ExponentialWaitOption | None = Field(
-        None,
-        description=(
-            "Time to stay open: a duration above 0, or `{exponential: {initial, multiplier, maximum, jitter}}`. "
-            "Never infinite: to stay open until told otherwise, force it open."
-        ),
-    )
-    automatic_transition_to_half_open: bool | None = Field(
-        None, description="Move to half-open by timer rather than on the next call."
-    )
-    permitted_calls_in_half_open: int | None = Field(None, ge=1, description="Probes allowed while half-open.")
-    max_wait_in_half_open: Annotated[Duration | Off | None, BeforeValidator(_off)] = Field(
-        None, description="Reopen when half-open longer than this; `off`: wait for the probes forever."
-    )
-    call_timeout: Annotated[Duration | Off | None, BeforeValidator(_off)] = Field(
-        None, description="Calls longer than this fail with type `timeout`; `off`: no limit."
-    )
-    classifier: ClassifierPreset | None = Field(
-        None,
-        description=(
-            "What counts as a failure: `default` (every exception), `llm_http` (429 rate limits, 5xx, 529, "
-            "timeouts and connection errors fail; 4xx are the caller's), `redis`, `postgres`."
-        ),
-    )
-    auth_failures: Literal["failure", "ignore"] | None = Field(
-        None, description="With `llm_http`: whether 401/403 count as failures of type `auth` or are ignored."
-    )
-    rate_limit_max_wait: Duration | None = Field(None, description="The longest a 429's Retry-After may hold it open.")
-    adaptive: Annotated[AdaptiveOptions | Off | None, BeforeValidator(_off)] = Field(
-        None, description="Adaptive thresholds; `off` here turns off inherited ones."
-    )
-    forecast: Annotated[ForecastOptions | Off | None, BeforeValidator(_off)] = Field(
-        None, description="Trip forecast; `off` here turns off an inherited one."
-    )
-
-    @field_validator("wait_in_open", mode="before")
-    @classmethod
-    def _finite_wait(cls, value: Any) -> Any:
-        """One clear reason for a wait that is not a finite positive duration (as BreakerConfig's)."""
-        seconds = parse_duration(value)
-        if isinstance(seconds, int | float) and not isinstance(seconds, bool):
-            if seconds == math.inf:
-                raise ValueError("must be finite: for a breaker open until told otherwise, use force_open()")
-            if not 0 < seconds < math.inf:
-                raise ValueError("must be a duration above 0, such as 1ms or 30s")
-        return seconds
-
-    def merged(self, *others: BreakerOptions | None) -> BreakerOptions:
-        """These options, overridden by the set fields of each of ``others`` in turn."""
-        data = self.model_dump(exclude_none=True)
-        for other in others:
-            if other is not None:
-                data.update(other.model_dump(exclude_none=True))
-        return BreakerOptions(**data)
-
-    def to_config(self) -> BreakerConfig:
-        data = self.model_dump(
-            exclude_none=True, exclude={"classifier", "auth_failures", "wait_in_open", "adaptive", "forecast"}
-        )
-        for name in OFF_SETTINGS:
-            if data.get(name) == "off":
-                data[name] = None  # BreakerConfig's "off"
-        if isinstance(self.adaptive, AdaptiveOptions):
-            data["adaptive"] = self.adaptive.to_settings()
-        if isinstance(self.forecast, ForecastOptions):
-            data["forecast"] = self.forecast.to_settings()
-        wait = self.wait_in_open
-        if isinstance(wait, ExponentialWaitOption):
-            w = wait.exponential
-            data["wait_in_open"] = ExponentialBackoff(
-                initial=w.initial, multiplier=w.multiplier, maximum=w.maximum, jitter=w.jitter
-            )
-        elif wait is not None:
-            data["wait_in_open"] = wait
-        classifier = _classifier_for(self.classifier or "default", self.auth_failures or "failure")
-        if classifier is not None:
-            data["classifier"] = classifier
-        return BreakerConfig(**data)
-
-
-def _classifier_for(preset: str, auth: Literal["failure", "ignore"]) -> Classifier | None:
-    if preset == "llm_http":
-        from .presets import llm_http
-
-        return llm_http(auth=auth)
-    if preset == "redis":
-        from .presets import redis_errors
-
-        return redis_errors()
-    if preset == "postgres":
-        from .presets import postgres_errors
-
-        return postgres_errors()
-    return None
-
-
 def _check_attributes(value: dict[str, str]) -> dict[str, str]:
     for key in value:
         if not _ATTRIBUTE.match(key):
@@ -338,7 +121,7 @@ Attributes = Annotated[
 ]
 
 
-class RouteSettings(_Strict):
+class RouteSettings(StrictModel):
     """Which HTTP requests go through the endpoint: all the given conditions must hold."""
 
     host: str | None = Field(None, description="Host, exactly (case-insensitive).")
@@ -366,7 +149,7 @@ class RouteSettings(_Strict):
 ProbeType = Literal["http", "redis", "postgres", "callable"]
 
 
-class ProbeSettings(_Strict):
+class ProbeSettings(StrictModel):
     """`services.<name>.probe`: an active health check run while the service's breaker is open.
     When it passes, the service goes half-open, and so do its open endpoints and the open
     features that need the service or one of its endpoints (not those opened by a rate limit,
@@ -445,7 +228,7 @@ class ProbeSettings(_Strict):
         )
 
 
-class EndpointSettings(_Strict):
+class EndpointSettings(StrictModel):
     """One operation on a service (its breaker is named ``service.endpoint``)."""
 
     breaker: BreakerOptions = Field(default_factory=BreakerOptions, description="Overrides of the service's settings.")
@@ -453,7 +236,7 @@ class EndpointSettings(_Strict):
     routes: list[RouteSettings] = Field(default_factory=list, description="HTTP requests routed to this endpoint.")
 
 
-class ServiceSettings(_Strict):
+class ServiceSettings(StrictModel):
     """One dependency (``openai``, ``qdrant``, ``redis``, ``postgres``)."""
 
     breaker: BreakerOptions = Field(default_factory=BreakerOptions, description="Overrides of the defaults.")
@@ -479,7 +262,7 @@ class ServiceSettings(_Strict):
         return value
 
 
-class AlternateStep(_Strict):
+class AlternateStep(StrictModel):
     """Fallback step `alternate`: another target behind its own breaker."""
 
     type: Literal["alternate"]
@@ -488,7 +271,7 @@ class AlternateStep(_Strict):
     name: str | None = Field(None, description="Shown in metrics and logs; the endpoint or function by default.")
 
 
-class CacheStep(_Strict):
+class CacheStep(StrictModel):
     """Fallback step `cache`: the last successful answer to the same call (in memory)."""
 
     type: Literal["cache"]
@@ -498,7 +281,7 @@ class CacheStep(_Strict):
     name: str = Field("cache", description="Shown in metrics and logs.")
 
 
-class SimplifiedStep(_Strict):
+class SimplifiedStep(StrictModel):
     """Fallback step `simplified`: a cheaper function taking the same arguments."""
 
     type: Literal["simplified"]
@@ -506,7 +289,7 @@ class SimplifiedStep(_Strict):
     name: str | None = Field(None, description="Shown in metrics and logs; the function's name by default.")
 
 
-class StaticStep(_Strict):
+class StaticStep(StrictModel):
     """Fallback step `static`: a fixed value."""
 
     type: Literal["static"]
@@ -517,7 +300,7 @@ class StaticStep(_Strict):
 FallbackStepSettings = Annotated[AlternateStep | CacheStep | SimplifiedStep | StaticStep, Field(discriminator="type")]
 
 
-class FeatureSettings(_Strict):
+class FeatureSettings(StrictModel):
     """A user-facing capability and what it needs."""
 
     required: list[str] = Field(default_factory=list, description="Services or endpoints it cannot work without.")
@@ -527,7 +310,7 @@ class FeatureSettings(_Strict):
     attributes: Attributes = Field(default_factory=dict, description="Telemetry attributes.")
 
 
-class StoreSettings(_Strict):
+class StoreSettings(StrictModel):
     """Where the breakers share their state with the other replicas (``docs/shared-state.md``)."""
 
     backend: Literal["memory", "redis"] = Field(
@@ -797,7 +580,9 @@ def _problems(error: ValidationError, lines: Mapping[tuple[str, ...], int]) -> l
     for item in error.errors(include_url=False):
         loc = tuple(str(part) for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
         # Discriminated unions add the tag ("static") to the location: keep the file's path.
-        loc = tuple(p for p in loc if p not in ("alternate", "cache", "simplified", "static") or not loc)
+        loc = tuple(p for p in loc if p not in ("alternate", "cache", "simplified", "static", *TAGS) or not loc)
+        if item["type"] == "invalid_setting" and item["ctx"]["key"]:  # a block's dataclass named the field
+            loc = (*loc, item["ctx"]["key"])
         line = None
         for depth in range(len(loc), 0, -1):
             line = lines.get(loc[:depth])

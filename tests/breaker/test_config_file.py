@@ -3,13 +3,19 @@ the file, the line, the key path and the reason."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import ValidationError
 
 from breakerpanel import (
+    AdaptiveThresholds,
     Availability,
+    BreakerConfig,
     BreakerConfigError,
     CachedResponse,
     ExponentialBackoff,
@@ -18,9 +24,19 @@ from breakerpanel import (
     ManualClock,
     Simplified,
     Static,
+    TripForecast,
     WindowType,
 )
-from breakerpanel.config import ConfigFileError, load_config, parse_duration
+from breakerpanel._config_models import FILE_ONLY_SETTINGS, SECONDS, options_of
+from breakerpanel.config import (
+    AdaptiveOptions,
+    BreakerOptions,
+    ConfigFileError,
+    ExponentialWait,
+    ForecastOptions,
+    load_config,
+    parse_duration,
+)
 
 
 def simplified_answer(question: str) -> str:
@@ -143,8 +159,7 @@ def test_every_problem_is_reported_with_file_line_key_and_reason(tmp_path: Path)
         load_config(path)
     problems = {key: (line, reason) for line, key, reason in info.value.problems}
     assert problems["defaults.failure_rate_threshold"][0] == 2
-    assert "less than or equal to 1" in problems["defaults.failure_rate_threshold"][1]
-    assert "(got 1.5)" in problems["defaults.failure_rate_threshold"][1]
+    assert problems["defaults.failure_rate_threshold"][1] == "must be a fraction within (0, 1] (got 1.5)"
     assert problems["services.openai.breaker.slow_call_duration"][0] == 6
     assert "250ms, 30s" in problems["services.openai.breaker.slow_call_duration"][1]
     assert problems["services.openai.breaker.minimum_call"] == (7, "Extra inputs are not permitted")
@@ -211,13 +226,13 @@ def test_durations(text: object, seconds: float) -> None:
 @pytest.mark.parametrize(
     ("value", "reason"),
     [
-        (".inf", "must be finite: for a breaker open until told otherwise, use force_open() (got inf)"),
-        ("0", "must be a duration above 0, such as 1ms or 30s (got 0)"),
-        ("0ms", "must be a duration above 0, such as 1ms or 30s (got '0ms')"),
+        (".inf", "must be finite (got inf): for a breaker open until told otherwise, use force_open()"),
+        ("0", "must be a positive, finite number of seconds (got 0.0)"),
+        ("0ms", "must be a positive, finite number of seconds (got 0.0)"),
     ],
 )
 def test_wait_in_open_is_finite_and_positive_with_one_clear_reason(tmp_path: Path, value: str, reason: str) -> None:
-    # As BreakerConfig's: one problem with the reason, not one per member of the union.
+    # BreakerConfig's reason, once: not one per member of the union (a number or {exponential: ...}).
     path = write(tmp_path, f"defaults:\n  wait_in_open: {value}\n")
     with pytest.raises(ConfigFileError) as info:
         load_config(path, environ={})
@@ -263,9 +278,9 @@ def test_null_inherits_and_off_turns_a_setting_off(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("setting", "reason"),
     [
-        ("consecutive_failures_threshold: 0", "greater than or equal to 1"),  # 0 is not off
+        ("consecutive_failures_threshold: 0", "must be at least 1"),  # 0 is not off
         ("call_timeout: on", "'off'"),
-        ("call_timeout: 0s", "greater than 0"),
+        ("call_timeout: 0s", "must be a positive number of seconds"),
         ("forecast: yes", "'off'"),
     ],
 )
@@ -273,3 +288,122 @@ def test_off_is_the_only_way_to_say_off(tmp_path: Path, setting: str, reason: st
     text = f"services:\n  openai:\n    breaker: {{{setting}}}\n"
     with pytest.raises(ConfigFileError, match=reason):
         load_config(write(tmp_path, text))
+
+
+# ---------------------------------------------------------------------- one schema: BreakerConfig's fields
+
+BLOCKS = [(AdaptiveOptions, AdaptiveThresholds), (ForecastOptions, TripForecast), (ExponentialWait, ExponentialBackoff)]
+
+
+def file_value(name: str, value: object) -> object:
+    """A BreakerConfig value as breakers.yaml writes it."""
+    if value is None:
+        return "default" if name == "classifier" else "off"
+    return value.value if isinstance(value, WindowType) else value
+
+
+@pytest.mark.parametrize("field", dataclasses.fields(BreakerConfig), ids=lambda f: f.name)
+def test_every_breaker_config_field_is_a_key_of_the_file_with_its_default(
+    tmp_path: Path, field: dataclasses.Field[object]
+) -> None:
+    # The key is read (set on the service's options) and its value makes BreakerConfig's default.
+    text = yaml.safe_dump({"services": {"openai": {"breaker": {field.name: file_value(field.name, field.default)}}}})
+    config = load_config(write(tmp_path, text), environ={})
+    assert config.services["openai"].breaker.model_fields_set == {field.name}
+    assert config.build(clock=ManualClock()).registry["openai"].config == BreakerConfig()
+
+
+def test_the_file_has_no_breaker_setting_that_breaker_config_lacks() -> None:
+    assert set(BreakerOptions.model_fields) == {f.name for f in dataclasses.fields(BreakerConfig)} | set(
+        FILE_ONLY_SETTINGS
+    )
+    for block, settings in BLOCKS:
+        assert set(block.model_fields) == {f.name for f in dataclasses.fields(settings) if f.name != "rng"}
+    for settings, names in SECONDS.items():  # the file's durations name fields that exist
+        assert names <= {f.name for f in dataclasses.fields(settings)}
+
+
+@pytest.mark.parametrize(("block", "settings"), BLOCKS, ids=lambda b: b.__name__)
+def test_every_field_of_a_settings_block_is_a_key_with_its_default(block: type, settings: type) -> None:
+    defaults = {f.name: f.default for f in dataclasses.fields(settings) if f.name != "rng"}
+    written = yaml.safe_load(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}))
+    assert block.model_validate(written).to_settings() == settings()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class WithRetryBudget(BreakerConfig):
+    """BreakerConfig with one more field, as a contributor would add it."""
+
+    retry_budget: float = dataclasses.field(default=0.1, metadata={"doc": "Share of calls that may be retried."})
+
+    def __post_init__(self) -> None:
+        BreakerConfig.__post_init__(self)
+        if not 0 <= self.retry_budget <= 1:
+            raise BreakerConfigError("retry_budget", f"must be within [0, 1] (got {self.retry_budget!r})")
+
+
+def test_a_field_added_to_breaker_config_is_a_key_of_the_file_with_no_second_declaration() -> None:
+    options = options_of(WithRetryBudget)(BreakerOptions)
+    assert options.model_fields["retry_budget"].description == "Share of calls that may be retried."
+    service = options.model_validate({"retry_budget": 0.25})
+    endpoint = options.model_validate({"minimum_calls": 5})
+    config = options().merged(service, endpoint).to_config()
+    assert isinstance(config, WithRetryBudget)
+    assert (config.retry_budget, config.minimum_calls) == (0.25, 5)  # inherited from the service
+    assert options().to_config() == WithRetryBudget()
+    with pytest.raises(ValidationError, match=r"must be within \[0, 1\] \(got 2.0\)"):
+        options.model_validate({"retry_budget": 2})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("failure_rate_threshold", 0.0),
+        ("failure_rate_threshold", 1.5),
+        ("slow_call_duration", -1.0),
+        ("slow_call_duration", math.nan),
+        ("sliding_window_size", 0),
+        ("consecutive_failures_threshold", 0),
+        ("wait_in_open", -5.0),
+        ("wait_in_open", math.inf),
+        ("permitted_calls_in_half_open", 0),
+        ("max_wait_in_half_open", 0.0),
+        ("call_timeout", math.inf),
+        ("rate_limit_max_wait", 0.0),
+    ],
+)
+def test_a_bad_breaker_setting_gets_the_reason_breaker_config_gives(tmp_path: Path, name: str, value: object) -> None:
+    with pytest.raises(BreakerConfigError) as expected:
+        BreakerConfig(**{name: value})  # type: ignore[arg-type]
+    path = write(tmp_path, yaml.safe_dump({"defaults": {name: value}}))
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path, environ={})
+    assert info.value.problems == [(2, f"defaults.{name}", expected.value.reason)]
+
+
+def test_a_settings_block_reports_the_field_its_dataclass_names(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        defaults:
+          adaptive:
+            floor: 0.9
+            ceiling: 0.5
+          wait_in_open: {exponential: {multiplier: 0.5}}
+          minimum_calls: yes
+        """,
+    )
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path, environ={})
+    assert sorted(info.value.problems, key=lambda p: p[0] or 0) == [
+        (3, "defaults.adaptive.floor", "must be at most ceiling (0.5) (got 0.9)"),
+        (5, "defaults.wait_in_open.exponential.multiplier", "must be >= 1 (got 0.5)"),
+        (6, "defaults.minimum_calls", "expected a number (got True)"),
+    ]
+
+
+def test_settings_blocks_take_durations_and_environment_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, "defaults:\n  adaptive: {half_life: 30m, burn_windows: [2h, 10m], min_latency_calls: 5}\n")
+    config = load_config(path, environ={"BREAKERPANEL_DEFAULTS__FORECAST__LOOKBACK": "2m"}).defaults.to_config()
+    assert config.adaptive == AdaptiveThresholds(half_life=1800, burn_windows=(7200, 600), min_latency_calls=5)
+    assert config.forecast == TripForecast(lookback=120)
