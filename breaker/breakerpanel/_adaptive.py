@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._exceptions import BreakerConfigError
+from .durations import Seconds
 
 __all__ = ["AdaptiveModel", "AdaptiveThresholds", "burn_rate", "histogram_quantile"]
 
@@ -59,9 +60,9 @@ class AdaptiveThresholds:
     #: ... nor above this.
     ceiling: float = 0.8
     #: Seconds after which a sample weighs half as much in the baselines.
-    half_life: float = 3600.0
+    half_life: Seconds = 3600.0
     #: Seconds between two samples.
-    interval: float = 10.0
+    interval: Seconds = 10.0
     #: Samples learned before the baselines replace the configured values.
     warmup: int = 30
     #: The threshold in force rises by at most this much per sample.
@@ -71,14 +72,14 @@ class AdaptiveThresholds:
     #: Slow-call duration = latency baseline x this factor.
     latency_factor: float = 3.0
     #: Bounds of the derived slow-call duration, in seconds; latency is not adapted unless both are set.
-    slow_call_duration_floor: float | None = None
-    slow_call_duration_ceiling: float | None = None
+    slow_call_duration_floor: Seconds | None = None
+    slow_call_duration_ceiling: Seconds | None = None
     #: Successful calls a sample needs for its latency quantile to count.
     min_latency_calls: int = 20
     #: An availability objective (0.99): the threshold tightens as its error budget burns.
     slo_target: float | None = None
     #: The burn-rate windows, long and short, in seconds (the alert rules' fast-burn page pair).
-    burn_windows: tuple[float, float] = (3600.0, 300.0)
+    burn_windows: tuple[Seconds, Seconds] = (3600.0, 300.0)
     #: Burn rate at which the threshold reaches ``floor``.
     burn_rate_limit: float = 14.4
 

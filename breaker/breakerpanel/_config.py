@@ -16,6 +16,7 @@ from ._exceptions import BreakerConfigError
 from ._forecast import TripForecast
 from ._state import WindowType
 from ._wait import WaitStrategy, WaitStrategyLike, as_wait_strategy
+from .durations import Seconds
 
 __all__ = ["DEFAULT_CONFIG", "BreakerConfig", "describe_options"]
 
@@ -42,7 +43,7 @@ class BreakerConfig:
             "1.0 trips only when every call is slow."
         ),
     )
-    slow_call_duration: float = field(
+    slow_call_duration: Seconds = field(
         default=60.0, metadata=_doc("A call that takes at least this many seconds is slow, whatever its outcome.")
     )
     sliding_window_type: WindowType = field(
@@ -91,13 +92,13 @@ class BreakerConfig:
             "(`half_open_full`). The probes' failure and slow-call rates decide: close or reopen."
         ),
     )
-    max_wait_in_half_open: float | None = field(
+    max_wait_in_half_open: Seconds | None = field(
         default=120.0,
         metadata=_doc(
             "Reopen a breaker that stays half-open longer than this (probes that never finish). `None`: wait forever."
         ),
     )
-    call_timeout: float | None = field(
+    call_timeout: Seconds | None = field(
         default=None,
         metadata=_doc(
             "Calls running longer than this fail with `CallTimeoutError` and count as failures of type "
@@ -114,7 +115,7 @@ class BreakerConfig:
             "fail, results succeed. Cancellation never counts."
         ),
     )
-    rate_limit_max_wait: float = field(
+    rate_limit_max_wait: Seconds = field(
         default=300.0,
         metadata=_doc(
             "A rate-limited outcome (429) with a retry-after opens the breaker for that long, "
@@ -237,8 +238,12 @@ def describe_options() -> list[tuple[str, str, str, str]]:
             shown = "None"
         else:
             shown = repr(default)
+        # Seconds is a float that breakers.yaml also takes with units (30s): the table says seconds.
         type_name = (
-            str(f.type).replace("WaitStrategyLike", "float | WaitStrategy").replace("ClassifierLike", "Classifier")
+            str(f.type)
+            .replace("WaitStrategyLike", "float | WaitStrategy")
+            .replace("ClassifierLike", "Classifier")
+            .replace("Seconds", "float")
         )
         rows.append((f.name, type_name, shown, f.metadata["doc"]))
     return rows

@@ -30,28 +30,15 @@ from ._config import BreakerConfig
 from ._exceptions import BreakerConfigError
 from ._forecast import TripForecast
 from ._wait import ExponentialBackoff
+from .durations import SECONDS
 from .durations import parse_duration as _parse_duration
 
-__all__ = ["FILE_ONLY_SETTINGS", "SECONDS", "TAGS", "BreakerOptions", "Duration", "StrictModel", "options_of"]
+__all__ = ["FILE_ONLY_SETTINGS", "BreakerOptions", "Duration", "StrictModel", "options_of"]
 __all__ += ["AdaptiveOptions", "ExponentialWait", "ForecastOptions", "parse_duration"]
 
-#: The settings in seconds, which the file also takes as durations with units (``30s``); the other
-#: numbers are rates, factors and counts. (A setting missing here is still a key, as a number.)
-SECONDS: dict[type, frozenset[str]] = {
-    BreakerConfig: frozenset(
-        {"slow_call_duration", "wait_in_open", "max_wait_in_half_open", "call_timeout", "rate_limit_max_wait"}
-    ),
-    AdaptiveThresholds: frozenset(
-        {"half_life", "interval", "slow_call_duration_floor", "slow_call_duration_ceiling", "burn_windows"}
-    ),
-    TripForecast: frozenset({"lookback", "horizon", "interval"}),
-    ExponentialBackoff: frozenset({"initial", "maximum"}),
-}
-
-# A discriminated union puts the chosen member's tag in an error's location; these cannot be keys
-# of the file, so the loader drops them from the key paths it reports.
-TAGS = ("(value)", "(off)", "(mapping)")
-_VALUE, _OFF, _MAPPING = TAGS
+# A discriminated union puts the chosen member's tag in an error's location: tags in parentheses
+# cannot be keys of the file, and the loader drops them from the key paths it reports.
+_VALUE, _OFF, _MAPPING = "(value)", "(off)", "(mapping)"
 
 
 def parse_duration(value: Any) -> Any:
@@ -87,15 +74,18 @@ class StrictModel(BaseModel):
 ModelT = TypeVar("ModelT", bound=StrictModel)
 
 
-def _file_type(hint: Any, *, seconds: bool) -> Any:
-    """How the file writes a dataclass field of type ``hint``."""
+def _file_type(hint: Any) -> Any:
+    """How the file writes a dataclass field of type ``hint``: a number the dataclass marks as
+    seconds (:data:`breakerpanel.durations.Seconds`) also as a duration with units."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:
+        return Seconds if SECONDS in hint.__metadata__ else _file_type(args[0])
     if origin in (typing.Union, types.UnionType):
-        return typing.Union[tuple(_file_type(arg, seconds=seconds) for arg in args)]  # noqa: UP007 (made at run time)
+        return typing.Union[tuple(_file_type(arg) for arg in args)]  # noqa: UP007 (made at run time)
     if origin is tuple:
-        return tuple[tuple(_file_type(arg, seconds=seconds) for arg in args)]  # type: ignore[misc]
+        return tuple[tuple(_file_type(arg) for arg in args)]  # type: ignore[misc]
     if hint in (float, int):
-        return Seconds if seconds else Annotated[hint, BeforeValidator(_not_a_bool)]
+        return Annotated[hint, BeforeValidator(_not_a_bool)]
     if isinstance(hint, type) and issubclass(hint, enum.Enum):  # by value: `time_based`
         return Literal[tuple(member.value for member in hint)]
     return _BLOCKS.get(hint, hint)
@@ -121,10 +111,9 @@ def _file_fields(settings: type, module: types.ModuleType) -> Iterator[tuple[dat
     """Each field of the dataclass ``settings`` (which ``module`` defines), with how the file writes it."""
     # breakerpanel's __init__ gives its public classes its own __module__ (for tracebacks): their
     # annotations are resolved in the module that defines them.
-    hints = typing.get_type_hints(settings, localns=vars(module))
-    seconds = next((names for cls, names in SECONDS.items() if issubclass(settings, cls)), frozenset())
+    hints = typing.get_type_hints(settings, localns=vars(module), include_extras=True)
     for f in dataclasses.fields(settings):
-        yield f, _file_type(hints[f.name], seconds=f.name in seconds)
+        yield f, _file_type(hints[f.name])
 
 
 def _made_from(settings: type, base: type[ModelT], fields: dict[str, Any]) -> type[ModelT]:

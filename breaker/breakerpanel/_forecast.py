@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._exceptions import BreakerConfigError
+from .durations import Seconds
 
 __all__ = ["TripForecast", "linear_fit", "predict_linear"]
 
@@ -38,11 +39,11 @@ class TripForecast:
     """
 
     #: Seconds of failure-rate history the trend is fitted over.
-    lookback: float = 600.0
+    lookback: Seconds = 600.0
     #: Seconds ahead the trend is extrapolated.
-    horizon: float = 600.0
+    horizon: Seconds = 600.0
     #: Seconds between two samples.
-    interval: float = 15.0
+    interval: Seconds = 15.0
     #: Samples in the lookback needed for a prediction (PromQL needs 2).
     min_samples: int = 3
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias, runtime_checkable
 
 from ._exceptions import BreakerConfigError
+from .durations import Seconds
 
 __all__ = ["ExponentialBackoff", "FixedWait", "WaitStrategy", "WaitStrategyLike", "as_wait_strategy"]
 
@@ -54,11 +55,11 @@ class ExponentialBackoff:
     """
 
     #: The first wait, in seconds.
-    initial: float = 1.0
+    initial: Seconds = 1.0
     #: Each further wait is this many times the last.
     multiplier: float = 2.0
     #: The longest wait, in seconds.
-    maximum: float = 60.0
+    maximum: Seconds = 60.0
     #: Share of each wait that may be cut at random.
     jitter: float = 0.2
     rng: Callable[[], float] = field(default=random.random, compare=False, repr=False)

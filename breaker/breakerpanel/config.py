@@ -54,7 +54,9 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -67,7 +69,6 @@ from ._breaker import CircuitBreaker
 from ._cache import MemoryCache
 from ._clock import Clock
 from ._config_models import (
-    TAGS,
     AdaptiveOptions,
     BreakerOptions,
     Duration,
@@ -297,7 +298,24 @@ class StaticStep(StrictModel):
     name: str = Field("static", description="Shown in metrics and logs.")
 
 
-FallbackStepSettings = Annotated[AlternateStep | CacheStep | SimplifiedStep | StaticStep, Field(discriminator="type")]
+def _fallback_tag(value: Any) -> str | None:
+    """A fallback step's tag: its ``type`` in parentheses, which no key of the file can be, so
+    the loader can drop it from the key path of an error (a service may be named ``cache``)."""
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"({kind})" if isinstance(kind, str) else None
+
+
+FallbackStepSettings = Annotated[
+    Annotated[AlternateStep, Tag("(alternate)")]
+    | Annotated[CacheStep, Tag("(cache)")]
+    | Annotated[SimplifiedStep, Tag("(simplified)")]
+    | Annotated[StaticStep, Tag("(static)")],
+    Discriminator(
+        _fallback_tag,
+        custom_error_type="fallback_type",
+        custom_error_message="expected a step with type: alternate, cache, simplified or static",
+    ),
+]
 
 
 class FeatureSettings(StrictModel):
@@ -579,8 +597,8 @@ def _problems(error: ValidationError, lines: Mapping[tuple[str, ...], int]) -> l
     problems: list[tuple[int | None, str, str]] = []
     for item in error.errors(include_url=False):
         loc = tuple(str(part) for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
-        # Discriminated unions add the tag ("static") to the location: keep the file's path.
-        loc = tuple(p for p in loc if p not in ("alternate", "cache", "simplified", "static", *TAGS) or not loc)
+        # Discriminated unions add their tag, "(static)", to the location: keep the file's path.
+        loc = tuple(p for p in loc if not (p.startswith("(") and p.endswith(")")))
         if item["type"] == "invalid_setting" and item["ctx"]["key"]:  # a block's dataclass named the field
             loc = (*loc, item["ctx"]["key"])
         line = None

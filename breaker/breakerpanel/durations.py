@@ -10,8 +10,23 @@ with whole numbers (``whole=True``), which is what the alert rules write into th
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import Annotated, Final, TypeAlias
 
-__all__ = ["UNITS", "parse_duration"]
+__all__ = ["SECONDS", "UNITS", "Seconds", "parse_duration"]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What a number in a settings dataclass measures, read from its type (``Annotated``)."""
+
+    name: str
+
+
+#: The mark of a setting in seconds: breakers.yaml takes it as a duration with units too.
+SECONDS: Final = Unit("seconds")
+#: A setting in seconds, as the settings dataclasses declare it (``slow_call_duration: Seconds``).
+Seconds: TypeAlias = Annotated[float, SECONDS]
 
 #: Seconds per unit, largest first: the order parts must come in.
 UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}

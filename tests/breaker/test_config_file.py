@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import textwrap
+import typing
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,12 @@ from breakerpanel import (
     Static,
     TripForecast,
     WindowType,
+    _adaptive,
+    _config,
+    _forecast,
+    _wait,
 )
-from breakerpanel._config_models import FILE_ONLY_SETTINGS, SECONDS, options_of
+from breakerpanel._config_models import FILE_ONLY_SETTINGS, options_of
 from breakerpanel.config import (
     AdaptiveOptions,
     BreakerOptions,
@@ -37,6 +42,7 @@ from breakerpanel.config import (
     load_config,
     parse_duration,
 )
+from breakerpanel.durations import SECONDS
 
 
 def simplified_answer(question: str) -> str:
@@ -168,6 +174,32 @@ def test_every_problem_is_reported_with_file_line_key_and_reason(tmp_path: Path)
     message = str(info.value)
     assert message.startswith(f"{path}:2: defaults.failure_rate_threshold: ")
     assert isinstance(info.value, BreakerConfigError)
+
+
+def test_a_key_named_like_a_fallback_type_stays_in_the_path(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        services:
+          cache:
+            breaker: {minimum_calls: nope}
+        features:
+          answer:
+            required: [cache]
+            fallback:
+              - {type: static, value: 1, bogus: 2}
+              - {value: 3}
+        """,
+    )
+    with pytest.raises(ConfigFileError) as info:
+        load_config(path)
+    problems = {key: (line, reason) for line, key, reason in info.value.problems}
+    assert problems["services.cache.breaker.minimum_calls"][0] == 3
+    assert problems["features.answer.fallback.0.bogus"] == (8, "Extra inputs are not permitted")
+    assert problems["features.answer.fallback.1"] == (
+        9,
+        "expected a step with type: alternate, cache, simplified or static",
+    )
 
 
 def test_references_are_checked(tmp_path: Path) -> None:
@@ -319,8 +351,48 @@ def test_the_file_has_no_breaker_setting_that_breaker_config_lacks() -> None:
     )
     for block, settings in BLOCKS:
         assert set(block.model_fields) == {f.name for f in dataclasses.fields(settings) if f.name != "rng"}
-    for settings, names in SECONDS.items():  # the file's durations name fields that exist
-        assert names <= {f.name for f in dataclasses.fields(settings)}
+
+
+#: The settings the dataclasses mark as seconds (``Seconds``), which the file also takes as durations.
+IN_SECONDS = {
+    BreakerConfig: {"slow_call_duration", "max_wait_in_half_open", "call_timeout", "rate_limit_max_wait"},
+    AdaptiveThresholds: {
+        "half_life",
+        "interval",
+        "slow_call_duration_floor",
+        "slow_call_duration_ceiling",
+        "burn_windows",
+    },
+    TripForecast: {"lookback", "horizon", "interval"},
+    ExponentialBackoff: {"initial", "maximum"},
+}
+
+
+DEFINED_IN = {BreakerConfig: _config, AdaptiveThresholds: _adaptive, TripForecast: _forecast, ExponentialBackoff: _wait}
+
+
+def _in_seconds(hint: object) -> bool:
+    """Whether a field's type is, or holds, ``Seconds``."""
+    if typing.get_origin(hint) is typing.Annotated:
+        return SECONDS in hint.__metadata__  # type: ignore[attr-defined]
+    return any(_in_seconds(arg) for arg in typing.get_args(hint))
+
+
+@pytest.mark.parametrize("settings", list(IN_SECONDS), ids=lambda s: s.__name__)
+def test_the_dataclasses_say_which_settings_are_seconds(settings: type) -> None:
+    # breakerpanel gives its classes its own __module__: resolve names where the class is defined.
+    hints = typing.get_type_hints(settings, localns=vars(DEFINED_IN[settings]), include_extras=True)
+    assert {name for name, hint in hints.items() if _in_seconds(hint)} == IN_SECONDS[settings]
+
+
+def test_a_setting_in_seconds_takes_a_duration_and_the_others_do_not() -> None:
+    for name in IN_SECONDS[BreakerConfig] | {"wait_in_open"}:
+        assert getattr(BreakerOptions.model_validate({name: "1m30s"}), name) == 90.0
+    with pytest.raises(ValidationError):
+        BreakerOptions.model_validate({"minimum_calls": "30s"})
+    assert AdaptiveOptions.model_validate({"burn_windows": ["2h", "10m"]}).burn_windows == (7200.0, 600.0)
+    with pytest.raises(ValidationError):
+        AdaptiveOptions.model_validate({"warmup": "1m"})
 
 
 @pytest.mark.parametrize(("block", "settings"), BLOCKS, ids=lambda b: b.__name__)
