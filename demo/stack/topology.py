@@ -55,7 +55,9 @@ class Program:
 
     ``executables`` are looked up on PATH in order (empty: this Python). ``package`` is the Debian
     package providing them. Without the program a ``required`` service stops ``up``; an optional
-    one is left out, and services depending on it run without it.
+    one is left out, and services depending on it run without it. ``entrypoint`` is what the
+    service's image runs before compose's ``command`` (its ENTRYPOINT), as the executable's first
+    arguments here.
     """
 
     probe: Probe
@@ -64,6 +66,7 @@ class Program:
     required: bool = True
     url_path: str = "/"
     scheme: str = "http"
+    entrypoint: tuple[str, ...] = ()
 
     def url(self, port: int) -> str:
         return f"{self.scheme}://{LOOPBACK}:{port}{self.url_path}"
@@ -76,7 +79,8 @@ PROGRAMS: Final[Mapping[str, Program]] = {
     "redis": Program(RedisProbe(), ("redis-server",), "redis-server", required=False, url_path="", scheme="redis"),
     "upstreams": Program(HttpProbe("/chaos"), url_path="/docs"),
     "demo": Program(HttpProbe("/health/live"), url_path="/health/ready"),
-    "incident-bot": Program(HttpProbe("/readyz")),
+    # Its image's entrypoint is the console script `breakerpanel bot` (deploy/Dockerfile): its module here.
+    "incident-bot": Program(HttpProbe("/readyz"), entrypoint=("-m", "breakerpanel.cli", "bot")),
     "load": Program(RunningProbe()),
 }
 
@@ -330,7 +334,7 @@ def _argv(
             args.append(str(port))
         else:
             args.append(rewriter.argument(arg))
-    return [executable, *args, *_implicit_arguments(service.name, executable, port, options)]
+    return [executable, *program.entrypoint, *args, *_implicit_arguments(service.name, executable, port, options)]
 
 
 def _implicit_arguments(name: str, executable: str, port: int | None, options: StackOptions) -> list[str]:

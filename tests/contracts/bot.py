@@ -15,12 +15,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from breakerpanel.guards import RateLimiter, RateLimitPolicy
 from breakerpanel.incident_bot.db import Database, outbox
 from breakerpanel.incident_bot.delivery import Sender
 from breakerpanel.incident_bot.incidents import Engine, EngineConfig
 from breakerpanel.incident_bot.metrics import BotMetrics
-from breakerpanel.incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
+from breakerpanel.incident_bot.outbox import OutboxWorker, WorkerConfig
 from breakerpanel.incident_bot.routing import RoutingFile
+from breakerpanel.incident_bot.vocabulary import Target
 from tests.incident_bot.support import ManualClock, rows, store
 
 __all__ = ["PUBLIC_URL", "BotPipeline", "running_bot"]
@@ -59,7 +61,7 @@ class BotPipeline:
 
 @asynccontextmanager
 async def running_bot(
-    directory: Path, routing: RoutingFile, senders: Mapping[str, Sender]
+    directory: Path, routing: RoutingFile, senders: Mapping[Target, Sender]
 ) -> AsyncIterator[BotPipeline]:
     """The bot's pipeline over a fresh database in ``directory``, closed (senders too) on exit."""
     db = Database(f"sqlite+aiosqlite:///{directory / 'incident_bot.db'}")
@@ -77,7 +79,7 @@ async def running_bot(
             poll_interval=0.05,
             public_url=PUBLIC_URL,
         ),
-        pacers={target: Pacer(100, burst=100) for target in senders},
+        pacers={target: RateLimiter(target, RateLimitPolicy(limit=100, period=1.0)) for target in senders},
         metrics=BotMetrics(),
         clock=clock,
     )

@@ -25,6 +25,7 @@ from pact import match
 
 from breakerpanel.incident_bot.pagerduty import PagerDutySender
 from breakerpanel.incident_bot.routing import RoutingFile
+from breakerpanel.incident_bot.vocabulary import Target
 from tests.incident_bot.support import AlertSpec, breaker_labels, webhook
 
 from .bot import PUBLIC_URL, running_bot
@@ -174,7 +175,7 @@ async def test_an_incident_triggered_acknowledged_and_resolved(
         sender = PagerDutySender(
             {f"env:{ROUTING_KEY_REF}": ROUTING_KEY}, base_url=str(server.url), ca_file=trusted_certificate(server.port)
         )
-        async with running_bot(tmp_path, ROUTING, {"pagerduty": sender}) as bot:
+        async with running_bot(tmp_path, ROUTING, {Target.PAGERDUTY: sender}) as bot:
             await bot.receive(webhook((BREAKER_OPEN, "firing")))
             await bot.deliver()
             await bot.engine.acknowledge(1, "U0ONCALL")
@@ -216,7 +217,7 @@ async def test_a_manual_state_sends_a_change_event(tmp_path: Path, trusted_certi
         sender = PagerDutySender(
             {f"env:{ROUTING_KEY_REF}": ROUTING_KEY}, base_url=str(server.url), ca_file=trusted_certificate(server.port)
         )
-        async with running_bot(tmp_path, ROUTING, {"pagerduty": sender}) as bot:
+        async with running_bot(tmp_path, ROUTING, {Target.PAGERDUTY: sender}) as bot:
             await bot.receive(webhook((MANUAL_STATE, "firing")))
             await bot.deliver()
 

@@ -25,6 +25,7 @@ from pact import generate, match
 
 from breakerpanel.incident_bot.routing import RoutingFile
 from breakerpanel.incident_bot.slack import SlackSender
+from breakerpanel.incident_bot.vocabulary import Target
 from tests.incident_bot.support import AlertSpec, breaker_labels, webhook
 
 from .bot import PUBLIC_URL, running_bot
@@ -158,7 +159,7 @@ async def test_an_incident_card_posted_updated_and_replied_to(tmp_path: Path) ->
 
     with pact.serve() as server:
         sender = SlackSender(TOKEN, base_url=f"{server.url}/api/")
-        async with running_bot(tmp_path, ROUTING, {"slack": sender}) as bot:
+        async with running_bot(tmp_path, ROUTING, {Target.SLACK: sender}) as bot:
             await bot.receive(webhook((BREAKER_OPEN, "firing")))
             await bot.deliver()
             await bot.engine.acknowledge(1, "U0ONCALL")
@@ -182,7 +183,7 @@ async def test_a_manual_state_is_a_line_in_the_channel(tmp_path: Path) -> None:
 
     with pact.serve() as server:
         sender = SlackSender(TOKEN, base_url=f"{server.url}/api/")
-        async with running_bot(tmp_path, ROUTING, {"slack": sender}) as bot:
+        async with running_bot(tmp_path, ROUTING, {Target.SLACK: sender}) as bot:
             await bot.receive(webhook((MANUAL_STATE, "firing")))
             await bot.deliver()
 

@@ -15,14 +15,17 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
 
+from breakerpanel import ManualClock as PaceClock
+from breakerpanel.guards import RateLimiter, RateLimitPolicy
 from breakerpanel.incident_bot.db import Database, outbox
-from breakerpanel.incident_bot.delivery import Delivered, DeliveryError, IncidentView, Item
+from breakerpanel.incident_bot.delivery import Delivered, DeliveryError, IncidentView, Item, Sender
 from breakerpanel.incident_bot.metrics import BotMetrics
-from breakerpanel.incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
+from breakerpanel.incident_bot.outbox import OutboxWorker, WorkerConfig, reschedule_wait
 from breakerpanel.incident_bot.pagerduty import PagerDutySender
 from breakerpanel.incident_bot.runtime import Bot
 from breakerpanel.incident_bot.settings import Settings
 from breakerpanel.incident_bot.slack import ACK_ACTION, RESOLVE_ACTION, SlackSender
+from breakerpanel.incident_bot.vocabulary import Target
 from tests.fakes import FakePagerDuty, FakeSlack, SlackMessage
 
 from .conftest import MakeEngine
@@ -83,7 +86,10 @@ def _worker(
             poll_interval=0.05,
             public_url="http://bot.example",
         ),
-        pacers={"pagerduty": Pacer(100, burst=100), "slack": Pacer(slack_rate, burst=3)},
+        pacers={
+            Target.PAGERDUTY: RateLimiter("pagerduty", RateLimitPolicy(limit=100, period=1.0, burst=100)),
+            Target.SLACK: RateLimiter("slack", RateLimitPolicy(limit=1, period=1 / slack_rate, burst=3)),
+        },
         metrics=BotMetrics(),
         clock=clock,
     )
@@ -231,6 +237,91 @@ async def test_what_can_never_be_delivered_goes_to_the_dead_letters(
     assert worker.breakers["pagerduty"].snapshot().totals.failures_by_type == {}  # our error, not theirs
 
 
+class Destinations:
+    """A PagerDuty sender that records where each item went, and sends nothing."""
+
+    dry_run = False
+    target = Target.PAGERDUTY
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def destination_configured(self, destination: str) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, item: Item, incident: IncidentView | None) -> Delivered:
+        self.sent.append(item.destination)
+        return Delivered("ok")
+
+
+async def test_each_destination_is_claimed_at_its_own_pace(make_engine: MakeEngine) -> None:
+    """The outbox claims an item only when its destination's rate limiter lets it: a burst of two
+    per routing key, then one a second, each routing key on its own schedule. An item refused is
+    left pending and takes nothing from the pace."""
+    _, db, clock = await make_engine()
+    for destination in ("env:A", "env:B"):
+        for _ in range(4):
+            await _change_item(db, destination)
+    pace = PaceClock()
+    sender = Destinations()
+    worker = OutboxWorker(
+        db,
+        {Target.PAGERDUTY: sender},
+        WorkerConfig("me", claim_timeout=30, quick_attempts=1, max_backoff=1, poll_interval=0.05, public_url=""),
+        pacers={Target.PAGERDUTY: RateLimiter("pd", RateLimitPolicy(limit=1, period=1.0, burst=2), clock=pace)},
+        metrics=BotMetrics(),
+        clock=clock,
+    )
+    assert await worker.drain_once() == 4
+    assert sorted(sender.sent) == ["env:A", "env:A", "env:B", "env:B"]
+    assert await worker.drain_once() == 0  # both bursts spent
+    pace.advance(0.5)
+    assert await worker.drain_once() == 0
+    pace.advance(0.5)
+    assert await worker.drain_once() == 2  # a second on: one more each, as if nothing had been refused
+    assert sorted(sender.sent[4:]) == ["env:A", "env:B"]
+    assert [r.status for r in await rows(db, outbox)].count("pending") == 2
+
+
+async def test_an_item_for_a_target_this_version_does_not_know_goes_to_the_dead_letters(
+    make_engine: MakeEngine,
+) -> None:
+    """A row a newer bot wrote (another target) cannot stall the outbox: it is dead-lettered with
+    the reason, and the items after it are delivered."""
+    _, db, _ = await make_engine()
+    unknown = await _change_item(db)
+    async with db.transaction() as conn:
+        await conn.execute(update(outbox).where(outbox.c.id == unknown).values(target="teams"))
+    await _change_item(db)
+    sender = Destinations()
+    worker = _flaky_worker(db, sender, claim_timeout=30)
+    await worker.drain_once()
+    first, second = await rows(db, outbox)
+    assert (first.status, first.last_error) == (
+        "dead",
+        "not deliverable by this version: 'teams' is not a valid Target",
+    )
+    assert second.status == "sent"
+    assert sender.sent == ["env:PD_KEY"]
+
+
+def test_rescheduled_deliveries_back_off_exponentially_and_spread_out() -> None:
+    """After its quick retries, the n-th failed attempt puts an item back for a random wait of at
+    most 2**(n-1) s (an hour at most, the worker's maximum if lower) and at least half a second:
+    items that failed together in an outage come back spread over that range, not at once."""
+    for attempts in range(1, 40):
+        ceiling = max(0.5, min(3600.0, 2.0 ** (attempts - 1)))
+        waits = [reschedule_wait(attempts, maximum=86_400) for _ in range(200)]
+        assert all(0.5 <= wait <= ceiling for wait in waits), attempts
+    spread = [reschedule_wait(12, maximum=86_400) for _ in range(200)]  # up to 2,048 s
+    assert max(spread) - min(spread) > 1000
+    assert max(reschedule_wait(10_000, maximum=86_400) for _ in range(200)) <= 3600  # no overflow, capped
+    assert all(0.5 <= reschedule_wait(30, maximum=60) <= 60 for _ in range(200))  # the worker's maximum
+
+
 async def test_slack_pace_per_channel_is_kept(
     make_engine: MakeEngine, make_worker: MakeWorker, fake_pagerduty: FakePagerDuty
 ) -> None:
@@ -275,7 +366,7 @@ class Flaky:
         return Delivered("ok")
 
 
-async def _change_item(db: Database) -> int:
+async def _change_item(db: Database, destination: str = "env:PD_KEY") -> int:
     """A change notification (no incident) due now."""
     async with db.transaction() as conn:
         result = await conn.execute(
@@ -283,7 +374,7 @@ async def _change_item(db: Database) -> int:
                 incident_id=None,
                 target="pagerduty",
                 action="change",
-                destination="env:PD_KEY",
+                destination=destination,
                 payload={"summary": "openai forced open"},
                 created_at=time.time(),
                 next_attempt_at=0,
@@ -292,10 +383,10 @@ async def _change_item(db: Database) -> int:
         return int(result.inserted_primary_key[0])
 
 
-def _flaky_worker(db: Database, sender: Flaky, *, claim_timeout: float, replica: str = "me") -> OutboxWorker:
+def _flaky_worker(db: Database, sender: Sender, *, claim_timeout: float, replica: str = "me") -> OutboxWorker:
     return OutboxWorker(
         db,
-        {"pagerduty": sender},
+        {Target.PAGERDUTY: sender},
         WorkerConfig(
             replica, claim_timeout=claim_timeout, quick_attempts=4, max_backoff=1, poll_interval=0.05, public_url=""
         ),

@@ -14,15 +14,17 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from breakerpanel.guards import RateLimiter, RateLimitPolicy
 from breakerpanel.incident_bot.app import create_app
 from breakerpanel.incident_bot.db import Database, incidents, outbox, webhooks
-from breakerpanel.incident_bot.delivery import Delivered, IncidentView, Item
+from breakerpanel.incident_bot.delivery import Delivered, IncidentView, Item, SlackCard
 from breakerpanel.incident_bot.incidents import Engine, EngineConfig
 from breakerpanel.incident_bot.intake import IntakeWriter
 from breakerpanel.incident_bot.metrics import BotMetrics
-from breakerpanel.incident_bot.outbox import OutboxWorker, Pacer, WorkerConfig
+from breakerpanel.incident_bot.outbox import OutboxWorker, WorkerConfig
 from breakerpanel.incident_bot.runtime import Bot
 from breakerpanel.incident_bot.settings import Settings
+from breakerpanel.incident_bot.vocabulary import Action, Target
 from tests.servers import PostgresServer
 
 from .support import ROUTING, AlertSpec, ManualClock, breaker_labels, rows, store, webhook
@@ -58,7 +60,7 @@ class Recorder:
     async def send(self, item: Item, incident: IncidentView) -> Delivered:
         await asyncio.sleep(0.01)
         self.sent.append((self.replica, item.id))
-        card = {"channel_id": "C1", "ts": f"{item.incident_id}.0"} if item.action == "card" else None
+        card = SlackCard(channel_id="C1", ts=f"{item.incident_id}.0") if item.action == Action.CARD else None
         return Delivered("ok", card=card)
 
 
@@ -67,7 +69,7 @@ def worker(db: Database, sent: list[tuple[str, int]], replica: str) -> OutboxWor
         db,
         {t: Recorder(t, sent, replica) for t in ("pagerduty", "slack")},
         WorkerConfig(replica, claim_timeout=30, quick_attempts=1, max_backoff=1, poll_interval=0.02, public_url=""),
-        pacers={"pagerduty": Pacer(1000, 1000), "slack": Pacer(1000, 1000)},
+        pacers={target: RateLimiter(target, RateLimitPolicy(limit=1000, period=1.0)) for target in Target},
         metrics=BotMetrics(),
     )
 

@@ -12,6 +12,8 @@ import pytest
 from demo.stack.compose import load_compose
 from demo.stack.paths import COMPOSE_FILE, REPO_ROOT
 
+from .dockerfile import read_stages
+
 #: Variables Compose would read from a user's .env; the tests must not depend on one.
 _CLEAN_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
 
@@ -81,13 +83,22 @@ def test_every_mounted_file_exists(normalized: dict[str, Any]) -> None:
     assert not outside, "mounts from outside the repository:\n" + "\n".join(outside)
 
 
-def test_dockerfile_copies_what_exists() -> None:
-    dockerfile = (REPO_ROOT / "deploy" / "Dockerfile").read_text()
-    # COPY SOURCE... DESTINATION, relative to the build context (the repository root).
-    sources = [part for line in dockerfile.splitlines() if line.startswith("COPY ") for part in line.split()[1:-1]]
-    missing = [source for source in sources if not (REPO_ROOT / source).exists()]
-    assert len(sources) >= 6
-    assert not missing, missing
+def test_the_bot_runs_from_its_own_image_and_the_others_from_the_stack(normalized: dict[str, Any]) -> None:
+    """The bot's service builds deploy/Dockerfile's incident-bot stage and passes its entrypoint
+    (`breakerpanel bot`) arguments only; the other Python services build the default stage."""
+    stages = read_stages()
+    built = {name: s for name, s in normalized["services"].items() if "build" in s}
+    assert {name: s["build"]["dockerfile"] for name, s in built.items()} == dict.fromkeys(built, "deploy/Dockerfile")
+    bot = built.pop("incident-bot")
+    assert bot["build"]["target"] == "incident-bot"
+    assert "incident-bot" in stages
+    assert bot["image"] == "breakerpanel/incident-bot:dev"
+    assert bot["command"][0].startswith("--"), "compose's command follows the image's entrypoint"
+    assert stages["incident-bot"].last("ENTRYPOINT").exec_form()[0] not in bot["command"]
+    assert built, "no other service is built"
+    for name, service in built.items():
+        assert "target" not in service["build"], name
+        assert service["image"] == "breakerpanel/stack:dev", name
 
 
 def test_ports_are_published_on_loopback_at_their_own_number(normalized: dict[str, Any]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import re
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from demo.stack.paths import COMPOSE_FILE, REPO_ROOT
 from demo.stack.render import render_service
 from demo.stack.topology import DOCKER_ONLY, PROGRAMS, STAND_INS, Plan, PlanError, StackOptions, plan_stack
 from tests.servers import run_amtool, run_promtool
+
+from .dockerfile import read_stages
 
 
 def _everything_installed(name: str) -> str:
@@ -143,6 +147,18 @@ def test_locally_the_bot_listens_on_loopback_and_prometheus_still_has_its_token(
     token_file = Path(authorization["credentials_file"])
     assert token_file.read_text().strip()
     assert bot.env["INCIDENT_BOT_READ_TOKEN_FILE"] == str(token_file)
+
+
+def test_locally_the_bot_runs_what_its_image_runs(compose: ComposeFile, plan: Plan) -> None:
+    """The image's entrypoint is the console script `breakerpanel bot`; locally the same script's
+    module runs it (the venv's scripts need not be on PATH), with compose's arguments after it."""
+    script, *subcommand = read_stages()["incident-bot"].last("ENTRYPOINT").exec_form()
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    module = pyproject["project"]["scripts"][script].split(":")[0]
+    bot = plan.service("incident-bot")
+    assert bot.argv[:4] == (sys.executable, "-m", module, *subcommand)
+    arguments = list(compose.services["incident-bot"].command)
+    assert bot.argv[4:] == ("--host", "127.0.0.1", *arguments[2:])
 
 
 def test_short_intervals_reach_the_configs(compose: ComposeFile, tmp_path: Path) -> None:

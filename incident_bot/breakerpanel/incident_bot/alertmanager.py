@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .vocabulary import AlertStatus
+
 __all__ = ["Alert", "Webhook", "without_unstorable_characters"]
 
 #: What no database text can hold: a lone UTF-16 surrogate (JSON may escape one, ``"\ud800"``, and
@@ -49,13 +51,10 @@ def without_unstorable_characters(document: Any, path: str = "") -> tuple[Any, l
     return clean(document, path), repaired
 
 
-Status = Literal["firing", "resolved"]
-
-
 class Alert(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    status: Status
+    status: AlertStatus
     labels: dict[str, str]
     annotations: dict[str, str] = Field(default_factory=dict)
     startsAt: datetime
@@ -86,7 +85,7 @@ class Webhook(BaseModel):
     version: Literal["4"]
     groupKey: str = Field(min_length=1)
     truncatedAlerts: int = Field(0, ge=0)
-    status: Status
+    status: AlertStatus
     receiver: str
     groupLabels: dict[str, str] = Field(default_factory=dict)
     commonLabels: dict[str, str] = Field(default_factory=dict)
@@ -107,7 +106,7 @@ class Webhook(BaseModel):
                 a.fingerprint,
                 a.status,
                 a.startsAt.isoformat(),
-                a.endsAt.isoformat() if a.status == "resolved" and a.endsAt else "",
+                a.endsAt.isoformat() if a.status == AlertStatus.RESOLVED and a.endsAt else "",
             )
             for a in self.alerts
         )

@@ -46,6 +46,7 @@ from .guard import IntakeGuard, ReadAccess, bad_credential, intake_lockout
 from .runtime import Bot
 from .settings import Settings
 from .slack import ACK_ACTION, RESOLVE_ACTION
+from .vocabulary import IncidentStatus
 
 __all__ = ["create_app"]
 
@@ -261,7 +262,7 @@ def create_app(settings: Settings, *, bot: Bot | None = None, listen_host: str |
 
     @app.get("/v1/incidents", summary="Incidents, newest first", dependencies=can_read, responses=read_responses)
     async def list_incidents(
-        status: Annotated[Literal["open", "acknowledged", "resolved", "attached"] | None, Query()] = None,
+        status: Annotated[IncidentStatus | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> list[dict[str, Any]]:
         return await _incidents(runtime, status, limit)
@@ -355,7 +356,7 @@ def _row(row: Any) -> dict[str, Any]:
     return dict(row._mapping)
 
 
-async def _incidents(bot: Bot, status: str | None, limit: int) -> list[dict[str, Any]]:
+async def _incidents(bot: Bot, status: IncidentStatus | None, limit: int) -> list[dict[str, Any]]:
     query = select(incidents).order_by(incidents.c.id.desc()).limit(limit)
     if status is not None:
         query = query.where(incidents.c.status == status)

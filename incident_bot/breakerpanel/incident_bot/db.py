@@ -25,7 +25,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -36,6 +35,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -48,7 +48,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from .vocabulary import AlertStatus, DeliveryStatus, IncidentStatus
 
 __all__ = [
     "Database",
@@ -89,7 +93,7 @@ incidents = Table(
     Column("identity", String(400), nullable=False),
     Column("title", String(400), nullable=False),
     Column("dedup_key", String(255), nullable=False),
-    #: open | acknowledged | resolved | attached (folded under a parent's incident, no page)
+    #: IncidentStatus: open | acknowledged | resolved | attached (folded under a parent's incident, no page)
     Column("status", String(16), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("labels", JSON, nullable=False),
@@ -112,8 +116,8 @@ Index(
     "uq_incidents_live_identity",
     incidents.c.identity,
     unique=True,
-    sqlite_where=incidents.c.status != "resolved",
-    postgresql_where=incidents.c.status != "resolved",
+    sqlite_where=incidents.c.status != IncidentStatus.RESOLVED.value,
+    postgresql_where=incidents.c.status != IncidentStatus.RESOLVED.value,
 )
 
 alerts = Table(
@@ -123,6 +127,7 @@ alerts = Table(
     #: None for a change (a manual breaker state): recorded, never an incident.
     Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=True, index=True),
     Column("alertname", String(200), nullable=False),
+    #: AlertStatus: firing | resolved
     Column("status", String(16), nullable=False),
     Column("severity", String(16), nullable=False),
     Column("labels", JSON, nullable=False),
@@ -151,15 +156,15 @@ outbox = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     #: None for a change notification, which belongs to no incident
     Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=True),
-    #: pagerduty | slack
+    #: Target: pagerduty | slack
     Column("target", String(16), nullable=False),
-    #: pagerduty: trigger | acknowledge | resolve | change; slack: card | reply | message
+    #: Action: for pagerduty trigger | acknowledge | resolve | change; for slack card | reply | message
     Column("action", String(16), nullable=False),
     #: a routing-key reference (env:NAME, file:PATH) or a Slack channel: never a secret
     Column("destination", String(300), nullable=False),
     Column("payload", JSON, nullable=False),
-    #: pending | sent | dead
-    Column("status", String(8), nullable=False, default="pending"),
+    #: DeliveryStatus: pending | sent | dead
+    Column("status", String(8), nullable=False, default=DeliveryStatus.PENDING.value),
     Column("attempts", Integer, nullable=False, default=0),
     Column("created_at", Float, nullable=False),
     Column("next_attempt_at", Float, nullable=False),
@@ -173,8 +178,8 @@ outbox = Table(
 Index(
     "ix_outbox_pending",
     outbox.c.next_attempt_at,
-    sqlite_where=outbox.c.status == "pending",
-    postgresql_where=outbox.c.status == "pending",
+    sqlite_where=outbox.c.status == DeliveryStatus.PENDING.value,
+    postgresql_where=outbox.c.status == DeliveryStatus.PENDING.value,
 )
 Index("ix_outbox_incident_target", outbox.c.incident_id, outbox.c.target, outbox.c.destination, outbox.c.id)
 
@@ -315,18 +320,23 @@ class Retention:
     async def _deliveries(self, conn: AsyncConnection, cutoff: float) -> tuple[Pruned, bool]:
         done_before = func.coalesce(outbox.c.sent_at, outbox.c.created_at) < cutoff
         due = (
-            select(outbox.c.id).where(outbox.c.status != "pending", done_before).order_by(outbox.c.id).limit(self.batch)
+            select(outbox.c.id)
+            .where(outbox.c.status != DeliveryStatus.PENDING, done_before)
+            .order_by(outbox.c.id)
+            .limit(self.batch)
         )
-        count = await self._delete_ids(conn, outbox, outbox.c.id, due)
+        count = await self._delete_ids(conn, outbox.c.id, due)
         return Pruned(outbox=count), count == self.batch
 
     async def _ended_changes(self, conn: AsyncConnection, cutoff: float) -> tuple[Pruned, bool]:
         due = (
             select(alerts.c.key)
-            .where(alerts.c.incident_id.is_(None), alerts.c.status == "resolved", alerts.c.resolved_at < cutoff)
+            .where(
+                alerts.c.incident_id.is_(None), alerts.c.status == AlertStatus.RESOLVED, alerts.c.resolved_at < cutoff
+            )
             .limit(self.batch)
         )
-        count = await self._delete_ids(conn, alerts, alerts.c.key, due)
+        count = await self._delete_ids(conn, alerts.c.key, due)
         return Pruned(alerts=count), count == self.batch
 
     async def _incidents(self, conn: AsyncConnection, cutoff: float) -> tuple[Pruned, bool]:
@@ -334,11 +344,11 @@ class Retention:
         due = (
             select(incidents.c.id)
             .where(
-                incidents.c.status == "resolved",
+                incidents.c.status == IncidentStatus.RESOLVED,
                 incidents.c.resolved_at < cutoff,
-                ~exists().where(alerts.c.incident_id == incidents.c.id, alerts.c.status != "resolved"),
-                ~exists().where(outbox.c.incident_id == incidents.c.id, outbox.c.status == "pending"),
-                ~exists().where(child.c.parent_id == incidents.c.id, child.c.status != "resolved"),
+                ~exists().where(alerts.c.incident_id == incidents.c.id, alerts.c.status != AlertStatus.RESOLVED),
+                ~exists().where(outbox.c.incident_id == incidents.c.id, outbox.c.status == DeliveryStatus.PENDING),
+                ~exists().where(child.c.parent_id == incidents.c.id, child.c.status != IncidentStatus.RESOLVED),
             )
             .order_by(incidents.c.id)
             .limit(self.batch)
@@ -356,14 +366,15 @@ class Retention:
         return pruned, len(ids) == self.batch
 
     @staticmethod
-    async def _delete_ids(conn: AsyncConnection, table: Table, key: Column[Any], due: Any) -> int:
+    async def _delete_ids(conn: AsyncConnection, key: Column[int] | Column[str], due: Select[int] | Select[str]) -> int:
+        """Delete the rows whose ``key`` (a column of their table) ``due`` selects."""
         ids = list((await conn.execute(due)).scalars())
         if ids:
-            await conn.execute(delete(table).where(key.in_(ids)))
+            await conn.execute(delete(key.table).where(key.in_(ids)))
         return len(ids)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     # WAL: readers never block the writer. FULL: a commit is on disk before the 2xx goes out.
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -14,18 +14,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 from urllib.parse import urlencode
 
 from .identity import breaker_of
+from .rows import Item, Labels, SlackCard
+from .vocabulary import IncidentStatus, Target
 
 __all__ = [
     "TRUNCATED",
+    "AttachedIncident",
+    "BreakerFigures",
     "Delivered",
     "DeliveryError",
+    "FiringAlert",
     "IncidentView",
     "Item",
     "Sender",
+    "SlackCard",
     "bounded",
     "dashboard_link",
 ]
@@ -52,7 +58,7 @@ DETAIL_DASHBOARD_PATH = "/d/breakerpanel-detail/detail"
 OVERVIEW_DASHBOARD_PATH = "/d/breakerpanel-overview/overview"
 
 
-def dashboard_link(annotations: Mapping[str, Any], labels: Mapping[str, Any], grafana_url: str | None) -> str | None:
+def dashboard_link(annotations: Mapping[str, str], labels: Mapping[str, str], grafana_url: str | None) -> str | None:
     """Where the alert's dashboard is: its ``dashboard_url`` (moved onto ``grafana_url`` when it
     carries the generator's default base), else, with ``grafana_url``, the breaker's detail
     dashboard with the breaker selected (the overview for an alert about no breaker), else none."""
@@ -64,7 +70,7 @@ def dashboard_link(annotations: Mapping[str, Any], labels: Mapping[str, Any], gr
         return given
     if base is None:
         return None
-    breaker = breaker_of({str(k): str(v) for k, v in labels.items()})
+    breaker = breaker_of(labels)
     if breaker is None:
         return base + OVERVIEW_DASHBOARD_PATH
     variables = {
@@ -87,21 +93,32 @@ class DeliveryError(Exception):
         self.status = status
 
 
-@dataclass
-class Item:
-    """One outbox row, as the worker claimed it."""
+#: Live figures of a breaker from Prometheus (:mod:`.enrich`): rates and counts, its state's name.
+BreakerFigures: TypeAlias = dict[str, float | str]
+
+
+@dataclass(frozen=True, slots=True)
+class FiringAlert:
+    """An alert of the incident still firing, as cards and pages show it."""
+
+    alertname: str
+    severity: str
+    #: Its ``summary`` annotation ("" without one).
+    summary: str
+    labels: Labels
+    annotations: Labels
+    generator_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedIncident:
+    """An incident attached to the one delivered (what its root cause touched)."""
 
     id: int
-    #: None for a change notification (a manual breaker state), which belongs to no incident.
-    incident_id: int | None
-    target: str
-    action: str
-    destination: str
-    payload: dict[str, Any]
-    attempts: int
-    created_at: float
-    #: When this replica's claim on the row runs out, unless renewed (the worker's clock).
-    claimed_until: float = 0.0
+    title: str
+    status: IncidentStatus
+    #: The names of its alerts still firing.
+    alerts: list[str]
 
 
 @dataclass(frozen=True)
@@ -111,29 +128,28 @@ class IncidentView:
     id: int
     title: str
     dedup_key: str
-    status: str
+    status: IncidentStatus
     severity: str
-    labels: dict[str, Any]
-    annotations: dict[str, Any]
+    labels: Labels
+    annotations: Labels
     opened_at: float
     quiet_since: float | None
     resolved_at: float | None
     flaps: int
     acknowledged_by: str | None
     resolved_by: str | None
-    #: The alerts still firing: ``{"alertname", "severity", "summary", "labels", "annotations"}``.
-    firing: list[dict[str, Any]]
-    #: The card already posted in ``destination`` (``{"channel_id", "ts"}``), for Slack items.
-    card: dict[str, str] | None = None
+    #: The alerts still firing, most severe first.
+    firing: list[FiringAlert]
+    #: The card already posted in ``destination``, for Slack items.
+    card: SlackCard | None = None
     #: Live figures from Prometheus, when it is configured: failure rate, threshold, transitions.
-    figures: dict[str, Any] = field(default_factory=dict)
+    figures: BreakerFigures = field(default_factory=dict)
     #: The bot's page for this incident.
     url: str = ""
     #: When the incident's first alert started firing (its ``startsAt``), when known.
     started_at: datetime | None = None
-    #: The incidents attached to this one (what its root cause touched): ``{"id", "title",
-    #: "status", "alerts"}`` with the names of the alerts still firing.
-    children: list[dict[str, Any]] = field(default_factory=list)
+    #: The incidents attached to this one (what its root cause touched).
+    children: list[AttachedIncident] = field(default_factory=list)
     #: For an attached incident, its root cause's incident.
     parent_id: int | None = None
 
@@ -143,13 +159,13 @@ class Delivered:
     """A successful delivery; ``card`` is set when a Slack card was posted (to keep its ts)."""
 
     detail: str = ""
-    card: dict[str, str] | None = None
+    card: SlackCard | None = None
 
 
 class Sender(Protocol):
-    """Delivers one target's items (``pagerduty`` or ``slack``)."""
+    """Delivers one target's items."""
 
-    target: str
+    target: Target
     #: True for a sender that records instead of sending.
     dry_run: bool
 

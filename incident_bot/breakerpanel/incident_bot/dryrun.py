@@ -11,9 +11,10 @@ import json
 import logging
 from typing import Any
 
-from .delivery import Delivered, IncidentView, Item
+from .delivery import Delivered, IncidentView, Item, SlackCard
 from .pagerduty import bounded_event, trigger_event
 from .slack import MAX_REPLY_TEXT, card_blocks, card_text, message_text
+from .vocabulary import Action, Target
 
 __all__ = ["DryRunSender"]
 
@@ -23,7 +24,7 @@ logger = logging.getLogger("breakerpanel.incident_bot.dryrun")
 class DryRunSender:
     dry_run = True
 
-    def __init__(self, target: str, *, grafana_url: str | None = None) -> None:
+    def __init__(self, target: Target, *, grafana_url: str | None = None) -> None:
         self.target = target
         self.grafana_url = grafana_url
 
@@ -39,24 +40,25 @@ class DryRunSender:
             "dry run: would send %s %s to %s: %s", item.target, item.action, item.destination, json.dumps(request)[:500]
         )
         card = None
-        if item.target == "slack" and item.action == "card" and incident is not None and incident.card is None:
-            card = {"channel_id": item.destination, "ts": f"dry-run-{incident.id}"}
+        posts_a_card = item.target == Target.SLACK and item.action == Action.CARD
+        if posts_a_card and incident is not None and incident.card is None:
+            card = SlackCard(channel_id=item.destination, ts=f"dry-run-{incident.id}")
         return Delivered(f"dry run: {json.dumps(request, sort_keys=True)}", card=card)
 
     def render(self, item: Item, incident: IncidentView | None) -> dict[str, Any]:
         """The request that would be sent (without any secret), as the real sender shapes it:
         bounded, and escaped for Slack."""
-        if item.target == "pagerduty":
-            if incident is not None and item.action == "trigger":
+        if item.target == Target.PAGERDUTY:
+            if incident is not None and item.action == Action.TRIGGER:
                 event = trigger_event(incident, grafana_url=self.grafana_url)
                 return {"event_action": "trigger", "dedup_key": incident.dedup_key, **event}
-            if incident is not None and item.action in ("acknowledge", "resolve"):
+            if incident is not None and item.action in (Action.ACKNOWLEDGE, Action.RESOLVE):
                 return {"event_action": item.action, "dedup_key": incident.dedup_key}
             return {"action": item.action, "to": item.destination, **bounded_event(item.payload)}
         if incident is None:  # a message in the channel, about no incident (a change)
             text = message_text(str(item.payload.get("text", "")))
             return {"method": "chat.postMessage", "action": item.action, "channel": item.destination, "text": text}
-        if item.action == "card":
+        if item.action == Action.CARD:
             method = "chat.update" if incident.card else "chat.postMessage"
             return {
                 "method": method,
@@ -67,6 +69,6 @@ class DryRunSender:
         return {
             "method": "chat.postMessage",
             "channel": item.destination,
-            "thread_ts": (incident.card or {}).get("ts"),
+            "thread_ts": incident.card.ts if incident.card else None,
             "text": message_text(str(item.payload.get("text", "")), incident, limit=MAX_REPLY_TEXT),
         }

@@ -16,6 +16,8 @@ import httpx
 from breakerpanel.exporter import promql
 from breakerpanel.exporter import semconv as sc
 
+from .delivery import BreakerFigures
+
 __all__ = ["Figures"]
 
 logger = logging.getLogger("breakerpanel.incident_bot.enrich")
@@ -28,7 +30,7 @@ class Figures:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def for_breaker(self, labels: Mapping[str, Any]) -> dict[str, Any]:
+    async def for_breaker(self, labels: Mapping[str, str]) -> BreakerFigures:
         name = labels.get(sc.CIRCUIT_BREAKER_NAME_LABEL)
         if not name:
             return {}
@@ -52,7 +54,7 @@ class Figures:
             + ") == 1",
         }
         results = await asyncio.gather(*(self._query(q) for q in queries.values()), return_exceptions=True)
-        figures: dict[str, Any] = {}
+        figures: BreakerFigures = {}
         for key, result in zip(queries, results, strict=True):
             if isinstance(result, BaseException) or not result:
                 continue

@@ -35,15 +35,25 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .alertmanager import Alert, Webhook
 from .db import Database, alerts, events, incidents, now, outbox, slack_cards, webhooks
 from .identity import Identity, bounded, breaker_of, identity_of
 from .routing import RoutingFile, incident_labels
+from .rows import (
+    AlertRow,
+    IncidentReceivers,
+    IncidentRow,
+    JsonObject,
+    fetch_alert,
+    fetch_incident,
+    fetch_incidents,
+    fetch_slack_cards,
+)
+from .vocabulary import LIVE_STATUSES, Action, AlertStatus, DeliveryStatus, EventKind, IncidentStatus, Target
 
 __all__ = ["SEVERITIES", "Engine", "EngineConfig"]
 
@@ -51,7 +61,6 @@ logger = logging.getLogger("breakerpanel.incident_bot.incidents")
 
 #: Severities, least to most urgent (PagerDuty's vocabulary; ``severity`` labels map onto it).
 SEVERITIES = ("info", "warning", "error", "critical")
-_LIVE = ("open", "acknowledged")
 
 #: Alerts processed per transaction (see the module's docstring).
 CHUNK = 50
@@ -119,6 +128,7 @@ class Engine:
                 ).first()
             if row is None:
                 break
+            webhook_id: int = row.id
             error = None
             try:
                 webhook = Webhook.model_validate(row.payload)
@@ -126,11 +136,13 @@ class Engine:
             except _Busy:
                 break  # another replica took the lock between two chunks: it carries on
             except Exception as exc:  # a bug must not stall intake: record, log, move on
-                logger.exception("webhook %s could not be processed", row.id)
+                logger.exception("webhook %s could not be processed", webhook_id)
                 error = f"{type(exc).__name__}: {exc}"
             async with self.db.transaction() as conn:
                 at = self.clock()
-                await conn.execute(update(webhooks).where(webhooks.c.id == row.id).values(processed_at=at, error=error))
+                await conn.execute(
+                    update(webhooks).where(webhooks.c.id == webhook_id).values(processed_at=at, error=error)
+                )
         return total
 
     async def _process(self, webhook: Webhook, out: Outcome) -> None:
@@ -141,7 +153,7 @@ class Engine:
                     raise _Busy
                 at = self.clock()
                 for alert in webhook.alerts[start : start + CHUNK]:
-                    handle = self._firing if alert.status == "firing" else self._resolved
+                    handle = self._firing if alert.status == AlertStatus.FIRING else self._resolved
                     incident_id = await handle(conn, alert, at, out)
                     if incident_id is not None:
                         touched.add(incident_id)
@@ -153,31 +165,29 @@ class Engine:
                         conn,
                         incident_id,
                         at,
-                        "truncated",
+                        EventKind.TRUNCATED,
                         f"Alertmanager left {webhook.truncatedAlerts} alert(s) of group {webhook.groupKey} out of "
                         "this notification (max_alerts): they arrive with a later one.",
                     )
 
-    async def _episode(self, conn: AsyncConnection, alert: Alert) -> Any:
+    async def _episode(self, conn: AsyncConnection, alert: Alert) -> AlertRow | None:
         """The latest episode stored for the alert's fingerprint, or None."""
-        query = (
-            select(alerts)
-            .where(alerts.c.key.startswith(f"{alert.fingerprint}@", autoescape=True))
-            .order_by(alerts.c.starts_at.desc(), alerts.c.first_seen.desc())
-            .limit(1)
+        return await fetch_alert(
+            conn,
+            alerts.c.key.startswith(f"{alert.fingerprint}@", autoescape=True),
+            newest_first=(alerts.c.starts_at, alerts.c.first_seen),
         )
-        return (await conn.execute(query)).first()
 
     async def _firing(self, conn: AsyncConnection, alert: Alert, at: float, out: Outcome) -> int | None:
         known = await self._episode(conn, alert)
         if known is not None:
-            if known.status == "firing":
+            if known.status == AlertStatus.FIRING:
                 out.duplicates += 1  # the same episode again (an HA copy may carry another startsAt)
                 await conn.execute(
                     update(alerts).where(alerts.c.key == known.key).values(last_seen=at, annotations=alert.annotations)
                 )
                 # Its incident still hears of this notification (a "truncated" note, say).
-                return int(known.incident_id) if known.incident_id is not None else None
+                return known.incident_id
             if alert.startsAt.isoformat() <= known.starts_at:
                 out.stale += 1  # a late firing of an episode that already ended
                 return None
@@ -193,82 +203,85 @@ class Engine:
         if live is not None:
             await self._add_alert(conn, live.id, alert, severity, at)
             await self._join(conn, live, alertname, severity, at, out)
-            return int(live.id)
+            return live.id
         parent = await self._parent_incident(conn, identity)
         if parent is not None:
             incident_id = await self._create(
-                conn, identity, alert, severity, at, status="attached", parent_id=parent.id
+                conn, identity, alert, severity, at, status=IncidentStatus.ATTACHED, parent_id=parent.id
             )
             await self._add_alert(conn, incident_id, alert, severity, at)
             await self._event(
-                conn, incident_id, at, "attached", f"{alertname} fired: attached to incident #{parent.id}."
+                conn, incident_id, at, EventKind.ATTACHED, f"{alertname} fired: attached to incident #{parent.id}."
             )
             await self._attached(conn, parent, incident_id, identity.title, alertname, severity, at)
             out.attached += 1
             return incident_id
-        incident_id = await self._create(conn, identity, alert, severity, at, status="open", parent_id=None)
+        incident_id = await self._create(
+            conn, identity, alert, severity, at, status=IncidentStatus.OPEN, parent_id=None
+        )
         await self._add_alert(conn, incident_id, alert, severity, at)
-        await self._event(conn, incident_id, at, "opened", f"{alertname} fired: incident opened ({severity}).")
+        await self._event(conn, incident_id, at, EventKind.OPENED, f"{alertname} fired: incident opened ({severity}).")
         adopted = await self._adopt(conn, incident_id, identity, at)
         await self._notify_open(conn, incident_id, at, adopted)
         out.opened += 1
         return incident_id
 
     async def _join(
-        self, conn: AsyncConnection, live: Any, alertname: str, severity: str, at: float, out: Outcome
+        self, conn: AsyncConnection, live: IncidentRow, alertname: str, severity: str, at: float, out: Outcome
     ) -> None:
         """An alert joins its breaker's live incident: a line in the timeline; a notification only
         when it makes the incident more urgent."""
-        text = f"{alertname} fired."
-        changes: dict[str, Any] = {"updated_at": at}
-        if live.quiet_since is not None:
-            changes["quiet_since"] = None
-            changes["flaps"] = live.flaps + 1
-            text = f"{alertname} fired again {at - live.quiet_since:.0f}s after going quiet: flap {live.flaps + 1}."
+        if live.quiet_since is None:
+            await conn.execute(update(incidents).where(incidents.c.id == live.id).values(updated_at=at))
+            await self._event(conn, live.id, at, EventKind.ALERT_FIRING, f"{alertname} fired.")
+        else:
+            flaps = live.flaps + 1
+            await conn.execute(
+                update(incidents).where(incidents.c.id == live.id).values(updated_at=at, quiet_since=None, flaps=flaps)
+            )
+            text = f"{alertname} fired again {at - live.quiet_since:.0f}s after going quiet: flap {flaps}."
+            await self._event(conn, live.id, at, EventKind.FLAP, text)
             out.flaps += 1
-        await conn.execute(update(incidents).where(incidents.c.id == live.id).values(**changes))
-        await self._event(conn, live.id, at, "flap" if "flaps" in changes else "alert_firing", text)
-        if live.status == "attached":
-            parent = (await conn.execute(select(incidents).where(incidents.c.id == live.parent_id))).one()
+        if live.status == IncidentStatus.ATTACHED:
+            parent = await self._incident(conn, live.parent_id)
             await self._raise(conn, parent, severity, at, f"{live.title}: {alertname} ({severity}).")
         else:
             await self._raise(conn, live, severity, at, f"{alertname} ({severity}).")
 
     async def _attached(
-        self, conn: AsyncConnection, parent: Any, child_id: int, title: str, alertname: str, severity: str, at: float
+        self,
+        conn: AsyncConnection,
+        parent: IncidentRow,
+        child_id: int,
+        title: str,
+        alertname: str,
+        severity: str,
+        at: float,
     ) -> None:
         text = f"{title}: {alertname} fired; attached here."
-        await self._event(conn, parent.id, at, "child_attached", text, {"child": child_id})
+        await self._event(conn, parent.id, at, EventKind.CHILD_ATTACHED, text, {"child": child_id})
         await self._raise(conn, parent, severity, at, f"{title}: {alertname} ({severity}).")
 
-    async def _raise(self, conn: AsyncConnection, incident: Any, severity: str, at: float, why: str) -> None:
+    async def _raise(self, conn: AsyncConnection, incident: IncidentRow, severity: str, at: float, why: str) -> None:
         """Make a live root incident as urgent as ``severity``: its routes for that severity apply
         too (a warning that turns critical pages), its card is refreshed."""
-        if incident.status not in _LIVE or _more_urgent(severity, incident.severity) == incident.severity:
+        if not incident.status.live or _more_urgent(severity, incident.severity) == incident.severity:
             return
-        receivers = dict(incident.receivers)
         wanted = self._receivers(incident_labels({**incident.labels, "severity": severity}))
-        added = {t: [r for r in wanted[t] if r not in receivers.get(t, [])] for t in ("pagerduty", "slack")}
-        receivers = {
-            **receivers,
-            "routes": receivers.get("routes", [])
-            + [r for r in wanted["routes"] if r not in receivers.get("routes", [])],
-            "pagerduty": receivers.get("pagerduty", []) + added["pagerduty"],
-            "slack": receivers.get("slack", []) + added["slack"],
-        }
+        receivers = incident.receivers.including(wanted)
         await conn.execute(
             update(incidents)
             .where(incidents.c.id == incident.id)
-            .values(severity=severity, receivers=receivers, updated_at=at)
+            .values(severity=severity, receivers=receivers.to_json(), updated_at=at)
         )
-        await self._event(conn, incident.id, at, "raised", f"Raised to {severity}: {why}", receivers)
+        await self._event(conn, incident.id, at, EventKind.RAISED, f"Raised to {severity}: {why}", receivers.to_json())
         # A trigger with the incident's dedup_key opens PagerDuty's alert, or updates it.
-        for ref in receivers["pagerduty"]:
-            await self._enqueue(conn, incident.id, "pagerduty", "trigger", ref, at)
-        for channel in receivers["slack"]:
+        for ref in receivers.pagerduty:
+            await self._enqueue(conn, incident.id, Target.PAGERDUTY, Action.TRIGGER, ref, at)
+        for channel in receivers.slack:
             await self._card(conn, incident.id, channel, at)
 
-    async def _adopt(self, conn: AsyncConnection, root_id: int, identity: Identity, at: float) -> list[Any]:
+    async def _adopt(self, conn: AsyncConnection, root_id: int, identity: Identity, at: float) -> list[IncidentRow]:
         """An incident just opened: the live incidents of breakers its breaker explains
         (:meth:`Breaker.explains`: a service's endpoints and the features that require it; an
         endpoint's features), opened first and still firing, become its children, and theirs
@@ -289,30 +302,39 @@ class Engine:
             await conn.execute(
                 update(incidents)
                 .where(incidents.c.id == child.id)
-                .values(status="attached", parent_id=root_id, quiet_since=None, updated_at=at)
+                .values(status=IncidentStatus.ATTACHED, parent_id=root_id, quiet_since=None, updated_at=at)
             )
             # Its own children are the root's now: the tree stays one level deep.
             await conn.execute(
                 update(incidents).where(incidents.c.parent_id == child.id).values(parent_id=root_id, updated_at=at)
             )
             await self._event(
-                conn, child.id, at, "attached", f"Attached to incident #{root_id}, its root cause, which opened later."
+                conn,
+                child.id,
+                at,
+                EventKind.ATTACHED,
+                f"Attached to incident #{root_id}, its root cause, which opened later.",
             )
             await self._event(
-                conn, root_id, at, "child_attached", f"{child.title} (opened first) attached here.", {"child": child.id}
+                conn,
+                root_id,
+                at,
+                EventKind.CHILD_ATTACHED,
+                f"{child.title} (opened first) attached here.",
+                {"child": child.id},
             )
         return adopted
 
-    async def _live_roots(self, conn: AsyncConnection, job: str, *, exclude: int | None = None) -> list[Any]:
+    async def _live_roots(self, conn: AsyncConnection, job: str, *, exclude: int | None = None) -> list[IncidentRow]:
         """The live root incidents about breakers of ``job``, oldest first."""
-        query = select(incidents).where(
+        where: list[ColumnElement[bool]] = [
             incidents.c.identity.startswith(f"breaker:{job}:", autoescape=True),
-            incidents.c.status.in_(_LIVE),
+            incidents.c.status.in_(LIVE_STATUSES),
             incidents.c.parent_id.is_(None),
-        )
+        ]
         if exclude is not None:
-            query = query.where(incidents.c.id != exclude)
-        return list((await conn.execute(query.order_by(incidents.c.opened_at))).all())
+            where.append(incidents.c.id != exclude)
+        return await fetch_incidents(conn, *where, order_by=incidents.c.opened_at)
 
     async def _resolved(self, conn: AsyncConnection, alert: Alert, at: float, out: Outcome) -> int | None:
         known = await self._episode(conn, alert)
@@ -320,35 +342,37 @@ class Engine:
             # Resolved before we saw it fire (the bot started later): nothing of ours to close.
             out.stale += 1
             return None
-        if known.status == "resolved":
+        if known.status == AlertStatus.RESOLVED:
             out.duplicates += 1
             return None
         out.alerts_resolved += 1
-        await conn.execute(update(alerts).where(alerts.c.key == known.key).values(status="resolved", resolved_at=at))
+        await conn.execute(
+            update(alerts).where(alerts.c.key == known.key).values(status=AlertStatus.RESOLVED, resolved_at=at)
+        )
         if known.incident_id is None:  # a change that ended
             await self._change(conn, alert, identity_of(alert.labels), at, started=False)
             return None
-        incident = (await conn.execute(select(incidents).where(incidents.c.id == known.incident_id))).one()
-        if incident.status == "resolved":
+        incident = await self._incident(conn, known.incident_id)
+        if incident.status == IncidentStatus.RESOLVED:
             return None
         firing = await self._firing_count(conn, incident.id)
         name = known.alertname
         if firing:
             await self._event(
-                conn, incident.id, at, "alert_resolved", f"{name} resolved; {firing} alert(s) still firing."
+                conn, incident.id, at, EventKind.ALERT_RESOLVED, f"{name} resolved; {firing} alert(s) still firing."
             )
-            return int(incident.id)
-        if incident.status == "attached":
+            return incident.id
+        if incident.status == IncidentStatus.ATTACHED:
             await self._close(conn, incident, at, f"{name} resolved: the attached alerts are over.")
-            parent = (await conn.execute(select(incidents).where(incidents.c.id == incident.parent_id))).one()
-            if parent.status != "resolved":
-                await self._event(conn, parent.id, at, "child_resolved", f"{incident.title}: {name} resolved.")
-            return int(incident.id)
+            parent = await self._incident(conn, incident.parent_id)
+            if parent.status != IncidentStatus.RESOLVED:
+                await self._event(conn, parent.id, at, EventKind.CHILD_RESOLVED, f"{incident.title}: {name} resolved.")
+            return incident.id
         quiet = self.config.resolve_after
         text = f"{name} resolved: every alert is over. Resolving after {quiet:.0f}s without a new one."
         await conn.execute(update(incidents).where(incidents.c.id == incident.id).values(quiet_since=at, updated_at=at))
-        await self._event(conn, incident.id, at, "quiet", text)
-        return int(incident.id)
+        await self._event(conn, incident.id, at, EventKind.QUIET, text)
+        return incident.id
 
     async def _change(
         self, conn: AsyncConnection, alert: Alert, identity: Identity, at: float, *, started: bool
@@ -364,7 +388,8 @@ class Engine:
             else f"{identity.title} back to automatic (was {state}){f' on {where}' if where else ''}."
         )
         receivers = self._receivers(incident_labels(labels))
-        event = {
+        # PagerDuty's change event (Events API v2), rendered now: it belongs to no incident.
+        event: JsonObject = {
             "payload": {
                 "summary": text[:1024],
                 "source": labels.get("instance") or labels.get("job") or "breakerpanel",
@@ -377,13 +402,13 @@ class Engine:
                 if str(alert.annotations.get(k, "")).startswith(("http://", "https://"))
             ],
         }
-        for ref in receivers["pagerduty"]:
-            await self._enqueue(conn, None, "pagerduty", "change", ref, at, event)
-        for channel in receivers["slack"]:
-            await self._enqueue(conn, None, "slack", "message", channel, at, {"text": f":wrench: {text}"})
+        for ref in receivers.pagerduty:
+            await self._enqueue(conn, None, Target.PAGERDUTY, Action.CHANGE, ref, at, event)
+        for channel in receivers.slack:
+            await self._enqueue(conn, None, Target.SLACK, Action.MESSAGE, channel, at, {"text": f":wrench: {text}"})
         live = await self._live_incident(conn, identity.key)
         if live is not None:
-            await self._event(conn, live.id, at, "change", text)
+            await self._event(conn, live.id, at, EventKind.CHANGE, text)
 
     # ------------------------------------------------------------------ time and people
 
@@ -394,15 +419,12 @@ class Engine:
             if not await self.db.lock_processing(conn):
                 return out
             at = self.clock()
-            due = (
-                await conn.execute(
-                    select(incidents).where(
-                        incidents.c.status.in_(_LIVE),
-                        incidents.c.quiet_since.is_not(None),
-                        incidents.c.quiet_since <= at - self.config.resolve_after,
-                    )
-                )
-            ).all()
+            due = await fetch_incidents(
+                conn,
+                incidents.c.status.in_(LIVE_STATUSES),
+                incidents.c.quiet_since.is_not(None),
+                incidents.c.quiet_since <= at - self.config.resolve_after,
+            )
             for incident in due:
                 minutes = (at - incident.opened_at) / 60
                 flaps = f", {incident.flaps} flap(s)" if incident.flaps else ""
@@ -422,18 +444,18 @@ class Engine:
             incident = await self._locked(conn, incident_id)
             if incident is None:
                 return f"Incident #{incident_id} does not exist."
-            if incident.status != "open":
+            if incident.status != IncidentStatus.OPEN:
                 return f"Incident #{incident_id} is {incident.status}: nothing to acknowledge."
             at = self.clock()
             await conn.execute(
                 update(incidents)
                 .where(incidents.c.id == incident_id)
-                .values(status="acknowledged", acknowledged_by=by, updated_at=at)
+                .values(status=IncidentStatus.ACKNOWLEDGED, acknowledged_by=by, updated_at=at)
             )
-            for ref in incident.receivers.get("pagerduty", []):
-                await self._enqueue(conn, incident_id, "pagerduty", "acknowledge", ref, at)
+            for ref in incident.receivers.pagerduty:
+                await self._enqueue(conn, incident_id, Target.PAGERDUTY, Action.ACKNOWLEDGE, ref, at)
             text = f"Acknowledged by {by}."
-            await self._event(conn, incident_id, at, "acknowledged", text, {"by": by})
+            await self._event(conn, incident_id, at, EventKind.ACKNOWLEDGED, text, {"by": by})
             await self._cards(conn, incident, at)
             await self._reply(conn, incident, at, text)
             return f"Incident #{incident_id} acknowledged."
@@ -444,36 +466,41 @@ class Engine:
             incident = await self._locked(conn, incident_id)
             if incident is None:
                 return f"Incident #{incident_id} does not exist."
-            if incident.status not in _LIVE:
+            if not incident.status.live:
                 return f"Incident #{incident_id} is {incident.status}: it cannot be resolved from here."
             await self._resolve(conn, incident, self.clock(), f"Resolved by {by}.", by=by)
             return f"Incident #{incident_id} resolved."
 
     # ------------------------------------------------------------------ the pieces
 
-    async def _locked(self, conn: AsyncConnection, incident_id: int) -> Any:
-        query = select(incidents).where(incidents.c.id == incident_id)
-        if self.db.is_postgres:
-            query = query.with_for_update()
-        return (await conn.execute(query)).first()
+    async def _incident(self, conn: AsyncConnection, incident_id: int | None) -> IncidentRow:
+        """An incident a row of ours refers to (an alert's, a child's parent): it exists, the
+        foreign keys say so."""
+        found = await fetch_incident(conn, incidents.c.id == incident_id)
+        if found is None:
+            raise LookupError(f"incident {incident_id} is referred to but does not exist")
+        return found
 
-    async def _resolve(self, conn: AsyncConnection, incident: Any, at: float, text: str, *, by: str | None) -> None:
+    async def _locked(self, conn: AsyncConnection, incident_id: int) -> IncidentRow | None:
+        return await fetch_incident(conn, incidents.c.id == incident_id, for_update=self.db.is_postgres)
+
+    async def _resolve(
+        self, conn: AsyncConnection, incident: IncidentRow, at: float, text: str, *, by: str | None
+    ) -> None:
         await conn.execute(
             update(incidents)
             .where(incidents.c.id == incident.id)
-            .values(status="resolved", resolved_at=at, resolved_by=by, updated_at=at, quiet_since=None)
+            .values(status=IncidentStatus.RESOLVED, resolved_at=at, resolved_by=by, updated_at=at, quiet_since=None)
         )
-        for ref in incident.receivers.get("pagerduty", []):
-            await self._enqueue(conn, incident.id, "pagerduty", "resolve", ref, at)
-        await self._event(conn, incident.id, at, "resolved", text, {"by": by} if by else {})
+        for ref in incident.receivers.pagerduty:
+            await self._enqueue(conn, incident.id, Target.PAGERDUTY, Action.RESOLVE, ref, at)
+        await self._event(conn, incident.id, at, EventKind.RESOLVED, text, {"by": by} if by else {})
         await self._cards(conn, incident, at)
         if by is not None:  # a person resolved it from Slack: say so in the thread
             await self._reply(conn, incident, at, text)
-        children = (
-            await conn.execute(
-                select(incidents).where(incidents.c.parent_id == incident.id, incidents.c.status == "attached")
-            )
-        ).all()
+        children = await fetch_incidents(
+            conn, incidents.c.parent_id == incident.id, incidents.c.status == IncidentStatus.ATTACHED
+        )
         for child in children:
             if await self._firing_count(conn, child.id):
                 # Still firing without its parent: it is an incident of its own now, and pages.
@@ -482,29 +509,34 @@ class Engine:
                 await conn.execute(
                     update(incidents)
                     .where(incidents.c.id == child.id)
-                    .values(status="open", parent_id=None, receivers=receivers, updated_at=at)
+                    .values(status=IncidentStatus.OPEN, parent_id=None, receivers=receivers.to_json(), updated_at=at)
                 )
                 await self._event(
-                    conn, child.id, at, "promoted", f"Its parent incident #{incident.id} resolved while it fires."
+                    conn,
+                    child.id,
+                    at,
+                    EventKind.PROMOTED,
+                    f"Its parent incident #{incident.id} resolved while it fires.",
                 )
                 await self._notify_open(conn, child.id, at, [])
             else:
                 await self._close(conn, child, at, f"Parent incident #{incident.id} resolved.")
 
-    async def _close(self, conn: AsyncConnection, incident: Any, at: float, text: str) -> None:
+    async def _close(self, conn: AsyncConnection, incident: IncidentRow, at: float, text: str) -> None:
         """Resolve an attached incident: nothing was paged, nothing to tell PagerDuty."""
         await conn.execute(
             update(incidents)
             .where(incidents.c.id == incident.id)
-            .values(status="resolved", resolved_at=at, updated_at=at)
+            .values(status=IncidentStatus.RESOLVED, resolved_at=at, updated_at=at)
         )
-        await self._event(conn, incident.id, at, "resolved", text)
+        await self._event(conn, incident.id, at, EventKind.RESOLVED, text)
 
-    async def _live_incident(self, conn: AsyncConnection, identity_key: str) -> Any:
-        query = select(incidents).where(incidents.c.identity == identity_key, incidents.c.status != "resolved")
-        return (await conn.execute(query)).first()
+    async def _live_incident(self, conn: AsyncConnection, identity_key: str) -> IncidentRow | None:
+        return await fetch_incident(
+            conn, incidents.c.identity == identity_key, incidents.c.status != IncidentStatus.RESOLVED
+        )
 
-    async def _parent_incident(self, conn: AsyncConnection, identity: Identity) -> Any:
+    async def _parent_incident(self, conn: AsyncConnection, identity: Identity) -> IncidentRow | None:
         """The live incident of a breaker that explains this one (:meth:`Breaker.explains`): its
         service's, else, for a feature, that of an endpoint of a service it requires which
         tripped before the service did; the first opened when several are. None for a root."""
@@ -513,7 +545,7 @@ class Engine:
             return None
         for key in identity.parent_keys():
             parent = await self._live_incident(conn, key)
-            if parent is not None and parent.status in _LIVE:
+            if parent is not None and parent.status.live:
                 return parent
         for candidate in await self._live_roots(conn, breaker.job):
             found = breaker_of(candidate.labels)
@@ -521,9 +553,9 @@ class Engine:
                 return candidate
         return None
 
-    def _receivers(self, labels: Mapping[str, str]) -> dict[str, list[str]]:
+    def _receivers(self, labels: Mapping[str, str]) -> IncidentReceivers:
         routes, pagerduty, slack = self.config.routing.receivers_for(labels)
-        return {"routes": routes, "pagerduty": [r.ref for r in pagerduty], "slack": slack}
+        return IncidentReceivers(tuple(routes), tuple(r.ref for r in pagerduty), tuple(slack))
 
     async def _create(
         self,
@@ -533,11 +565,12 @@ class Engine:
         severity: str,
         at: float,
         *,
-        status: str,
+        status: IncidentStatus,
         parent_id: int | None,
     ) -> int:
         labels = incident_labels(alert.labels)
-        receivers = self._receivers(labels) if status == "open" else {"routes": [], "pagerduty": [], "slack": []}
+        # An attached incident pages nobody: its root's receivers do.
+        receivers = self._receivers(labels) if status == IncidentStatus.OPEN else IncidentReceivers()
         result = await conn.execute(
             insert(incidents)
             .values(
@@ -548,7 +581,7 @@ class Engine:
                 severity=severity,
                 labels=dict(alert.labels),
                 annotations=dict(alert.annotations),
-                receivers=receivers,
+                receivers=receivers.to_json(),
                 parent_id=parent_id,
                 opened_at=at,
                 updated_at=at,
@@ -566,7 +599,7 @@ class Engine:
                 key=alert.key,
                 incident_id=incident_id,
                 alertname=bounded(alert.labels.get("alertname", "alert"), 200),
-                status="firing",
+                status=AlertStatus.FIRING,
                 severity=severity,
                 labels=dict(alert.labels),
                 annotations=dict(alert.annotations),
@@ -578,66 +611,77 @@ class Engine:
         )
 
     async def _firing_count(self, conn: AsyncConnection, incident_id: int) -> int:
-        query = select(func.count()).where(alerts.c.incident_id == incident_id, alerts.c.status == "firing")
+        query = select(func.count()).where(alerts.c.incident_id == incident_id, alerts.c.status == AlertStatus.FIRING)
         return int((await conn.execute(query)).scalar_one())
 
-    async def _notify_open(self, conn: AsyncConnection, incident_id: int, at: float, adopted: list[Any]) -> None:
+    async def _notify_open(
+        self, conn: AsyncConnection, incident_id: int, at: float, adopted: list[IncidentRow]
+    ) -> None:
         """Page and post the card of a new root incident. With ``adopted`` children (opened before
         it), their most urgent severity is its own, it takes over the first paged child's
         ``dedup_key`` (PagerDuty sees an update of the page already out, not a new page) and the
         children's cards in channels where it has none (edited into its own card)."""
-        incident = (await conn.execute(select(incidents).where(incidents.c.id == incident_id))).one()
+        incident = await self._incident(conn, incident_id)
         severity = incident.severity
         for child in adopted:
             severity = _more_urgent(child.severity, severity)
         receivers = self._receivers(incident_labels({**incident.labels, "severity": severity}))
         paged = [c for c in adopted if await self._paged(conn, c.id)]
-        changes: dict[str, Any] = {"severity": severity, "receivers": receivers}
+        dedup_key = incident.dedup_key
         if paged:
-            changes["dedup_key"] = paged[0].dedup_key
-            for ref in paged[0].receivers["pagerduty"]:
-                if ref not in receivers["pagerduty"]:
-                    receivers["pagerduty"].append(ref)
-            await self._event(conn, incident_id, at, "page_adopted", f"Took over the page of #{paged[0].id}.")
+            dedup_key = paged[0].dedup_key
+            receivers = receivers.including(IncidentReceivers(pagerduty=paged[0].receivers.pagerduty))
+            await self._event(conn, incident_id, at, EventKind.PAGE_ADOPTED, f"Took over the page of #{paged[0].id}.")
         for duplicate in paged[1:]:
             # One page per root cause: a second child's page is withdrawn, the root's stays.
-            for ref in duplicate.receivers["pagerduty"]:
-                await self._enqueue(conn, duplicate.id, "pagerduty", "resolve", ref, at)
+            for ref in duplicate.receivers.pagerduty:
+                await self._enqueue(conn, duplicate.id, Target.PAGERDUTY, Action.RESOLVE, ref, at)
             await self._event(
-                conn, duplicate.id, at, "page_withdrawn", f"Its page is withdrawn: incident #{incident_id} holds one."
+                conn,
+                duplicate.id,
+                at,
+                EventKind.PAGE_WITHDRAWN,
+                f"Its page is withdrawn: incident #{incident_id} holds one.",
             )
-        await conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**changes))
+        await conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident_id)
+            .values(severity=severity, receivers=receivers.to_json(), dedup_key=dedup_key)
+        )
         for child in adopted:
             # What the child has not sent yet, it never will: its root says it now (a card not yet
             # posted, a page not yet out: the root's own page replaces it).
             await conn.execute(
                 delete(outbox).where(
-                    outbox.c.incident_id == child.id, outbox.c.status == "pending", outbox.c.claimed_by.is_(None)
+                    outbox.c.incident_id == child.id,
+                    outbox.c.status == DeliveryStatus.PENDING,
+                    outbox.c.claimed_by.is_(None),
                 )
             )
-            for card in (await conn.execute(select(slack_cards).where(slack_cards.c.incident_id == child.id))).all():
-                if card.channel in receivers["slack"] and not await self._has_card(conn, incident_id, card.channel):
+            for channel in await fetch_slack_cards(conn, slack_cards.c.incident_id == child.id):
+                if channel in receivers.slack and not await self._has_card(conn, incident_id, channel):
                     await conn.execute(
                         update(slack_cards)
-                        .where(slack_cards.c.incident_id == child.id, slack_cards.c.channel == card.channel)
+                        .where(slack_cards.c.incident_id == child.id, slack_cards.c.channel == channel)
                         .values(incident_id=incident_id)
                     )
                 else:  # the child's own card says where it went
-                    await self._card(conn, child.id, card.channel, at)
-        for ref in receivers["pagerduty"]:
-            await self._enqueue(conn, incident_id, "pagerduty", "trigger", ref, at)
-        for channel in receivers["slack"]:
+                    await self._card(conn, child.id, channel, at)
+        for ref in receivers.pagerduty:
+            await self._enqueue(conn, incident_id, Target.PAGERDUTY, Action.TRIGGER, ref, at)
+        for channel in receivers.slack:
             await self._card(conn, incident_id, channel, at)
-        routes = ", ".join(receivers.get("routes", []))
-        await self._event(conn, incident_id, at, "routed", f"Routes: {routes or 'none'}.", receivers)
+        routes = ", ".join(receivers.routes)
+        await self._event(conn, incident_id, at, EventKind.ROUTED, f"Routes: {routes or 'none'}.", receivers.to_json())
 
     async def _paged(self, conn: AsyncConnection, incident_id: int) -> bool:
         """Whether a PagerDuty trigger of the incident is out, or on its way (claimed)."""
         query = select(outbox.c.id).where(
             outbox.c.incident_id == incident_id,
-            outbox.c.target == "pagerduty",
-            outbox.c.action == "trigger",
-            (outbox.c.status == "sent") | ((outbox.c.status == "pending") & outbox.c.claimed_by.is_not(None)),
+            outbox.c.target == Target.PAGERDUTY,
+            outbox.c.action == Action.TRIGGER,
+            (outbox.c.status == DeliveryStatus.SENT)
+            | ((outbox.c.status == DeliveryStatus.PENDING) & outbox.c.claimed_by.is_not(None)),
         )
         return (await conn.execute(query.limit(1))).first() is not None
 
@@ -647,9 +691,9 @@ class Engine:
         )
         return (await conn.execute(query)).first() is not None
 
-    async def _cards(self, conn: AsyncConnection, incident: Any, at: float) -> None:
+    async def _cards(self, conn: AsyncConnection, incident: IncidentRow, at: float) -> None:
         """Post or refresh the incident's Slack card in each of its channels."""
-        for channel in incident.receivers.get("slack", []):
+        for channel in incident.receivers.slack:
             await self._card(conn, incident.id, channel, at)
 
     async def _card(self, conn: AsyncConnection, incident_id: int, channel: str, at: float) -> None:
@@ -660,30 +704,30 @@ class Engine:
             select(outbox.c.id)
             .where(
                 outbox.c.incident_id == incident_id,
-                outbox.c.target == "slack",
+                outbox.c.target == Target.SLACK,
                 outbox.c.destination == channel,
-                outbox.c.action == "card",
-                outbox.c.status == "pending",
+                outbox.c.action == Action.CARD,
+                outbox.c.status == DeliveryStatus.PENDING,
                 outbox.c.claimed_by.is_(None),
             )
             .limit(1)
         )
         if pending.first() is None:
-            await self._enqueue(conn, incident_id, "slack", "card", channel, at)
+            await self._enqueue(conn, incident_id, Target.SLACK, Action.CARD, channel, at)
 
-    async def _reply(self, conn: AsyncConnection, incident: Any, at: float, text: str) -> None:
-        for channel in incident.receivers.get("slack", []):
-            await self._enqueue(conn, incident.id, "slack", "reply", channel, at, {"text": text})
+    async def _reply(self, conn: AsyncConnection, incident: IncidentRow, at: float, text: str) -> None:
+        for channel in incident.receivers.slack:
+            await self._enqueue(conn, incident.id, Target.SLACK, Action.REPLY, channel, at, {"text": text})
 
     async def _enqueue(
         self,
         conn: AsyncConnection,
         incident_id: int | None,
-        target: str,
-        action: str,
+        target: Target,
+        action: Action,
         destination: str,
         at: float,
-        payload: Mapping[str, Any] | None = None,
+        payload: JsonObject | None = None,
     ) -> None:
         await conn.execute(
             insert(outbox).values(
@@ -692,7 +736,7 @@ class Engine:
                 action=action,
                 destination=destination,
                 payload=dict(payload or {}),
-                status="pending",
+                status=DeliveryStatus.PENDING,
                 attempts=0,
                 created_at=at,
                 next_attempt_at=at,
@@ -705,9 +749,9 @@ class Engine:
         conn: AsyncConnection,
         incident_id: int,
         at: float,
-        kind: str,
+        kind: EventKind,
         text: str,
-        detail: Mapping[str, Any] | None = None,
+        detail: JsonObject | None = None,
     ) -> None:
         await conn.execute(
             insert(events).values(incident_id=incident_id, at=at, kind=kind, text=text, detail=dict(detail or {}))

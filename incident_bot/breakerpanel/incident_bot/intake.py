@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -19,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from .db import Database, now, webhooks
+from .rows import JsonObject
 from .tasks import cancel_when_idle
 
 __all__ = ["Accepted", "IntakeWriter"]
@@ -41,7 +41,7 @@ class Accepted:
 @dataclass
 class _Pending:
     dedupe_key: str
-    payload: dict[str, Any]
+    payload: JsonObject
     done: asyncio.Future[Accepted]
 
 
@@ -67,7 +67,7 @@ class IntakeWriter:
             if not item.done.done():
                 item.done.set_exception(RuntimeError("the bot is stopping"))
 
-    async def write(self, dedupe_key: str, payload: dict[str, Any]) -> Accepted:
+    async def write(self, dedupe_key: str, payload: JsonObject) -> Accepted:
         if self._task is None or self._task.done():
             raise RuntimeError("the intake writer is not running")
         done: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
@@ -103,7 +103,7 @@ class IntakeWriter:
         # One multi-row insert in key order: one round trip per batch, and replicas inserting the
         # same notifications lock their keys in the same order, so they cannot deadlock; a
         # deadlock or serialization failure that happens anyway is retried as a whole.
-        first_payload: dict[str, dict[str, Any]] = {}
+        first_payload: dict[str, JsonObject] = {}
         for item in batch:
             first_payload.setdefault(item.dedupe_key, item.payload)
         keys = sorted(first_payload)
@@ -127,7 +127,7 @@ class IntakeWriter:
         return results
 
     async def _insert_new(
-        self, keys: list[str], payloads: dict[str, dict[str, Any]]
+        self, keys: list[str], payloads: dict[str, JsonObject]
     ) -> tuple[dict[str, int], dict[str, int]]:
         """(ids of keys stored before, ids of keys stored now), in one transaction."""
         at = now()

@@ -11,7 +11,8 @@
   reason in the incident's timeline.
 - **Isolation.** Each target has its own circuit breaker (this project's), so while PagerDuty is
   down its items wait and Slack's still flow, and its own pacing (PagerDuty's 120 events a minute
-  per routing key, Slack's one message a second per channel).
+  per routing key, Slack's one message a second per channel): a rate limiter of this project's
+  guards, keyed by destination, whose refusal leaves the item for a later claim.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import tenacity
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import RowMapping, and_, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from breakerpanel import (
@@ -40,43 +41,32 @@ from breakerpanel import (
     rate_limited,
     when_exception,
 )
+from breakerpanel.guards import RateLimiter
 
 from .db import Database, alerts, events, incidents, now, outbox, slack_cards
-from .delivery import Delivered, DeliveryError, IncidentView, Item, Sender
+from .delivery import AttachedIncident, BreakerFigures, Delivered, DeliveryError, FiringAlert, IncidentView, Sender
 from .enrich import Figures
+from .incidents import SEVERITIES
 from .metrics import BotMetrics
+from .rows import Item, fetch_alerts, fetch_incident, fetch_incidents, fetch_slack_cards
 from .tasks import cancel_when_idle
+from .vocabulary import Action, AlertStatus, DeliveryStatus, EventKind, Target
 
-__all__ = ["OutboxWorker", "Pacer"]
+__all__ = ["RESCHEDULE_BACKOFF", "OutboxWorker", "WorkerConfig", "reschedule_wait"]
 
 logger = logging.getLogger("breakerpanel.incident_bot.outbox")
 
 #: Waits longer than this are not spent holding a claim: the item goes back to the outbox.
 QUICK_RETRY_MAX_WAIT = 5.0
+#: The wait before an item's next attempt once the quick retries failed, by how many attempts
+#: failed: exponential from 1 s, capped at an hour, and wholly random below that (jitter 1), so
+#: that items which failed together (an outage) do not all come back at once.
+RESCHEDULE_BACKOFF = ExponentialBackoff(initial=1.0, multiplier=2.0, maximum=3600.0, jitter=1.0)
+#: A reschedule sooner than this would only cost a claim for nothing.
+MIN_RESCHEDULE_WAIT = 0.5
 
 
-class Pacer:
-    """A token bucket per destination: ``rate`` sends a second, bursts up to ``burst``."""
-
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.clock = clock
-        self._tokens: dict[str, tuple[float, float]] = {}
-
-    def take(self, destination: str) -> float:
-        """Take a token: 0 when one was there, else the seconds until one will be (none taken)."""
-        at = self.clock()
-        tokens, last = self._tokens.get(destination, (self.burst, at))
-        tokens = min(self.burst, tokens + (at - last) * self.rate)
-        if tokens >= 1:
-            self._tokens[destination] = (tokens - 1, at)
-            return 0.0
-        self._tokens[destination] = (tokens, at)
-        return (1 - tokens) / self.rate
-
-
-def _breaker_for(target: str) -> CircuitBreaker:
+def _breaker_for(target: Target) -> CircuitBreaker:
     def is_rate_limit(exc: BaseException) -> bool:
         return isinstance(exc, DeliveryError) and exc.status == 429
 
@@ -109,13 +99,17 @@ class WorkerConfig:
 
 
 class OutboxWorker:
+    """Delivers the outbox. ``pacers`` hold each target's pace: a rate limiter whose keys are the
+    target's destinations (a routing-key reference, a Slack channel); a target without one is not
+    paced."""
+
     def __init__(
         self,
         db: Database,
-        senders: Mapping[str, Sender],
+        senders: Mapping[Target, Sender],
         config: WorkerConfig,
         *,
-        pacers: Mapping[str, Pacer],
+        pacers: Mapping[Target, RateLimiter],
         metrics: BotMetrics,
         figures: Figures | None = None,
         clock: Callable[[], float] = now,
@@ -179,8 +173,8 @@ class OutboxWorker:
         async with self.db.transaction() as conn:
             rows = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
             counts: dict[str, int] = {str(status): int(count) for status, count in rows.all()}
-        self.metrics.pending.set(counts.get("pending", 0))
-        self.metrics.dead.set(counts.get("dead", 0))
+        self.metrics.pending.set(counts.get(DeliveryStatus.PENDING, 0))
+        self.metrics.dead.set(counts.get(DeliveryStatus.DEAD, 0))
 
     # ------------------------------------------------------------------ claiming
 
@@ -193,14 +187,14 @@ class OutboxWorker:
                 earlier.c.incident_id == outbox.c.incident_id,
                 earlier.c.target == outbox.c.target,
                 earlier.c.destination == outbox.c.destination,
-                earlier.c.status == "pending",
+                earlier.c.status == DeliveryStatus.PENDING,
                 earlier.c.id < outbox.c.id,
             )
         )
         query = (
             select(outbox)
             .where(
-                outbox.c.status == "pending",
+                outbox.c.status == DeliveryStatus.PENDING,
                 outbox.c.next_attempt_at <= at,
                 (outbox.c.claimed_until.is_(None)) | (outbox.c.claimed_until < at),
                 ~blocked_by_earlier,
@@ -214,26 +208,19 @@ class OutboxWorker:
             query = query.with_for_update(skip_locked=True, of=outbox)
         claimed: list[Item] = []
         async with self.db.transaction() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query)).mappings().all()
             for row in rows:
                 if len(claimed) >= limit:
                     break
-                pacer = self.pacers.get(row.target)
-                if pacer is not None and pacer.take(f"{row.target}:{row.destination}") > 0:
-                    continue  # this destination's pace is spent: later
-                claimed.append(
-                    Item(
-                        row.id,
-                        row.incident_id,
-                        row.target,
-                        row.action,
-                        row.destination,
-                        dict(row.payload),
-                        row.attempts,
-                        row.created_at,
-                        at + self.config.claim_timeout,
-                    )
-                )
+                try:
+                    item = Item.from_mapping(row, claimed_until=at + self.config.claim_timeout)
+                except ValueError as exc:  # a target or action this version does not know (a newer one's)
+                    await self._bury_unreadable(conn, row, exc)
+                    continue
+                pacer = self.pacers.get(item.target)
+                if pacer is not None and not (await pacer.acquire(item.destination)).allowed:
+                    continue  # this destination's pace is spent (nothing taken): a later claim
+                claimed.append(item)
             if claimed:
                 await conn.execute(
                     update(outbox)
@@ -241,6 +228,16 @@ class OutboxWorker:
                     .values(claimed_by=self.config.replica_id, claimed_until=at + self.config.claim_timeout)
                 )
         return claimed
+
+    async def _bury_unreadable(self, conn: AsyncConnection, row: RowMapping, exc: ValueError) -> None:
+        """Dead-letter a row no sender here can take: claimed again and again, it would only fail again."""
+        logger.error("outbox item %s cannot be delivered by this version: %s", row["id"], exc)
+        await conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row["id"])
+            .values(status=DeliveryStatus.DEAD, last_error=f"not deliverable by this version: {exc}")
+        )
+        self.metrics.failed.labels(str(row["target"]), "dead").inc()
 
     # ------------------------------------------------------------------ delivering
 
@@ -253,7 +250,7 @@ class OutboxWorker:
         if view is None and item.incident_id is not None:
             await self._finish(item, error=f"incident {item.incident_id} is gone", dead=True)
             return
-        if item.action == "card" and view is not None and view.card is not None and await self._superseded(item):
+        if item.action == Action.CARD and view is not None and view.card is not None and await self._superseded(item):
             # A later card refresh is queued: it will show the latest state; skip this one.
             await self._finish(item, delivered=Delivered("superseded by a later refresh"))
             return
@@ -311,7 +308,7 @@ class OutboxWorker:
                 .where(
                     outbox.c.id == item.id,
                     outbox.c.claimed_by == self.config.replica_id,
-                    outbox.c.status == "pending",
+                    outbox.c.status == DeliveryStatus.PENDING,
                 )
                 .values(claimed_until=until)
             )
@@ -328,8 +325,8 @@ class OutboxWorker:
                     outbox.c.incident_id == item.incident_id,
                     outbox.c.target == item.target,
                     outbox.c.destination == item.destination,
-                    outbox.c.action == "card",
-                    outbox.c.status == "pending",
+                    outbox.c.action == Action.CARD,
+                    outbox.c.status == DeliveryStatus.PENDING,
                     outbox.c.id > item.id,
                 )
                 .limit(1)
@@ -338,45 +335,32 @@ class OutboxWorker:
 
     async def _view(self, item: Item) -> IncidentView | None:
         async with self.db.transaction() as conn:
-            incident = (await conn.execute(select(incidents).where(incidents.c.id == item.incident_id))).first()
+            incident = await fetch_incident(conn, incidents.c.id == item.incident_id)
             if incident is None:
                 return None
-            firing = (
-                await conn.execute(
-                    select(alerts)
-                    .where(alerts.c.incident_id == incident.id, alerts.c.status == "firing")
-                    .order_by(alerts.c.first_seen)
-                )
-            ).all()
+            firing = await fetch_alerts(
+                conn, alerts.c.incident_id == incident.id, alerts.c.status == AlertStatus.FIRING
+            )
             children = []
-            for child in (
-                await conn.execute(
-                    select(incidents.c.id, incidents.c.title, incidents.c.status)
-                    .where(incidents.c.parent_id == incident.id)
-                    .order_by(incidents.c.id)
-                )
-            ).all():
+            for child in await fetch_incidents(conn, incidents.c.parent_id == incident.id):
                 names = await conn.execute(
-                    select(alerts.c.alertname).where(alerts.c.incident_id == child.id, alerts.c.status == "firing")
-                )
-                alerting = sorted({row.alertname for row in names})
-                children.append({"id": child.id, "title": child.title, "status": child.status, "alerts": alerting})
-            card = None
-            if item.target == "slack":
-                row = (
-                    await conn.execute(
-                        select(slack_cards).where(
-                            slack_cards.c.incident_id == incident.id, slack_cards.c.channel == item.destination
-                        )
+                    select(alerts.c.alertname).where(
+                        alerts.c.incident_id == child.id, alerts.c.status == AlertStatus.FIRING
                     )
-                ).first()
-                if row is not None:
-                    card = {"channel_id": row.channel_id, "ts": row.ts}
-        figures: dict[str, Any] = {}
-        if self.figures is not None and item.action in ("trigger", "card"):
+                )
+                alerting = sorted({str(name) for name in names.scalars()})
+                children.append(AttachedIncident(child.id, child.title, child.status, alerting))
+            card = None
+            if item.target == Target.SLACK:
+                cards = await fetch_slack_cards(
+                    conn, slack_cards.c.incident_id == incident.id, slack_cards.c.channel == item.destination
+                )
+                card = cards.get(item.destination)
+        figures: BreakerFigures = {}
+        if self.figures is not None and item.action in (Action.TRIGGER, Action.CARD):
             figures = await self.figures.for_breaker(incident.labels)
-        severities = ("info", "warning", "error", "critical")
-        ordered = sorted(firing, key=lambda a: -severities.index(a.severity) if a.severity in severities else 0)
+        # Most severe first (a severity outside PagerDuty's vocabulary last); first seen first among equals.
+        ordered = sorted(firing, key=lambda a: -SEVERITIES.index(a.severity) if a.severity in SEVERITIES else 0)
         return IncidentView(
             id=incident.id,
             title=incident.title,
@@ -392,14 +376,14 @@ class OutboxWorker:
             acknowledged_by=incident.acknowledged_by,
             resolved_by=incident.resolved_by,
             firing=[
-                {
-                    "alertname": a.alertname,
-                    "severity": a.severity,
-                    "summary": a.annotations.get("summary", ""),
-                    "labels": a.labels,
-                    "annotations": a.annotations,
-                    "generator_url": a.generator_url,
-                }
+                FiringAlert(
+                    alertname=a.alertname,
+                    severity=a.severity,
+                    summary=a.annotations.get("summary", ""),
+                    labels=a.labels,
+                    annotations=a.annotations,
+                    generator_url=a.generator_url,
+                )
                 for a in ordered
             ],
             card=card,
@@ -419,14 +403,18 @@ class OutboxWorker:
         dead: bool = False,
     ) -> None:
         at = self.clock()
-        mine = and_(outbox.c.id == item.id, outbox.c.claimed_by == self.config.replica_id, outbox.c.status == "pending")
+        mine = and_(
+            outbox.c.id == item.id,
+            outbox.c.claimed_by == self.config.replica_id,
+            outbox.c.status == DeliveryStatus.PENDING,
+        )
         async with self.db.transaction() as conn:
             if delivered is not None:
                 result = await conn.execute(
                     update(outbox)
                     .where(mine)
                     .values(
-                        status="sent",
+                        status=DeliveryStatus.SENT,
                         sent_at=at,
                         sent_by=self.config.replica_id,
                         attempts=item.attempts + 1,
@@ -440,7 +428,12 @@ class OutboxWorker:
                     insert = pg_insert if self.db.is_postgres else sqlite_insert
                     await conn.execute(
                         insert(slack_cards)
-                        .values(incident_id=item.incident_id, channel=item.destination, **delivered.card)
+                        .values(
+                            incident_id=item.incident_id,
+                            channel=item.destination,
+                            channel_id=delivered.card.channel_id,
+                            ts=delivered.card.ts,
+                        )
                         .on_conflict_do_nothing()
                     )
                 if result.rowcount:
@@ -449,8 +442,8 @@ class OutboxWorker:
                 return
             attempts = item.attempts + 1
             if dead:
-                values: dict[str, Any] = {
-                    "status": "dead",
+                values: dict[str, DeliveryStatus | float | int | str | None] = {
+                    "status": DeliveryStatus.DEAD,
                     "claimed_until": None,
                     "attempts": attempts,
                     "last_error": error,
@@ -462,13 +455,13 @@ class OutboxWorker:
                         events.insert().values(
                             incident_id=item.incident_id,
                             at=at,
-                            kind="delivery_failed",
+                            kind=EventKind.DELIVERY_FAILED,
                             text=f"{item.target} {item.action} to {item.destination} not delivered: {error}",
                             detail={"outbox": item.id},
                         )
                     )
             else:
-                delay = retry_after if retry_after is not None else _backoff(attempts, self.config.max_backoff)
+                delay = retry_after if retry_after is not None else reschedule_wait(attempts, self.config.max_backoff)
                 values = {
                     "claimed_until": None,
                     "attempts": attempts,
@@ -499,11 +492,7 @@ def _wait_quick(state: tenacity.RetryCallState) -> float:
     return float(_jitter(state))
 
 
-_backoff_wait = tenacity.wait_random_exponential(multiplier=1.0, max=3600.0)
-
-
-def _backoff(attempts: int, maximum: float) -> float:
-    """The outbox's wait before attempt ``attempts + 1``: exponential with full jitter, capped."""
-    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-    state.attempt_number = attempts
-    return min(maximum, max(0.5, float(_backoff_wait(state))))
+def reschedule_wait(attempts: int, maximum: float) -> float:
+    """The outbox's wait before attempt ``attempts + 1`` (:data:`RESCHEDULE_BACKOFF`), within
+    ``[MIN_RESCHEDULE_WAIT, maximum]``."""
+    return min(maximum, max(MIN_RESCHEDULE_WAIT, RESCHEDULE_BACKOFF(attempts)))

@@ -21,7 +21,8 @@ from typing import Any
 
 import pagerduty
 
-from .delivery import Delivered, DeliveryError, IncidentView, Item, bounded, dashboard_link
+from .delivery import Delivered, DeliveryError, FiringAlert, IncidentView, Item, bounded, dashboard_link
+from .vocabulary import Action, Target
 
 __all__ = ["PagerDutySender", "bounded_event", "trigger_event"]
 
@@ -49,7 +50,7 @@ _CLIENT_LOG.setLevel(logging.CRITICAL)
 
 
 class PagerDutySender:
-    target = "pagerduty"
+    target = Target.PAGERDUTY
     dry_run = False
 
     def __init__(
@@ -96,16 +97,17 @@ class PagerDutySender:
         client = self._client(item.destination)
         action = item.action
         try:
-            if action == "change":  # a change event: it belongs to no incident and never notifies
+            if action == Action.CHANGE:  # a change event: it belongs to no incident and never notifies
                 await asyncio.to_thread(client.send_change_event, **bounded_event(item.payload))
                 return Delivered("change")
             if incident is None:
                 raise DeliveryError(f"a PagerDuty {action} needs its incident", retryable=False)
-            if action == "trigger":
+            if action == Action.TRIGGER:
                 event = trigger_event(incident, grafana_url=self._grafana_url)
                 dedup_key = await asyncio.to_thread(client.send_event, "trigger", dedup_key=incident.dedup_key, **event)
-            elif action in ("acknowledge", "resolve"):
-                dedup_key = await asyncio.to_thread(client.send_event, action, dedup_key=incident.dedup_key)
+            elif action in (Action.ACKNOWLEDGE, Action.RESOLVE):
+                # The client's own vocabulary: the plain string (it checks it against its own list).
+                dedup_key = await asyncio.to_thread(client.send_event, action.value, dedup_key=incident.dedup_key)
             else:
                 raise DeliveryError(f"unknown PagerDuty action {action!r}", retryable=False)
         except pagerduty.HttpError as exc:
@@ -142,14 +144,14 @@ def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> 
     """The ``payload``, ``links`` and ``client`` of an incident's trigger event, within PagerDuty's
     limits (:func:`bounded_event`)."""
     labels = incident.labels
-    first = incident.firing[0] if incident.firing else {}
-    annotations = {**incident.annotations, **(first.get("annotations") or {})}
+    first = incident.firing[0] if incident.firing else None
+    annotations = {**incident.annotations, **(first.annotations if first else {})}
     summary = f"[{incident.severity}] {incident.title}"
-    if first.get("summary"):
-        summary += f": {first['summary']}"
+    if first and first.summary:
+        summary += f": {first.summary}"
     details: dict[str, Any] = {
         "incident": incident.id,
-        "status": incident.status,
+        "status": incident.status.value,
         "breaker": labels.get("circuit_breaker_name"),
         "level": labels.get("circuit_breaker_level"),
         "parent": labels.get("circuit_breaker_parent") or None,
@@ -169,7 +171,7 @@ def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> 
         "timestamp": started.isoformat(),
         "component": labels.get("circuit_breaker_name") or labels.get("alertname", ""),
         "group": labels.get("job", ""),
-        "class": first.get("alertname", ""),
+        "class": first.alertname if first else "",
         "custom_details": {k: v for k, v in details.items() if v is not None},
     }
     links = []
@@ -178,8 +180,8 @@ def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> 
         links.append({"href": dashboard, "text": "Grafana dashboard"})
     if str(annotations.get("runbook_url", "")).startswith(("http://", "https://")):
         links.append({"href": annotations["runbook_url"], "text": "Runbook"})
-    if str(first.get("generator_url", "")).startswith(("http://", "https://")):
-        links.append({"href": first["generator_url"], "text": "Prometheus"})
+    if first and first.generator_url.startswith(("http://", "https://")):
+        links.append({"href": first.generator_url, "text": "Prometheus"})
     if incident.url:
         links.append({"href": incident.url, "text": f"Incident #{incident.id} timeline"})
     event: dict[str, Any] = {"payload": payload, "links": links, "client": "breakerpanel incident bot"}
@@ -188,9 +190,9 @@ def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> 
     return bounded_event(event)
 
 
-def _alert_details(alert: Mapping[str, Any]) -> dict[str, Any]:
-    details = {"alert": alert["alertname"], "severity": alert["severity"], "summary": alert.get("summary", "")}
-    description = (alert.get("annotations") or {}).get("description")
+def _alert_details(alert: FiringAlert) -> dict[str, str]:
+    details = {"alert": alert.alertname, "severity": alert.severity, "summary": alert.summary}
+    description = alert.annotations.get("description")
     if description:
         details["description"] = description
     return details

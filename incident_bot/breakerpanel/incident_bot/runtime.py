@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from breakerpanel.config import ConfigFileError
+from breakerpanel.guards import RateLimiter, RateLimitPolicy
 
 from .db import Database, Retention, alerts
 from .delivery import Delivered, IncidentView, Item, Sender
@@ -31,12 +32,13 @@ from .enrich import Figures
 from .incidents import Engine, EngineConfig, Outcome
 from .intake import IntakeWriter
 from .metrics import BotMetrics
-from .outbox import OutboxWorker, Pacer, WorkerConfig
+from .outbox import OutboxWorker, WorkerConfig
 from .pagerduty import PagerDutySender
 from .routing import RoutingFile, RoutingKeys, load_routing
 from .settings import Settings
 from .slack import SlackSender
 from .tasks import cancel_when_idle
+from .vocabulary import Action, Target
 
 __all__ = ["Bot", "StartupError"]
 
@@ -47,6 +49,10 @@ TICK_SECONDS = 1.0
 #: How often the pruner looks for what the retention lets go, at the most (a short retention is
 #: checked more often: a quarter of it).
 PRUNE_EVERY_SECONDS = 300.0
+#: How many notifications one destination may get at once before its pace applies: PagerDuty's
+#: events per routing key, Slack's messages per channel.
+PAGERDUTY_BURST = 10
+SLACK_BURST = 3
 #: The routes a dry run without a routes file shows: the example's, so that a new installation
 #: sees every notification a typical setup would send (docs/incident-bot.md, "Routes").
 EXAMPLE_ROUTES = Path(__file__).with_name("routes.example.yaml")
@@ -64,7 +70,11 @@ class Mode:
 
 class Bot:
     def __init__(
-        self, settings: Settings, *, senders: Mapping[str, Sender] | None = None, metrics: BotMetrics | None = None
+        self,
+        settings: Settings,
+        *,
+        senders: Mapping[Target, Sender] | None = None,
+        metrics: BotMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or BotMetrics()
@@ -100,10 +110,7 @@ class Bot:
                 poll_interval=settings.poll_interval,
                 public_url=settings.public_url,
             ),
-            pacers={
-                "pagerduty": Pacer(settings.pagerduty_events_per_minute / 60, burst=10),
-                "slack": Pacer(settings.slack_messages_per_second, burst=3),
-            },
+            pacers=_pacers(settings),
             metrics=self.metrics,
             figures=self.figures,
         )
@@ -123,18 +130,15 @@ class Bot:
             return Mode(True, "no PagerDuty routing key and no Slack token is configured")
         return Mode(False, "credentials configured")
 
-    def _senders(self, keys: RoutingKeys) -> dict[str, Sender]:
+    def _senders(self, keys: RoutingKeys) -> dict[Target, Sender]:
         s = self.settings
         grafana = s.grafana_url
         if self.mode.dry_run:
-            return {
-                "pagerduty": DryRunSender("pagerduty", grafana_url=grafana),
-                "slack": DryRunSender("slack", grafana_url=grafana),
-            }
+            return {target: DryRunSender(target, grafana_url=grafana) for target in Target}
         # A send must end well within the claim on its outbox item (see OutboxWorker._keep_claim).
         timeout = min(10.0, s.claim_timeout / 3)
-        senders: dict[str, Sender] = {
-            "pagerduty": PagerDutySender(
+        senders: dict[Target, Sender] = {
+            Target.PAGERDUTY: PagerDutySender(
                 keys.keys,
                 base_url=s.pagerduty_base_url,
                 ca_file=str(s.pagerduty_ca_file) if s.pagerduty_ca_file else None,
@@ -143,14 +147,14 @@ class Bot:
             )
         }
         if s.slack_bot_token is not None:
-            senders["slack"] = SlackSender(
+            senders[Target.SLACK] = SlackSender(
                 s.slack_bot_token.get_secret_value(),
                 base_url=s.slack_base_url,
                 timeout=max(1, int(timeout)),
                 grafana_url=grafana,
             )
         else:
-            senders["slack"] = DryRunSender("slack", grafana_url=grafana)
+            senders[Target.SLACK] = DryRunSender(Target.SLACK, grafana_url=grafana)
         return senders
 
     async def start(self) -> None:
@@ -232,6 +236,19 @@ class Bot:
             m.incidents.labels("resolved").inc(ticked.resolved)
 
 
+def _pacers(settings: Settings) -> dict[Target, RateLimiter]:
+    """Each target's pace per destination, in this process: PagerDuty's events per routing key,
+    Slack's messages per channel (each replica keeps its own: the far side's limit, shared by
+    several replicas, answers 429 with a ``Retry-After`` the outbox honours)."""
+    pagerduty = RateLimitPolicy(limit=settings.pagerduty_events_per_minute, period=60.0, burst=PAGERDUTY_BURST)
+    # One message every 1/rate seconds: a rate below one a second is a period above one.
+    slack = RateLimitPolicy(limit=1, period=1 / settings.slack_messages_per_second, burst=SLACK_BURST)
+    return {
+        Target.PAGERDUTY: RateLimiter("incident_bot.pagerduty", pagerduty),
+        Target.SLACK: RateLimiter("incident_bot.slack", slack),
+    }
+
+
 def _example_routing() -> RoutingFile:
     try:
         return load_routing(EXAMPLE_ROUTES)
@@ -257,7 +274,7 @@ class IncidentStart:
         await self.sender.close()
 
     async def send(self, item: Item, incident: IncidentView | None) -> Delivered:
-        if incident is not None and incident.started_at is None and item.action == "trigger":
+        if incident is not None and incident.started_at is None and item.action == Action.TRIGGER:
             incident = replace(incident, started_at=await self._first_start(incident.id))
         return await self.sender.send(item, incident)
 

@@ -23,7 +23,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .delivery import TRUNCATED, Delivered, DeliveryError, IncidentView, Item, bounded, dashboard_link
+from .delivery import TRUNCATED, Delivered, DeliveryError, IncidentView, Item, SlackCard, bounded, dashboard_link
+from .vocabulary import Action, IncidentStatus, Target
 
 __all__ = ["ACK_ACTION", "RESOLVE_ACTION", "SlackSender", "card_blocks", "card_text", "escape", "message_text"]
 
@@ -91,9 +92,10 @@ def _fit(text: str, limit: int) -> str:
 
 
 def _status(incident: IncidentView) -> str:
-    if incident.status in ("open", "acknowledged") and incident.quiet_since is not None:
+    """What the card shows: the incident's status, or "quiet" for a live one whose alerts are over."""
+    if incident.status.live and incident.quiet_since is not None:
         return "quiet"
-    return incident.status
+    return incident.status.value
 
 
 def _when(at: float) -> str:
@@ -154,13 +156,10 @@ def card_blocks(incident: IncidentView, *, grafana_url: str | None = None) -> li
         {"type": "header", "text": {"type": "plain_text", "text": header}},
         {"type": "section", "fields": [_mrkdwn(f, MAX_FIELD_TEXT) for f in fields[:MAX_FIELDS]]},
     ]
-    first = incident.firing[0] if incident.firing else {}
-    annotations = {**incident.annotations, **(first.get("annotations") or {})}
+    first = incident.firing[0] if incident.firing else None
+    annotations = {**incident.annotations, **(first.annotations if first else {})}
     if incident.firing:
-        lines = [
-            f"• *{escape(a['alertname'])}* ({escape(a['severity'])}): {escape(a.get('summary', ''))}"
-            for a in incident.firing
-        ]
+        lines = [f"• *{escape(a.alertname)}* ({escape(a.severity)}): {escape(a.summary)}" for a in incident.firing]
         blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines), MAX_SECTION_TEXT)})
         if annotations.get("description"):
             blocks.append({"type": "section", "text": _mrkdwn(escape(annotations["description"]), MAX_SECTION_TEXT)})
@@ -170,7 +169,7 @@ def card_blocks(incident: IncidentView, *, grafana_url: str | None = None) -> li
     if incident.children:
         # What the root cause touched: one line each, however many there are (the page has them all).
         lines = [
-            f"• {escape(c['title'])}: {escape(', '.join(c['alerts']) or c['status'])}"
+            f"• {escape(c.title)}: {escape(', '.join(c.alerts) or c.status)}"
             for c in incident.children[:MAX_CHILD_LINES]
         ]
         more = len(incident.children) - MAX_CHILD_LINES
@@ -182,8 +181,8 @@ def card_blocks(incident: IncidentView, *, grafana_url: str | None = None) -> li
         text = f"Attached to incident #{incident.parent_id}, its root cause: follow it there."
         blocks.append({"type": "section", "text": _mrkdwn(text, MAX_SECTION_TEXT)})
     buttons: list[dict[str, Any]] = []
-    if status != "resolved" and incident.status in ("open", "acknowledged"):
-        if incident.status == "open":
+    if status != "resolved" and incident.status.live:
+        if incident.status == IncidentStatus.OPEN:
             buttons.append(_button("Acknowledge", ACK_ACTION, str(incident.id), style="primary"))
         buttons.append(_button("Resolve", RESOLVE_ACTION, str(incident.id), style="danger"))
     links = (
@@ -216,7 +215,7 @@ def _button(text: str, action_id: str, value: str, *, style: str) -> dict[str, A
 
 
 class SlackSender:
-    target = "slack"
+    target = Target.SLACK
     dry_run = False
 
     def __init__(self, token: str, *, base_url: str, timeout: int = 10, grafana_url: str | None = None) -> None:
@@ -236,15 +235,15 @@ class SlackSender:
 
     async def send(self, item: Item, incident: IncidentView | None) -> Delivered:
         try:
-            if item.action == "message":  # a line in the channel, about no incident (a change)
+            if item.action == Action.MESSAGE:  # a line in the channel, about no incident (a change)
                 text = message_text(str(item.payload["text"]))
                 response = await self.client.chat_postMessage(channel=item.destination, text=text)
                 return Delivered(f"posted {response['ts']}")
             if incident is None:
                 raise DeliveryError(f"a Slack {item.action} needs its incident", retryable=False)
-            if item.action == "card":
+            if item.action == Action.CARD:
                 return await self._card(item, incident)
-            if item.action == "reply":
+            if item.action == Action.REPLY:
                 return await self._reply(item, incident)
         except SlackApiError as exc:
             raise _api_error(exc) from None
@@ -256,12 +255,12 @@ class SlackSender:
         blocks, text = card_blocks(incident, grafana_url=self.grafana_url), card_text(incident)
         if incident.card is not None:
             await self.client.chat_update(
-                channel=incident.card["channel_id"], ts=incident.card["ts"], blocks=blocks, text=text
+                channel=incident.card.channel_id, ts=incident.card.ts, blocks=blocks, text=text
             )
-            return Delivered(f"updated {incident.card['ts']}")
+            return Delivered(f"updated {incident.card.ts}")
         response = await self.client.chat_postMessage(channel=item.destination, blocks=blocks, text=text)
-        card = {"channel_id": str(response["channel"]), "ts": str(response["ts"])}
-        return Delivered(f"posted {card['ts']}", card=card)
+        card = SlackCard(channel_id=str(response["channel"]), ts=str(response["ts"]))
+        return Delivered(f"posted {card.ts}", card=card)
 
     async def _reply(self, item: Item, incident: IncidentView) -> Delivered:
         text = message_text(str(item.payload.get("text", "")), incident, limit=MAX_REPLY_TEXT)
@@ -273,7 +272,7 @@ class SlackSender:
             )
         else:
             response = await self.client.chat_postMessage(
-                channel=incident.card["channel_id"], thread_ts=incident.card["ts"], text=text
+                channel=incident.card.channel_id, thread_ts=incident.card.ts, text=text
             )
         return Delivered(f"replied {response['ts']}")
 
