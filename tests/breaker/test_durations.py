@@ -53,8 +53,8 @@ def test_parts_largest_first_sum_up(numbers: list[int]) -> None:
 
 
 def test_every_reader_uses_the_one_grammar() -> None:
-    from breakerpanel.alert_rules.config import duration_seconds
     from breakerpanel.config import parse_duration as config_duration
+    from breakerpanel.exporter.rules_config import duration_seconds
     from demo.cli import _duration as cli_duration
 
     assert config_duration("1h30m") == duration_seconds("1h30m") == cli_duration("1h30m") == 5400

@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 
 from breakerpanel.config import load_config
+from breakerpanel.exporter.rules_config import DEFAULT_CONFIG, RulesConfig, load_rules_config
 
 from .alertmanager import render_alertmanager
 from .alerts import ALERTS, alert_groups, runbook_slug
-from .config import DEFAULT_CONFIG, RulesConfig, load_rules_config
 from .recording import recording_groups
 
 __all__ = [
