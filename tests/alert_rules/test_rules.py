@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from breakerpanel.alert_rules import ALERTS, RULES_FILE, load_rules_config, render, runbook_slug
+from breakerpanel.alert_rules import ALERTS, RULES_FILE, TESTS_FILE, load_rules_config, render, runbook_slug
 from breakerpanel.alert_rules.__main__ import main
 from breakerpanel.exporter import loop_names
 from breakerpanel.exporter.rules_config import Severity
@@ -31,7 +31,9 @@ def alerting_rules() -> list[dict[str, Any]]:
 
 def test_the_committed_rule_file_is_current() -> None:
     assert RULES_FILE.read_text() == render(load_rules_config()), "run `make rules`"
-    assert main(["--check"]) == 0
+    assert main(["--check"]) == 0  # its generated promtool tests too (TESTS_FILE)
+    # ... which test_promtool_unit_tests runs with the hand-written ones.
+    assert TESTS_FILE in UNIT_TESTS
 
 
 def test_check_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

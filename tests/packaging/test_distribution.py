@@ -6,8 +6,9 @@ used as the README says.
   overwrite an unrelated project's);
 - every public module imports; the README's library example runs;
 - ``breakerpanel --help`` works, and the generators write a service's own files from its own
-  configuration (``tests/packaging/sample/``): rules that ``promtool check rules`` accepts, an
-  Alertmanager configuration that ``amtool check-config`` accepts, the dashboards' JSON, mesh policies;
+  configuration (``tests/packaging/sample/``): rules that ``promtool check rules`` accepts and the
+  promtool tests written beside them pass (``promtool test rules``), an Alertmanager configuration
+  that ``amtool check-config`` accepts, the dashboards' JSON, mesh policies;
 - a demo command says it needs a checkout instead of failing on an import.
 """
 
@@ -220,6 +221,9 @@ def test_the_generators_write_a_service_s_own_files(installs: _Installs) -> None
     checked = run_promtool("check", "rules", rules)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "FAILED" not in checked.stdout + checked.stderr
+    tested = run_promtool("test", "rules", out / "rules.test.yaml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert 'circuit_breaker_name="anthropic.messages"' in (out / "rules.test.yaml").read_text()
     assert "https://runbooks.example.com/breakers/" in rules.read_text()
     assert "https://grafana.example.com/d/" in rules.read_text()
     amtool = run_amtool("check-config", alertmanager)
@@ -252,6 +256,8 @@ def test_the_config_extra_alone_writes_rules_and_names_the_extras_it_lacks(
     )  # fmt: skip
     checked = run_promtool("check", "rules", rules)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = run_promtool("test", "rules", tmp_path / "rules.test.yaml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
     dashboards = subprocess.run(
         [bp, "dashboards", "--output", tmp_path / "boards"], cwd=tmp_path, env=env, capture_output=True, text=True
