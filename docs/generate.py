@@ -180,7 +180,7 @@ def incident_bot_routing() -> str:
 
 
 def alert_rules_reference() -> str:
-    from breakerpanel.alert_rules import config
+    from breakerpanel.exporter import rules_config as config
 
     models = [
         config.RulesConfig,

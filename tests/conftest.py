@@ -13,8 +13,11 @@ if TYPE_CHECKING:
     # Imported by the fixtures only: the breaker core's tests run without the demo's dependencies.
     from demo.upstreams import Chaos, UpstreamServer
 
-# Real servers (Redis, PostgreSQL, Prometheus, Alertmanager) for the tests that need them.
-pytest_plugins = ["tests.servers", "tests.fakes.plugin"]
+# Real servers (Redis, PostgreSQL, Prometheus, Alertmanager) for the tests that need them: this
+# module needs nothing beyond pytest (the core's tests run with the core's dependencies only,
+# tests/packaging/test_core_tests.py). The PagerDuty and Slack fakes need the bot's: the folders
+# that use them import their fixtures (tests/fakes/plugin.py).
+pytest_plugins = ["tests.servers"]
 
 # CI runs more examples; local runs stay quick. Derandomised in CI so a failure reproduces.
 settings.register_profile(

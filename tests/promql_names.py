@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import promql_parser as pp
 
-from breakerpanel.alert_rules.recording import SLO_LABEL
 from breakerpanel.exporter import promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.loop_names import SLO_LABEL
 
 __all__ = [
     "DEFAULT_VARIABLE_VALUES",

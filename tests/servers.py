@@ -48,10 +48,14 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Final, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, Self, TypeVar
 
-import httpx
 import pytest
+
+if TYPE_CHECKING:
+    # Imported where a client is made: the breaker core's tests use this module (Redis) in a venv
+    # with the core's dependencies only, and httpx is an extra's.
+    import httpx
 
 __all__ = [
     "BINARY_PACKAGES",
@@ -544,6 +548,8 @@ class _HTTPServerProcess(ServerProcess):
     def http(self) -> httpx.Client:
         """An httpx client bound to this server (proxy variables ignored: they would capture loopback calls)."""
         if self._client is None:
+            import httpx
+
             self._client = httpx.Client(base_url=self.url, timeout=self.http_timeout, trust_env=False)
         return self._client
 
@@ -553,6 +559,8 @@ class _HTTPServerProcess(ServerProcess):
             self._client = None
 
     def _http_ok(self, path: str) -> httpx.Response | None:
+        import httpx
+
         try:
             response = self.http.get(path, timeout=0.5)
         except httpx.TransportError:
@@ -1017,6 +1025,8 @@ class PrometheusClient(PrometheusAPI):
     """:class:`PrometheusAPI` of a Prometheus at ``url`` that the tests did not start (close it when done)."""
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
+        import httpx
+
         self.url = url.rstrip("/")
         # Proxy variables ignored: they would capture loopback calls.
         self._client = httpx.Client(base_url=self.url, timeout=timeout, trust_env=False)

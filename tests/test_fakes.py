@@ -58,6 +58,10 @@ from tests.fakes import (
     sign_slack_request,
 )
 
+# The fakes' fixtures, for this module (the root conftest does not register them: they need the bot's
+# dependencies, and the core's tests run without those).
+pytest_plugins = ["tests.fakes.plugin"]
+
 ROUTING_KEY = "0123456789abcdef0123456789abcdef"
 OTHER_ROUTING_KEY = "fedcba9876543210fedcba9876543210"
 TOKEN = "xoxb-1111-2222-fake"

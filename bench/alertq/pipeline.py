@@ -26,7 +26,7 @@ import httpx
 import yaml
 
 from breakerpanel.alert_rules import DEFAULT_CONFIG, load_rules_config, render
-from breakerpanel.alert_rules.config import duration_seconds
+from breakerpanel.exporter.rules_config import duration_seconds
 from breakerpanel.incident_bot.settings import Settings as BotSettings
 from demo.stack.paths import REPO_ROOT
 from tests.fakes import FakePagerDuty, FakeSlack

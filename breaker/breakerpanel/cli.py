@@ -2,7 +2,8 @@
 
 What the installed package does by itself::
 
-    breakerpanel rules --config FILE --output FILE --alertmanager FILE   Prometheus rules from an SLO config
+    breakerpanel rules --config FILE --output FILE --alertmanager FILE   Prometheus rules (and promtool tests
+                                                                         of them) from an SLO config
     breakerpanel alertmanager --config FILE --output FILE                the route to the bot, inhibit rules
     breakerpanel dashboards --output DIR                                 Grafana dashboards' JSON
     breakerpanel mesh istio|linkerd --config FILE [--out DIR]            mesh policies from breakers.yaml

@@ -19,8 +19,8 @@ import yaml
 from breakerpanel.alert_rules import ALERTMANAGER_FILE, load_rules_config, render_alertmanager_for
 from breakerpanel.alert_rules.__main__ import main
 from breakerpanel.alert_rules.alertmanager import alertmanager_config, inhibit_rules
-from breakerpanel.alert_rules.config import AlertmanagerRoute
 from breakerpanel.config import load_config
+from breakerpanel.exporter.rules_config import AlertmanagerRoute
 from tests.servers import AlertmanagerServer, ServerPool, run_amtool, wait_until
 
 TIMEOUT = 15.0

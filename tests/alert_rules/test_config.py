@@ -9,8 +9,8 @@ import yaml
 
 from breakerpanel.alert_rules import load_rules_config, render, rule_groups
 from breakerpanel.alert_rules.__main__ import main
-from breakerpanel.alert_rules.config import RulesConfig, duration_seconds
 from breakerpanel.config import ConfigFileError
+from breakerpanel.exporter.rules_config import RulesConfig, duration_seconds
 from tests.servers import run_promtool
 
 

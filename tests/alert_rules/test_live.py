@@ -14,8 +14,8 @@ import pytest
 
 from breakerpanel import BreakerConfig, BreakerRegistry, CircuitOpenError, State
 from breakerpanel.alert_rules import render
-from breakerpanel.alert_rules.config import RulesConfig
 from breakerpanel.exporter import BreakerTelemetry
+from breakerpanel.exporter.rules_config import RulesConfig
 from tests.servers import PrometheusServer, ServerPool, find_free_port, wait_until
 
 #: The committed configuration's shape with times a test can wait for.

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from breakerpanel.alert_rules import RULES_FILE, load_rules_config, render, rule_groups
-from breakerpanel.alert_rules.config import duration_seconds
+from breakerpanel.exporter.rules_config import duration_seconds
 from tests.servers import run_promtool
 
 SCALE = 0.1

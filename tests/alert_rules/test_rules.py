@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from breakerpanel.alert_rules import ALERTS, RULES_FILE, load_rules_config, render, runbook_slug
+from breakerpanel.alert_rules import ALERTS, RULES_FILE, TESTS_FILE, load_rules_config, render, runbook_slug
 from breakerpanel.alert_rules.__main__ import main
-from breakerpanel.alert_rules.config import Severity
-from breakerpanel.dashboards import links
+from breakerpanel.exporter import loop_names
+from breakerpanel.exporter.rules_config import Severity
 from tests.servers import run_promtool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,9 @@ def alerting_rules() -> list[dict[str, Any]]:
 
 def test_the_committed_rule_file_is_current() -> None:
     assert RULES_FILE.read_text() == render(load_rules_config()), "run `make rules`"
-    assert main(["--check"]) == 0
+    assert main(["--check"]) == 0  # its generated promtool tests too (TESTS_FILE)
+    # ... which test_promtool_unit_tests runs with the hand-written ones.
+    assert TESTS_FILE in UNIT_TESTS
 
 
 def test_check_reports_a_stale_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -95,7 +97,7 @@ def test_every_alert_is_annotated_in_the_mixin_style(rule: dict[str, Any]) -> No
     config = load_rules_config()
     assert annotations["runbook_url"] == f"{config.runbook_url}/{runbook_slug(rule['alert'])}.md"
     assert annotations["dashboard_url"].startswith(config.grafana_url + "/d/")
-    assert any(f"/d/{d.uid}/" in annotations["dashboard_url"] for d in links.DASHBOARDS)
+    assert any(f"/d/{d.uid}/" in annotations["dashboard_url"] for d in loop_names.DASHBOARDS)
 
 
 @pytest.mark.parametrize("alert", sorted(ALERTS))
@@ -111,8 +113,8 @@ def test_every_alert_has_a_runbook(alert: str) -> None:
 def test_breaker_dashboard_links_preselect_the_breaker() -> None:
     open_rule = next(r for r in alerting_rules() if r["alert"] == "CircuitBreakerOpen")
     url = open_rule["annotations"]["dashboard_url"]
-    assert f"/d/{links.DETAIL.uid}/" in url
-    assert f"var-{links.Var.BREAKER}={{{{ $labels.circuit_breaker_name | urlquery }}}}" in url
+    assert f"/d/{loop_names.DETAIL.uid}/" in url
+    assert f"var-{loop_names.Var.BREAKER}={{{{ $labels.circuit_breaker_name | urlquery }}}}" in url
 
 
 @pytest.mark.parametrize("rule", alerting_rules(), ids=lambda r: f"{r['alert']}-{r['labels']['severity']}")
@@ -131,5 +133,5 @@ def test_dashboard_urls_set_variables_the_dashboard_has(rule: dict[str, Any]) ->
         name, value = pair.split("=", 1)
         variable = variables.get(name.removeprefix("var-"))
         assert variable is not None, f"{name}: {uid} has no such variable"
-        if value == links.ALL:
+        if value == loop_names.ALL:
             assert variable["includeAll"], f"{name}: {uid} has no All option"

@@ -1,9 +1,7 @@
-"""The project's one duration grammar (breakerpanel.durations), and each reader's use of it:
-breakers.yaml, the alert rules' Prometheus durations, the demo's command line."""
+"""The project's one duration grammar (breakerpanel.durations); its readers' use of it is in
+test_duration_readers.py (they need extras)."""
 
 from __future__ import annotations
-
-import argparse
 
 import pytest
 from hypothesis import given
@@ -50,18 +48,3 @@ def test_parts_largest_first_sum_up(numbers: list[int]) -> None:
     expected = sum(n * UNITS[u] for n, u in zip(numbers, units, strict=True))
     assert parse_duration(text) == pytest.approx(expected)
     assert parse_duration(text, whole=True) == pytest.approx(expected)
-
-
-def test_every_reader_uses_the_one_grammar() -> None:
-    from breakerpanel.alert_rules.config import duration_seconds
-    from breakerpanel.config import parse_duration as config_duration
-    from demo.cli import _duration as cli_duration
-
-    assert config_duration("1h30m") == duration_seconds("1h30m") == cli_duration("1h30m") == 5400
-    with pytest.raises(ValueError, match="expected seconds or a duration"):
-        config_duration("soon")
-    with pytest.raises(ValueError, match="not a duration like"):
-        duration_seconds("1.5h")
-    for bad in ("0", "soon"):
-        with pytest.raises(argparse.ArgumentTypeError):
-            cli_duration(bad)

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from breakerpanel import dashboards
-from breakerpanel.alert_rules.config import RulesConfig, Slo
 from breakerpanel.alert_rules.recording import recording_groups
+from breakerpanel.exporter.rules_config import RulesConfig, Slo
 from tests.promql_names import substitute
 from tests.servers import PrometheusAPI, PrometheusAPIError
 

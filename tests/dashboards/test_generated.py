@@ -13,7 +13,8 @@ import pytest
 
 from breakerpanel import dashboards
 from breakerpanel.dashboards import __main__ as cli
-from breakerpanel.dashboards import common, links
+from breakerpanel.dashboards import common
+from breakerpanel.exporter import loop_names
 
 from .support import rendered
 
@@ -87,14 +88,14 @@ def test_generation_is_deterministic() -> None:
 
 def test_one_generated_file_per_dashboard_named_by_uid() -> None:
     names = {dashboards.output_path(board).name for board in rendered().values()}
-    assert names == {f"{d.uid.removeprefix('breakerpanel-')}.json" for d in links.DASHBOARDS}
+    assert names == {f"{d.uid.removeprefix('breakerpanel-')}.json" for d in loop_names.DASHBOARDS}
 
 
 # ---------------------------------------------------------------------- identity and links
 
 
-def test_uids_and_titles_are_the_ones_in_links() -> None:
-    expected = {d.uid: d.title for d in links.DASHBOARDS}
+def test_uids_and_titles_are_the_ones_in_loop_names() -> None:
+    expected = {d.uid: d.title for d in loop_names.DASHBOARDS}
     found = {board["uid"]: board["title"] for board in rendered().values()}
     assert found == expected
     assert len(found) == len(BOARDS)
@@ -109,10 +110,10 @@ def test_schema_version_is_current(name: str) -> None:
 @pytest.mark.parametrize("name", BOARDS)
 def test_the_first_variable_is_the_datasource(name: str) -> None:
     first = _board(name)["templating"]["list"][0]
-    assert first["name"] == links.Var.DATASOURCE
+    assert first["name"] == loop_names.Var.DATASOURCE
     assert first["type"] == "datasource"
-    assert first["query"] == links.DATASOURCE_TYPE
-    assert first["current"]["value"] == links.DATASOURCE_UID
+    assert first["query"] == dashboards.DATASOURCE_TYPE
+    assert first["current"]["value"] == dashboards.DATASOURCE_UID
 
 
 @pytest.mark.parametrize("name", BOARDS)
@@ -129,10 +130,10 @@ def test_every_datasource_reference_is_the_variable(name: str) -> None:
 @pytest.mark.parametrize("name", BOARDS)
 def test_links_to_the_other_dashboards(name: str) -> None:
     board = _board(name)
-    assert links.TAG in board["tags"]
+    assert dashboards.TAG in board["tags"]
     by_tag = [link for link in board["links"] if link["type"] == "dashboards"]
     assert by_tag
-    assert by_tag[0]["tags"] == [links.TAG]
+    assert by_tag[0]["tags"] == [dashboards.TAG]
     assert by_tag[0]["keepTime"] is True
 
 
@@ -145,8 +146,8 @@ def test_overview_breakers_link_to_their_detail() -> None:
     }
     assert {"State per breaker", "Failure rate / threshold", "Breakers by error ratio (5m)"} <= set(linked)
     for url in linked.values():
-        assert url.startswith(links.DETAIL.path() + "?")
-        for variable in (links.Var.JOB, links.Var.LEVEL, links.Var.SERVICE, links.Var.BREAKER):
+        assert url.startswith(loop_names.DETAIL.path() + "?")
+        for variable in (loop_names.Var.JOB, loop_names.Var.LEVEL, loop_names.Var.SERVICE, loop_names.Var.BREAKER):
             assert f"var-{variable}=$" in url
         assert url.endswith("&${__url_time_range}")
 

@@ -35,11 +35,11 @@ from breakerpanel import (
     Static,
     TripForecast,
 )
-from breakerpanel.alert_rules.recording import SLO_OBJECTIVE, error_ratio, recording_groups
+from breakerpanel.alert_rules.recording import recording_groups
 from breakerpanel.dashboards import common
-from breakerpanel.dashboards.links import Var
 from breakerpanel.exporter import BreakerTelemetry, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.loop_names import SLO_OBJECTIVE, Var, error_ratio
 from breakerpanel.guards import (
     AIMDLimit,
     ConcurrencyLimiter,

@@ -6,7 +6,7 @@ misbehave on demand (``fail_next``, ``set_rate_limit``, ``set_down``). See :mod:
 :mod:`tests.fakes.slack` for what is validated and the documents it comes from.
 
 The pytest fixtures (``fake_pagerduty``, ``fake_slack`` and their session-scoped servers) live in
-:mod:`tests.fakes.plugin`: list ``"tests.fakes.plugin"`` in ``pytest_plugins``.
+:mod:`tests.fakes.plugin`: import them into the conftest of the folder that uses them.
 """
 
 from .pagerduty import (

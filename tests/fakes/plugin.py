@@ -1,11 +1,13 @@
 """pytest fixtures for the PagerDuty and Slack fakes: one server of each per session, reset for every test.
 
-Register with ``pytest_plugins = ["tests.fakes.plugin"]`` (root conftest, or the test module that uses them).
+Import them into the conftest of a folder whose tests use them (tests/incident_bot/, tests/contracts/,
+tests/stack/), or into the test module: the root conftest does not register them, since the fakes need the
+incident bot's dependencies and the breaker core's tests run without those.
 A test that needs other settings (a token list, known channels, a rate limit from the start) builds its own:
 ``with FakeSlack(channels={"#incidents": "C0INCIDENT"}) as slack: ...``.
 
 PYTEST_DONT_REWRITE: no assertions to rewrite, and this lets a module that imported :mod:`tests.fakes` list this
-plugin without pytest's "already imported" warning.
+plugin in ``pytest_plugins`` without pytest's "already imported" warning.
 """
 
 from __future__ import annotations

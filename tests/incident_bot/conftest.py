@@ -9,6 +9,10 @@ from breakerpanel.incident_bot.db import Database
 from breakerpanel.incident_bot.incidents import Engine, EngineConfig
 from breakerpanel.incident_bot.routing import RoutingFile
 
+# The PagerDuty and Slack fakes' fixtures: registered here, where they are used, not in the root
+# conftest (they need the incident bot's dependencies; the core's tests run without them).
+from tests.fakes.plugin import fake_pagerduty, fake_pagerduty_server, fake_slack, fake_slack_server  # noqa: F401
+
 from .support import ROUTING, ManualClock
 
 MakeEngine = Callable[..., Awaitable[tuple[Engine, Database, ManualClock]]]

@@ -3,25 +3,23 @@ rules generator's default base, else the breaker's detail dashboard."""
 
 from __future__ import annotations
 
-from breakerpanel.dashboards import links
-from breakerpanel.incident_bot.delivery import DETAIL_DASHBOARD_PATH, OVERVIEW_DASHBOARD_PATH, dashboard_link
+from breakerpanel.exporter import loop_names
+from breakerpanel.incident_bot.delivery import dashboard_link
 
 from .support import breaker_labels
 
 
 def test_the_bot_links_the_dashboards_the_generator_makes() -> None:
-    """The bot does not import breakerpanel.dashboards (its extra has no grafanalib): the same paths and variables."""
-    assert links.DETAIL.path() == DETAIL_DASHBOARD_PATH
-    assert links.OVERVIEW.path() == OVERVIEW_DASHBOARD_PATH
+    """The bot builds its links itself (urlencode): the same URL as the alert rules' (loop_names.url)."""
     url = dashboard_link({}, breaker_labels("openai.chat", level="endpoint", parent="openai"), "https://g.example")
-    assert url == links.url(
-        links.DETAIL,
+    assert url == loop_names.url(
+        loop_names.DETAIL,
         "https://g.example",
         **{
-            links.Var.JOB: "rag",
-            links.Var.LEVEL: "endpoint",
-            links.Var.SERVICE: "openai",
-            links.Var.BREAKER: "openai.chat",
+            loop_names.Var.JOB: "rag",
+            loop_names.Var.LEVEL: "endpoint",
+            loop_names.Var.SERVICE: "openai",
+            loop_names.Var.BREAKER: "openai.chat",
         },
     )
 
@@ -36,7 +34,8 @@ def test_dashboard_links() -> None:
     elsewhere = "https://grafana.corp/d/x"
     assert dashboard_link({"dashboard_url": elsewhere}, {}, "https://g") == elsewhere  # someone chose it
     assert (
-        dashboard_link({}, {"alertname": "BreakerMetricsAbsent"}, "https://g") == "https://g" + OVERVIEW_DASHBOARD_PATH
+        dashboard_link({}, {"alertname": "BreakerMetricsAbsent"}, "https://g")
+        == "https://g" + loop_names.OVERVIEW.path()
     )
     assert dashboard_link({}, breaker_labels("a"), None) is None
     assert dashboard_link({"dashboard_url": "javascript:alert(1)"}, {}, None) is None

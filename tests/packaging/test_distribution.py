@@ -6,15 +6,15 @@ used as the README says.
   overwrite an unrelated project's);
 - every public module imports; the README's library example runs;
 - ``breakerpanel --help`` works, and the generators write a service's own files from its own
-  configuration (``tests/packaging/sample/``): rules that ``promtool check rules`` accepts, an
-  Alertmanager configuration that ``amtool check-config`` accepts, the dashboards' JSON, mesh policies;
+  configuration (``tests/packaging/sample/``): rules that ``promtool check rules`` accepts and the
+  promtool tests written beside them pass (``promtool test rules``), an Alertmanager configuration
+  that ``amtool check-config`` accepts, the dashboards' JSON, mesh policies;
 - a demo command says it needs a checkout instead of failing on an import.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import require_binary, run_amtool, run_promtool
+from tests.servers import run_amtool, run_promtool
 
-ROOT = Path(__file__).resolve().parents[2]
+from .support import ROOT, clean_env, export, run, uv
+
 SAMPLE = Path(__file__).with_name("sample")
 README = ROOT / "README.md"
 
@@ -49,34 +50,11 @@ sys.exit(1 if failed else 0)
 """
 
 
-def _uv() -> str:
-    local = ROOT / ".tools" / "bin" / "uv"
-    if local.is_file():
-        return str(local)
-    return require_binary(shutil.which("uv") or "uv")
-
-
-def _run(*command: str | os.PathLike[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300) -> str:
-    result = subprocess.run(
-        [os.fspath(part) for part in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    assert result.returncode == 0, f"{command} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
-def _clean_env(venv: Path) -> dict[str, str]:
-    """The user's shell: the venv's bin first, no PYTHONPATH, nothing that points at the checkout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "UV_"))}
-    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["VIRTUAL_ENV"] = str(venv)
-    return env
-
-
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
     # uv builds the sdist, then the wheel from the sdist: a file the sdist forgets fails here.
-    _run(_uv(), "build", "--quiet", "--out-dir", out, ROOT, cwd=ROOT)
+    run(uv(), "build", "--quiet", "--out-dir", out, ROOT, cwd=ROOT)
     wheels, sdists = sorted(out.glob("*.whl")), sorted(out.glob("*.tar.gz"))
     assert len(wheels) == 1, wheels
     assert len(sdists) == 1, sdists
@@ -84,14 +62,9 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def _export(path: Path, *extras: str) -> Path:
-    """The lock's versions of the extras' dependencies (every extra without any named; the project
-    itself comes from the dist)."""
+    """The lock's versions of the extras' dependencies (every extra without any named)."""
     selection = [arg for extra in extras for arg in ("--extra", extra)] or ["--all-extras"]
-    _run(
-        _uv(), "export", "--frozen", *selection, "--no-dev", "--no-emit-project", "--no-hashes",
-        "--quiet", "--output-file", path, cwd=ROOT,
-    )  # fmt: skip
-    return path
+    return export(path, "--no-dev", *selection)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +74,8 @@ def locked_requirements(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _install(kind: str, dist: Path, requirements: Path, where: Path) -> Path:
     venv = where / f"venv-{kind}"
-    _run(_uv(), "venv", "--quiet", "--python", sys.executable, venv, cwd=where)
-    _run(_uv(), "pip", "install", "--quiet", "--python", venv / "bin" / "python", "-r", requirements, dist, cwd=where)
+    run(uv(), "venv", "--quiet", "--python", sys.executable, venv, cwd=where)
+    run(uv(), "pip", "install", "--quiet", "--python", venv / "bin" / "python", "-r", requirements, dist, cwd=where)
     return venv
 
 
@@ -150,14 +123,14 @@ def test_the_only_top_level_import_name_is_breakerpanel(installed: tuple[str, Pa
 
 def test_every_public_module_imports_from_the_install(installed: tuple[str, Path, Path]) -> None:
     _, venv, where = installed
-    out = _run(venv / "bin" / "python", "-I", "-c", _IMPORT_ALL, cwd=where, env=_clean_env(venv))
+    out = run(venv / "bin" / "python", "-I", "-c", _IMPORT_ALL, cwd=where, env=clean_env(venv))
     assert "imported" in out
     assert f"file {venv}" in out, "breakerpanel came from somewhere else than the clean venv"
 
 
 def test_breakerpanel_help_lists_the_commands(installed: tuple[str, Path, Path]) -> None:
     _, venv, where = installed
-    out = _run(venv / "bin" / "breakerpanel", "--help", cwd=where, env=_clean_env(venv))
+    out = run(venv / "bin" / "breakerpanel", "--help", cwd=where, env=clean_env(venv))
     for command in ("rules", "alertmanager", "dashboards", "bot", "up"):
         assert re.search(rf"^\s+{command}\s", out, re.M), out
 
@@ -165,7 +138,7 @@ def test_breakerpanel_help_lists_the_commands(installed: tuple[str, Path, Path])
 def test_a_demo_command_says_it_needs_a_checkout(installed: tuple[str, Path, Path]) -> None:
     _, venv, where = installed
     result = subprocess.run(
-        [venv / "bin" / "breakerpanel", "status"], cwd=where, env=_clean_env(venv), capture_output=True, text=True
+        [venv / "bin" / "breakerpanel", "status"], cwd=where, env=clean_env(venv), capture_output=True, text=True
     )
     assert result.returncode == 1
     assert "checkout of the repository" in result.stderr
@@ -184,7 +157,7 @@ def test_the_readme_library_example_runs_from_the_install(installed: tuple[str, 
     _, venv, where = installed
     script = where / "readme_example.py"
     script.write_text(_readme_example())
-    out = _run(venv / "bin" / "python", "-I", script, cwd=where, env=_clean_env(venv))
+    out = run(venv / "bin" / "python", "-I", script, cwd=where, env=clean_env(venv))
     assert "openai.chat" in out
     assert "open" in out
 
@@ -194,9 +167,9 @@ def test_the_generators_write_a_service_s_own_files(installs: _Installs) -> None
     config = where / "config"
     shutil.copytree(SAMPLE, config)
     out = where / "out"
-    bp, env = venv / "bin" / "breakerpanel", _clean_env(venv)
+    bp, env = venv / "bin" / "breakerpanel", clean_env(venv)
     rules, alertmanager = out / "rules.yaml", out / "alertmanager.yml"
-    _run(
+    run(
         bp,
         "rules",
         "--config",
@@ -208,11 +181,11 @@ def test_the_generators_write_a_service_s_own_files(installs: _Installs) -> None
         cwd=where,
         env=env,
     )
-    _run(bp, "alertmanager", "--config", config / "rules.yaml", "--output", out / "am-alone.yml", cwd=where, env=env)
-    mesh = _run(bp, "mesh", "istio", "--config", config / "breakers.yaml", cwd=where, env=env)
+    run(bp, "alertmanager", "--config", config / "rules.yaml", "--output", out / "am-alone.yml", cwd=where, env=env)
+    mesh = run(bp, "mesh", "istio", "--config", config / "breakers.yaml", cwd=where, env=env)
     assert "kind: DestinationRule" in mesh
     assert "anthropic" in mesh
-    _run(
+    run(
         bp, "dashboards", "--output", out / "dashboards", "--config", config / "rules.yaml",
         "--datasource-uid", "team-prom", "--job", "assistant|worker", cwd=where, env=env,
     )  # fmt: skip
@@ -220,6 +193,9 @@ def test_the_generators_write_a_service_s_own_files(installs: _Installs) -> None
     checked = run_promtool("check", "rules", rules)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "FAILED" not in checked.stdout + checked.stderr
+    tested = run_promtool("test", "rules", out / "rules.test.yaml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert 'circuit_breaker_name="anthropic.messages"' in (out / "rules.test.yaml").read_text()
     assert "https://runbooks.example.com/breakers/" in rules.read_text()
     assert "https://grafana.example.com/d/" in rules.read_text()
     amtool = run_amtool("check-config", alertmanager)
@@ -243,15 +219,17 @@ def test_the_config_extra_alone_writes_rules_and_names_the_extras_it_lacks(
     # (the registry's names come without OpenTelemetry); what needs another extra says which.
     requirements = _export(tmp_path / "requirements.txt", "config")
     venv = _install("config", dists["wheel"], requirements, tmp_path)
-    bp, env = venv / "bin" / "breakerpanel", _clean_env(venv)
+    bp, env = venv / "bin" / "breakerpanel", clean_env(venv)
     shutil.copytree(SAMPLE, tmp_path / "config")
     rules = tmp_path / "rules.yaml"
-    _run(
+    run(
         bp, "rules", "--config", tmp_path / "config" / "rules.yaml", "--output", rules,
         "--alertmanager", tmp_path / "alertmanager.yml", cwd=tmp_path, env=env,
     )  # fmt: skip
     checked = run_promtool("check", "rules", rules)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = run_promtool("test", "rules", tmp_path / "rules.test.yaml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
     dashboards = subprocess.run(
         [bp, "dashboards", "--output", tmp_path / "boards"], cwd=tmp_path, env=env, capture_output=True, text=True

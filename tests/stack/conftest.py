@@ -9,6 +9,10 @@ from pathlib import Path
 import pytest
 
 from demo.stack.topology import PROGRAMS
+
+# The PagerDuty and Slack fakes' fixtures: registered here, where they are used, not in the root
+# conftest (they need the incident bot's dependencies; the core's tests run without them).
+from tests.fakes.plugin import fake_pagerduty, fake_pagerduty_server, fake_slack, fake_slack_server  # noqa: F401
 from tests.servers import find_free_port
 
 

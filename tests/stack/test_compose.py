@@ -138,7 +138,7 @@ def test_our_reader_agrees_with_compose(normalized: dict[str, Any]) -> None:
 
 
 def test_grafana_datasource_uid_is_the_dashboards_default() -> None:
-    from breakerpanel.dashboards.links import DATASOURCE_UID
+    from breakerpanel.dashboards import DATASOURCE_UID
 
     datasources = (REPO_ROOT / "deploy/grafana/provisioning/datasources/prometheus.yaml").read_text()
     assert f"uid: {DATASOURCE_UID}\n" in datasources

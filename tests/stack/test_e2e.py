@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from breakerpanel.alert_rules import DEFAULT_CONFIG, load_rules_config, render
-from breakerpanel.dashboards.links import Var
+from breakerpanel.exporter.loop_names import Var
 from demo.cli import FAST
 from demo.load import BackgroundLoad, LoadReport
 from demo.stack.paths import REPO_ROOT

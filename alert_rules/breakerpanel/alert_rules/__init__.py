@@ -1,7 +1,8 @@
 """Prometheus recording and alerting rules for circuit breakers, generated from code.
 
 ``python -m breakerpanel.alert_rules`` (``make rules``) reads ``alert_rules/config.yaml`` and writes
-:data:`RULES_FILE`; ``--check`` fails when the committed file is stale. Names come from the
+:data:`RULES_FILE` and promtool unit tests of it (:mod:`breakerpanel.alert_rules.promtool_tests`);
+``--check`` fails when a committed file is stale. Names come from the
 semantic-conventions registry (:mod:`breakerpanel.exporter.semconv`), through :mod:`breakerpanel.exporter.promql`.
 """
 
@@ -18,10 +19,11 @@ from typing import Any
 import yaml
 
 from breakerpanel.config import load_config
+from breakerpanel.exporter.rules_config import DEFAULT_CONFIG, RulesConfig, load_rules_config
 
 from .alertmanager import render_alertmanager
 from .alerts import ALERTS, alert_groups, runbook_slug
-from .config import DEFAULT_CONFIG, RulesConfig, load_rules_config
+from .promtool_tests import uncovered_slos, unit_tests
 from .recording import recording_groups
 
 __all__ = [
@@ -29,10 +31,12 @@ __all__ = [
     "ALERTS",
     "DEFAULT_CONFIG",
     "RULES_FILE",
+    "TESTS_FILE",
     "RulesConfig",
     "load_rules_config",
     "render",
     "render_alertmanager_for",
+    "render_unit_tests",
     "rule_groups",
     "runbook_slug",
 ]
@@ -41,6 +45,9 @@ __all__ = [
 #: The repository's alert_rules/ folder (this package is alert_rules/breakerpanel/alert_rules/).
 FOLDER = Path(__file__).resolve().parents[2]
 RULES_FILE = FOLDER / "generated" / "breakerpanel.rules.yaml"
+#: Its generated promtool tests: not beside it, where Prometheus's rule glob (*.yaml) would load
+#: them as rules, but with the hand-written ones.
+TESTS_FILE = FOLDER / "tests" / "generated.test.yaml"
 #: The generated Alertmanager configuration of the stack.
 ALERTMANAGER_FILE = FOLDER.parent / "deploy" / "alertmanager" / "alertmanager.yml"
 
@@ -77,6 +84,22 @@ def render(config: RulesConfig, *, time_scale: float = 1.0) -> str:
         {"groups": rule_groups(config, time_scale)}, Dumper=_Dumper, sort_keys=False, width=1 << 16, allow_unicode=True
     )
     return _HEADER + body
+
+
+_TESTS_HEADER = """\
+# promtool unit tests of the rule file in rule_files, generated with it from the same configuration
+# by `breakerpanel rules` (`python -m breakerpanel.alert_rules`): `promtool test rules <this file>`.
+# Do not edit: change the configuration and regenerate (your own tests go in a file of their own).
+"""
+
+
+def render_unit_tests(config: RulesConfig, rule_file: str) -> str:
+    """The promtool unit tests' text for the rules of ``config``, which promtool reads from
+    ``rule_file`` (relative to the test file)."""
+    body = yaml.dump(unit_tests(config, rule_file), Dumper=_Dumper, sort_keys=False, width=1 << 16, allow_unicode=True)
+    untested = uncovered_slos(config)
+    note = f"# Not tested: SLO {', '.join(untested)} (no breaker of breakers_file matches).\n" if untested else ""
+    return _TESTS_HEADER + note + body
 
 
 def render_alertmanager_for(config: RulesConfig) -> str:

@@ -1,5 +1,6 @@
-"""``python -m breakerpanel.alert_rules [--check] [--config FILE] [--output FILE] [--alertmanager FILE]``: write
-(or check) the rule file and the Alertmanager configuration that goes with it.
+"""``python -m breakerpanel.alert_rules [--check] [--config FILE] [--output FILE] [--tests FILE]
+[--alertmanager FILE]``: write (or check) the rule file, promtool unit tests of it, and the
+Alertmanager configuration that goes with it.
 
 ``breakerpanel rules`` is this command; ``breakerpanel alertmanager`` writes the Alertmanager
 configuration alone (:func:`alertmanager_main`). Without ``--config`` they read the repository's
@@ -9,6 +10,7 @@ passes its configuration and output paths."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,18 +21,27 @@ from . import (
     ALERTMANAGER_FILE,
     DEFAULT_CONFIG,
     RULES_FILE,
+    TESTS_FILE,
     RulesConfig,
     load_rules_config,
     render,
     render_alertmanager_for,
+    render_unit_tests,
 )
 
-__all__ = ["alertmanager_main", "main"]
+__all__ = ["alertmanager_main", "main", "unit_tests_beside"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser("python -m breakerpanel.alert_rules", __doc__)
     parser.add_argument("--output", type=Path, default=_in_checkout(RULES_FILE), help="the rule file to write")
+    parser.add_argument(
+        "--tests",
+        type=Path,
+        default=None,
+        help="the promtool unit tests of the rules to write (default: beside the rule file, <rules>.test.yaml; "
+        "put them elsewhere if Prometheus loads every *.yaml of that folder)",
+    )
     parser.add_argument(
         "--alertmanager",
         type=Path,
@@ -39,9 +50,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     _require(parser, args, "output", "alertmanager")
+    tests = _tests_path(args.tests, args.output)
+    # promtool reads rule_files relative to the test file.
+    rule_file = Path(os.path.relpath(args.output.resolve(), tests.resolve().parent)).as_posix()
     return _write(
-        args, lambda config: {args.output: render(config), args.alertmanager: render_alertmanager_for(config)}
+        args,
+        lambda config: {
+            args.output: render(config),
+            tests: render_unit_tests(config, rule_file),
+            args.alertmanager: render_alertmanager_for(config),
+        },
     )
+
+
+def _tests_path(tests: Path | None, rules: Path) -> Path:
+    if tests is not None:
+        return tests
+    # The stack's rule folder is a Prometheus rule glob (*.yaml): its tests go with the hand-written ones.
+    return TESTS_FILE if rules.resolve() == RULES_FILE else unit_tests_beside(rules)
+
+
+def unit_tests_beside(rules: Path) -> Path:
+    """The unit tests' default path: ``rules.yaml`` -> ``rules.test.yaml`` in the same folder."""
+    return rules.with_name(f"{rules.stem}.test{rules.suffix or '.yaml'}")
 
 
 def alertmanager_main(argv: list[str] | None = None) -> int:

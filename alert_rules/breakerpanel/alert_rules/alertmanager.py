@@ -27,8 +27,7 @@ from typing import Any
 import yaml
 
 from breakerpanel.exporter import semconv as sc
-
-from .config import AlertmanagerRoute
+from breakerpanel.exporter.rules_config import AlertmanagerRoute
 
 __all__ = ["INTAKE_PATH", "alertmanager_config", "inhibit_rules", "render_alertmanager"]
 

@@ -13,12 +13,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from breakerpanel.dashboards import links
-from breakerpanel.exporter import promql
+from breakerpanel.exporter import loop_names, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.loop_names import COUNTED_OUTCOMES, ERROR_OUTCOMES, SLO_LABEL, calls_rate, error_ratio
+from breakerpanel.exporter.rules_config import (
+    BurnRateWindow,
+    RulesConfig,
+    Severity,
+    Slo,
+    duration_seconds,
+    scaled_duration,
+)
 
-from .config import BurnRateWindow, RulesConfig, Severity, Slo, duration_seconds, scaled_duration
-from .recording import COUNTED_OUTCOMES, ERROR_OUTCOMES, SLO_LABEL, calls_rate, error_ratio, slo_selector
+from .recording import slo_selector
 
 __all__ = ["ALERTS", "alert_groups", "runbook_slug"]
 
@@ -90,19 +97,19 @@ class _Context:
 
     def breaker_dashboard(self) -> str:
         """The detail dashboard with the alert's breaker preselected."""
-        return links.url(
-            links.DETAIL,
+        return loop_names.url(
+            loop_names.DETAIL,
             self.config.grafana_url,
             **{
-                links.Var.JOB: _url_label(promql.JOB_LABEL),
-                links.Var.LEVEL: _url_label(sc.CIRCUIT_BREAKER_LEVEL_LABEL),
+                loop_names.Var.JOB: _url_label(promql.JOB_LABEL),
+                loop_names.Var.LEVEL: _url_label(sc.CIRCUIT_BREAKER_LEVEL_LABEL),
                 # The detail dashboard's "service": an endpoint's parent, else the breaker itself.
-                links.Var.SERVICE: (
+                loop_names.Var.SERVICE: (
                     f"{{{{ if $labels.{sc.CIRCUIT_BREAKER_PARENT_LABEL} }}}}"
                     f"{_url_label(sc.CIRCUIT_BREAKER_PARENT_LABEL)}"
                     f"{{{{ else }}}}{_url_label(sc.CIRCUIT_BREAKER_NAME_LABEL)}{{{{ end }}}}"
                 ),
-                links.Var.BREAKER: _url_label(sc.CIRCUIT_BREAKER_NAME_LABEL),
+                loop_names.Var.BREAKER: _url_label(sc.CIRCUIT_BREAKER_NAME_LABEL),
             },
         )
 
@@ -304,13 +311,13 @@ def _error_budget_burn(ctx: _Context) -> list[Rule]:
     cfg = ctx.config.alerts.error_budget_burn
     rules = []
     for slo in ctx.config.slos:
-        dashboard = links.url(
-            links.SLO,
+        dashboard = loop_names.url(
+            loop_names.SLO,
             ctx.config.grafana_url,
             **{
-                links.Var.JOB: _url_label(promql.JOB_LABEL),
-                links.Var.SLO: slo.name,
-                links.Var.BREAKER: _url_label(sc.CIRCUIT_BREAKER_NAME_LABEL),
+                loop_names.Var.JOB: _url_label(promql.JOB_LABEL),
+                loop_names.Var.SLO: slo.name,
+                loop_names.Var.BREAKER: _url_label(sc.CIRCUIT_BREAKER_NAME_LABEL),
             },
         )
         for kind, windows, severity in (
@@ -485,8 +492,8 @@ def _metrics_absent(ctx: _Context) -> list[Rule]:
             description=f"Prometheus scraped circuit-breaker metrics from {_INSTANCE} of {_JOB} in the last "
             f"{cfg.lookback} but has had none for {cfg.for_}, while the target is still configured: the process "
             "is down or its exporter stopped. Its breakers are invisible to every other alert.",
-            dashboard=links.url(
-                links.OVERVIEW, ctx.config.grafana_url, **{links.Var.JOB: _url_label(promql.JOB_LABEL)}
+            dashboard=loop_names.url(
+                loop_names.OVERVIEW, ctx.config.grafana_url, **{loop_names.Var.JOB: _url_label(promql.JOB_LABEL)}
             ),
         )
     ]
@@ -494,7 +501,9 @@ def _metrics_absent(ctx: _Context) -> list[Rule]:
 
 def _overview(ctx: _Context) -> str:
     """The overview dashboard for the alert's job (the guards and the store are shown there)."""
-    return links.url(links.OVERVIEW, ctx.config.grafana_url, **{links.Var.JOB: _url_label(promql.JOB_LABEL)})
+    return loop_names.url(
+        loop_names.OVERVIEW, ctx.config.grafana_url, **{loop_names.Var.JOB: _url_label(promql.JOB_LABEL)}
+    )
 
 
 def _rate_limit_sustained(ctx: _Context) -> list[Rule]:

@@ -5,6 +5,9 @@ The error ratio is the share of the calls a breaker counted that failed or were 
 calls (a caller's bad request, a cancellation) and rejections of a breaker forced open by hand
 are in neither side. Every ratio keeps the breaker's
 identity and dependency labels (:data:`breakerpanel.exporter.promql.BREAKER_LABELS`) and sums the instances.
+
+The record names, the windows and the outcome sets are in :mod:`breakerpanel.exporter.loop_names`:
+the dashboards read these series too.
 """
 
 from __future__ import annotations
@@ -13,43 +16,18 @@ from typing import Any
 
 from breakerpanel.exporter import promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.loop_names import (
+    COUNTED_OUTCOMES,
+    ERROR_OUTCOMES,
+    SLO_LABEL,
+    SLO_OBJECTIVE,
+    WINDOWS,
+    calls_rate,
+    error_ratio,
+)
+from breakerpanel.exporter.rules_config import RulesConfig, Slo, scaled_duration
 
-from .config import RulesConfig, Slo, scaled_duration
-
-__all__ = [
-    "COUNTED_OUTCOMES",
-    "ERROR_OUTCOMES",
-    "SLO_LABEL",
-    "SLO_OBJECTIVE",
-    "WINDOWS",
-    "calls_rate",
-    "error_ratio",
-    "recording_groups",
-]
-
-#: The windows of the multiwindow burn-rate alerts (and of the SLO dashboard).
-WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
-
-#: The label the objective series and the burn-rate alerts carry: the SLO's name.
-SLO_LABEL = "slo"
-#: One series per SLO and breaker it covers, valued at the objective (e.g. 0.99).
-SLO_OBJECTIVE = "circuit_breaker:slo_objective:ratio"
-
-_OUTCOME = sc.CircuitBreakerOutcomeValues
-#: The calls an error ratio counts (ignored calls, a caller's bad request, count on neither side)...
-COUNTED_OUTCOMES = (_OUTCOME.SUCCESS, _OUTCOME.FAILURE, _OUTCOME.REJECTED)
-#: ... and the ones that are errors.
-ERROR_OUTCOMES = (_OUTCOME.FAILURE, _OUTCOME.REJECTED)
-
-
-def calls_rate(window: str) -> str:
-    """The record name: counted calls (success, failure, rejected) per second over ``window``."""
-    return f"circuit_breaker:calls:rate{window}"
-
-
-def error_ratio(window: str) -> str:
-    """The record name: failed and rejected calls over counted calls, over ``window``."""
-    return f"circuit_breaker:error_ratio:rate{window}"
+__all__ = ["recording_groups", "slo_selector"]
 
 
 def _rate(outcomes: tuple[sc.CircuitBreakerOutcomeValues, ...], window: str) -> str:

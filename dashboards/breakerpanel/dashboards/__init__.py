@@ -2,13 +2,16 @@
 
 Each ``dashboards/<name>.dashboard.py`` builds one grafanalib ``Dashboard`` in a module-level
 variable ``dashboard`` (the layout grafanalib's ``generate-dashboard`` expects);
-:mod:`breakerpanel.dashboards.common` holds what they share and :mod:`breakerpanel.dashboards.links` their uids.
+:mod:`breakerpanel.dashboards.common` holds what they share; their uids and variables are
+:mod:`breakerpanel.exporter.loop_names`' (the alert rules link to them), and the SLO dashboard
+follows the rules' configuration (:mod:`breakerpanel.exporter.rules_config`): this package
+imports neither :mod:`breakerpanel.alert_rules` nor is imported by it.
 ``python -m breakerpanel.dashboards`` (``make dashboards``) writes the JSON Grafana provisions to
 ``dashboards/generated/<uid without the breakerpanel- prefix>.json``; ``--check`` lists the
 files that are stale.
 
-grafanalib is imported only when a dashboard is built: the alert rules import
-:mod:`breakerpanel.dashboards.links` without it.
+grafanalib is imported only when a dashboard is built: ``breakerpanel dashboards`` says which
+extra to install before it needs it.
 """
 
 from __future__ import annotations
@@ -21,16 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import links
-
 if TYPE_CHECKING:
     from grafanalib.core import Dashboard  # type: ignore[import-untyped]
 
-    from breakerpanel.alert_rules.config import RulesConfig
+    from breakerpanel.exporter.rules_config import RulesConfig
 
 __all__ = [
+    "DATASOURCE_TYPE",
+    "DATASOURCE_UID",
     "GENERATED_DIR",
     "SOURCE_DIR",
+    "TAG",
     "DashboardOptions",
     "dump",
     "expressions",
@@ -44,6 +48,13 @@ __all__ = [
     "stale",
 ]
 
+#: The provisioned Prometheus datasource (deploy/grafana): the datasource variable's default.
+DATASOURCE_TYPE = "prometheus"
+DATASOURCE_UID = "breakerpanel-prometheus"
+
+#: Every dashboard carries this tag; Grafana's dashboard links list the dashboards by it.
+TAG = "breakerpanel"
+
 SOURCE_DIR = Path(__file__).resolve().parent
 #: The repository's dashboards/generated/ (this package is dashboards/breakerpanel/dashboards/).
 GENERATED_DIR = SOURCE_DIR.parents[1] / "generated"
@@ -56,7 +67,7 @@ class DashboardOptions:
     """What a service of its own changes in the generated dashboards."""
 
     #: The Prometheus datasource the dashboards select first (any Prometheus one can be picked).
-    datasource_uid: str = links.DATASOURCE_UID
+    datasource_uid: str = DATASOURCE_UID
     #: A regular expression the ``job`` variable's values must match in full ("" lists every job
     #: that exports breaker metrics).
     job_regex: str = ""
@@ -89,7 +100,7 @@ def rules_config() -> RulesConfig:
     dashboard's burn-rate windows): :func:`generate`'s, else :func:`load_rules_config`'s default."""
     config = _RULES_CONFIG.get()
     if config is None:
-        from breakerpanel.alert_rules.config import load_rules_config
+        from breakerpanel.exporter.rules_config import load_rules_config
 
         config = load_rules_config()
     return config

@@ -12,10 +12,10 @@ from pathlib import Path
 from breakerpanel import dashboards
 from breakerpanel._extras import require
 
-from . import DashboardOptions, generate, links, stale
+from . import DATASOURCE_UID, DashboardOptions, generate, stale
 
 # The command builds dashboards, which needs grafanalib: said up front, in one line (the package
-# itself imports it only when it builds one, so that the alert rules can read its links without it).
+# itself imports it only when it builds one).
 require("breakerpanel.dashboards", "dashboards", "grafanalib")
 
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the alert rules' configuration (default: a checkout's alert_rules/config.yaml, else built-in defaults)",
     )
     parser.add_argument(
-        "--datasource-uid", default=links.DATASOURCE_UID, help="the Prometheus datasource selected first (%(default)s)"
+        "--datasource-uid", default=DATASOURCE_UID, help="the Prometheus datasource selected first (%(default)s)"
     )
     parser.add_argument("--job", default="", metavar="REGEX", help="list only the jobs that match (default: all)")
     args = parser.parse_args(argv)
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     directory: Path = args.output
     rules = None
     if args.config is not None:
-        from breakerpanel.alert_rules.config import load_rules_config
         from breakerpanel.config import ConfigFileError
+        from breakerpanel.exporter.rules_config import load_rules_config
 
         try:
             rules = load_rules_config(args.config)

@@ -10,7 +10,6 @@ endpoints inherit their service's.
 
 from __future__ import annotations
 
-from breakerpanel.dashboards import links
 from breakerpanel.dashboards.common import (
     BUCKET_LABEL,
     COUNTED_OUTCOMES,
@@ -31,9 +30,9 @@ from breakerpanel.dashboards.common import (
     transitions_annotation,
     var,
 )
-from breakerpanel.dashboards.links import Var
-from breakerpanel.exporter import promql
+from breakerpanel.exporter import loop_names, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.loop_names import Var
 
 JOB = promql.JOB_LABEL
 NAME = sc.CIRCUIT_BREAKER_NAME_LABEL
@@ -209,7 +208,7 @@ traffic = Section(
 _CALLS = sc.METRIC_CIRCUIT_BREAKER_CALLS
 _JOBS = promql.re(JOB, var(Var.JOB))
 dashboard = new_dashboard(
-    links.AI_PROVIDERS,
+    loop_names.AI_PROVIDERS,
     description="Generative AI providers and models behind circuit breakers: availability, latency, rate "
     "limits, and traffic sent to alternate providers.",
     variables=[

@@ -9,7 +9,8 @@ version, the tag, the links between dashboards and the layout.
 
 Every metric and label name comes from :mod:`breakerpanel.exporter.semconv` (through
 :mod:`breakerpanel.exporter.promql`)
-or from :mod:`breakerpanel.alert_rules.recording`; ``tests/dashboards`` checks it with a PromQL parser.
+or from the recording rules' names (:mod:`breakerpanel.exporter.loop_names`); ``tests/dashboards`` checks
+it with a PromQL parser.
 """
 
 from __future__ import annotations
@@ -37,12 +38,11 @@ from grafanalib.core import (  # type: ignore[import-untyped]
 )
 
 from breakerpanel import RATE_LIMITED_ERROR_TYPE, dashboards
-from breakerpanel.alert_rules.recording import COUNTED_OUTCOMES, ERROR_OUTCOMES
-from breakerpanel.exporter import promql
+from breakerpanel.exporter import loop_names, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.loop_names import COUNTED_OUTCOMES, ERROR_OUTCOMES, DashboardId, Var
 
-from . import links
-from .links import DashboardId, Var
+from . import DATASOURCE_TYPE, TAG
 
 __all__ = [
     "BASELINE",
@@ -85,7 +85,7 @@ __all__ = [
 #: The dashboard JSON schema the dashboards declare (Grafana 10.4 / 11); grafanalib says 12.
 SCHEMA_VERSION: Final = 39
 #: Every datasource reference: the datasource variable, resolved by Grafana at display time.
-DATASOURCE: Final[Mapping[str, str]] = {"type": links.DATASOURCE_TYPE, "uid": "${" + Var.DATASOURCE + "}"}
+DATASOURCE: Final[Mapping[str, str]] = {"type": DATASOURCE_TYPE, "uid": "${" + Var.DATASOURCE + "}"}
 
 #: Grafana's rate window: at least four scrape intervals, whatever the zoom.
 RATE_INTERVAL: Final = "$__rate_interval"
@@ -227,7 +227,7 @@ def datasource_variable() -> dict[str, Any]:
         "name": Var.DATASOURCE,
         "label": "Data source",
         "type": "datasource",
-        "query": links.DATASOURCE_TYPE,
+        "query": DATASOURCE_TYPE,
         "current": {"text": uid, "value": uid},
         "hide": 0,
         "includeAll": False,
@@ -257,7 +257,9 @@ def query_variable(
     if name == Var.JOB and job_regex and not regex:  # the service's own jobs only
         regex = f"/^(?:{job_regex})$/"
     current: dict[str, Any] = (
-        {"text": ["All"] if multi else "All", "value": [links.ALL] if multi else links.ALL} if include_all else {}
+        {"text": ["All"] if multi else "All", "value": [loop_names.ALL] if multi else loop_names.ALL}
+        if include_all
+        else {}
     )
     return {
         "name": name,
@@ -319,8 +321,8 @@ def detail_link(source: str = "field") -> dict[str, Any]:
     def ref(label: str) -> str:
         return f"${{__field.labels.{label}}}" if source == "field" else f"${{__data.fields.{label}}}"
 
-    url = links.url(
-        links.DETAIL,
+    url = loop_names.url(
+        loop_names.DETAIL,
         "",
         **{
             Var.DATASOURCE: var("{" + Var.DATASOURCE + "}"),
@@ -338,7 +340,7 @@ def _dashboard_links(extra: Iterable[DashboardLink]) -> list[DashboardLink]:
     return [
         DashboardLink(
             type="dashboards",
-            tags=[links.TAG],
+            tags=[TAG],
             asDropdown=True,
             title="Circuit breakers",
             includeVars=True,
@@ -618,13 +620,13 @@ def new_dashboard(
     time_from: str = "now-3h",
     refresh: str = "30s",
 ) -> Dashboard:
-    """A dashboard with the house settings: uid and title from :mod:`breakerpanel.dashboards.links`, the tag,
+    """A dashboard with the house settings: uid and title from :mod:`breakerpanel.exporter.loop_names`, the tag,
     the datasource variable first, shared crosshair, the browser's time zone, panel ids in order."""
     return Dashboard(
         title=ident.title,
         uid=ident.uid,
         description=description,
-        tags=[links.TAG],
+        tags=[TAG],
         editable=False,
         graphTooltip=1,
         schemaVersion=SCHEMA_VERSION,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from grafanalib.core import DashboardLink, TimeSeries  # type: ignore[import-untyped]
 
-from breakerpanel.alert_rules.recording import error_ratio
-from breakerpanel.dashboards import links
 from breakerpanel.dashboards.common import (
     BUCKET_LABEL,
     ERROR_RATIO,
@@ -40,9 +38,9 @@ from breakerpanel.dashboards.common import (
     var,
     with_service,
 )
-from breakerpanel.dashboards.links import Var
-from breakerpanel.exporter import promql
+from breakerpanel.exporter import loop_names, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.loop_names import Var, error_ratio
 
 JOB = promql.JOB_LABEL
 NAME = sc.CIRCUIT_BREAKER_NAME_LABEL
@@ -368,7 +366,7 @@ _STATE_SERIES = sc.METRIC_CIRCUIT_BREAKER_STATE
 _IN_LEVEL = (promql.eq(JOB, var(Var.JOB)), promql.re(LEVEL, var(Var.LEVEL)))
 
 dashboard = new_dashboard(
-    links.DETAIL,
+    loop_names.DETAIL,
     description="One circuit breaker: state, rates against thresholds, latency, recoveries, transitions, calls.",
     variables=[
         query_variable(Var.JOB, f"label_values({_STATE_SERIES.prometheus_name}, {JOB})", label="Job"),
@@ -405,13 +403,13 @@ dashboard = new_dashboard(
             tooltip="The detail of the service-level breaker above this one",
             icon="dashboard",
             keepTime=True,
-            uri=links.url(
-                links.DETAIL,
+            uri=loop_names.url(
+                loop_names.DETAIL,
                 "",
                 **{
                     Var.DATASOURCE: var("{" + Var.DATASOURCE + "}"),
                     Var.JOB: var(Var.JOB),
-                    Var.LEVEL: links.ALL,
+                    Var.LEVEL: loop_names.ALL,
                     Var.SERVICE: var(Var.SERVICE),
                     Var.BREAKER: var(Var.SERVICE),
                 },

@@ -7,8 +7,6 @@ call-rate panel splits by level for that reason. Breaker series link to the deta
 
 from __future__ import annotations
 
-from breakerpanel.alert_rules.recording import calls_rate, error_ratio
-from breakerpanel.dashboards import links
 from breakerpanel.dashboards.common import (
     BASELINE,
     ERROR_RATIO,
@@ -35,9 +33,9 @@ from breakerpanel.dashboards.common import (
     var,
     with_service,
 )
-from breakerpanel.dashboards.links import Var
-from breakerpanel.exporter import promql
+from breakerpanel.exporter import loop_names, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.loop_names import Var, calls_rate, error_ratio
 
 JOB = promql.JOB_LABEL
 NAME = sc.CIRCUIT_BREAKER_NAME_LABEL
@@ -433,7 +431,7 @@ store = Section(
 )
 
 dashboard = new_dashboard(
-    links.OVERVIEW,
+    loop_names.OVERVIEW,
     description="Circuit breakers at a glance: states, traffic, rejections, fallbacks, the worst breakers; "
     "the guards (rate limits, lockouts, load shedding) and the state store.",
     variables=[

@@ -2,7 +2,8 @@
 burn rate over the alert windows, and the error budget left over the SLO period.
 
 The SLOs, their targets and the burn-rate alerts' windows and factors are in
-``alert_rules/config.yaml``; the recording rules (:mod:`breakerpanel.alert_rules.recording`) write one
+``alert_rules/config.yaml``; the recording rules (:mod:`breakerpanel.alert_rules.recording`, named in
+:mod:`breakerpanel.exporter.loop_names`) write one
 ``circuit_breaker:slo_objective:ratio{slo="<name>"}`` series per SLO and breaker, valued at the
 target, and the error ratios over each window. A burn rate is the error ratio over the budget,
 ``1 - objective``: at 1 the budget lasts exactly the period. Regenerate the dashboards when the
@@ -12,9 +13,6 @@ alert windows change (``make dashboards``).
 from __future__ import annotations
 
 from breakerpanel import dashboards
-from breakerpanel.alert_rules.config import BurnRateWindow, duration_seconds
-from breakerpanel.alert_rules.recording import SLO_LABEL, SLO_OBJECTIVE, WINDOWS, error_ratio
-from breakerpanel.dashboards import links
 from breakerpanel.dashboards.common import (
     COUNTED_OUTCOMES,
     ERROR_OUTCOMES,
@@ -32,9 +30,10 @@ from breakerpanel.dashboards.common import (
     timeseries,
     var,
 )
-from breakerpanel.dashboards.links import Var
-from breakerpanel.exporter import promql
+from breakerpanel.exporter import loop_names, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.loop_names import SLO_LABEL, SLO_OBJECTIVE, WINDOWS, Var, error_ratio
+from breakerpanel.exporter.rules_config import BurnRateWindow, duration_seconds
 
 JOB = promql.JOB_LABEL
 NAME = sc.CIRCUIT_BREAKER_NAME_LABEL
@@ -46,7 +45,9 @@ PAIRS: list[tuple[str, BurnRateWindow]] = [("Page", w) for w in BURN.page] + [("
 for _, _pair in PAIRS:
     for _window in (_pair.long, _pair.short):
         if _window not in WINDOWS:
-            raise ValueError(f"burn-rate window {_window} has no recording rule (alert_rules.recording.WINDOWS)")
+            raise ValueError(
+                f"burn-rate window {_window} has no recording rule (breakerpanel.exporter.loop_names.WINDOWS)"
+            )
 
 #: The selected SLO's breakers.
 BREAKERS = (promql.re(JOB, var(Var.JOB)), promql.re(NAME, var(Var.BREAKER)))
@@ -204,7 +205,7 @@ burn = Section(
 )
 
 dashboard = new_dashboard(
-    links.SLO,
+    loop_names.SLO,
     description="Availability objectives of circuit-breaker-protected dependencies: availability against "
     "the objective, burn rates over the alert windows, error budget left.",
     variables=[

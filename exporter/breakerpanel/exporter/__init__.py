@@ -6,6 +6,10 @@
   ``OTEL_*`` variables ask for it), ``/metrics`` as an ASGI app or a standalone server, span
   events for rejections, fallbacks and state changes.
 - ``breakerpanel.exporter.adapters``: the same metrics for pybreaker, aiobreaker and purgatory breakers.
+- What the rule generator and the dashboards share, here so that neither imports the other:
+  :mod:`breakerpanel.exporter.promql` (queries over the registry's series),
+  :mod:`breakerpanel.exporter.loop_names` (the recording rules' names, the dashboards' uids and
+  variables) and :mod:`breakerpanel.exporter.rules_config` (the rules' configuration).
 
 The call path pays nothing beyond a bucket count: instruments are observable and read the
 breakers' own counters when Prometheus scrapes.
@@ -34,9 +38,9 @@ __all__ = [
     "otlp_configured",
 ]
 
-# The names above load on first use (PEP 562): the registry's constants (semconv, promql), which
-# the rule and dashboard generators read, need no OpenTelemetry, and without the `exporter` extra
-# the first use of BreakerTelemetry says which extra to install.
+# The names above load on first use (PEP 562): the modules the rule and dashboard generators read
+# (semconv, promql, loop_names, rules_config) need no OpenTelemetry, and without the `exporter`
+# extra the first use of BreakerTelemetry says which extra to install.
 _SOURCES = {
     "OTHER": "._catalog",
     "BreakerCatalog": "._catalog",

@@ -21,9 +21,8 @@ from breakerpanel import HistogramReading
 
 from . import semconv as sc
 from ._catalog import BreakerCatalog
-from ._instruments import common_attributes
 from ._series import Labels, SeriesPolicy
-from ._sources import BreakerReading
+from ._sources import BreakerReading, common_attributes
 
 __all__ = ["BreakerExposition"]
 

@@ -31,24 +31,9 @@ from breakerpanel import HistogramReading
 from . import semconv as sc
 from ._catalog import BreakerCatalog
 from ._series import Series, SeriesPolicy
-from ._sources import BreakerReading
+from ._sources import BreakerReading, common_attributes
 
-__all__ = ["BreakerInstruments", "common_attributes"]
-
-
-def common_attributes(reading: BreakerReading) -> dict[str, str]:
-    """The attributes on every series of a breaker: identity and place in the hierarchy (the
-    service it belongs to, or the services a feature requires), then dependency attributes."""
-    attributes = {sc.CIRCUIT_BREAKER_NAME: reading.name, sc.CIRCUIT_BREAKER_LEVEL: reading.level}
-    if reading.parent is not None:
-        attributes[sc.CIRCUIT_BREAKER_PARENT] = reading.parent
-    if reading.level == sc.CircuitBreakerLevelValues.FEATURE:
-        if reading.requires:
-            attributes[sc.CIRCUIT_BREAKER_REQUIRES] = ",".join(reading.requires)
-    else:
-        attributes[sc.CIRCUIT_BREAKER_SERVICE] = reading.parent or reading.name
-    attributes.update(reading.attributes)
-    return attributes
+__all__ = ["BreakerInstruments"]
 
 
 class BreakerInstruments:

@@ -25,7 +25,9 @@ from breakerpanel import (
     trip_forecaster,
 )
 
-__all__ = ["BreakerReading", "BreakerSource", "CircuitBreakerSource"]
+from . import semconv as sc
+
+__all__ = ["BreakerReading", "BreakerSource", "CircuitBreakerSource", "common_attributes"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,21 @@ class BreakerReading:
             + sum(self.rejected_by_reason.values())
             + sum(self.transitions.values())
         )
+
+
+def common_attributes(reading: BreakerReading) -> dict[str, str]:
+    """The attributes on every series of a breaker: identity and place in the hierarchy (the
+    service it belongs to, or the services a feature requires), then dependency attributes."""
+    attributes = {sc.CIRCUIT_BREAKER_NAME: reading.name, sc.CIRCUIT_BREAKER_LEVEL: reading.level}
+    if reading.parent is not None:
+        attributes[sc.CIRCUIT_BREAKER_PARENT] = reading.parent
+    if reading.level == sc.CircuitBreakerLevelValues.FEATURE:
+        if reading.requires:
+            attributes[sc.CIRCUIT_BREAKER_REQUIRES] = ",".join(reading.requires)
+    else:
+        attributes[sc.CIRCUIT_BREAKER_SERVICE] = reading.parent or reading.name
+    attributes.update(reading.attributes)
+    return attributes
 
 
 @runtime_checkable

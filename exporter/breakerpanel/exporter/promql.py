@@ -16,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
+from breakerpanel import CircuitBreaker
+
 from . import semconv as sc
+from ._sources import BreakerReading, common_attributes
 
 __all__ = [
     "BREAKER_LABELS",
@@ -24,6 +27,7 @@ __all__ = [
     "IDENTITY_LABELS",
     "JOB_LABEL",
     "alternation",
+    "breaker_labels",
     "eq",
     "ne",
     "nre",
@@ -99,3 +103,18 @@ def sum_by_breaker(expr: str, *extra: str, without_dependency: bool = False) -> 
     """``sum by (<breaker labels>, extra...) (expr)``: one series per breaker (instances summed)."""
     labels = (IDENTITY_LABELS if without_dependency else BREAKER_LABELS) + extra
     return f"sum by ({', '.join(labels)}) ({expr})"
+
+
+def breaker_labels(breaker: CircuitBreaker) -> dict[str, str]:
+    """The labels on every series of ``breaker``, as the exporter writes them (``job`` and
+    ``instance`` are Prometheus's): its name and level, its parent and service or the services a
+    feature requires, and its dependency attributes (others are dropped, as the exporter drops them)."""
+    reading = BreakerReading(
+        name=breaker.name,
+        level=breaker.level.value,
+        parent=breaker.parent.name if breaker.parent is not None else None,
+        attributes={k: v for k, v in breaker.attributes.items() if k in sc.DEPENDENCY_ATTRIBUTES},
+        state=breaker.state.value,
+        requires=breaker.requires,
+    )
+    return {sc.label(attribute): value for attribute, value in common_attributes(reading).items()}

@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Protocol, TypeAlias
 from urllib.parse import urlencode
 
+from breakerpanel.exporter.loop_names import DETAIL, OVERVIEW, Var
+
 from .identity import breaker_of
 from .rows import Item, Labels, SlackCard
 from .vocabulary import IncidentStatus, Target
@@ -49,13 +51,8 @@ def bounded(text: str, limit: int) -> str:
 
 
 #: The Grafana base the alert rules' generator writes into ``dashboard_url`` unless told another
-#: (alert_rules/breakerpanel/alert_rules/config.py, ``grafana_url``): on any other machine it points nowhere.
+#: (:mod:`breakerpanel.exporter.rules_config`, ``grafana_url``): on any other machine it points nowhere.
 GENERATOR_GRAFANA_URL = "http://localhost:3000"
-#: The dashboards a link without a ``dashboard_url`` leads to, and the detail dashboard's variables
-#: (dashboards/breakerpanel/dashboards/links.py: ``DETAIL``, ``OVERVIEW``, ``Var``; not importable here: the bot's image
-#: ships without dashboards/).
-DETAIL_DASHBOARD_PATH = "/d/breakerpanel-detail/detail"
-OVERVIEW_DASHBOARD_PATH = "/d/breakerpanel-overview/overview"
 
 
 def dashboard_link(annotations: Mapping[str, str], labels: Mapping[str, str], grafana_url: str | None) -> str | None:
@@ -72,14 +69,15 @@ def dashboard_link(annotations: Mapping[str, str], labels: Mapping[str, str], gr
         return None
     breaker = breaker_of(labels)
     if breaker is None:
-        return base + OVERVIEW_DASHBOARD_PATH
+        return base + OVERVIEW.path()
+    # The detail dashboard's variables, as the alert rules' links set them (loop_names.url).
     variables = {
-        "var-job": breaker.job,
-        "var-level": breaker.level,
-        "var-service": breaker.service or breaker.parent or breaker.name,
-        "var-breaker": breaker.name,
+        f"var-{Var.JOB}": breaker.job,
+        f"var-{Var.LEVEL}": breaker.level,
+        f"var-{Var.SERVICE}": breaker.service or breaker.parent or breaker.name,
+        f"var-{Var.BREAKER}": breaker.name,
     }
-    return f"{base}{DETAIL_DASHBOARD_PATH}?{urlencode(variables)}"
+    return f"{base}{DETAIL.path()}?{urlencode(variables)}"
 
 
 class DeliveryError(Exception):

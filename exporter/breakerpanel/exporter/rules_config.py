@@ -1,10 +1,21 @@
-"""``alert_rules/config.yaml``: the thresholds, tiers and SLO targets the rules are generated from.
+"""The rules' configuration (``alert_rules/config.yaml`` in a checkout; a service's own
+``rules.yaml``): the thresholds, tiers and SLO targets the alert rules are generated from, and
+the burn-rate windows the SLO dashboard draws.
+
+Here, beside the names they share (:mod:`breakerpanel.exporter.loop_names`), because both
+generators read it: :mod:`breakerpanel.alert_rules` and :mod:`breakerpanel.dashboards` import
+this module, never each other.
 
 Every field has a default; the committed file sets the ones a team usually tunes. A bad file gives
 a :class:`~breakerpanel.config.ConfigFileError` naming the line, the key and the reason.
 """
 
 from __future__ import annotations
+
+from breakerpanel._extras import require
+
+# Before the imports that need them (E402 is off for this file): one line naming the extra.
+require("breakerpanel.exporter.rules_config", "config", "yaml", "pydantic")
 
 import os
 import re
@@ -32,9 +43,10 @@ __all__ = [
     "scaled_duration",
 ]
 
-#: The stack's configuration in a checkout of the repository (alert_rules/config.yaml). An installed
-#: package has none: without a file, load_rules_config() gives the built-in defaults.
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
+#: The stack's configuration in a checkout of the repository (alert_rules/config.yaml; this module is
+#: exporter/breakerpanel/exporter/rules_config.py). An installed package has none: without a file,
+#: load_rules_config() gives the built-in defaults.
+DEFAULT_CONFIG = Path(__file__).resolve().parents[3] / "alert_rules" / "config.yaml"
 
 
 def duration_seconds(text: str) -> int:
