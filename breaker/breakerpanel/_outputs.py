@@ -47,10 +47,11 @@ def write_or_check(
     return 0
 
 
-def checkout_default(path: Path) -> Path | None:
-    """``path`` as an option's default when it exists (a checkout's file or folder); ``None`` in an
+def checkout_default(path: Path, *, marker: Path | None = None) -> Path | None:
+    """``path`` as an option's default in a checkout of the repository, where it exists (or, for a
+    file that is written, where ``marker``, a file only a checkout has, exists); ``None`` in an
     installed package, where the option must be given (:func:`require_options`)."""
-    return path if path.exists() else None
+    return path if (marker or path).exists() else None
 
 
 def require_options(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from breakerpanel._outputs import checkout_default, require_options, write_or_check
 from breakerpanel.config import ConfigFileError
 
 from . import (
@@ -34,7 +35,12 @@ __all__ = ["alertmanager_main", "main", "unit_tests_beside"]
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser("python -m breakerpanel.alert_rules", __doc__)
-    parser.add_argument("--output", type=Path, default=_in_checkout(RULES_FILE), help="the rule file to write")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=checkout_default(RULES_FILE, marker=DEFAULT_CONFIG),
+        help="the rule file to write",
+    )
     parser.add_argument(
         "--tests",
         type=Path,
@@ -45,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--alertmanager",
         type=Path,
-        default=_in_checkout(ALERTMANAGER_FILE),
+        default=checkout_default(ALERTMANAGER_FILE, marker=DEFAULT_CONFIG),
         help="the Alertmanager configuration to write",
     )
     args = parser.parse_args(argv)
-    _require(parser, args, "output", "alertmanager")
+    require_options(parser, args, "output", "alertmanager")
     tests = _tests_path(args.tests, args.output)
     # promtool reads rule_files relative to the test file.
     rule_file = Path(os.path.relpath(args.output.resolve(), tests.resolve().parent)).as_posix()
@@ -60,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             tests: render_unit_tests(config, rule_file),
             args.alertmanager: render_alertmanager_for(config),
         },
+        "make rules" if args.config is None else "breakerpanel rules",
     )
 
 
@@ -83,22 +90,14 @@ def alertmanager_main(argv: list[str] | None = None) -> int:
         "rules per service of the configuration's breakers_file.",
     )
     parser.add_argument(
-        "--output", type=Path, default=_in_checkout(ALERTMANAGER_FILE), help="the configuration to write"
+        "--output",
+        type=Path,
+        default=checkout_default(ALERTMANAGER_FILE, marker=DEFAULT_CONFIG),
+        help="the configuration to write",
     )
     args = parser.parse_args(argv)
-    _require(parser, args, "output")
-    return _write(args, lambda config: {args.output: render_alertmanager_for(config)})
-
-
-def _in_checkout(path: Path) -> Path | None:
-    """A default output path: the stack's file in a checkout; none for an installed package."""
-    return path if DEFAULT_CONFIG.is_file() else None
-
-
-def _require(parser: argparse.ArgumentParser, args: argparse.Namespace, *names: str) -> None:
-    missing = [f"--{name}" for name in names if getattr(args, name) is None]
-    if missing:
-        parser.error(f"{', '.join(missing)} required (the defaults are a checkout's files)")
+    require_options(parser, args, "output")
+    return _write(args, lambda config: {args.output: render_alertmanager_for(config)}, "breakerpanel alertmanager")
 
 
 def _parser(prog: str, description: str | None) -> argparse.ArgumentParser:
@@ -113,25 +112,13 @@ def _parser(prog: str, description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
-def _write(args: argparse.Namespace, files_for: Callable[[RulesConfig], Mapping[Path, str]]) -> int:
+def _write(args: argparse.Namespace, files_for: Callable[[RulesConfig], Mapping[Path, str]], remake: str) -> int:
     try:
         files = files_for(load_rules_config(args.config))
     except ConfigFileError as exc:
         print(exc, file=sys.stderr)
         return 2
-    stale = 0
-    for path, text in files.items():
-        current = path.read_text() if path.exists() else None
-        if current == text:
-            continue
-        if args.check:
-            print(f"{path} is stale: run `make rules`", file=sys.stderr)
-            stale += 1
-            continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        print(f"wrote {path}")
-    return 1 if stale else 0
+    return write_or_check(files, check=args.check, remake=remake)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from pathlib import Path
 
 from breakerpanel import dashboards
 from breakerpanel._extras import require
+from breakerpanel._outputs import checkout_default, require_options, write_or_check
 
-from . import DATASOURCE_UID, DashboardOptions, generate, stale
+from . import DATASOURCE_UID, DashboardOptions, generate
 
 # The command builds dashboards, which needs grafanalib: said up front, in one line (the package
 # itself imports it only when it builds one).
@@ -26,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         "--output",
         type=Path,
         # Read when called: the tests point GENERATED_DIR elsewhere.
-        default=dashboards.GENERATED_DIR if dashboards.GENERATED_DIR.is_dir() else None,
+        default=checkout_default(dashboards.GENERATED_DIR),
         help="the directory to write (default: a checkout's dashboards/generated/)",
     )
     parser.add_argument(
@@ -44,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         options = DashboardOptions(datasource_uid=args.datasource_uid, job_regex=args.job)
     except ValueError as exc:
         parser.error(str(exc))
-    if args.output is None:
-        parser.error("--output required (the default is a checkout's dashboards/generated/)")
+    require_options(parser, args, "output")
     directory: Path = args.output
     rules = None
     if args.config is not None:
@@ -58,20 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return 2
     expected = generate(directory, rules, options)
-    outdated = stale(expected, directory)
-    if args.check:
-        for path in outdated:
-            print(f"{path} is stale: run `make dashboards`", file=sys.stderr)
-        return 1 if outdated else 0
-    directory.mkdir(parents=True, exist_ok=True)
-    for path in outdated:
-        if path in expected:
-            path.write_text(expected[path])
-            print(f"wrote {path}")
-        else:
-            path.unlink()
-            print(f"removed {path} (no source makes it)")
-    return 0
+    remake = "make dashboards" if args.output == dashboards.GENERATED_DIR else "breakerpanel dashboards"
+    obsolete = directory.glob("*.json") if directory.is_dir() else ()
+    return write_or_check(expected, check=args.check, remake=remake, obsolete=obsolete)
 
 
 if __name__ == "__main__":
