@@ -84,3 +84,31 @@ def test_the_core_tests_pass_with_the_core_s_dependencies_only(core_venv: Path) 
         cwd=ROOT, env=clean_env(core_venv) | {CORE_ONLY: "1"}, timeout=600,
     )  # fmt: skip
     assert " passed" in out.splitlines()[-1], out
+
+
+#: Each integration and the extra its error names when its library is missing.
+INTEGRATIONS = {
+    "httpx": "httpx",
+    "httpx2": "httpx2",
+    "redis": "redis",
+    "asyncpg": "postgres",
+    "sqlalchemy": "postgres",
+    "fastapi": "fastapi",
+    "guards": "fastapi",
+}
+
+
+def test_an_integration_without_its_extra_says_what_to_install(core_venv: Path) -> None:
+    script = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        importlib.import_module(f'breakerpanel.integrations.{name}')\n"
+        "    except ModuleNotFoundError as exc:\n"
+        "        print(name, exc, sep='\\t')\n"
+    )
+    out = run(core_venv / "bin" / "python", "-c", script, *INTEGRATIONS, cwd=ROOT, env=clean_env(core_venv))
+    said = dict(line.split("\t") for line in out.splitlines())
+    assert set(said) == set(INTEGRATIONS)
+    for name, extra in INTEGRATIONS.items():
+        assert said[name].endswith(f"pip install 'breakerpanel[{extra}]'"), said[name]

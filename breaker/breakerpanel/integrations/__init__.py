@@ -7,8 +7,8 @@
 - :mod:`breakerpanel.integrations.asyncpg` and :mod:`breakerpanel.integrations.sqlalchemy`: PostgreSQL;
 - :mod:`breakerpanel.integrations.fastapi`: dependencies and error mapping for routes.
 
-Each module imports its library on import, so install the matching extra
-(``breakerpanel[httpx]``, ``[redis]``, ``[postgres]``, ``[fastapi]``).
+Each module imports its library on import, so install the matching extra (without it, the import
+fails with one line naming it): ``breakerpanel[httpx]``, ``[httpx2]``, ``[redis]``, ``[postgres]``, ``[fastapi]``.
 """
 
 from ._http import Route, Router, StreamLimits, StreamStalledError

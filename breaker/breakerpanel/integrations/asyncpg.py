@@ -15,6 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from breakerpanel._extras import require
+
+# A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
+require("breakerpanel.integrations.asyncpg", "postgres", "asyncpg")
+
 import asyncpg
 
 from breakerpanel._breaker import CircuitBreaker

@@ -24,6 +24,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from breakerpanel._extras import require
+
+# A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
+require("breakerpanel.integrations.fastapi", "fastapi", "fastapi")
+
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 

@@ -21,6 +21,11 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
+from breakerpanel._extras import require
+
+# A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
+require("breakerpanel.integrations.guards", "fastapi", "starlette")
+
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response

@@ -23,6 +23,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from breakerpanel._extras import require
+
+# A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
+require("breakerpanel.integrations.httpx", "httpx", "httpx")
+
 import httpx
 
 from breakerpanel._classify import Classifier

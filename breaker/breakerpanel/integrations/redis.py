@@ -18,6 +18,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from breakerpanel._extras import require
+
+# A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
+require("breakerpanel.integrations.redis", "redis", "redis")
+
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
