@@ -24,10 +24,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from breakerpanel._extras import require
+from breakerpanel._extras import require as require_extra
 
 # A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
-require("breakerpanel.integrations.fastapi", "fastapi", "fastapi")
+require_extra("breakerpanel.integrations.fastapi", "fastapi", "fastapi")
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse

@@ -21,10 +21,10 @@ import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-from breakerpanel._extras import require
+from breakerpanel._extras import require as require_extra
 
 # A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
-require("breakerpanel.integrations.guards", "fastapi", "starlette")
+require_extra("breakerpanel.integrations.guards", "fastapi", "starlette")
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request

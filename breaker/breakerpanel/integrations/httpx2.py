@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from breakerpanel._extras import require
+from breakerpanel._extras import require as require_extra
 
 # A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
-require("breakerpanel.integrations.httpx2", "httpx2", "httpx2")
+require_extra("breakerpanel.integrations.httpx2", "httpx2", "httpx2")
 
 import httpx2
 

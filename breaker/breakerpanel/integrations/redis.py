@@ -18,10 +18,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from breakerpanel._extras import require
+from breakerpanel._extras import require as require_extra
 
 # A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
-require("breakerpanel.integrations.redis", "redis", "redis")
+require_extra("breakerpanel.integrations.redis", "redis", "redis")
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline

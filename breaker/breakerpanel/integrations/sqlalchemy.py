@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from breakerpanel._extras import require
+from breakerpanel._extras import require as require_extra
 
 # A missing extra: one line naming it, not a bare ModuleNotFoundError from below.
-require("breakerpanel.integrations.sqlalchemy", "postgres", "sqlalchemy")
+require_extra("breakerpanel.integrations.sqlalchemy", "postgres", "sqlalchemy")
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
