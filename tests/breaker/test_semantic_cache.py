@@ -197,9 +197,9 @@ def test_a_plain_client_needs_a_breaker() -> None:
         SemanticCache(aioredis.Redis())
 
 
-async def test_a_redis_7_server_is_refused_at_the_check(redis_server: RedisServer) -> None:
+async def test_a_redis_7_server_is_refused_at_the_check(redis7_server: RedisServer) -> None:
     """Debian's redis-server 7.0 has no Vector Sets: the check says so, before any outage."""
-    connection = aioredis.Redis.from_url(redis_server.url)
+    connection = aioredis.Redis.from_url(redis7_server.url)
     try:
         cache = semantic(connection)
         with pytest.raises(VectorSetsUnsupportedError, match=r"version 7\.\d+\.\d+.*Redis 8"):
