@@ -76,6 +76,7 @@ from ._fallback import Alternate, CachedResponse, FallbackStep, Simplified, Stat
 from ._forecast import TripForecast
 from ._probe import Probe, ProbeRunner, asyncpg_probe, http_probe, redis_probe
 from ._registry import BreakerRegistry
+from ._semantic import DEFAULT_MIN_SIMILARITY, SemanticCache
 from ._stores import DEFAULT_SYNC_INTERVAL, MemoryStore, RedisStore, StateStore
 from ._wait import ExponentialBackoff
 from .durations import parse_duration as _parse_duration
@@ -498,6 +499,29 @@ class CacheStep(_Strict):
     name: str = Field("cache", description="Shown in metrics and logs.")
 
 
+class SemanticCacheStep(_Strict):
+    """Fallback step `semantic_cache`: the stored answer of the most similar earlier question, from a
+    Redis 8 Vector Set (`docs/semantic-cache.md`). Call the step's `acheck()` at startup."""
+
+    type: Literal["semantic_cache"]
+    endpoint: str = Field(description="The breaker its Redis calls go through (such as `redis.semantic`).")
+    url: str | None = Field(
+        None, description="`redis://host:port/db` of a Redis 8 (or the application gives the client)."
+    )
+    min_similarity: float = Field(
+        DEFAULT_MIN_SIMILARITY, ge=-1, le=1, description="The cosine similarity a stored question needs to be served."
+    )
+    ttl: Duration = Field(3600.0, description="How long an answer stays servable.")
+    max_entries: int = Field(10_000, ge=1, description="The most questions kept (the oldest go first).")
+    question: str | None = Field(
+        None, description="`module:attribute` of a function giving the call's question (its first string argument)."
+    )
+    present: str | None = Field(
+        None, description="`module:attribute` of a function turning a `SemanticHit` into the value served."
+    )
+    name: str = Field("semantic_cache", description="Shown in metrics and logs; also names its Redis keys.")
+
+
 class SimplifiedStep(_Strict):
     """Fallback step `simplified`: a cheaper function taking the same arguments."""
 
@@ -514,7 +538,9 @@ class StaticStep(_Strict):
     name: str = Field("static", description="Shown in metrics and logs.")
 
 
-FallbackStepSettings = Annotated[AlternateStep | CacheStep | SimplifiedStep | StaticStep, Field(discriminator="type")]
+FallbackStepSettings = Annotated[
+    AlternateStep | CacheStep | SemanticCacheStep | SimplifiedStep | StaticStep, Field(discriminator="type")
+]
 
 
 class FeatureSettings(_Strict):
@@ -731,11 +757,34 @@ def _step(step: Any, registry: BreakerRegistry, resolve: Callable[[str], Any], w
         if step.key is None:
             return CachedResponse(cache, ttl=step.ttl, name=step.name)
         return CachedResponse(cache, key=_resolved(resolve, step.key, f"{where}.key"), ttl=step.ttl, name=step.name)
+    if isinstance(step, SemanticCacheStep):
+        return _semantic_cache(step, registry, resolve, where)
     if isinstance(step, SimplifiedStep):
         return Simplified(_resolved(resolve, step.function, f"{where}.function"), name=step.name)
     assert isinstance(step, AlternateStep)
     breaker = registry[step.endpoint] if step.endpoint else None
     return Alternate(_resolved(resolve, step.function, f"{where}.function"), breaker=breaker, name=step.name)
+
+
+def _semantic_cache(
+    step: SemanticCacheStep, registry: BreakerRegistry, resolve: Callable[[str], Any], where: str
+) -> SemanticCache:
+    if step.url is None:
+        raise BreakerConfigError(f"{where}.url", "a semantic_cache step built from the file needs the URL of a Redis 8")
+    options: dict[str, Any] = {}
+    if step.question is not None:
+        options["question"] = _resolved(resolve, step.question, f"{where}.question")
+    if step.present is not None:
+        options["present"] = _resolved(resolve, step.present, f"{where}.present")
+    return SemanticCache.from_url(
+        step.url,
+        breaker=registry[step.endpoint],
+        min_similarity=step.min_similarity,
+        ttl=step.ttl,
+        max_entries=step.max_entries,
+        name=step.name,
+        **options,
+    )
 
 
 def _resolved(resolve: Callable[[str], Any], reference: str, where: str) -> Any:
@@ -797,7 +846,9 @@ def _problems(error: ValidationError, lines: Mapping[tuple[str, ...], int]) -> l
     for item in error.errors(include_url=False):
         loc = tuple(str(part) for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
         # Discriminated unions add the tag ("static") to the location: keep the file's path.
-        loc = tuple(p for p in loc if p not in ("alternate", "cache", "simplified", "static") or not loc)
+        loc = tuple(
+            p for p in loc if p not in ("alternate", "cache", "semantic_cache", "simplified", "static") or not loc
+        )
         line = None
         for depth in range(len(loc), 0, -1):
             line = lines.get(loc[:depth])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +31,7 @@ from breakerpanel import (
     Static,
     VectorSetsUnsupportedError,
 )
+from breakerpanel.config import ConfigFileError, load_config
 from breakerpanel.integrations.redis import ProtectedRedis
 from tests.servers import RedisServer
 
@@ -302,3 +305,73 @@ def test_bad_settings_are_refused(options: dict[str, Any], field: str) -> None:
     options.setdefault("breaker", CircuitBreaker("redis.semantic"))
     with pytest.raises(BreakerConfigError, match=field):
         SemanticCache(aioredis.Redis(), **options)
+
+
+def semantic_question(request: dict[str, str]) -> str:
+    return request["question"]
+
+
+def marked(hit: SemanticHit) -> str:
+    return f"(earlier answer) {hit.answer}"
+
+
+async def test_breakers_yaml_builds_the_step(tmp_path: Path, redis8_server: RedisServer) -> None:
+    path = tmp_path / "breakers.yaml"
+    path.write_text(
+        textwrap.dedent(f"""
+        services:
+          redis: {{endpoints: {{semantic: {{}}}}}}
+          openai: {{}}
+        features:
+          answer:
+            required: [openai]
+            fallback:
+              - type: semantic_cache
+                endpoint: redis.semantic
+                url: {redis8_server.url}
+                min_similarity: 0.9
+                ttl: 10m
+                max_entries: 100
+                question: "tests.breaker.test_semantic_cache:semantic_question"
+                present: "tests.breaker.test_semantic_cache:marked"
+                name: answers
+              - {{type: static, value: degraded}}
+        """)
+    )
+    registry = load_config(path).build().registry
+    answer = registry.get_feature("answer")
+    step = answer.chain.steps[0]
+    assert isinstance(step, SemanticCache)
+    assert (step.breaker, step.min_similarity, step.ttl, step.max_entries) == (
+        registry["redis.semantic"],
+        0.9,
+        600,
+        100,
+    )
+    assert step.keys[0] == "breakerpanel:semantic:{answers}:vectors"
+    try:
+        await step.acheck()
+
+        async def ok(request: dict[str, str]) -> str:
+            return "forty-two"
+
+        assert await answer.chain.acall(ok, {"question": QUESTION}) == "forty-two"
+        assert await answer.chain.acall(primary_down, {"question": QUESTION.lower()}) == "(earlier answer) forty-two"
+    finally:
+        await step.client.aclose()
+
+
+def test_a_file_step_without_a_url_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "breakers.yaml"
+    path.write_text(
+        "services: {redis: {}, openai: {}}\n"
+        "features: {answer: {required: [openai], fallback: [{type: semantic_cache, endpoint: redis}]}}\n"
+    )
+    with pytest.raises(BreakerConfigError, match=r"answer\.fallback\.0\.url: .*Redis 8"):
+        load_config(path).build()
+    path.write_text(
+        "services: {redis: {}}\n"
+        "features: {answer: {fallback: [{type: semantic_cache, endpoint: redis, min_similarity: 2}]}}\n"
+    )
+    with pytest.raises(ConfigFileError, match="min_similarity"):
+        load_config(path)
