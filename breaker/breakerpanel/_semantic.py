@@ -89,23 +89,27 @@ return redis.call('ZCARD', KEYS[3])
 
 # KEYS: vectors, answers. ARGV: FP32 vector, candidates, minimum VSIM score.
 # The nearest candidate with an answer still stored, if it scores at least the minimum; else the
-# best score seen (for the miss's message), or nothing when the set is empty.
+# nearest one's score (for the miss's message) and, when it scored enough but its answer expired, a
+# nil in third place; nothing when the set is empty.
 _LOOKUP = """
 local found = redis.call('VSIM', KEYS[1], 'FP32', ARGV[1], 'WITHSCORES', 'COUNT', ARGV[2])
 local minimum = tonumber(ARGV[3])
 for i = 1, #found, 2 do
   if tonumber(found[i + 1]) < minimum then
-    return {found[i], found[i + 1]}
+    break
   end
   local payload = redis.call('HGET', KEYS[2], found[i])
   if payload then
     return {found[i], found[i + 1], payload}
   end
 end
-if #found > 0 then
-  return {found[1], found[2]}
+if #found == 0 then
+  return {}
 end
-return {}
+if tonumber(found[2]) >= minimum then
+  return {found[1], found[2], false}
+end
+return {found[1], found[2]}
 """
 
 _QUANTIZATION_FLAGS: dict[str, str] = {"q8": "Q8", "noquant": "NOQUANT", "bin": "BIN"}
@@ -347,6 +351,10 @@ class SemanticCache(FallbackStep):
         if len(reply) < 3:
             raise SemanticCacheMiss(
                 f"no stored question similar enough (nearest {similarity:.3f} < {self.min_similarity:g})", similarity
+            )
+        if reply[2] is None:
+            raise SemanticCacheMiss(
+                f"the answers of the similar questions expired (nearest {similarity:.3f})", similarity
             )
         stored = json.loads(reply[2])
         return SemanticHit(answer=self.loads(stored["answer"]), question=stored["question"], similarity=similarity)

@@ -118,17 +118,26 @@ async def test_the_chain_stores_successes_and_serves_them_marked_while_down(clie
 
 
 async def test_answers_expire_after_the_ttl(client: aioredis.Redis) -> None:
+    short, longer = semantic(client, ttl=0.2), semantic(client, ttl=60)
+    await short.astore(QUESTION, "short-lived")
+    await longer.astore("Why is the staging deployment slow?", "another")  # the keys now live 60 s
+    assert (await short.alookup(QUESTION)).answer == "short-lived"
+    await asyncio.sleep(0.35)
+    with pytest.raises(SemanticCacheMiss, match="answers of the similar questions expired"):
+        await short.alookup(QUESTION)
+    # The next store drops the expired question from the vector set too.
+    await longer.astore("What is a good recipe for pumpkin soup?", "soup")
+    assert await client.execute_command("VCARD", short.keys[0]) == 2
+    assert await client.zcard(short.keys[2]) == 2
+
+
+async def test_a_cache_nobody_stores_into_disappears_after_the_ttl(client: aioredis.Redis) -> None:
     cache = semantic(client, ttl=0.2)
     await cache.astore(QUESTION, "short-lived")
-    assert (await cache.alookup(QUESTION)).answer == "short-lived"
     await asyncio.sleep(0.35)
-    with pytest.raises(SemanticCacheMiss):
+    with pytest.raises(SemanticCacheMiss, match="empty"):
         await cache.alookup(QUESTION)
-    # The next store drops the expired question from the vector set too.
-    longer = semantic(client, ttl=60)
-    await longer.astore("Why is the staging deployment slow?", "another")
-    assert await client.execute_command("VCARD", cache.keys[0]) == 1
-    assert await client.zcard(cache.keys[2]) == 1
+    assert await client.exists(*cache.keys) == 0
 
 
 async def test_the_oldest_questions_go_over_max_entries(client: aioredis.Redis) -> None:
