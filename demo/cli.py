@@ -61,7 +61,7 @@ def _up(args: argparse.Namespace) -> int:
         supervisor.refuse_if_running(options.state_dir)
         compose = load_compose(COMPOSE_FILE)
         binaries.install_missing_packages(skip=options.skip)
-        plan = plan_stack(compose, options)
+        plan = plan_stack(compose, options, which=binaries.preferred_which)
         for name, why in plan.skipped.items():
             print(f"  {name:<12}  not started: {why}")
         print(f"starting {len(plan.services)} services (logs in {options.state_dir / 'logs'})", flush=True)

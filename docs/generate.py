@@ -144,6 +144,7 @@ def configuration_reference() -> str:
         config.FeatureSettings,
         config.AlternateStep,
         config.CacheStep,
+        config.SemanticCacheStep,
         config.SimplifiedStep,
         config.StaticStep,
         config.BreakerOptions,

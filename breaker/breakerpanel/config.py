@@ -82,6 +82,7 @@ from ._exceptions import BreakerConfigError
 from ._fallback import Alternate, CachedResponse, FallbackStep, Simplified, Static
 from ._probe import Probe, ProbeRunner, asyncpg_probe, http_probe, redis_probe
 from ._registry import BreakerRegistry
+from ._semantic import DEFAULT_MIN_SIMILARITY, SemanticCache
 from ._stores import DEFAULT_SYNC_INTERVAL, MemoryStore, RedisStore, StateStore
 from .integrations._http import Route, Router
 
@@ -282,6 +283,29 @@ class CacheStep(StrictModel):
     name: str = Field("cache", description="Shown in metrics and logs.")
 
 
+class SemanticCacheStep(StrictModel):
+    """Fallback step `semantic_cache`: the stored answer of the most similar earlier question, from a
+    Redis 8 Vector Set (`docs/semantic-cache.md`). Call the step's `acheck()` at startup."""
+
+    type: Literal["semantic_cache"]
+    endpoint: str = Field(description="The breaker its Redis calls go through (such as `redis.semantic`).")
+    url: str | None = Field(
+        None, description="`redis://host:port/db` of a Redis 8 (or the application gives the client)."
+    )
+    min_similarity: float = Field(
+        DEFAULT_MIN_SIMILARITY, ge=-1, le=1, description="The cosine similarity a stored question needs to be served."
+    )
+    ttl: Duration = Field(3600.0, description="How long an answer stays servable.")
+    max_entries: int = Field(10_000, ge=1, description="The most questions kept (the oldest go first).")
+    question: str | None = Field(
+        None, description="`module:attribute` of a function giving the call's question (its first string argument)."
+    )
+    present: str | None = Field(
+        None, description="`module:attribute` of a function turning a `SemanticHit` into the value served."
+    )
+    name: str = Field("semantic_cache", description="Shown in metrics and logs; also names its Redis keys.")
+
+
 class SimplifiedStep(StrictModel):
     """Fallback step `simplified`: a cheaper function taking the same arguments."""
 
@@ -308,12 +332,13 @@ def _fallback_tag(value: Any) -> str | None:
 FallbackStepSettings = Annotated[
     Annotated[AlternateStep, Tag("(alternate)")]
     | Annotated[CacheStep, Tag("(cache)")]
+    | Annotated[SemanticCacheStep, Tag("(semantic_cache)")]
     | Annotated[SimplifiedStep, Tag("(simplified)")]
     | Annotated[StaticStep, Tag("(static)")],
     Discriminator(
         _fallback_tag,
         custom_error_type="fallback_type",
-        custom_error_message="expected a step with type: alternate, cache, simplified or static",
+        custom_error_message="expected a step with type: alternate, cache, semantic_cache, simplified or static",
     ),
 ]
 
@@ -532,11 +557,34 @@ def _step(step: Any, registry: BreakerRegistry, resolve: Callable[[str], Any], w
         if step.key is None:
             return CachedResponse(cache, ttl=step.ttl, name=step.name)
         return CachedResponse(cache, key=_resolved(resolve, step.key, f"{where}.key"), ttl=step.ttl, name=step.name)
+    if isinstance(step, SemanticCacheStep):
+        return _semantic_cache(step, registry, resolve, where)
     if isinstance(step, SimplifiedStep):
         return Simplified(_resolved(resolve, step.function, f"{where}.function"), name=step.name)
     assert isinstance(step, AlternateStep)
     breaker = registry[step.endpoint] if step.endpoint else None
     return Alternate(_resolved(resolve, step.function, f"{where}.function"), breaker=breaker, name=step.name)
+
+
+def _semantic_cache(
+    step: SemanticCacheStep, registry: BreakerRegistry, resolve: Callable[[str], Any], where: str
+) -> SemanticCache:
+    if step.url is None:
+        raise BreakerConfigError(f"{where}.url", "a semantic_cache step built from the file needs the URL of a Redis 8")
+    options: dict[str, Any] = {}
+    if step.question is not None:
+        options["question"] = _resolved(resolve, step.question, f"{where}.question")
+    if step.present is not None:
+        options["present"] = _resolved(resolve, step.present, f"{where}.present")
+    return SemanticCache.from_url(
+        step.url,
+        breaker=registry[step.endpoint],
+        min_similarity=step.min_similarity,
+        ttl=step.ttl,
+        max_entries=step.max_entries,
+        name=step.name,
+        **options,
+    )
 
 
 def _resolved(resolve: Callable[[str], Any], reference: str, where: str) -> Any:

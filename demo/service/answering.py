@@ -1,5 +1,6 @@
 """The ``answer`` feature's calls: OpenAI first, the functions its fallback steps name in
-``breakers.yaml`` (Anthropic, the cache key), and what a served value means.
+``breakers.yaml`` (Anthropic, the cache key, the semantic cache's question), and what a served
+value means.
 
 Every function takes the same :class:`AnswerRequest`, because a fallback step is called with the
 primary call's arguments; the request carries the clients so that these can be plain functions
@@ -15,7 +16,7 @@ from .corpus import Document
 from .llm import Providers
 from .models import Answer
 
-__all__ = ["AnswerRequest", "ask_anthropic", "ask_openai", "cache_key", "served_answer"]
+__all__ = ["AnswerRequest", "ask_anthropic", "ask_openai", "cache_key", "question_of", "served_answer"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ def cache_key(request: AnswerRequest) -> str:
     models are down, an answer to the same question is what the user wants."""
     normalized = " ".join(request.question.lower().split())
     return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+def question_of(request: AnswerRequest) -> str:
+    """The question the semantic-cache step compares with earlier ones."""
+    return request.question
 
 
 def served_answer(value: Answer | str) -> Answer:

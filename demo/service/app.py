@@ -43,6 +43,7 @@ from .health import health_router
 from .llm import Providers
 from .models import AskRequest, AskResponse
 from .seeding import Seeder
+from .semantic import check_semantic_steps, close_semantic_steps
 from .settings import Settings
 from .store import open_store
 from .vectors import VectorIndex
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings if settings is not None else Settings()
     breakers = Breakers(settings.breakers_file, settings.breaker_mode, resolve=probes.resolver(settings))
     cache = _answer_cache(settings, breakers)
-    breakers.add_features(cache)
+    breakers.add_features(cache, settings.redis_url)
     registry = breakers.registry
     providers = Providers(settings, breakers)
     index = VectorIndex(settings, breakers)
@@ -92,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # A Redis without Vector Sets (7.x) is found now, not in the next outage.
+        await check_semantic_steps(registry)
         # One attempt before serving, so a healthy stack answers from its documents at once.
         await seeder.seed_once()
         seeder.start()
@@ -104,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await index.aclose()
             await store.aclose()
             await cache.aclose()
+            await close_semantic_steps(registry)
             if guard_redis is not None:
                 await guard_redis.aclose()
             telemetry.shutdown()

@@ -3,8 +3,9 @@ features with their fallback chains, and one HTTP router per upstream service.
 
 The library's ``cache`` fallback step keeps answers in process memory. This service caches them
 in Redis when it has one (so every replica can serve them), so the features are registered here,
-from the file's own settings, with the cache step backed by the service's cache; everything else
-(the breakers, their inheritance, the routes) is the library's ``BreakersFile.build``.
+from the file's own settings, with the cache step backed by the service's cache and the
+``semantic_cache`` step on the service's Redis (demo/service/semantic.py); everything else (the
+breakers, their inheritance, the routes) is the library's ``BreakersFile.build``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from breakerpanel.config import (
     AlternateStep,
     CacheStep,
     FeatureSettings,
+    SemanticCacheStep,
     SimplifiedStep,
     StaticStep,
     import_object,
@@ -26,6 +28,7 @@ from breakerpanel.config import (
 from breakerpanel.integrations import Router
 
 from .cache import AnswerCache
+from .semantic import semantic_step
 from .settings import BreakerMode
 
 __all__ = ["Breakers", "open_breakers"]
@@ -50,33 +53,37 @@ class Breakers:
             for breaker in self.registry:
                 breaker.disable()
 
-    def add_features(self, cache: AnswerCache) -> None:
+    def add_features(self, cache: AnswerCache, redis_url: str = "") -> None:
         """Register the file's features, their cache steps backed by ``cache`` (which needs the
-        ``redis`` breakers, hence a second step)."""
+        ``redis`` breakers, hence a second step) and their semantic-cache steps on ``redis_url``
+        (left out without one)."""
         for name, feature in self.file.features.items():
-            self._register_feature(name, feature, cache)
+            self._register_feature(name, feature, cache, redis_url)
 
     def router_for(self, service: str) -> Router:
         """The routes of ``service``'s endpoints; other requests to it count for the service."""
         routes = [r for r in self._router.routes if r.breaker.name.partition(".")[0] == service]
         return Router(routes, default=self.registry[service])
 
-    def _register_feature(self, name: str, feature: FeatureSettings, cache: AnswerCache) -> None:
+    def _register_feature(self, name: str, feature: FeatureSettings, cache: AnswerCache, redis_url: str) -> None:
         registered = self.registry.feature(
             name,
             required=feature.required,
             optional=feature.optional,
-            fallback=[] if self.mode == "no_fallbacks" else self._steps(feature.fallback, cache),
+            fallback=[] if self.mode == "no_fallbacks" else self._steps(feature.fallback, cache, redis_url),
             config=self.file.options_for(name).to_config(),
             attributes=feature.attributes,
         )
         if self.mode == "off":
             registered.breaker.disable()
 
-    def _steps(self, settings: Sequence[Any], cache: AnswerCache) -> list[FallbackStep]:
+    def _steps(self, settings: Sequence[Any], cache: AnswerCache, redis_url: str) -> list[FallbackStep]:
         steps: list[FallbackStep] = []
         for step in settings:
-            if isinstance(step, StaticStep):
+            if isinstance(step, SemanticCacheStep):
+                if (semantic := semantic_step(step, self.registry, redis_url)) is not None:
+                    steps.append(semantic)
+            elif isinstance(step, StaticStep):
                 steps.append(Static(step.value, name=step.name))
             elif isinstance(step, CacheStep):
                 key = import_object(step.key) if step.key else None

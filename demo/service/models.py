@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["Answer", "AskRequest", "AskResponse", "SearchPath", "ServedBy", "Source"]
 
-#: Who wrote the answer: a provider, the cache of earlier OpenAI answers, or the canned reply.
-ServedBy = Literal["openai", "anthropic", "cache", "degraded"]
+#: Who wrote the answer: a provider, the cache of earlier OpenAI answers (to the same question, or
+#: to the most similar earlier one: ``semantic_cache``), or the canned reply.
+ServedBy = Literal["openai", "anthropic", "cache", "semantic_cache", "degraded"]
 #: Where the documents came from: Qdrant then the database, Qdrant's payloads alone (the database
 #: failed), or nowhere (search was unavailable).
 SearchPath = Literal["qdrant+database", "qdrant", "degraded"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.servers import require_binary
+from tests.servers import redis8_binary, require_binary
 
 from .support import load_bench
 
@@ -48,3 +48,22 @@ def test_one_scenario_in_three_modes_writes_the_report(tmp_path: Path) -> None:
     out.with_suffix(".md").unlink()
     assert bench.main(["--report-only", "--output", str(out)]) == 0  # from the JSON alone
     assert out.with_suffix(".md").read_text() == markdown
+
+
+def test_both_providers_down_with_and_without_the_semantic_cache(tmp_path: Path) -> None:
+    """Users reword the baseline's questions while OpenAI and Anthropic are down: with the semantic
+    step some get an earlier answer, without it none do (the canned answer instead)."""
+    require_binary("redis-server")
+    redis8_binary()  # the scenario's Redis 8 (the semantic cache needs Vector Sets)
+    bench = load_bench("chaos")
+    out = tmp_path / "both.json"
+    argv = ["--quick", "--scenario", "both_providers_down", "--baseline", "2", "--fault", "2", "--after", "1"]
+    assert bench.main([*argv, "--rps", "6", "--no-plots", "--output", str(out)]) == 0
+    modes = json.loads(out.read_text())["scenarios"]["both_providers_down"]
+    assert set(modes) == {"breakers_fallbacks", "without_semantic_cache"}
+    with_step, without = modes["breakers_fallbacks"], modes["without_semantic_cache"]
+    assert with_step["semantic_share"] > 0
+    assert without["semantic_share"] == 0
+    assert without["static_share"] > with_step["static_share"]
+    assert with_step["calls_to_failed_dependency"] > 0  # both providers were asked, and failed
+    assert "the semantic cache's earlier answer" in out.with_suffix(".md").read_text()

@@ -198,7 +198,7 @@ def test_a_key_named_like_a_fallback_type_stays_in_the_path(tmp_path: Path) -> N
     assert problems["features.answer.fallback.0.bogus"] == (8, "Extra inputs are not permitted")
     assert problems["features.answer.fallback.1"] == (
         9,
-        "expected a step with type: alternate, cache, simplified or static",
+        "expected a step with type: alternate, cache, semantic_cache, simplified or static",
     )
 
 

@@ -20,19 +20,19 @@ from breakerpanel.guards import (
     SubjectKind,
     constant_time_equals,
 )
-from tests.servers import RedisServer
+from tests.servers import REDIS_VERSIONS, RedisServer
 
 StoreFactory = Callable[[ManualClock], LockoutStore]
 
 POLICY = LockoutPolicy(max_failures=3, window=60, base_lockout=10, multiplier=2, max_lockout=35, forget_after=600)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_VERSIONS])
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
     if request.param == "memory":
         yield lambda clock: MemoryLockoutStore(clock=clock)
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
+    server: RedisServer = request.getfixturevalue(f"{request.param}_server")
     client = aioredis.from_url(server.url)
     yield lambda clock: RedisLockoutStore(client, clock=clock, prefix=f"test:{id(clock)}")
     await client.aclose()

@@ -22,17 +22,17 @@ from breakerpanel.guards import (
     RateLimitStore,
     RedisRateLimitStore,
 )
-from tests.servers import RedisServer
+from tests.servers import REDIS_VERSIONS, RedisServer
 
 StoreFactory = Callable[[ManualClock], RateLimitStore]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_VERSIONS])
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
     if request.param == "memory":
         yield lambda clock: MemoryRateLimitStore(clock=clock)
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
+    server: RedisServer = request.getfixturevalue(f"{request.param}_server")
     client = aioredis.from_url(server.url)
     yield lambda clock: RedisRateLimitStore(client, clock=clock, prefix=f"test:{id(clock)}")
     await client.aclose()

@@ -148,7 +148,7 @@ async def test_health_endpoints(settings: Settings) -> None:
         "openai": ["openai.chat", "openai.embeddings"],
         "anthropic": ["anthropic.messages"],
         "qdrant": ["qdrant.search"],
-        "redis": ["redis.get", "redis.set"],
+        "redis": ["redis.get", "redis.set", "redis.semantic"],
         "postgres": ["postgres.query"],
     }
     features = {f["name"]: f for f in body["breakers"]["features"]}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from breakerpanel import State
+from breakerpanel import FallbackType, Outcome, State
 from demo.upstreams import Chaos, Outage, Upstream
 from tests.servers import PostgresServer, RedisServer
 
@@ -68,7 +68,10 @@ async def test_with_redis_down_answers_still_come_and_its_breaker_opens(
     # Storing an answer failed each time; the answers themselves were fine.
     assert {a["served_by"] for a in answers} == {"openai"}
     assert redis.state is State.OPEN
-    assert redis.totals.failures >= 5
+    # Opened on its own failed calls (the answer cache's and the semantic cache's writes): at
+    # least half of breakers.yaml's minimum_calls (5) failed.
+    assert redis.totals.failures >= 3
+    assert redis.totals.failures_by_type == {"connection_error": redis.totals.failures}
     assert {a["served_by"] for a in without_models} == {"degraded"}
     assert "redis" in without_models[-1]["open_breakers"]
 
@@ -129,3 +132,38 @@ async def test_a_service_started_while_postgres_is_down_seeds_it_when_it_is_back
     assert not seeded_while_down
     assert down["search"] == "qdrant"
     assert up["search"] == "qdrant+database"
+
+
+async def test_a_reworded_question_gets_the_semantic_cache_answer_on_redis_8(
+    url: str, tmp_path: Path, chaos: Chaos, redis8_server: RedisServer
+) -> None:
+    async with serve(service_settings(url, tmp_path, redis_url=redis8_server.url)) as service:
+        answered = await service.ask("How should a service handle a 429 with Retry-After?")
+        chaos.set(Upstream.OPENAI, Outage())
+        chaos.set(Upstream.ANTHROPIC, Outage())
+        reworded = await service.ask("hi, how should a service handle a 429 with retry after? thanks")
+        unrelated = await service.ask("What is a good recipe for pumpkin soup?")
+        fallbacks = service.registry.get_feature("answer").breaker.snapshot().totals.fallbacks
+
+    assert answered["served_by"] == "openai"
+    assert reworded["served_by"] == "semantic_cache"
+    assert reworded["answer"] == answered["answer"]
+    assert unrelated["served_by"] == "degraded"
+    assert fallbacks[(FallbackType.SEMANTIC_CACHE, Outcome.SUCCESS)] == 1
+    assert fallbacks[(FallbackType.SEMANTIC_CACHE, Outcome.FAILURE)] == 1
+
+
+async def test_on_redis_7_the_semantic_step_is_taken_out_at_startup(
+    url: str, tmp_path: Path, chaos: Chaos, redis7_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve(service_settings(url, tmp_path, redis_url=redis7_server.url)) as service:
+        steps = [step.name for step in service.registry.get_feature("answer").chain.steps]
+        await service.ask("How should a service handle a 429 with Retry-After?")
+        chaos.set(Upstream.OPENAI, Outage())
+        chaos.set(Upstream.ANTHROPIC, Outage())
+        reworded = await service.ask("hi, how should a service handle a 429 with retry after? thanks")
+
+    assert steps == ["anthropic", "cache", "static"]
+    assert "semantic_cache taken out" in caplog.text
+    assert "Redis 8" in caplog.text
+    assert reworded["served_by"] == "degraded"

@@ -144,7 +144,13 @@ def test_attributes_and_their_values() -> None:
         "parent_open",
         "forced_open",
     ]
-    assert [v.value for v in semconv.CircuitBreakerFallbackTypeValues] == ["alternate", "cache", "simplified", "static"]
+    assert [v.value for v in semconv.CircuitBreakerFallbackTypeValues] == [
+        "alternate",
+        "cache",
+        "semantic_cache",
+        "simplified",
+        "static",
+    ]
     assert semconv.label("circuit_breaker.rejection.reason") == "circuit_breaker_rejection_reason"
 
 

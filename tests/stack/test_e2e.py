@@ -64,7 +64,7 @@ RESOLVE_AFTER_S = 2
 #: On top of the stack's own load generator (2/s): enough calls per breaker window to judge it fast.
 LOAD_RPS = 4.0
 BREAKER = "openai"
-FALLBACKS = ("anthropic", "cache", "degraded")
+FALLBACKS = ("anthropic", "cache", "semantic_cache", "degraded")
 #: Dashboard variables: the demo's job, and the breaker that opens (the alert links to its detail).
 DASHBOARD_VARIABLES: dict[str, str] = {
     Var.JOB: "demo",

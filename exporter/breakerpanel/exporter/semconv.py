@@ -156,6 +156,9 @@ class CircuitBreakerFallbackTypeValues(StrEnum):
     CACHE = "cache"
     """A cached response to the same call."""
 
+    SEMANTIC_CACHE = "semantic_cache"
+    """The stored answer of the most similar earlier question (a Redis 8 Vector Set lookup)."""
+
     SIMPLIFIED = "simplified"
     """A cheaper way to answer."""
 
