@@ -434,6 +434,12 @@ class ServerProcess:
                 self._note("SIGKILL sent to the process group by kill()")
             self._signal_group(process, signal.SIGKILL)
             process.wait()
+            # The leader is reaped; its group's other members (PostgreSQL's backends, which may hold
+            # a copy of the listening socket for an instant after fork) die on their own schedule.
+            # A crash is over once they are all gone: until then the port may still accept.
+            deadline = time.monotonic() + 10
+            while self._group_alive(process) and time.monotonic() < deadline:
+                time.sleep(0.01)
         self._on_stopped()
 
     def restart(self) -> Self:
@@ -523,6 +529,14 @@ class ServerProcess:
             time.sleep(_POLL_INTERVAL)
 
     @staticmethod
+    def _group_alive(process: subprocess.Popen[bytes]) -> bool:
+        try:
+            os.killpg(process.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    @staticmethod
     def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         # The group id is the leader's pid (start_new_session); it outlives the leader while members remain.
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -556,6 +570,12 @@ class ServerProcess:
         if process is not None:
             self._signal_group(process, signal.SIGKILL)
             process.wait()
+            # The leader is reaped; its group's other members (PostgreSQL's backends, which may hold
+            # a copy of the listening socket for an instant after fork) die on their own schedule.
+            # A crash is over once they are all gone: until then the port may still accept.
+            deadline = time.monotonic() + 10
+            while self._group_alive(process) and time.monotonic() < deadline:
+                time.sleep(0.01)
         self._on_stopped()
 
 
