@@ -407,7 +407,8 @@ def _degraded(ctx: _Context) -> list[Rule]:
         f"and {total} * {ctx.secs(cfg.window)} >= {cfg.min_calls}"
     )
     share = "{{ $value | humanizePercentage }}"
-    kinds = " or ".join(str(t) for t in cfg.fallback_types)
+    names = [str(t) for t in cfg.fallback_types]
+    kinds = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
     return [
         ctx.alert(
             "CircuitBreakerDegraded",

@@ -273,12 +273,17 @@ class FallbackFailingAlert(RatioAlert):
 
 class DegradedAlert(RatioAlert):
     """`CircuitBreakerDegraded`: over `ratio` of a feature's calls answered by its last-resort
-    fallbacks (`fallback_types`): users get a cached or canned answer instead of a live one."""
+    fallbacks (`fallback_types`): users get a cached, a similar question's or a canned answer instead of a
+    live one."""
 
     ratio: Ratio = Field(0.5, description="The share of calls so answered over which the alert fires.")
     for_: Duration = Field("2m", alias="for", description="How long the share must stay over `ratio`.")
     fallback_types: list[sc.CircuitBreakerFallbackTypeValues] = Field(
-        default_factory=lambda: [sc.CircuitBreakerFallbackTypeValues.CACHE, sc.CircuitBreakerFallbackTypeValues.STATIC],
+        default_factory=lambda: [
+            sc.CircuitBreakerFallbackTypeValues.CACHE,
+            sc.CircuitBreakerFallbackTypeValues.SEMANTIC_CACHE,
+            sc.CircuitBreakerFallbackTypeValues.STATIC,
+        ],
         min_length=1,
         description="The fallback steps that mean a degraded answer.",
     )
