@@ -31,6 +31,7 @@ NEEDS_AN_EXTRA = {
     "test_ratelimit.py": "each case in memory and on Redis (extra redis)",
     "test_presets.py": "the SDKs whose errors the presets classify (openai, anthropic, asyncpg...)",
     "test_probe.py": "probes against the demo's upstreams (extra fastapi)",
+    "test_semantic_cache.py": "the semantic cache on a real Redis 8 (extra redis)",
     "test_store.py": "the Redis store (extra redis) and its breakers.yaml section (extra config)",
     "test_store_replicas.py": "replica processes sharing a Redis store (extra redis)",
 }
