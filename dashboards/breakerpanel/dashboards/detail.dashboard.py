@@ -113,7 +113,7 @@ now = Section(
             "Calls/s",
             [target(PANELS.calls_per_second())],
             unit=Unit.CALLS_PER_SECOND,
-            description="Every call, rejected ones included.",
+            description="Every call through the breaker (a service's endpoints' included), rejected ones included.",
         ),
         stat(
             "Error ratio (5m)",
@@ -304,7 +304,8 @@ calls = Section(
             [target(PANELS.rejections_per_second(), f"{show(REASON)}")],
             unit=Unit.CALLS_PER_SECOND,
             stack=True,
-            description="Rejected calls by reason: open, half_open_full, parent_open, forced_open.",
+            description="Calls through the breaker (a service's endpoints' included) rejected, by reason: open, "
+            "half_open_full, parent_open, forced_open.",
         ),
         timeseries(
             "Fallbacks by type and outcome",

@@ -10,8 +10,8 @@ dashboard shows.
 Every metric and label name comes from :mod:`breakerpanel.exporter.semconv`::
 
     >>> panels = BreakerPanels(job="rag", name="openai", rate_window="1m")
-    >>> panels.calls_per_second()
-    'sum(rate(circuit_breaker_calls_total{job="rag", circuit_breaker_name="openai"}[1m]))'
+    >>> panels.failure_rate()
+    'max by (instance) (circuit_breaker_failure_rate{job="rag", circuit_breaker_name="openai"})'
     >>> panels.failure_rate_threshold()
     'max(circuit_breaker_failure_rate_threshold{job="rag", circuit_breaker_name="openai"})'
 
@@ -85,9 +85,6 @@ class BreakerPanels:
     def _selector(self, metric: sc.MetricSpec, *matchers: str) -> str:
         return promql.selector(metric, *self.matchers, *matchers)
 
-    def _rate(self, metric: sc.MetricSpec, *matchers: str) -> str:
-        return f"rate({self._selector(metric, *matchers)}[{self.rate_window}])"
-
     # ------------------------------------------------------------------ the state band
 
     def state(self) -> str:
@@ -127,11 +124,23 @@ class BreakerPanels:
 
     # ------------------------------------------------------------------ calls
 
+    def _through(self, metric: sc.MetricSpec, *matchers: str) -> str:
+        """The rate of ``metric`` for every call through the breaker: its own, and for a service
+        its endpoints' (a call counts once, at the most specific breaker, and an endpoint's calls
+        pass its service's breaker too). The service's own series match both selectors; ``or``
+        keeps them once."""
+        job = promql.eq(promql.JOB_LABEL, self.job)
+        own = promql.selector(metric, *self.matchers, *matchers)
+        endpoints = promql.selector(metric, job, promql.eq(sc.CIRCUIT_BREAKER_SERVICE_LABEL, self.name), *matchers)
+        return f"rate({own}[{self.rate_window}]) or rate({endpoints}[{self.rate_window}])"
+
     def calls_per_second(self) -> str:
-        """Every call per second, rejected ones included, summed over the instances."""
-        return f"sum({self._rate(sc.METRIC_CIRCUIT_BREAKER_CALLS)})"
+        """Every call through the breaker per second (a service's endpoints' included), rejected
+        ones included, summed over the instances."""
+        return f"sum({self._through(sc.METRIC_CIRCUIT_BREAKER_CALLS)})"
 
     def rejections_per_second(self) -> str:
-        """Rejected calls per second, one series per reason (open, half_open_full, parent_open, forced_open)."""
+        """Calls through the breaker rejected per second (a service's endpoints' included), one
+        series per reason (open, half_open_full, parent_open, forced_open)."""
         rejected = promql.eq(_OUTCOME, sc.CircuitBreakerOutcomeValues.REJECTED)
-        return f"sum by ({_REASON}) ({self._rate(sc.METRIC_CIRCUIT_BREAKER_CALLS, rejected)})"
+        return f"sum by ({_REASON}) ({self._through(sc.METRIC_CIRCUIT_BREAKER_CALLS, rejected)})"

@@ -34,6 +34,7 @@ from .intake import IntakeWriter
 from .metrics import BotMetrics
 from .outbox import OutboxWorker, WorkerConfig
 from .pagerduty import PagerDutySender
+from .prometheus import PrometheusReader
 from .routing import RoutingFile, RoutingKeys, load_routing
 from .settings import Settings
 from .slack import SlackSender
@@ -94,7 +95,8 @@ class Bot:
         self.engine = Engine(self.db, EngineConfig(resolve_after=settings.resolve_after, routing=self.routing))
         self.written = asyncio.Event()
         self.writer = IntakeWriter(self.db, on_written=self.written)
-        self.figures = Figures(settings.prometheus_url) if settings.prometheus_url else None
+        self.prometheus = PrometheusReader(settings.prometheus_url) if settings.prometheus_url else None
+        self.figures = Figures(self.prometheus) if self.prometheus is not None else None
         self.retention = Retention(self.db, settings.retention)
         self.worker = OutboxWorker(
             self.db,
@@ -181,8 +183,8 @@ class Bot:
             await cancel_when_idle(self._pruner, self._pruning, grace=10)
         await self.writer.stop()
         await self.worker.stop()
-        if self.figures is not None:
-            await self.figures.close()
+        if self.prometheus is not None:
+            await self.prometheus.close()
         await self.db.dispose()
 
     async def _process_forever(self) -> None:
