@@ -1,37 +1,58 @@
-"""An incident's chart, from a real Prometheus fed by a real exporter.
+"""An incident's chart, from a real Prometheus fed by a real exporter, to the fakes of Slack and PagerDuty.
 
 Prometheus (1 s scrapes) watches a process whose ``openai`` service opens through its endpoint's
 failures, rejects, and recovers; the ``answer`` feature requires it. Then:
 
 - the chart's data are what the detail dashboard's queries return for that breaker;
-- the chart draws them (PNG and SVG).
+- the chart draws them (PNG and SVG);
+- an incident pages first, then its chart is uploaded into the Slack card's thread and shown on the
+  card, and sent to PagerDuty as the image of an event with the same dedup key, by a signed URL the
+  bot serves (and refuses tampered or expired); the incident page shows it inline;
+- with Prometheus down the incident proceeds without a chart, and the timeline says why;
+- a dry run draws the chart and records the posts it would have made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import re
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import matplotlib.image
 import pytest
+from pydantic import SecretStr
 
 from breakerpanel import BreakerConfig, BreakerRegistry, CircuitOpenError, State, Static
 from breakerpanel.exporter import BreakerTelemetry
 from breakerpanel.exporter import semconv as sc
 from breakerpanel.exporter.breaker_panels import STATE_CODES, BreakerPanels
+from breakerpanel.incident_bot.app import create_app
 from breakerpanel.incident_bot.chart_data import RATE_WINDOW, chart_queries, fetch_chart_data, step_for
+from breakerpanel.incident_bot.chart_links import ChartFormat, ChartLinks, Refusal
 from breakerpanel.incident_bot.chart_render import WIDTH_INCHES, render_chart
+from breakerpanel.incident_bot.db import Retention, charts, events, outbox
 from breakerpanel.incident_bot.enrich import Figures
+from breakerpanel.incident_bot.pagerduty import PagerDutySender
 from breakerpanel.incident_bot.prometheus import PrometheusReader
+from breakerpanel.incident_bot.runtime import Bot
+from breakerpanel.incident_bot.settings import Settings
+from breakerpanel.incident_bot.slack import SlackSender
+from breakerpanel.incident_bot.vocabulary import Target
 from tests.dashboards.support import rendered
+from tests.fakes import FakePagerDuty, FakeSlack
 from tests.promql_names import substitute
 from tests.servers import PrometheusServer, ServerPool, find_free_port, wait_until
 
-from .support import breaker_labels
+from .support import AlertSpec, breaker_labels, rows, webhook
 
 JOB = "charts"
 ROUTING_KEY = "C" * 32
@@ -215,3 +236,250 @@ async def test_the_cards_live_figures_come_through_the_same_reader(stack: Stack)
     finally:
         await reader.close()
         await nowhere.close()
+
+
+# ---------------------------------------------------------------------- signed URLs
+
+
+def test_a_signed_url_is_refused_tampered_or_expired() -> None:
+    links = ChartLinks(b"k" * 32, CHART_URL_BASE, ttl=600)
+    url = urlsplit(links.url(3, ChartFormat.PNG, now=1000.0))
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    assert (url.scheme, url.netloc, url.path, query["expires"]) == ("https", "bot.example", "/charts/3.png", "1600")
+    assert links.check(3, query["expires"], query["signature"], now=1599.0) is None
+    assert links.check(3, query["expires"], query["signature"], now=1601.0) is Refusal.EXPIRED
+    assert links.check(4, query["expires"], query["signature"], now=1000.0) is Refusal.TAMPERED
+    assert links.check(3, "1700", query["signature"], now=1000.0) is Refusal.TAMPERED
+    flipped = query["signature"][:-1] + ("0" if query["signature"][-1] != "0" else "1")
+    assert links.check(3, query["expires"], flipped, now=1000.0) is Refusal.TAMPERED
+    other_key = ChartLinks(b"x" * 32, CHART_URL_BASE, ttl=600)
+    assert other_key.check(3, query["expires"], query["signature"], now=1000.0) is Refusal.TAMPERED
+    fullwidth_digits = "\uff11\uff16\uff10\uff10"  # int() reads them; a URL's expiry is ASCII
+    malformed = ((None, query["signature"]), (query["expires"], None), ("-5", "x"), (fullwidth_digits, "x"))
+    for expires, signature in malformed:
+        assert links.check(3, expires, signature, now=1000.0) is Refusal.MISSING
+    with pytest.raises(ValueError, match="16 bytes"):
+        ChartLinks(b"short", CHART_URL_BASE, ttl=600)
+
+
+def test_the_chart_key_is_the_secret_or_derived_from_the_webhook_token(tmp_path: Path) -> None:
+    derived = Settings(webhook_token=SecretStr(TOKEN)).chart_key()
+    assert derived == Settings(webhook_token=SecretStr(TOKEN)).chart_key()  # every replica alike
+    assert derived != Settings(webhook_token=SecretStr(TOKEN + "x")).chart_key()
+    assert TOKEN.encode() not in derived
+    secret = tmp_path / "chart-secret"
+    secret.write_text("a chart secret of its own\n")
+    own = Settings(webhook_token=SecretStr(TOKEN), chart_secret_file=secret).chart_key()
+    assert own == b"a chart secret of its own"
+    with pytest.raises(ValueError, match="chart_url_base"):
+        Settings(webhook_token=SecretStr(TOKEN), chart_url_base="bot.example")
+    with pytest.raises(ValueError, match="chart_secret: 16 bytes at least"):
+        Settings(webhook_token=SecretStr(TOKEN), chart_secret=SecretStr("short"))
+
+
+# ---------------------------------------------------------------------- the bot
+
+MakeBot = Callable[..., Awaitable[tuple[httpx.AsyncClient, Bot]]]
+
+
+@pytest.fixture
+async def make_bot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> AsyncIterator[MakeBot]:
+    """``await make_bot(prometheus_url=..., dry_run=...)``: the bot's app in process, delivering to
+    the fakes (or recording, in a dry run), and an HTTP client for it."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "routes:\n  - {name: page, match: {severity: critical}, pagerduty: {routing_key_env: PD_KEY},"
+        " slack: {channels: ['#incidents']}}\n"
+    )
+    monkeypatch.setenv("PD_KEY", ROUTING_KEY)
+    opened: list[tuple[httpx.AsyncClient, Bot]] = []
+
+    async def make(*, prometheus_url: str, dry_run: bool = False, **overrides: Any) -> tuple[httpx.AsyncClient, Bot]:
+        settings = Settings(
+            webhook_token=SecretStr(TOKEN),
+            database_url=f"sqlite+aiosqlite:///{tmp_path / f'bot{len(opened)}.db'}",
+            routing_file=routes,
+            dry_run=dry_run,
+            slack_signing_secret=SecretStr("signing-secret"),
+            prometheus_url=prometheus_url,
+            chart_span=SPAN,
+            chart_url_base=CHART_URL_BASE,
+            public_url="http://bot",
+            resolve_after=0.5,
+            poll_interval=0.05,
+            **overrides,
+        )
+        senders = None
+        if not dry_run:
+            senders = {
+                Target.PAGERDUTY: PagerDutySender(
+                    {"env:PD_KEY": ROUTING_KEY}, base_url=fake_pagerduty.base_url, ca_file=str(fake_pagerduty.ca_file)
+                ),
+                Target.SLACK: SlackSender("xoxb-charts", base_url=fake_slack.api_url),
+            }
+        bot = Bot(settings, senders=senders)
+        await bot.start()
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=create_app(settings, bot=bot, listen_host="127.0.0.1")),
+            base_url="http://bot",
+        )
+        opened.append((http, bot))
+        return http, bot
+
+    yield make
+    for http, bot in opened:
+        await http.aclose()
+        await bot.stop()
+
+
+async def settled(bot: Bot, *, within: float = 60.0, at_least: int = 1) -> list[Any]:
+    """Wait until the outbox holds ``at_least`` items and none is pending; return them."""
+    deadline = time.monotonic() + within
+    while True:
+        items = await rows(bot.db, outbox)
+        if len(items) >= at_least and all(i.status != "pending" for i in items):
+            return items
+        assert time.monotonic() < deadline, [(i.target, i.action, i.status, i.last_error) for i in items]
+        await asyncio.sleep(0.1)
+
+
+def fired(status: str = "firing", spec: AlertSpec | None = None) -> tuple[dict[str, Any], AlertSpec]:
+    spec = spec or AlertSpec(breaker_labels("openai", job=JOB))
+    return webhook((spec, status)), spec
+
+
+def kinds(items: list[Any]) -> list[tuple[str, str]]:
+    return [(i.target, i.action) for i in items]
+
+
+async def test_the_page_goes_first_then_the_chart_reaches_slack_pagerduty_and_the_page(
+    stack: Stack, make_bot: MakeBot, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> None:
+    http, bot = await make_bot(prometheus_url=stack.prometheus.url)
+    payload, spec = fired()
+    assert (await http.post("/v1/alertmanager", json=payload, headers=AUTH)).status_code == 200
+    items = await settled(bot, at_least=6)
+    assert kinds(items) == [
+        ("pagerduty", "trigger"),
+        ("slack", "card"),
+        ("chart", "render"),
+        ("slack", "chart"),  # the upload into the card's thread...
+        ("pagerduty", "chart"),
+        ("slack", "card"),  # ...then the card shows it
+    ]
+    assert all(i.status == "sent" for i in items), [(i.target, i.action, i.last_error) for i in items]
+    trigger, card, render = items[:3]
+    assert render.sent_at >= max(trigger.sent_at, card.sent_at)  # drawn once the page was out
+    (chart,) = await rows(bot.db, charts)
+    assert (chart.version, chart.reason) == (1, "opened")
+    assert chart.range_end - chart.range_start == SPAN
+
+    # PagerDuty: the page, then an event of the same alert whose image is the chart's signed URL.
+    (alert,) = fake_pagerduty.alerts()
+    page, with_chart = alert.events
+    assert "images" not in page.body
+    (image,) = with_chart.body["images"]
+    assert with_chart.dedup_key == page.dedup_key
+    assert image["src"].startswith(f"{CHART_URL_BASE}/charts/{chart.id}.png?expires=")
+    assert {"href": image["src"], "text": "Chart v1 (opened): the last 2 min (PNG)"} in with_chart.body["links"]
+
+    # Slack: the PNG in the card's thread, then the card showing that file.
+    (file,) = fake_slack.files
+    assert file.content == chart.png
+    (card_message,) = fake_slack.messages("#incidents")
+    (shared,) = fake_slack.thread("#incidents", card_message.ts)
+    assert [f["id"] for f in shared.files] == [file.id]
+    assert shared.text == "Chart v1 (opened): the last 2 min."
+    block = next(b for b in card_message.blocks if b["type"] == "image")
+    assert block["slack_file"] == {"id": file.id}
+    assert [c.method for c in fake_slack.calls].count("files.completeUploadExternal") == 1
+
+    # The signed URL, served by the bot: the chart for a good signature, 403 for a tampered or expired one.
+    path = image["src"].removeprefix(CHART_URL_BASE)
+    served = await http.get(path)
+    assert (served.status_code, served.headers["content-type"], served.content) == (200, "image/png", chart.png)
+    assert (await http.get(re.sub(r"signature=\w", "signature=0", path))).status_code == 403
+    assert (await http.get(path.replace(f"/charts/{chart.id}.png", f"/charts/{chart.id + 1}.png"))).status_code == 403
+    expired = bot.chart_links.url(chart.id, ChartFormat.PNG, now=time.time() - bot.settings.chart_url_ttl - 5)
+    refused = await http.get(expired.removeprefix(CHART_URL_BASE))
+    assert (refused.status_code, refused.json()["detail"]) == (403, Refusal.EXPIRED.value)
+    assert (await http.get(f"/charts/{chart.id}.png")).status_code == 403
+    svg = await http.get(path.replace(".png?", ".svg?"))
+    assert (svg.status_code, svg.headers["content-type"]) == (200, "image/svg+xml")
+
+    # The incident page: the chart inline, as SVG.
+    page_html = (await http.get("/incidents/1")).text
+    inline = re.search(r'<img class="chart" src="data:image/svg\+xml;base64,([^"]+)"', page_html)
+    assert inline is not None
+    assert base64.b64decode(inline[1]).decode() == chart.svg
+    assert [c["version"] for c in (await http.get("/v1/incidents/1")).json()["charts"]] == [1]
+
+    # Resolved: a last chart, to Slack only (a PagerDuty trigger after the resolve would page again).
+    await http.post("/v1/alertmanager", json=fired("resolved", spec)[0], headers=AUTH)
+    items = await settled(bot, at_least=11)
+    assert kinds(items[6:]) == [
+        ("pagerduty", "resolve"),
+        ("slack", "card"),
+        ("chart", "render"),
+        ("slack", "chart"),
+        ("slack", "card"),
+    ], kinds(items)
+    assert [c.version for c in await rows(bot.db, charts)] == [1, 2]
+    (alert,) = fake_pagerduty.alerts()
+    assert [e.event_action for e in alert.events] == ["trigger", "trigger", "resolve"]
+    assert len(fake_slack.files) == 2
+    timeline = [e.kind for e in await rows(bot.db, events)]
+    assert timeline.count("chart") == 2
+
+    # Past the retention, the charts go with their incident, and their URLs lead nowhere.
+    await asyncio.sleep(0.01)
+    pruned = await Retention(bot.db, keep=0.005).prune()
+    assert (pruned.incidents, pruned.charts, pruned.chart_uploads) == (1, 2, 2)
+    assert (await http.get(path)).status_code == 404
+
+
+async def test_with_prometheus_down_the_incident_pages_without_a_chart_and_says_why(
+    make_bot: MakeBot, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> None:
+    nowhere = f"http://127.0.0.1:{find_free_port()}"
+    http, bot = await make_bot(prometheus_url=nowhere)
+    await http.post("/v1/alertmanager", json=fired()[0], headers=AUTH)
+    items = await settled(bot, at_least=3)
+    assert kinds(items) == [("pagerduty", "trigger"), ("slack", "card"), ("chart", "render")]
+    assert all(i.status == "sent" for i in items)
+    assert items[2].payload["delivered"] == f"no chart: Prometheus at {nowhere} is unreachable (ConnectError)"
+    assert await rows(bot.db, charts) == []
+    (alert,) = fake_pagerduty.alerts()
+    assert [e.event_action for e in alert.events] == ["trigger"]
+    assert fake_slack.files == []
+    (why,) = [e for e in await rows(bot.db, events) if e.kind == "no_chart"]
+    assert why.text == f"No chart this time: Prometheus at {nowhere} is unreachable (ConnectError)."
+    assert "No chart this time" in (await http.get("/incidents/1")).text
+
+
+async def test_a_dry_run_draws_the_chart_and_records_the_posts_it_would_make(
+    stack: Stack, make_bot: MakeBot, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> None:
+    http, bot = await make_bot(prometheus_url=stack.prometheus.url, dry_run=True)
+    await http.post("/v1/alertmanager", json=fired()[0], headers=AUTH)
+    items = await settled(bot, at_least=6)
+    assert kinds(items) == [
+        ("pagerduty", "trigger"),
+        ("slack", "card"),
+        ("chart", "render"),
+        ("slack", "chart"),
+        ("pagerduty", "chart"),
+        ("slack", "card"),
+    ]
+    assert [i.dry_run for i in items] == [True, True, False, True, True, True]  # drawing is for real
+    (chart,) = await rows(bot.db, charts)
+    upload, image_event, card = (i.payload["delivered"] for i in items[3:])
+    assert '"method": "files.upload_v2"' in upload
+    assert f'"png_bytes": {len(chart.png)}' in upload
+    assert f'"src": "{CHART_URL_BASE}/charts/{chart.id}.png?expires=' in image_event
+    assert f'"slack_file": {{"id": "dry-run-F{chart.id}"}}' in card
+    assert fake_pagerduty.alerts() == []
+    assert fake_slack.calls == []
+    assert '<img class="chart" src="data:image/svg+xml;base64,' in (await http.get("/incidents/1")).text

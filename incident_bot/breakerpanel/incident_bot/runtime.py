@@ -25,6 +25,8 @@ from sqlalchemy import select
 from breakerpanel.config import ConfigFileError
 from breakerpanel.guards import RateLimiter, RateLimitPolicy
 
+from .chart_links import ChartLinks
+from .charts import ChartSender
 from .db import Database, Retention, alerts
 from .delivery import Delivered, IncidentView, Item, Sender
 from .dryrun import DryRunSender
@@ -92,18 +94,34 @@ class Bot:
             lines = [f"{settings.routing_file}: {where}: {why}" for where, why in keys.problems]
             raise StartupError("PagerDuty routing keys:\n  " + "\n  ".join(lines))
         self.db = Database(settings.database_url, pool_size=settings.database_pool_size)
-        self.engine = Engine(self.db, EngineConfig(resolve_after=settings.resolve_after, routing=self.routing))
+        self.prometheus = PrometheusReader(settings.prometheus_url) if settings.prometheus_url else None
+        charts = self.prometheus is not None
+        self.engine = Engine(
+            self.db, EngineConfig(resolve_after=settings.resolve_after, routing=self.routing, charts=charts)
+        )
         self.written = asyncio.Event()
         self.writer = IntakeWriter(self.db, on_written=self.written)
-        self.prometheus = PrometheusReader(settings.prometheus_url) if settings.prometheus_url else None
         self.figures = Figures(self.prometheus) if self.prometheus is not None else None
         self.retention = Retention(self.db, settings.retention)
+        self.chart_links = ChartLinks(
+            settings.chart_key(), settings.chart_url_base or settings.public_url, settings.chart_url_ttl
+        )
+        chosen = dict(senders if senders is not None else self._senders(keys))
+        if self.prometheus is not None:
+            # A send is bounded by a third of the claim (OutboxWorker._keep_claim): the queries get a sixth.
+            chosen.setdefault(
+                Target.CHART,
+                ChartSender(
+                    self.db,
+                    self.prometheus,
+                    span=settings.chart_span,
+                    metrics=self.metrics,
+                    request_timeout=min(5.0, settings.claim_timeout / 6),
+                ),
+            )
         self.worker = OutboxWorker(
             self.db,
-            {
-                target: IncidentStart(sender, self.db)
-                for target, sender in (senders if senders is not None else self._senders(keys)).items()
-            },
+            {target: IncidentStart(sender, self.db) for target, sender in chosen.items()},
             WorkerConfig(
                 replica_id=settings.replica_id,
                 claim_timeout=settings.claim_timeout,
@@ -111,6 +129,7 @@ class Bot:
                 max_backoff=settings.max_backoff,
                 poll_interval=settings.poll_interval,
                 public_url=settings.public_url,
+                chart_links=self.chart_links,
             ),
             pacers=_pacers(settings),
             metrics=self.metrics,
@@ -136,7 +155,7 @@ class Bot:
         s = self.settings
         grafana = s.grafana_url
         if self.mode.dry_run:
-            return {target: DryRunSender(target, grafana_url=grafana) for target in Target}
+            return {target: DryRunSender(target, grafana_url=grafana) for target in (Target.PAGERDUTY, Target.SLACK)}
         # A send must end well within the claim on its outbox item (see OutboxWorker._keep_claim).
         timeout = min(10.0, s.claim_timeout / 3)
         senders: dict[Target, Sender] = {
