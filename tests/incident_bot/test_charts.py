@@ -35,12 +35,17 @@ from breakerpanel import BreakerConfig, BreakerRegistry, CircuitOpenError, State
 from breakerpanel.exporter import BreakerTelemetry
 from breakerpanel.exporter import semconv as sc
 from breakerpanel.exporter.breaker_panels import STATE_CODES, BreakerPanels
+from breakerpanel.guards import RateLimiter, RateLimitPolicy
 from breakerpanel.incident_bot.app import create_app
 from breakerpanel.incident_bot.chart_data import RATE_WINDOW, chart_queries, fetch_chart_data, step_for
 from breakerpanel.incident_bot.chart_links import ChartFormat, ChartLinks, Refusal
 from breakerpanel.incident_bot.chart_render import WIDTH_INCHES, render_chart
-from breakerpanel.incident_bot.db import Retention, charts, events, outbox
+from breakerpanel.incident_bot.db import Database, Retention, charts, events, outbox
+from breakerpanel.incident_bot.delivery import Delivered, IncidentView, Item
 from breakerpanel.incident_bot.enrich import Figures
+from breakerpanel.incident_bot.incidents import Engine, EngineConfig
+from breakerpanel.incident_bot.metrics import BotMetrics
+from breakerpanel.incident_bot.outbox import CHART_YIELDS_FOR, OutboxWorker, WorkerConfig
 from breakerpanel.incident_bot.pagerduty import PagerDutySender
 from breakerpanel.incident_bot.prometheus import PrometheusReader
 from breakerpanel.incident_bot.runtime import Bot
@@ -52,7 +57,7 @@ from tests.fakes import FakePagerDuty, FakeSlack
 from tests.promql_names import substitute
 from tests.servers import PrometheusServer, ServerPool, find_free_port, wait_until
 
-from .support import AlertSpec, breaker_labels, rows, webhook
+from .support import ROUTING, AlertSpec, ManualClock, breaker_labels, notifications, rows, store, webhook
 
 JOB = "charts"
 ROUTING_KEY = "C" * 32
@@ -438,6 +443,63 @@ async def test_the_page_goes_first_then_the_chart_reaches_slack_pagerduty_and_th
     pruned = await Retention(bot.db, keep=0.005).prune()
     assert (pruned.incidents, pruned.charts, pruned.chart_uploads) == (1, 2, 2)
     assert (await http.get(path)).status_code == 404
+
+
+class Recording:
+    """A sender that only records what it was handed, and when."""
+
+    dry_run = False
+
+    def __init__(self, target: Target, delivered: list[str]) -> None:
+        self.target = target
+        self.delivered = delivered
+
+    def destination_configured(self, destination: str) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, item: Item, incident: IncidentView | None) -> Delivered:
+        self.delivered.append(f"{item.target} {item.action}")
+        return Delivered()
+
+
+async def test_the_chart_waits_for_the_page_and_cards_to_be_tried(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}")
+    await db.create()
+    clock = ManualClock()
+    engine = Engine(db, EngineConfig(resolve_after=60, routing=ROUTING, charts=True), clock=clock)
+    delivered: list[str] = []
+    # PagerDuty's pace spent: its trigger stays untried in the outbox (as while its breaker is open).
+    pagerduty_pace = RateLimiter("pd", RateLimitPolicy(limit=1, period=3600.0, burst=1))
+    assert (await pagerduty_pace.acquire("env:PD_KEY")).allowed
+    worker = OutboxWorker(
+        db,
+        {target: Recording(target, delivered) for target in Target},
+        WorkerConfig("test", claim_timeout=30, quick_attempts=1, max_backoff=1, poll_interval=0.05, public_url=""),
+        pacers={Target.PAGERDUTY: pagerduty_pace},
+        metrics=BotMetrics(),
+        clock=clock,
+    )
+    try:
+        await store(db, webhook((AlertSpec(breaker_labels("openai", job=JOB)), "firing")))
+        await engine.process_pending()
+        assert [(t, a) for _, t, a, _ in await notifications(db)] == [
+            ("pagerduty", "trigger"),
+            ("slack", "card"),
+            ("chart", "render"),
+        ]
+        await worker.drain_once()
+        assert delivered == ["slack card"]  # the chart waits for the untried page...
+        await worker.drain_once()
+        assert delivered == ["slack card"]
+        clock.advance(CHART_YIELDS_FOR + 1)  # ... for so long, no longer
+        await worker.drain_once()
+        assert delivered == ["slack card", "chart render"]
+    finally:
+        await worker.close()
+        await db.dispose()
 
 
 async def test_with_prometheus_down_the_incident_pages_without_a_chart_and_says_why(

@@ -5,8 +5,8 @@ rates against the thresholds in force, its calls and rejections per second, and 
 breaker under it. The incident's opening (and resolution) is marked across all of them.
 
 matplotlib with the Agg renderer, without pyplot: the figure is an object of its own, so rendering
-in a worker thread (:func:`asyncio.to_thread`, never on the event loop) touches no global figure
-manager. matplotlib is imported on the first chart (about a second), never when the bot starts; a
+in a worker thread (never on the event loop: :mod:`.charts` gives it a thread of its own) touches no
+global figure manager. matplotlib is imported on the first chart (about a second), never when the bot starts; a
 lock serialises renders, because matplotlib's rc settings are process-wide.
 """
 

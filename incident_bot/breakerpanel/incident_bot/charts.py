@@ -17,8 +17,10 @@ shows no more than the next one will.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -63,12 +65,16 @@ class ChartSender:
         self.metrics = metrics
         self.request_timeout = request_timeout
         self.clock = clock
+        # Charts are drawn in a thread of their own, one at a time: a burst of incidents never takes
+        # the default executor's threads, in which PagerDuty's client sends the pages.
+        self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart-render")
 
     def destination_configured(self, destination: str) -> bool:
         return True
 
     async def close(self) -> None:
-        return None  # the Prometheus reader is the bot's: it closes it
+        # The Prometheus reader is the bot's: it closes it. A chart being drawn is finished first.
+        await asyncio.to_thread(self._drawing.shutdown, wait=True, cancel_futures=True)
 
     async def send(self, item: Item, incident: IncidentView | None) -> Delivered:
         if incident is None or item.action != Action.RENDER:
@@ -87,7 +93,8 @@ class ChartSender:
         if incident.resolved_at is not None:
             marks.append((incident.resolved_at, "resolved"))
         title = f"#{incident.id} {incident.title}: the last {round(self.span / 60)} min"
-        rendered = await asyncio.to_thread(render_chart, data, title=title, marks=marks)
+        draw = functools.partial(render_chart, data, title=title, marks=marks)
+        rendered = await asyncio.get_running_loop().run_in_executor(self._drawing, draw)
         self.metrics.charts.labels("drawn").inc()
         self.metrics.chart_render.observe(rendered.seconds)
         return await self._store(item, incident.id, reason, at, data, rendered)
