@@ -260,7 +260,7 @@ def create_app(settings: Settings, *, bot: Bot | None = None, listen_host: str |
             said = await runtime.engine.resolve(incident_id, who)
         else:
             return Response(status_code=200)  # a link button: nothing to do
-        runtime.worker.wake.set()
+        runtime.wake_workers()
         if not said.endswith((" acknowledged.", " resolved.")):
             _tell(payload, said)
         return Response(status_code=200)

@@ -6,8 +6,9 @@ breaker under it. The incident's opening (and resolution) is marked across all o
 
 matplotlib with the Agg renderer, without pyplot: the figure is an object of its own, so rendering
 in a worker thread (never on the event loop: :mod:`.charts` gives it a thread of its own) touches no
-global figure manager. matplotlib is imported on the first chart (about a second), never when the bot starts; a
-lock serialises renders, because matplotlib's rc settings are process-wide.
+global figure manager. matplotlib is imported in the drawing thread, in the background once the bot
+has started (:func:`warm_up`: about a second), never by importing the bot; a lock serialises
+renders, because matplotlib's rc settings are process-wide.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["RenderedChart", "render_chart"]
+__all__ = ["RenderedChart", "render_chart", "warm_up"]
 
 _STATE = sc.CircuitBreakerStateValues
 #: The dashboards' state colors (Grafana's palette), so that the chart reads like the dashboard.
@@ -62,6 +63,14 @@ class RenderedChart:
     svg: str
     #: Wall-clock seconds the render took (figure and both files).
     seconds: float
+
+
+def warm_up() -> None:
+    """Import what drawing needs (blocking: call it in the drawing thread)."""
+    with _LOCK:
+        import matplotlib.backends.backend_agg
+        import matplotlib.backends.backend_svg
+        import matplotlib.figure  # noqa: F401
 
 
 def render_chart(data: ChartData, *, title: str, marks: Sequence[tuple[float, str]] = ()) -> RenderedChart:

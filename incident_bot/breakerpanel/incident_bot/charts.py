@@ -20,13 +20,13 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .chart_data import ChartData, ChartUnavailable, fetch_chart_data
-from .chart_render import RenderedChart, render_chart
+from .chart_render import RenderedChart, render_chart, warm_up
 from .db import Database, charts, enqueue, events, incidents, now
 from .delivery import Delivered, DeliveryError, IncidentView, Item
 from .metrics import BotMetrics
@@ -68,6 +68,16 @@ class ChartSender:
         # Charts are drawn in a thread of their own, one at a time: a burst of incidents never takes
         # the default executor's threads, in which PagerDuty's client sends the pages.
         self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart-render")
+
+    def warm_up(self) -> None:
+        """Import matplotlib in the drawing thread now, in the background: the first chart then
+        does not pay for it (about a second) while an incident is being paged."""
+
+        def imported(future: Future[None]) -> None:
+            if future.exception() is not None:
+                logger.error("charts cannot be drawn: %s", future.exception())
+
+        self._drawing.submit(warm_up).add_done_callback(imported)
 
     def destination_configured(self, destination: str) -> bool:
         return True

@@ -3,6 +3,7 @@
 ::
 
     intake (HTTP) --group commit--> webhooks --processor--> incidents, events, outbox --worker--> PagerDuty, Slack
+                                                                                     --chart worker--> charts
                                     pruner: what finished longer than the retention ago, deleted
 
 The processor runs on every replica but processes on one at a time (a database lock); the worker
@@ -107,33 +108,46 @@ class Bot:
             settings.chart_key(), settings.chart_url_base or settings.public_url, settings.chart_url_ttl
         )
         chosen = dict(senders if senders is not None else self._senders(keys))
+        config = WorkerConfig(
+            replica_id=settings.replica_id,
+            claim_timeout=settings.claim_timeout,
+            quick_attempts=settings.delivery_attempts_before_backoff,
+            max_backoff=settings.max_backoff,
+            poll_interval=settings.poll_interval,
+            public_url=settings.public_url,
+            chart_links=self.chart_links,
+        )
+        #: The chart jobs' own worker (with Prometheus): drawing never holds up the claim of a page.
+        #: Without one, the outbox worker dead-letters a chart job left from a configuration with
+        #: Prometheus (no sender for it), rather than keep it pending forever.
+        self.chart_worker: OutboxWorker | None = None
+        self.chart_sender: ChartSender | None = None
         if self.prometheus is not None:
             # A send is bounded by a third of the claim (OutboxWorker._keep_claim): the queries get a sixth.
-            chosen.setdefault(
-                Target.CHART,
-                ChartSender(
-                    self.db,
-                    self.prometheus,
-                    span=settings.chart_span,
-                    metrics=self.metrics,
-                    request_timeout=min(5.0, settings.claim_timeout / 6),
-                ),
+            self.chart_sender = ChartSender(
+                self.db,
+                self.prometheus,
+                span=settings.chart_span,
+                metrics=self.metrics,
+                request_timeout=min(5.0, settings.claim_timeout / 6),
+            )
+            self.chart_worker = OutboxWorker(
+                self.db,
+                {Target.CHART: self.chart_sender},
+                config,
+                pacers={},
+                metrics=self.metrics,
+                only=frozenset({Target.CHART}),
+                name="chart-worker",
             )
         self.worker = OutboxWorker(
             self.db,
             {target: IncidentStart(sender, self.db) for target, sender in chosen.items()},
-            WorkerConfig(
-                replica_id=settings.replica_id,
-                claim_timeout=settings.claim_timeout,
-                quick_attempts=settings.delivery_attempts_before_backoff,
-                max_backoff=settings.max_backoff,
-                poll_interval=settings.poll_interval,
-                public_url=settings.public_url,
-                chart_links=self.chart_links,
-            ),
+            config,
             pacers=_pacers(settings),
             metrics=self.metrics,
             figures=self.figures,
+            skip=frozenset({Target.CHART}) if self.chart_worker is not None else frozenset(),
         )
         self._processor: asyncio.Task[None] | None = None
         self._processing = asyncio.Lock()
@@ -182,6 +196,9 @@ class Bot:
         await self.db.create()
         self.writer.start()
         self.worker.start()
+        if self.chart_worker is not None and self.chart_sender is not None:
+            self.chart_worker.start()
+            self.chart_sender.warm_up()
         self._processor = asyncio.create_task(self._process_forever(), name="processor")
         self._pruner = asyncio.create_task(self._prune_forever(), name="pruner")
         self.started = True
@@ -202,9 +219,17 @@ class Bot:
             await cancel_when_idle(self._pruner, self._pruning, grace=10)
         await self.writer.stop()
         await self.worker.stop()
+        if self.chart_worker is not None:
+            await self.chart_worker.stop()
         if self.prometheus is not None:
             await self.prometheus.close()
         await self.db.dispose()
+
+    def wake_workers(self) -> None:
+        """New outbox work: the workers look now rather than at their next poll."""
+        self.worker.wake.set()
+        if self.chart_worker is not None:
+            self.chart_worker.wake.set()
 
     async def _process_forever(self) -> None:
         while True:
@@ -214,7 +239,7 @@ class Bot:
                     ticked = await self.engine.tick()
                 self._count(outcome, ticked)
                 if outcome.opened or outcome.attached or outcome.flaps or outcome.alerts_resolved or ticked.resolved:
-                    self.worker.wake.set()
+                    self.wake_workers()
             except asyncio.CancelledError:
                 raise
             except Exception:
