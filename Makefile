@@ -73,6 +73,7 @@ bench: venv
 	$(BIN)/python bench/bot_intake.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/scrape.py
+	$(BIN)/python bench/chart_render.py
 
 docs: venv
 	$(BIN)/python docs/generate.py

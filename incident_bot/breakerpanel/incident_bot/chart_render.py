@@ -4,11 +4,10 @@ From top to bottom: the breaker's state band (closed, half-open, open...), its f
 rates against the thresholds in force, its calls and rejections per second, and the state of each
 breaker under it. The incident's opening (and resolution) is marked across all of them.
 
-matplotlib with the Agg renderer, without pyplot: the figure is an object of its own, so rendering
-in a worker thread (never on the event loop: :mod:`.charts` gives it a thread of its own) touches no
-global figure manager. matplotlib is imported in the drawing thread, in the background once the bot
-has started (:func:`warm_up`: about a second), never by importing the bot; a lock serialises
-renders, because matplotlib's rc settings are process-wide.
+matplotlib with the Agg renderer, without pyplot: the figure is an object of its own and touches no
+global figure manager. The bot calls this in a process of its own (:mod:`.drawing`), never on its
+event loop nor in its threads; matplotlib is imported there (:func:`warm_up`), never by importing the
+bot. A lock serialises renders in a process, because matplotlib's rc settings are process-wide.
 """
 
 from __future__ import annotations
@@ -66,7 +65,7 @@ class RenderedChart:
 
 
 def warm_up() -> None:
-    """Import what drawing needs (blocking: call it in the drawing thread)."""
+    """Import what drawing needs (blocking: call it where charts are drawn)."""
     with _LOCK:
         import matplotlib.backends.backend_agg
         import matplotlib.backends.backend_svg
@@ -76,7 +75,7 @@ def warm_up() -> None:
 def render_chart(data: ChartData, *, title: str, marks: Sequence[tuple[float, str]] = ()) -> RenderedChart:
     """The chart of ``data`` under ``title``; ``marks`` are ``(time, text)`` vertical lines (the
     incident's opening, its resolution) drawn where they fall inside the chart's range.
-    Blocking (CPU-bound): call it in a thread."""
+    Blocking (CPU-bound): call it off the event loop."""
     started = time.perf_counter()
     with _LOCK:
         import matplotlib

@@ -1,9 +1,9 @@
 """The chart job: an outbox item (target ``chart``, action ``render``) that draws an incident's chart.
 
 The engine queues it after the page and the cards when an incident opens, becomes more urgent or
-resolves; the outbox claims it only once those have been tried (:meth:`OutboxWorker._claim`), so
-drawing never delays a page. This sender reads the breaker's last minutes from Prometheus
-(:mod:`.chart_data`), draws them in a worker thread (:mod:`.chart_render`), stores the chart
+resolves; a worker of its own claims it once those have been tried (:meth:`OutboxWorker._claim`),
+so drawing never delays a page. This sender reads the breaker's last minutes from Prometheus
+(:mod:`.chart_data`), draws them in a process of their own (:mod:`.drawing`), stores the chart
 (``charts``: its signed URLs keep working across restarts and replicas) and, in the same
 transaction, queues its posts: the upload into each of the incident's Slack channels, and an event
 with the chart as its image to each of its PagerDuty routing keys, but not on resolve (a trigger
@@ -16,19 +16,17 @@ shows no more than the next one will.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from .chart_data import ChartData, ChartUnavailable, fetch_chart_data
-from .chart_render import RenderedChart, render_chart, warm_up
+from .chart_render import RenderedChart
 from .db import Database, charts, enqueue, events, incidents, now
 from .delivery import Delivered, DeliveryError, IncidentView, Item
+from .drawing import DrawingProcess
 from .metrics import BotMetrics
 from .prometheus import PrometheusReader
 from .rows import fetch_incident
@@ -65,46 +63,38 @@ class ChartSender:
         self.metrics = metrics
         self.request_timeout = request_timeout
         self.clock = clock
-        # Charts are drawn in a thread of their own, one at a time: a burst of incidents never takes
-        # the default executor's threads, in which PagerDuty's client sends the pages.
-        self._drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chart-render")
+        self.drawing = DrawingProcess()
 
     def warm_up(self) -> None:
-        """Import matplotlib in the drawing thread now, in the background: the first chart then
-        does not pay for it (about a second) while an incident is being paged."""
-
-        def imported(future: Future[None]) -> None:
-            if future.exception() is not None:
-                logger.error("charts cannot be drawn: %s", future.exception())
-
-        self._drawing.submit(warm_up).add_done_callback(imported)
+        """Start the drawing process in the background: the first chart then does not pay for it
+        (about two seconds) while an incident is being paged."""
+        self.drawing.warm_up()
 
     def destination_configured(self, destination: str) -> bool:
         return True
 
     async def close(self) -> None:
         # The Prometheus reader is the bot's: it closes it. A chart being drawn is finished first.
-        await asyncio.to_thread(self._drawing.shutdown, wait=True, cancel_futures=True)
+        await self.drawing.close()
 
     async def send(self, item: Item, incident: IncidentView | None) -> Delivered:
         if incident is None or item.action != Action.RENDER:
             raise DeliveryError(f"a chart {item.action} needs its incident and action render", retryable=False)
         reason = str(item.payload.get("reason") or "changed")
         at = self.clock()
-        try:
-            data = await fetch_chart_data(
-                self.prometheus, incident.labels, end=at, span=self.span, request_timeout=self.request_timeout
-            )
-        except ChartUnavailable as exc:
-            self.metrics.charts.labels("unavailable").inc()
-            await self._no_chart(item, incident.id, at, str(exc))
-            return Delivered(f"no chart: {exc}")
         marks = [(incident.opened_at, f"#{incident.id} opened")]
         if incident.resolved_at is not None:
             marks.append((incident.resolved_at, "resolved"))
         title = f"#{incident.id} {incident.title}: the last {round(self.span / 60)} min"
-        draw = functools.partial(render_chart, data, title=title, marks=marks)
-        rendered = await asyncio.get_running_loop().run_in_executor(self._drawing, draw)
+        try:
+            data = await fetch_chart_data(
+                self.prometheus, incident.labels, end=at, span=self.span, request_timeout=self.request_timeout
+            )
+            rendered = await self.drawing.draw(data, title=title, marks=marks)
+        except ChartUnavailable as exc:
+            self.metrics.charts.labels("unavailable").inc()
+            await self._no_chart(item, incident.id, at, str(exc))
+            return Delivered(f"no chart: {exc}")
         self.metrics.charts.labels("drawn").inc()
         self.metrics.chart_render.observe(rendered.seconds)
         return await self._store(item, incident.id, reason, at, data, rendered)

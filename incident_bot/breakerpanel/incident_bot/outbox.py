@@ -9,10 +9,11 @@
   (tenacity, with jitter, honouring ``Retry-After``), then rescheduled in the outbox with
   exponential backoff; a permanent one (400, unknown channel) goes to the dead letters, with the
   reason in the incident's timeline.
-- **Pages first.** A chart job (target ``chart``) has a worker of its own (``only``), the others
-  leave it alone (``skip``): a batch of pages is never held up by a chart being drawn. It waits
-  until its incident's earlier pages and cards have been tried once (for :data:`CHART_YIELDS_FOR`
-  at most): drawing never competes with a page (:mod:`.charts`).
+- **Pages first.** Charts (the job that draws one, target ``chart``, and its posts, action
+  ``chart``) have a worker of their own (``only``), the others leave them alone (``skip``): a batch
+  of pages is never held up by a chart being drawn or uploaded. A chart job waits until its
+  incident's earlier pages and cards have been tried once (for :data:`CHART_YIELDS_FOR` at most):
+  drawing never competes with a page (:mod:`.charts`).
 - **Isolation.** Each target has its own circuit breaker (this project's), so while PagerDuty is
   down its items wait and Slack's still flow, and its own pacing (PagerDuty's 120 events a minute
   per routing key, Slack's one message a second per channel): a rate limiter of this project's
@@ -130,9 +131,9 @@ class WorkerConfig:
 class OutboxWorker:
     """Delivers the outbox. ``pacers`` hold each target's pace: a rate limiter whose keys are the
     target's destinations (a routing-key reference, a Slack channel); a target without one is not
-    paced. ``only`` restricts the worker to those targets' items, ``skip`` leaves those targets'
-    items to another worker: the chart jobs have one of their own, so that drawing a chart never
-    holds up the claim of the next page (a batch is claimed once the previous one is done)."""
+    paced. ``only`` restricts the worker to items of those actions, ``skip`` leaves items of those
+    actions to another worker: charts (drawing them, posting them) have one of their own, so that
+    they never hold up the claim of the next page (a batch is claimed once the previous one is done)."""
 
     def __init__(
         self,
@@ -144,8 +145,8 @@ class OutboxWorker:
         metrics: BotMetrics,
         figures: Figures | None = None,
         clock: Callable[[], float] = now,
-        only: frozenset[Target] | None = None,
-        skip: frozenset[Target] = frozenset(),
+        only: frozenset[Action] | None = None,
+        skip: frozenset[Action] = frozenset(),
         name: str = "outbox-worker",
     ) -> None:
         self.db = db
@@ -252,10 +253,12 @@ class OutboxWorker:
             .order_by(outbox.c.id)
             .limit(limit * 4)
         )
-        if open_targets or self.skip:
-            query = query.where(outbox.c.target.not_in([*open_targets, *self.skip]))
+        if open_targets:
+            query = query.where(outbox.c.target.not_in(open_targets))
+        if self.skip:
+            query = query.where(outbox.c.action.not_in(self.skip))
         if self.only is not None:
-            query = query.where(outbox.c.target.in_(self.only))
+            query = query.where(outbox.c.action.in_(self.only))
         if self.db.is_postgres:
             query = query.with_for_update(skip_locked=True, of=outbox)
         claimed: list[Item] = []

@@ -62,6 +62,10 @@ SLACK_BURST = 3
 EXAMPLE_ROUTES = Path(__file__).with_name("routes.example.yaml")
 
 
+#: What the chart worker delivers: drawing a chart, and posting it.
+CHART_ACTIONS = frozenset({Action.RENDER, Action.CHART})
+
+
 class StartupError(Exception):
     """The configuration cannot work: the message names each problem and where it is."""
 
@@ -107,7 +111,10 @@ class Bot:
         self.chart_links = ChartLinks(
             settings.chart_key(), settings.chart_url_base or settings.public_url, settings.chart_url_ttl
         )
-        chosen = dict(senders if senders is not None else self._senders(keys))
+        chosen = {
+            target: IncidentStart(sender, self.db)
+            for target, sender in (senders if senders is not None else self._senders(keys)).items()
+        }
         config = WorkerConfig(
             replica_id=settings.replica_id,
             claim_timeout=settings.claim_timeout,
@@ -117,8 +124,10 @@ class Bot:
             public_url=settings.public_url,
             chart_links=self.chart_links,
         )
-        #: The chart jobs' own worker (with Prometheus): drawing never holds up the claim of a page.
-        #: Without one, the outbox worker dead-letters a chart job left from a configuration with
+        pacers = _pacers(settings)
+        #: The charts' own worker (with Prometheus): it draws them and posts them (with the same
+        #: senders and pace as the pages), so that charts never hold up the claim of a page.
+        #: Without it, the outbox worker dead-letters a chart job left from a configuration with
         #: Prometheus (no sender for it), rather than keep it pending forever.
         self.chart_worker: OutboxWorker | None = None
         self.chart_sender: ChartSender | None = None
@@ -133,21 +142,21 @@ class Bot:
             )
             self.chart_worker = OutboxWorker(
                 self.db,
-                {Target.CHART: self.chart_sender},
+                {**chosen, Target.CHART: self.chart_sender},
                 config,
-                pacers={},
+                pacers=pacers,
                 metrics=self.metrics,
-                only=frozenset({Target.CHART}),
+                only=CHART_ACTIONS,
                 name="chart-worker",
             )
         self.worker = OutboxWorker(
             self.db,
-            {target: IncidentStart(sender, self.db) for target, sender in chosen.items()},
+            chosen,
             config,
-            pacers=_pacers(settings),
+            pacers=pacers,
             metrics=self.metrics,
             figures=self.figures,
-            skip=frozenset({Target.CHART}) if self.chart_worker is not None else frozenset(),
+            skip=CHART_ACTIONS if self.chart_worker is not None else frozenset(),
         )
         self._processor: asyncio.Task[None] | None = None
         self._processing = asyncio.Lock()
@@ -218,9 +227,9 @@ class Bot:
         if self._pruner is not None:
             await cancel_when_idle(self._pruner, self._pruning, grace=10)
         await self.writer.stop()
-        await self.worker.stop()
-        if self.chart_worker is not None:
+        if self.chart_worker is not None:  # first: it shares the senders the outbox worker closes
             await self.chart_worker.stop()
+        await self.worker.stop()
         if self.prometheus is not None:
             await self.prometheus.close()
         await self.db.dispose()
@@ -238,7 +247,10 @@ class Bot:
                     outcome = await self.engine.process_pending()
                     ticked = await self.engine.tick()
                 self._count(outcome, ticked)
-                if outcome.opened or outcome.attached or outcome.flaps or outcome.alerts_resolved or ticked.resolved:
+                # A new alert too: joining a live incident, it may raise it and page (the workers
+                # would otherwise find that page at their next poll).
+                changed = outcome.opened or outcome.attached or outcome.flaps or outcome.alerts_new
+                if changed or outcome.alerts_resolved or ticked.resolved:
                     self.wake_workers()
             except asyncio.CancelledError:
                 raise
