@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import re
+import signal
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -37,11 +39,18 @@ from breakerpanel.exporter import semconv as sc
 from breakerpanel.exporter.breaker_panels import STATE_CODES, BreakerPanels
 from breakerpanel.guards import RateLimiter, RateLimitPolicy
 from breakerpanel.incident_bot.app import create_app
-from breakerpanel.incident_bot.chart_data import RATE_WINDOW, chart_queries, fetch_chart_data, step_for
+from breakerpanel.incident_bot.chart_data import (
+    RATE_WINDOW,
+    ChartUnavailable,
+    chart_queries,
+    fetch_chart_data,
+    step_for,
+)
 from breakerpanel.incident_bot.chart_links import ChartFormat, ChartLinks, Refusal
 from breakerpanel.incident_bot.chart_render import WIDTH_INCHES, render_chart
 from breakerpanel.incident_bot.db import Database, Retention, charts, events, outbox
 from breakerpanel.incident_bot.delivery import Delivered, IncidentView, Item
+from breakerpanel.incident_bot.drawing import DrawingProcess
 from breakerpanel.incident_bot.enrich import Figures
 from breakerpanel.incident_bot.incidents import Engine, EngineConfig
 from breakerpanel.incident_bot.metrics import BotMetrics
@@ -241,6 +250,24 @@ async def test_the_cards_live_figures_come_through_the_same_reader(stack: Stack)
     finally:
         await reader.close()
         await nowhere.close()
+
+
+async def test_a_drawing_process_that_dies_costs_one_chart(stack: Stack) -> None:
+    reader = PrometheusReader(stack.prometheus.url)
+    drawing = DrawingProcess()
+    try:
+        data = await fetch_chart_data(reader, LABELS, end=stack.ended, span=SPAN)
+        first = await drawing.draw(data, title="before", marks=[])
+        assert drawing._pool is not None
+        (pid,) = drawing._pool._processes
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(ChartUnavailable, match="the drawing process died"):
+            await drawing.draw(data, title="while it dies", marks=[])
+        again = await drawing.draw(data, title="before", marks=[])  # a new process
+        assert again.png[:8] == first.png[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        await drawing.close()
+        await reader.close()
 
 
 # ---------------------------------------------------------------------- signed URLs
