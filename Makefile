@@ -74,6 +74,7 @@ bench: venv
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/scrape.py
 	$(BIN)/python bench/semantic_cache.py
+	$(BIN)/python bench/chart_render.py
 
 docs: venv
 	$(BIN)/python docs/generate.py

@@ -645,6 +645,23 @@ INVALID_BLOCKS: list[tuple[str, list[dict[str, Any]], str]] = [
     ("extra property", [section("x", colour="red")], "invalid additional property: colour"),
     ("same block_id", [section("x", block_id="b"), section("y", block_id="b")], "/blocks/1/block_id"),
     ("no text or fields", [{"type": "section"}], "must provide text or fields"),
+    ("image without alt_text", [{"type": "image", "image_url": "https://x.example/c.png"}], "/blocks/0/alt_text"),
+    (
+        "image with two sources",
+        [{"type": "image", "image_url": "https://x.example/c.png", "slack_file": {"id": "F1"}, "alt_text": "c"}],
+        "exactly one of image_url or slack_file",
+    ),
+    (
+        "slack_file with id and url",
+        [{"type": "image", "slack_file": {"id": "F1", "url": "https://x.example/c.png"}, "alt_text": "c"}],
+        "/blocks/0/slack_file",
+    ),
+    (
+        "image title in mrkdwn",
+        [{"type": "image", "image_url": "https://x.example/c.png", "alt_text": "c", "title": section("t")["text"]}],
+        "/blocks/0/title/type",
+    ),
+    ("slack_file never uploaded", [{"type": "image", "slack_file": {"id": "F0NONE"}, "alt_text": "c"}], "slack_file"),
 ]
 
 
@@ -671,6 +688,80 @@ def test_chat_update_validates_blocks_too(fake_slack: FakeSlack, slack: WebClien
     with pytest.raises(SlackApiError, match="invalid_blocks"):
         slack.chat_update(channel=posted["channel"], ts=posted["ts"], text="y", blocks=[section(_long(3001))])
     assert fake_slack.message(posted["channel"], posted["ts"]).history == ()
+
+
+# --------------------------------------------------------------------------------------------------------
+# Slack: file uploads (files_upload_v2's three steps) and image blocks that show them
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def test_files_upload_v2_into_a_thread_then_an_image_block_of_it(fake_slack: FakeSlack, slack: WebClient) -> None:
+    card = slack.chat_postMessage(channel="#incidents", text="card")
+    uploaded = slack.files_upload_v2(
+        channel=card["channel"],
+        thread_ts=card["ts"],
+        file=PNG,
+        filename="chart.png",
+        title="Chart v1",
+        alt_txt="the breaker's chart",
+        initial_comment="Chart v1 (opened).",
+    )
+    file_id = uploaded["file"]["id"]
+    assert [c.method for c in fake_slack.calls] == [
+        "chat.postMessage",
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+    (file,) = fake_slack.files
+    assert (file.id, file.filename, file.title, file.alt_txt, file.content) == (
+        file_id,
+        "chart.png",
+        "Chart v1",
+        "the breaker's chart",
+        PNG,
+    )
+    (shared,) = fake_slack.thread("#incidents", card["ts"])
+    assert (shared.text, [f["id"] for f in shared.files]) == ("Chart v1 (opened).", [file_id])
+    assert file.shares == ((card["channel"], shared.ts),)
+    image = {
+        "type": "image",
+        "slack_file": {"id": file_id},
+        "alt_text": "chart",
+        "title": section("x")["text"] | {"type": "plain_text"},
+    }
+    slack.chat_update(channel=card["channel"], ts=card["ts"], text="card", blocks=[section("card"), image])
+    assert fake_slack.message("#incidents", card["ts"]).blocks[1]["slack_file"] == {"id": file_id}
+
+
+async def test_the_async_client_uploads_too(fake_slack: FakeSlack) -> None:
+    client = AsyncWebClient(token=TOKEN, base_url=fake_slack.api_url)
+    card = await client.chat_postMessage(channel="#incidents", text="card")
+    uploaded = await client.files_upload_v2(channel=card["channel"], thread_ts=card["ts"], file=PNG, filename="c.png")
+    (file,) = fake_slack.files
+    assert (uploaded["file"]["id"], file.content, file.completed) == (file.id, PNG, True)
+
+
+def test_upload_steps_that_slack_refuses(fake_slack: FakeSlack, slack: WebClient) -> None:
+    with pytest.raises(SlackApiError, match="invalid_arguments"):
+        slack.files_getUploadURLExternal(filename="c.png", length=0)
+    step1 = slack.files_getUploadURLExternal(filename="c.png", length=len(PNG))
+    with pytest.raises(SlackApiError, match="file_not_found"):  # the bytes never arrived
+        slack.files_completeUploadExternal(files=[{"id": step1["file_id"]}])
+    short = httpx.post(step1["upload_url"], content=PNG[:-1])
+    assert (short.status_code, short.text) == (400, f"length mismatch: announced {len(PNG)}, received {len(PNG) - 1}")
+    sent = httpx.post(step1["upload_url"], content=PNG)
+    assert (sent.status_code, sent.text, sent.headers["content-type"]) == (
+        200,
+        f"OK - {len(PNG)}",
+        "text/plain; charset=utf-8",
+    )
+    with pytest.raises(SlackApiError, match="channel_not_found"):
+        slack.files_completeUploadExternal(files=[{"id": step1["file_id"]}], channel_id="#incidents")
+    slack.files_completeUploadExternal(files=[{"id": step1["file_id"]}], channel_id=fake_slack.channel_id("#incidents"))
+    with pytest.raises(SlackApiError, match="file_not_found"):  # completed already
+        slack.files_completeUploadExternal(files=[{"id": step1["file_id"]}])
+    assert httpx.post(f"{fake_slack.base_url}/upload/v1/unknown", content=PNG).status_code == 404
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -59,7 +59,12 @@ JOB = "assistant"
 #: The value a single-value variable takes when its options include it (else the first option).
 PREFERRED: dict[str, str] = {Var.JOB: JOB, Var.SERVICE: "openai", Var.BREAKER: "openai.chat", Var.SLO: "llm"}
 #: (dashboard uid, where) -> why the query may return nothing after this scenario.
-NO_DATA_EXPECTED: dict[tuple[str, str], str] = {}
+NO_DATA_EXPECTED: dict[tuple[str, str], str] = {
+    ("breakerpanel-detail", "panel 'Breakers under it' target A"): (
+        "the selected breaker, openai.chat, is an endpoint: no breaker sits under it "
+        "(test_the_dashboards_show_what_happened selects the openai service for this panel)"
+    ),
+}
 
 WAIT_IN_OPEN = 4.0
 LLM = BreakerConfig(
@@ -315,11 +320,11 @@ def test_the_dashboards_show_what_happened(stack: Stack) -> None:
     prometheus, end = stack.prometheus, stack.ended
     boards = {board["uid"]: board for board in rendered().values()}
 
-    def panel_query(uid: str, title: str, ref: str = "A") -> str:
+    def panel_query(uid: str, title: str, ref: str = "A", **selected: str) -> str:
         board = boards[uid]
         panel = next(p for p in board["panels"] if p["title"] == title and p["type"] != "row")
         expr = next(t["expr"] for t in panel["targets"] if t["refId"] == ref)
-        return substitute(expr, resolve_variables(prometheus, board, PREFERRED))
+        return substitute(expr, resolve_variables(prometheus, board, PREFERRED) | selected)
 
     def peak(query: str, *labels: str) -> dict[str, float]:
         """The highest value of each series over the test, by the values of ``labels``."""
@@ -344,6 +349,9 @@ def test_the_dashboards_show_what_happened(stack: Stack) -> None:
         "qdrant": 0,
     }
     assert peak(panel_query(detail, "State"), name) == {"openai.chat": opened}
+    # Under the openai service: its endpoint (which opened) and the feature that requires it.
+    under = peak(panel_query(detail, "Breakers under it", **{Var.BREAKER: "openai"}), name)
+    assert under == {"openai.chat": opened, "answer": 0}
     error_types = set(peak(panel_query(detail, "Failures by error.type"), sc.ERROR_TYPE_LABEL))
     assert error_types == {"503", common.RATE_LIMITED_ERROR_TYPE, "timeout", "connection_error"}
     rate_limited = peak(panel_query(ai, "Rate-limited share of calls"), provider, model)

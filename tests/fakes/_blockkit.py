@@ -15,11 +15,14 @@ https://docs.slack.dev/reference/block-kit/composition-objects/text-object):
   only), ``verbatim`` (mrkdwn only);
 * button: ``text`` ``plain_text`` of at most 75 characters, ``action_id`` at most 255, ``value`` at most 2000,
   ``url`` at most 3000, ``style`` ``primary`` or ``danger``, ``confirm`` dialog, ``accessibility_label`` at most 75;
-* image element: ``image_url`` (at most 3000) and ``alt_text`` (required).
+* image element: ``image_url`` (at most 3000) or ``slack_file``, and ``alt_text`` (required);
+* ``image`` block (https://docs.slack.dev/reference/block-kit/blocks/image-block): exactly one of ``image_url``
+  (at most 3000) and ``slack_file`` (https://docs.slack.dev/reference/block-kit/composition-objects/slack-file-object:
+  exactly one of ``id`` and ``url``), ``alt_text`` (1 to 2000, required), ``title`` (``plain_text``, at most 2000).
 
 Unknown properties are rejected, as Slack does ("invalid additional property"). Other block and element types
-(rich_text, image blocks, selects, ...) are valid in Slack but rejected here: the fake flags what the bot is not
-expected to send. Error strings mimic Slack's ``[json-pointer:/blocks/0/text/text]`` suffix.
+(rich_text, selects, ...) are valid in Slack but rejected here: the fake flags what the bot is not expected to
+send. Error strings mimic Slack's ``[json-pointer:/blocks/0/text/text]`` suffix.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ MAX_BUTTON_TEXT: Final = 75
 MAX_ACTION_ID: Final = 255
 MAX_BUTTON_VALUE: Final = 2000
 MAX_URL: Final = 3000
+MAX_IMAGE_ALT_TEXT: Final = 2000
+MAX_IMAGE_TITLE: Final = 2000
 BUTTON_STYLES: Final = ("primary", "danger")
 
 _BLOCK_KEYS: Final[Mapping[str, frozenset[str]]] = {
@@ -50,6 +55,7 @@ _BLOCK_KEYS: Final[Mapping[str, frozenset[str]]] = {
     "context": frozenset({"type", "block_id", "elements"}),
     "actions": frozenset({"type", "block_id", "elements"}),
     "divider": frozenset({"type", "block_id"}),
+    "image": frozenset({"type", "block_id", "image_url", "slack_file", "alt_text", "title"}),
 }
 _TEXT_KEYS: Final = frozenset({"type", "text", "emoji", "verbatim"})
 _BUTTON_KEYS: Final = frozenset(
@@ -106,11 +112,30 @@ def _check_text_object(
         errors.add("verbatim is only allowed (as a boolean) on mrkdwn", f"{pointer}/verbatim")
 
 
+def _check_image_source(image: Mapping[str, Any], pointer: str, errors: _Errors) -> None:
+    """Exactly one of ``image_url`` and ``slack_file`` (itself exactly one of ``id`` and ``url``)."""
+    if ("image_url" in image) == ("slack_file" in image):
+        errors.add("must provide exactly one of image_url or slack_file", pointer)
+        return
+    if "image_url" in image:
+        _check_string(image["image_url"], f"{pointer}/image_url", errors, max_length=MAX_URL, min_length=1)
+        return
+    source = image["slack_file"]
+    if not isinstance(source, dict):
+        errors.add("expected a slack file object", f"{pointer}/slack_file")
+        return
+    _check_keys(source, frozenset({"id", "url"}), f"{pointer}/slack_file", errors)
+    if ("id" in source) == ("url" in source):
+        errors.add("must provide exactly one of id or url", f"{pointer}/slack_file")
+    for key in ("id", "url"):
+        if key in source:
+            _check_string(source[key], f"{pointer}/slack_file/{key}", errors, max_length=MAX_URL, min_length=1)
+
+
 def _check_image_element(element: Mapping[str, Any], pointer: str, errors: _Errors) -> None:
     _check_keys(element, _IMAGE_KEYS, pointer, errors)
-    if "slack_file" not in element:
-        _check_string(element.get("image_url"), f"{pointer}/image_url", errors, max_length=MAX_URL, min_length=1)
-    _check_string(element.get("alt_text"), f"{pointer}/alt_text", errors, max_length=2000, min_length=1)
+    _check_image_source(element, pointer, errors)
+    _check_string(element.get("alt_text"), f"{pointer}/alt_text", errors, max_length=MAX_IMAGE_ALT_TEXT, min_length=1)
 
 
 def _check_button(element: Mapping[str, Any], pointer: str, errors: _Errors) -> None:
@@ -186,6 +211,11 @@ def _check_block(block: Mapping[str, Any], pointer: str, errors: _Errors) -> Non
                     _check_text_object(item, f"{pointer}/fields/{index}", errors, max_length=MAX_FIELD_TEXT)
         if "accessory" in block:
             _check_element(block["accessory"], f"{pointer}/accessory", errors, allowed=("button", "image"))
+    elif kind == "image":
+        _check_image_source(block, pointer, errors)
+        _check_string(block.get("alt_text"), f"{pointer}/alt_text", errors, max_length=MAX_IMAGE_ALT_TEXT, min_length=1)
+        if "title" in block:
+            _check_text_object(block["title"], f"{pointer}/title", errors, max_length=MAX_IMAGE_TITLE, plain_only=True)
     elif kind == "header":
         _check_text_object(block.get("text"), f"{pointer}/text", errors, max_length=MAX_HEADER_TEXT, plain_only=True)
     elif kind == "context":

@@ -1,7 +1,16 @@
 """A local fake of the Slack Web API methods the incident bot calls, plus helpers for Slack's inbound requests.
 
 Served on ``http://127.0.0.1:PORT/api/<method>`` (point ``slack_sdk.WebClient``/``AsyncWebClient`` at
-``base_url=fake.api_url``): ``auth.test``, ``chat.postMessage``, ``chat.update`` and ``chat.postEphemeral``.
+``base_url=fake.api_url``): ``auth.test``, ``chat.postMessage``, ``chat.update``, ``chat.postEphemeral``, and
+the three steps of a file upload as slack_sdk's ``files_upload_v2`` makes them: ``files.getUploadURLExternal``
+(``filename``, ``length``: answers ``file_id`` and an ``upload_url``), a POST of the file's bytes to that URL
+(``http://127.0.0.1:PORT/upload/v1/<key>``, no token: the URL is the credential; raw body or multipart ``file``,
+answered ``200 text/plain`` ``OK - <length>``), and ``files.completeUploadExternal`` (``files`` a JSON array of
+``{id, title}``, ``channel_id``, ``thread_ts``, ``initial_comment``), which shares the files in the channel or
+thread as a message carrying them and answers ``files``.
+Docs: https://docs.slack.dev/reference/methods/files.getUploadURLExternal,
+https://docs.slack.dev/reference/methods/files.completeUploadExternal,
+https://docs.slack.dev/messaging/working-with-files#uploading_files.
 Docs: https://docs.slack.dev/apis/web-api/ (conventions), https://docs.slack.dev/reference/methods/chat.postMessage,
 https://docs.slack.dev/reference/methods/chat.update, https://docs.slack.dev/reference/methods/chat.postEphemeral,
 https://docs.slack.dev/apis/web-api/rate-limits, https://docs.slack.dev/authentication/verifying-requests-from-slack,
@@ -25,7 +34,10 @@ Slack's ``errors`` and ``response_metadata.messages`` carrying json-pointers); `
 
 Stricter than Slack on purpose (the fake flags bot bugs that Slack would swallow): a ``thread_ts`` that names no
 message, or names a reply instead of the thread's parent, gets ``thread_not_found`` (Slack accepts it and the reply
-is never seen); ``chat.update`` needs the channel *ID* (a ``#name`` gets ``channel_not_found``).
+is never seen); ``chat.update`` needs the channel *ID* (a ``#name`` gets ``channel_not_found``). Uploads: bytes
+that differ from the announced ``length`` get HTTP 400; completing a file whose bytes never arrived, or one
+completed already, gets ``file_not_found``; an image block (or element) whose ``slack_file`` names no completed
+upload gets ``invalid_blocks`` (Slack fails to download it).
 
 Like Slack, blocks sent without a ``block_id`` get a generated one, and ``chat.update`` follows the documented rules:
 new ``blocks`` replace the old ones; ``text`` without ``blocks`` removes them.
@@ -73,6 +85,7 @@ __all__ = [
     "FakeSlack",
     "MessageVersion",
     "SlackCall",
+    "SlackFile",
     "SlackMessage",
     "block_actions_payload",
     "decode_interaction_payload",
@@ -96,7 +109,14 @@ _DEFAULT_ERRORS: Final[Mapping[int, str]] = {
 }
 _TS_PATTERN: Final = re.compile(r"\d{1,12}\.\d{1,8}")
 _TOKEN_PATTERN: Final = re.compile(r"xox[abpe]-[\w-]+")
-METHODS: Final = ("auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral")
+METHODS: Final = (
+    "auth.test",
+    "chat.postMessage",
+    "chat.update",
+    "chat.postEphemeral",
+    "files.getUploadURLExternal",
+    "files.completeUploadExternal",
+)
 
 Outcome = Literal["ok", "rejected", "rate_limited", "injected", "down"]
 
@@ -137,6 +157,8 @@ class SlackMessage:
     history: tuple[MessageVersion, ...]
     args: Mapping[str, Any]
     edited_ts: str | None = None
+    #: The files shared with the message (a completed upload), as Slack lists them.
+    files: tuple[dict[str, Any], ...] = ()
 
     @property
     def is_reply(self) -> bool:
@@ -167,6 +189,9 @@ class SlackMessage:
             message["reply_count"] = self.reply_count
         if self.edited_ts is not None:
             message["edited"] = {"user": self.user, "ts": self.edited_ts}
+        if self.files:
+            message["files"] = [dict(file) for file in self.files]
+            message["upload"] = True
         return message
 
 
@@ -195,6 +220,45 @@ class SlackCall:
         return error if isinstance(error, str) else None
 
 
+@dataclass(frozen=True)
+class SlackFile:
+    """A file uploaded through the three steps of ``files_upload_v2``; ``content`` is the bytes received
+    (None until they arrive), ``shares`` the ``(channel, ts of the message that shared it)`` once completed."""
+
+    id: str
+    filename: str
+    length: int
+    alt_txt: str | None
+    content: bytes | None
+    title: str | None
+    shares: tuple[tuple[str, str], ...]
+
+    @property
+    def completed(self) -> bool:
+        return bool(self.shares)
+
+    def to_api(self) -> dict[str, Any]:
+        """The file object in ``files.completeUploadExternal`` answers and in the message that shares it."""
+        return {"id": self.id, "name": self.filename, "title": self.title or self.filename, "size": self.length}
+
+
+@dataclass
+class _File:
+    id: str
+    filename: str
+    length: int
+    alt_txt: str | None
+    upload_key: str
+    content: bytes | None = None
+    title: str | None = None
+    shares: list[tuple[str, str]] = field(default_factory=list)
+
+    def snapshot(self) -> SlackFile:
+        return SlackFile(
+            self.id, self.filename, self.length, self.alt_txt, self.content, self.title, tuple(self.shares)
+        )
+
+
 @dataclass
 class _Message:
     channel: str
@@ -209,6 +273,7 @@ class _Message:
     replies: list[str] = field(default_factory=list)
     history: list[MessageVersion] = field(default_factory=list)
     edited_ts: str | None = None
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def snapshot(self) -> SlackMessage:
         return SlackMessage(
@@ -224,6 +289,7 @@ class _Message:
             history=tuple(self.history),
             args=dict(self.args),
             edited_ts=self.edited_ts,
+            files=tuple(self.files),
         )
 
 
@@ -314,9 +380,15 @@ class FakeSlack(DownSwitch):
         self._limiter: TokenBucketLimiter | None = None
         self._calls: list[SlackCall] = []
         self._channels: dict[str, _Channel] = {}
+        self._files: dict[str, _File] = {}
         self._last_ts_us = 0
         self.set_rate_limit(post_message_rate, burst=post_message_burst)
-        self.app = Starlette(routes=[Route("/api/{method}", self._endpoint, methods=["GET", "POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/api/{method}", self._endpoint, methods=["GET", "POST"]),
+                Route("/upload/v1/{key}", self._upload_endpoint, methods=["POST"]),
+            ]
+        )
 
     # Lifecycle ---------------------------------------------------------------------------------------
 
@@ -389,6 +461,7 @@ class FakeSlack(DownSwitch):
             self._failures.clear()
             self._calls.clear()
             self._channels.clear()
+            self._files.clear()
             rate, burst = self._initial_rate
             self.set_rate_limit(rate, burst=burst)
         if self.is_down:
@@ -436,6 +509,12 @@ class FakeSlack(DownSwitch):
         """One message (top-level or reply); LookupError if there is none."""
         with self._lock:
             return self._get_message(self.channel_id(channel), ts).snapshot()
+
+    @property
+    def files(self) -> list[SlackFile]:
+        """Every file announced with files.getUploadURLExternal, oldest first, with what arrived of it."""
+        with self._lock:
+            return [file.snapshot() for file in self._files.values()]
 
     def ephemeral_messages(self, channel: str) -> list[SlackMessage]:
         """Messages sent with chat.postEphemeral (``args["user"]`` says to whom)."""
@@ -547,6 +626,27 @@ class FakeSlack(DownSwitch):
             self._changed.notify_all()
             return status, content, headers
 
+    async def _upload_endpoint(self, request: Request) -> Response:
+        """Step 2 of an upload: the file's bytes, POSTed to the URL step 1 handed out."""
+        key = request.path_params["key"]
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type == "multipart/form-data":
+            form = await request.form()
+            uploaded = form.get("file")
+            content = await uploaded.read() if uploaded is not None and not isinstance(uploaded, str) else None
+        else:
+            content = await request.body()
+        with self._lock:
+            file = next((f for f in self._files.values() if f.upload_key == key), None)
+            if file is None or content is None:
+                return Response("invalid upload", status_code=404 if file is None else 400, media_type="text/plain")
+            if len(content) != file.length:
+                message = f"length mismatch: announced {file.length}, received {len(content)}"
+                return Response(message, status_code=400, media_type="text/plain")
+            file.content = content
+            self._changed.notify_all()
+        return Response(f"OK - {len(content)}", media_type="text/plain")
+
     @staticmethod
     def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
         media_type = content_type.split(";")[0].strip().lower()
@@ -601,6 +701,10 @@ class FakeSlack(DownSwitch):
             return self._update(args)
         if method == "chat.postEphemeral":
             return self._post_ephemeral(args)
+        if method == "files.getUploadURLExternal":
+            return self._get_upload_url(args)
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(args)
         raise _SlackError("unknown_method", status=404, req_method=method)
 
     def _content(
@@ -615,7 +719,7 @@ class FakeSlack(DownSwitch):
         blocks = _json_list(args, "blocks", "invalid_blocks_format")
         attachments = _json_list(args, "attachments", "invalid_attachments")
         if blocks is not None:
-            errors = validate_blocks(blocks)
+            errors = validate_blocks(blocks) or self._unknown_slack_files(blocks)
             if errors:
                 raise _SlackError(
                     "invalid_blocks", errors=errors, response_metadata={"messages": [f"[ERROR] {e}" for e in errors]}
@@ -698,6 +802,86 @@ class FakeSlack(DownSwitch):
             "text": snapshot.text,
             "message": snapshot.to_api(team_id=self.team_id),
         }
+
+    def _unknown_slack_files(self, blocks: list[dict[str, Any]]) -> list[str]:
+        """Errors for image blocks and elements whose ``slack_file`` names no completed upload (Slack
+        cannot download them)."""
+        errors = []
+        for index, block in enumerate(blocks):
+            images = [(f"/blocks/{index}", block)]
+            images += [(f"/blocks/{index}/elements/{i}", e) for i, e in enumerate(block.get("elements") or [])]
+            if isinstance(block.get("accessory"), dict):
+                images.append((f"/blocks/{index}/accessory", block["accessory"]))
+            for pointer, image in images:
+                source = image.get("slack_file") if isinstance(image, dict) else None
+                file_id = source.get("id") if isinstance(source, dict) else None
+                if file_id is not None and not (file_id in self._files and self._files[file_id].shares):
+                    errors.append(f"invalid slack file: {file_id} [json-pointer:{pointer}/slack_file]")
+        return errors
+
+    def _get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        filename = args.get("filename")
+        length = str(args.get("length", ""))
+        if not isinstance(filename, str) or not filename or not length.isdigit() or int(length) <= 0:
+            raise _SlackError(
+                "invalid_arguments",
+                response_metadata={"messages": ["[ERROR] filename and a positive length are required"]},
+            )
+        file_id = "F" + secrets.token_hex(5).upper()
+        key = secrets.token_urlsafe(12)
+        alt_txt = args.get("alt_txt")
+        self._files[file_id] = _File(
+            file_id, filename, int(length), alt_txt if isinstance(alt_txt, str) else None, upload_key=key
+        )
+        return {"upload_url": f"{self.base_url}/upload/v1/{key}", "file_id": file_id}
+
+    def _complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        listed = _json_list(args, "files", "invalid_arguments")
+        if not listed:
+            raise _SlackError("invalid_arguments", response_metadata={"messages": ["[ERROR] files is required"]})
+        found: list[_File] = []
+        for entry in listed:
+            file = self._files.get(entry.get("id")) if isinstance(entry, dict) else None
+            if file is None or file.content is None or file.shares:
+                raise _SlackError("file_not_found")
+            found.append(file)
+        for entry, file in zip(listed, found, strict=True):
+            if isinstance(entry.get("title"), str):
+                file.title = entry["title"]
+        requested = args.get("channel_id")
+        if requested is None or requested == "":
+            return {"files": [file.snapshot().to_api() for file in found]}  # uploaded, shared nowhere
+        channel_id = self._resolve(requested, allow_name=False)
+        if channel_id is None:
+            raise _SlackError("channel_not_found")
+        channel = self._channel_state(channel_id, str(requested))
+        thread_ts = args.get("thread_ts")
+        parent: _Message | None = None
+        if thread_ts is not None and thread_ts != "":
+            parent = channel.messages.get(str(thread_ts))
+            if parent is None or parent.thread_ts is not None:
+                raise _SlackError("thread_not_found")
+        comment = args.get("initial_comment")
+        message = _Message(
+            channel=channel_id,
+            ts=self._next_ts(),
+            text=comment if isinstance(comment, str) else "",
+            blocks=[],
+            attachments=[],
+            user=self.bot_user_id,
+            thread_ts=parent.ts if parent is not None else None,
+            reply_broadcast=False,
+            args=dict(args),
+            files=[file.snapshot().to_api() for file in found],
+        )
+        channel.messages[message.ts] = message
+        if parent is not None:
+            parent.replies.append(message.ts)
+        else:
+            channel.top_level.append(message.ts)
+        for file in found:
+            file.shares.append((channel_id, message.ts))
+        return {"files": [file.snapshot().to_api() for file in found]}
 
     def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         requested = args.get("channel")

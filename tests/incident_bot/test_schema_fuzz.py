@@ -298,6 +298,7 @@ def test_every_operation_is_fuzzed() -> None:
         ("GET", "/v1/incidents/{incident_id}"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
+        ("GET", "/charts/{chart_id}.{fmt}"),
     }
 
 

@@ -12,9 +12,14 @@ Alertmanager delivers it to the bot; PagerDuty gets a trigger with the bot's ded
 every dashboard query returns data. ``chaos clear`` heals: the breaker closes, the alert resolves,
 PagerDuty gets the resolve for the same key and the card is updated. ``down`` leaves nothing behind.
 
-Time-to-page (the fault in place -> PagerDuty received the trigger) and time-to-resolve (the fault
-cleared -> PagerDuty received the resolve) are written to ``bench/results/e2e.json`` with what each
-stage took; they are measured, not asserted: every wait below only has a generous timeout.
+The page carries its context: once the trigger is out, the bot draws the breaker's chart from
+Prometheus and PagerDuty gets an event of the same alert with the chart as its image (by the bot's
+signed URL), Slack the chart in the card's thread and on the card.
+
+Time-to-page (the fault in place -> PagerDuty received the trigger), time-to-chart (the fault in place
+-> PagerDuty received the chart's image) and time-to-resolve (the fault cleared -> PagerDuty received
+the resolve) are written to ``bench/results/e2e.json`` with what each stage took; they are measured,
+not asserted: every wait below only has a generous timeout.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ RESOLVE_AFTER_S = 2
 #: On top of the stack's own load generator (2/s): enough calls per breaker window to judge it fast.
 LOAD_RPS = 4.0
 BREAKER = "openai"
+#: Where the bot tells PagerDuty to fetch its charts from.
+CHART_URL_BASE = "https://incident-bot.e2e.invalid"
 FALLBACKS = ("anthropic", "cache", "semantic_cache", "degraded")
 #: Dashboard variables: the demo's job, and the breaker that opens (the alert links to its detail).
 DASHBOARD_VARIABLES: dict[str, str] = {
@@ -116,6 +123,8 @@ def bot_environment(pagerduty: FakePagerDuty, slack: FakeSlack) -> dict[str, str
         "INCIDENT_BOT_SLACK_BOT_TOKEN": SLACK_TOKEN,
         "INCIDENT_BOT_SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "INCIDENT_BOT_RESOLVE_AFTER": str(RESOLVE_AFTER_S),
+        # PagerDuty shows images from https:// URLs only (the fake checks it too); nothing fetches it here.
+        "INCIDENT_BOT_CHART_URL_BASE": CHART_URL_BASE,
     }
 
 
@@ -183,6 +192,20 @@ class Stack:
 
 def pagerduty_event(pagerduty: FakePagerDuty, dedup_key: str, action: str) -> Any:
     return next((e for e in pagerduty.alert_events if e.dedup_key == dedup_key and e.event_action == action), None)
+
+
+def pagerduty_chart(pagerduty: FakePagerDuty, dedup_key: str) -> Any:
+    """The first event of the page that carries the bot's chart as its image."""
+    return next((e for e in pagerduty.alert_events if e.dedup_key == dedup_key and e.body.get("images")), None)
+
+
+def slack_chart(slack: FakeSlack, card_ts: str) -> Any:
+    """The completed upload of a chart into the card's thread."""
+    shares = [m for m in slack.thread(INCIDENTS_CHANNEL, card_ts) if m.files]
+    if not shares:
+        return None
+    completed = slack.calls_to("files.completeUploadExternal")
+    return next(c for c in completed if c.ok and c.args.get("thread_ts") == card_ts)
 
 
 def at(moment: datetime) -> float:
@@ -256,12 +279,31 @@ def test_an_openai_outage_pages_and_heals_end_to_end(
         dedup_key = incident["dedup_key"]
         trigger = stage(lambda: pagerduty_event(fake_pagerduty, dedup_key, "trigger"), "the PagerDuty trigger")
         timeline.mark("paged", at(trigger.received_at))
+        # When the bot queued it (the critical alert processed): the bot's share of time_to_page_s.
+        timeline.mark("page_queued", stage(lambda: _page_queued(stack, incident["id"]), "the page in the outbox"))
         assert trigger.routing_key == ROUTING_KEY
         assert fake_pagerduty.alert(dedup_key).status == "triggered"
         stage(lambda: cards_by_incident(fake_slack)[incident["id"]] == 1, "the Slack card in #incidents")
         card = next(m for m in fake_slack.messages(INCIDENTS_CHANNEL) if card_incident_id(m) == incident["id"])
         posted = next(c for c in fake_slack.calls_to("chat.postMessage") if c.ok and c.response.get("ts") == card.ts)
         timeline.mark("carded", at(posted.received_at))
+        # Then the chart: drawn once the page was out, as the image of an event of the same PagerDuty alert...
+        charted = stage(lambda: pagerduty_chart(fake_pagerduty, dedup_key), "the chart's image on the page")
+        timeline.mark("charted", at(charted.received_at))
+        (image,) = charted.body["images"]
+        assert image["src"].startswith(f"{CHART_URL_BASE}/charts/")
+        assert charted.received_at >= trigger.received_at
+        # ... and in the card's thread, then on the card.
+        uploaded = stage(lambda: slack_chart(fake_slack, card.ts), "the chart in the Slack card's thread")
+        timeline.mark("chart_in_slack", at(uploaded.received_at))
+
+        def card_shows_the_chart() -> bool:
+            shown = fake_slack.message(INCIDENTS_CHANNEL, card.ts)
+            return any(block["type"] == "image" for block in shown.blocks)
+
+        stage(card_shows_the_chart, "the chart on the Slack card")
+        drawn = stack.get("incident-bot", f"/v1/incidents/{incident['id']}")["charts"]
+        assert drawn, "the incident lists no chart"
 
         # Users are served by the fallbacks meanwhile (never by OpenAI: its breaker is open).
         outage_start = running.snapshot()
@@ -290,7 +332,12 @@ def test_an_openai_outage_pages_and_heals_end_to_end(
         resolve = stage(lambda: pagerduty_event(fake_pagerduty, dedup_key, "resolve"), "the PagerDuty resolve")
         timeline.mark("page_resolved", at(resolve.received_at))
         assert fake_pagerduty.alert(dedup_key).status == "resolved"
-        assert [e.event_action for e in fake_pagerduty.alert(dedup_key).events] == ["trigger", "resolve"]
+        # The page, its chart's events (triggers of the same alert), then the resolve: nothing after it.
+        actions = [e.event_action for e in fake_pagerduty.alert(dedup_key).events]
+        assert actions[0] == "trigger"
+        assert actions[-1] == "resolve"
+        assert set(actions[1:-1]) == {"trigger"}
+        assert all(e.body.get("images") for e in fake_pagerduty.alert(dedup_key).events[1:-1])
 
         def card_updated() -> bool:
             card = next(m for m in fake_slack.messages(INCIDENTS_CHANNEL) if card_incident_id(m) == incident["id"])
@@ -319,6 +366,13 @@ def test_an_openai_outage_pages_and_heals_end_to_end(
         _down_leaves_nothing(stack)
 
 
+def _page_queued(stack: Stack, incident_id: int) -> float | None:
+    """When the bot queued the incident's PagerDuty trigger (its outbox item's ``created_at``)."""
+    deliveries = stack.get("incident-bot", f"/v1/incidents/{incident_id}")["deliveries"]
+    queued = [d["created_at"] for d in deliveries if (d["target"], d["action"]) == ("pagerduty", "trigger")]
+    return min(queued, default=None)
+
+
 def _served(report: LoadReport, paths: tuple[str, ...]) -> int:
     return sum(report.by_served_by.get(path, 0) for path in paths)
 
@@ -339,11 +393,16 @@ def _write_results(timeline: Timeline, report: LoadReport, dedup_key: str, trigg
     t = timeline
     results = {
         "time_to_page_s": t.since("injected", "paged"),
+        "time_to_chart_s": t.since("injected", "charted"),
         "time_to_resolve_s": t.since("cleared", "page_resolved"),
+        "bot_queue_to_page_s": t.since("page_queued", "paged"),
         "definition": (
             "time_to_page_s: the fault in place (the chaos CLI got the upstreams' answer) -> the fake PagerDuty "
-            "received the trigger for the openai incident; time_to_resolve_s: the fault cleared -> it received "
-            "the resolve for the same dedup_key"
+            "received the trigger for the openai incident; time_to_chart_s: the fault in place -> it received the "
+            "event of the same alert carrying the breaker's chart as its image (drawn after the page went out); "
+            "time_to_resolve_s: the fault cleared -> it received the resolve for the same dedup_key; "
+            "bot_queue_to_page_s: the bot queued the trigger (the critical alert processed) -> the fake PagerDuty "
+            "received it"
         ),
         "paged_by": trigger.payload.get("class"),
         "page_summary": trigger.payload.get("summary"),
@@ -363,7 +422,12 @@ def _write_results(timeline: Timeline, report: LoadReport, dedup_key: str, trigg
             name: t.since("injected", name)
             for name in ("breaker_open", "open_alert_active", "open_alert_firing", "open_alert_at_bot", "paged")
         }
-        | {"slack_card": t.since("injected", "carded")},
+        | {
+            "page_queued": t.since("injected", "page_queued"),
+            "slack_card": t.since("injected", "carded"),
+            "chart_on_page": t.since("injected", "charted"),
+            "chart_in_slack": t.since("injected", "chart_in_slack"),
+        },
         "stages_since_cleared_s": {
             name: t.since("cleared", name)
             for name in ("breaker_closed", "open_alert_resolved", "page_resolved", "card_updated")

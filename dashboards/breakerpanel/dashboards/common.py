@@ -40,6 +40,7 @@ from grafanalib.core import (  # type: ignore[import-untyped]
 from breakerpanel import RATE_LIMITED_ERROR_TYPE, dashboards
 from breakerpanel.exporter import loop_names, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.breaker_panels import STATE_CODES, state_code
 from breakerpanel.exporter.loop_names import COUNTED_OUTCOMES, ERROR_OUTCOMES, DashboardId, Var
 
 from . import DATASOURCE_TYPE, TAG
@@ -93,7 +94,7 @@ RATE_INTERVAL: Final = "$__rate_interval"
 RANGE: Final = "$__range"
 
 #: Labels Prometheus itself adds: the scraped target, and a histogram bucket's upper bound.
-INSTANCE_LABEL: Final = "instance"
+INSTANCE_LABEL: Final = promql.INSTANCE_LABEL
 BUCKET_LABEL: Final = "le"
 
 #: A label the dashboards compute (:func:`with_service`): the service-level breaker at the top of
@@ -139,16 +140,9 @@ ERROR_RATIO: Final = thresholds("green", (0.01, "orange"), (0.05, "red"))
 
 # ---------------------------------------------------------------------- PromQL pieces
 
+# STATE_CODES and state_code live with the breaker chart's queries
+# (breakerpanel.exporter.breaker_panels): the incident bot's chart draws the same codes.
 _STATE = sc.CircuitBreakerStateValues
-#: A number per state for timelines and tables, worse states higher (``max`` picks the worst).
-STATE_CODES: Final[Mapping[sc.CircuitBreakerStateValues, int]] = {
-    _STATE.CLOSED: 0,
-    _STATE.METRICS_ONLY: 1,
-    _STATE.DISABLED: 2,
-    _STATE.HALF_OPEN: 3,
-    _STATE.OPEN: 4,
-    _STATE.FORCED_OPEN: 5,
-}
 _STATE_COLORS: Final[Mapping[sc.CircuitBreakerStateValues, str]] = {
     _STATE.CLOSED: "green",
     _STATE.METRICS_ONLY: "blue",
@@ -167,20 +161,6 @@ STATE_MAPPINGS: Final = [
         },
     }
 ]
-
-
-def state_code(matchers: Sequence[str], by: Sequence[str]) -> str:
-    """The breakers' state as a number (:data:`STATE_CODES`), the worst over ``by``'s groups:
-    each state series is 1 for the current state and 0 for the others, so ``code * series`` is the
-    code for the current state and 0 otherwise."""
-
-    def in_state(state: sc.CircuitBreakerStateValues) -> str:
-        return promql.selector(
-            sc.METRIC_CIRCUIT_BREAKER_STATE, *matchers, promql.eq(sc.CIRCUIT_BREAKER_STATE_LABEL, state)
-        )
-
-    parts = [f"{code} * {in_state(state)}" for state, code in STATE_CODES.items()]
-    return f"max by ({', '.join(by)}) (\n  " + "\nor\n  ".join(parts) + "\n)"
 
 
 def with_service(expr: str) -> str:

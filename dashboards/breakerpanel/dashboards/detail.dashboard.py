@@ -28,7 +28,6 @@ from breakerpanel.dashboards.common import (
     query_variable,
     show,
     stat,
-    state_code,
     state_timeline,
     table,
     target,
@@ -40,6 +39,7 @@ from breakerpanel.dashboards.common import (
 )
 from breakerpanel.exporter import loop_names, promql
 from breakerpanel.exporter import semconv as sc
+from breakerpanel.exporter.breaker_panels import BreakerPanels
 from breakerpanel.exporter.loop_names import Var, error_ratio
 
 JOB = promql.JOB_LABEL
@@ -53,8 +53,10 @@ PREVIOUS = sc.CIRCUIT_BREAKER_PREVIOUS_STATE_LABEL
 STATE = sc.CIRCUIT_BREAKER_STATE_LABEL
 FALLBACK_TYPE = sc.CIRCUIT_BREAKER_FALLBACK_TYPE_LABEL
 
+#: The selected breaker's chart queries, shared with the incident bot's chart of an incident's breaker.
+PANELS = BreakerPanels(var(Var.JOB), var(Var.BREAKER), RATE_INTERVAL, variables=True)
 #: The selected breaker.
-BREAKER = (promql.eq(JOB, var(Var.JOB)), promql.eq(NAME, var(Var.BREAKER)))
+BREAKER = PANELS.matchers
 _OUTCOME = sc.CircuitBreakerOutcomeValues
 #: The outcomes a slow call has (rejected calls take no time).
 _SLOW_OUTCOMES = promql.one_of(OUTCOME, (_OUTCOME.SUCCESS, _OUTCOME.FAILURE))
@@ -73,13 +75,10 @@ def _quantile(q: float, window: str = RATE_INTERVAL) -> str:
     return f"histogram_quantile({q}, sum by ({BUCKET_LABEL}) ({buckets}))"
 
 
-def _vs_threshold(title: str, rate: sc.MetricSpec, threshold: sc.MetricSpec, what: str) -> TimeSeries:
+def _vs_threshold(title: str, rate: str, threshold: str, what: str) -> TimeSeries:
     return timeseries(
         title,
-        [
-            target(f"max by ({INSTANCE_LABEL}) ({_sel(rate)})", show(INSTANCE_LABEL)),
-            target(f"max({_sel(threshold)})", "threshold"),
-        ],
+        [target(rate, show(INSTANCE_LABEL)), target(threshold, "threshold")],
         unit=Unit.RATIO,
         minimum=0,
         maximum=1,
@@ -97,14 +96,12 @@ def _vs_threshold(title: str, rate: sc.MetricSpec, threshold: sc.MetricSpec, wha
     )
 
 
-_STATE_BY = promql.IDENTITY_LABELS
-
 now = Section(
     "Now",
     [
         stat(
             "State",
-            [target(state_code(BREAKER, by=_STATE_BY))],
+            [target(PANELS.state())],
             unit=Unit.STATE,
             mappings=STATE_MAPPINGS,
             graph=False,
@@ -114,9 +111,9 @@ now = Section(
         ),
         stat(
             "Calls/s",
-            [target(f"sum({_rate(sc.METRIC_CIRCUIT_BREAKER_CALLS)})")],
+            [target(PANELS.calls_per_second())],
             unit=Unit.CALLS_PER_SECOND,
-            description="Every call, rejected ones included.",
+            description="Every call through the breaker (a service's endpoints' included), rejected ones included.",
         ),
         stat(
             "Error ratio (5m)",
@@ -170,23 +167,26 @@ rates = Section(
     [
         state_timeline(
             "State",
-            [target(state_code(BREAKER, by=_STATE_BY), f"{show(NAME)}")],
+            [target(PANELS.state(), f"{show(NAME)}")],
             description="The breaker's state over time (worst across instances).",
         ),
         _vs_threshold(
-            "Failure rate vs threshold",
-            sc.METRIC_CIRCUIT_BREAKER_FAILURE_RATE,
-            sc.METRIC_CIRCUIT_BREAKER_FAILURE_RATE_THRESHOLD,
-            "failure rate",
+            "Failure rate vs threshold", PANELS.failure_rate(), PANELS.failure_rate_threshold(), "failure rate"
         ),
         _vs_threshold(
             "Slow-call rate vs threshold",
-            sc.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE,
-            sc.METRIC_CIRCUIT_BREAKER_SLOW_CALL_RATE_THRESHOLD,
+            PANELS.slow_call_rate(),
+            PANELS.slow_call_rate_threshold(),
             "slow-call rate",
         ),
+        state_timeline(
+            "Breakers under it",
+            [target(PANELS.children_state(), f"{show(NAME)}")],
+            description="The state of each breaker under this one: a service's endpoints and the features that "
+            "require it (what the incident bot attaches to its incident). Empty for an endpoint or a feature.",
+        ),
     ],
-    widths=[24, 12, 12],
+    widths=[24, 12, 12, 24],
     height=8,
 )
 
@@ -301,16 +301,11 @@ calls = Section(
         ),
         timeseries(
             "Rejections by reason",
-            [
-                target(
-                    f"sum by ({REASON}) "
-                    f"({_rate(sc.METRIC_CIRCUIT_BREAKER_CALLS, promql.eq(OUTCOME, _OUTCOME.REJECTED))})",
-                    f"{show(REASON)}",
-                )
-            ],
+            [target(PANELS.rejections_per_second(), f"{show(REASON)}")],
             unit=Unit.CALLS_PER_SECOND,
             stack=True,
-            description="Rejected calls by reason: open, half_open_full, parent_open, forced_open.",
+            description="Calls through the breaker (a service's endpoints' included) rejected, by reason: open, "
+            "half_open_full, parent_open, forced_open.",
         ),
         timeseries(
             "Fallbacks by type and outcome",

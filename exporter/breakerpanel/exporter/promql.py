@@ -25,6 +25,7 @@ __all__ = [
     "BREAKER_LABELS",
     "DEPENDENCY_LABELS",
     "IDENTITY_LABELS",
+    "INSTANCE_LABEL",
     "JOB_LABEL",
     "alternation",
     "breaker_labels",
@@ -39,6 +40,8 @@ __all__ = [
 
 #: The label Prometheus adds to every series of a scrape job: the monitored application.
 JOB_LABEL = "job"
+#: The label Prometheus adds to every series of a scrape: the scraped target (one process).
+INSTANCE_LABEL = "instance"
 #: The labels that name one breaker across the instances of one application.
 IDENTITY_LABELS: tuple[str, ...] = (
     JOB_LABEL,

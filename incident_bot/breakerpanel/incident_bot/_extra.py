@@ -12,4 +12,5 @@ require(
     "aiosqlite",
     "pagerduty",
     "slack_sdk",
+    "matplotlib",
 )

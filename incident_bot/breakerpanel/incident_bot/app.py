@@ -8,11 +8,13 @@ a small HTML page), health and metrics.
     GET  /v1/incidents             incidents, newest first (?status=open|acknowledged|resolved|attached)
     GET  /v1/incidents/{id}        one incident: its alerts, timeline and deliveries
     GET  /                         the same, for people
+    GET  /charts/{id}.png|svg      an incident's chart (signed, expiring URL: what PagerDuty shows)
     GET  /metrics                  the bot's metrics
     GET  /healthz  /readyz         health, always open
 
 Reads (the incidents, the pages, /metrics) need the read token or a trusted proxy's word, unless
-the bot listens on loopback only (:class:`~breakerpanel.incident_bot.guard.ReadAccess`).
+the bot listens on loopback only (:class:`~breakerpanel.incident_bot.guard.ReadAccess`). A chart's
+URL is its own credential (:mod:`~breakerpanel.incident_bot.chart_links`): PagerDuty has no other.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -41,8 +44,10 @@ from breakerpanel.integrations.guards import LoadSheddingMiddleware, client_addr
 
 from . import pages
 from .alertmanager import Webhook
-from .db import alerts, events, incidents, outbox
+from .chart_links import ChartFormat
+from .db import alerts, charts, events, incidents, outbox
 from .guard import IntakeGuard, ReadAccess, bad_credential, intake_lockout
+from .rows import fetch_chart, fetch_charts
 from .runtime import Bot
 from .settings import Settings
 from .slack import ACK_ACTION, RESOLVE_ACTION
@@ -255,7 +260,7 @@ def create_app(settings: Settings, *, bot: Bot | None = None, listen_host: str |
             said = await runtime.engine.resolve(incident_id, who)
         else:
             return Response(status_code=200)  # a link button: nothing to do
-        runtime.worker.wake.set()
+        runtime.wake_workers()
         if not said.endswith((" acknowledged.", " resolved.")):
             _tell(payload, said)
         return Response(status_code=200)
@@ -288,7 +293,45 @@ def create_app(settings: Settings, *, bot: Bot | None = None, listen_host: str |
         found = await _incident(runtime, incident_id)
         if found is None:
             raise HTTPException(404, f"no incident #{incident_id}")
-        return HTMLResponse(pages.incident(found, dry_run=runtime.mode.dry_run))
+        latest = found["charts"][-1] if found["charts"] else None
+        svg = None
+        if latest is not None:
+            async with runtime.db.transaction() as conn:
+                chart = await fetch_chart(conn, latest["id"], svg=True)
+            svg = chart.svg if chart is not None else None
+        return HTMLResponse(pages.incident(found, dry_run=runtime.mode.dry_run, chart_svg=svg))
+
+    @app.get(
+        "/charts/{chart_id}.{fmt}",
+        summary="An incident's chart (PNG or SVG), by its signed URL",
+        response_class=Response,
+        responses={
+            200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "the chart"},
+            403: {"description": "no signature, a signature that does not match, or an expired URL"},
+            404: {"description": "no such chart (pruned with its incident)"},
+        },
+    )
+    async def chart(
+        chart_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        fmt: ChartFormat,
+        expires: Annotated[str | None, Query(max_length=20)] = None,
+        signature: Annotated[str | None, Query(max_length=128)] = None,
+    ) -> Response:
+        refusal = runtime.chart_links.check(chart_id, expires, signature, now=time.time())
+        if refusal is not None:
+            raise HTTPException(403, refusal.value)
+        async with runtime.db.transaction() as conn:
+            found = await fetch_chart(conn, chart_id, png=fmt is ChartFormat.PNG, svg=fmt is ChartFormat.SVG)
+        if found is None:
+            raise HTTPException(404, f"no chart #{chart_id}")
+        body = found.png if fmt is ChartFormat.PNG else found.svg.encode()
+        headers = {
+            "Cache-Control": "private, max-age=3600",
+            "X-Content-Type-Options": "nosniff",
+            # An SVG opened on its own is a document: no script, nothing fetched (ours has neither).
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+        }
+        return Response(body, media_type=fmt.media_type, headers=headers)
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz() -> dict[str, str]:
@@ -405,4 +448,18 @@ async def _incident(bot: Bot, incident_id: int) -> dict[str, Any] | None:
             select(incidents.c.id, incidents.c.title, incidents.c.status).where(incidents.c.parent_id == incident_id)
         )
         incident["children"] = [_row(r) for r in children]
+        at = time.time()
+        incident["charts"] = [
+            {
+                "id": c.id,
+                "version": c.version,
+                "reason": c.reason,
+                "created_at": c.created_at,
+                "minutes": c.minutes,
+                "render_seconds": c.render_seconds,
+                "png_url": bot.chart_links.url(c.id, ChartFormat.PNG, now=at),
+                "svg_url": bot.chart_links.url(c.id, ChartFormat.SVG, now=at),
+            }
+            for c in await fetch_charts(conn, charts.c.incident_id == incident_id)
+        ]
         return incident

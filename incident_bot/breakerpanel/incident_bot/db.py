@@ -11,9 +11,11 @@ Tables:
 - ``outbox``: notifications to deliver (PagerDuty events, Slack cards and replies), written in the
   same transaction as the incident change that causes them, claimed by one replica at a time.
 - ``slack_cards``: where each incident's card was posted, to update it and reply in its thread.
+- ``charts``: each chart drawn of an incident (PNG and SVG), so that its signed URLs keep working
+  across restarts and replicas; ``chart_uploads``: where Slack holds each (the file its card shows).
 
 Nothing finished is kept forever: :class:`Retention` deletes, past ``INCIDENT_BOT_RETENTION``,
-processed webhooks, resolved incidents with their alerts, timeline, cards and deliveries, and sent
+processed webhooks, resolved incidents with their alerts, timeline, cards, charts and deliveries, and sent
 or dead deliveries, in small batches. A live incident, a pending delivery, an unprocessed webhook
 or an alert still firing is never deleted, however old.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 
@@ -34,6 +36,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Select,
     String,
@@ -59,6 +62,9 @@ __all__ = [
     "Pruned",
     "Retention",
     "alerts",
+    "chart_uploads",
+    "charts",
+    "enqueue",
     "events",
     "incidents",
     "metadata",
@@ -193,6 +199,38 @@ slack_cards = Table(
     Column("ts", String(40), nullable=False),
 )
 
+charts = Table(
+    "charts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    #: The outbox item that drew it: drawn again (a claim lost mid-way), it is stored once.
+    Column("outbox_id", Integer, nullable=False, unique=True),
+    #: 1, 2, ... per incident, in the order drawn.
+    Column("version", Integer, nullable=False),
+    #: Why it was drawn: opened | raised | resolved
+    Column("reason", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    #: The range it covers (Unix seconds).
+    Column("range_start", Float, nullable=False),
+    Column("range_end", Float, nullable=False),
+    Column("png", LargeBinary, nullable=False),
+    Column("svg", Text, nullable=False),
+    Column("render_seconds", Float, nullable=False),
+)
+
+chart_uploads = Table(
+    "chart_uploads",
+    metadata,
+    Column("chart_id", Integer, ForeignKey("charts.id"), primary_key=True),
+    #: the channel as routed (#incidents), as in slack_cards
+    Column("channel", String(100), primary_key=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False, index=True),
+    #: Slack's file id: the card's image block shows it
+    Column("file_id", String(40), nullable=False),
+    Column("uploaded_at", Float, nullable=False),
+)
+
 
 class Database:
     """The engine, created tables, and what differs between SQLite and PostgreSQL."""
@@ -252,6 +290,8 @@ class Pruned:
     incidents: int = 0
     events: int = 0
     slack_cards: int = 0
+    chart_uploads: int = 0
+    charts: int = 0
     done: bool = True
 
     def __iadd__(self, other: Pruned) -> Pruned:
@@ -275,7 +315,7 @@ class Retention:
     Finished, older than ``keep``: a processed webhook (by when it was processed); a sent or dead
     delivery (by when it was sent, or made); an alert resolved, about no incident (a manual state
     that ended); a resolved incident (by when it resolved) whose alerts all resolved and whose
-    deliveries are all done, with its alerts, timeline, cards and deliveries. A live incident, a
+    deliveries are all done, with its alerts, timeline, cards, charts and deliveries. A live incident, a
     pending delivery, an unprocessed webhook and an alert still firing are kept whatever their age.
     """
 
@@ -359,7 +399,15 @@ class Retention:
         # Resolved children outlive a parent pruned first (they resolved later): they lose the link.
         await conn.execute(update(incidents).where(incidents.c.parent_id.in_(ids)).values(parent_id=None))
         pruned = Pruned(incidents=len(ids))
-        for table, name in ((events, "events"), (slack_cards, "slack_cards"), (outbox, "outbox"), (alerts, "alerts")):
+        owned = (
+            (events, "events"),
+            (slack_cards, "slack_cards"),
+            (outbox, "outbox"),
+            (alerts, "alerts"),
+            (chart_uploads, "chart_uploads"),  # before the charts they refer to
+            (charts, "charts"),
+        )
+        for table, name in owned:
             result = await conn.execute(delete(table).where(table.c.incident_id.in_(ids)))
             setattr(pruned, name, result.rowcount)
         await conn.execute(delete(incidents).where(incidents.c.id.in_(ids)))
@@ -372,6 +420,32 @@ class Retention:
         if ids:
             await conn.execute(delete(key.table).where(key.in_(ids)))
         return len(ids)
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    incident_id: int | None,
+    target: str,
+    action: str,
+    destination: str,
+    at: float,
+    payload: Mapping[str, object] | None = None,
+) -> None:
+    """Queue one notification in the outbox, due now (in the caller's transaction)."""
+    await conn.execute(
+        outbox.insert().values(
+            incident_id=incident_id,
+            target=target,
+            action=action,
+            destination=destination,
+            payload=dict(payload or {}),
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            created_at=at,
+            next_attempt_at=at,
+            dry_run=False,
+        )
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -27,6 +27,8 @@ __all__ = [
     "TRUNCATED",
     "AttachedIncident",
     "BreakerFigures",
+    "ChartUpload",
+    "ChartView",
     "Delivered",
     "DeliveryError",
     "FiringAlert",
@@ -120,6 +122,29 @@ class AttachedIncident:
 
 
 @dataclass(frozen=True)
+class ChartView:
+    """An incident's chart as a delivery needs it (:mod:`.charts` draws and stores it)."""
+
+    id: int
+    #: 1, 2, ... per incident.
+    version: int
+    #: Why it was drawn: opened, raised, resolved.
+    reason: str
+    #: The signed, expiring URL of its PNG (:mod:`.chart_links`), "" when chart URLs are off.
+    image_url: str
+    #: The PNG itself, for an upload (a Slack CHART item); empty otherwise.
+    png: bytes = b""
+    #: The Slack file the item's channel holds it as (the card shows it), once uploaded there.
+    slack_file_id: str | None = None
+    #: How many minutes it covers.
+    minutes: int = 30
+
+    @property
+    def caption(self) -> str:
+        return f"Chart v{self.version} ({self.reason}): the last {self.minutes} min"
+
+
+@dataclass(frozen=True)
 class IncidentView:
     """The incident as it is when an item is delivered: cards show the latest state."""
 
@@ -150,14 +175,26 @@ class IncidentView:
     children: list[AttachedIncident] = field(default_factory=list)
     #: For an attached incident, its root cause's incident.
     parent_id: int | None = None
+    #: The chart a CHART item posts; for a Slack card, the latest chart uploaded to its channel.
+    chart: ChartView | None = None
+
+
+@dataclass(frozen=True)
+class ChartUpload:
+    """A chart uploaded to Slack: the file its channel's card will show."""
+
+    chart_id: int
+    file_id: str
 
 
 @dataclass(frozen=True)
 class Delivered:
-    """A successful delivery; ``card`` is set when a Slack card was posted (to keep its ts)."""
+    """A successful delivery; ``card`` is set when a Slack card was posted (to keep its ts),
+    ``upload`` when a chart was uploaded (the card is refreshed to show it)."""
 
     detail: str = ""
     card: SlackCard | None = None
+    upload: ChartUpload | None = None
 
 
 class Sender(Protocol):

@@ -11,12 +11,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from breakerpanel.exporter import promql
 from breakerpanel.exporter import semconv as sc
 
 from .delivery import BreakerFigures
+from .prometheus import PrometheusError, PrometheusReader
 
 __all__ = ["Figures"]
 
@@ -24,11 +23,12 @@ logger = logging.getLogger("breakerpanel.incident_bot.enrich")
 
 
 class Figures:
-    def __init__(self, prometheus_url: str, *, timeout: float = 1.5) -> None:
-        self.client = httpx.AsyncClient(base_url=prometheus_url.rstrip("/"), timeout=timeout)
+    """Live figures through ``prometheus`` (shared with the charts; its owner closes it), each
+    query given ``timeout`` seconds at most."""
 
-    async def close(self) -> None:
-        await self.client.aclose()
+    def __init__(self, prometheus: PrometheusReader, *, timeout: float = 1.5) -> None:
+        self.prometheus = prometheus
+        self.timeout = timeout
 
     async def for_breaker(self, labels: Mapping[str, str]) -> BreakerFigures:
         name = labels.get(sc.CIRCUIT_BREAKER_NAME_LABEL)
@@ -66,11 +66,7 @@ class Figures:
 
     async def _query(self, expr: str) -> list[dict[str, Any]]:
         try:
-            response = await self.client.get("/api/v1/query", params={"query": expr})
-            response.raise_for_status()
-            data = response.json()["data"]
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            return await self.prometheus.query(expr, request_timeout=self.timeout)
+        except PrometheusError as exc:
             logger.debug("prometheus query failed: %s: %s", expr, exc)
             return []
-        result: list[dict[str, Any]] = data.get("result", [])
-        return result

@@ -40,7 +40,8 @@ from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .alertmanager import Alert, Webhook
-from .db import Database, alerts, events, incidents, now, outbox, slack_cards, webhooks
+from .charts import RESOLVED
+from .db import Database, alerts, enqueue, events, incidents, now, outbox, slack_cards, webhooks
 from .identity import Identity, bounded, breaker_of, identity_of
 from .routing import RoutingFile, incident_labels
 from .rows import (
@@ -86,6 +87,9 @@ class _Busy(Exception):
 class EngineConfig:
     resolve_after: float
     routing: RoutingFile
+    #: Queue a chart job (:mod:`.charts`) after the page and the cards of each opening, raise and
+    #: resolution: on when Prometheus is configured.
+    charts: bool = False
 
 
 @dataclass
@@ -280,6 +284,7 @@ class Engine:
             await self._enqueue(conn, incident.id, Target.PAGERDUTY, Action.TRIGGER, ref, at)
         for channel in receivers.slack:
             await self._card(conn, incident.id, channel, at)
+        await self._chart(conn, incident.id, at, "raised")
 
     async def _adopt(self, conn: AsyncConnection, root_id: int, identity: Identity, at: float) -> list[IncidentRow]:
         """An incident just opened: the live incidents of breakers its breaker explains
@@ -498,6 +503,7 @@ class Engine:
         await self._cards(conn, incident, at)
         if by is not None:  # a person resolved it from Slack: say so in the thread
             await self._reply(conn, incident, at, text)
+        await self._chart(conn, incident.id, at, RESOLVED)
         children = await fetch_incidents(
             conn, incidents.c.parent_id == incident.id, incidents.c.status == IncidentStatus.ATTACHED
         )
@@ -673,6 +679,7 @@ class Engine:
             await self._card(conn, incident_id, channel, at)
         routes = ", ".join(receivers.routes)
         await self._event(conn, incident_id, at, EventKind.ROUTED, f"Routes: {routes or 'none'}.", receivers.to_json())
+        await self._chart(conn, incident_id, at, "opened")
 
     async def _paged(self, conn: AsyncConnection, incident_id: int) -> bool:
         """Whether a PagerDuty trigger of the incident is out, or on its way (claimed)."""
@@ -715,6 +722,12 @@ class Engine:
         if pending.first() is None:
             await self._enqueue(conn, incident_id, Target.SLACK, Action.CARD, channel, at)
 
+    async def _chart(self, conn: AsyncConnection, incident_id: int, at: float, reason: str) -> None:
+        """Queue the incident's chart, after its page and cards (queued first: the outbox delivers
+        them before it draws, :mod:`.charts`)."""
+        if self.config.charts:
+            await self._enqueue(conn, incident_id, Target.CHART, Action.RENDER, "prometheus", at, {"reason": reason})
+
     async def _reply(self, conn: AsyncConnection, incident: IncidentRow, at: float, text: str) -> None:
         for channel in incident.receivers.slack:
             await self._enqueue(conn, incident.id, Target.SLACK, Action.REPLY, channel, at, {"text": text})
@@ -729,20 +742,7 @@ class Engine:
         at: float,
         payload: JsonObject | None = None,
     ) -> None:
-        await conn.execute(
-            insert(outbox).values(
-                incident_id=incident_id,
-                target=target,
-                action=action,
-                destination=destination,
-                payload=dict(payload or {}),
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                created_at=at,
-                next_attempt_at=at,
-                dry_run=False,
-            )
-        )
+        await enqueue(conn, incident_id, target, action, destination, at, payload)
 
     async def _event(
         self,

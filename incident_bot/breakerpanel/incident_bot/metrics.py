@@ -54,5 +54,17 @@ class BotMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.charts = Counter(
+            "incident_bot_charts",
+            "Chart jobs, by outcome: drawn, or unavailable (Prometheus unreachable, no series of the breaker).",
+            ["outcome"],
+            registry=r,
+        )
+        self.chart_render = Histogram(
+            "incident_bot_chart_render_seconds",
+            "Drawing one chart (the figure, its PNG and its SVG), in a worker thread.",
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+            registry=r,
+        )
         self.pending = Gauge("incident_bot_outbox_pending", "Notifications waiting for delivery.", registry=r)
         self.dead = Gauge("incident_bot_outbox_dead", "Notifications that will not be delivered.", registry=r)

@@ -9,6 +9,11 @@
   (tenacity, with jitter, honouring ``Retry-After``), then rescheduled in the outbox with
   exponential backoff; a permanent one (400, unknown channel) goes to the dead letters, with the
   reason in the incident's timeline.
+- **Pages first.** Charts (the job that draws one, target ``chart``, and its posts, action
+  ``chart``) have a worker of their own (``only``), the others leave them alone (``skip``): a batch
+  of pages is never held up by a chart being drawn or uploaded. A chart job waits until its
+  incident's earlier pages and cards have been tried once (for :data:`CHART_YIELDS_FOR` at most):
+  drawing never competes with a page (:mod:`.charts`).
 - **Isolation.** Each target has its own circuit breaker (this project's), so while PagerDuty is
   down its items wait and Slack's still flow, and its own pacing (PagerDuty's 120 events a minute
   per routing key, Slack's one message a second per channel): a rate limiter of this project's
@@ -22,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import tenacity
 from sqlalchemy import RowMapping, and_, exists, func, select, update
@@ -43,12 +48,32 @@ from breakerpanel import (
 )
 from breakerpanel.guards import RateLimiter
 
-from .db import Database, alerts, events, incidents, now, outbox, slack_cards
-from .delivery import AttachedIncident, BreakerFigures, Delivered, DeliveryError, FiringAlert, IncidentView, Sender
+from .chart_links import ChartFormat, ChartLinks
+from .db import Database, alerts, chart_uploads, charts, enqueue, events, incidents, now, outbox, slack_cards
+from .delivery import (
+    AttachedIncident,
+    BreakerFigures,
+    ChartUpload,
+    ChartView,
+    Delivered,
+    DeliveryError,
+    FiringAlert,
+    IncidentView,
+    Sender,
+)
 from .enrich import Figures
 from .incidents import SEVERITIES
 from .metrics import BotMetrics
-from .rows import Item, fetch_alerts, fetch_incident, fetch_incidents, fetch_slack_cards
+from .rows import (
+    ChartRow,
+    Item,
+    fetch_alerts,
+    fetch_chart,
+    fetch_charts,
+    fetch_incident,
+    fetch_incidents,
+    fetch_slack_cards,
+)
 from .tasks import cancel_when_idle
 from .vocabulary import Action, AlertStatus, DeliveryStatus, EventKind, Target
 
@@ -64,6 +89,9 @@ QUICK_RETRY_MAX_WAIT = 5.0
 RESCHEDULE_BACKOFF = ExponentialBackoff(initial=1.0, multiplier=2.0, maximum=3600.0, jitter=1.0)
 #: A reschedule sooner than this would only cost a claim for nothing.
 MIN_RESCHEDULE_WAIT = 0.5
+#: How long a chart job waits for its incident's pages and cards to be tried first: no longer, so
+#: that a target that cannot be tried (its breaker open) does not hold every chart back.
+CHART_YIELDS_FOR = 30.0
 
 
 def _breaker_for(target: Target) -> CircuitBreaker:
@@ -96,12 +124,16 @@ class WorkerConfig:
     max_backoff: float
     poll_interval: float
     public_url: str
+    #: Signs the chart URLs PagerDuty events carry (None: charts go without a URL).
+    chart_links: ChartLinks | None = None
 
 
 class OutboxWorker:
     """Delivers the outbox. ``pacers`` hold each target's pace: a rate limiter whose keys are the
     target's destinations (a routing-key reference, a Slack channel); a target without one is not
-    paced."""
+    paced. ``only`` restricts the worker to items of those actions, ``skip`` leaves items of those
+    actions to another worker: charts (drawing them, posting them) have one of their own, so that
+    they never hold up the claim of the next page (a batch is claimed once the previous one is done)."""
 
     def __init__(
         self,
@@ -113,8 +145,14 @@ class OutboxWorker:
         metrics: BotMetrics,
         figures: Figures | None = None,
         clock: Callable[[], float] = now,
+        only: frozenset[Action] | None = None,
+        skip: frozenset[Action] = frozenset(),
+        name: str = "outbox-worker",
     ) -> None:
         self.db = db
+        self.only = only
+        self.skip = skip
+        self.name = name
         self.senders = dict(senders)
         self.config = config
         self.pacers = dict(pacers)
@@ -129,7 +167,7 @@ class OutboxWorker:
     # ------------------------------------------------------------------ running
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name="outbox-worker")
+        self._task = asyncio.create_task(self.run(), name=self.name)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -191,6 +229,17 @@ class OutboxWorker:
                 earlier.c.id < outbox.c.id,
             )
         )
+        untried = aliased(outbox)
+        page_untried = exists().where(
+            and_(
+                untried.c.incident_id == outbox.c.incident_id,
+                untried.c.target != Target.CHART,
+                untried.c.status == DeliveryStatus.PENDING,
+                untried.c.attempts == 0,
+                untried.c.id < outbox.c.id,
+                untried.c.created_at > at - CHART_YIELDS_FOR,
+            )
+        )
         query = (
             select(outbox)
             .where(
@@ -198,12 +247,18 @@ class OutboxWorker:
                 outbox.c.next_attempt_at <= at,
                 (outbox.c.claimed_until.is_(None)) | (outbox.c.claimed_until < at),
                 ~blocked_by_earlier,
+                # A chart waits for the page and cards queued before it to have been tried once.
+                (outbox.c.target != Target.CHART) | ~page_untried,
             )
             .order_by(outbox.c.id)
             .limit(limit * 4)
         )
         if open_targets:
             query = query.where(outbox.c.target.not_in(open_targets))
+        if self.skip:
+            query = query.where(outbox.c.action.not_in(self.skip))
+        if self.only is not None:
+            query = query.where(outbox.c.action.in_(self.only))
         if self.db.is_postgres:
             query = query.with_for_update(skip_locked=True, of=outbox)
         claimed: list[Item] = []
@@ -254,6 +309,15 @@ class OutboxWorker:
             # A later card refresh is queued: it will show the latest state; skip this one.
             await self._finish(item, delivered=Delivered("superseded by a later refresh"))
             return
+        if item.action == Action.CHART and (view is None or view.chart is None):
+            await self._finish(item, delivered=Delivered("not posted: its chart is gone"))
+            return
+        if item.action == Action.CHART and view is not None and view.chart is not None:
+            newer = await self._newer_chart(view.id, view.chart.id)
+            if newer is not None:
+                # A later chart of the incident is drawn: its own post shows more; skip this one.
+                await self._finish(item, delivered=Delivered(f"superseded by chart v{newer}"))
+                return
         breaker = self.breakers[item.target]
         # A quick retry must fit in a claim: a longer Retry-After sends the item back to the outbox.
         longest_quick_wait = min(QUICK_RETRY_MAX_WAIT, self.config.claim_timeout / 3)
@@ -333,6 +397,46 @@ class OutboxWorker:
             )
             return later.first() is not None
 
+    async def _newer_chart(self, incident_id: int, chart_id: int) -> int | None:
+        """The version of a chart of the incident drawn after ``chart_id``, if any."""
+        async with self.db.transaction() as conn:
+            newer = await conn.execute(
+                select(func.max(charts.c.version)).where(charts.c.incident_id == incident_id, charts.c.id > chart_id)
+            )
+            version = newer.scalar()
+        return None if version is None else int(version)
+
+    async def _chart_view(self, conn: AsyncConnection, item: Item, incident_id: int) -> ChartView | None:
+        """The chart a CHART item posts (with its PNG for an upload); for a Slack card, the latest
+        chart uploaded to its channel (the card shows it)."""
+        chart: ChartRow | None = None
+        if item.action == Action.CHART:
+            chart_id = item.payload.get("chart")
+            if isinstance(chart_id, int):
+                chart = await fetch_chart(conn, chart_id, png=item.target == Target.SLACK)
+                if chart is not None and chart.incident_id != incident_id:
+                    chart = None
+            if chart is not None:  # where it is uploaded already (a retry after the upload)
+                uploaded = await fetch_charts(conn, charts.c.id == chart.id)
+                chart = replace(chart, uploads=uploaded[0].uploads) if uploaded else chart
+        elif item.action == Action.CARD and item.target == Target.SLACK:
+            uploaded = [
+                c for c in await fetch_charts(conn, charts.c.incident_id == incident_id) if c.file_in(item.destination)
+            ]
+            chart = uploaded[-1] if uploaded else None
+        if chart is None:
+            return None
+        links = self.config.chart_links
+        return ChartView(
+            id=chart.id,
+            version=chart.version,
+            reason=chart.reason,
+            image_url=links.url(chart.id, ChartFormat.PNG, now=self.clock()) if links is not None else "",
+            png=chart.png,
+            slack_file_id=chart.file_in(item.destination),
+            minutes=chart.minutes,
+        )
+
     async def _view(self, item: Item) -> IncidentView | None:
         async with self.db.transaction() as conn:
             incident = await fetch_incident(conn, incidents.c.id == item.incident_id)
@@ -356,6 +460,7 @@ class OutboxWorker:
                     conn, slack_cards.c.incident_id == incident.id, slack_cards.c.channel == item.destination
                 )
                 card = cards.get(item.destination)
+            chart = await self._chart_view(conn, item, incident.id)
         figures: BreakerFigures = {}
         if self.figures is not None and item.action in (Action.TRIGGER, Action.CARD):
             figures = await self.figures.for_breaker(incident.labels)
@@ -391,7 +496,26 @@ class OutboxWorker:
             children=children,
             parent_id=incident.parent_id,
             url=f"{self.config.public_url.rstrip('/')}/incidents/{incident.id}",
+            chart=chart,
         )
+
+    async def _uploaded(
+        self, conn: AsyncConnection, item: Item, incident_id: int, upload: ChartUpload, at: float
+    ) -> None:
+        """A chart is in Slack: remember the file, and refresh the channel's card to show it."""
+        insert = pg_insert if self.db.is_postgres else sqlite_insert
+        await conn.execute(
+            insert(chart_uploads)
+            .values(
+                chart_id=upload.chart_id,
+                channel=item.destination,
+                incident_id=incident_id,
+                file_id=upload.file_id,
+                uploaded_at=at,
+            )
+            .on_conflict_do_nothing()
+        )
+        await _refresh_card(conn, incident_id, item.destination, at)
 
     async def _finish(
         self,
@@ -436,6 +560,8 @@ class OutboxWorker:
                         )
                         .on_conflict_do_nothing()
                     )
+                if result.rowcount and delivered.upload is not None and item.incident_id is not None:
+                    await self._uploaded(conn, item, item.incident_id, delivered.upload, at)
                 if result.rowcount:
                     self.metrics.delivered.labels(item.target, item.action).inc()
                     self.metrics.latency.labels(item.target).observe(max(0.0, at - item.created_at))
@@ -479,6 +605,25 @@ class OutboxWorker:
                     error,
                 )
             await conn.execute(update(outbox).where(mine).values(**values))
+
+
+async def _refresh_card(conn: AsyncConnection, incident_id: int, channel: str, at: float) -> None:
+    """Queue a refresh of the incident's card in ``channel``, unless one is waiting already
+    (it renders the incident as it is when sent)."""
+    waiting = await conn.execute(
+        select(outbox.c.id)
+        .where(
+            outbox.c.incident_id == incident_id,
+            outbox.c.target == Target.SLACK,
+            outbox.c.destination == channel,
+            outbox.c.action == Action.CARD,
+            outbox.c.status == DeliveryStatus.PENDING,
+            outbox.c.claimed_by.is_(None),
+        )
+        .limit(1)
+    )
+    if waiting.first() is None:
+        await enqueue(conn, incident_id, Target.SLACK, Action.CARD, channel, at)
 
 
 _jitter = tenacity.wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.3)

@@ -22,9 +22,9 @@ from typing import Any
 import pagerduty
 
 from .delivery import Delivered, DeliveryError, FiringAlert, IncidentView, Item, bounded, dashboard_link
-from .vocabulary import Action, Target
+from .vocabulary import Action, IncidentStatus, Target
 
-__all__ = ["PagerDutySender", "bounded_event", "trigger_event"]
+__all__ = ["NOT_AFTER_RESOLVE", "PagerDutySender", "bounded_event", "chart_event", "trigger_event"]
 
 #: PagerDuty's limits on an event's fields (Events API v2): ``payload.summary`` is cut at 1,024
 #: characters and an event over 512 KB is refused.
@@ -104,6 +104,11 @@ class PagerDutySender:
                 raise DeliveryError(f"a PagerDuty {action} needs its incident", retryable=False)
             if action == Action.TRIGGER:
                 event = trigger_event(incident, grafana_url=self._grafana_url)
+                dedup_key = await asyncio.to_thread(client.send_event, "trigger", dedup_key=incident.dedup_key, **event)
+            elif action == Action.CHART:
+                if incident.status == IncidentStatus.RESOLVED:
+                    return Delivered(NOT_AFTER_RESOLVE)
+                event = chart_event(incident, grafana_url=self._grafana_url)
                 dedup_key = await asyncio.to_thread(client.send_event, "trigger", dedup_key=incident.dedup_key, **event)
             elif action in (Action.ACKNOWLEDGE, Action.RESOLVE):
                 # The client's own vocabulary: the plain string (it checks it against its own list).
@@ -188,6 +193,27 @@ def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> 
     if incident.url:
         event["client_url"] = incident.url
     return bounded_event(event)
+
+
+def chart_event(incident: IncidentView, *, grafana_url: str | None = None) -> dict[str, Any]:
+    """The trigger event that brings the incident's chart to its PagerDuty alert (same
+    ``dedup_key``: PagerDuty adds it to the open alert): the page's own event, with the chart's
+    signed URL as an image when it is https:// (PagerDuty shows no other) and as a link always."""
+    event = trigger_event(incident, grafana_url=grafana_url)
+    chart = incident.chart
+    if chart is None or not chart.image_url:
+        return event
+    links = list(event.get("links", []))
+    if len(chart.image_url) <= MAX_LINK_LENGTH:
+        links.append({"href": chart.image_url, "text": f"{chart.caption} (PNG)"})
+        if chart.image_url.startswith("https://"):
+            event["images"] = [{"src": chart.image_url, "href": chart.image_url, "alt": bounded(chart.caption, 256)}]
+    event["links"] = links
+    return bounded_event(event)
+
+
+#: Why a chart event is not sent once its incident resolved.
+NOT_AFTER_RESOLVE = "not sent: the incident is resolved (a trigger now would open a new PagerDuty alert)"
 
 
 def _alert_details(alert: FiringAlert) -> dict[str, str]:

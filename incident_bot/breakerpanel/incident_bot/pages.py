@@ -3,6 +3,7 @@ no JavaScript, everything escaped."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from html import escape
@@ -16,6 +17,7 @@ table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}
 .open{color:#c62828}.acknowledged{color:#ef6c00}.resolved{color:#2e7d32}.attached{color:#546e7a}
 .banner{background:#fff3cd;border:1px solid #e0c36b;padding:.5rem .8rem;margin-bottom:1rem}
+img.chart{max-width:100%;height:auto;border:1px solid #ddd}
 code,pre{font:12px ui-monospace,monospace}pre{white-space:pre-wrap;max-height:12rem;overflow:auto;margin:0}
 """
 
@@ -55,7 +57,29 @@ def index(rows: list[dict[str, Any]], *, dry_run: bool) -> str:
     return _page("Incidents", f"<h1>Incidents</h1>{table}", dry_run=dry_run)
 
 
-def incident(found: dict[str, Any], *, dry_run: bool) -> str:
+def _chart(found: dict[str, Any], svg: str | None) -> str:
+    """The latest chart, inline: an ``<img>`` of the SVG as a data URI, so that nothing in the
+    SVG (whose text quotes breaker names) can run or style the page; and the list of every chart
+    drawn, each a signed link to its PNG and SVG."""
+    drawn = found.get("charts") or []
+    if not drawn:
+        return ""
+    latest = drawn[-1]
+    image = ""
+    if svg:
+        source = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+        alt = f"Chart v{latest['version']}: state, failure and slow-call rates, calls, breakers under it"
+        image = f'<p><img class="chart" src="{source}" alt="{escape(alt)}"></p>'
+    links = "".join(
+        f"<li>v{c['version']} ({escape(c['reason'])}), {_when(c['created_at'])}, the last {c['minutes']} min: "
+        f'<a href="{escape(c["png_url"])}">PNG</a> <a href="{escape(c["svg_url"])}">SVG</a></li>'
+        for c in drawn
+    )
+    return f"<h2>Chart</h2>{image}<ul>{links}</ul>"
+
+
+def incident(found: dict[str, Any], *, dry_run: bool, chart_svg: str | None = None) -> str:
+    """One incident; ``chart_svg`` is its latest chart (drawn inline)."""
     status = escape(found["status"])
     head = (
         f'<p><a href="../">All incidents</a></p><h1>#{found["id"]} {escape(found["title"])}</h1>'
@@ -87,7 +111,8 @@ def incident(found: dict[str, Any], *, dry_run: bool) -> str:
         for d in found["deliveries"]
     )
     body = (
-        f"{head}<h2>Timeline</h2><table><tr><th>at</th><th>what</th><th></th></tr>{timeline}</table>"
+        f"{head}{_chart(found, chart_svg)}"
+        f"<h2>Timeline</h2><table><tr><th>at</th><th>what</th><th></th></tr>{timeline}</table>"
         f"<h2>Alerts</h2><table><tr><th>alert</th><th>status</th><th>severity</th><th>summary</th></tr>{alert_rows}</table>"
         "<h2>Deliveries</h2><table><tr><th>what</th><th>to</th><th>status</th><th>attempts</th><th>error</th>"
         f"<th>request</th></tr>{deliveries}</table>"

@@ -15,11 +15,12 @@ from typing import TypeAlias, cast
 from sqlalchemy import ColumnElement, RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .db import alerts, incidents, slack_cards
+from .db import alerts, chart_uploads, charts, incidents, slack_cards
 from .vocabulary import Action, AlertStatus, IncidentStatus, Target
 
 __all__ = [
     "AlertRow",
+    "ChartRow",
     "IncidentReceivers",
     "IncidentRow",
     "Item",
@@ -29,6 +30,8 @@ __all__ = [
     "SlackCard",
     "fetch_alert",
     "fetch_alerts",
+    "fetch_chart",
+    "fetch_charts",
     "fetch_incident",
     "fetch_incidents",
     "fetch_slack_cards",
@@ -164,6 +167,31 @@ class SlackCard:
     ts: str
 
 
+@dataclass(frozen=True, slots=True)
+class ChartRow:
+    """A row of ``charts``; ``png`` and ``svg`` are read only when asked for (they weigh tens of KB)."""
+
+    id: int
+    incident_id: int
+    version: int
+    reason: str
+    created_at: float
+    range_start: float
+    range_end: float
+    render_seconds: float
+    png: bytes = b""
+    svg: str = ""
+    #: Slack file ids by channel (as routed), where it was uploaded.
+    uploads: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def minutes(self) -> int:
+        return round((self.range_end - self.range_start) / 60)
+
+    def file_in(self, channel: str) -> str | None:
+        return next((file_id for name, file_id in self.uploads if name == channel), None)
+
+
 @dataclass
 class Item:
     """One outbox row, as the worker claimed it."""
@@ -238,6 +266,55 @@ async def fetch_slack_cards(conn: AsyncConnection, *where: Where) -> dict[str, S
         str(row["channel"]): SlackCard(channel_id=str(row["channel_id"]), ts=str(row["ts"]))
         for row in (await conn.execute(query)).mappings()
     }
+
+
+_CHART_META = (
+    charts.c.id,
+    charts.c.incident_id,
+    charts.c.version,
+    charts.c.reason,
+    charts.c.created_at,
+    charts.c.range_start,
+    charts.c.range_end,
+    charts.c.render_seconds,
+)
+
+
+async def fetch_charts(conn: AsyncConnection, *where: Where) -> list[ChartRow]:
+    """The charts that match, oldest first, without their files, with where Slack holds them."""
+    rows = (await conn.execute(select(*_CHART_META).where(*where).order_by(charts.c.id))).mappings().all()
+    ids = [int(row["id"]) for row in rows]
+    uploads: dict[int, list[tuple[str, str]]] = {}
+    if ids:
+        query = select(chart_uploads).where(chart_uploads.c.chart_id.in_(ids)).order_by(chart_uploads.c.channel)
+        for upload in (await conn.execute(query)).mappings():
+            uploads.setdefault(int(upload["chart_id"]), []).append((str(upload["channel"]), str(upload["file_id"])))
+    return [_chart(row, uploads=tuple(uploads.get(int(row["id"]), ()))) for row in rows]
+
+
+async def fetch_chart(conn: AsyncConnection, chart_id: int, *, png: bool = False, svg: bool = False) -> ChartRow | None:
+    """One chart, with its PNG and SVG when asked for."""
+    columns = [*_CHART_META, *([charts.c.png] if png else []), *([charts.c.svg] if svg else [])]
+    row = (await conn.execute(select(*columns).where(charts.c.id == chart_id))).mappings().first()
+    if row is None:
+        return None
+    return _chart(row, png=bytes(row["png"]) if png else b"", svg=str(row["svg"]) if svg else "")
+
+
+def _chart(row: RowMapping, *, png: bytes = b"", svg: str = "", uploads: tuple[tuple[str, str], ...] = ()) -> ChartRow:
+    return ChartRow(
+        id=int(row["id"]),
+        incident_id=int(row["incident_id"]),
+        version=int(row["version"]),
+        reason=str(row["reason"]),
+        created_at=float(row["created_at"]),
+        range_start=float(row["range_start"]),
+        range_end=float(row["range_end"]),
+        render_seconds=float(row["render_seconds"]),
+        png=png,
+        svg=svg,
+        uploads=uploads,
+    )
 
 
 # ---------------------------------------------------------------------- JSON columns and NULLs

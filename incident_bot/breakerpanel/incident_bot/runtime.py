@@ -3,6 +3,7 @@
 ::
 
     intake (HTTP) --group commit--> webhooks --processor--> incidents, events, outbox --worker--> PagerDuty, Slack
+                                                                                     --chart worker--> charts
                                     pruner: what finished longer than the retention ago, deleted
 
 The processor runs on every replica but processes on one at a time (a database lock); the worker
@@ -25,6 +26,8 @@ from sqlalchemy import select
 from breakerpanel.config import ConfigFileError
 from breakerpanel.guards import RateLimiter, RateLimitPolicy
 
+from .chart_links import ChartLinks
+from .charts import ChartSender
 from .db import Database, Retention, alerts
 from .delivery import Delivered, IncidentView, Item, Sender
 from .dryrun import DryRunSender
@@ -34,6 +37,7 @@ from .intake import IntakeWriter
 from .metrics import BotMetrics
 from .outbox import OutboxWorker, WorkerConfig
 from .pagerduty import PagerDutySender
+from .prometheus import PrometheusReader
 from .routing import RoutingFile, RoutingKeys, load_routing
 from .settings import Settings
 from .slack import SlackSender
@@ -56,6 +60,10 @@ SLACK_BURST = 3
 #: The routes a dry run without a routes file shows: the example's, so that a new installation
 #: sees every notification a typical setup would send (docs/incident-bot.md, "Routes").
 EXAMPLE_ROUTES = Path(__file__).with_name("routes.example.yaml")
+
+
+#: What the chart worker delivers: drawing a chart, and posting it.
+CHART_ACTIONS = frozenset({Action.RENDER, Action.CHART})
 
 
 class StartupError(Exception):
@@ -91,28 +99,64 @@ class Bot:
             lines = [f"{settings.routing_file}: {where}: {why}" for where, why in keys.problems]
             raise StartupError("PagerDuty routing keys:\n  " + "\n  ".join(lines))
         self.db = Database(settings.database_url, pool_size=settings.database_pool_size)
-        self.engine = Engine(self.db, EngineConfig(resolve_after=settings.resolve_after, routing=self.routing))
+        self.prometheus = PrometheusReader(settings.prometheus_url) if settings.prometheus_url else None
+        charts = self.prometheus is not None
+        self.engine = Engine(
+            self.db, EngineConfig(resolve_after=settings.resolve_after, routing=self.routing, charts=charts)
+        )
         self.written = asyncio.Event()
         self.writer = IntakeWriter(self.db, on_written=self.written)
-        self.figures = Figures(settings.prometheus_url) if settings.prometheus_url else None
+        self.figures = Figures(self.prometheus) if self.prometheus is not None else None
         self.retention = Retention(self.db, settings.retention)
+        self.chart_links = ChartLinks(
+            settings.chart_key(), settings.chart_url_base or settings.public_url, settings.chart_url_ttl
+        )
+        chosen = {
+            target: IncidentStart(sender, self.db)
+            for target, sender in (senders if senders is not None else self._senders(keys)).items()
+        }
+        config = WorkerConfig(
+            replica_id=settings.replica_id,
+            claim_timeout=settings.claim_timeout,
+            quick_attempts=settings.delivery_attempts_before_backoff,
+            max_backoff=settings.max_backoff,
+            poll_interval=settings.poll_interval,
+            public_url=settings.public_url,
+            chart_links=self.chart_links,
+        )
+        pacers = _pacers(settings)
+        #: The charts' own worker (with Prometheus): it draws them and posts them (with the same
+        #: senders and pace as the pages), so that charts never hold up the claim of a page.
+        #: Without it, the outbox worker dead-letters a chart job left from a configuration with
+        #: Prometheus (no sender for it), rather than keep it pending forever.
+        self.chart_worker: OutboxWorker | None = None
+        self.chart_sender: ChartSender | None = None
+        if self.prometheus is not None:
+            # A send is bounded by a third of the claim (OutboxWorker._keep_claim): the queries get a sixth.
+            self.chart_sender = ChartSender(
+                self.db,
+                self.prometheus,
+                span=settings.chart_span,
+                metrics=self.metrics,
+                request_timeout=min(5.0, settings.claim_timeout / 6),
+            )
+            self.chart_worker = OutboxWorker(
+                self.db,
+                {**chosen, Target.CHART: self.chart_sender},
+                config,
+                pacers=pacers,
+                metrics=self.metrics,
+                only=CHART_ACTIONS,
+                name="chart-worker",
+            )
         self.worker = OutboxWorker(
             self.db,
-            {
-                target: IncidentStart(sender, self.db)
-                for target, sender in (senders if senders is not None else self._senders(keys)).items()
-            },
-            WorkerConfig(
-                replica_id=settings.replica_id,
-                claim_timeout=settings.claim_timeout,
-                quick_attempts=settings.delivery_attempts_before_backoff,
-                max_backoff=settings.max_backoff,
-                poll_interval=settings.poll_interval,
-                public_url=settings.public_url,
-            ),
-            pacers=_pacers(settings),
+            chosen,
+            config,
+            pacers=pacers,
             metrics=self.metrics,
             figures=self.figures,
+            skip=CHART_ACTIONS if self.chart_worker is not None else frozenset(),
         )
         self._processor: asyncio.Task[None] | None = None
         self._processing = asyncio.Lock()
@@ -134,7 +178,7 @@ class Bot:
         s = self.settings
         grafana = s.grafana_url
         if self.mode.dry_run:
-            return {target: DryRunSender(target, grafana_url=grafana) for target in Target}
+            return {target: DryRunSender(target, grafana_url=grafana) for target in (Target.PAGERDUTY, Target.SLACK)}
         # A send must end well within the claim on its outbox item (see OutboxWorker._keep_claim).
         timeout = min(10.0, s.claim_timeout / 3)
         senders: dict[Target, Sender] = {
@@ -161,6 +205,9 @@ class Bot:
         await self.db.create()
         self.writer.start()
         self.worker.start()
+        if self.chart_worker is not None and self.chart_sender is not None:
+            self.chart_worker.start()
+            self.chart_sender.warm_up()
         self._processor = asyncio.create_task(self._process_forever(), name="processor")
         self._pruner = asyncio.create_task(self._prune_forever(), name="pruner")
         self.started = True
@@ -180,10 +227,18 @@ class Bot:
         if self._pruner is not None:
             await cancel_when_idle(self._pruner, self._pruning, grace=10)
         await self.writer.stop()
+        if self.chart_worker is not None:  # first: it shares the senders the outbox worker closes
+            await self.chart_worker.stop()
         await self.worker.stop()
-        if self.figures is not None:
-            await self.figures.close()
+        if self.prometheus is not None:
+            await self.prometheus.close()
         await self.db.dispose()
+
+    def wake_workers(self) -> None:
+        """New outbox work: the workers look now rather than at their next poll."""
+        self.worker.wake.set()
+        if self.chart_worker is not None:
+            self.chart_worker.wake.set()
 
     async def _process_forever(self) -> None:
         while True:
@@ -192,8 +247,11 @@ class Bot:
                     outcome = await self.engine.process_pending()
                     ticked = await self.engine.tick()
                 self._count(outcome, ticked)
-                if outcome.opened or outcome.attached or outcome.flaps or outcome.alerts_resolved or ticked.resolved:
-                    self.worker.wake.set()
+                # A new alert too: joining a live incident, it may raise it and page (the workers
+                # would otherwise find that page at their next poll).
+                changed = outcome.opened or outcome.attached or outcome.flaps or outcome.alerts_new
+                if changed or outcome.alerts_resolved or ticked.resolved:
+                    self.wake_workers()
             except asyncio.CancelledError:
                 raise
             except Exception:

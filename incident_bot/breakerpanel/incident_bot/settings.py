@@ -6,6 +6,8 @@ A bad value stops the bot at start with the variable's name and the reason.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
@@ -21,6 +23,8 @@ __all__ = ["ENV_PREFIX", "Settings", "read_secret"]
 ENV_PREFIX = "INCIDENT_BOT_"
 
 Seconds = Annotated[float, Field(gt=0)]
+#: The shortest chart secret taken (an HMAC-SHA256 key).
+MIN_CHART_SECRET = 16
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_SECONDS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
@@ -141,8 +145,28 @@ class Settings(BaseSettings):
     slack_messages_per_second: float = Field(1.0, gt=0, description="Pacing per channel (Slack's limit).")
     # -- links and enrichment
     grafana_url: str | None = Field(None, description="Grafana's root URL, for links when an alert has none.")
-    prometheus_url: str | None = Field(None, description="Prometheus to read live figures from (optional).")
+    prometheus_url: str | None = Field(
+        None, description="Prometheus to read live figures and draw charts from (optional: without it, no chart)."
+    )
     public_url: str = Field("http://localhost:8080", description="Where the bot's own pages are reachable.")
+    # -- charts (with prometheus_url: each incident's breaker drawn on opening, raise and resolve)
+    chart_span: LongDuration = Field(
+        30 * 60.0, description="How much of the breaker's history a chart shows: seconds, or 30m, 2h."
+    )
+    chart_url_base: str | None = Field(
+        None,
+        description="Where PagerDuty and people fetch a chart's signed URL (/charts/...): default public_url. "
+        "PagerDuty shows images from https:// URLs only; with another the event carries the link alone.",
+    )
+    chart_url_ttl: LongDuration = Field(
+        7 * 86_400.0, description="How long a chart's signed URL works: seconds, or 12h, 7d."
+    )
+    chart_secret: SecretStr | None = Field(
+        None,
+        description="The key that signs chart URLs (HMAC-SHA256). Default: derived from the webhook token, so "
+        "every replica signs alike and URLs survive restarts; set it to rotate chart links on their own.",
+    )
+    chart_secret_file: Path | None = Field(None, description="A file holding the chart secret instead.")
     # -- delivery
     delivery_attempts_before_backoff: int = Field(3, ge=1, description="Quick retries before the outbox backs off.")
     max_backoff: Seconds = Field(300.0, description="The longest wait between delivery attempts.")
@@ -173,6 +197,13 @@ class Settings(BaseSettings):
             raise ValueError(f"must be an https:// URL: the PagerDuty client refuses others (got {value!r})")
         return value.rstrip("/")
 
+    @field_validator("prometheus_url", "chart_url_base")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
+        return value.rstrip("/") if value is not None else None
+
     @field_validator("slack_base_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
@@ -190,7 +221,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _secrets_from_files(self) -> Settings:
-        for name in ("webhook_token", "slack_bot_token", "slack_signing_secret", "read_token"):
+        for name in ("webhook_token", "slack_bot_token", "slack_signing_secret", "read_token", "chart_secret"):
             value = read_secret(getattr(self, name), getattr(self, f"{name}_file"), name)
             object.__setattr__(self, name, value)
         if self.webhook_token is None:
@@ -198,6 +229,8 @@ class Settings(BaseSettings):
                 f"webhook_token: set {ENV_PREFIX}WEBHOOK_TOKEN or {ENV_PREFIX}WEBHOOK_TOKEN_FILE "
                 "(Alertmanager sends it as a bearer token)"
             )
+        if self.chart_secret is not None and len(self.chart_secret.get_secret_value().encode()) < MIN_CHART_SECRET:
+            raise ValueError(f"chart_secret: {MIN_CHART_SECRET} bytes at least (it signs chart URLs)")
         if self.slack_bot_token is not None and self.slack_signing_secret is None:
             raise ValueError("slack_signing_secret: required with a Slack token (button presses are signed)")
         if self.read_proxy_header and not self.read_proxy_addresses:
@@ -210,3 +243,13 @@ class Settings(BaseSettings):
     @property
     def uses_postgres(self) -> bool:
         return self.database_url.startswith("postgresql")
+
+    def chart_key(self) -> bytes:
+        """The key that signs chart URLs: ``chart_secret``, else one derived from the webhook token
+        (HMAC-SHA256 under a fixed label: the token cannot be recovered from it, and every replica
+        derives the same)."""
+        if self.chart_secret is not None:
+            return self.chart_secret.get_secret_value().encode()
+        assert self.webhook_token is not None  # the settings refuse to exist without one
+        token = self.webhook_token.get_secret_value().encode()
+        return hmac.new(token, b"breakerpanel incident bot chart urls", hashlib.sha256).digest()

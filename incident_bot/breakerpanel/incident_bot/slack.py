@@ -19,14 +19,34 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from .delivery import TRUNCATED, Delivered, DeliveryError, IncidentView, Item, SlackCard, bounded, dashboard_link
+from .delivery import (
+    TRUNCATED,
+    ChartUpload,
+    Delivered,
+    DeliveryError,
+    IncidentView,
+    Item,
+    SlackCard,
+    bounded,
+    dashboard_link,
+)
 from .vocabulary import Action, IncidentStatus, Target
 
-__all__ = ["ACK_ACTION", "RESOLVE_ACTION", "SlackSender", "card_blocks", "card_text", "escape", "message_text"]
+__all__ = [
+    "ACK_ACTION",
+    "RESOLVE_ACTION",
+    "SlackSender",
+    "card_blocks",
+    "card_text",
+    "chart_block",
+    "chart_filename",
+    "escape",
+    "message_text",
+]
 
 ACK_ACTION = "incident_acknowledge"
 RESOLVE_ACTION = "incident_resolve"
@@ -70,6 +90,9 @@ MAX_BUTTON_TEXT = 75
 MAX_URL = 3000
 #: A thread reply is a line of the timeline: more would bury the thread.
 MAX_REPLY_TEXT = 3000
+#: An image block's alt text and title (Block Kit).
+MAX_IMAGE_ALT_TEXT = 2000
+MAX_IMAGE_TITLE = 2000
 
 #: A Slack user mention as the bot writes one for whoever pressed a button (app.py: ``<@U…>``).
 _PERSON = re.compile(r"<@[A-Z0-9]+>")
@@ -180,6 +203,9 @@ def card_blocks(incident: IncidentView, *, grafana_url: str | None = None) -> li
     if incident.parent_id is not None:
         text = f"Attached to incident #{incident.parent_id}, its root cause: follow it there."
         blocks.append({"type": "section", "text": _mrkdwn(text, MAX_SECTION_TEXT)})
+    chart = incident.chart
+    if chart is not None and chart.slack_file_id:
+        blocks.append(chart_block(incident, chart.slack_file_id, chart.caption))
     buttons: list[dict[str, Any]] = []
     if status != "resolved" and incident.status.live:
         if incident.status == IncidentStatus.OPEN:
@@ -199,6 +225,19 @@ def card_blocks(incident: IncidentView, *, grafana_url: str | None = None) -> li
     dedup = f"PagerDuty dedup key `{escape(incident.dedup_key)}`"
     blocks.append({"type": "context", "elements": [_mrkdwn(dedup, MAX_SECTION_TEXT)]})
     return blocks[:MAX_BLOCKS]
+
+
+def chart_block(incident: IncidentView, file_id: str, caption: str) -> dict[str, Any]:
+    """An image block of the chart uploaded as the Slack file ``file_id`` (Block Kit's
+    ``slack_file`` source: the file stays private to the workspace, no public URL needed)."""
+    alt = f"{caption} of {escape(incident.title)}: state, failure and slow-call rates, calls, breakers under it"
+    return {
+        "type": "image",
+        "block_id": "chart",
+        "slack_file": {"id": file_id},
+        "alt_text": _fit(alt, MAX_IMAGE_ALT_TEXT),
+        "title": {"type": "plain_text", "text": _fit(escape(caption), MAX_IMAGE_TITLE)},
+    }
 
 
 def _mrkdwn(text: str, limit: int = MAX_SECTION_TEXT) -> dict[str, Any]:
@@ -245,8 +284,12 @@ class SlackSender:
                 return await self._card(item, incident)
             if item.action == Action.REPLY:
                 return await self._reply(item, incident)
+            if item.action == Action.CHART:
+                return await self._upload_chart(item, incident)
         except SlackApiError as exc:
             raise _api_error(exc) from None
+        except SlackRequestError as exc:  # a file upload's own request (files_upload_v2's second step) failed
+            raise DeliveryError(f"Slack file upload failed: {exc}", retryable=True) from None
         except (OSError, TimeoutError) as exc:
             raise DeliveryError(f"Slack unreachable: {exc}", retryable=True) from None
         raise DeliveryError(f"unknown Slack action {item.action!r}", retryable=False)
@@ -254,9 +297,21 @@ class SlackSender:
     async def _card(self, item: Item, incident: IncidentView) -> Delivered:
         blocks, text = card_blocks(incident, grafana_url=self.grafana_url), card_text(incident)
         if incident.card is not None:
-            await self.client.chat_update(
-                channel=incident.card.channel_id, ts=incident.card.ts, blocks=blocks, text=text
-            )
+            try:
+                await self.client.chat_update(
+                    channel=incident.card.channel_id, ts=incident.card.ts, blocks=blocks, text=text
+                )
+            except SlackApiError as exc:
+                # Slack can refuse an image block whose file it has not finished processing
+                # (invalid_blocks): the card is updated without its chart rather than not at all.
+                charted = any(block.get("type") == "image" for block in blocks)
+                if not charted or exc.response.get("error") != "invalid_blocks":
+                    raise
+                blocks = [block for block in blocks if block.get("type") != "image"]
+                await self.client.chat_update(
+                    channel=incident.card.channel_id, ts=incident.card.ts, blocks=blocks, text=text
+                )
+                return Delivered(f"updated {incident.card.ts} without its chart: Slack refused the image block")
             return Delivered(f"updated {incident.card.ts}")
         response = await self.client.chat_postMessage(channel=item.destination, blocks=blocks, text=text)
         card = SlackCard(channel_id=str(response["channel"]), ts=str(response["ts"]))
@@ -275,6 +330,34 @@ class SlackSender:
                 channel=incident.card.channel_id, thread_ts=incident.card.ts, text=text
             )
         return Delivered(f"replied {response['ts']}")
+
+    async def _upload_chart(self, item: Item, incident: IncidentView) -> Delivered:
+        chart = incident.chart
+        if chart is None or not chart.png:
+            raise DeliveryError("a Slack chart upload needs its chart", retryable=False)
+        if chart.slack_file_id:  # uploaded already (this is a retry): the card refresh is queued
+            return Delivered(f"uploaded already as {chart.slack_file_id}")
+        if incident.card is None:
+            # The card never made it (the dead letters say why): no thread to put the chart in.
+            return Delivered("not uploaded: the incident has no card in this channel")
+        response = await self.client.files_upload_v2(
+            channel=incident.card.channel_id,
+            thread_ts=incident.card.ts,
+            file=chart.png,
+            filename=chart_filename(incident, chart.version),
+            title=_fit(f"#{incident.id} {escape(incident.title)}: {chart.caption}", MAX_IMAGE_TITLE),
+            alt_txt=_fit(f"{chart.caption} of {escape(incident.title)}", MAX_IMAGE_ALT_TEXT),
+            initial_comment=message_text(f"{chart.caption}.", limit=MAX_REPLY_TEXT),
+        )
+        uploaded = response.get("file")
+        file_id = uploaded.get("id") if isinstance(uploaded, dict) else None
+        if not isinstance(file_id, str) or not file_id:
+            raise DeliveryError("Slack completed the upload without a file id", retryable=False)
+        return Delivered(f"uploaded {file_id}", upload=ChartUpload(chart.id, file_id))
+
+
+def chart_filename(incident: IncidentView, version: int) -> str:
+    return f"incident-{incident.id}-chart-v{version}.png"
 
 
 def _api_error(exc: SlackApiError) -> DeliveryError:

@@ -62,6 +62,8 @@ class Target(StrEnum):
 
     PAGERDUTY = "pagerduty"
     SLACK = "slack"
+    #: The bot itself: render an incident's chart from Prometheus, store it, queue its posts (charts.py).
+    CHART = "chart"
 
 
 class Action(StrEnum):
@@ -79,6 +81,11 @@ class Action(StrEnum):
     REPLY = "reply"
     #: Slack: a line in the channel, about no incident (a change).
     MESSAGE = "message"
+    #: Chart: draw the incident's chart and store it; its posts follow as CHART items.
+    RENDER = "render"
+    #: PagerDuty: an event (same ``dedup_key``) with the chart as its image. Slack: the chart
+    #: uploaded into the card's thread (then the card shows it).
+    CHART = "chart"
 
 
 class EventKind(StrEnum):
@@ -102,3 +109,7 @@ class EventKind(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
     DELIVERY_FAILED = "delivery_failed"
+    #: The incident's chart was drawn (its posts follow).
+    CHART = "chart"
+    #: No chart this time, and why (Prometheus unreachable, no series of the breaker).
+    NO_CHART = "no_chart"
