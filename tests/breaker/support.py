@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 from collections.abc import Generator
 from typing import Any
 
@@ -68,3 +71,14 @@ def fail(breaker: CircuitBreaker, clock: ManualClock, duration: float = 0.0, exc
 
     with pytest.raises(type(exc) if exc is not None else Boom):
         breaker.call(work)
+
+
+def private_names(cls: type) -> list[str]:
+    """The private attributes (``x._name``, not dunders) the source of ``cls`` reaches: what code
+    written outside the package must not need."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    return [
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+    ]

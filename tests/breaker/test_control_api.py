@@ -8,10 +8,6 @@ probe that reopens or half-opens a breaker by what a health check says.
 
 from __future__ import annotations
 
-import ast
-import inspect
-import textwrap
-
 import pytest
 
 from breakerpanel import (
@@ -26,7 +22,7 @@ from breakerpanel import (
     TripPredicted,
 )
 
-from .support import Recorder
+from .support import Recorder, private_names
 
 
 class MaintenanceMonitor:
@@ -68,12 +64,7 @@ class HealthCheckProbe:
 
 def test_they_use_public_names_only() -> None:
     for cls in (MaintenanceMonitor, HealthCheckProbe):
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-        private = [
-            node.attr
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
-        ]
+        private = private_names(cls)
         assert private == [], f"{cls.__name__} reaches into private names: {private}"
 
 

@@ -4,10 +4,7 @@ shares breakers between "replicas" through one in-process backend (what Redis is
 
 from __future__ import annotations
 
-import ast
-import inspect
 import itertools
-import textwrap
 import threading
 from collections.abc import Callable
 
@@ -24,6 +21,8 @@ from breakerpanel import (
     StoreStatus,
     TransitionReason,
 )
+
+from .support import private_names
 
 Follower = Callable[[str, State, TransitionReason, "float | None", int], None]
 
@@ -101,12 +100,7 @@ class BackendStore(StateStore):
 
 def test_the_store_uses_public_names_only() -> None:
     for cls in (Backend, BackendStore):
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-        private = [
-            node.attr
-            for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
-        ]
+        private = private_names(cls)
         assert private == [], f"{cls.__name__} reaches into private names: {private}"
 
 

@@ -55,7 +55,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from .vocabulary import AlertStatus, DeliveryStatus, IncidentStatus
+from .vocabulary import Action, AlertStatus, DeliveryStatus, IncidentStatus, Target
 
 __all__ = [
     "Database",
@@ -446,6 +446,26 @@ async def enqueue(
             dry_run=False,
         )
     )
+
+
+async def queue_card_refresh(conn: AsyncConnection, incident_id: int, channel: str, at: float) -> None:
+    """Queue a post or refresh of the incident's Slack card in ``channel``, unless one is waiting
+    already: it renders the incident as it is when sent, so one pending refresh says everything (a
+    burst of changes costs one message)."""
+    waiting = await conn.execute(
+        select(outbox.c.id)
+        .where(
+            outbox.c.incident_id == incident_id,
+            outbox.c.target == Target.SLACK,
+            outbox.c.destination == channel,
+            outbox.c.action == Action.CARD,
+            outbox.c.status == DeliveryStatus.PENDING,
+            outbox.c.claimed_by.is_(None),
+        )
+        .limit(1)
+    )
+    if waiting.first() is None:
+        await enqueue(conn, incident_id, Target.SLACK, Action.CARD, channel, at)
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .alertmanager import Alert, Webhook
 from .charts import RESOLVED
-from .db import Database, alerts, enqueue, events, incidents, now, outbox, slack_cards, webhooks
+from .db import Database, alerts, enqueue, events, incidents, now, outbox, queue_card_refresh, slack_cards, webhooks
 from .identity import Identity, bounded, breaker_of, identity_of
 from .routing import RoutingFile, incident_labels
 from .rows import (
@@ -283,7 +283,7 @@ class Engine:
         for ref in receivers.pagerduty:
             await self._enqueue(conn, incident.id, Target.PAGERDUTY, Action.TRIGGER, ref, at)
         for channel in receivers.slack:
-            await self._card(conn, incident.id, channel, at)
+            await queue_card_refresh(conn, incident.id, channel, at)
         await self._chart(conn, incident.id, at, "raised")
 
     async def _adopt(self, conn: AsyncConnection, root_id: int, identity: Identity, at: float) -> list[IncidentRow]:
@@ -672,11 +672,11 @@ class Engine:
                         .values(incident_id=incident_id)
                     )
                 else:  # the child's own card says where it went
-                    await self._card(conn, child.id, channel, at)
+                    await queue_card_refresh(conn, child.id, channel, at)
         for ref in receivers.pagerduty:
             await self._enqueue(conn, incident_id, Target.PAGERDUTY, Action.TRIGGER, ref, at)
         for channel in receivers.slack:
-            await self._card(conn, incident_id, channel, at)
+            await queue_card_refresh(conn, incident_id, channel, at)
         routes = ", ".join(receivers.routes)
         await self._event(conn, incident_id, at, EventKind.ROUTED, f"Routes: {routes or 'none'}.", receivers.to_json())
         await self._chart(conn, incident_id, at, "opened")
@@ -701,26 +701,7 @@ class Engine:
     async def _cards(self, conn: AsyncConnection, incident: IncidentRow, at: float) -> None:
         """Post or refresh the incident's Slack card in each of its channels."""
         for channel in incident.receivers.slack:
-            await self._card(conn, incident.id, channel, at)
-
-    async def _card(self, conn: AsyncConnection, incident_id: int, channel: str, at: float) -> None:
-        """Post or refresh one card, unless a refresh is already waiting: it renders the incident
-        as it is when sent, so one pending refresh says everything (a burst of changes costs one
-        message)."""
-        pending = await conn.execute(
-            select(outbox.c.id)
-            .where(
-                outbox.c.incident_id == incident_id,
-                outbox.c.target == Target.SLACK,
-                outbox.c.destination == channel,
-                outbox.c.action == Action.CARD,
-                outbox.c.status == DeliveryStatus.PENDING,
-                outbox.c.claimed_by.is_(None),
-            )
-            .limit(1)
-        )
-        if pending.first() is None:
-            await self._enqueue(conn, incident_id, Target.SLACK, Action.CARD, channel, at)
+            await queue_card_refresh(conn, incident.id, channel, at)
 
     async def _chart(self, conn: AsyncConnection, incident_id: int, at: float, reason: str) -> None:
         """Queue the incident's chart, after its page and cards (queued first: the outbox delivers

@@ -49,7 +49,18 @@ from breakerpanel import (
 from breakerpanel.guards import RateLimiter
 
 from .chart_links import ChartFormat, ChartLinks
-from .db import Database, alerts, chart_uploads, charts, enqueue, events, incidents, now, outbox, slack_cards
+from .db import (
+    Database,
+    alerts,
+    chart_uploads,
+    charts,
+    events,
+    incidents,
+    now,
+    outbox,
+    queue_card_refresh,
+    slack_cards,
+)
 from .delivery import (
     AttachedIncident,
     BreakerFigures,
@@ -515,7 +526,7 @@ class OutboxWorker:
             )
             .on_conflict_do_nothing()
         )
-        await _refresh_card(conn, incident_id, item.destination, at)
+        await queue_card_refresh(conn, incident_id, item.destination, at)
 
     async def _finish(
         self,
@@ -605,25 +616,6 @@ class OutboxWorker:
                     error,
                 )
             await conn.execute(update(outbox).where(mine).values(**values))
-
-
-async def _refresh_card(conn: AsyncConnection, incident_id: int, channel: str, at: float) -> None:
-    """Queue a refresh of the incident's card in ``channel``, unless one is waiting already
-    (it renders the incident as it is when sent)."""
-    waiting = await conn.execute(
-        select(outbox.c.id)
-        .where(
-            outbox.c.incident_id == incident_id,
-            outbox.c.target == Target.SLACK,
-            outbox.c.destination == channel,
-            outbox.c.action == Action.CARD,
-            outbox.c.status == DeliveryStatus.PENDING,
-            outbox.c.claimed_by.is_(None),
-        )
-        .limit(1)
-    )
-    if waiting.first() is None:
-        await enqueue(conn, incident_id, Target.SLACK, Action.CARD, channel, at)
 
 
 _jitter = tenacity.wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.3)
