@@ -14,6 +14,10 @@ one. ``path`` names the outcome and the usage:
 - ``closed/endpoint``: ``endpoint.call(fn)`` through a service > endpoint pair of breakers;
 - ``closed/hierarchy``: ``feature.call(endpoint.call, fn)``: a feature (with a fallback) that
   requires the endpoint of a service, the three levels of ``docs/integrations.md``;
+- ``closed/transport``: ``client.post(url).read()`` with httpx, through ``BreakerTransport`` or
+  bare, to an upstream in this process (a transport that streams a JSON body back: no sockets);
+  ``closed/transport/local-server``: the same to a server in another process (its figures carry
+  the server's and the kernel's noise, about 15 us between batches);
 - ``rejected/open``, ``rejected/forced-open``, ``rejected/half-open-full``,
   ``rejected/parent-open``: a call rejected (and the error caught) through ``call``/``acall``, by
   an open breaker, one forced open, a half-open one whose permitted probes are all in flight, and
@@ -22,7 +26,8 @@ one. ``path`` names the outcome and the usage:
 
 ``median_ns`` is the median over the repeats of the mean cost of one call; ``overhead_ns`` is
 ``median_ns`` minus the same figure for a bare call of the function (sync or async), so it is what
-the breaker adds. Repeats run round-robin over the cases, in a new order each time, so a noisy
+the breaker adds (for the transport rows: the client's CPU time it adds, see ``run_http``). Repeats
+run round-robin over the cases, in a new order each time, so a noisy
 moment of the machine hits every library alike: compare figures only within one run, as ratios.
 
 Usage: ``python bench/overhead.py [--quick] [--check] [--output PATH]``. Progress (what ran, what
@@ -68,6 +73,8 @@ EXPORTER_TARGET_RATIO = 1.2
 HIERARCHY_TARGET_RATIO = 1.5
 # and the httpx transport at most this many nanoseconds per request over bare httpx.
 TRANSPORT_TARGET_NS = 3_000
+# The transport's paths: to an upstream in this process (the target's), and to a local server.
+HTTP_PATHS = ("closed/transport", "closed/transport/local-server")
 _keep_alive: list[object] = []  # telemetry objects and held permits live as long as their cases
 NEVER = 10**6  # seconds: an open breaker that stays open for the whole run
 # As timeit does: a collection would land on whichever case happens to run then.
@@ -122,6 +129,10 @@ class Row:
     repeats: int
     note: str = ""
     readme: bool = False
+    # The transport rows only: the client's CPU time per request (median_ns is wall time), and
+    # the median paired difference in wall time (overhead_ns is the one in CPU time).
+    cpu_ns: float | None = None
+    wall_overhead_ns: float | None = None
 
 
 def _trip_sync(call: Callable[[], Any]) -> None:
@@ -628,9 +639,45 @@ def local_http_server() -> Iterator[str]:
             server.stdout.close()
 
 
+UPSTREAM_BODY = b'{"id": "chatcmpl-1", "choices": [{"message": {"content": "ok"}}]}'
+
+
+def _upstream_transports() -> tuple[Any, Any]:
+    """An upstream inside this process: httpx transports (sync, async) that answer every request
+    with a 200 and a streamed JSON body, as a network transport's response is (a stream read
+    chunk by chunk, then closed), without sockets, kernel or a server process in the figures."""
+    import httpx
+
+    class Body(httpx.SyncByteStream, httpx.AsyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            yield UPSTREAM_BODY
+
+        async def __aiter__(self) -> Any:
+            yield UPSTREAM_BODY
+
+        def close(self) -> None:
+            pass
+
+        async def aclose(self) -> None:
+            pass
+
+    headers = {"content-type": "application/json", "content-length": str(len(UPSTREAM_BODY))}
+
+    class Upstream(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, headers=headers, stream=Body(), request=request)
+
+    class AsyncUpstream(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, headers=headers, stream=Body(), request=request)
+
+    return Upstream(), AsyncUpstream()
+
+
 def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]]]:
-    """httpx to a local server, bare and through our transport, sync and async. Returns the cases
-    and a coroutine function that closes the clients."""
+    """httpx bare and through our transport, sync and async, to an upstream in this process
+    (``closed/transport``) and to a local server (``closed/transport/local-server``). Returns the
+    cases and a coroutine function that closes the clients."""
     import httpx
 
     from breakerpanel import BreakerConfig, BreakerRegistry
@@ -643,23 +690,30 @@ def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]
         "local.echo", BreakerConfig(sliding_window_type="time_based", sliding_window_size=60, slow_call_duration=5.0)
     )
     router = Router([Route(endpoint, host="127.0.0.1", path="/echo")])
-    clients = {
-        "bare-sync": httpx.Client(),
-        "ours-sync": httpx.Client(transport=BreakerTransport(router)),
-        "bare-async": httpx.AsyncClient(),
-        "ours-async": httpx.AsyncClient(transport=AsyncBreakerTransport(router)),
+    upstream, async_upstream = _upstream_transports()
+    in_process = "http://127.0.0.1:9/echo"  # never dialled: the upstream is the transport
+    clients: dict[tuple[str, str, str], Any] = {
+        ("bare", "sync", "closed/transport"): httpx.Client(transport=upstream),
+        ("ours", "sync", "closed/transport"): httpx.Client(transport=BreakerTransport(router, upstream)),
+        ("bare", "async", "closed/transport"): httpx.AsyncClient(transport=async_upstream),
+        ("ours", "async", "closed/transport"): httpx.AsyncClient(
+            transport=AsyncBreakerTransport(router, async_upstream)
+        ),
+        ("bare", "sync", "closed/transport/local-server"): httpx.Client(),
+        ("ours", "sync", "closed/transport/local-server"): httpx.Client(transport=BreakerTransport(router)),
+        ("bare", "async", "closed/transport/local-server"): httpx.AsyncClient(),
+        ("ours", "async", "closed/transport/local-server"): httpx.AsyncClient(transport=AsyncBreakerTransport(router)),
     }
-    target = f"{url}/echo"
     version_httpx, version_ours = version("httpx"), version(OURS)
 
-    def sync_loop(client: httpx.Client) -> SyncLoop:
+    def sync_loop(client: httpx.Client, target: str) -> SyncLoop:
         def loop(n: int) -> None:
             for _ in range(n):
                 client.post(target, content=b"{}").read()
 
         return loop
 
-    def async_loop(client: httpx.AsyncClient) -> AsyncLoop:
+    def async_loop(client: httpx.AsyncClient, target: str) -> AsyncLoop:
         async def loop(n: int) -> None:
             for _ in range(n):
                 response = await client.post(target, content=b"{}")
@@ -667,19 +721,23 @@ def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]
 
         return loop
 
-    note = "client.post(url).read() to a local server"
-    cases = [
-        Case("httpx", version_httpx, "sync", "closed/transport", sync_loop(clients["bare-sync"]), note),  # type: ignore[arg-type]
-        Case(OURS_HTTPX, version_ours, "sync", "closed/transport", sync_loop(clients["ours-sync"]), note),  # type: ignore[arg-type]
-        Case("httpx", version_httpx, "async", "closed/transport", async_loop(clients["bare-async"]), note),  # type: ignore[arg-type]
-        Case(OURS_HTTPX, version_ours, "async", "closed/transport", async_loop(clients["ours-async"]), note),  # type: ignore[arg-type]
-    ]
+    cases = []
+    for (who, mode, path), client in clients.items():
+        local = path.endswith("local-server")
+        target = f"{url}/echo" if local else in_process
+        note = "client.post(url).read() " + ("to a local server" if local else "to an upstream in this process")
+        loop = sync_loop(client, target) if mode == "sync" else async_loop(client, target)
+        if who == "bare":
+            cases.append(Case("httpx", version_httpx, mode, path, loop, note))  # type: ignore[arg-type]
+        else:
+            cases.append(Case(OURS_HTTPX, version_ours, mode, path, loop, note + " through BreakerTransport"))  # type: ignore[arg-type]
 
     async def close() -> None:
-        clients["bare-sync"].close()
-        clients["ours-sync"].close()
-        await clients["bare-async"].aclose()  # type: ignore[union-attr]
-        await clients["ours-async"].aclose()  # type: ignore[union-attr]
+        for client in clients.values():
+            if isinstance(client, httpx.AsyncClient):
+                await client.aclose()
+            else:
+                client.close()
         assert endpoint.snapshot().totals.successes > 0  # the requests did go through the breaker
 
     return cases, close
@@ -708,6 +766,13 @@ async def measure(case: Case, n: int) -> float:
     return elapsed / n
 
 
+async def measure_with_cpu(case: Case, n: int) -> tuple[float, float]:
+    """Mean wall and CPU (this thread's) nanoseconds per call over ``n`` calls."""
+    cpu_start = time.thread_time_ns()
+    wall = await measure(case, n)
+    return wall, (time.thread_time_ns() - cpu_start) / n
+
+
 async def run(
     quick: bool, calls: int | None = None, repeats: int | None = None, http_requests: int | None = None
 ) -> list[Row]:
@@ -718,60 +783,59 @@ async def run(
 
 
 async def run_http(url: str, quick: bool, requests: int | None, repeats: int | None) -> list[Row]:
-    """Rows for httpx through our transport against bare httpx: overhead_ns is what ours adds
-    per request (the bare rows carry 0).
+    """Rows for httpx through our transport against bare httpx, to an upstream in this process
+    (``closed/transport``: the target's row) and to a local server: ``overhead_ns`` is the CPU
+    time of the client's thread that ours adds per request (the bare rows carry 0),
+    ``wall_overhead_ns`` the wall time.
 
-    A request to a local server takes a few hundred microseconds and drifts by more than the
-    transport adds, so the two are measured in alternating small batches and the overhead is the
-    median of the paired differences (drift cancels within a pair)."""
+    The transport does no I/O and waits on nothing, so what it adds is work in the client's
+    thread. To a local server, a request takes a few hundred microseconds, most of it in the
+    server's process and the kernel, and both its wall and its CPU time (socket calls, and when
+    they block) vary from batch to batch by more than that work: the in-process upstream leaves
+    only httpx and our transport in the figures. Each pair of batches alternates who goes first,
+    and each figure is the median of the paired differences (drift cancels within a pair)."""
     cases, close = build_http_cases(url)
     batch = requests or 100
     pairs = repeats or (25 if quick else 61)
-    by_key = {(c.library, c.mode): c for c in cases}
+    by_key = {(c.library, c.mode, c.path): c for c in cases}
     rows: list[Row] = []
     started = time.monotonic()
     try:
         for case in cases:
             await measure(case, min(20, batch))  # warm up the connections
-        for m, mode in enumerate(("sync", "async")):
-            bare, ours = by_key[("httpx", mode)], by_key[(OURS_HTTPX, mode)]
-            bare_times, ours_times, differences = [], [], []
+        combos = [(mode, path) for path in HTTP_PATHS for mode in ("sync", "async")]
+        for m, (mode, path) in enumerate(combos):
+            bare, ours = by_key[("httpx", mode, path)], by_key[(OURS_HTTPX, mode, path)]
+            walls: dict[str, list[float]] = {"bare": [], "ours": [], "diff": []}
+            cpus: dict[str, list[float]] = {"bare": [], "ours": [], "diff": []}
             for i in range(pairs):
                 first, second = (bare, ours) if i % 2 == 0 else (ours, bare)  # alternate who goes first
-                a = await measure(first, batch)
-                b = await measure(second, batch)
-                t_bare, t_ours = (a, b) if first is bare else (b, a)
-                bare_times.append(t_bare)
-                ours_times.append(t_ours)
-                differences.append(t_ours - t_bare)
+                a = await measure_with_cpu(first, batch)
+                b = await measure_with_cpu(second, batch)
+                (wall_bare, cpu_bare), (wall_ours, cpu_ours) = (a, b) if first is bare else (b, a)
+                for figures, t_bare, t_ours in ((walls, wall_bare, wall_ours), (cpus, cpu_bare, cpu_ours)):
+                    figures["bare"].append(t_bare)
+                    figures["ours"].append(t_ours)
+                    figures["diff"].append(t_ours - t_bare)
                 done = m * pairs + i + 1
-                if done % 10 == 0 or done == 2 * pairs:
-                    _eta("httpx", done, 2 * pairs, started, f"{mode} pairs of {batch} requests")
-            note = bare.note
-            rows.append(
-                Row(
-                    bare.library,
-                    bare.version,
-                    mode,
-                    bare.path,
-                    round(statistics.median(bare_times), 1),
-                    0.0,
-                    pairs,
-                    note,
+                if done % 10 == 0 or done == len(combos) * pairs:
+                    _eta("httpx", done, len(combos) * pairs, started, f"{mode} {path}: pairs of {batch} requests")
+            for case, who in ((bare, "bare"), (ours, "ours")):
+                theirs = who == "bare"
+                rows.append(
+                    Row(
+                        case.library,
+                        case.version,
+                        mode,
+                        case.path,
+                        round(statistics.median(walls[who]), 1),
+                        0.0 if theirs else round(statistics.median(cpus["diff"]), 1),
+                        pairs,
+                        case.note,
+                        cpu_ns=round(statistics.median(cpus[who]), 1),
+                        wall_overhead_ns=0.0 if theirs else round(statistics.median(walls["diff"]), 1),
+                    )
                 )
-            )
-            rows.append(
-                Row(
-                    ours.library,
-                    ours.version,
-                    mode,
-                    ours.path,
-                    round(statistics.median(ours_times), 1),
-                    round(statistics.median(differences), 1),
-                    pairs,
-                    note + " through BreakerTransport",
-                )
-            )
     finally:
         await close()
     return rows
@@ -999,7 +1063,8 @@ def main(argv: list[str] | None = None) -> int:
     held = sum(v.holds for v in verdicts)
     print(f"\n{held} of {len(verdicts)} targets hold")
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps([asdict(r) for r in rows if r.library != "bare"], indent=2) + "\n")
+    written = [{k: v for k, v in asdict(r).items() if v is not None} for r in rows if r.library != "bare"]
+    args.output.write_text(json.dumps(written, indent=2) + "\n")
     print(f"\nwrote {args.output} in {time.monotonic() - started:.1f}s (Python {sys.version.split()[0]})")
     return 1 if args.check and held < len(verdicts) else 0
 

@@ -30,8 +30,10 @@ derived from the cumulative counts (see ``_window.py``), so the hot path never t
 
 A breaker with a parent (an endpoint) keeps its call paths' span empty and its own in
 ``_own_span_start``/``_own_span_end``: its success takes the lock-free path (``_fast_success``)
-when it lies inside both its own span and its parent's, and then counts in both windows. Calls it
-admits read its ``_gen_if_closed`` and its parent's ``_closed_gen``, no lock either. Rejections
+when it lies inside both its own span and its parent's, and then counts in both windows. While
+both are closed its ``_closed_gen`` is the token of a call (its generation and its parent's,
+packed), so it admits by one read as well; every transition of either empties it first
+(``_sync_closed_gen`` has the protocol). Rejections
 that the state alone decides (open or forced open before the deadline, half-open with every
 permit taken, a parent that rejects) are made without the lock too (``_reject_by_state``), each
 counted in an int slot as ``_ok`` is: a state change racing one leaves that call rejected by the
@@ -350,9 +352,10 @@ class CircuitBreaker:
         self._state = _CLOSED
         self._generation = 0
         # The generation while closed, else _NOT_CLOSED: what a lock-free admission hands out.
-        # _closed_gen is the one the call paths read; a child breaker keeps it negative, so its
-        # calls always go through _admit_child, which asks the parent first and then reads
-        # _gen_if_closed, kept for every breaker.
+        # _closed_gen is the one the call paths read; a child breaker's holds its token packed
+        # with its parent's generation while both are closed (_sync_closed_gen), else its calls
+        # go through _admit_child, which asks the parent first. _gen_if_closed is the breaker's
+        # own, kept for every breaker.
         self._gen_if_closed = 0
         self._closed_gen = 0 if parent is None else _NOT_CLOSED
         now = self._now()
@@ -379,6 +382,7 @@ class CircuitBreaker:
         if parent is not None:
             with parent._lock:
                 parent._children = (*parent._children, self)
+            self._sync_closed_gen()
         if config.adaptive is not None or config.forecast is not None:
             start_monitors(self)  # adaptive thresholds, trip forecast: off the call path
 
@@ -707,7 +711,8 @@ class CircuitBreaker:
         assert parent is not None
         parent_gen = parent._closed_gen
         gen = self._gen_if_closed
-        if parent_gen >= 0 and gen >= 0:  # both closed: _pack(gen, parent_gen), inlined
+        if parent_gen >= 0 and gen >= 0:  # both closed, and _closed_gen lost to a race: mend it
+            self._sync_closed_gen()
             return ((parent_gen + 2) << _TOKEN_SHIFT) | (gen + 2)
         # The parent admits first: an open service rejects its endpoints' calls before they
         # touch, or count in, the endpoints' windows.
@@ -731,6 +736,29 @@ class CircuitBreaker:
                 parent._release(parent_gen)
                 raise
         return _pack(gen, parent_gen)
+
+    def _sync_closed_gen(self) -> None:
+        """Set a child's ``_closed_gen``: the token of a call admitted now (its generation and its
+        parent's, packed) while both are closed, so that its call paths admit by one read as a
+        breaker without a parent does; else ``_NOT_CLOSED``. Needs no lock.
+
+        Two writers can race: the child's transitions (under its lock) and its parent's (under
+        the parent's). Each changes this value's inputs (``_gen_if_closed``, the parent's
+        ``_closed_gen``) before it empties this value, so a writer that finds an input changed
+        after its write has raced one, and empties the value itself: a stale token never
+        outlives the change. An emptied value costs speed, not correctness: ``_admit_child``
+        mends it on the next call that finds both closed."""
+        parent = self._parent
+        if parent is None or _FREE_THREADED:  # no such ordering guarantee without the GIL
+            return
+        parent_gen = parent._closed_gen
+        gen = self._gen_if_closed
+        if parent_gen < 0 or gen < 0:
+            self._closed_gen = _NOT_CLOSED
+            return
+        self._closed_gen = ((parent_gen + 2) << _TOKEN_SHIFT) | (gen + 2)
+        if parent._closed_gen != parent_gen or self._gen_if_closed != gen:
+            self._closed_gen = _NOT_CLOSED
 
     def _admit_own(self) -> int:
         """Admission by this breaker's own state (``_admission`` of a breaker without a parent)."""
@@ -1098,7 +1126,10 @@ class CircuitBreaker:
         # before the generation moves; set them (in _clear_window) after.
         self._span_start, self._span_end = math.inf, -math.inf
         self._own_span_start, self._own_span_end = math.inf, -math.inf
-        self._closed_gen = self._gen_if_closed = _NOT_CLOSED
+        # The inputs of a child's packed _closed_gen before the value (see _sync_closed_gen).
+        self._gen_if_closed = self._closed_gen = _NOT_CLOSED
+        for child in self._children:
+            child._closed_gen = _NOT_CLOSED
         self._generation += 1
         self._state = new
         if new is not previous:  # a reset of a closed breaker: still closed since then
@@ -1125,6 +1156,10 @@ class CircuitBreaker:
             self._gen_if_closed = self._generation
             if self._parent is None:
                 self._closed_gen = self._generation
+                for child in self._children:
+                    child._sync_closed_gen()
+            else:
+                self._sync_closed_gen()
         self._clear_window(now)
         if new is not previous:  # a reset of a closed breaker is no transition
             key = (previous, new)

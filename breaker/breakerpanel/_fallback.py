@@ -242,16 +242,12 @@ class FallbackChain:
         try:
             result = await self.breaker.acall(fn, *args, **kwargs)
         except Exception as exc:
-            if not self.steps or not self.when(self.breaker, exc):
+            if not self.falls_back(exc):
                 raise
             served: T = await self.aserve(exc, args, kwargs)
             return served
-        steps, rememberers = self._remembering
-        for step in rememberers if steps is self.steps else self._rememberers():
-            try:
-                await step.aremember(args, kwargs, result)
-            except Exception as exc:  # a cache that is down must not fail a call that worked
-                _forgot(self.breaker, step, exc)
+        if self._remembering[1] or self._remembering[0] is not self.steps:
+            await self.aremember(args, kwargs, result)
         return result
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -259,17 +255,37 @@ class FallbackChain:
         try:
             result = self.breaker.call(fn, *args, **kwargs)
         except Exception as exc:
-            if not self.steps or not self.when(self.breaker, exc):
+            if not self.falls_back(exc):
                 raise
             served: T = self.serve(exc, args, kwargs)
             return served
-        steps, rememberers = self._remembering
-        for step in rememberers if steps is self.steps else self._rememberers():
+        if self._remembering[1] or self._remembering[0] is not self.steps:
+            self.remember(args, kwargs, result)
+        return result
+
+    # The parts of acall/call, also for Feature's call paths, which call the breaker themselves
+    # (a frame less per call). Callers skip remembering while the steps in force (cached in
+    # _remembering) remember nothing.
+
+    def falls_back(self, error: Exception) -> bool:
+        """Whether a call that raised ``error`` goes to the steps (there are some, and ``when``
+        says so); else the caller sees ``error``."""
+        return bool(self.steps) and self.when(self.breaker, error)
+
+    async def aremember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        """Offer a successful call's result to the steps that keep results (a cache)."""
+        for step in self._rememberers():
+            try:
+                await step.aremember(args, kwargs, result)
+            except Exception as exc:  # a cache that is down must not fail a call that worked
+                _forgot(self.breaker, step, exc)
+
+    def remember(self, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        for step in self._rememberers():
             try:
                 step.remember(args, kwargs, result)
             except Exception as exc:
                 _forgot(self.breaker, step, exc)
-        return result
 
     def _rememberers(self) -> tuple[FallbackStep, ...]:
         """The steps that remember results: the base ``aremember``/``remember`` do nothing, and

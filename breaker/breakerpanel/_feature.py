@@ -26,12 +26,11 @@ from ._config import BreakerConfig
 from ._events import BreakerListener
 from ._exceptions import BreakerConfigError, CircuitOpenError
 from ._fallback import FallbackChain, FallbackStep
-from ._state import Level, State
+from ._state import Level
 from ._wrap import wrap_calls
 
 __all__ = ["Availability", "Feature", "FeatureStatus"]
 
-_CLOSED = State.CLOSED
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -88,10 +87,11 @@ class Feature:
             requires=[d.service or d.name for d in self.required],
         )
         self.chain = FallbackChain(self.breaker, *fallback)
-        # What _blocked reads first, on every call: the breakers whose state decides availability
-        # (the dependencies, their parents, the feature's own).
-        watched = [*self.required, *self.optional, self.breaker]
-        self._watched = tuple(dict.fromkeys([*watched, *(b.parent for b in watched if b.parent is not None)]))
+        # What the call paths read first: the breakers whose state decides availability (the
+        # dependencies, the feature's own). A breaker's _closed_gen is negative unless it is
+        # closed, and a dependency's parent too (see CircuitBreaker._sync_closed_gen), so when
+        # none is negative the feature is available and _blocked would return None.
+        self._gates = (*self.required, *self.optional, self.breaker)
 
     @property
     def name(self) -> str:
@@ -118,36 +118,53 @@ class Feature:
 
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` for this feature, or its fallback when the feature is not fully available."""
-        for breaker in self._watched:
-            if breaker._state is not _CLOSED:
+        chain = self.chain
+        for gate in self._gates:
+            if gate._closed_gen < 0:
+                blocked = self._blocked()
+                if blocked is not None:
+                    served: T = await chain.aserve(blocked, args, kwargs)
+                    return served
                 break
-        else:  # every breaker closed: available (see _blocked)
-            return await self.chain.acall(fn, *args, **kwargs)
-        blocked = self._blocked()
-        if blocked is None:
-            return await self.chain.acall(fn, *args, **kwargs)
-        served: T = await self.chain.aserve(blocked, args, kwargs)
-        return served
+        # chain.acall(fn, ...), inlined: each frame that passes *args and **kwargs on costs.
+        try:
+            result = await self.breaker.acall(fn, *args, **kwargs)
+        except Exception as exc:
+            if not chain.falls_back(exc):
+                raise
+            served = await chain.aserve(exc, args, kwargs)
+            return served
+        if chain._remembering[1] or chain._remembering[0] is not chain.steps:
+            await chain.aremember(args, kwargs, result)
+        return result
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        for breaker in self._watched:
-            if breaker._state is not _CLOSED:
+        chain = self.chain
+        for gate in self._gates:
+            if gate._closed_gen < 0:
+                blocked = self._blocked()
+                if blocked is not None:
+                    served: T = chain.serve(blocked, args, kwargs)
+                    return served
                 break
-        else:  # every breaker closed: available (see _blocked)
-            return self.chain.call(fn, *args, **kwargs)
-        blocked = self._blocked()
-        if blocked is None:
-            return self.chain.call(fn, *args, **kwargs)
-        served: T = self.chain.serve(blocked, args, kwargs)
-        return served
+        try:  # chain.call(fn, ...), inlined
+            result = self.breaker.call(fn, *args, **kwargs)
+        except Exception as exc:
+            if not chain.falls_back(exc):
+                raise
+            served = chain.serve(exc, args, kwargs)
+            return served
+        if chain._remembering[1] or chain._remembering[0] is not chain.steps:
+            chain.remember(args, kwargs, result)
+        return result
 
     def _blocked(self) -> CircuitOpenError | None:
         """The rejection for a call that must not run the primary path, or ``None``.
 
-        The call paths first check that every breaker in ``_watched`` is closed: then none is
-        rejecting (``is_rejecting()`` is false for a closed breaker whose parent is closed), the
-        feature is available and this would return ``None``: they need not build ``status()``
-        (a frozen dataclass and three tuples) on every call to find that out."""
+        The call paths first check that no breaker in ``_gates`` has a negative ``_closed_gen``:
+        then each is closed, and so is each dependency's parent, none is rejecting, the feature
+        is available and this would return ``None``: they need not build ``status()`` (a frozen
+        dataclass and three tuples) on every call to find that out."""
         status = self.status()
         if status.availability is Availability.AVAILABLE:
             return None

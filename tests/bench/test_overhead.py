@@ -55,6 +55,7 @@ def test_every_usage_library_and_mode_is_measured(tmp_path: Path) -> None:
             assert any(lib == library and m == mode and p.startswith("rejected/open") for lib, m, p in measured)
         assert ("httpx", mode, "closed/transport") in measured  # the transport against bare httpx
         assert ("breakerpanel+httpx", mode, "closed/transport") in measured
+        assert ("breakerpanel+httpx", mode, "closed/transport/local-server") in measured
     assert {p for lib, m, p in measured if lib == "pybreaker"} >= {"closed/call", "closed/decorator", "closed/with"}
     assert not any(lib == "pybreaker" and m == "async" for lib, m, _ in measured)  # no asyncio support
     # Each peer in the usage its README shows first, and like-with-like rows for ours.
@@ -72,9 +73,10 @@ def test_writes_the_json_rows(tmp_path: Path) -> None:
     out = tmp_path / "overhead.json"
     assert bench.main(["--quick", "--output", str(out)]) == 0
     rows = json.loads(out.read_text())
-    assert {tuple(sorted(row)) for row in rows} == {
-        ("library", "median_ns", "mode", "note", "overhead_ns", "path", "readme", "repeats", "version")
-    }
+    fields = ("library", "median_ns", "mode", "note", "overhead_ns", "path", "readme", "repeats", "version")
+    transport = ("cpu_ns", "wall_overhead_ns")  # the transport rows also give CPU and wall time
+    assert {tuple(sorted(row)) for row in rows} == {fields, tuple(sorted(fields + transport))}
+    assert all(("cpu_ns" in row) == row["path"].startswith("closed/transport") for row in rows)
     assert {row["mode"] for row in rows} == {"sync", "async"}
     assert {row["path"].split("/")[0] for row in rows} == {"closed", "rejected"}
     assert OUR_PATHS["async"] <= {row["path"] for row in rows if row["library"] == "breakerpanel"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -199,3 +200,48 @@ def _noop() -> None:
 
 def _raise_value_error() -> None:
     raise ValueError("injected")
+
+
+@pytest.mark.usefixtures("frequent_thread_switches")
+def test_an_endpoint_never_keeps_a_one_read_admission_past_a_state_change() -> None:
+    """An endpoint admits by one read (its _closed_gen: its generation and its service's, packed)
+    while both are closed. Threads interleave the service's and the endpoint's transitions with
+    calls; when they stop, the one-read admission holds the current generations or is empty (the
+    next call mends it), and it is gone as soon as either breaker opens."""
+    service = CircuitBreaker("svc", BreakerConfig(wait_in_open=3600))
+    endpoint = CircuitBreaker("svc.op", BreakerConfig(wait_in_open=3600), parent=service)
+    rounds, flips = 200, 20
+
+    def flip(b: CircuitBreaker, start: threading.Barrier) -> None:
+        start.wait()
+        for _ in range(flips):
+            b.force_open()
+            b.reset()
+
+    def calls(start: threading.Barrier) -> None:
+        start.wait()
+        for _ in range(flips * 4):
+            with contextlib.suppress(CircuitOpenError):
+                endpoint.call(_noop)
+
+    for round_ in range(rounds):
+        start = threading.Barrier(3)
+        pool = [
+            threading.Thread(target=flip, args=(service, start)),
+            threading.Thread(target=flip, args=(endpoint, start)),
+            threading.Thread(target=calls, args=(start,)),
+        ]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        token = endpoint._closed_gen
+        assert token < 0 or token == ((service._generation + 2) << 40) | (endpoint._generation + 2)
+        endpoint.call(_noop)  # mends an emptied one
+        assert endpoint._closed_gen == ((service._generation + 2) << 40) | (endpoint._generation + 2)
+        opened = service if round_ % 2 else endpoint
+        opened.force_open()
+        assert endpoint._closed_gen < 0
+        with pytest.raises(CircuitOpenError):
+            endpoint.call(_noop)
+        opened.reset()

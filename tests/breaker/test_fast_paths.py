@@ -528,3 +528,37 @@ def test_a_gate_that_raises_is_logged_and_breaks_no_call(
         b.call(lambda: "never")
     assert len([r for r in caplog.records if "raised in call_rejected" in r.getMessage()]) == 3
     assert b.snapshot().totals.rejected[RejectionReason.FORCED_OPEN] == 3
+
+
+def test_an_endpoint_admits_by_one_read_exactly_while_it_and_its_service_are_closed(clock: ManualClock) -> None:
+    config = BreakerConfig(minimum_calls=1, wait_in_open=10, permitted_calls_in_half_open=1)
+    service = CircuitBreaker("svc", BreakerConfig(wait_in_open=10), clock=clock)
+    endpoint = CircuitBreaker("svc.op", config, parent=service)
+
+    def one_read() -> bool:
+        token = endpoint._closed_gen
+        if token < 0:
+            return False
+        # The token a call carries: the endpoint's generation and the service's, packed.
+        assert token == ((service._generation + 2) << 40) | (endpoint._generation + 2)
+        return True
+
+    assert one_read()
+    for opened in (service, endpoint):
+        opened.force_open()
+        assert not one_read()
+        with pytest.raises(CircuitOpenError):
+            endpoint.call(lambda: None)
+        opened.reset()  # closed again, in a new generation
+        assert one_read()
+        assert endpoint.call(lambda: "ok") == "ok"
+    # Open by its own failure, half-open after the wait, closed by the probe.
+    with pytest.raises(ZeroDivisionError):
+        endpoint.call(lambda: 1 / 0)
+    assert endpoint.state is State.OPEN
+    assert not one_read()
+    clock.advance(10)
+    assert endpoint.call(lambda: "probe") == "probe"
+    assert endpoint.state is State.CLOSED
+    assert one_read()
+    assert endpoint.snapshot().totals.successes == 3

@@ -73,15 +73,40 @@ class Router:
     """Picks the breaker for a request: the first matching route, else ``default`` (``None``:
     the request goes through unprotected)."""
 
+    # Requests to an API repeat a few (method, host, path) triples: the answer for each is kept,
+    # up to this many (then the memo starts over), so most requests cost one dict lookup.
+    MEMO_SIZE = 1024
+
     def __init__(self, routes: Iterable[Route] = (), *, default: CircuitBreaker | None = None) -> None:
-        self.routes = tuple(routes)
-        self.default = default
+        self._routes = tuple(routes)
+        self._default = default
+        self._memo: dict[tuple[str, str, str], CircuitBreaker | None] = {}
+
+    # Read-only: the memo holds answers for these (a new routing is a new Router).
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        return self._routes
+
+    @property
+    def default(self) -> CircuitBreaker | None:
+        return self._default
 
     def route(self, method: str, host: str, path: str) -> CircuitBreaker | None:
+        key = (method, host, path)
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        breaker = self.default
         for route in self.routes:
             if route.matches(method, host, path):
-                return route.breaker
-        return self.default
+                breaker = route.breaker
+                break
+        memo = self._memo
+        if len(memo) >= self.MEMO_SIZE:
+            memo.clear()
+        memo[key] = breaker
+        return breaker
 
     def __repr__(self) -> str:
         return f"Router({len(self.routes)} routes, default={self.default.name if self.default else None})"
@@ -152,12 +177,13 @@ class _ObservedStream:
         self._core = core
         self._first_chunk_at: float | None = None
 
-    def _time_to_first_chunk(self) -> float:
-        at = self._first_chunk_at if self._first_chunk_at is not None else self._permit.breaker.clock.now()
-        return at - self._permit.start
-
     def _ended(self) -> None:
-        self._permit.success(duration=self._time_to_first_chunk())
+        """The body was read: a success, as slow as its time to the first chunk."""
+        permit = self._permit
+        if not permit.done:
+            first = self._first_chunk_at
+            at = first if first is not None else permit.breaker.clock.now()
+            permit.success(duration=at - permit.start)
 
     def _abandoned(self) -> None:
         if self._permit.done:  # read to the end (or broken) already: closing records nothing
@@ -179,36 +205,41 @@ class _ObservedStream:
 
 
 class AsyncObservedStreamLogic(_ObservedStream):
-    """Counts a response body as the call's outcome once it has been read (async)."""
+    """Counts a response body as the call's outcome once it has been read (async).
+
+    The stream is its own iterator (``__anext__``), not an async generator: asyncio registers
+    every async generator it starts for finalization at shutdown, which cost each response more
+    than the rest of the transport. Iterating again goes on where the last iteration stopped."""
 
     _chunks: AsyncIterator[bytes] | None = None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        limits = self._limits
-        now = self._permit.breaker.clock.now
+    def __aiter__(self) -> AsyncIterator[bytes]:
         if self._chunks is None:
             self._chunks = self._inner.__aiter__()
-        chunks = self._chunks
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunks = self._chunks if self._chunks is not None else self.__aiter__()
+        limits = self._limits
+        limit = limits.first_chunk_timeout if self._first_chunk_at is None else limits.chunk_gap_timeout
         try:
-            while True:
-                limit = limits.first_chunk_timeout if self._first_chunk_at is None else limits.chunk_gap_timeout
+            if limit is None:
+                chunk: bytes = await chunks.__anext__()
+            else:
                 try:
-                    if limit is None:
+                    async with asyncio.timeout(limit):
                         chunk = await chunks.__anext__()
-                    else:
-                        async with asyncio.timeout(limit):
-                            chunk = await chunks.__anext__()
-                except StopAsyncIteration:
-                    break
                 except TimeoutError as exc:
-                    raise self._stalled(limit or 0.0) from exc
-                if self._first_chunk_at is None:
-                    self._first_chunk_at = now()
-                yield chunk
-        except BaseException as exc:
-            self._broken(exc)
+                    raise self._stalled(limit) from exc
+        except StopAsyncIteration:
+            self._ended()  # a no-op after the first end: the first outcome counts
             raise
-        self._ended()
+        except BaseException as exc:
+            self._broken(exc)  # a no-op after a stall, which counted already
+            raise
+        if self._first_chunk_at is None:
+            self._first_chunk_at = self._permit.breaker.clock.now()
+        return chunk
 
     async def aclose(self) -> None:
         try:
@@ -225,20 +256,23 @@ class SyncObservedStreamLogic(_ObservedStream):
     _chunks: Iterator[bytes] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
-        limits = self._limits
-        now = self._permit.breaker.clock.now
+        gap_limit = self._limits.chunk_gap_timeout
         if self._chunks is None:
             self._chunks = iter(self._inner)
         last = self._first_chunk_at or self._permit.start
         try:
             for chunk in self._chunks:
-                arrived = now()
-                limit = limits.first_chunk_timeout if self._first_chunk_at is None else limits.chunk_gap_timeout
-                if limit is not None and arrived - last > limit:
-                    raise self._stalled(limit)
                 if self._first_chunk_at is None:
-                    self._first_chunk_at = arrived
-                last = arrived
+                    arrived = self._permit.breaker.clock.now()
+                    limit = self._limits.first_chunk_timeout
+                    if limit is not None and arrived - last > limit:
+                        raise self._stalled(limit)
+                    self._first_chunk_at = last = arrived
+                elif gap_limit is not None:  # else no clock read per chunk
+                    arrived = self._permit.breaker.clock.now()
+                    if arrived - last > gap_limit:
+                        raise self._stalled(gap_limit)
+                    last = arrived
                 yield chunk
         except BaseException as exc:
             self._broken(exc)
