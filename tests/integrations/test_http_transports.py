@@ -295,3 +295,42 @@ async def test_unrouted_requests_pass_through(stack: Stack) -> None:
         response = await client.get(f"{stack.url}/chaos")
     assert response.status_code == 200
     assert all(b.snapshot().totals.calls == 0 for b in stack.registry)
+
+
+async def test_a_bodys_own_timeout_within_a_chunk_limit_is_not_a_stall() -> None:
+    """Under a chunk limit, a TimeoutError the body raises itself (not the limit's) reaches the
+    reader as it is and counts as what the classifier makes of it, not as ``stream_stalled``."""
+
+    class Body(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            raise TimeoutError("the body's own")
+            yield b""  # an async generator  # pragma: no cover
+
+    class Upstream(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, stream=Body(), request=request)
+
+    registry = BreakerRegistry()
+    endpoint = registry.service("local")
+    transport = bhttpx.AsyncBreakerTransport(
+        Router(default=endpoint), Upstream(), stream_limits=StreamLimits(first_chunk_timeout=5)
+    )
+    async with httpx.AsyncClient(transport=transport) as client:
+        with pytest.raises(TimeoutError, match="the body's own") as info:
+            await client.get("http://local/x")  # reads the body
+    assert not isinstance(info.value, StreamStalledError)
+    failures = endpoint.snapshot().totals.failures_by_type
+    assert sum(failures.values()) == 1
+    assert "stream_stalled" not in failures
+
+
+def test_a_router_answers_from_memory_within_its_bound(stack: Stack) -> None:
+    router = stack.router
+    assert router.route("POST", "127.0.0.1", "/v1/chat/completions") is stack.registry["openai.chat"]
+    assert router.route("post", "127.0.0.1", "/v1/chat/completions") is stack.registry["openai.chat"]
+    assert router.route("GET", "example.com", "/v1/chat/completions") is None
+    for n in range(Router.MEMO_SIZE * 2):  # many distinct paths: the memo stays bounded
+        assert router.route("POST", "127.0.0.1", f"/collections/c{n}/points/search") is stack.registry["qdrant.search"]
+    assert len(router._memo) <= Router.MEMO_SIZE
+    with pytest.raises(AttributeError):
+        router.routes = ()  # type: ignore[misc]

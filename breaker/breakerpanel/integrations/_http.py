@@ -207,9 +207,9 @@ class _ObservedStream:
 class AsyncObservedStreamLogic(_ObservedStream):
     """Counts a response body as the call's outcome once it has been read (async).
 
-    The stream is its own iterator (``__anext__``), not an async generator: asyncio registers
-    every async generator it starts for finalization at shutdown, which cost each response more
-    than the rest of the transport. Iterating again goes on where the last iteration stopped."""
+    The stream is its own iterator (``__anext__``), not an async generator, which cost each
+    response 0.3 to 0.6 us more (asyncio registers every async generator it starts, for
+    finalization). Iterating again goes on where the last iteration stopped."""
 
     _chunks: AsyncIterator[bytes] | None = None
 
@@ -226,10 +226,13 @@ class AsyncObservedStreamLogic(_ObservedStream):
             if limit is None:
                 chunk: bytes = await chunks.__anext__()
             else:
+                deadline = asyncio.timeout(limit)
                 try:
-                    async with asyncio.timeout(limit):
+                    async with deadline:
                         chunk = await chunks.__anext__()
                 except TimeoutError as exc:
+                    if not deadline.expired():  # the body's own error, not a stall
+                        raise
                     raise self._stalled(limit) from exc
         except StopAsyncIteration:
             self._ended()  # a no-op after the first end: the first outcome counts
