@@ -50,6 +50,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -253,6 +254,10 @@ class Database:
                 url, pool_size=1, max_overflow=0, pool_timeout=60, connect_args={"timeout": 30}
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    def insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An INSERT in this database's dialect: both have ``on_conflict_do_nothing``."""
+        return postgresql.insert(table) if self.is_postgres else sqlite.insert(table)
 
     async def create(self) -> None:
         """Create missing tables (several replicas may race here: creation is idempotent)."""

@@ -13,8 +13,6 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from .db import Database, now, webhooks
@@ -141,10 +139,9 @@ class IntakeWriter:
             new = [key for key in keys if key not in existing]
             if not new:
                 return existing, {}
-            dialect_insert = pg_insert if self.db.is_postgres else sqlite_insert
             # Another replica may store the same notification meanwhile: the unique key decides.
             statement = (
-                dialect_insert(webhooks)
+                self.db.insert(webhooks)
                 .values([{"dedupe_key": key, "received_at": at, "payload": payloads[key]} for key in new])
                 .on_conflict_do_nothing(index_elements=[webhooks.c.dedupe_key])
                 .returning(webhooks.c.dedupe_key, webhooks.c.id)

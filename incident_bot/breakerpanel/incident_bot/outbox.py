@@ -31,8 +31,6 @@ from dataclasses import dataclass, replace
 
 import tenacity
 from sqlalchemy import RowMapping, and_, exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
@@ -514,9 +512,8 @@ class OutboxWorker:
         self, conn: AsyncConnection, item: Item, incident_id: int, upload: ChartUpload, at: float
     ) -> None:
         """A chart is in Slack: remember the file, and refresh the channel's card to show it."""
-        insert = pg_insert if self.db.is_postgres else sqlite_insert
         await conn.execute(
-            insert(chart_uploads)
+            self.db.insert(chart_uploads)
             .values(
                 chart_id=upload.chart_id,
                 channel=item.destination,
@@ -560,9 +557,8 @@ class OutboxWorker:
                     )
                 )
                 if result.rowcount and delivered.card is not None and item.incident_id is not None:
-                    insert = pg_insert if self.db.is_postgres else sqlite_insert
                     await conn.execute(
-                        insert(slack_cards)
+                        self.db.insert(slack_cards)
                         .values(
                             incident_id=item.incident_id,
                             channel=item.destination,
