@@ -204,6 +204,7 @@ class CircuitBreaker:
         "_ok_durations",
         "_ok_first_bound",
         "_open_attempts",
+        "_open_gate",
         "_open_until",
         "_own_span_end",
         "_own_span_start",
@@ -403,7 +404,15 @@ class CircuitBreaker:
             if state is _OPEN:  # raised here: one frame less to unwind than from a helper
                 remaining = self._open_until - self._now()
                 if remaining > 0:
-                    raise self._open_rejection(remaining)
+                    gate = self._open_gate  # asked here: a rejection nobody hears is counted here
+                    try:
+                        heard = gate is not None and gate()
+                    except Exception:  # _open_rejection asks again, and logs it
+                        heard = True
+                    if heard:
+                        raise self._open_rejection(remaining)
+                    self._rejected_open += 1
+                    raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED:
                 self._reject_by_state(state)
             gen = self._admission(self)
@@ -447,7 +456,15 @@ class CircuitBreaker:
             if state is _OPEN:  # raised here: one frame less to unwind than from a helper
                 remaining = self._open_until - self._now()
                 if remaining > 0:
-                    raise self._open_rejection(remaining)
+                    gate = self._open_gate  # asked here: a rejection nobody hears is counted here
+                    try:
+                        heard = gate is not None and gate()
+                    except Exception:  # _open_rejection asks again, and logs it
+                        heard = True
+                    if heard:
+                        raise self._open_rejection(remaining)
+                    self._rejected_open += 1
+                    raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED:
                 self._reject_by_state(state)
             gen = self._admission(self)
@@ -506,7 +523,15 @@ class CircuitBreaker:
             if state is _OPEN:  # raised here: one frame less to unwind than from a helper
                 remaining = self._open_until - self._now()
                 if remaining > 0:
-                    raise self._open_rejection(remaining)
+                    gate = self._open_gate  # asked here: a rejection nobody hears is counted here
+                    try:
+                        heard = gate is not None and gate()
+                    except Exception:  # _open_rejection asks again, and logs it
+                        heard = True
+                    if heard:
+                        raise self._open_rejection(remaining)
+                    self._rejected_open += 1
+                    raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED:
                 self._reject_by_state(state)
             gen = self._admission(self)
@@ -557,7 +582,15 @@ class CircuitBreaker:
             if state is _OPEN:  # raised here: one frame less to unwind than from a helper
                 remaining = self._open_until - self._now()
                 if remaining > 0:
-                    raise self._open_rejection(remaining)
+                    gate = self._open_gate  # asked here: a rejection nobody hears is counted here
+                    try:
+                        heard = gate is not None and gate()
+                    except Exception:  # _open_rejection asks again, and logs it
+                        heard = True
+                    if heard:
+                        raise self._open_rejection(remaining)
+                    self._rejected_open += 1
+                    raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED:
                 self._reject_by_state(state)
             gen = self._admission(self)
@@ -694,7 +727,8 @@ class CircuitBreaker:
     def _open_rejection(self, remaining: float) -> CircuitOpenError:
         """The error for a call rejected while open, ``remaining`` seconds before the deadline,
         counted and published (``_reject_by_state``'s open case, for the call paths to raise
-        themselves: the commonest rejection unwinds one frame less)."""
+        themselves: the commonest rejection unwinds one frame less). The call paths count and
+        build it themselves when ``_open_gate`` says nobody hears it."""
         if _FREE_THREADED:
             with self._lock:
                 self._rejected_open += 1
@@ -1480,6 +1514,13 @@ class CircuitBreaker:
         # paths ask it before the call to _publish_rejection, which asks each listener's again.
         gates = {gate for gate, _ in notify}
         self._rejection_gate = gates.pop() if len(gates) == 1 else None
+        # What the call paths ask before they count an open rejection and build its error
+        # themselves (_open_rejection, inlined): None when there is no listener to ask and no
+        # lock to take (the GIL makes the tally's increment atomic), the shared gate (ask it),
+        # or _heard (_open_rejection decides: listeners without one gate, or no GIL).
+        self._open_gate: Callable[[], object] | None = (
+            _heard if _FREE_THREADED or (notify and self._rejection_gate is None) else self._rejection_gate
+        )
 
     @property
     def listeners(self) -> tuple[BreakerListener, ...]:
@@ -1666,7 +1707,15 @@ def _async_decorator(
             if state is _OPEN:  # raised here: one frame less to unwind than from a helper
                 remaining = breaker._open_until - breaker._now()
                 if remaining > 0:
-                    raise breaker._open_rejection(remaining)
+                    gate = breaker._open_gate  # asked here: a rejection nobody hears is counted here
+                    try:
+                        heard = gate is not None and gate()
+                    except Exception:  # _open_rejection asks again, and logs it
+                        heard = True
+                    if heard:
+                        raise breaker._open_rejection(remaining)
+                    breaker._rejected_open += 1
+                    raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED:
                 breaker._reject_by_state(state)
             gen = breaker._admission(breaker)
@@ -1710,7 +1759,15 @@ def _sync_decorator(breaker: CircuitBreaker, fn: Callable[P, T]) -> Callable[P, 
             if state is _OPEN:  # raised here: one frame less to unwind than from a helper
                 remaining = breaker._open_until - breaker._now()
                 if remaining > 0:
-                    raise breaker._open_rejection(remaining)
+                    gate = breaker._open_gate  # asked here: a rejection nobody hears is counted here
+                    try:
+                        heard = gate is not None and gate()
+                    except Exception:  # _open_rejection asks again, and logs it
+                        heard = True
+                    if heard:
+                        raise breaker._open_rejection(remaining)
+                    breaker._rejected_open += 1
+                    raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED:
                 breaker._reject_by_state(state)
             gen = breaker._admission(breaker)
@@ -1806,6 +1863,10 @@ class Permit:
 
     def __repr__(self) -> str:
         return f"Permit({self._breaker.name!r}, done={self._done})"
+
+
+def _heard() -> bool:
+    return True
 
 
 def _wants_calls(listener: BreakerListener) -> bool:

@@ -59,8 +59,15 @@ def _usages(breaker: CircuitBreaker, clock: ManualClock, seconds: float) -> dict
         async with breaker:
             return await awork()
 
+    def permit() -> str:
+        taken = breaker.acquire()
+        result = work()
+        taken.success()
+        return result
+
     return {
         "call": lambda: breaker.call(work),
+        "acquire": permit,
         "acall": lambda: asyncio.run(breaker.acall(awork)),
         "decorator": decorated,
         "async decorator": lambda: asyncio.run(adecorated()),
@@ -69,7 +76,7 @@ def _usages(breaker: CircuitBreaker, clock: ManualClock, seconds: float) -> dict
     }
 
 
-USAGES = ("call", "acall", "decorator", "async decorator", "with", "async with")
+USAGES = ("call", "acall", "decorator", "async decorator", "with", "async with", "acquire")
 
 
 def _observed(breaker: CircuitBreaker) -> tuple[object, ...]:
@@ -139,6 +146,40 @@ def test_every_usage_is_rejected_by_an_open_breaker(usage: str, make_breaker: Ma
         RejectionReason.PARENT_OPEN: 0,
         RejectionReason.FORCED_OPEN: 0,
     }
+
+
+@pytest.mark.parametrize("usage", USAGES)
+@pytest.mark.parametrize("gate", ["no listener", "shut", "open", "raises"])
+def test_every_usage_counts_an_open_rejection_once_and_tells_only_the_listeners_that_listen(
+    usage: str, gate: str, make_breaker: MakeBreaker, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The call paths count an open rejection themselves when no listener's gate is open; else
+    # _state_rejection counts it and asks the gates again (and logs one that raises).
+    def broken_gate() -> bool:
+        raise RuntimeError("gate")
+
+    b = make_breaker(minimum_calls=1, wait_in_open=30)
+    with pytest.raises(ZeroDivisionError):
+        b.call(lambda: 1 / 0)
+    recorder = Recorder()
+    if gate != "no listener":
+        recorder.listening = {"shut": lambda: False, "open": lambda: True, "raises": broken_gate}[gate]  # type: ignore[assignment]
+        b.add_listener(recorder)
+    clock.advance(5)
+    with caplog.at_level("ERROR", logger="breakerpanel"):
+        for _ in range(2):
+            with pytest.raises(CircuitOpenError) as caught:
+                _usages(b, clock, 0.0)[usage]()
+            assert (caught.value.state, caught.value.reason, caught.value.remaining) == (
+                State.OPEN,
+                RejectionReason.OPEN,
+                25.0,
+            )
+    assert b.snapshot().totals.rejected[RejectionReason.OPEN] == 2
+    told = [(e.state, e.reason, e.remaining) for e in recorder.rejected]
+    assert told == ([(State.OPEN, RejectionReason.OPEN, 25.0)] * 2 if gate == "open" else [])
+    logged = [r for r in caplog.records if "raised in call_rejected" in r.getMessage()]
+    assert len(logged) == (2 if gate == "raises" else 0)
 
 
 def test_a_forced_open_endpoint_below_an_open_service_is_rejected_by_the_service(clock: ManualClock) -> None:
