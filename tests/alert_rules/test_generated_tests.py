@@ -1,4 +1,4 @@
-"""The promtool tests ``breakerpanel rules`` writes beside a service's rules
+"""The promtool tests ``breakerpanel rules`` writes with a service's rules
 (:mod:`breakerpanel.alert_rules.promtool_tests`): made from that service's configuration
 (``sample_service/``, not the demo's), passing on the rules written with them, failing on rules
 that behave otherwise, and checked by ``--check`` like the rules."""
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from breakerpanel.alert_rules.__main__ import main, unit_tests_beside
+from breakerpanel.alert_rules.__main__ import main, unit_tests_for
 from tests.servers import run_promtool
 
 SAMPLE = Path(__file__).with_name("sample_service")
@@ -32,17 +32,17 @@ def promtool_test(tests: Path) -> str:
     return result.stdout
 
 
-def test_promtool_passes_the_tests_written_beside_the_rules(tmp_path: Path) -> None:
+def test_promtool_passes_the_tests_written_with_the_rules(tmp_path: Path) -> None:
     rules = write(SAMPLE / "rules.yaml", tmp_path)
-    tests = tmp_path / "rules.test.yaml"
-    assert yaml.safe_load(tests.read_text())["rule_files"] == ["rules.yaml"]
+    tests = tmp_path / "tests" / "rules.test.yaml"
+    assert yaml.safe_load(tests.read_text())["rule_files"] == ["../rules.yaml"]
     assert "SUCCESS" in promtool_test(tests)
     assert rules.is_file()
 
 
 def test_the_tests_are_made_from_the_service_s_own_configuration(tmp_path: Path) -> None:
     write(SAMPLE / "rules.yaml", tmp_path)
-    text = (tmp_path / "rules.test.yaml").read_text()
+    text = (tmp_path / "tests" / "rules.test.yaml").read_text()
     names = [test["name"] for test in yaml.safe_load(text)["tests"]]
     assert names == [
         # Every breaker of breakers.yaml opens: the tier (billing, summarize) and the levels of rules.yaml.
@@ -107,7 +107,7 @@ def test_the_tests_fail_on_rules_made_from_another_configuration(
 ) -> None:
     write(SAMPLE / "rules.yaml", tmp_path)
     # The variant's rules where the tests read them; its own tests elsewhere.
-    variant_tests = str(tmp_path / "variant" / "rules.test.yaml")
+    variant_tests = str(tmp_path / "variant" / "tests" / "rules.test.yaml")
     write(
         _variant(tmp_path, change),
         tmp_path / "variant",
@@ -116,7 +116,7 @@ def test_the_tests_fail_on_rules_made_from_another_configuration(
         "--tests",
         variant_tests,
     )
-    result = run_promtool("test", "rules", tmp_path / "rules.test.yaml")
+    result = run_promtool("test", "rules", tmp_path / "tests" / "rules.test.yaml")
     assert result.returncode == 1, result.stdout
     assert alert in result.stdout + result.stderr
 
@@ -128,7 +128,7 @@ def test_the_healthy_test_fails_on_a_rule_that_fires_on_healthy_traffic(tmp_path
     assert " > 0.5\n" in rule["expr"]
     rule["expr"] = rule["expr"].replace(" > 0.5\n", " >= 0\n")  # no rejection at all is "rejecting"
     rules.write_text(yaml.safe_dump(data))
-    result = run_promtool("test", "rules", tmp_path / "rules.test.yaml")
+    result = run_promtool("test", "rules", tmp_path / "tests" / "rules.test.yaml")
     assert result.returncode == 1
     assert "CircuitBreakerRejectingTraffic" in result.stdout + result.stderr
 
@@ -136,7 +136,7 @@ def test_the_healthy_test_fails_on_a_rule_that_fires_on_healthy_traffic(tmp_path
 def test_the_tests_can_go_elsewhere_and_find_the_rules(tmp_path: Path) -> None:
     tests = tmp_path / "promtool" / "breakers.test.yaml"
     write(SAMPLE / "rules.yaml", tmp_path / "out", "--tests", str(tests))
-    assert not (tmp_path / "out" / "rules.test.yaml").exists()
+    assert not (tmp_path / "out" / "tests").exists()
     assert yaml.safe_load(tests.read_text())["rule_files"] == ["../out/rules.yaml"]
     promtool_test(tests)
 
@@ -146,7 +146,7 @@ def test_check_reports_stale_tests(tmp_path: Path, capsys: pytest.CaptureFixture
     args = ["--config", str(SAMPLE / "rules.yaml"), "--output", str(tmp_path / "rules.yaml")]
     args += ["--alertmanager", str(tmp_path / "alertmanager.yml"), "--check"]
     assert main(args) == 0
-    tests = tmp_path / "rules.test.yaml"
+    tests = tmp_path / "tests" / "rules.test.yaml"
     tests.write_text(tests.read_text().replace("for 90s", "for 2m"))
     capsys.readouterr()
     assert main(args) == 1
@@ -157,13 +157,26 @@ def test_without_a_breakers_file_the_tests_use_one_example_breaker(tmp_path: Pat
     config = tmp_path / "rules-only.yaml"
     config.write_text("slos: [{name: all, target: 0.99, match: {circuit_breaker.level: service}}]\n")
     write(config, tmp_path)
-    text = (tmp_path / "rules.test.yaml").read_text()
+    text = (tmp_path / "tests" / "rules.test.yaml").read_text()
     assert "example opens:" in text
     assert 'slo="all", burn="fast"' in text
-    promtool_test(tmp_path / "rules.test.yaml")
+    promtool_test(tmp_path / "tests" / "rules.test.yaml")
 
 
-def test_unit_tests_beside() -> None:
-    assert unit_tests_beside(Path("out/rules.yaml")) == Path("out/rules.test.yaml")
-    assert unit_tests_beside(Path("breakerpanel.rules.yaml")) == Path("breakerpanel.rules.test.yaml")
-    assert unit_tests_beside(Path("rules")) == Path("rules.test.yaml")
+def test_unit_tests_for() -> None:
+    assert unit_tests_for(Path("out/rules.yaml")) == Path("out/tests/rules.test.yaml")
+    assert unit_tests_for(Path("breakerpanel.rules.yml")) == Path("tests/breakerpanel.rules.test.yml")
+    assert unit_tests_for(Path("rules")) == Path("tests/rules.test.yaml")
+
+
+def test_prometheus_loading_the_rule_folder_by_glob_loads_the_rules_and_not_their_tests(tmp_path: Path) -> None:
+    # The usual way to load rules: every *.yaml of a folder. A test file among them would be read
+    # as rules, and promtool (as Prometheus) would reject the configuration.
+    write(SAMPLE / "rules.yaml", tmp_path / "rules")
+    assert sorted(p.name for p in (tmp_path / "rules").glob("*.yaml")) == ["rules.yaml"]
+    config = tmp_path / "prometheus.yml"
+    config.write_text("rule_files: [rules/*.yaml]\n")
+    checked = run_promtool("check", "config", config)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 1 rule files found" in checked.stdout + checked.stderr
+    promtool_test(tmp_path / "rules" / "tests" / "rules.test.yaml")

@@ -193,9 +193,9 @@ def test_the_generators_write_a_service_s_own_files(installs: _Installs) -> None
     checked = run_promtool("check", "rules", rules)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "FAILED" not in checked.stdout + checked.stderr
-    tested = run_promtool("test", "rules", out / "rules.test.yaml")
+    tested = run_promtool("test", "rules", out / "tests" / "rules.test.yaml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert 'circuit_breaker_name="anthropic.messages"' in (out / "rules.test.yaml").read_text()
+    assert 'circuit_breaker_name="anthropic.messages"' in (out / "tests" / "rules.test.yaml").read_text()
     assert "https://runbooks.example.com/breakers/" in rules.read_text()
     assert "https://grafana.example.com/d/" in rules.read_text()
     amtool = run_amtool("check-config", alertmanager)
@@ -228,7 +228,7 @@ def test_the_config_extra_alone_writes_rules_and_names_the_extras_it_lacks(
     )  # fmt: skip
     checked = run_promtool("check", "rules", rules)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    tested = run_promtool("test", "rules", tmp_path / "rules.test.yaml")
+    tested = run_promtool("test", "rules", tmp_path / "tests" / "rules.test.yaml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
     dashboards = subprocess.run(

@@ -30,7 +30,7 @@ from . import (
     render_unit_tests,
 )
 
-__all__ = ["alertmanager_main", "main", "unit_tests_beside"]
+__all__ = ["alertmanager_main", "main", "unit_tests_for"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         "--tests",
         type=Path,
         default=None,
-        help="the promtool unit tests of the rules to write (default: beside the rule file, <rules>.test.yaml; "
-        "put them elsewhere if Prometheus loads every *.yaml of that folder)",
+        help="the promtool unit tests of the rules to write (default: tests/<rules>.test.yaml in the rule file's "
+        "folder: a folder of their own, which a rule glob such as rules/*.yaml does not reach)",
     )
     parser.add_argument(
         "--alertmanager",
@@ -74,12 +74,16 @@ def _tests_path(tests: Path | None, rules: Path) -> Path:
     if tests is not None:
         return tests
     # The stack's rule folder is a Prometheus rule glob (*.yaml): its tests go with the hand-written ones.
-    return TESTS_FILE if rules.resolve() == RULES_FILE else unit_tests_beside(rules)
+    return TESTS_FILE if rules.resolve() == RULES_FILE else unit_tests_for(rules)
 
 
-def unit_tests_beside(rules: Path) -> Path:
-    """The unit tests' default path: ``rules.yaml`` -> ``rules.test.yaml`` in the same folder."""
-    return rules.with_name(f"{rules.stem}.test{rules.suffix or '.yaml'}")
+def unit_tests_for(rules: Path) -> Path:
+    """The unit tests' default path: ``rules/x.yaml`` -> ``rules/tests/x.test.yaml``.
+
+    Not beside the rules: Prometheus loads its rule files by glob (``rules/*.yaml``), and a test
+    file it read as rules would fail its configuration's reload. A glob does not reach into a
+    subfolder."""
+    return rules.parent / "tests" / f"{rules.stem}.test{rules.suffix or '.yaml'}"
 
 
 def alertmanager_main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """promtool unit tests for a service's own rules, made from the same configuration as the rules:
-``breakerpanel rules`` writes them beside the rule file, ``promtool test rules`` runs them.
+``breakerpanel rules`` writes them into ``tests/`` beside the rule file, ``promtool test rules`` runs
+them.
 
 The breakers are those of the configuration's ``breakers_file``, labelled as the exporter labels
 their series (:func:`breakerpanel.exporter.promql.breaker_labels`); without a breakers file, one
