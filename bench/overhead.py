@@ -75,6 +75,9 @@ HIERARCHY_TARGET_RATIO = 1.5
 TRANSPORT_TARGET_NS = 3_000
 # The transport's paths: to an upstream in this process (the target's), and to a local server.
 HTTP_PATHS = ("closed/transport", "closed/transport/local-server")
+# A second bare client to the in-process upstream, paired with the first as ours is: its
+# "overhead" is what two identical clients differ by in this harness (its noise floor).
+HTTP_CONTROL = "closed/transport/second-client"
 _keep_alive: list[object] = []  # telemetry objects and held permits live as long as their cases
 NEVER = 10**6  # seconds: an open breaker that stays open for the whole run
 # As timeit does: a collection would land on whichever case happens to run then.
@@ -694,8 +697,10 @@ def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]
     in_process = "http://127.0.0.1:9/echo"  # never dialled: the upstream is the transport
     clients: dict[tuple[str, str, str], Any] = {
         ("bare", "sync", "closed/transport"): httpx.Client(transport=upstream),
+        ("bare", "sync", HTTP_CONTROL): httpx.Client(transport=upstream),
         ("ours", "sync", "closed/transport"): httpx.Client(transport=BreakerTransport(router, upstream)),
         ("bare", "async", "closed/transport"): httpx.AsyncClient(transport=async_upstream),
+        ("bare", "async", HTTP_CONTROL): httpx.AsyncClient(transport=async_upstream),
         ("ours", "async", "closed/transport"): httpx.AsyncClient(
             transport=AsyncBreakerTransport(router, async_upstream)
         ),
@@ -726,6 +731,8 @@ def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]
         local = path.endswith("local-server")
         target = f"{url}/echo" if local else in_process
         note = "client.post(url).read() " + ("to a local server" if local else "to an upstream in this process")
+        if path == HTTP_CONTROL:
+            note += ", a second client (the harness's noise floor)"
         loop = sync_loop(client, target) if mode == "sync" else async_loop(client, target)
         if who == "bare":
             cases.append(Case("httpx", version_httpx, mode, path, loop, note))  # type: ignore[arg-type]
@@ -795,7 +802,10 @@ async def run_http(url: str, quick: bool, requests: int | None, repeats: int | N
     server's process and the kernel, and both its wall and its CPU time (socket calls, and when
     they block) vary from batch to batch by more than that work: the in-process upstream leaves
     only httpx and our transport in the figures. Each pair of batches alternates who goes first,
-    and each figure is the median of the paired differences (drift cancels within a pair)."""
+    and each figure is the median of the paired differences (drift cancels within a pair).
+    ``closed/transport/second-client`` pairs a second bare client with the first the same way:
+    what two identical clients differ by here (their objects sit elsewhere in the heap), the
+    precision of the transport's figures."""
     cases, close = build_http_cases(url)
     batch = requests or 100
     pairs = repeats or (25 if quick else 61)
@@ -805,9 +815,11 @@ async def run_http(url: str, quick: bool, requests: int | None, repeats: int | N
     try:
         for case in cases:
             await measure(case, min(20, batch))  # warm up the connections
-        combos = [(mode, path) for path in HTTP_PATHS for mode in ("sync", "async")]
-        for m, (mode, path) in enumerate(combos):
-            bare, ours = by_key[("httpx", mode, path)], by_key[(OURS_HTTPX, mode, path)]
+        combos = [(mode, path, OURS_HTTPX) for path in HTTP_PATHS for mode in ("sync", "async")]
+        combos += [(mode, HTTP_CONTROL, "httpx") for mode in ("sync", "async")]
+        for m, (mode, path, library) in enumerate(combos):
+            base = "closed/transport" if path == HTTP_CONTROL else path
+            bare, ours = by_key[("httpx", mode, base)], by_key[(library, mode, path)]
             walls: dict[str, list[float]] = {"bare": [], "ours": [], "diff": []}
             cpus: dict[str, list[float]] = {"bare": [], "ours": [], "diff": []}
             for i in range(pairs):
@@ -822,7 +834,7 @@ async def run_http(url: str, quick: bool, requests: int | None, repeats: int | N
                 done = m * pairs + i + 1
                 if done % 10 == 0 or done == len(combos) * pairs:
                     _eta("httpx", done, len(combos) * pairs, started, f"{mode} {path}: pairs of {batch} requests")
-            for case, who in ((bare, "bare"), (ours, "ours")):
+            for case, who in ((bare, "bare"), (ours, "ours")) if path != HTTP_CONTROL else ((ours, "ours"),):
                 theirs = who == "bare"
                 rows.append(
                     Row(
@@ -997,6 +1009,7 @@ def targets(rows: list[Row]) -> list[Verdict]:
                     )
                 )
         transport = _find(rows, OURS_HTTPX, mode, "closed/transport")
+        control = _find(rows, "httpx", mode, HTTP_CONTROL)
         if transport is not None:
             verdicts.append(
                 Verdict(
@@ -1004,7 +1017,7 @@ def targets(rows: list[Row]) -> list[Verdict]:
                     mode,
                     transport.path,
                     transport.overhead_ns,
-                    "target",
+                    "target" if control is None else f"target (a second bare client: {control.overhead_ns:+.0f} ns)",
                     TRANSPORT_TARGET_NS,
                     transport.overhead_ns / TRANSPORT_TARGET_NS,
                     1.0,

@@ -56,6 +56,7 @@ def test_every_usage_library_and_mode_is_measured(tmp_path: Path) -> None:
         assert ("httpx", mode, "closed/transport") in measured  # the transport against bare httpx
         assert ("breakerpanel+httpx", mode, "closed/transport") in measured
         assert ("breakerpanel+httpx", mode, "closed/transport/local-server") in measured
+        assert ("httpx", mode, "closed/transport/second-client") in measured  # the harness's noise floor
     assert {p for lib, m, p in measured if lib == "pybreaker"} >= {"closed/call", "closed/decorator", "closed/with"}
     assert not any(lib == "pybreaker" and m == "async" for lib, m, _ in measured)  # no asyncio support
     # Each peer in the usage its README shows first, and like-with-like rows for ours.
