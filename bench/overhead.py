@@ -18,6 +18,8 @@ one. ``path`` names the outcome and the usage:
   bare, to an upstream in this process (a transport that streams a JSON body back: no sockets);
   ``closed/transport/local-server``: the same to a server in another process (its figures carry
   the server's and the kernel's noise, about 15 us between batches);
+  ``closed/transport/second-client``: a second bare client against the first, the transport
+  figures' precision;
 - ``rejected/open``, ``rejected/forced-open``, ``rejected/half-open-full``,
   ``rejected/parent-open``: a call rejected (and the error caught) through ``call``/``acall``, by
   an open breaker, one forced open, a half-open one whose permitted probes are all in flight, and
