@@ -174,16 +174,16 @@ class _ObservedStream:
         self._first_chunk_at: float | None = None
 
     def _ended(self) -> None:
-        """The body was read: a success, as slow as its time to the first chunk."""
+        """The body was read: a success, as slow as its time to the first chunk. The callers
+        skip it once an outcome has counted (the permit would ignore a second one anyway)."""
         permit = self._permit
-        if not permit._done:
-            first = self._first_chunk_at
-            at = first if first is not None else permit._breaker._now()
-            permit.record(SUCCESS, duration=at - permit.start)
+        first = self._first_chunk_at
+        at = first if first is not None else permit._breaker._now()
+        permit.record(SUCCESS, duration=at - permit.start)
 
     def _abandoned(self) -> None:
         """Closed: after a chunk a success, before any neither success nor failure (the reader
-        stopped, the dependency may have been fine). Called only while the permit is not done."""
+        stopped, the dependency may have been fine). Skipped, as ``_ended``, once one counted."""
         if self._first_chunk_at is not None:
             self._ended()
         else:
@@ -192,7 +192,7 @@ class _ObservedStream:
     def _broken(self, exc: BaseException) -> None:
         if isinstance(exc, Exception):
             self._permit.record(self._core.exception_verdict(self._permit, exc))
-        else:  # GeneratorExit, CancelledError: the reader stopped
+        elif not self._permit._done:  # GeneratorExit, CancelledError: the reader stopped
             self._abandoned()
 
     def _stalled(self, limit: float) -> StreamStalledError:
