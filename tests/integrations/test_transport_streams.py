@@ -19,7 +19,7 @@ import httpx
 import httpx2
 import pytest
 
-from breakerpanel import BreakerConfig, BreakerRegistry, ManualClock
+from breakerpanel import BreakerConfig, BreakerRegistry, ManualClock, Verdict, failure
 from breakerpanel.integrations import Route, Router, StreamLimits, StreamStalledError
 from breakerpanel.integrations import httpx as bhttpx
 from breakerpanel.integrations import httpx2 as bhttpx2
@@ -211,6 +211,75 @@ async def test_a_sync_gap_over_the_limit_fails_and_a_gap_under_it_does_not(bound
     assert setup.totals() == (1, 0, 0, 0)
     with pytest.raises(StreamStalledError, match="next chunk"):
         await read_all(bound, "sync", [b"a", 2.5, b"b"], limits)
+
+
+@pytest.mark.parametrize("bound", LIBRARIES)
+def test_a_sync_readers_own_time_between_chunks_is_not_a_gap(bound: Bound) -> None:
+    """The wait for a chunk starts when the reader asks for it, as the async limit's does: a
+    reader that takes 3 s over each chunk under a 2 s gap limit, or pauses between two
+    iterations, sees no stall when the dependency itself sends each chunk within 1.5 s."""
+    setup, sync, _ = build(bound, [b"a", 1.5, b"b", 1.5, b"c"], StreamLimits(chunk_gap_timeout=2.0))
+    got = []
+    with sync, sync.stream("POST", URL, content=b"{}") as response:
+        for chunk in response.iter_raw():
+            got.append(chunk)
+            setup.clock.advance(3.0)  # the reader's own work
+    assert got == [b"a", b"b", b"c"]
+    assert setup.totals() == (1, 0, 0, 0)
+
+    setup, sync, _ = build(bound, [b"a", 1.5, b"b"], StreamLimits(chunk_gap_timeout=2.0))
+    with sync, sync.stream("POST", URL, content=b"{}") as response:
+        stream = response.stream  # the transport's stream, iterated twice
+        first = iter(stream)
+        assert next(first) == b"a"
+        setup.clock.advance(10.0)  # a pause between the two iterations
+        assert list(stream) == [b"b"]
+    assert setup.totals() == (1, 0, 0, 0)
+
+
+@pytest.mark.parametrize("bound", LIBRARIES)
+def test_a_transports_own_classifier_judges_every_response(bound: Bound) -> None:
+    """Given a classifier, the transport asks it about responses under 400 too (the default
+    one has no opinion there); its verdict counts at once, its ``None`` leaves it to the body."""
+
+    def classify(exc: BaseException | None, response: Any) -> Verdict | None:
+        if response is not None and response.headers.get("x-degraded") == "1":
+            return failure("degraded")
+        return None
+
+    clock = ManualClock(start=100.0)
+    registry = BreakerRegistry(clock=clock)
+    endpoint = registry.service("api")
+
+    class Upstream(bound.lib.BaseTransport):  # type: ignore[misc,name-defined]
+        def handle_request(self, request: Any) -> Any:
+            degraded = request.url.path == "/degraded"
+            return bound.lib.Response(200, headers={"x-degraded": "1" if degraded else "0"}, content=b"{}")
+
+    transport = bound.ours.BreakerTransport(Router(default=endpoint), Upstream(), classifier=classify)
+    with bound.lib.Client(transport=transport) as client:
+        assert client.get("http://api.local/degraded").status_code == 200
+        assert client.get("http://api.local/fine").status_code == 200
+    totals = endpoint.snapshot().totals
+    assert (totals.successes, totals.failures, totals.failures_by_type) == (1, 1, {"degraded": 1})
+
+
+@pytest.mark.parametrize("bound", LIBRARIES)
+async def test_a_response_whose_body_is_read_already_counts_at_once(bound: Bound) -> None:
+    """A mock transport answers with a body in memory (``Response(200, json=...)`` is read and
+    closed when built): nothing will read it again, so it counts when it is returned. (Before,
+    it never counted, and a half-open probe's permit was never given back.)"""
+    registry = BreakerRegistry()
+    endpoint = registry.service("api")
+    mock = bound.lib.MockTransport(lambda request: bound.lib.Response(200, json={"ok": True}))
+    with bound.lib.Client(transport=bound.ours.BreakerTransport(Router(default=endpoint), mock)) as client:
+        assert client.get(URL).json() == {"ok": True}
+    async with bound.lib.AsyncClient(
+        transport=bound.ours.AsyncBreakerTransport(Router(default=endpoint), mock)
+    ) as aclient:
+        assert (await aclient.get(URL)).json() == {"ok": True}
+    totals = endpoint.snapshot().totals
+    assert (totals.successes, totals.failures, totals.ignored) == (2, 0, 0)
 
 
 def _stalling(lib: Any) -> Any:

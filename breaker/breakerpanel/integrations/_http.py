@@ -114,8 +114,9 @@ class Router:
 
 @dataclass(frozen=True)
 class StreamLimits:
-    """Limits on a streamed response, from the request's start to the first chunk and between
-    chunks. Exceeding one fails the call (type ``stream_stalled``) and raises
+    """Limits on a streamed response: to the first chunk (sync: from the request's start; async:
+    from the first read), and from the reader asking for the next chunk to its arrival (the
+    reader's own time between chunks does not count). Exceeding one fails the call (type ``stream_stalled``) and raises
     :class:`StreamStalledError` to the reader. ``None``: no limit (the client's read timeout)."""
 
     first_chunk_timeout: float | None = None
@@ -276,16 +277,22 @@ class SyncObservedStreamLogic(_ObservedStream):
             else:
                 limits = self._core.stream_limits
                 gap_limit = limits.chunk_gap_timeout
-                last = self._first_chunk_at or self._permit.start
+                # The wait for the first chunk starts with the request, for a later one when the
+                # reader asks for it: its own time between chunks (or between two iterations) is
+                # not the dependency's, as the async stream's limit does not count it either.
+                asked = self._permit.start if self._first_chunk_at is None else now()
                 for chunk in chunks:
-                    arrived = now()
-                    limit = limits.first_chunk_timeout if self._first_chunk_at is None else gap_limit
-                    if limit is not None and arrived - last > limit:
-                        raise self._stalled(limit)
                     if self._first_chunk_at is None:
+                        arrived = now()
+                        limit = limits.first_chunk_timeout
+                        if limit is not None and arrived - asked > limit:
+                            raise self._stalled(limit)
                         self._first_chunk_at = arrived
-                    last = arrived
+                    elif gap_limit is not None and now() - asked > gap_limit:
+                        raise self._stalled(gap_limit)
                     yield chunk
+                    if gap_limit is not None:  # else no clock read per chunk after the first
+                        asked = now()
         except BaseException as exc:
             self._broken(exc)
             raise
@@ -324,6 +331,9 @@ class AsyncTransportLogic:
             if verdict is not None:
                 permit.record(verdict)
                 return response
+        if response.is_closed:  # its body read already (built with content=, as mock transports do)
+            permit.record(SUCCESS)
+            return response
         response.stream = self._stream_class(response.stream, permit, core)
         return response
 
@@ -355,6 +365,9 @@ class SyncTransportLogic:
             if verdict is not None:
                 permit.record(verdict)
                 return response
+        if response.is_closed:  # its body read already (built with content=, as mock transports do)
+            permit.record(SUCCESS)
+            return response
         response.stream = self._stream_class(response.stream, permit, core)
         return response
 
