@@ -64,7 +64,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, final, overload
 
-from ._classify import SUCCESS, Verdict, VerdictKind, error_type_of, failure
+from ._classify import SUCCESS, Verdict, VerdictKind, classify_safely, error_type_of, failure
 from ._clock import Clock, MonotonicClock, TimerHandle
 from ._config import DEFAULT_CONFIG, BreakerConfig
 from ._events import BreakerListener, CallRecorded, CallRejected, FallbackUsed, StateChanged, TripPredicted
@@ -947,12 +947,7 @@ class CircuitBreaker:
         classifier = self._classifier
         if classifier is None:
             return None
-        try:
-            return classifier(exc, result)
-        except Exception:
-            # A broken classifier must not turn the caller's result into an error.
-            logger.exception("circuit breaker %r: classifier %r raised; using the default", self.name, classifier)
-            return None
+        return classify_safely(classifier, exc, result, self.name)
 
     def _record(self, gen: int, verdict: Verdict, duration: float, end: float) -> None:
         """Record one finished call: every path but the hot one."""

@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -132,6 +133,31 @@ class Classifier:
 
 
 ClassifierLike: TypeAlias = Classifier | ClassifierFunc
+
+logger = logging.getLogger("breakerpanel")
+
+
+def classify_safely(
+    classifier: ClassifierLike, exc: BaseException | None, result: Any, breaker_name: str
+) -> Verdict | None:
+    """``classifier(exc, result)``, or ``None`` (no opinion: the default decides) when it raises
+    or answers something that is not a :class:`Verdict`, which is logged. A broken classifier must
+    neither turn a call's outcome into an error nor leave the call unrecorded (a half-open probe
+    that is never recorded keeps its permit, and the breaker admits no other)."""
+    try:
+        verdict: object = classifier(exc, result)  # object: what a user's function returns is unchecked
+    except Exception:
+        logger.exception("circuit breaker %r: classifier %r raised; using the default", breaker_name, classifier)
+        return None
+    if verdict is None or isinstance(verdict, Verdict):
+        return verdict
+    logger.error(
+        "circuit breaker %r: classifier %r returned %r, not a Verdict or None; using the default",
+        breaker_name,
+        classifier,
+        verdict,
+    )
+    return None
 
 
 class _FirstOpinion(Classifier):

@@ -115,6 +115,30 @@ def test_a_raising_classifier_falls_back_to_the_default(
     assert "classifier" in caplog.text
 
 
+def test_a_classifier_that_answers_no_verdict_has_no_opinion(
+    make_breaker: MakeBreaker, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A classifier answering something that is neither a Verdict nor None (``True``, say) is
+    logged and has no opinion; a half-open probe it judges is recorded and gives its permit back.
+    (Before, the call raised AttributeError from inside the breaker, and a probe's permit stayed
+    taken: the breaker rejected every call as half-open and full.)"""
+
+    def sloppy(exc: BaseException | None, result: object) -> Verdict | None:
+        return True  # type: ignore[return-value]
+
+    b = make_breaker(classifier=sloppy, wait_in_open=1.0, permitted_calls_in_half_open=1)
+    b.force_open(duration=1.0)
+    clock.advance(1.0)
+    with caplog.at_level(logging.ERROR, logger="breakerpanel"):
+        fail(b, clock)  # the probe: the default makes it a failure, and the breaker opens again
+        assert b.snapshot().state.value == "open"
+        clock.advance(1.0)
+        assert succeed(b, clock) == "ok"  # the next probe is admitted, and closes it
+    assert b.snapshot().state.value == "closed"
+    assert b.snapshot().half_open_in_flight == 0
+    assert caplog.text.count("not a Verdict or None") == 2
+
+
 def test_default_is_exceptions_fail_results_succeed(make_breaker: MakeBreaker, clock: ManualClock) -> None:
     b = make_breaker()
     succeed(b, clock)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -22,9 +23,11 @@ from breakerpanel import (
     MemoryCache,
     State,
     Static,
+    Verdict,
+    classify_with,
 )
 from breakerpanel.integrations.redis import ProtectedRedis, RedisCache
-from tests.servers import RedisServer
+from tests.servers import RedisServer, find_free_port
 
 WINDOW = BreakerConfig(
     sliding_window_type="time_based",
@@ -63,6 +66,35 @@ async def test_a_bad_command_is_the_callers_mistake(protected: ProtectedRedis) -
     snap = protected.breaker.snapshot()
     assert snap.state is State.CLOSED
     assert (snap.totals.failures, snap.totals.ignored) == (0, 10)
+
+
+async def test_a_broken_classifier_leaves_no_call_unrecorded(caplog: pytest.LogCaptureFixture) -> None:
+    """An integration classifier that raises (one reading an attribute another driver's errors
+    have, say) has no opinion, and says so in the log: the caller gets the dependency's error as
+    ever and the call counts as the breaker's default. (Before, the caller got the classifier's
+    AttributeError and the call was never recorded: a half-open probe kept its permit.)"""
+
+    def broken(exc: BaseException | None, result: object) -> Verdict | None:
+        raise AttributeError("'ConnectionError' object has no attribute 'sqlstate'")
+
+    breaker = CircuitBreaker("redis-broken-classifier", BreakerConfig(permitted_calls_in_half_open=1))
+    breaker.force_open(duration=0.05)
+    await asyncio.sleep(0.06)  # half-open at the next call: one probe's permit
+    client = ProtectedRedis.from_url(
+        f"redis://127.0.0.1:{find_free_port()}/0",
+        breaker=breaker,
+        classifier=classify_with(broken),
+        socket_connect_timeout=0.5,
+    )
+    try:
+        with caplog.at_level(logging.ERROR, logger="breakerpanel"), pytest.raises(DependencyError):
+            await client.get("k")  # nothing listens there: refused
+    finally:
+        await client.aclose()
+    snapshot = breaker.snapshot()
+    assert (snapshot.totals.failures, snapshot.half_open_in_flight) == (1, 0)
+    assert snapshot.state is State.OPEN  # the probe failed: open again, not stuck half-open and full
+    assert "raised; using the default" in caplog.text
 
 
 async def test_killed_server_opens_the_breaker_and_restart_closes_it(

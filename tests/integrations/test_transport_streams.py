@@ -282,6 +282,53 @@ async def test_a_response_whose_body_is_read_already_counts_at_once(bound: Bound
     assert (totals.successes, totals.failures, totals.ignored) == (2, 0, 0)
 
 
+def _raises(exc: BaseException | None, result: Any) -> Verdict | None:
+    raise RuntimeError("a classifier with a bug")
+
+
+def _not_a_verdict(exc: BaseException | None, result: Any) -> Any:
+    return True
+
+
+@pytest.mark.parametrize("classifier", [_raises, _not_a_verdict], ids=["raises", "not-a-verdict"])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bound", LIBRARIES)
+async def test_a_broken_classifier_leaves_no_call_unrecorded(
+    bound: Bound, mode: str, classifier: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transport classifier that raises (one reading an unread body, say) or answers something
+    that is not a Verdict has no opinion, and says so in the log: the response reaches the caller
+    and counts as its body decides, a connection error reaches the caller as itself and counts as
+    the breaker's default. (Before, the classifier's own error reached the caller, the call was
+    never recorded, and a half-open probe's permit was never given back: the breaker admitted
+    nothing until its max wait in half-open ran out.)"""
+    registry = BreakerRegistry()
+    endpoint = registry.service("api")
+
+    def answer(request: Any) -> Any:
+        if request.url.path == "/down":
+            raise bound.lib.ConnectError("connection refused", request=request)
+        return bound.lib.Response(503, content=b"{}")
+
+    mock = bound.lib.MockTransport(answer)
+    router = Router(default=endpoint)
+    with caplog.at_level("ERROR", logger="breakerpanel"):
+        if mode == "sync":
+            with bound.lib.Client(transport=bound.ours.BreakerTransport(router, mock, classifier=classifier)) as c:
+                assert c.get("http://api.local/up").status_code == 503
+                with pytest.raises(bound.lib.ConnectError):
+                    c.get("http://api.local/down")
+        else:
+            atransport = bound.ours.AsyncBreakerTransport(router, mock, classifier=classifier)
+            async with bound.lib.AsyncClient(transport=atransport) as ac:
+                assert (await ac.get("http://api.local/up")).status_code == 503
+                with pytest.raises(bound.lib.ConnectError):
+                    await ac.get("http://api.local/down")
+    totals = endpoint.snapshot().totals
+    assert (totals.successes, totals.failures, totals.ignored) == (1, 1, 0)
+    assert sum("classifier" in r.getMessage() and "using the default" in r.getMessage() for r in caplog.records) == 2
+
+
 def _stalling(lib: Any) -> Any:
     """An async upstream whose body never sends its first chunk."""
     import asyncio

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from breakerpanel._breaker import CircuitBreaker, Permit
-from breakerpanel._classify import Classifier, Verdict, VerdictKind
+from breakerpanel._classify import Classifier, Verdict, VerdictKind, classify_safely
 from breakerpanel._exceptions import BreakerError, DependencyError
 
 T = TypeVar("T")
@@ -23,7 +23,7 @@ _COUNTS_AGAINST = (VerdictKind.FAILURE, VerdictKind.RATE_LIMITED)
 
 def verdict_for(breaker: CircuitBreaker, classifier: Classifier, exc: BaseException) -> Verdict:
     if isinstance(exc, Exception):
-        verdict = classifier(exc, None)
+        verdict = classify_safely(classifier, exc, None, breaker.name)
         if verdict is not None:
             return verdict
     return breaker.classify_exception(exc)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from breakerpanel._breaker import CircuitBreaker, Permit
-from breakerpanel._classify import SUCCESS, Classifier, Verdict
+from breakerpanel._classify import SUCCESS, Classifier, Verdict, classify_safely
 from breakerpanel._exceptions import BreakerConfigError, BreakerError
 from breakerpanel.presets import llm_http
 
@@ -153,7 +153,7 @@ class TransportCore:
 
     def exception_verdict(self, permit: Permit, exc: BaseException) -> Verdict:
         if isinstance(exc, Exception):
-            verdict = self.classifier(exc, None)
+            verdict = classify_safely(self.classifier, exc, None, permit.breaker.name)
             if verdict is not None:
                 return verdict
         return permit.breaker.classify_exception(exc)
@@ -327,7 +327,7 @@ class AsyncTransportLogic:
             permit.record(core.exception_verdict(permit, exc))
             raise
         if core.asks_below_400 or response.status_code >= 400:  # else the body decides
-            verdict = core.classifier(None, response)
+            verdict = classify_safely(core.classifier, None, response, breaker.name)
             if verdict is not None:
                 permit.record(verdict)
                 return response
@@ -361,7 +361,7 @@ class SyncTransportLogic:
             permit.record(core.exception_verdict(permit, exc))
             raise
         if core.asks_below_400 or response.status_code >= 400:  # else the body decides
-            verdict = core.classifier(None, response)
+            verdict = classify_safely(core.classifier, None, response, breaker.name)
             if verdict is not None:
                 permit.record(verdict)
                 return response
