@@ -509,12 +509,17 @@ class CircuitBreaker:
 
     # The context managers keep each call's token and start time in a context variable, so that
     # concurrent tasks (each runs in its own copy of the context) and threads see their own: a
-    # linked stack of _Block, the innermost on top. An exit closes the innermost block still
-    # open (blocks nest within one context); an enter reuses the top block when it is closed,
-    # which makes a block in a task that runs one after another cost no ContextVar.set (about
-    # 0.1 us each, twice per block) and is safe when another context shares the block (a task
-    # started inside it): that context pushes its own block on an open one, and reuses a
-    # closed one only as its own top, which this context no longer uses.
+    # linked stack of _Block, the innermost on top. An enter reuses the top block when it is
+    # closed, which makes blocks that run one after another cost no ContextVar.set (about 0.1 us
+    # each, twice per block), and pushes a new one on an open one; an exit closes the top block,
+    # and pops it when the block below is open (nested blocks), so that a context's open blocks
+    # are always on top of its stack. That keeps the reuse safe when another context shares the
+    # stack (a task or a thread started inside a block copies it): a closed block it takes over
+    # is never one this context still has to step over to reach an open block of its own (before
+    # the pop, a task started in an inner block took the closed inner block, and its parent's
+    # exit closed it: the wrong call recorded, the task's call_timeout disarmed). A block is
+    # claimed (``open = True``) right after the check that it is closed, with no call between,
+    # so under the GIL no other thread can claim it too; a free-threaded build pushes and pops.
 
     def __enter__(self) -> CircuitBreaker:
         gen = self._closed_gen
@@ -537,11 +542,11 @@ class CircuitBreaker:
             gen = self._admission(self)
         calls = self._cm_stack
         top = calls.get()
-        if top is not None and not top.open:
+        if top is not None and not top.open and not _FREE_THREADED:
+            top.open = True  # claimed before anything else: see the comment above __enter__
             top.token = gen
             top.start = self._now()
             top.timeout = None
-            top.open = True
         else:
             calls.set(_Block(gen, self._now(), None, top))
         return self
@@ -552,12 +557,14 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        block = self._cm_stack.get()
-        while block is not None and not block.open:
-            block = block.below
-        if block is None:
+        calls = self._cm_stack
+        block = calls.get()
+        if block is None or not block.open:
             raise RuntimeError(f"circuit breaker {self.name!r}: exit without a matching enter")
         block.open = False
+        below = block.below
+        if _FREE_THREADED or (below is not None and below.open):
+            calls.set(below)  # nested: this context's open block below is its top again
         gen, start = block.token, block.start
         if exc is not None:
             self._record_exception(gen, start, exc)
@@ -596,15 +603,19 @@ class CircuitBreaker:
             gen = self._admission(self)
         timeout_cm = None
         if self._timeout is not None:
-            timeout_cm = asyncio.timeout(self._timeout)
-            await timeout_cm.__aenter__()
+            try:
+                timeout_cm = asyncio.timeout(self._timeout)
+                await timeout_cm.__aenter__()
+            except BaseException:  # not in an asyncio task: the call never ran, its permit goes back
+                self._record(gen, _CANCELLED, 0.0, self._now())
+                raise
         calls = self._cm_stack
         top = calls.get()
-        if top is not None and not top.open:
+        if top is not None and not top.open and not _FREE_THREADED:
+            top.open = True  # claimed before anything else: see the comment above __enter__
             top.token = gen
             top.start = self._now()
             top.timeout = timeout_cm
-            top.open = True
         else:
             calls.set(_Block(gen, self._now(), timeout_cm, top))
         return self
@@ -615,12 +626,14 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        block = self._cm_stack.get()
-        while block is not None and not block.open:
-            block = block.below
-        if block is None:
+        calls = self._cm_stack
+        block = calls.get()
+        if block is None or not block.open:
             raise RuntimeError(f"circuit breaker {self.name!r}: exit without a matching enter")
         block.open = False
+        below = block.below
+        if _FREE_THREADED or (below is not None and below.open):
+            calls.set(below)  # nested: this context's open block below is its top again
         gen, start, timeout_cm = block.token, block.start, block.timeout
         if timeout_cm is not None:
             try:

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
+import sys
+import threading
 from collections.abc import Callable
 
 import pytest
 
 import breakerpanel as breaker
 from breakerpanel import (
+    BreakerConfig,
     BreakerListener,
     CallRecorded,
     CallRejected,
+    CallTimeoutError,
     CircuitBreaker,
     CircuitOpenError,
     ManualClock,
@@ -97,6 +102,109 @@ async def test_context_managers_nest_and_stay_per_task(make_breaker: MakeBreaker
     totals = b.snapshot().totals
     assert sum(isinstance(r, Boom) for r in results) == 5
     assert (totals.successes, totals.failures) == (2 + 15, 5)
+
+
+async def test_a_task_started_in_an_inner_block_keeps_its_own_block() -> None:
+    """A task started inside nested blocks enters the breaker after the inner block has closed
+    while its parent's outer block is still open. The parent's exit closes its own block, not
+    the task's: the task's call_timeout still cuts it, and the parent is not cancelled later by
+    a timeout left armed. (Before, the task took over the closed inner block, and the parent's
+    exit closed it: the task ran 0.5 s unbounded, the parent was cancelled outside any block.)"""
+    b = CircuitBreaker("dep", BreakerConfig(call_timeout=0.2))
+
+    async def worker() -> str:
+        try:
+            async with b:
+                await asyncio.sleep(0.5)
+        except CallTimeoutError:
+            return "timed out"
+        return "ran unbounded"
+
+    async with b:
+        async with b:
+            task = asyncio.create_task(worker())
+        await asyncio.sleep(0)  # the worker enters b now
+    await asyncio.sleep(0.4)  # the parent is outside every block: nothing may cancel it
+    assert await task == "timed out"
+    totals = b.snapshot().totals
+    assert (totals.successes, totals.failures, totals.failures_by_type) == (2, 1, {"timeout": 1})
+
+
+async def test_a_probe_in_a_task_started_in_a_block_is_judged_by_its_own_outcome() -> None:
+    """The parent's exit records the parent's call (admitted while closed, of an older
+    generation: not counted), not the task's half-open probe, whose failure then reopens."""
+    clock = ManualClock(start=1000.0)
+    b = CircuitBreaker("dep", BreakerConfig(permitted_calls_in_half_open=1), clock=clock)
+    go, done = asyncio.Event(), asyncio.Event()
+
+    async def probe() -> None:
+        await go.wait()
+        async with b:
+            await done.wait()
+            raise ConnectionError("still down")
+
+    async with b:
+        async with b:
+            task = asyncio.create_task(probe())
+        b.force_open(10.0)
+        clock.advance(10.0)  # the wait is over: the next call is a probe
+        go.set()
+        await asyncio.sleep(0)
+    assert b.snapshot().state is State.HALF_OPEN  # the parent's exit did not close it
+    done.set()
+    with pytest.raises(ConnectionError):
+        await task
+    snapshot = b.snapshot()
+    assert (snapshot.state, snapshot.half_open_in_flight) == (State.OPEN, 0)
+
+
+def test_threads_started_with_one_copied_context_keep_their_blocks_apart() -> None:
+    """``asyncio.to_thread`` and ``copy_context().run`` give threads copies of one context,
+    whose top block may be closed. (Before, they raced to reuse it: one in about 30,000 blocks
+    raised "exit without a matching enter" and went unrecorded.)"""
+    b = CircuitBreaker("dep")
+    with b:
+        pass  # the context the threads copy has a closed block on top
+    context = contextvars.copy_context()
+    errors: list[BaseException] = []
+    per_thread, rounds = 2_000, 25  # 200,000 blocks in four threads at a time
+
+    def work() -> None:
+        try:
+            for _ in range(per_thread):
+                with b:
+                    pass
+        except BaseException as exc:  # pragma: no cover - the failure this test looks for
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter allows
+    try:
+        for _ in range(rounds):
+            threads = [threading.Thread(target=context.copy().run, args=(work,)) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert b.snapshot().totals.successes == 1 + rounds * 4 * per_thread
+
+
+def test_an_async_with_outside_a_task_gives_its_permit_back() -> None:
+    """With a call_timeout, ``async with`` needs a running task (asyncio.timeout does); driven by
+    hand it fails, and the half-open permit it took goes back (before, it stayed taken: every
+    later call was rejected as half-open and full)."""
+    clock = ManualClock(start=1000.0)
+    b = CircuitBreaker("dep", BreakerConfig(permitted_calls_in_half_open=1, call_timeout=1.0), clock=clock)
+    b.force_open(10.0)
+    clock.advance(10.0)
+    entering = b.__aenter__()
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        entering.send(None)
+    assert b.snapshot().half_open_in_flight == 0
+    assert b.call(lambda: "probe") == "probe"  # the next call is admitted as the probe
 
 
 def test_exit_without_enter_is_an_error(make_breaker: MakeBreaker) -> None:
