@@ -10,7 +10,10 @@ which knows how to do without its optional parts.
 
 Each feature owns a breaker (level ``feature``) over its own calls, so a feature whose calls keep
 failing for reasons no single dependency shows also trips, and so its calls, rejections and
-fallbacks are exported like every other breaker's.
+fallbacks are exported like every other breaker's. A breaker's rejection raised from inside the
+primary path (a half-open dependency whose probes are all taken, which availability does not
+show) is that breaker's to count: the feature's breaker ignores it, so one outage neither trips
+the feature nor keeps its half-open permit, whatever state the dependency rejected in.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ._breaker import CircuitBreaker
+from ._classify import IGNORED, Classifier, when_exception
 from ._clock import Clock
-from ._config import BreakerConfig
+from ._config import DEFAULT_CONFIG, BreakerConfig
 from ._events import BreakerListener
-from ._exceptions import BreakerConfigError, CircuitOpenError
+from ._exceptions import BreakerConfigError, CircuitOpenError, rejection_in
 from ._fallback import FallbackChain, FallbackStep
 from ._state import Level
 from ._wrap import wrap_calls
@@ -34,6 +38,14 @@ __all__ = ["Availability", "Feature", "FeatureStatus"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def _is_rejection(exc: BaseException) -> bool:
+    return rejection_in(exc) is not None
+
+
+# First in every feature breaker's classifier: see the module's docstring.
+_DEPENDENCY_REJECTIONS: Classifier = when_exception(_is_rejection, IGNORED)
 
 
 class Availability(StrEnum):
@@ -77,6 +89,9 @@ class Feature:
         overlap = {d.name for d in self.required} & {d.name for d in self.optional}
         if overlap:
             raise BreakerConfigError(f"features.{name}", f"{sorted(overlap)} cannot be both required and optional")
+        config = config or DEFAULT_CONFIG
+        own = config.classifier_object
+        config = config.replace(classifier=_DEPENDENCY_REJECTIONS if own is None else _DEPENDENCY_REJECTIONS | own)
         self.breaker = CircuitBreaker(
             name,
             config,

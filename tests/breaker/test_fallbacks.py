@@ -285,6 +285,35 @@ class TestFeature:
         rejected = answer.breaker.snapshot().totals.rejected
         assert (rejected[RejectionReason.OPEN], rejected[RejectionReason.PARENT_OPEN]) == (1, 0)
 
+    async def test_a_dependencys_rejection_inside_the_primary_does_not_trip_the_feature(
+        self, clock: ManualClock
+    ) -> None:
+        """A required endpoint half-open with its probes taken rejects (half_open_full) from
+        inside the primary path, which availability cannot foresee. That is the endpoint's to
+        count: the feature's breaker ignores it, serves the fallback, and stays closed, as it does
+        when the endpoint is open. (Before, it counted each as a failure and opened: unavailable
+        after the dependency had recovered.)"""
+        registry, answer = self.build(
+            clock, config=BreakerConfig(minimum_calls=2, sliding_window_size=2), fallback=[Static("canned")]
+        )
+        search = registry["qdrant.search"]
+        search.force_open(1.0)
+        clock.advance(1.0)
+        # the probes, in flight: every other call is half_open_full
+        probes = [search.acquire() for _ in range(search.config.permitted_calls_in_half_open)]
+
+        async def primary(prompt: str) -> str:
+            return await search.acall(up, prompt)
+
+        for _ in range(4):
+            assert await answer.acall(primary, "q") == "canned"
+        snapshot = answer.breaker.snapshot()
+        assert (snapshot.state, snapshot.totals.failures, snapshot.totals.ignored) == (State.CLOSED, 0, 4)
+        assert rejected(search) == {RejectionReason.HALF_OPEN_FULL: 4}
+        for probe in probes:
+            probe.success()
+        assert await answer.acall(primary, "q") == "primary: q"
+
     async def test_a_forced_open_feature_rejects_as_forced_open(self, clock: ManualClock) -> None:
         _, answer = self.build(clock)
         answer.breaker.force_open(30)
