@@ -26,6 +26,8 @@ from breakerpanel._classify import SUCCESS, Classifier, Verdict, classify_safely
 from breakerpanel._exceptions import BreakerConfigError, BreakerError
 from breakerpanel.presets import llm_http
 
+from ._guard import verdict_for
+
 __all__ = ["Route", "Router", "StreamLimits", "StreamStalledError"]
 
 
@@ -152,11 +154,7 @@ class TransportCore:
         self.limited = stream_limits.first_chunk_timeout is not None or stream_limits.chunk_gap_timeout is not None
 
     def exception_verdict(self, permit: Permit, exc: BaseException) -> Verdict:
-        if isinstance(exc, Exception):
-            verdict = classify_safely(self.classifier, exc, None, permit.breaker.name)
-            if verdict is not None:
-                return verdict
-        return permit.breaker.classify_exception(exc)
+        return verdict_for(permit.breaker, self.classifier, exc)
 
 
 class _ObservedStream:
