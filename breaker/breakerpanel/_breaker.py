@@ -494,6 +494,68 @@ class CircuitBreaker:
             self._record_return(gen, start, end, result, sync=True)
         return result
 
+    # call() and acall() for callers that hold a call's arguments packed already (a feature, a
+    # fallback chain, an alternate): passing them on as *args and **kwargs unpacks them and packs
+    # them again, about 0.1 us a call. A rejection raises from _reject_by_state, a frame deeper
+    # than call()'s: these callers turn most rejections into fallbacks before calling.
+
+    def _call_args(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        gen = self._closed_gen
+        if gen < 0:
+            state = self._state
+            if state is not _CLOSED:
+                self._reject_by_state(state)
+            gen = self._admission(self)
+        now = self._now
+        start = now()
+        try:
+            result = fn(*args, **kwargs) if kwargs else fn(*args)
+        except BaseException as exc:
+            self._record_exception(gen, start, exc)
+            raise
+        end = now()
+        if start >= self._span_start and end < self._span_end:
+            self._ok += 1
+            histogram = self._ok_durations
+            if histogram is not None:
+                duration = end - start
+                if duration > self._ok_first_bound:  # the first bucket's count is derived
+                    histogram.counts[bisect_left(histogram.bounds, duration)] += 1
+                histogram.sum += duration
+        elif self._parent is None or not self._fast_success(start, end, end - start):
+            self._record_return(gen, start, end, result, sync=True)
+        return result
+
+    async def _acall_args(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        gen = self._closed_gen
+        if gen < 0:
+            state = self._state
+            if state is not _CLOSED:
+                self._reject_by_state(state)
+            gen = self._admission(self)
+        now = self._now
+        start = now()
+        try:
+            if self._timeout is not None:
+                result = await self._await_with_timeout(fn(*args, **kwargs))
+            else:
+                result = await (fn(*args, **kwargs) if kwargs else fn(*args))
+        except BaseException as exc:
+            self._record_exception(gen, start, exc)
+            raise
+        end = now()
+        if start >= self._span_start and end < self._span_end:
+            self._ok += 1
+            histogram = self._ok_durations
+            if histogram is not None:
+                duration = end - start
+                if duration > self._ok_first_bound:  # the first bucket's count is derived
+                    histogram.counts[bisect_left(histogram.bounds, duration)] += 1
+                histogram.sum += duration
+        elif self._parent is None or not self._fast_success(start, end, end - start):
+            self._record_return(gen, start, end, result, sync=False)
+        return result
+
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Coroutine[Any, Any, T]]: ...
 

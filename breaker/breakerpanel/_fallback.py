@@ -96,13 +96,13 @@ class Alternate(FallbackStep):
 
     async def aserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.breaker is not None:
-            return await self.breaker.acall(self.fn, *args, **kwargs)
+            return await self.breaker._acall_args(self.fn, args, kwargs)
         result = self.fn(*args, **kwargs)
         return await result if inspect.isawaitable(result) else result
 
     def serve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.breaker is not None:
-            return self.breaker.call(self.fn, *args, **kwargs)
+            return self.breaker._call_args(self.fn, args, kwargs)
         return self.fn(*args, **kwargs)
 
 
@@ -240,7 +240,7 @@ class FallbackChain:
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``await breaker.acall(fn, ...)``, or a fallback's answer."""
         try:
-            result = await self.breaker.acall(fn, *args, **kwargs)
+            result = await self.breaker._acall_args(fn, args, kwargs)
         except Exception as exc:
             if not self.falls_back(exc):
                 raise
@@ -253,7 +253,7 @@ class FallbackChain:
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """``breaker.call(fn, ...)``, or a fallback's answer (steps must support sync use)."""
         try:
-            result = self.breaker.call(fn, *args, **kwargs)
+            result = self.breaker._call_args(fn, args, kwargs)
         except Exception as exc:
             if not self.falls_back(exc):
                 raise

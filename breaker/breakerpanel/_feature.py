@@ -143,7 +143,7 @@ class Feature:
                 break
         # chain.acall(fn, ...), inlined: each frame that passes *args and **kwargs on costs.
         try:
-            result = await self.breaker.acall(fn, *args, **kwargs)
+            result = await self.breaker._acall_args(fn, args, kwargs)
         except Exception as exc:
             if not chain.falls_back(exc):
                 raise
@@ -163,7 +163,7 @@ class Feature:
                     return served
                 break
         try:  # chain.call(fn, ...), inlined
-            result = self.breaker.call(fn, *args, **kwargs)
+            result = self.breaker._call_args(fn, args, kwargs)
         except Exception as exc:
             if not chain.falls_back(exc):
                 raise

@@ -65,8 +65,12 @@ def _usages(breaker: CircuitBreaker, clock: ManualClock, seconds: float) -> dict
         taken.success()
         return result
 
+    chain = FallbackChain(breaker)  # no steps: the caller sees what the breaker raises
+
     return {
         "call": lambda: breaker.call(work),
+        "chain call": lambda: chain.call(work),  # the packed-arguments paths (features use them too)
+        "chain acall": lambda: asyncio.run(chain.acall(awork)),
         "acquire": permit,
         "acall": lambda: asyncio.run(breaker.acall(awork)),
         "decorator": decorated,
@@ -76,7 +80,7 @@ def _usages(breaker: CircuitBreaker, clock: ManualClock, seconds: float) -> dict
     }
 
 
-USAGES = ("call", "acall", "decorator", "async decorator", "with", "async with", "acquire")
+USAGES = ("call", "acall", "decorator", "async decorator", "with", "async with", "acquire", "chain call", "chain acall")
 
 
 def _observed(breaker: CircuitBreaker) -> tuple[object, ...]:
@@ -335,6 +339,41 @@ def test_a_feature_whose_breakers_are_all_closed_runs_the_primary_path(clock: Ma
     registry["svc"].force_close()
     registry["svc.op"].disable()  # not closed, but not rejecting: the general path, available
     assert feature.call(lambda: "primary") == "primary"
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_features_chains_and_alternates_pass_arguments_on_packed(timeout: float | None, clock: ManualClock) -> None:
+    config = BreakerConfig(call_timeout=timeout)
+    registry = BreakerRegistry(clock=clock)
+    registry.service("svc", config)
+    registry.endpoint("svc.op", config)
+    backup = CircuitBreaker("backup", config, clock=clock)
+
+    def join(*args: object, **kwargs: object) -> str:
+        return f"{args}{sorted(kwargs.items())}"
+
+    async def ajoin(*args: object, **kwargs: object) -> str:
+        return join(*args, **kwargs)
+
+    def down(*args: object, **kwargs: object) -> str:
+        raise ConnectionError("down")
+
+    async def adown(*args: object, **kwargs: object) -> str:
+        raise ConnectionError("down")
+
+    feature = registry.feature("feat", required=["svc.op"], config=config)
+    alternate = FallbackChain(registry["svc.op"], Alternate(join, breaker=backup))
+    aalternate = FallbackChain(registry["svc.op"], Alternate(ajoin, breaker=backup))
+    expected = {(): "()[]", (1,): "(1,)[]", (1, 2): "(1, 2)[('k', 3)]"}
+    for args, want in expected.items():
+        kwargs = {"k": 3} if len(args) == 2 else {}
+        assert feature.call(join, *args, **kwargs) == want
+        assert asyncio.run(feature.acall(ajoin, *args, **kwargs)) == want
+        assert alternate.call(down, *args, **kwargs) == want
+        assert asyncio.run(aalternate.acall(adown, *args, **kwargs)) == want
+    assert feature.breaker.snapshot().totals.successes == 6
+    assert registry["svc.op"].snapshot().totals.failures == 6
+    assert backup.snapshot().totals.successes == 6
 
 
 def test_only_steps_that_remember_are_told_of_successes(make_breaker: MakeBreaker) -> None:
