@@ -146,6 +146,21 @@ async def test_lockout_dependency(reveal: bool) -> None:
         assert ok.status_code == 200
 
 
+async def test_retry_after_never_sends_a_client_back_before_the_lock_ends() -> None:
+    # round() sent "10" with 10.4 s left: a client obeying it met a 429 again.
+    clock = ManualClock()
+    guard = LockoutGuard("login", LockoutPolicy(max_failures=1, window=60, base_lockout=30), clock=clock)
+    app = make_login_app(guard, reveal=True)
+    async with client_for(app) as client:
+        await client.post("/login", headers={"user": "alice", "password": "guess"})
+        clock.advance(19.6)
+        locked = await client.post("/login", headers={"user": "alice", "password": "correct horse"})
+        assert (locked.status_code, locked.headers["retry-after"]) == (429, "11")
+        clock.advance(int(locked.headers["retry-after"]))
+        ok = await client.post("/login", headers={"user": "alice", "password": "correct horse"})
+        assert ok.status_code == 200
+
+
 async def test_lockout_answers_take_the_same_time() -> None:
     guard = LockoutGuard("login", LockoutPolicy(max_failures=2, window=60, base_lockout=30), clock=ManualClock())
     app = make_login_app(guard, reveal=False)

@@ -179,3 +179,56 @@ async def test_constant_time_pads_every_path() -> None:
         async with ConstantTime(0.05):
             raise ValueError("x")
     assert time.monotonic() - start >= 0.05
+
+
+def test_policy_refuses_settings_that_would_defeat_it() -> None:
+    for bad in (
+        {"max_failures": True},
+        {"window": float("inf")},  # Redis keeps a record as long as its longest setting
+        {"base_lockout": float("nan")},
+        {"forget_after": float("inf")},
+        {"multiplier": None},
+        {"window": "300"},
+        {"base_lockout": 30, "max_lockout": 60, "forget_after": 20},  # strikes forgotten while locked
+    ):
+        with pytest.raises(BreakerConfigError) as caught:
+            LockoutPolicy(**bad)  # type: ignore[arg-type]
+        assert caught.value.field in bad
+    with pytest.raises(BreakerConfigError, match="max_subjects"):
+        MemoryLockoutStore(max_subjects=0)  # would forget each record as it is written
+
+
+def test_lockouts_stay_capped_however_many_strikes() -> None:
+    # 2 ** 1024 overflows a float: from the 1,025th strike on, every failure raised and the
+    # subject was never locked again.
+    assert LockoutPolicy(multiplier=2).lockout_for(1025) == 3600.0
+    assert LockoutPolicy(multiplier=10).lockout_for(400) == 3600.0
+
+
+async def test_failures_of_attempts_already_in_flight_when_the_lock_began_do_not_escalate(
+    make_store: StoreFactory,
+) -> None:
+    # Concurrent attempts all pass check() before any of them fails: those that fail once the
+    # subject is locked count toward no further lockout (before, 100 such failures took the
+    # strikes from 1 to 34 at once: a 3,600 s lock where 10 s was due).
+    clock = ManualClock(1000.0)
+    guard = make_guard(make_store, clock)
+    statuses = [await guard.failed("alice", None) for _ in range(20)]
+    assert [s.locked for s in statuses].count(True) == 1
+    assert (await guard.check("alice", None)).retry_after == pytest.approx(10)
+    clock.advance(10.5)
+    for _ in range(3):
+        status = await guard.failed("alice", None)
+    assert status.retry_after == pytest.approx(20)  # the second lockout: strikes went 1, 2
+    assert guard.statistics().lockouts[SubjectKind.PRINCIPAL] == 2
+
+
+async def test_lockouts_far_past_the_cap_still_lock(make_store: StoreFactory) -> None:
+    clock = ManualClock(0.0)
+    policy = LockoutPolicy(max_failures=1, base_lockout=1, multiplier=1000, max_lockout=5, forget_after=600)
+    guard = LockoutGuard("login", policy, store=make_store(clock), clock=clock)
+    for _ in range(120):  # 1000 ** 119 is past a float's range
+        status = await guard.failed("alice", None)
+        assert status.locked
+        clock.advance(5.5)
+    assert status.retry_after == pytest.approx(5)

@@ -229,3 +229,75 @@ async def test_concurrent_decisions_on_redis_never_exceed_the_burst(redis_server
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def test_requests_exactly_on_schedule_are_allowed_by_every_store(make_store: StoreFactory) -> None:
+    # A TAT stored with six decimals rounded up by up to 5e-7 s, more than the 1 ns of slack:
+    # Redis refused two of these six requests that the memory store allowed.
+    clock = ManualClock(1000.0)
+    limiter = RateLimiter("api", RateLimitPolicy(limit=3, period=2.0, burst=1), store=make_store(clock), clock=clock)
+    allowed = []
+    for _ in range(6):
+        allowed.append((await limiter.acquire("k")).allowed)
+        clock.advance(2 / 3)
+    assert allowed == [True] * 6
+
+
+@pytest.mark.parametrize("cost", [0, -5, 3, "1", True, 1.0])
+async def test_a_cost_outside_one_to_the_burst_is_refused_before_the_store_is_asked(cost: Any) -> None:
+    # -5 used to hand the key its quota back; 3 (over the burst) was told "retry in 0.5 s" and
+    # refused forever; "1" failed inside the store and was let through as a store error.
+    limiter = RateLimiter("api", RateLimitPolicy(limit=2, period=1.0, burst=2), clock=ManualClock())
+    with pytest.raises(BreakerConfigError) as caught:
+        await limiter.acquire("k", cost)
+    assert caught.value.field == "cost"
+    stats = limiter.statistics()
+    assert (stats.allowed, stats.limited, stats.store_errors) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"limit": True}, {"burst": True}, {"name": 5}, {"name": "a\r\nb"}, {"name": "caf\u00e9"}, {"period": True}]
+)
+def test_policy_refuses_what_a_header_or_the_math_cannot_carry(bad: dict[str, Any]) -> None:
+    with pytest.raises(BreakerConfigError) as caught:
+        RateLimitPolicy(**{"limit": 5, "period": 1.0, **bad})
+    assert caught.value.field in bad
+
+
+def test_statistics_can_be_read_from_another_thread_while_keys_are_limited() -> None:
+    # The exporter builds /metrics in a worker thread; the event loop notes limited keys meanwhile
+    # ("OrderedDict mutated during iteration", about 4 in 10,000 reads, before the lock).
+    import sys
+    import threading
+
+    limiter = RateLimiter(
+        "api", RateLimitPolicy(limit=1, period=3600.0), clock=ManualClock(), max_recent=50, recent_window=1e9
+    )
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                limiter.statistics()
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+
+        async def limit_many() -> None:
+            for i in range(20_000):
+                await limiter.acquire(f"key-{i % 200}")
+
+        asyncio.run(limit_many())
+    finally:
+        done.set()
+        reader.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert limiter.statistics().recently_limited_keys == 50

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -150,3 +152,33 @@ def test_in_flight_never_exceeds_the_limit_for_sheddable_traffic(ops: list[tuple
             held.pop(0)[1].success()
         assert limiter.in_flight == len(held)
         assert 1 <= limiter.limit <= 20
+
+
+@pytest.mark.parametrize("initial", [1, 2, 4, 8, 20])
+def test_gradient_drops_always_lower_the_limit_down_to_min_limit(initial: int) -> None:
+    # Halving plus the sqrt(limit) queue allowance is no cut at a limit of 4 or less: drops took
+    # a limit of 1 to 3.2 and held 4 there, whatever min_limit said.
+    gradient = GradientLimit(initial=initial, min_limit=1)
+    limits = [gradient._limit]
+    for _ in range(40):
+        gradient.on_sample(0.01, initial, dropped=True)
+        limits.append(gradient._limit)
+    assert all(b <= a for a, b in itertools.pairwise(limits))
+    assert gradient.limit == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: GradientLimit(long_window=0), "long_window"),
+        (lambda: GradientLimit(long_window=-5), "long_window"),
+        (lambda: AIMDLimit(latency_threshold=-1), "latency_threshold"),
+        (lambda: AIMDLimit(latency_threshold=0), "latency_threshold"),
+        (lambda: ConcurrencyLimiter("x", retry_after=-3), "retry_after"),
+        (lambda: ConcurrencyLimiter("x", retry_after=float("nan")), "retry_after"),
+    ],
+)
+def test_settings_that_break_the_algorithms_are_refused(make: object, field: str) -> None:
+    with pytest.raises(BreakerConfigError) as caught:
+        make()  # type: ignore[operator]
+    assert caught.value.field == field

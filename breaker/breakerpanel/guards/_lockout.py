@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -81,15 +82,30 @@ class LockoutPolicy:
         max_lockout: float = 3600.0,
         forget_after: float = 86_400.0,
     ) -> None:
-        if not isinstance(max_failures, int) or max_failures < 1:
+        if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 1:
             raise BreakerConfigError("max_failures", f"must be a positive integer (got {max_failures!r})")
-        for field, value in (("window", window), ("base_lockout", base_lockout), ("forget_after", forget_after)):
+        seconds = (
+            ("window", window),
+            ("base_lockout", base_lockout),
+            ("multiplier", multiplier),
+            ("max_lockout", max_lockout),
+            ("forget_after", forget_after),
+        )
+        for field, value in seconds:
+            # Finite: Redis keeps each record for as long as its longest setting (PEXPIRE).
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise BreakerConfigError(field, f"must be a finite number (got {value!r})")
             if not value > 0:
                 raise BreakerConfigError(field, f"must be positive (got {value!r})")
         if not multiplier >= 1:
             raise BreakerConfigError("multiplier", f"must be at least 1 (got {multiplier!r})")
         if not max_lockout >= base_lockout:
             raise BreakerConfigError("max_lockout", f"must be at least base_lockout (got {max_lockout!r})")
+        if not forget_after > max_lockout:
+            # A lockout is quiet time: strikes forgotten during one never escalate the next.
+            raise BreakerConfigError(
+                "forget_after", f"must be longer than max_lockout, {max_lockout!r} (got {forget_after!r})"
+            )
         self.max_failures = max_failures
         self.window = float(window)
         self.base_lockout = float(base_lockout)
@@ -99,7 +115,11 @@ class LockoutPolicy:
 
     def lockout_for(self, strikes: int) -> float:
         """Seconds of the ``strikes``-th lockout (1-based)."""
-        return min(self.max_lockout, self.base_lockout * self.multiplier ** max(0, strikes - 1))
+        try:
+            seconds = self.base_lockout * self.multiplier ** max(0, strikes - 1)
+        except OverflowError:  # past about a thousand strikes with the defaults: long since capped
+            return self.max_lockout
+        return min(self.max_lockout, seconds)
 
     def _key(self) -> tuple[float, ...]:
         return (self.max_failures, self.window, self.base_lockout, self.multiplier, self.max_lockout, self.forget_after)
@@ -168,6 +188,9 @@ class MemoryLockoutStore:
     least recently failing subject is forgotten."""
 
     def __init__(self, *, clock: Clock | None = None, max_subjects: int = 100_000) -> None:
+        if isinstance(max_subjects, bool) or not isinstance(max_subjects, int) or max_subjects < 1:
+            # 0 would forget every record as it is written: nobody would ever be locked out.
+            raise BreakerConfigError("max_subjects", f"must be a positive integer (got {max_subjects!r})")
         self.clock: Clock = clock if clock is not None else MonotonicClock()
         self.max_subjects = max_subjects
         self._records: OrderedDict[tuple[str, str], _Record] = OrderedDict()
@@ -213,6 +236,11 @@ class MemoryLockoutStore:
 
 def _fail(record: _Record, now: float, policy: LockoutPolicy) -> float:
     """The same arithmetic as the Lua script below."""
+    if record.until > now:
+        # Locked already: an attempt that passed check() before the lock began. It counts
+        # toward no new lockout (a burst of such attempts escalated to max_lockout at once).
+        record.last = now
+        return 0.0
     if record.strikes and now - record.last > policy.forget_after:
         record.strikes = 0
     if record.count == 0 or now - record.start > policy.window:
@@ -246,20 +274,24 @@ local count = tonumber(h[2]) or 0
 local strikes = tonumber(h[3]) or 0
 local until_ = tonumber(h[4]) or 0
 local last = tonumber(h[5]) or 0
-if strikes > 0 and now - last > forget then strikes = 0 end
-if count == 0 or now - start > window then start = now; count = 0 end
-count = count + 1
-last = now
 local locked_for = 0
-if count >= max_failures then
-  strikes = strikes + 1
-  locked_for = base * multiplier ^ (strikes - 1)
-  if locked_for > max_lockout then locked_for = max_lockout end
-  if now + locked_for > until_ then until_ = now + locked_for end
-  count = 0
+if until_ > now then
+  last = now  -- locked already: an attempt that passed the check before the lock (see _fail)
+else
+  if strikes > 0 and now - last > forget then strikes = 0 end
+  if count == 0 or now - start > window then start = now; count = 0 end
+  count = count + 1
+  last = now
+  if count >= max_failures then
+    strikes = strikes + 1
+    locked_for = base * multiplier ^ (strikes - 1)
+    if locked_for > max_lockout then locked_for = max_lockout end
+    if now + locked_for > until_ then until_ = now + locked_for end
+    count = 0
+  end
 end
-redis.call('HSET', KEYS[1], 'start', string.format('%.6f', start), 'count', count, 'strikes', strikes,
-  'until', string.format('%.6f', until_), 'last', string.format('%.6f', last))
+redis.call('HSET', KEYS[1], 'start', string.format('%.17g', start), 'count', count, 'strikes', strikes,
+  'until', string.format('%.17g', until_), 'last', string.format('%.17g', last))
 local keep = window
 if until_ - now > keep then keep = until_ - now end
 if strikes > 0 and forget > keep then keep = forget end

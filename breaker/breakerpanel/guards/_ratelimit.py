@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -57,6 +58,14 @@ __all__ = [
 #: Keys the memory store keeps before it forgets the least recently used ones.
 DEFAULT_MAX_KEYS = 100_000
 
+# An HTTP token (RFC 9110, section 5.6.2): what a policy's name must be in a RateLimit header.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _is_count(value: object) -> bool:
+    """A positive ``int`` (``True`` is an ``int`` to Python, not a count here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
 
 def hash_key(key: str) -> str:
     """A short, stable digest of ``key``: what shared stores keep instead of the key itself."""
@@ -74,15 +83,20 @@ class RateLimitPolicy:
     __slots__ = ("burst", "limit", "name", "period")
 
     def __init__(self, *, limit: int, period: float, burst: int | None = None, name: str = "default") -> None:
-        if not isinstance(limit, int) or limit < 1:
+        if not _is_count(limit):
             raise BreakerConfigError("limit", f"must be a positive integer (got {limit!r})")
-        if not (isinstance(period, int | float) and math.isfinite(period) and period > 0):
+        if not (
+            isinstance(period, int | float) and not isinstance(period, bool) and math.isfinite(period) and period > 0
+        ):
             raise BreakerConfigError("period", f"must be a positive number of seconds (got {period!r})")
         burst = limit if burst is None else burst
-        if not isinstance(burst, int) or burst < 1:
+        if not _is_count(burst):
             raise BreakerConfigError("burst", f"must be a positive integer (got {burst!r})")
-        if not name or any(c in name for c in '"\\;,= '):
-            raise BreakerConfigError("name", f"must be a token usable in a RateLimit header (got {name!r})")
+        if not (isinstance(name, str) and _TOKEN.fullmatch(name)):
+            raise BreakerConfigError(
+                "name",
+                f"must be an HTTP token (letters, digits, !#$%&'*+-.^_`|~): RateLimit headers carry it (got {name!r})",
+            )
         self.limit = limit
         self.period = float(period)
         self.burst = burst
@@ -217,7 +231,7 @@ if now + 0.000000001 < allow_at then
 end
 local ttl = math.ceil((new_tat - now) * 1000)
 if ttl < 1 then ttl = 1 end
-redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', ttl)
+redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', ttl)
 local remaining = math.floor((now - allow_at) / interval + 0.000000001)
 if remaining > burst then remaining = burst end
 return {1, tostring(remaining), '0', tostring(new_tat - now)}
@@ -336,9 +350,18 @@ class RateLimiter:
         self._limited = 0
         self._store_errors = 0
         self._recent: OrderedDict[str, float] = OrderedDict()
+        # statistics() runs in the exporter's thread while the event loop notes limited keys.
+        self._recent_lock = threading.Lock()
 
     async def acquire(self, key: str, cost: int = 1) -> RateDecision:
-        """Decide on one request of ``key`` (never raises for a limited request)."""
+        """Decide on one request of ``key`` (never raises for a limited request).
+
+        ``cost``: how many requests this one counts as, from 1 to the policy's ``burst`` (a
+        costlier request could never be allowed); anything else raises ``BreakerConfigError``."""
+        if not _is_count(cost) or cost > self.policy.burst:
+            raise BreakerConfigError(
+                "cost", f"must be an integer from 1 to the burst, {self.policy.burst} (got {cost!r})"
+            )
         try:
             decision = await self.store.decide(self.name, key, self.policy, cost)
         except Exception:
@@ -365,14 +388,16 @@ class RateLimiter:
     def _note_limited(self, key: str) -> None:
         now = self.clock.now()
         recent = self._recent
-        recent[key] = now
-        recent.move_to_end(key)
-        while recent and (len(recent) > self.max_recent or next(iter(recent.values())) < now - self.recent_window):
-            recent.popitem(last=False)
+        with self._recent_lock:
+            recent[key] = now
+            recent.move_to_end(key)
+            while recent and (len(recent) > self.max_recent or next(iter(recent.values())) < now - self.recent_window):
+                recent.popitem(last=False)
 
     def statistics(self) -> RateLimiterStatistics:
         now = self.clock.now()
-        recent = sum(1 for at in self._recent.values() if at >= now - self.recent_window)
+        with self._recent_lock:
+            recent = sum(1 for at in self._recent.values() if at >= now - self.recent_window)
         return RateLimiterStatistics(self.name, self.policy, self._allowed, self._limited, recent, self._store_errors)
 
     def __repr__(self) -> str:

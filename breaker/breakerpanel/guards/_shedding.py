@@ -70,6 +70,11 @@ class LimitAlgorithm(Protocol):
         completed after ``rtt`` seconds; ``dropped``: it failed in a way that means overload."""
 
 
+def _is_number(value: object) -> bool:
+    """A finite real number (``bool`` is not one here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_bounds(initial: int, min_limit: int, max_limit: int) -> None:
     if not 1 <= min_limit <= initial <= max_limit:
         raise BreakerConfigError(
@@ -93,6 +98,11 @@ class AIMDLimit:
         _check_bounds(initial, min_limit, max_limit)
         if not 0.5 <= backoff_ratio < 1:
             raise BreakerConfigError("backoff_ratio", f"must be in [0.5, 1) (got {backoff_ratio})")
+        if not (_is_number(latency_threshold) and latency_threshold > 0):
+            # 0 or less would count every sample as slow: the limit would only ever shrink.
+            raise BreakerConfigError(
+                "latency_threshold", f"must be a positive number of seconds (got {latency_threshold!r})"
+            )
         self.min_limit = min_limit
         self.max_limit = max_limit
         self.backoff_ratio = backoff_ratio
@@ -133,6 +143,8 @@ class GradientLimit:
             raise BreakerConfigError("smoothing", f"must be in (0, 1] (got {smoothing})")
         if not tolerance >= 1:
             raise BreakerConfigError("tolerance", f"must be at least 1 (got {tolerance})")
+        if isinstance(long_window, bool) or not isinstance(long_window, int) or long_window < 1:
+            raise BreakerConfigError("long_window", f"must be a positive number of samples (got {long_window!r})")
         self.min_limit = min_limit
         self.max_limit = max_limit
         self.smoothing = smoothing
@@ -157,8 +169,13 @@ class GradientLimit:
             self._long_rtt *= 0.95
         if not dropped and in_flight * 2 < self._limit:
             return  # app-limited: the samples say nothing about the limit
-        gradient = 0.5 if dropped else max(0.5, min(1.0, self.tolerance * self._long_rtt / rtt))
-        target = self._limit * gradient + math.sqrt(self._limit)
+        if dropped:
+            # Overload said outright: halve, without the queue allowance (sqrt(limit)), which
+            # at a limit of 4 or less is as large as the cut and would hold or raise the limit.
+            target = self._limit * 0.5
+        else:
+            gradient = max(0.5, min(1.0, self.tolerance * self._long_rtt / rtt))
+            target = self._limit * gradient + math.sqrt(self._limit)
         new = self._limit * (1 - self.smoothing) + target * self.smoothing
         self._limit = max(float(self.min_limit), min(float(self.max_limit), new))
 
@@ -235,6 +252,10 @@ class ConcurrencyLimiter:
     ) -> None:
         if not 0 < sheddable_share <= 1:
             raise BreakerConfigError("sheddable_share", f"must be in (0, 1] (got {sheddable_share})")
+        if not (_is_number(retry_after) and retry_after >= 0):
+            raise BreakerConfigError(
+                "retry_after", f"must be a finite number of seconds, 0 or more (got {retry_after!r})"
+            )
         self.name = name
         self.algorithm: LimitAlgorithm = algorithm if algorithm is not None else GradientLimit()
         self.clock: Clock = clock if clock is not None else MonotonicClock()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from breakerpanel._extras import require as require_extra
@@ -202,7 +203,7 @@ async def authenticate(
         ok = await result if inspect.isawaitable(result) else bool(result)
         if status.locked:
             if reveal_lockout:
-                retry = str(max(1, round(status.retry_after)))
+                retry = str(max(1, math.ceil(status.retry_after)))  # never before the lock ends
                 raise HTTPException(429, "too many failed attempts: retry later", headers={"Retry-After": retry})
             raise unauthorized
         if ok:
@@ -245,7 +246,7 @@ class LoadSheddingMiddleware:
             return
         ticket = limiter.try_acquire(self.priority(scope))
         if ticket is None:
-            retry = str(max(1, round(limiter.retry_after)))
+            retry = str(max(1, math.ceil(limiter.retry_after)))
             await _answer(send, 503, "overloaded: retry later", {"Retry-After": retry})
             return
         status = 0

@@ -79,7 +79,12 @@ def intake_lockout(failures_allowed: int, window: float, lockout: float) -> Lock
     """The bot's lockout: ``failures_allowed`` bad credentials from one address within ``window``
     seconds lock it out for ``lockout`` seconds, doubling on each repeat (up to 16 times)."""
     policy = LockoutPolicy(
-        max_failures=failures_allowed, window=window, base_lockout=lockout, multiplier=2, max_lockout=lockout * 16
+        max_failures=failures_allowed,
+        window=window,
+        base_lockout=lockout,
+        multiplier=2,
+        max_lockout=lockout * 16,
+        forget_after=max(86_400.0, lockout * 32),  # strikes outlive the longest lockout
     )
     return LockoutGuard("incident_bot.auth", policy, address_policy=policy)
 
