@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -396,3 +397,96 @@ async def test_an_endpoint_that_tripped_before_its_service_gathers_the_features_
     assert {(i.status, i.parent_id) for i in (first, feature)} == {("attached", root.id)}
     # One card for the whole fault: the endpoint's, not yet sent, was the only one queued before.
     assert [n for n in await notifications(db) if n[1] == "slack"] == [(root.id, "slack", "card", "#breakers")]
+
+
+def _ended(payload: dict[str, Any], minutes: int) -> dict[str, Any]:
+    """``payload`` with its alerts ending ``minutes`` after they started."""
+    for alert in payload["alerts"]:
+        starts = datetime.fromisoformat(alert["startsAt"].replace("Z", "+00:00"))
+        alert["endsAt"] = (starts + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+    return payload
+
+
+async def test_a_late_resolve_of_an_earlier_episode_leaves_the_current_one_firing(make_engine: MakeEngine) -> None:
+    # Before, the late copy resolved the newest episode: its page closed while it fired on.
+    engine, db, clock = await make_engine(resolve_after=60)
+    first = AlertSpec(breaker_labels("openai"), starts=0)
+    second = AlertSpec(first.labels, starts=30, fingerprint=first.fingerprint)
+    await process(engine, webhook((first, "firing")), _ended(webhook((first, "resolved")), 10))
+    clock.advance(61)
+    await engine.tick()
+    await process(engine, webhook((second, "firing")))
+    late = _ended(webhook((first, "resolved"), group_key='{}:{alertname="Other"}'), 10)
+    assert await store(db, late)
+    outcome = await engine.process_pending()
+    assert (outcome.stale, outcome.alerts_resolved) == (1, 0)
+    clock.advance(61)
+    await engine.tick()
+    old, current = await all_incidents(db)
+    assert (old.status, current.status, current.quiet_since) == ("resolved", "open", None)
+    assert [n[2] for n in await notifications(db, current.id) if n[1] == "pagerduty"] == ["trigger"]
+
+
+async def test_a_firing_that_arrives_after_its_resolve_is_stale(make_engine: MakeEngine) -> None:
+    # The resolve got through first (the firing's notification was retried, or came from the
+    # other Alertmanager). Before, the firing opened an incident and a page that Alertmanager,
+    # having sent the resolve, never closed.
+    engine, db, _ = await make_engine(resolve_after=60)
+    alert = AlertSpec(breaker_labels("openai"))
+    await process(engine, webhook((alert, "resolved")))
+    assert await store(db, webhook((alert, "firing"), group_key='{}:{alertname="Other"}'))
+    outcome = await engine.process_pending()
+    assert (outcome.stale, outcome.alerts_new, outcome.opened) == (1, 0, 0)
+    assert await all_incidents(db) == []
+    assert await notifications(db) == []
+    # A new episode of the same alert still opens an incident.
+    again = AlertSpec(alert.labels, starts=90, fingerprint=alert.fingerprint)
+    await process(engine, webhook((again, "firing")))
+    (incident,) = await all_incidents(db)
+    assert incident.status == "open"
+
+
+async def test_a_quiet_endpoint_is_adopted_by_its_service_and_fires_again_inside_it(make_engine: MakeEngine) -> None:
+    # The endpoint paged and went quiet; its service trips; the endpoint trips again. Before, the
+    # service's incident left the quiet one alone, whose next alert made it a second live root
+    # incident with a page of its own: two pages for one cause.
+    engine, db, _ = await make_engine(resolve_after=300)
+    chat = AlertSpec(breaker_labels("openai.chat", level="endpoint", parent="openai"), starts=0)
+    chat_again = AlertSpec(chat.labels, starts=5, fingerprint=chat.fingerprint)
+    openai = AlertSpec(breaker_labels("openai"), starts=4)
+    await process(engine, webhook((chat, "firing")), webhook((chat, "resolved")))
+    await _delivered(db)  # the endpoint's page went out
+    await process(engine, webhook((openai, "firing")))
+    child, root = await all_incidents(db)
+    assert (child.status, child.parent_id, child.quiet_since) == ("attached", root.id, None)
+    assert root.dedup_key == child.dedup_key  # the root took the endpoint's page over
+    await process(engine, webhook((chat_again, "firing")))
+    child, root = await all_incidents(db)
+    assert (child.status, child.parent_id) == ("attached", root.id)
+    assert [i.id for i in await all_incidents(db) if i.parent_id is None and i.status != "resolved"] == [root.id]
+
+
+async def test_a_child_promoted_when_its_root_resolves_keeps_the_page_the_root_took_over(
+    make_engine: MakeEngine,
+) -> None:
+    # The root's resolve and the child's trigger of one dedup_key belong to two incidents, whose
+    # deliveries the outbox does not order: PagerDuty could hear the resolve last, and the firing
+    # endpoint had no page. The root now resolves nothing of it: the child's trigger updates it.
+    engine, db, clock = await make_engine(resolve_after=60)
+    chat = AlertSpec(breaker_labels("openai.chat", level="endpoint", parent="openai"))
+    openai = AlertSpec(breaker_labels("openai"))
+    await process(engine, webhook((chat, "firing")))
+    await _delivered(db)
+    await process(engine, webhook((openai, "firing")))
+    await _delivered(db)
+    await process(engine, webhook((openai, "resolved")))
+    clock.advance(61)
+    await engine.tick()
+    child, root = await all_incidents(db)
+    assert (root.status, child.status, child.parent_id) == ("resolved", "open", None)
+    assert child.dedup_key == root.dedup_key
+    pending = [
+        (o.incident_id, o.action) for o in await rows(db, outbox) if o.status == "pending" and o.target == "pagerduty"
+    ]
+    assert pending == [(child.id, "trigger")]
+    assert "promoted" in await timeline(db, child.id)

@@ -6,13 +6,14 @@ The rules, in order of what they prevent:
   firing again, or resolved again, is a no-op, whatever ``startsAt`` each copy carries (two
   Prometheus replicas give two, and Alertmanager merges them to the earlier: a resolve may carry
   another ``startsAt`` than the firing stored). A firing that starts no later than an episode that
-  already ended (a late retry, another Alertmanager) is stale.
+  already ended (a late retry, another Alertmanager) is stale, and so is a resolve that ended
+  before the episode stored began; a resolve seen first is stored, so its late firing is stale.
 - **One incident per root cause.** Every alert about a breaker joins the breaker's live incident;
   PagerDuty hears of it through one ``dedup_key`` (:attr:`Identity.dedup_key`). An endpoint's
   alerts belong under its service's incident, a feature's under the incident of a service it
   requires (:meth:`Breaker.root_services`): they are *attached* to it, whatever the order they
   arrive in. A child that arrived first (and may have paged) is adopted by its service's incident
-  when that opens: the root takes over its page and its Slack card, and nobody is paged twice. A
+  when that opens, firing or quiet: the root takes over its page and its Slack card, and nobody is paged twice. A
   child more urgent than its root raises the root (a feature degraded for users pages through the
   incident of the provider that caused it).
 - **Flaps fold.** When the last alert of an incident resolves, the incident goes quiet; it resolves
@@ -73,6 +74,12 @@ CHANGE_ALERTS = frozenset({"CircuitBreakerManualState"})
 def severity_of(labels: Mapping[str, str]) -> str:
     value = labels.get("severity", "").lower()
     return value if value in SEVERITIES else ("critical" if value == "page" else "error" if value else "warning")
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` comparable with any other: Alertmanager's times carry a zone; a sender's that
+    do not are read as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _more_urgent(a: str, b: str) -> str:
@@ -289,7 +296,7 @@ class Engine:
     async def _adopt(self, conn: AsyncConnection, root_id: int, identity: Identity, at: float) -> list[IncidentRow]:
         """An incident just opened: the live incidents of breakers its breaker explains
         (:meth:`Breaker.explains`: a service's endpoints and the features that require it; an
-        endpoint's features), opened first and still firing, become its children, and theirs
+        endpoint's features), opened first and still firing or quiet, become its children, and theirs
         become its too. The root takes over the first paged one's page (its dedup_key) and every
         Slack card they have where the root has none, and the most urgent severity among them.
         Returns the adopted incidents."""
@@ -301,8 +308,9 @@ class Engine:
             found = breaker_of(child.labels)
             if found is None or not breaker.explains(found):
                 continue
-            if child.quiet_since is not None:
-                continue  # over already: it resolves by itself after its quiet time
+            # A quiet child too (its alerts over, its resolve_after not yet): the same root cause
+            # within the time its next alert would be a flap, and its page still open; left
+            # alone, its next alert made it a second live root incident with a page of its own.
             adopted.append(child)
             await conn.execute(
                 update(incidents)
@@ -344,11 +352,21 @@ class Engine:
     async def _resolved(self, conn: AsyncConnection, alert: Alert, at: float, out: Outcome) -> int | None:
         known = await self._episode(conn, alert)
         if known is None:
-            # Resolved before we saw it fire (the bot started later): nothing of ours to close.
+            # Resolved before we saw it fire: the bot started later, or the firing comes late (a
+            # retry, the other Alertmanager). Nothing of ours to close; the episode is remembered
+            # as over, so that its late firing is stale instead of a page nothing would resolve.
             out.stale += 1
+            await self._add_alert(conn, None, alert, severity_of(alert.labels), at, status=AlertStatus.RESOLVED)
             return None
         if known.status == AlertStatus.RESOLVED:
             out.duplicates += 1
+            return None
+        if alert.endsAt is not None and _utc(alert.endsAt) < _utc(datetime.fromisoformat(known.starts_at)):
+            # The resolve of an earlier episode (a late copy in another notification): the one
+            # stored began after it ended, and fires on. (A resolve of the stored episode may
+            # carry an earlier startsAt, Alertmanager's merge of two Prometheus replicas' copies,
+            # but never an end before the episode's start.)
+            out.stale += 1
             return None
         out.alerts_resolved += 1
         await conn.execute(
@@ -497,21 +515,31 @@ class Engine:
             .where(incidents.c.id == incident.id)
             .values(status=IncidentStatus.RESOLVED, resolved_at=at, resolved_by=by, updated_at=at, quiet_since=None)
         )
+        children = await fetch_incidents(
+            conn, incidents.c.parent_id == incident.id, incidents.c.status == IncidentStatus.ATTACHED
+        )
+        promoted: dict[int, IncidentReceivers] = {}
+        handed_back: set[str] = set()
+        for child in children:
+            if await self._firing_count(conn, child.id):
+                promoted[child.id] = self._receivers(incident_labels({**child.labels, "severity": child.severity}))
+                if child.dedup_key == incident.dedup_key:
+                    # The page this incident took over from the child goes back to it, open: a
+                    # resolve here and the child's trigger of the same dedup_key would belong to
+                    # two incidents, whose deliveries are not ordered: the resolve could land last.
+                    handed_back.update(promoted[child.id].pagerduty)
         for ref in incident.receivers.pagerduty:
-            await self._enqueue(conn, incident.id, Target.PAGERDUTY, Action.RESOLVE, ref, at)
+            if ref not in handed_back:
+                await self._enqueue(conn, incident.id, Target.PAGERDUTY, Action.RESOLVE, ref, at)
         await self._event(conn, incident.id, at, EventKind.RESOLVED, text, {"by": by} if by else {})
         await self._cards(conn, incident, at)
         if by is not None:  # a person resolved it from Slack: say so in the thread
             await self._reply(conn, incident, at, text)
         await self._chart(conn, incident.id, at, RESOLVED)
-        children = await fetch_incidents(
-            conn, incidents.c.parent_id == incident.id, incidents.c.status == IncidentStatus.ATTACHED
-        )
         for child in children:
-            if await self._firing_count(conn, child.id):
+            receivers = promoted.get(child.id)
+            if receivers is not None:
                 # Still firing without its parent: it is an incident of its own now, and pages.
-                labels = incident_labels({**child.labels, "severity": child.severity})
-                receivers = self._receivers(labels)
                 await conn.execute(
                     update(incidents)
                     .where(incidents.c.id == child.id)
@@ -522,7 +550,12 @@ class Engine:
                     child.id,
                     at,
                     EventKind.PROMOTED,
-                    f"Its parent incident #{incident.id} resolved while it fires.",
+                    f"Its parent incident #{incident.id} resolved while it fires"
+                    + (
+                        "; the page it had comes back to it, still open."
+                        if child.dedup_key == incident.dedup_key
+                        else "."
+                    ),
                 )
                 await self._notify_open(conn, child.id, at, [])
             else:
@@ -598,14 +631,22 @@ class Engine:
         return int(result.scalar_one())
 
     async def _add_alert(
-        self, conn: AsyncConnection, incident_id: int | None, alert: Alert, severity: str, at: float
+        self,
+        conn: AsyncConnection,
+        incident_id: int | None,
+        alert: Alert,
+        severity: str,
+        at: float,
+        *,
+        status: AlertStatus = AlertStatus.FIRING,
     ) -> None:
         await conn.execute(
             insert(alerts).values(
                 key=alert.key,
                 incident_id=incident_id,
                 alertname=bounded(alert.labels.get("alertname", "alert"), 200),
-                status=AlertStatus.FIRING,
+                status=status,
+                resolved_at=at if status == AlertStatus.RESOLVED else None,
                 severity=severity,
                 labels=dict(alert.labels),
                 annotations=dict(alert.annotations),
