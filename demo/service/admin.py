@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -73,7 +74,7 @@ def admin_router(registry: BreakerRegistry, token: bytes | None, lockout: Lockou
         async with ConstantTime(ADMIN_MIN_DURATION):
             status = await guard.check(None, address)
             if status.locked:
-                retry = str(max(1, round(status.retry_after)))
+                retry = str(max(1, math.ceil(status.retry_after)))  # never before the lock ends
                 raise HTTPException(429, "too many bad tokens from this address", headers={"Retry-After": retry})
             await guard.failed(None, address)
             raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})

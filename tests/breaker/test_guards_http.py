@@ -161,6 +161,32 @@ async def test_retry_after_never_sends_a_client_back_before_the_lock_ends() -> N
         assert ok.status_code == 200
 
 
+async def test_concurrent_wrong_passwords_get_max_failures_answers() -> None:
+    # Each request used to pass the check before any failure counted: 20 concurrent guesses were
+    # 20 answers. Now the attempts beyond the failures left are told to come back (429, 1 s).
+    guard = LockoutGuard("login", LockoutPolicy(max_failures=3, window=60, base_lockout=30), clock=ManualClock())
+    app = FastAPI()
+    checking = asyncio.Event()
+
+    @app.post("/login")
+    async def login(request: Request, password: Annotated[str, Header()]) -> dict[str, str]:
+        async def verify() -> bool:
+            await checking.wait()  # a password hash in a thread, a user lookup
+            return constant_time_equals(password, "correct horse")
+
+        await authenticate(guard, "alice", client_address(request.scope), verify, min_duration=0.0)
+        return {"user": "alice"}
+
+    async with client_for(app) as client:
+        posts = [asyncio.create_task(client.post("/login", headers={"password": "guess"})) for _ in range(20)]
+        await asyncio.sleep(0.2)  # every request has reached its check
+        checking.set()
+        answers = await asyncio.gather(*posts)
+    codes = sorted((a.status_code, a.headers.get("retry-after")) for a in answers)
+    assert codes == [(401, None)] * 3 + [(429, "1")] * 17
+    assert guard.statistics().failures == 3
+
+
 async def test_lockout_answers_take_the_same_time() -> None:
     guard = LockoutGuard("login", LockoutPolicy(max_failures=2, window=60, base_lockout=30), clock=ManualClock())
     app = make_login_app(guard, reveal=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -20,6 +21,7 @@ from breakerpanel.guards import (
     SubjectKind,
     constant_time_equals,
 )
+from breakerpanel.guards._lockout import ATTEMPT_TIMEOUT, BUSY_RETRY
 from tests.servers import REDIS_VERSIONS, RedisServer
 
 StoreFactory = Callable[[ManualClock], LockoutStore]
@@ -232,3 +234,106 @@ async def test_lockouts_far_past_the_cap_still_lock(make_store: StoreFactory) ->
         assert status.locked
         clock.advance(5.5)
     assert status.retry_after == pytest.approx(5)
+
+
+async def test_concurrent_guesses_get_as_many_answers_as_failures_left(make_store: StoreFactory) -> None:
+    # Every attempt used to pass check() before the first failure was recorded: 100 concurrent
+    # wrong guesses were 100 secrets verified. An attempt now holds a place among the failures
+    # left (3 here) from its check to its outcome; the others are told to come back.
+    clock = ManualClock(1000.0)
+    guard = make_guard(make_store, clock)
+    verified = refused = 0
+    outcomes_may_come, all_refused = asyncio.Event(), asyncio.Event()
+
+    async def guess() -> tuple[bool, float]:
+        nonlocal verified, refused
+        async with guard.attempt("alice", "192.0.2.7") as attempt:
+            if attempt.status.locked:
+                refused += 1
+                if refused == 27:
+                    all_refused.set()
+                return False, attempt.status.retry_after
+            verified += 1
+            await outcomes_may_come.wait()  # the secret's check takes a while (a hash, a lookup)
+            status = await attempt.failed()
+            return True, status.retry_after
+
+    tasks = [asyncio.create_task(guess()) for _ in range(30)]
+    await all_refused.wait()
+    outcomes_may_come.set()
+    results = await asyncio.gather(*tasks)
+    assert verified == 3
+    assert sorted(r for r in results if not r[0]) == [(False, BUSY_RETRY)] * 27
+    assert sorted(r[1] for r in results if r[0]) == [0.0, 0.0, pytest.approx(10)]  # the third locks
+    stats = guard.statistics()
+    assert (stats.failures, stats.lockouts[SubjectKind.PRINCIPAL], stats.rejected) == (3, 1, 27)
+    assert (await guard.check("alice", None)).retry_after == pytest.approx(10)
+    clock.advance(10.5)
+    async with guard.attempt("alice", "192.0.2.7") as attempt:  # every place was given back
+        assert not attempt.status.locked
+        await attempt.succeeded()
+
+
+async def test_an_attempt_that_reports_no_outcome_gives_its_place_back(make_store: StoreFactory) -> None:
+    clock = ManualClock(1000.0)
+    guard = make_guard(make_store, clock)
+
+    async def user_store_down() -> None:
+        async with guard.attempt("alice", "192.0.2.7") as attempt:
+            assert not attempt.status.locked
+            raise ConnectionError("the user store is down: not a wrong secret")
+
+    for _ in range(5):  # more than max_failures (3) attempts, one after another, none reporting
+        with pytest.raises(ConnectionError):
+            await user_store_down()
+    started = asyncio.Event()
+
+    async def cancelled() -> None:
+        async with guard.attempt("alice", None):
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(cancelled())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    holders = [guard.attempt("alice", "192.0.2.7") for _ in range(3)]
+    for holder in holders:
+        assert not (await holder.__aenter__()).status.locked
+    assert guard.statistics().failures == 0
+
+
+async def test_a_success_gives_the_addresss_place_back_and_keeps_its_failures(make_store: StoreFactory) -> None:
+    clock = ManualClock(1000.0)
+    address_policy = LockoutPolicy(max_failures=2, window=60, base_lockout=30)
+    guard = LockoutGuard("login", POLICY, address_policy=address_policy, store=make_store(clock), clock=clock)
+    async with guard.attempt("bob", "203.0.113.9") as attempt:
+        await attempt.failed()
+    for _ in range(3):  # bob's successes free the address's place each time
+        async with guard.attempt("bob", "203.0.113.9") as attempt:
+            assert not attempt.status.locked
+            await attempt.succeeded()
+    async with guard.attempt("carol", "203.0.113.9") as attempt:
+        assert not attempt.status.locked
+        status = await attempt.failed()
+    assert (status.locked, status.kind) == (True, SubjectKind.ADDRESS)  # the address kept bob's failure
+
+
+async def test_places_of_attempts_that_never_report_are_forgotten(make_store: StoreFactory) -> None:
+    # An attempt whose replica died mid-way never gives its place back: a store forgets it.
+    clock = ManualClock(1000.0)
+    store = make_store(clock)
+    assert [await store.begin("login", "principal:alice", POLICY) for _ in range(4)] == [0, 0, 0, BUSY_RETRY]
+    clock.advance(ATTEMPT_TIMEOUT + 1)
+    assert await store.begin("login", "principal:alice", POLICY) == 0
+
+
+async def test_an_attempt_reports_once() -> None:
+    guard = LockoutGuard("login", POLICY, clock=ManualClock())
+    async with guard.attempt("alice", None) as attempt:
+        await attempt.failed()
+        with pytest.raises(RuntimeError):
+            await attempt.succeeded()
+    with pytest.raises(RuntimeError):
+        await attempt.__aenter__()

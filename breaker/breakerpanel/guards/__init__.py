@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._lockout import (
     ConstantTime,
     LockedOutError,
+    LockoutAttempt,
     LockoutGuard,
     LockoutPolicy,
     LockoutStatistics,
@@ -55,6 +56,7 @@ __all__ = [
     "GuardListener",
     "LimitAlgorithm",
     "LockedOutError",
+    "LockoutAttempt",
     "LockoutGuard",
     "LockoutPolicy",
     "LockoutStatistics",

@@ -40,6 +40,7 @@ from ._ratelimit import GuardListener, _notify, hash_key
 __all__ = [
     "ConstantTime",
     "LockedOutError",
+    "LockoutAttempt",
     "LockoutGuard",
     "LockoutPolicy",
     "LockoutStatistics",
@@ -152,6 +153,13 @@ class LockoutStatus:
 
 _OPEN = LockoutStatus(False, 0.0)
 
+#: Seconds an attempt may hold its place (:meth:`LockoutGuard.attempt`) without reporting: a
+#: store forgets places older than this (an attempt whose replica died never reports).
+ATTEMPT_TIMEOUT = 30.0
+#: What an attempt is told when the attempts in flight fill every failure its subject has left:
+#: come back once they have reported (an authentication takes well under a second).
+BUSY_RETRY = 1.0
+
 
 @runtime_checkable
 class LockoutStore(Protocol):
@@ -160,11 +168,21 @@ class LockoutStore(Protocol):
     async def locked_for(self, guard: str, subject: str) -> float:
         """Seconds ``subject`` stays locked (0: not locked)."""
 
-    async def failed(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
-        """Count a failure; return the seconds of the lockout it started (0: none)."""
+    async def failed(self, guard: str, subject: str, policy: LockoutPolicy, *, reserved: bool = False) -> float:
+        """Count a failure; return the seconds of the lockout it started (0: none). ``reserved``:
+        of an attempt that holds a place (:meth:`begin`), which it gives back."""
 
     async def succeeded(self, guard: str, subject: str) -> None:
         """Forget ``subject``'s failures and strikes."""
+
+    async def begin(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
+        """Give an attempt a place, in one step with the check: 0 when it has one; else the seconds
+        to wait (the lock's, or :data:`BUSY_RETRY` while the attempts in flight fill every failure
+        ``subject`` has left before its next lockout)."""
+
+    async def release(self, guard: str, subject: str) -> None:
+        """Give back a place taken by :meth:`begin` (an attempt that neither failed nor cleared
+        ``subject``)."""
 
 
 @dataclass(slots=True)
@@ -174,12 +192,16 @@ class _Record:
     strikes: int = 0
     until: float = 0.0
     last: float = 0.0
+    #: Attempts in flight (:meth:`LockoutStore.begin`), and when the last one began.
+    pending: int = 0
+    pending_at: float = 0.0
 
     def idle(self, now: float, policy_window: float, forget_after: float) -> bool:
         return (
             self.until <= now
             and (self.count == 0 or now - self.start > policy_window)
             and (self.strikes == 0 or now - self.last > forget_after)
+            and (self.pending == 0 or now - self.pending_at > ATTEMPT_TIMEOUT)
         )
 
 
@@ -206,7 +228,7 @@ class MemoryLockoutStore:
             return 0.0
         return max(0.0, record.until - self.clock.now())
 
-    async def failed(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
+    async def failed(self, guard: str, subject: str, policy: LockoutPolicy, *, reserved: bool = False) -> float:
         now = self.clock.now()
         slot = (guard, subject)
         with self._lock:
@@ -214,6 +236,8 @@ class MemoryLockoutStore:
             if record is None:
                 record = self._records[slot] = _Record()
             self._records.move_to_end(slot)
+            if reserved and record.pending:
+                record.pending -= 1
             locked_for = _fail(record, now, policy)
             self._forget = (max(self._forget[0], policy.window), max(self._forget[1], policy.forget_after))
             self._sweep(now)
@@ -222,6 +246,25 @@ class MemoryLockoutStore:
     async def succeeded(self, guard: str, subject: str) -> None:
         with self._lock:
             self._records.pop((guard, subject), None)
+
+    async def begin(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
+        now = self.clock.now()
+        slot = (guard, subject)
+        with self._lock:
+            record = self._records.get(slot)
+            if record is None:
+                record = self._records[slot] = _Record()
+            self._records.move_to_end(slot)
+            wait = _begin(record, now, policy)
+            self._forget = (max(self._forget[0], policy.window), max(self._forget[1], policy.forget_after))
+            self._sweep(now)
+        return wait
+
+    async def release(self, guard: str, subject: str) -> None:
+        with self._lock:
+            record = self._records.get((guard, subject))
+            if record is not None and record.pending:
+                record.pending -= 1
 
     def _sweep(self, now: float) -> None:
         records = self._records
@@ -232,6 +275,20 @@ class MemoryLockoutStore:
                 del records[slot]
             else:
                 break
+
+
+def _begin(record: _Record, now: float, policy: LockoutPolicy) -> float:
+    """The same arithmetic as the Lua script below."""
+    if record.until > now:
+        return record.until - now
+    if record.pending and now - record.pending_at > ATTEMPT_TIMEOUT:
+        record.pending = 0  # places of attempts that never reported
+    failures = record.count if record.count and now - record.start <= policy.window else 0
+    if failures + record.pending >= policy.max_failures:
+        return BUSY_RETRY
+    record.pending += 1
+    record.pending_at = now
+    return 0.0
 
 
 def _fail(record: _Record, now: float, policy: LockoutPolicy) -> float:
@@ -257,10 +314,13 @@ def _fail(record: _Record, now: float, policy: LockoutPolicy) -> float:
     return locked_for
 
 
+_LUA_CONSTANTS = f"local ATTEMPT_TIMEOUT = {ATTEMPT_TIMEOUT!r}\nlocal BUSY_RETRY = {BUSY_RETRY!r}\n"
+
 # KEYS[1]: the subject's hash. ARGV: max_failures, window, base, multiplier, max_lockout,
-# forget_after, now ('' for the server's TIME).
+# forget_after, now ('' for the server's TIME), reserved ('1': give back an attempt's place).
 _FAIL_SCRIPT = (
     lua_now(7)
+    + _LUA_CONSTANTS
     + """
 local max_failures = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -268,12 +328,15 @@ local base = tonumber(ARGV[3])
 local multiplier = tonumber(ARGV[4])
 local max_lockout = tonumber(ARGV[5])
 local forget = tonumber(ARGV[6])
-local h = redis.call('HMGET', KEYS[1], 'start', 'count', 'strikes', 'until', 'last')
+local h = redis.call('HMGET', KEYS[1], 'start', 'count', 'strikes', 'until', 'last', 'pending', 'pending_at')
 local start = tonumber(h[1]) or 0
 local count = tonumber(h[2]) or 0
 local strikes = tonumber(h[3]) or 0
 local until_ = tonumber(h[4]) or 0
 local last = tonumber(h[5]) or 0
+local pending = tonumber(h[6]) or 0
+local pending_at = tonumber(h[7]) or 0
+if ARGV[8] == '1' and pending > 0 then pending = pending - 1 end
 local locked_for = 0
 if until_ > now then
   last = now  -- locked already: an attempt that passed the check before the lock (see _fail)
@@ -291,14 +354,47 @@ else
   end
 end
 redis.call('HSET', KEYS[1], 'start', string.format('%.17g', start), 'count', count, 'strikes', strikes,
-  'until', string.format('%.17g', until_), 'last', string.format('%.17g', last))
+  'until', string.format('%.17g', until_), 'last', string.format('%.17g', last), 'pending', pending)
 local keep = window
 if until_ - now > keep then keep = until_ - now end
 if strikes > 0 and forget > keep then keep = forget end
+if pending > 0 and pending_at + ATTEMPT_TIMEOUT - now > keep then keep = pending_at + ATTEMPT_TIMEOUT - now end
 redis.call('PEXPIRE', KEYS[1], math.ceil(keep * 1000) + 1000)
 return tostring(locked_for)
 """
 )
+
+# KEYS[1]: the subject's hash. ARGV: max_failures, window, now ('' for the server's TIME).
+_BEGIN_SCRIPT = (
+    lua_now(3)
+    + _LUA_CONSTANTS
+    + """
+local max_failures = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'start', 'count', 'until', 'pending', 'pending_at')
+local start = tonumber(h[1]) or 0
+local count = tonumber(h[2]) or 0
+local until_ = tonumber(h[3]) or 0
+local pending = tonumber(h[4]) or 0
+local pending_at = tonumber(h[5]) or 0
+if until_ > now then return tostring(until_ - now) end
+if pending > 0 and now - pending_at > ATTEMPT_TIMEOUT then pending = 0 end
+local failures = count
+if count == 0 or now - start > window then failures = 0 end
+if failures + pending >= max_failures then return tostring(BUSY_RETRY) end
+redis.call('HSET', KEYS[1], 'pending', pending + 1, 'pending_at', string.format('%.17g', now))
+if redis.call('PTTL', KEYS[1]) < ATTEMPT_TIMEOUT * 1000 then
+  redis.call('PEXPIRE', KEYS[1], math.ceil(ATTEMPT_TIMEOUT * 1000) + 1000)
+end
+return '0'
+"""
+)
+
+_RELEASE_SCRIPT = """
+local pending = tonumber(redis.call('HGET', KEYS[1], 'pending') or '0')
+if pending > 0 then redis.call('HSET', KEYS[1], 'pending', pending - 1) end
+return 0
+"""
 
 _LOCKED_SCRIPT = (
     lua_now(1)
@@ -320,6 +416,8 @@ class RedisLockoutStore:
         self.clock = clock
         self._fail = client.register_script(_FAIL_SCRIPT)
         self._locked = client.register_script(_LOCKED_SCRIPT)
+        self._begin = client.register_script(_BEGIN_SCRIPT)
+        self._release = client.register_script(_RELEASE_SCRIPT)
 
     def key_for(self, guard: str, subject: str) -> str:
         return f"{self.prefix}:{guard}:{hash_key(subject)}"
@@ -330,7 +428,7 @@ class RedisLockoutStore:
     async def locked_for(self, guard: str, subject: str) -> float:
         return float(await self._locked(keys=[self.key_for(guard, subject)], args=[self._now()]))
 
-    async def failed(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
+    async def failed(self, guard: str, subject: str, policy: LockoutPolicy, *, reserved: bool = False) -> float:
         args: Sequence[Any] = [
             policy.max_failures,
             repr(policy.window),
@@ -339,11 +437,19 @@ class RedisLockoutStore:
             repr(policy.max_lockout),
             repr(policy.forget_after),
             self._now(),
+            "1" if reserved else "0",
         ]
         return float(await self._fail(keys=[self.key_for(guard, subject)], args=args))
 
     async def succeeded(self, guard: str, subject: str) -> None:
         await self.client.delete(self.key_for(guard, subject))
+
+    async def begin(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
+        args = [policy.max_failures, repr(policy.window), self._now()]
+        return float(await self._begin(keys=[self.key_for(guard, subject)], args=args))
+
+    async def release(self, guard: str, subject: str) -> None:
+        await self._release(keys=[self.key_for(guard, subject)])
 
 
 class LockedOutError(BreakerError):
@@ -379,13 +485,18 @@ class LockoutGuard:
 
         guard = LockoutGuard("admin", LockoutPolicy(max_failures=5, window=300))
 
-        status = await guard.check(user, address)
-        if status.locked:
-            ...  # 429 with Retry-After, or the same 401 as a bad password (reveal_lockout=False)
-        elif constant_time_equals(password_hash, expected):
-            await guard.succeeded(user, address)
-        else:
-            await guard.failed(user, address)
+        async with guard.attempt(user, address) as attempt:
+            if attempt.status.locked:
+                ...  # 429 with Retry-After, or the same 401 as a bad password (reveal_lockout=False)
+            elif constant_time_equals(password_hash, expected):
+                await attempt.succeeded()
+            else:
+                await attempt.failed()
+
+    An attempt holds a place among the failures its subjects have left before their next lockout,
+    from the check to its outcome: concurrent attempts beyond those places wait
+    (:data:`BUSY_RETRY`), so a burst of guesses gets ``max_failures`` of them, not one per
+    request. ``check()`` then ``failed()``/``succeeded()`` still work, without that bound.
 
     Principals and addresses are policed by separate policies (``address_policy`` defaults to
     ``policy`` with ten times the failures: one address may serve many honest users).
@@ -432,6 +543,13 @@ class LockoutGuard:
             subjects.append((SubjectKind.ADDRESS, f"address:{address}"))
         return subjects
 
+    def attempt(self, principal: str | None, address: str | None) -> LockoutAttempt:
+        """One authentication attempt, as an async context manager: entering checks the subjects
+        and takes a place with each (``attempt.status`` says whether to go on); report the
+        outcome with ``attempt.succeeded()`` or ``attempt.failed()``; leaving without one gives
+        the places back."""
+        return LockoutAttempt(self, principal, address)
+
     async def check(self, principal: str | None, address: str | None) -> LockoutStatus:
         """Whether ``principal`` or ``address`` is locked out (the longer lock wins)."""
         status = _OPEN
@@ -445,11 +563,14 @@ class LockoutGuard:
 
     async def failed(self, principal: str | None, address: str | None) -> LockoutStatus:
         """Record a failed authentication; returns the lock it started, if any."""
+        return await self._failed(principal, address, reserved=False)
+
+    async def _failed(self, principal: str | None, address: str | None, *, reserved: bool) -> LockoutStatus:
         self._failures += 1
         status = _OPEN
         for kind, subject in self._subjects(principal, address):
             policy = self.policy if kind is SubjectKind.PRINCIPAL else self.address_policy
-            seconds = await self.store.failed(self.name, subject, policy)
+            seconds = await self.store.failed(self.name, subject, policy, reserved=reserved)
             if seconds > 0:
                 self._lockouts[kind] += 1
                 if self.listeners:
@@ -463,6 +584,32 @@ class LockoutGuard:
         self._successes += 1
         await self.store.succeeded(self.name, f"principal:{principal}")
 
+    async def _begin(self, principal: str | None, address: str | None) -> tuple[LockoutStatus, list[str]]:
+        """Take a place with each subject; on the first that refuses, give back those taken. The
+        status, and the subjects that hold a place."""
+        taken: list[str] = []
+        status = _OPEN
+        try:
+            for kind, subject in self._subjects(principal, address):
+                policy = self.policy if kind is SubjectKind.PRINCIPAL else self.address_policy
+                wait = await self.store.begin(self.name, subject, policy)
+                if wait > 0:
+                    status = LockoutStatus(True, wait, kind)
+                    break
+                taken.append(subject)
+        except BaseException:
+            await self._release(taken)
+            raise
+        if status.locked:
+            self._rejected += 1
+            await self._release(taken)
+            taken = []
+        return status, taken
+
+    async def _release(self, subjects: list[str]) -> None:
+        for subject in subjects:
+            await self.store.release(self.name, subject)
+
     def statistics(self) -> LockoutStatistics:
         return LockoutStatistics(
             self.name, self.policy, self._failures, self._successes, dict(self._lockouts), self._rejected
@@ -470,6 +617,58 @@ class LockoutGuard:
 
     def __repr__(self) -> str:
         return f"LockoutGuard({self.name!r}, {self.policy!r})"
+
+
+class LockoutAttempt:
+    """One authentication attempt holding a place with its subjects (:meth:`LockoutGuard.attempt`)."""
+
+    __slots__ = ("_address", "_entered", "_guard", "_principal", "_reported", "_taken", "status")
+
+    def __init__(self, guard: LockoutGuard, principal: str | None, address: str | None) -> None:
+        self._guard = guard
+        self._principal = principal
+        self._address = address
+        self._taken: list[str] = []
+        self._entered = False
+        self._reported = False
+        #: Whether the attempt may go on (``locked`` False), set on entering.
+        self.status = _OPEN
+
+    async def __aenter__(self) -> LockoutAttempt:
+        if self._entered:
+            raise RuntimeError("a lockout attempt is entered once: take a new one per attempt")
+        self._entered = True
+        self.status, self._taken = await self._guard._begin(self._principal, self._address)
+        return self
+
+    def _report(self) -> list[str]:
+        if not self._entered or self._reported or self.status.locked:
+            raise RuntimeError("report the outcome of an attempt once, inside its block, after it was let through")
+        self._reported = True
+        taken, self._taken = self._taken, []
+        return taken
+
+    async def succeeded(self) -> None:
+        """The secret was right: clears the principal (as :meth:`LockoutGuard.succeeded`) and
+        gives the address's place back."""
+        taken = self._report()
+        if self._principal is not None:
+            await self._guard.succeeded(self._principal, self._address)
+        # The principal's record is gone, its place with it; the address keeps its failures.
+        await self._guard._release([s for s in taken if not s.startswith("principal:")])
+
+    async def failed(self) -> LockoutStatus:
+        """The secret was wrong: counts the failure (as :meth:`LockoutGuard.failed`), giving the
+        places back; returns the lock it started, if any."""
+        self._report()
+        return await self._guard._failed(self._principal, self._address, reserved=True)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        taken, self._taken = self._taken, []
+        if taken:  # no outcome reported (an error, a cancellation): not a failure of the secret
+            await self._guard._release(taken)
 
 
 class ConstantTime:

@@ -193,23 +193,25 @@ async def authenticate(
 ) -> None:
     """Check ``principal`` / ``address`` against ``guard``, run ``verify`` (compare secrets with
     :func:`~breakerpanel.guards.constant_time_equals`) and record the outcome; every path takes at least
-    ``min_duration`` seconds. Raises ``HTTPException``: 429 with ``Retry-After`` while locked out,
-    or, with ``reveal_lockout=False``, the same 401 as a wrong secret (``verify`` still runs, so
-    a locked principal's answer costs as much as anyone's)."""
+    ``min_duration`` seconds. Raises ``HTTPException``: 429 with ``Retry-After`` while locked out
+    (or while the attempts in flight fill every failure left before the lockout: concurrent
+    guesses get ``max_failures`` answers, not one each), or, with ``reveal_lockout=False``, the
+    same 401 as a wrong secret (``verify`` still runs, so a locked principal's answer costs as
+    much as anyone's)."""
     unauthorized = HTTPException(401, "invalid credentials", headers={"WWW-Authenticate": realm})
-    async with ConstantTime(min_duration):
-        status = await guard.check(principal, address)
+    async with ConstantTime(min_duration), guard.attempt(principal, address) as attempt:
         result = verify()
         ok = await result if inspect.isawaitable(result) else bool(result)
+        status = attempt.status  # locked, or as many attempts in flight as failures left
         if status.locked:
             if reveal_lockout:
                 retry = str(max(1, math.ceil(status.retry_after)))  # never before the lock ends
                 raise HTTPException(429, "too many failed attempts: retry later", headers={"Retry-After": retry})
             raise unauthorized
         if ok:
-            await guard.succeeded(principal, address)
+            await attempt.succeeded()
             return
-        await guard.failed(principal, address)
+        await attempt.failed()
         raise unauthorized
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from itertools import accumulate
@@ -320,7 +321,7 @@ async def _answer(
         (b"content-length", str(len(body)).encode()),
     ]
     if retry_after is not None:
-        headers.append((b"retry-after", str(max(1, round(retry_after))).encode()))
+        headers.append((b"retry-after", str(max(1, math.ceil(retry_after))).encode()))  # never early
     if www_authenticate:
         headers.append((b"www-authenticate", b"Bearer"))
     for name, value in (extra or {}).items():
