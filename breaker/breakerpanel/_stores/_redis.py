@@ -23,7 +23,9 @@ or dead Redis never blocks a caller.
 - **Redis down or slow**: operations time out after ``timeout``; breakers carry on with local
   state, the store logs once and reports ``available=False`` (an exporter's metric), keeps the
   latest unpublished change of each breaker, and resyncs when Redis answers again. A Redis that
-  came back empty (no persistence) gets this replica's open states republished.
+  came back empty (no persistence) gets this replica's open states republished, with their reasons,
+  unless another replica wrote a record since (it is followed, as its message would be); a change
+  made meanwhile is published on the empty record, not undone by it.
 
 Keys: ``{prefix}:{<name>}:state`` and ``{prefix}:{<name>}:counts``; the ``{<name>}`` hash tag puts
 a breaker's keys in one Redis Cluster slot, as its scripts require. Channel: ``{prefix}:changes``
@@ -90,15 +92,18 @@ return {s[1] or '0', s[2] or '', s[3] or '', remaining, s[5] or '', peers, s[6] 
 
 # KEYS: state. ARGV: expected generation, state, reason, open for (ms, '' for none), origin,
 # force ('1': manual, wins whatever the generation), channel, breaker name, a new epoch (kept
-# only by the first write of the record: the epoch tells a record Redis lost from a late reply).
-# Returns {1, record...} when written and published, {0, record in force...} when the generation
-# moved meanwhile (the caller follows the record in force instead).
+# only by the first write of the record: the epoch tells a record Redis lost from a late reply),
+# expected epoch ('' for none: generation 1 of a record written after Redis lost the one this
+# replica knew at generation 1 is another record).
+# Returns {1, record...} when written and published, {0, record in force...} when the record
+# moved meanwhile (the caller follows the record in force instead, or publishes again on an
+# empty one: generation 0).
 _PUBLISH = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if ARGV[6] ~= '1' and gen ~= tonumber(ARGV[1]) then
+if ARGV[6] ~= '1' and (gen ~= tonumber(ARGV[1]) or (epoch or '') ~= ARGV[10]) then
   local s = redis.call('HMGET', KEYS[1], 'state', 'reason', 'until', 'origin')
   local remaining = '-1'
   if s[3] and tonumber(s[3]) >= 0 then remaining = tostring(math.max(0, tonumber(s[3]) - now)) end
@@ -138,6 +143,14 @@ class _Change:
     open_for: float | None
     at: float  # time.monotonic() of the change
     previous: State
+    #: Not a change made here: the state the cluster was in, published again after Redis lost it.
+    #: Compare-and-set like an automatic change whatever its reason: a record written since wins.
+    republish: bool = False
+
+    @property
+    def manual(self) -> bool:
+        """Made by hand here: published whatever the generation, and supersedes records meanwhile."""
+        return self.reason is TransitionReason.MANUAL and not self.republish
 
     def remaining(self) -> float | None:
         """Seconds left of ``open_for`` now (``None``: no deadline)."""
@@ -164,6 +177,9 @@ class _Shared:
     pending: _Change | None = None
     #: The change being published now (store thread only).
     publishing: _Change | None = None
+    #: Records that arrived while ``publishing``: followed once its reply is handled (one of them
+    #: may be this replica's own, which it knows only from the reply).
+    deferred: list[Record] = field(default_factory=list)
     peers: list[PeerCounts] = field(default_factory=list)
     detached: bool = False
     push_lock: asyncio.Lock | None = None  # created in the store's thread
@@ -551,8 +567,8 @@ class RedisStore(StateStore):
             change, shared.pending = shared.pending, None
         if change is None or shared.detached:
             return True
-        manual = change.reason is TransitionReason.MANUAL
-        if not manual:
+        manual = change.manual
+        if not manual and not change.republish:
             if change.state is State.OPEN and shared.record_state is State.CLOSED and not quorum_met:
                 # An opening while the cluster is closed: shared only with a quorum.
                 snap = shared.breaker.snapshot()
@@ -565,45 +581,75 @@ class RedisStore(StateStore):
                 shared.local_only = False  # closed again on its own; the cluster never opened
                 return True
         shared.local_only = False
-        left = change.remaining()
-        remaining = "" if left is None else str(round(left * 1000))
-        shared.publishing = change
-        try:
-            reply = await self._publish_script(
-                keys=[shared.keys[0]],
-                args=[
-                    shared.seen_gen,
-                    change.state.value,
-                    change.reason.value,
-                    remaining,
-                    self.replica_id,
-                    "1" if manual else "0",
-                    self.channel,
-                    shared.breaker.name,
-                    uuid.uuid4().hex[:16],
-                ],
-            )
-        except Exception as exc:
-            if not _is_redis_error(exc):
-                raise
-            self._failed(exc)
-            with self._lock:
-                if shared.pending is None:
-                    shared.pending = change  # retried by the next sync
-            return False
-        finally:
-            shared.publishing = None
-        self._succeeded()
-        written = int(reply[0]) == 1
-        record = Record.parse(*reply[1:7])
-        if written:
-            if record.epoch != shared.seen_epoch:  # the first write of the record (or Redis started over)
-                shared.seen_epoch, shared.seen_gen = record.epoch, 0
-            shared.seen_gen = max(shared.seen_gen, record.generation)
+        # At most twice: the second attempt expects the empty record, which only another record
+        # written meanwhile can fail (followed then).
+        for _attempt in range(2):
+            left = change.remaining()
+            remaining = "" if left is None else str(round(left * 1000))
+            shared.publishing = change
+            reply: Any = None
+            failed = False
+            try:
+                reply = await self._publish_script(
+                    keys=[shared.keys[0]],
+                    args=[
+                        shared.seen_gen,
+                        change.state.value,
+                        change.reason.value,
+                        remaining,
+                        self.replica_id,
+                        "1" if manual else "0",
+                        self.channel,
+                        shared.breaker.name,
+                        uuid.uuid4().hex[:16],
+                        shared.seen_epoch,
+                    ],
+                )
+            except Exception as exc:
+                if not _is_redis_error(exc):
+                    raise
+                self._failed(exc)
+                failed = True
+            finally:
+                shared.publishing = None
+            if failed:
+                with self._lock:
+                    if shared.pending is None:
+                        shared.pending = change  # retried by the next sync
+                self._follow_deferred(shared)
+                return False
+            self._succeeded()
+            written = int(reply[0]) == 1
+            record = Record.parse(*reply[1:7])
+            if written:
+                if record.epoch != shared.seen_epoch:  # the first write of the record (or Redis started over)
+                    shared.seen_epoch, shared.seen_gen = record.epoch, 0
+                shared.seen_gen = max(shared.seen_gen, record.generation)
+                shared.record_state, shared.record_reason = record.state, record.reason
+                self._follow_deferred(shared)
+                return True
+            if record.generation > 0:
+                self._follow(shared, record)  # the record moved on: it wins over an automatic change
+                self._follow_deferred(shared)
+                return True
+            # No record in Redis although this replica knew one (it expected its generation): Redis
+            # lost it, restarted empty, and nobody wrote one since. Following that nothing would
+            # undo the change (an empty record reads as closed) and publish nothing: start over from
+            # it and publish the change on it, unless a record that arrived meanwhile overtook it.
+            shared.seen_epoch, shared.seen_gen = record.epoch, 0
             shared.record_state, shared.record_reason = record.state, record.reason
-        else:
-            self._follow(shared, record)
+            self._follow_deferred(shared)
+            if shared.seen_gen > 0:
+                return True
         return True
+
+    def _follow_deferred(self, shared: _Shared) -> None:
+        """Follow the records that arrived while a publication was in flight, now that its reply
+        is handled: this replica's own record, if one is among them, is no longer newer than the
+        record it knows, and is skipped."""
+        deferred, shared.deferred = shared.deferred, []
+        for record in deferred:
+            self._follow(shared, record)
 
     # ------------------------------------------------------------------ Redis -> breakers
 
@@ -626,9 +672,19 @@ class RedisStore(StateStore):
     def _follow(self, shared: _Shared, record: Record) -> None:
         """Adopt a record newer than what this replica knows: a higher generation of the record it
         knows, or any generation of a record Redis started over (another epoch)."""
+        if record.generation == 0:
+            # No record in Redis (none published yet, or Redis lost it): nothing to follow. It reads
+            # as closed, which would undo an open breaker; the callers that read one handle the loss.
+            return
         if record.epoch == shared.seen_epoch and record.generation <= shared.seen_gen:
             return
-        if record.origin != self.replica_id and self._manual_unpublished(shared) is not None:
+        if shared.publishing is not None:
+            # This replica's own record may be the one arriving before the reply of its publication
+            # tells what it wrote; followed once the reply is handled. (The origin cannot tell: a
+            # replica restarted with the same replica_id must follow what its predecessor wrote.)
+            shared.deferred.append(record)
+            return
+        if self._manual_unpublished(shared) is not None:
             # A change made by hand here is not in Redis yet: it supersedes this record (a manual
             # change always wins), so the breaker must not take the record's state meanwhile, or it
             # would hold one state and publish another. The sync after the publication reads
@@ -637,10 +693,10 @@ class RedisStore(StateStore):
         shared.seen_epoch, shared.seen_gen = record.epoch, record.generation
         shared.record_state, shared.record_reason = record.state, record.reason
         shared.local_only = False
-        if record.origin == self.replica_id or shared.detached:
+        if shared.detached:
             return
         with self._lock:
-            if shared.pending is not None and shared.pending.reason is not TransitionReason.MANUAL:
+            if shared.pending is not None and not shared.pending.manual:
                 # An automatic change (a trip, probes closing it) decided on the state this record
                 # replaces: published now, it would win the compare-and-set against the generation
                 # just seen, while the breaker holds the record's state. Its own state machine
@@ -668,7 +724,7 @@ class RedisStore(StateStore):
     def _manual_unpublished(shared: _Shared) -> _Change | None:
         """The latest change made by hand here that waits to be published or is being published."""
         for change in (shared.pending, shared.publishing):
-            if change is not None and change.reason is TransitionReason.MANUAL:
+            if change is not None and change.manual:
                 return change
         return None
 
@@ -701,11 +757,15 @@ class RedisStore(StateStore):
         record = Record.parse(gen, state, reason, remaining, origin, reply[6] if len(reply) > 6 else "")
         raw = list(reply[5])
         shared.peers = [p for p in (decode_peer(raw[i + 1]) for i in range(0, len(raw) - 1, 2)) if p is not None]
-        if shared.seen_gen > 0 and record.epoch != shared.seen_epoch:
-            # Not the record this replica followed: Redis lost it (restarted empty; another replica
-            # may have written a new one since). A lower generation of the same record is only a
-            # reply that a newer message overtook: the next sync reads the newer one.
-            self._redis_lost_state(shared, record, snap.state, snap.open_remaining)
+        if shared.seen_gen > 0 and record.generation == 0:
+            # No record although this replica knew one: Redis lost it (restarted empty) and nobody
+            # wrote one since. A publication in flight meets the same empty record and publishes on
+            # it. A record with another epoch is one another replica wrote since: followed below, as
+            # its message would be (republishing over it would undo a newer change, a manual one
+            # too). A lower generation of the same record is only a reply that a newer message
+            # overtook: _follow ignores it, and the next sync reads the newer one.
+            if shared.publishing is None:
+                self._redis_lost_state(shared, record, snap.state, snap.open_remaining)
             return
         self._follow(shared, record)
         threshold, slow_threshold = snap.failure_rate_threshold, snap.slow_call_rate_threshold
@@ -734,19 +794,24 @@ class RedisStore(StateStore):
             await self._push(shared, quorum_met=True)
 
     def _redis_lost_state(self, shared: _Shared, record: Record, local: State, remaining: float | None) -> None:
-        """Redis has an older generation than this replica saw: it restarted empty. Republish what
-        this replica holds from the cluster (an open state), or start over from the record."""
+        """Redis has no record although this replica saw one: it restarted empty. Republish what
+        this replica holds from the cluster (an open state), or start over from the empty record."""
+        lost_reason = shared.record_reason  # read before the empty record's "" replaces it
         shared.seen_epoch, shared.seen_gen = record.epoch, record.generation
         shared.record_state, shared.record_reason = record.state, record.reason
         if local in (State.OPEN, State.FORCED_OPEN, State.DISABLED, State.METRICS_ONLY) and not shared.local_only:
             try:
-                reason = TransitionReason(shared.record_reason or "manual")
+                reason = TransitionReason(lost_reason)
             except ValueError:
-                reason = TransitionReason.MANUAL
+                reason = TransitionReason.MANUAL  # a reason this release does not know
             with self._lock:
                 if shared.pending is None:
-                    shared.pending = _Change(local, reason, remaining, time.monotonic(), local)
-            shared.record_state = local  # not a fresh opening: no quorum needed
+                    # The reason of the replica that decided, as before the loss; a compare-and-set
+                    # on the empty record even for a manual state, so that a record another replica
+                    # writes meanwhile (a reset by hand) wins over this copy of an older one.
+                    shared.pending = _Change(local, reason, remaining, time.monotonic(), local, republish=True)
+            # Not a fresh opening: no quorum needed, for this republication or a reopening before it.
+            shared.record_state, shared.record_reason = local, reason.value
             if self._wake is not None:
                 self._wake.set()
 
