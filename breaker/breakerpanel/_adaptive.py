@@ -111,9 +111,17 @@ class AdaptiveThresholds:
                     "adaptive.slow_call_duration_floor", f"must be at most slow_call_duration_ceiling ({hi}) (got {lo})"
                 )
         _whole("adaptive.min_latency_calls", self.min_latency_calls, minimum=1)
-        if self.slo_target is not None and not 0 < _number("adaptive.slo_target", self.slo_target) < 1:
-            raise BreakerConfigError("adaptive.slo_target", f"must be within (0, 1) (got {self.slo_target!r})")
-        windows = tuple(self.burn_windows)
+        if self.slo_target is not None and not 0 < _number("adaptive.slo_target", self.slo_target) <= 1 - 1e-9:
+            # An error budget of 1e-9 or less (1 - slo_target) is none at all: every burn divides by ~0.
+            raise BreakerConfigError(
+                "adaptive.slo_target", f"must be within (0, 1), at most 1 - 1e-9 (got {self.slo_target!r})"
+            )
+        try:
+            windows = tuple(self.burn_windows)
+        except TypeError:
+            raise BreakerConfigError(
+                "adaptive.burn_windows", f"expected (long, short) seconds (got {self.burn_windows!r})"
+            ) from None
         if len(windows) != 2:
             raise BreakerConfigError("adaptive.burn_windows", f"expected (long, short) seconds (got {windows!r})")
         for value in windows:
@@ -169,7 +177,7 @@ def burn_rate(errors: float, calls: float, slo_target: float) -> float:
     """
     if calls <= 0:
         return 0.0
-    return float(errors / calls) / round(1.0 - slo_target, 12)
+    return float(errors / calls) / (1.0 - slo_target)
 
 
 def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[int]) -> float | None:

@@ -224,6 +224,7 @@ class CircuitBreaker:
         "_span_start",
         "_span_width",
         "_state",
+        "_state_reason",
         "_state_since",
         "_timeout",
         "_timer",
@@ -361,6 +362,7 @@ class CircuitBreaker:
         self._closed_gen = 0 if parent is None else _NOT_CLOSED
         now = self._now()
         self._state_since = now
+        self._state_reason: TransitionReason | None = None  # a new breaker: closed by nobody
         self._open_until = 0.0
         self._open_attempts = 0
         self._timer: TimerHandle | None = None
@@ -1236,6 +1238,7 @@ class CircuitBreaker:
             child._closed_gen = _NOT_CLOSED
         self._generation += 1
         self._state = new
+        self._state_reason = reason
         if new is not previous:  # a reset of a closed breaker: still closed since then
             self._state_since = now
         self._half_open_in_flight = self._half_open_calls = 0
@@ -1740,6 +1743,7 @@ class CircuitBreaker:
                 half_open_failures=self._half_open_failures,
                 open_attempts=self._open_attempts,
                 generation=self._generation,
+                state_reason=self._state_reason,
                 totals=CallTotals(
                     successes=ok + self._n_other_successes,
                     failures=self._n_failures,

@@ -61,6 +61,14 @@ class TripForecast:
             raise BreakerConfigError(
                 "forecast.interval", f"must be at most lookback ({self.lookback:g}) (got {self.interval:g})"
             )
+        if self.lookback / self.interval < self.min_samples:
+            # The lookback holds lookback / interval samples at most: fewer than min_samples never
+            # make a prediction.
+            raise BreakerConfigError(
+                "forecast.min_samples",
+                f"the lookback ({self.lookback:g} s) holds {self.lookback / self.interval:g} samples "
+                f"{self.interval:g} s apart, fewer than min_samples ({self.min_samples})",
+            )
 
 
 def linear_fit(samples: Sequence[tuple[float, float]], now: float) -> tuple[float, float]:

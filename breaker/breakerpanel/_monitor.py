@@ -19,7 +19,7 @@ from ._adaptive import AdaptiveModel, AdaptiveThresholds, histogram_quantile
 from ._clock import Clock, TimerHandle
 from ._events import BreakerControl
 from ._forecast import TripForecast, linear_fit
-from ._state import Outcome, State
+from ._state import Outcome, RejectionReason, State
 
 __all__ = [
     "AdaptiveController",
@@ -106,6 +106,7 @@ class AdaptiveController:
         )
         self._breaker = weakref.ref(breaker)
         self._latency_counts: tuple[int, ...] | None = None
+        self._counted = -1  # calls the window had counted at the last sample
         if settings.adapts_latency:
             breaker.enable_duration_histograms()
         breaker.set_thresholds(self.model.threshold, self.model.slow_call_duration)
@@ -118,12 +119,20 @@ class AdaptiveController:
             return False
         snap = breaker.snapshot()
         totals = snap.totals
-        rejected = sum(totals.rejected.values())
+        # As the alert rules count: rejections of a breaker forced open by hand are in neither
+        # side (an operator's maintenance is no burn).
+        rejected = sum(n for reason, n in totals.rejected.items() if reason is not RejectionReason.FORCED_OPEN)
         latency = self._latency(breaker) if self.settings.adapts_latency else None
         before = (self.model.threshold, self.model.slow_call_duration)
+        # Learned only from a window that counted new calls since the last sample, while the
+        # breaker and its parent are closed: an endpoint whose service rejects every call keeps
+        # the failure rate it had before the outage, which is no new normal.
+        counted = totals.successes + totals.failures
+        fresh, self._counted = counted != self._counted, counted
+        parent = breaker.parent
         self.model.observe(
             now,
-            learning=snap.state is State.CLOSED,
+            learning=snap.state is State.CLOSED and fresh and (parent is None or parent.state is State.CLOSED),
             failure_rate=snap.failure_rate,
             calls=totals.successes + totals.failures + rejected,
             errors=totals.failures + rejected,
@@ -156,6 +165,7 @@ class TripForecaster:
         self.settings = settings
         self._breaker = weakref.ref(breaker)
         self._samples: deque[tuple[float, float]] = deque()
+        self._generation = -1  # the breaker's generation the samples belong to
         self._warned = False
         #: Forecasts published so far (exported as ``circuit_breaker.trip_forecasts``).
         self.forecasts = 0
@@ -172,10 +182,14 @@ class TripForecaster:
             return False
         snap = breaker.snapshot()
         samples = self._samples
-        if snap.state is not State.CLOSED:
-            # A new window starts when it closes again: its history is no trend of this one.
+        if snap.generation != self._generation:
+            # A new window starts with each change of state (also between two samples: a short
+            # wait, a passing probe, a reset): the last window's history is no trend of this one.
+            self._generation = snap.generation
             samples.clear()
             self._warned = False
+        if snap.state is not State.CLOSED:
+            samples.clear()
             self.predicted = self.seconds_to_trip = None
             return True
         rate = snap.failure_rate

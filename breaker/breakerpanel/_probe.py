@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import math
 import random
@@ -128,7 +129,10 @@ class ProbeRunner(BreakerListener):
             raise BreakerConfigError("probe.max_extension", f"must be a number of seconds >= 0 (got {max_extension!r})")
         if breaker in _RUNNERS:
             raise BreakerConfigError("probe", f"breaker {breaker.name!r} already has a probe")
-        self.breaker = breaker
+        # Held weakly: _RUNNERS keeps runners by breaker, and a runner that held its breaker would
+        # keep it (and its task) alive for good. A breaker that is dropped stops its runner.
+        self._breaker = weakref.ref(breaker, self._breaker_dropped)
+        self._name = breaker.name
         self.probe = probe
         self.interval = float(interval)
         self.multiplier = float(multiplier)
@@ -138,10 +142,7 @@ class ProbeRunner(BreakerListener):
         self.max_extension = float(max_extension)
         self._rng = rng
         # Asked when a probe passes (features are built after their services' probes).
-        self._dependents = dependents if dependents is not None else (lambda: breaker.children)
-        self._watched: set[BreakerControl] = set()
-        #: Dependents whose last opening was a rate limit's (by name): a passing probe leaves them.
-        self._rate_limited: set[str] = set()
+        self._dependents = dependents if dependents is not None else (lambda: self.breaker.children)
         self.results: dict[str, int] = {"success": 0, "failure": 0}
         #: The last probe's error, as text (``None`` after a success).
         self.last_error: str | None = None
@@ -151,6 +152,19 @@ class ProbeRunner(BreakerListener):
         _RUNNERS[breaker] = self
         breaker.add_listener(self)
 
+    @property
+    def breaker(self) -> BreakerControl:
+        breaker = self._breaker()
+        if breaker is None:
+            raise ReferenceError(f"the breaker {self._name!r} of this probe runner was dropped")
+        return breaker
+
+    def _breaker_dropped(self, _: object) -> None:
+        task, loop = self._task, self._loop
+        if task is not None and loop is not None and not task.done():
+            with contextlib.suppress(RuntimeError):  # a closed loop: the task is gone with it
+                loop.call_soon_threadsafe(task.cancel)
+
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> asyncio.Task[None]:
@@ -159,11 +173,7 @@ class ProbeRunner(BreakerListener):
             return self._task
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        for dependent in self._dependents():  # to learn why they open (a listener of state changes only)
-            if dependent is not self.breaker and dependent not in self._watched:
-                self._watched.add(dependent)
-                dependent.add_listener(self)
-        if self.breaker.state is State.OPEN:
+        if self.breaker.state is State.OPEN:  # _probe_outage leaves one a rate limit opened
             self._wake.set()
         self._task = self._loop.create_task(self._run(), name=f"breaker-probe:{self.breaker.name}")
         return self._task
@@ -186,12 +196,6 @@ class ProbeRunner(BreakerListener):
         await self.aclose()
 
     def state_changed(self, event: StateChanged) -> None:
-        if event.breaker is not self.breaker:  # a dependent
-            if event.state is State.OPEN and event.reason is TransitionReason.RATE_LIMITED:
-                self._rate_limited.add(event.breaker.name)
-            elif event.state is State.OPEN or event.state is State.CLOSED:
-                self._rate_limited.discard(event.breaker.name)
-            return
         if event.state is not State.OPEN or event.reason is TransitionReason.RATE_LIMITED:
             return
         loop, wake = self._loop, self._wake
@@ -224,8 +228,8 @@ class ProbeRunner(BreakerListener):
     async def _probe_outage(self) -> None:
         breaker, clock = self.breaker, self.breaker.clock
         snap = breaker.snapshot()
-        if snap.state is not State.OPEN:
-            return
+        if snap.state is not State.OPEN or snap.state_reason is TransitionReason.RATE_LIMITED:
+            return  # a rate limit's opening: the server said when (whenever the runner started)
         generation = snap.generation
         # The wait never grows beyond the breaker's own wait plus max_extension.
         limit = clock.now() + (snap.open_remaining or 0.0) + self.max_extension
@@ -235,7 +239,10 @@ class ProbeRunner(BreakerListener):
             snap = breaker.snapshot()
             if snap.generation != generation or snap.state is not State.OPEN:
                 return  # closed by hand, half-open by its wait, or reopened (which wakes us again)
-            if await self._attempt():
+            passed = await self._attempt()
+            if passed is None:
+                return  # no answer (a probe that is not async): the breaker's own wait decides
+            if passed:
                 breaker.half_open_after_probe(generation)
                 self._half_open_dependents()
                 return
@@ -244,21 +251,35 @@ class ProbeRunner(BreakerListener):
 
     def _half_open_dependents(self) -> None:
         for dependent in self._dependents():
-            if dependent is self.breaker or dependent.name in self._rate_limited:
+            if dependent is self.breaker:
                 continue
             snap = dependent.snapshot()
-            if snap.state is State.OPEN:  # not forced open, not disabled: those were set by hand
+            # Not forced open, not disabled (set by hand), not opened by a rate limit (its server
+            # said when).
+            if snap.state is State.OPEN and snap.state_reason is not TransitionReason.RATE_LIMITED:
                 dependent.half_open_after_probe(snap.generation)
 
-    async def _attempt(self) -> bool:
+    async def _attempt(self) -> bool | None:
+        """Run the probe: whether it passed, or ``None`` when it gave no answer to await."""
+        deadline = asyncio.timeout(self.timeout)
         try:
-            async with asyncio.timeout(self.timeout):
-                passed = (await self.probe()) is not False
+            async with deadline:
+                pending: object = self.probe()  # typed async, but a sync function fits the type too
+                if not inspect.isawaitable(pending):
+                    # A sync function: counting it a failure (it cannot be awaited) held a
+                    # recovered dependency out for max_extension. Said loudly, then left to the
+                    # breaker's own wait.
+                    self.last_error = f"the probe returned {type(pending).__name__}, not an awaitable: it must be async"
+                    logger.error("circuit breaker %r: %s", self.breaker.name, self.last_error)
+                    return None
+                passed = (await pending) is not False
             error = None if passed else "probe returned False"
         except asyncio.CancelledError:
             raise
-        except TimeoutError:
-            passed, error = False, f"timed out after {self.timeout:g}s"
+        except TimeoutError as exc:
+            passed = False
+            # The runner's timeout, or the probe's own (a socket's): then its own words.
+            error = f"timed out after {self.timeout:g}s" if deadline.expired() else f"{type(exc).__name__}: {exc}"
         except Exception as exc:
             passed, error = False, f"{type(exc).__name__}: {exc}"
         self.results["success" if passed else "failure"] += 1
@@ -268,7 +289,7 @@ class ProbeRunner(BreakerListener):
         return passed
 
     def __repr__(self) -> str:
-        return f"ProbeRunner({self.breaker.name!r}, results={self.results})"
+        return f"ProbeRunner({self._name!r}, results={self.results})"
 
 
 @contextlib.asynccontextmanager

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._state import FallbackType, Level, Outcome, RejectionReason, State
+from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason
 
 __all__ = ["MAX_ERROR_TYPES", "OTHER_ERROR_TYPE", "BreakerSnapshot", "CallTotals"]
 
@@ -77,3 +77,6 @@ class BreakerSnapshot:
     open_attempts: int
     generation: int
     totals: CallTotals
+    #: Why the breaker entered its state (``rate_limited``: a 429 said when to come back);
+    #: ``None`` for a breaker that has stayed closed since it was made.
+    state_reason: TransitionReason | None = None

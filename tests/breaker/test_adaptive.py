@@ -13,6 +13,7 @@ from breakerpanel import (
     BreakerConfig,
     BreakerConfigError,
     CircuitBreaker,
+    CircuitOpenError,
     ManualClock,
     State,
     adaptive_controller,
@@ -153,6 +154,8 @@ def test_histogram_quantile_interpolates_like_prometheus() -> None:
         ({"slo_target": 1.0}, "adaptive.slo_target"),
         ({"burn_windows": (300, 3600)}, "adaptive.burn_windows"),
         ({"warmup": 0}, "adaptive.warmup"),
+        ({"slo_target": 1 - 1e-13}, "adaptive.slo_target"),  # no budget: every burn divided by 0
+        ({"burn_windows": 300}, "adaptive.burn_windows"),  # a bare TypeError before
     ],
 )
 def test_bad_settings_name_the_key(options: dict[str, object], key: str) -> None:
@@ -296,3 +299,78 @@ def test_a_dropped_breaker_stops_being_sampled() -> None:
     del breaker
     clock.advance(2)
     assert clock.pending_timers == 0
+
+
+def test_a_breaker_forced_open_by_hand_burns_no_budget() -> None:
+    # The alert rules leave forced-open rejections out of both sides; the burn counted them as
+    # errors: two minutes of maintenance took the threshold to its floor (0.2 -> 0.1).
+    clock = ManualClock()
+    settings = AdaptiveThresholds(
+        floor=0.1, ceiling=0.8, margin=0.2, warmup=1, interval=10, slo_target=0.99, burn_windows=(600.0, 60.0)
+    )
+    breaker = CircuitBreaker(
+        "dep",
+        BreakerConfig(failure_rate_threshold=0.5, sliding_window_size=100, minimum_calls=20, adaptive=settings),
+        clock=clock,
+    )
+    for _ in range(120):
+        for _ in range(10):
+            breaker.call(lambda: None)
+        clock.advance(1)
+    healthy = breaker.snapshot().failure_rate_threshold
+    breaker.force_open()
+    for _ in range(120):
+        for _ in range(10):
+            with contextlib.suppress(CircuitOpenError):
+                breaker.call(lambda: None)
+        clock.advance(1)
+    controller = adaptive_controller(breaker)
+    assert controller is not None
+    assert controller.model.burn == 0.0
+    breaker.force_close()
+    assert breaker.snapshot().failure_rate_threshold == healthy
+
+
+def test_an_endpoint_learns_nothing_while_its_service_rejects_its_calls() -> None:
+    # The endpoint stays closed while its service is open, its window frozen at the outage's
+    # failure rate, which was learned again every sample: baseline 0.02 -> 0.15 in 10 minutes.
+    clock = ManualClock()
+    service = CircuitBreaker(
+        "svc",
+        BreakerConfig(failure_rate_threshold=0.15, sliding_window_size=100, minimum_calls=20, wait_in_open=900),
+        clock=clock,
+    )
+    settings = AdaptiveThresholds(margin=0.2, floor=0.1, ceiling=0.8, warmup=3, half_life=120, interval=10)
+    config = BreakerConfig(
+        failure_rate_threshold=0.5, sliding_window_size=100, minimum_calls=20, wait_in_open=900, adaptive=settings
+    )
+    endpoint = CircuitBreaker("svc.chat", config, parent=service, clock=clock)
+    controller = adaptive_controller(endpoint)
+    assert controller is not None
+    calls = 0
+
+    def boom() -> None:
+        raise Boom
+
+    def one_second(rate: float) -> None:
+        nonlocal calls
+        for _ in range(10):
+            calls += 1
+            fails = int(calls * rate) > int((calls - 1) * rate)
+            with contextlib.suppress(Boom, CircuitOpenError):
+                endpoint.call(boom if fails else (lambda: None))
+        clock.advance(1)
+
+    for _ in range(300):
+        one_second(0.02)
+    baseline, threshold = controller.model.failure_baseline, endpoint.snapshot().failure_rate_threshold
+    while service.state is State.CLOSED:
+        one_second(0.6)
+    learned = controller.model.failure_samples
+    for _ in range(600):
+        one_second(0.6)
+    assert service.state is State.OPEN
+    assert endpoint.state is State.CLOSED
+    assert controller.model.failure_samples == learned
+    assert controller.model.failure_baseline == pytest.approx(baseline, abs=0.01)
+    assert endpoint.snapshot().failure_rate_threshold == pytest.approx(threshold, abs=0.02)

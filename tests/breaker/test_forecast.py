@@ -149,9 +149,38 @@ def test_no_samples_are_kept_across_an_opening() -> None:
         ({"horizon": -1}, "forecast.horizon"),
         ({"min_samples": 1}, "forecast.min_samples"),
         ({"lookback": 10, "interval": 30}, "forecast.interval"),
+        ({"lookback": 30, "interval": 15}, "forecast.min_samples"),  # 2 samples held: never a prediction
+        ({"lookback": 45, "interval": 15, "min_samples": 4}, "forecast.min_samples"),
     ],
 )
 def test_bad_settings_name_the_key(options: dict[str, float], key: str) -> None:
     with pytest.raises(BreakerConfigError) as caught:
         TripForecast(**options)  # type: ignore[arg-type]
     assert caught.value.field == key
+
+
+def test_no_samples_are_kept_across_an_opening_between_two_samples() -> None:
+    # Tripped and closed again within one interval (a short wait, a probe), the breaker was never
+    # seen open: the old window's ten samples stayed in the fit with the new window's first one,
+    # and predicted a trip at once.
+    clock, recorder = ManualClock(), Recorder()
+    breaker = CircuitBreaker(
+        "dep",
+        BreakerConfig(
+            failure_rate_threshold=0.5,
+            sliding_window_type="time_based",
+            sliding_window_size=10,
+            minimum_calls=20,
+            wait_in_open=2,
+            permitted_calls_in_half_open=1,
+            forecast=TripForecast(lookback=600, horizon=600, interval=15, min_samples=3),
+        ),
+        clock=clock,
+        listeners=[recorder],
+    )
+    drive(breaker, clock, [0.1] * 150 + [1.0] * 3 + [0.3] * 12)
+    assert recorder.opened_at is not None
+    assert breaker.state is State.CLOSED
+    forecaster = trip_forecaster(breaker)
+    assert forecaster is not None
+    assert (forecaster.predicted, recorder.forecasts) == (None, [])

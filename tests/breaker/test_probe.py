@@ -399,3 +399,86 @@ async def test_a_failed_probe_moves_the_open_timer_to_the_next_probe() -> None:
     assert runner.results["failure"] >= 1
     assert changes[0] == (State.OPEN, TransitionReason.FAILURE_RATE)
     assert [state for state, _ in changes] == [State.OPEN, State.HALF_OPEN]
+
+
+async def test_breakers_a_rate_limit_opened_before_the_runner_started_are_left_alone() -> None:
+    # The runner learned why a breaker opened only from events after start(): one a 429 had
+    # opened before was probed, and a dependent half-opened. The snapshot now says why.
+    clock = ManualClock()
+    service = CircuitBreaker("svc", CONFIG, clock=clock)
+    limited = CircuitBreaker("feature", CONFIG, clock=clock)
+    probed = 0
+
+    async def probe() -> bool:
+        nonlocal probed
+        probed += 1
+        return True
+
+    limited.acquire().record(rate_limited(retry_after=45.0))
+    assert limited.snapshot().state_reason is TransitionReason.RATE_LIMITED
+    async with ProbeRunner(limited, probe, interval=1, jitter=0):
+        await settle()
+        clock.advance(2)
+        await settle()
+    assert (probed, limited.state) == (0, State.OPEN)
+    trip(service)
+    async with ProbeRunner(service, probe, interval=1, jitter=0, dependents=lambda: [limited]):
+        await settle()
+        clock.advance(1)
+        await settle()
+    assert (probed, service.state, limited.state) == (1, State.HALF_OPEN, State.OPEN)
+
+
+async def test_a_probe_that_is_not_async_is_said_loudly_and_holds_nothing_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Awaiting its bool raised TypeError, counted as a failure: each one held the recovered
+    # dependency out longer, up to max_extension (300 s), logged at DEBUG only.
+    clock = ManualClock()
+    breaker = CircuitBreaker("dep", CONFIG.replace(wait_in_open=5.0), clock=clock)
+    runner = ProbeRunner(breaker, lambda: True, interval=1, jitter=0)  # type: ignore[arg-type, return-value]
+    async with runner:
+        trip(breaker)
+        for _ in range(6):
+            await settle()
+            clock.advance(1)
+        await settle()
+    assert runner.results == {"success": 0, "failure": 0}
+    assert runner.last_error is not None
+    assert "not an awaitable" in runner.last_error
+    assert any(r.levelname == "ERROR" and "must be async" in r.getMessage() for r in caplog.records)
+    assert breaker.snapshot().open_remaining == 0.0  # its own 5 s wait, not extended
+
+
+async def test_a_probes_own_timeout_is_reported_as_its_own() -> None:
+    clock = ManualClock()
+    breaker = CircuitBreaker("dep", CONFIG, clock=clock)
+
+    async def probe() -> bool:
+        raise TimeoutError("connect to 10.0.0.7:6333 timed out after 0.2s")
+
+    async with ProbeRunner(breaker, probe, interval=1, jitter=0, timeout=5) as runner:
+        trip(breaker)
+        await settle()
+        clock.advance(1)
+        await settle()
+    assert runner.last_error == "TimeoutError: connect to 10.0.0.7:6333 timed out after 0.2s"
+
+
+async def test_a_dropped_breaker_is_collected_and_its_runner_stops() -> None:
+    # The runner held its breaker, and _RUNNERS (weak keys) held the runner: the breaker lived
+    # for good, its probe task too.
+    import gc
+    import weakref
+
+    async def probe() -> bool:
+        return True
+
+    breaker = CircuitBreaker("dropped", CONFIG, clock=ManualClock())
+    task = ProbeRunner(breaker, probe).start()
+    ref = weakref.ref(breaker)
+    del breaker
+    gc.collect()
+    await settle()
+    assert ref() is None
+    assert task.cancelled()
