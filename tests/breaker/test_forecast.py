@@ -67,7 +67,9 @@ def drive(breaker: CircuitBreaker, clock: ManualClock, rate_at: list[float], cal
         clock.advance(1.0)
 
 
-def forecasting(clock: ManualClock, recorder: Recorder, **forecast: float) -> CircuitBreaker:
+def forecasting(
+    clock: ManualClock, recorder: Recorder, *, wait_in_open: float = 600, **forecast: float
+) -> CircuitBreaker:
     return CircuitBreaker(
         "dep",
         BreakerConfig(
@@ -75,7 +77,8 @@ def forecasting(clock: ManualClock, recorder: Recorder, **forecast: float) -> Ci
             sliding_window_type="time_based",
             sliding_window_size=10,
             minimum_calls=20,
-            wait_in_open=600,
+            wait_in_open=wait_in_open,
+            permitted_calls_in_half_open=1,
             forecast=TripForecast(**forecast),  # type: ignore[arg-type]
         ),
         clock=clock,
@@ -164,20 +167,7 @@ def test_no_samples_are_kept_across_an_opening_between_two_samples() -> None:
     # seen open: the old window's ten samples stayed in the fit with the new window's first one,
     # and predicted a trip at once.
     clock, recorder = ManualClock(), Recorder()
-    breaker = CircuitBreaker(
-        "dep",
-        BreakerConfig(
-            failure_rate_threshold=0.5,
-            sliding_window_type="time_based",
-            sliding_window_size=10,
-            minimum_calls=20,
-            wait_in_open=2,
-            permitted_calls_in_half_open=1,
-            forecast=TripForecast(lookback=600, horizon=600, interval=15, min_samples=3),
-        ),
-        clock=clock,
-        listeners=[recorder],
-    )
+    breaker = forecasting(clock, recorder, wait_in_open=2, lookback=600, horizon=600, interval=15, min_samples=3)
     drive(breaker, clock, [0.1] * 150 + [1.0] * 3 + [0.3] * 12)
     assert recorder.opened_at is not None
     assert breaker.state is State.CLOSED

@@ -25,7 +25,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
@@ -229,25 +229,25 @@ class MemoryLockoutStore:
         return max(0.0, record.until - self.clock.now())
 
     async def failed(self, guard: str, subject: str, policy: LockoutPolicy, *, reserved: bool = False) -> float:
-        now = self.clock.now()
-        slot = (guard, subject)
-        with self._lock:
-            record = self._records.get(slot)
-            if record is None:
-                record = self._records[slot] = _Record()
-            self._records.move_to_end(slot)
+        def fail(record: _Record, now: float) -> float:
             if reserved and record.pending:
                 record.pending -= 1
-            locked_for = _fail(record, now, policy)
-            self._forget = (max(self._forget[0], policy.window), max(self._forget[1], policy.forget_after))
-            self._sweep(now)
-        return locked_for
+            return _fail(record, now, policy)
+
+        return self._update(guard, subject, policy, fail)
 
     async def succeeded(self, guard: str, subject: str) -> None:
         with self._lock:
             self._records.pop((guard, subject), None)
 
     async def begin(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
+        return self._update(guard, subject, policy, lambda record, now: _begin(record, now, policy))
+
+    def _update(
+        self, guard: str, subject: str, policy: LockoutPolicy, change: Callable[[_Record, float], float]
+    ) -> float:
+        """Apply ``change`` to the subject's record (made if new) under the lock, then forget idle
+        records; returns what ``change`` does."""
         now = self.clock.now()
         slot = (guard, subject)
         with self._lock:
@@ -255,10 +255,10 @@ class MemoryLockoutStore:
             if record is None:
                 record = self._records[slot] = _Record()
             self._records.move_to_end(slot)
-            wait = _begin(record, now, policy)
+            result = change(record, now)
             self._forget = (max(self._forget[0], policy.window), max(self._forget[1], policy.forget_after))
             self._sweep(now)
-        return wait
+        return result
 
     async def release(self, guard: str, subject: str) -> None:
         with self._lock:
