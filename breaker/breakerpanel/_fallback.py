@@ -25,7 +25,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from ._breaker import CircuitBreaker
 from ._cache import MISSING, AsyncResponseCache, ResponseCache, default_cache_key
 from ._classify import VerdictKind
-from ._exceptions import BreakerConfigError, BreakerError, rejection_in
+from ._exceptions import BreakerConfigError, BreakerError, DependencyError, rejection_in
 from ._state import FallbackType
 from ._wrap import wrap_calls
 
@@ -125,6 +125,11 @@ class CachedResponse(FallbackStep):
     ) -> None:
         if not isinstance(cache, ResponseCache | AsyncResponseCache):
             raise BreakerConfigError("cache", f"expected a ResponseCache or AsyncResponseCache (got {cache!r})")
+        if type(cache).__module__.split(".")[0] == "redis":
+            # It has get() and set(), but a miss is None (served as the answer), not MISSING.
+            raise BreakerConfigError(
+                "cache", "a redis client is not a response cache: wrap it in breakerpanel.integrations.redis.RedisCache"
+            )
         self.cache = cache
         self.key = key
         self.ttl = ttl
@@ -235,6 +240,7 @@ class FallbackChain:
         self.steps: Sequence[FallbackStep] = steps
         self.when = when
         self._remembering: tuple[Sequence[FallbackStep], tuple[FallbackStep, ...]] = ((), ())
+        self._decorated: Callable[..., Any] | None = None  # see check_decorates
         breaker.declare_fallbacks(*(step.type for step in steps))
 
     async def acall(self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -246,8 +252,9 @@ class FallbackChain:
                 raise
             served: T = await self.aserve(exc, args, kwargs)
             return served
-        if self._remembering[1] or self._remembering[0] is not self.steps:
-            await self.aremember(args, kwargs, result)
+        if self.breaker._classify_results or self._remembering[1] or self._remembering[0] is not self.steps:
+            settled: T = await self.asettle(result, args, kwargs)
+            return settled
         return result
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -259,13 +266,44 @@ class FallbackChain:
                 raise
             served: T = self.serve(exc, args, kwargs)
             return served
-        if self._remembering[1] or self._remembering[0] is not self.steps:
-            self.remember(args, kwargs, result)
+        if self.breaker._classify_results or self._remembering[1] or self._remembering[0] is not self.steps:
+            settled: T = self.settle(result, args, kwargs)
+            return settled
         return result
 
     # The parts of acall/call, also for Feature's call paths, which call the breaker themselves
-    # (a frame less per call). Callers skip remembering while the steps in force (cached in
-    # _remembering) remember nothing.
+    # (a frame less per call). Callers skip settle() while the breaker looks at no results and the
+    # steps in force (cached in _remembering) remember nothing.
+
+    async def asettle(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """What a call that returned ``result`` answers: the steps' answer when the breaker
+        counts the result as a failure (and they take it), else the result, offered to the steps
+        that remember answers."""
+        if self.breaker._classify_results and (failed := self.failed_result(result)) is not None:
+            if self.falls_back(failed):
+                return await self.aserve(failed, args, kwargs)
+            return result  # nobody to serve instead; never remembered as an answer
+        await self.aremember(args, kwargs, result)
+        return result
+
+    def settle(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.breaker._classify_results and (failed := self.failed_result(result)) is not None:
+            if self.falls_back(failed):
+                return self.serve(failed, args, kwargs)
+            return result
+        self.remember(args, kwargs, result)
+        return result
+
+    def failed_result(self, result: Any) -> DependencyError | None:
+        """The error a returned result stands for when the breaker counts it as a failure (a
+        classifier that inspects results: a 503 response, ``record_results``): the steps serve
+        instead, and it is never remembered as an answer. ``None`` for an answer."""
+        breaker = self.breaker
+        verdict = breaker._safe_classify(None, result)
+        if verdict is None or verdict.kind not in (VerdictKind.FAILURE, VerdictKind.RATE_LIMITED):
+            return None
+        error_type = verdict.error_type or "failure"
+        return DependencyError(breaker.name, error_type, f"{type(result).__name__} result counted as {error_type}")
 
     def falls_back(self, error: Exception) -> bool:
         """Whether a call that raised ``error`` goes to the steps (there are some, and ``when``
@@ -329,7 +367,12 @@ class FallbackChain:
         if failures:
             tried = ", ".join(f"{s.name} ({type(e).__name__}: {e})" for s, e in zip(self.steps, failures, strict=True))
             error.add_note(f"fallbacks of {self.breaker.name!r} all failed: {tried}")
-            error.__cause__ = ExceptionGroup(f"fallbacks of {self.breaker.name!r} failed", failures)
+            group = ExceptionGroup(f"fallbacks of {self.breaker.name!r} failed", failures)
+            # Below the group, what the error was raised from: an SDK's error raised from a
+            # breaker's rejection must still lead to it (rejection_in), a DependencyError to its
+            # driver's error.
+            group.__cause__ = error.__cause__ if error.__cause__ is not None else error.__context__
+            error.__cause__ = group
         return error
 
     @overload
@@ -340,7 +383,23 @@ class FallbackChain:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a function so that its calls go through the chain."""
+        self.check_decorates(fn)
         return wrap_calls(fn, self.acall, self.call, f"fallback chain {self.breaker.name!r}")
+
+    def check_decorates(self, fn: Callable[..., Any]) -> None:
+        """A chain whose cache keys calls by their arguments alone answers for one function: a
+        second one's call with the same arguments would get the first one's answer."""
+        if not any(isinstance(s, CachedResponse) and s.key is default_cache_key for s in self.steps):
+            return
+        first = self._decorated
+        if first is not None and first is not fn:
+            raise BreakerConfigError(
+                "steps",
+                f"fallback chain {self.breaker.name!r} caches by arguments alone and already serves "
+                f"{getattr(first, '__qualname__', first)!r}: use a chain per function, or give "
+                "CachedResponse a key that tells the functions apart",
+            )
+        self._decorated = fn
 
     def __repr__(self) -> str:
         return f"FallbackChain({self.breaker.name!r}, {', '.join(repr(s) for s in self.steps)})"

@@ -149,8 +149,9 @@ class Feature:
                 raise
             served = await chain.aserve(exc, args, kwargs)
             return served
-        if chain._remembering[1] or chain._remembering[0] is not chain.steps:
-            await chain.aremember(args, kwargs, result)
+        if chain.breaker._classify_results or chain._remembering[1] or chain._remembering[0] is not chain.steps:
+            settled: T = await chain.asettle(result, args, kwargs)
+            return settled
         return result
 
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -169,8 +170,9 @@ class Feature:
                 raise
             served = chain.serve(exc, args, kwargs)
             return served
-        if chain._remembering[1] or chain._remembering[0] is not chain.steps:
-            chain.remember(args, kwargs, result)
+        if chain.breaker._classify_results or chain._remembering[1] or chain._remembering[0] is not chain.steps:
+            settled: T = chain.settle(result, args, kwargs)
+            return settled
         return result
 
     def _blocked(self) -> CircuitOpenError | None:
@@ -209,6 +211,7 @@ class Feature:
 
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a function: its calls go through the feature."""
+        self.chain.check_decorates(fn)
         return wrap_calls(fn, self.acall, self.call, f"feature {self.name!r}")
 
     def __repr__(self) -> str:

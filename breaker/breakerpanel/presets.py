@@ -29,6 +29,7 @@ and the SDKs built on either without depending on any of them: an exception with
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -206,11 +207,15 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 class _RedisErrors(_ExceptionPreset):
     """redis-py: connection errors, timeouts, loading and cluster-down fail; a command Redis
-    refused (``ResponseError``: wrong type, unknown command) is the caller's mistake."""
+    refused (``ResponseError``: wrong type, unknown command) is the caller's mistake, and so is a
+    watched key another client changed (``WatchError``: optimistic locking at work, which
+    ``Redis.transaction()`` retries)."""
 
     def classify(self, exc: BaseException) -> Verdict | None:
         names = _class_names(exc)
         from_redis = type(exc).__module__.startswith("redis")
+        if from_redis and "WatchError" in names:
+            return IGNORED
         if "AuthenticationError" in names or "AuthenticationWrongNumberOfArgsError" in names:
             return failure("auth")
         if "BusyLoadingError" in names:
@@ -247,6 +252,10 @@ _PG_NAMED = {
 }
 
 
+# asyncpg's words for a connection that is gone (see _PostgresErrors).
+_LOST_CONNECTION = re.compile(r"connection is closed|connection has been released back to the pool")
+
+
 class _PostgresErrors(_ExceptionPreset):
     """asyncpg and SQLAlchemy: SQLSTATE classes 08, 53, 57, 58, XX fail (connection lost, too many
     connections, admin shutdown); integrity, syntax, data and transaction-conflict errors (23, 42,
@@ -271,6 +280,11 @@ class _PostgresErrors(_ExceptionPreset):
                 or "ConnectionDoesNotExistError" in names
                 or "InternalClientError" in names
                 or ("OperationalError" in names and "sqlalchemy" in type(item).__module__)
+                # A pooled connection the server ended (a restart, a failover, an administrator):
+                # asyncpg says it is closed, or, once its pool has noticed and taken it back, that
+                # it was released to the pool; SQLAlchemy invalidates it.
+                or ("InterfaceError" in names and _LOST_CONNECTION.search(str(item)) is not None)
+                or getattr(item, "connection_invalidated", False) is True
             ):
                 return failure(CONNECTION_ERROR)
         if any(n in ("InterfaceError", "DBAPIError", "StatementError") for i in chain for n in _class_names(i)):

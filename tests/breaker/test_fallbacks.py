@@ -614,3 +614,91 @@ class TestRegistryDetails:
         with pytest.raises(KeyError, match=r"no feature named 'search'; registered: \['cache'\]"):
             registry.get_feature("search")
         assert registry.get_feature("cache").name == "cache"
+
+
+async def test_a_result_the_breaker_counts_as_a_failure_is_neither_an_answer_nor_remembered() -> None:
+    # A classifier that inspects results (record_results, llm_http's 5xx responses): the chain
+    # returned the failed result and cached it as the last good answer, served later in an outage.
+    from breakerpanel import record_results
+
+    breaker = CircuitBreaker("llm", BreakerConfig(classifier=record_results(lambda r: r == "overloaded")))
+    cache = MemoryCache()
+    chain = FallbackChain(breaker, CachedResponse(cache), Static("canned"))
+
+    async def answer(question: str) -> str:
+        return f"answer to {question}"
+
+    async def overloaded(question: str) -> str:
+        return "overloaded"
+
+    assert await chain.acall(answer, "q") == "answer to q"
+    assert await chain.acall(overloaded, "q") == "answer to q"  # the cache's, not the failure
+    assert await chain.acall(down, "q") == "answer to q"
+    assert chain.call(lambda question: "overloaded", "never asked") == "canned"
+    totals = breaker.snapshot().totals
+    assert totals.failures == 3
+    assert totals.fallbacks[(FallbackType.CACHE, Outcome.SUCCESS)] == 2
+    bare = FallbackChain(breaker)  # no steps: the caller gets what it returned
+    assert await bare.acall(overloaded, "q") == "overloaded"
+
+
+async def test_an_exhausted_chain_keeps_what_its_error_was_raised_from() -> None:
+    # The steps' ExceptionGroup replaced the error's __cause__: an SDK error raised from another
+    # breaker's rejection no longer led to it, and a feature counted that rejection as its own failure.
+    registry = BreakerRegistry()
+    registry.service("qdrant")
+    qdrant = registry.endpoint("qdrant.search")
+    qdrant.force_open(30)
+
+    class SdkError(Exception):
+        pass
+
+    async def search(query: str) -> str:
+        try:
+            qdrant.acquire()
+        except CircuitOpenError as exc:
+            raise SdkError("request failed") from exc
+        return query
+
+    async def no_cache(query: str) -> str:
+        raise CacheMiss("nothing stored")
+
+    feature = registry.feature("search", required=[], fallback=[Simplified(no_cache)])
+    for _ in range(3):
+        with pytest.raises(SdkError) as caught:
+            await feature.acall(search, "q")
+    assert isinstance(caught.value.__cause__, ExceptionGroup)
+    from breakerpanel import rejection_in
+
+    assert rejection_in(caught.value) is not None
+    totals = feature.breaker.snapshot().totals
+    assert (totals.failures, totals.ignored) == (0, 3)
+
+
+def test_a_chain_caching_by_arguments_serves_one_decorated_function() -> None:
+    # One chain decorating two functions shared its cache entries: order_total(7) got user 7's name.
+    chain = FallbackChain(CircuitBreaker("db"), CachedResponse(MemoryCache()))
+
+    @chain
+    def user_name(user_id: int) -> str:
+        return f"user-{user_id}"
+
+    assert user_name(7) == "user-7"
+    with pytest.raises(BreakerConfigError, match="chain per function"):
+
+        @chain
+        def order_total(order_id: int) -> int:
+            return order_id
+
+    keyed = FallbackChain(CircuitBreaker("db2"), CachedResponse(MemoryCache(), key=lambda *a: repr(a)))
+    keyed(user_name)
+    keyed(lambda order_id: order_id)  # a key of one's own: one's own business
+
+
+def test_a_redis_client_is_not_taken_for_a_response_cache() -> None:
+    # It has get() and set(), but a miss is None, which was served as the answer.
+    import redis
+
+    with pytest.raises(BreakerConfigError) as caught:
+        CachedResponse(redis.Redis())  # type: ignore[arg-type]
+    assert caught.value.field == "cache"

@@ -161,3 +161,22 @@ async def test_rejections_during_the_work_are_mapped(
         "reason": "failed",
         "error_type": "connection_error",
     }
+
+
+async def test_a_feature_refused_early_counts_as_its_call_would(
+    client_and_registry: tuple[httpx.AsyncClient, BreakerRegistry],
+) -> None:
+    # The refusal was not counted on the open dependency (Feature.acall's is), and with only the
+    # feature's own breaker open it counted parent_open naming the feature itself.
+    client, registry = client_and_registry
+    registry["qdrant.search"].force_open(10)
+    response = await client.get("/search", params={"q": "x"})
+    assert response.status_code == 503
+    assert registry["qdrant.search"].snapshot().totals.rejected[RejectionReason.FORCED_OPEN] == 1
+    assert registry["search"].snapshot().totals.rejected[RejectionReason.PARENT_OPEN] == 1
+    registry["qdrant.search"].force_close()
+    registry["search"].force_open(10)
+    response = await client.get("/search", params={"q": "x"})
+    assert (response.status_code, response.json()["reason"]) == (503, "forced_open")
+    rejected = registry["search"].snapshot().totals.rejected
+    assert (rejected[RejectionReason.FORCED_OPEN], rejected[RejectionReason.PARENT_OPEN]) == (1, 1)

@@ -4,6 +4,7 @@ restarted mid-run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from breakerpanel import BreakerConfig, BreakerError, CircuitBreaker, CircuitOpenError, DependencyError, State
 from breakerpanel.integrations.asyncpg import ProtectedPool
 from breakerpanel.integrations.sqlalchemy import ProtectedEngine
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, find_free_port
 
 WINDOW = BreakerConfig(
     sliding_window_type="time_based",
@@ -160,3 +161,52 @@ async def test_sqlalchemy_async_engine(postgres_server: PostgresServer) -> None:
         await until_closed(breaker, select_one)
     finally:
         await engine.dispose()
+
+
+async def test_a_pooled_connection_the_server_ended_is_a_failure(
+    postgres_server: PostgresServer, pool: ProtectedPool
+) -> None:
+    # A restart or failover ends idle connections: the next query's "connection is closed"
+    # (asyncpg InterfaceError) was ignored and reached the caller raw.
+    admin = await asyncpg.connect(postgres_server.dsn)
+    async with pool.acquire() as connection:
+        pid = await connection.fetchval("SELECT pg_backend_pid()")
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        with contextlib.suppress(DependencyError):
+            await connection.fetchval("SELECT 1")  # the first may still learn it mid-query
+        with pytest.raises(DependencyError) as info:
+            await connection.fetchval("SELECT 1")
+    await admin.close()
+    assert info.value.error_type == "connection_error"
+    assert pool.breaker.snapshot().totals.ignored == 0
+
+
+async def test_a_connection_lost_inside_a_transaction_counts_once_and_keeps_its_error(
+    postgres_server: PostgresServer, pool: ProtectedPool
+) -> None:
+    # The ROLLBACK on the dead connection went through the breaker too: a second failure, and
+    # its error replaced the query's.
+    admin = await asyncpg.connect(postgres_server.dsn)
+    before = pool.breaker.snapshot().totals.failures
+
+    async def update_then_lose_the_connection() -> None:
+        async with pool.acquire() as connection:
+            pid = await connection.fetchval("SELECT pg_backend_pid()")
+            async with connection.transaction():
+                await connection.execute("UPDATE docs SET body = 'x' WHERE id = 1")
+                await admin.execute("SELECT pg_terminate_backend($1)", pid)
+                await connection.execute("SELECT pg_sleep(1)")
+
+    with pytest.raises(DependencyError) as info:
+        await update_then_lose_the_connection()
+    await admin.close()
+    assert "rollback" not in str(info.value).lower()
+    assert pool.breaker.snapshot().totals.failures == before + 1
+
+
+async def test_a_pool_that_opens_no_connection_is_no_call(postgres_server: PostgresServer) -> None:
+    # min_size=0 sends nothing: its success could close a half-open breaker while PostgreSQL is down.
+    breaker = CircuitBreaker("postgres", WINDOW)
+    pool = await ProtectedPool.create(f"postgresql://app@127.0.0.1:{find_free_port()}/app", breaker=breaker)
+    assert breaker.snapshot().totals.successes == 0
+    await pool.close()

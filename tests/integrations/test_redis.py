@@ -156,3 +156,66 @@ async def test_redis_cache_shares_answers(redis_server: RedisServer) -> None:
         assert 0 < await client.pttl("t:answer") <= 60_000
     finally:
         await client.aclose()
+
+
+async def test_a_watched_key_changed_by_another_client_is_no_redis_failure(
+    protected: ProtectedRedis, redis_server: RedisServer
+) -> None:
+    # WatchError (optimistic locking at work) counted as a Redis failure and came back as a
+    # DependencyError, so redis-py's transaction() never retried it.
+    other = aioredis.from_url(redis_server.url)
+    await protected.set("balance", 10)
+    tries = 0
+
+    async def spend(pipe: redis.asyncio.client.Pipeline) -> None:
+        nonlocal tries
+        tries += 1
+        balance = int(await pipe.get("balance"))
+        if tries == 1:
+            await other.set("balance", 20)  # another client wins the race once
+        pipe.multi()
+        pipe.set("balance", balance - 1)
+
+    await protected.transaction(spend, "balance")
+    await other.aclose()
+    assert (tries, await protected.get("balance")) == (2, b"19")
+    totals = protected.breaker.snapshot().totals
+    assert (totals.failures, totals.ignored) == (0, 1)
+
+
+async def test_commands_of_a_watching_pipeline_go_through_the_breaker(protected: ProtectedRedis) -> None:
+    # After WATCH, redis-py runs each command at once (immediate_execute_command), which went
+    # around the breaker: served while it was open, and never counted.
+    await protected.set("k", "v")
+    before = protected.breaker.snapshot().totals.successes
+    async with protected.pipeline() as pipe:
+        await pipe.watch("k")
+        assert await pipe.get("k") == b"v"
+        pipe.multi()
+        pipe.set("k", "w")
+        await pipe.execute()
+    assert protected.breaker.snapshot().totals.successes == before + 3  # WATCH, GET, the transaction
+    protected.breaker.force_open()
+    async with protected.pipeline() as pipe:
+        with pytest.raises(CircuitOpenError):
+            await pipe.watch("k")
+
+
+async def test_an_empty_pipeline_is_no_call(redis_server: RedisServer) -> None:
+    # Nothing is sent: its success could close a half-open breaker while Redis is down.
+    client = ProtectedRedis.from_url(redis_server.url, breaker=CircuitBreaker("redis", WINDOW))
+    async with client.pipeline() as pipe:
+        assert await pipe.execute() == []
+    assert client.breaker.snapshot().totals.successes == 0
+    await client.aclose()
+
+
+async def test_from_url_takes_the_clients_own_options(redis_server: RedisServer) -> None:
+    # single_connection_client went to the pool: every command raised TypeError, counted as a
+    # failure of Redis.
+    client = ProtectedRedis.from_url(redis_server.url, breaker=CircuitBreaker("redis"), single_connection_client=True)
+    await client.set("k", "v")
+    assert await client.get("k") == b"v"
+    assert client.single_connection_client
+    assert client.breaker.snapshot().totals.failures == 0
+    await client.aclose()

@@ -85,9 +85,20 @@ class ProtectedConnection(_Queries):
         try:
             yield self
         except BaseException:
-            await guarded(self.breaker, self.classifier, self.translate_errors, tx.rollback)
+            # A connection that is gone rolled its transaction back with it: calling ROLLBACK on
+            # it would count the loss a second time and replace the body's error with its own.
+            if not _closed(self._target):
+                await guarded(self.breaker, self.classifier, self.translate_errors, tx.rollback)
             raise
         await guarded(self.breaker, self.classifier, self.translate_errors, tx.commit)
+
+
+def _closed(connection: Any) -> bool:
+    """Whether a pooled connection is gone: closed, or taken back by its pool when it was lost."""
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.InterfaceError:  # "released back to the pool": the pool noticed the loss first
+        return True
 
 
 class ProtectedPool(_Queries):
@@ -120,9 +131,14 @@ class ProtectedPool(_Queries):
         """Create the pool through the breaker. ``min_size`` is 0 by default, so the pool opens
         connections when needed: an application can start while PostgreSQL is down."""
         classifier = classifier or postgres_errors()
-        pool = await guarded(
-            breaker, classifier, translate_errors, asyncpg.create_pool, dsn, min_size=min_size, **pool_options
-        )
+        if min_size == 0:
+            # Opens no connection, so it tells nothing of PostgreSQL: not a call (a success here
+            # could close a half-open breaker while the server is down).
+            pool = await asyncpg.create_pool(dsn, min_size=0, **pool_options)
+        else:
+            pool = await guarded(
+                breaker, classifier, translate_errors, asyncpg.create_pool, dsn, min_size=min_size, **pool_options
+            )
         return cls(pool, breaker, classifier=classifier, translate_errors=translate_errors)
 
     @property

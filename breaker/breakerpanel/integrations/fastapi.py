@@ -155,23 +155,17 @@ def require_feature(
         blocking = status.open_required or status.open_optional or (feature.name,)
         response.headers[DEGRADED_HEADER] = ",".join(blocking)
         if status.availability is Availability.UNAVAILABLE and not feature.chain.steps:
-            origin = blocking[0]
-            breaker = next((d for d in feature.dependencies if d.name == origin), feature.breaker)
-            raise _Rejected(feature.breaker.reject_for_dependency(origin, _remaining(breaker)), policy)
+            try:
+                # Counted as a call would be: on the dependency that is open and on the feature
+                # (parent_open), or, when only the feature's own breaker is open, by that breaker.
+                if feature._blocked() is None:
+                    feature.breaker.acquire().cancel()  # it has just moved on: let the request through
+            except CircuitOpenError as exc:
+                raise _Rejected(exc, policy) from None
         return feature
 
     dependency.__name__ = f"require_feature_{feature.name.replace('.', '_')}"
     return dependency
-
-
-def _remaining(breaker: CircuitBreaker) -> float | None:
-    node: CircuitBreaker | None = breaker
-    while node is not None:
-        remaining = node.snapshot().open_remaining
-        if remaining is not None:
-            return remaining
-        node = node.parent
-    return None
 
 
 def readiness(registry: BreakerRegistry, required: tuple[str, ...] = ()) -> tuple[int, dict[str, Any]]:

@@ -67,11 +67,19 @@ class ProtectedRedis(aioredis.Redis):
         breaker: CircuitBreaker,
         classifier: Classifier | None = None,
         translate_errors: bool = True,
+        single_connection_client: bool = False,
         **kwargs: Any,
     ) -> ProtectedRedis:
         kwargs.setdefault("retry", _no_retries())
+        # As redis-py's own from_url: the pool takes the connection options, the client its own.
         pool = aioredis.ConnectionPool.from_url(url, **kwargs)
-        client = cls(connection_pool=pool, breaker=breaker, classifier=classifier, translate_errors=translate_errors)
+        client = cls(
+            connection_pool=pool,
+            single_connection_client=single_connection_client,
+            breaker=breaker,
+            classifier=classifier,
+            translate_errors=translate_errors,
+        )
         client.auto_close_connection_pool = True
         return client
 
@@ -89,17 +97,25 @@ class ProtectedRedis(aioredis.Redis):
 
 
 class ProtectedPipeline(Pipeline):
-    """A pipeline whose ``execute()`` is one call through the breaker."""
+    """A pipeline whose ``execute()`` is one call through the breaker, and so is each command it
+    runs at once (``WATCH``, and the reads after it before ``MULTI``)."""
 
     breaker: CircuitBreaker
     classifier: Classifier
     translate_errors: bool
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if not self.command_stack and not self.watching:
+            return await super().execute(raise_on_error)  # nothing to send: no call, no success
         result: list[Any] = await guarded(
             self.breaker, self.classifier, self.translate_errors, super().execute, raise_on_error
         )
         return result
+
+    async def immediate_execute_command(self, *args: Any, **options: Any) -> Any:
+        return await guarded(
+            self.breaker, self.classifier, self.translate_errors, super().immediate_execute_command, *args, **options
+        )
 
 
 class RedisCache:
