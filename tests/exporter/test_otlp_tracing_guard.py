@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import threading
 from collections.abc import Iterator
@@ -14,12 +16,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from breakerpanel import (
+    MAX_ERROR_TYPES,
+    OTHER_ERROR_TYPE,
     BreakerConfig,
     BreakerRegistry,
     CircuitBreaker,
     CircuitOpenError,
     ManualClock,
     MemoryStore,
+    RejectionReason,
     Static,
 )
 from breakerpanel.exporter import OTHER, BreakerCatalog, BreakerTelemetry, otlp_configured, semconv
@@ -192,3 +197,101 @@ def test_idle_breakers_are_evicted_until_used_again() -> None:
     idle.call(lambda: "back")
     catalog.end_collection()
     assert {r.name for r in catalog.readings()} == {"busy", "idle"}
+
+
+def test_which_breakers_are_summed_stays_fixed_when_named_ones_go_idle() -> None:
+    # Idle ones were left out before the cap: a named breaker going idle pulled one out of
+    # _OTHER, which went back when it was used again: _OTHER's successes went 120 -> 22 -> 123.
+    now = [0.0]
+    catalog = BreakerCatalog(max_breakers=3, evict_idle_after=60, clock=lambda: now[0])
+    breakers = {name: CircuitBreaker(name) for name in "abcde"}
+    catalog.add(list(breakers.values()))
+    for name, calls in zip("abcde", (1, 1, 100, 10, 10), strict=True):
+        for _ in range(calls):
+            breakers[name].call(lambda: "ok")
+
+    def other() -> tuple[int, list[str]]:
+        catalog.end_collection()
+        readings = catalog.readings()
+        return next(r.successes for r in readings if r.name == OTHER), [r.name for r in readings]
+
+    seen = [other()]
+    now[0] += 90
+    for name in "bcde":
+        breakers[name].call(lambda: "ok")
+    seen.append(other())  # a is idle
+    breakers["a"].call(lambda: "back")
+    seen.append(other())
+    assert seen == [(120, ["a", "b", OTHER]), (123, ["b", OTHER]), (123, ["a", "b", OTHER])]
+
+
+def test_the_summed_breakers_failures_are_one_error_type() -> None:
+    # The union of every summed breaker's error types grew with their number (640 series for 11
+    # breakers of 64 types), past what one breaker may have.
+    catalog = BreakerCatalog(max_breakers=2)
+    for i in range(11):
+        breaker = CircuitBreaker(f"b{i}", BreakerConfig(minimum_calls=1000))
+        catalog.add(breaker)
+        for kind in range(64):
+            with contextlib.suppress(LookupError):
+                breaker.call(functools.partial(_raise, type(f"E{kind}", (LookupError,), {})))
+    readings = catalog.readings()
+    assert readings[-1].name == OTHER
+    assert readings[-1].failures_by_type == {OTHER_ERROR_TYPE: 10 * 64}
+    assert len(readings[0].failures_by_type) == 64
+
+
+def _raise(kind: type[Exception]) -> None:
+    raise kind
+
+
+def test_the_sdk_keeps_every_series_one_breaker_can_have() -> None:
+    # The SDK's limit was 64 points per breaker, under a breaker's 71 possible calls series: the
+    # SDK path (OTLP, generate_latest) folded the rest into otel_metric_overflow.
+    import prometheus_client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    registry = BreakerRegistry()
+    telemetry = BreakerTelemetry(registry, service_name="x", max_breakers=10, detail="full", otlp=False, tracing=False)
+    for i in range(10):
+        breaker = registry.service(f"svc{i}")
+        breaker.metrics_only()
+        for j in range(70):
+            breaker.acquire().failure(f"err{j}")  # 64 types kept, the rest counted as _OTHER
+
+    def calls(text: str) -> list[dict[str, str]]:
+        return [
+            dict(sample.labels)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "circuit_breaker_calls_total"
+        ]
+
+    exposition = telemetry.exposition()
+    direct = calls(exposition.decode() if isinstance(exposition, bytes) else exposition)
+    through_sdk = calls(prometheus_client.generate_latest(telemetry.prometheus_registry).decode())
+    assert not [labels for labels in through_sdk if "otel_metric_overflow" in labels]
+    # Per breaker: success, ignored, 64 error types and _OTHER, a series per rejection reason.
+    assert len(through_sdk) == len(direct) == 10 * (2 + MAX_ERROR_TYPES + 1 + len(RejectionReason))
+    telemetry.shutdown()
+
+
+def test_span_events_carry_the_common_attributes_metrics_carry() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    registry = BreakerRegistry(clock=ManualClock())
+    registry.service("openai")
+    chat = registry.endpoint("openai.chat", BreakerConfig(minimum_calls=1))
+    answer = registry.feature("answer", required=["openai.chat"])
+    telemetry = BreakerTelemetry(registry, service_name="t", otlp=False)
+    with provider.get_tracer("test").start_as_current_span("request"):
+        with pytest.raises(ZeroDivisionError):
+            chat.call(lambda: 1 / 0)
+        with pytest.raises(CircuitOpenError):
+            answer.call(lambda: "never")
+    (span,) = exporter.get_finished_spans()
+    by_breaker = {e.attributes[semconv.CIRCUIT_BREAKER_NAME]: dict(e.attributes) for e in span.events}  # type: ignore[index]
+    assert by_breaker["openai.chat"][semconv.CIRCUIT_BREAKER_SERVICE] == "openai"
+    assert by_breaker["answer"][semconv.CIRCUIT_BREAKER_REQUIRES] == "openai"
+    telemetry.shutdown()

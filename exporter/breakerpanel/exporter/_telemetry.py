@@ -19,7 +19,7 @@ from opentelemetry.semconv.attributes.deployment_attributes import DEPLOYMENT_EN
 from opentelemetry.semconv.attributes.service_attributes import SERVICE_INSTANCE_ID, SERVICE_NAME
 from prometheus_client import CollectorRegistry
 
-from breakerpanel import BreakerRegistry, CircuitBreaker, StateStore
+from breakerpanel import MAX_ERROR_TYPES, BreakerRegistry, CircuitBreaker, RejectionReason, StateStore
 
 from . import semconv
 from ._catalog import BreakerCatalog
@@ -35,9 +35,9 @@ from ._tracing import SpanEvents
 __all__ = ["SCOPE_NAME", "BreakerTelemetry", "otlp_configured"]
 
 SCOPE_NAME = "breakerpanel"
-#: Points of one instrument per breaker, at most: error types (capped) and rejection reasons of
-#: the calls counter, with room to spare.
-_SERIES_PER_BREAKER_BOUND = 64
+#: Points of one instrument per breaker, at most: the calls counter's, its largest (a success, an
+#: ignored call, each error type the breaker keeps and its _OTHER, each rejection reason).
+_SERIES_PER_BREAKER_BOUND = 2 + MAX_ERROR_TYPES + 1 + len(RejectionReason)
 _OTLP_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
 
 ASGIApp = Callable[..., Any]
