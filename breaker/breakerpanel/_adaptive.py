@@ -177,7 +177,8 @@ def burn_rate(errors: float, calls: float, slo_target: float) -> float:
     """
     if calls <= 0:
         return 0.0
-    return float(errors / calls) / (1.0 - slo_target)
+    # Rounded: 1 - 0.99 is 0.010000000000000009. slo_target is at most 1 - 1e-9 (validated).
+    return float(errors / calls) / round(1.0 - slo_target, 12)
 
 
 def histogram_quantile(q: float, bounds: Sequence[float], counts: Sequence[int]) -> float | None:

@@ -693,12 +693,3 @@ def test_a_chain_caching_by_arguments_serves_one_decorated_function() -> None:
     keyed = FallbackChain(CircuitBreaker("db2"), CachedResponse(MemoryCache(), key=lambda *a: repr(a)))
     keyed(user_name)
     keyed(lambda order_id: order_id)  # a key of one's own: one's own business
-
-
-def test_a_redis_client_is_not_taken_for_a_response_cache() -> None:
-    # It has get() and set(), but a miss is None, which was served as the answer.
-    import redis
-
-    with pytest.raises(BreakerConfigError) as caught:
-        CachedResponse(redis.Redis())  # type: ignore[arg-type]
-    assert caught.value.field == "cache"

@@ -8,12 +8,14 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from breakerpanel import (
     MISSING,
     BreakerConfig,
+    BreakerConfigError,
     BreakerError,
     CachedResponse,
     CircuitBreaker,
@@ -219,3 +221,10 @@ async def test_from_url_takes_the_clients_own_options(redis_server: RedisServer)
     assert client.single_connection_client
     assert client.breaker.snapshot().totals.failures == 0
     await client.aclose()
+
+
+def test_a_redis_client_is_not_taken_for_a_response_cache() -> None:
+    # It has get() and set(), but a miss is None, which was served as the answer.
+    with pytest.raises(BreakerConfigError) as caught:
+        CachedResponse(redis.Redis())  # type: ignore[arg-type]
+    assert caught.value.field == "cache"
