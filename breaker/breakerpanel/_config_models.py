@@ -274,5 +274,10 @@ class BreakerOptions(StrictModel):
     def to_config(self) -> BreakerConfig:
         """The set fields over the library's defaults."""
         given = {name: value for name, value in self if value is not None}
-        classifier = _CLASSIFIERS[given.pop("classifier", "default")](given.pop("auth_failures", "failure"))
+        kind = given.pop("classifier", "default")
+        auth = given.pop("auth_failures", None)
+        if auth is not None and kind != "llm_http":
+            # Only llm_http tells 401/403 apart: set elsewhere it would be dropped unsaid.
+            raise BreakerConfigError("auth_failures", f"applies to classifier llm_http only (the classifier is {kind})")
+        classifier = _CLASSIFIERS[kind](auth or "failure")
         return self.settings_class(classifier=classifier, **{name: _config_value(v) for name, v in given.items()})

@@ -9,6 +9,7 @@ Health endpoints, the exporter and the incident bot walk the tree through :meth:
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -24,6 +25,8 @@ from ._state import Level
 from ._stores import MemoryStore, StateStore
 
 __all__ = ["BreakerRegistry"]
+
+logger = logging.getLogger("breakerpanel")
 
 
 class BreakerRegistry:
@@ -124,23 +127,36 @@ class BreakerRegistry:
     def _add(self, breaker: CircuitBreaker) -> CircuitBreaker:
         with self._lock:
             if breaker.name in self._breakers:
-                raise BreakerConfigError(breaker.name, "a breaker with this name is already registered")
-            self._breakers[breaker.name] = breaker
-            watchers = list(self._watchers)
+                duplicate = True
+            else:
+                duplicate = False
+                self._breakers[breaker.name] = breaker
+                watchers = list(self._watchers)
+                # Listeners added while the breaker was being built (it took the tuple in force then).
+                missed = [listener for listener in self._listeners if listener not in breaker.listeners]
+        if duplicate:
+            parent = breaker.parent
+            if parent is not None:  # the breaker joined its service's children as it was made
+                with parent._lock:
+                    parent._children = tuple(c for c in parent._children if c is not breaker)
+            raise BreakerConfigError(breaker.name, "a breaker with this name is already registered")
+        for listener in missed:
+            breaker.add_listener(listener)
         # Attached after the listeners, so they see a state adopted from the other replicas.
         self.store.attach(breaker)
         for watcher in watchers:
-            watcher(breaker)
+            _tell(watcher, breaker)
         return breaker
 
     def watch(self, callback: Callable[[CircuitBreaker], None]) -> None:
         """Call ``callback`` with every breaker: those registered now, and each one registered
-        later (an exporter uses this to set breakers up as they appear)."""
+        later (an exporter uses this to set breakers up as they appear). A callback that raises
+        is logged; the breaker stays registered and the other callbacks are called."""
         with self._lock:
             self._watchers.append(callback)
             breakers = list(self._breakers.values())
         for breaker in breakers:
-            callback(breaker)
+            _tell(callback, breaker)
 
     def add_listener(self, listener: BreakerListener) -> None:
         """Listen to every breaker, those registered later included."""
@@ -227,3 +243,12 @@ def describe_breaker(breaker: CircuitBreaker) -> dict[str, Any]:
         "calls": snap.calls,
         "open_remaining": snap.open_remaining,
     }
+
+
+def _tell(watcher: Callable[[CircuitBreaker], None], breaker: CircuitBreaker) -> None:
+    """Call one watcher: one that raises must not stop the others, nor leave the breaker
+    registered but unusable (registering it again would say it exists)."""
+    try:
+        watcher(breaker)
+    except Exception:
+        logger.exception("registry watcher %r failed for breaker %r", watcher, breaker.name)

@@ -74,6 +74,7 @@ from ._config_models import (
     Duration,
     ExponentialWait,
     ForecastOptions,
+    Seconds,
     StrictModel,
     parse_duration,
 )
@@ -81,6 +82,7 @@ from ._events import BreakerListener
 from ._exceptions import BreakerConfigError
 from ._fallback import Alternate, CachedResponse, FallbackStep, Simplified, Static
 from ._probe import Probe, ProbeRunner, asyncpg_probe, http_probe, redis_probe
+from ._redact import redacted
 from ._registry import BreakerRegistry
 from ._semantic import DEFAULT_MIN_SIMILARITY, SemanticCache
 from ._stores import DEFAULT_SYNC_INTERVAL, MemoryStore, RedisStore, StateStore
@@ -161,7 +163,9 @@ class ProbeSettings(StrictModel):
         description="`http` (GET `url`), `redis` (PING `url`), `postgres` (SELECT 1 on `url`), "
         "`callable` (`function`, an async callable taking no arguments)."
     )
-    url: str | None = Field(None, validate_default=True, description="Health URL, or the Redis or Postgres URL.")
+    url: str | None = Field(
+        None, repr=False, validate_default=True, description="Health URL, or the Redis or Postgres URL."
+    )
     function: str | None = Field(
         None, validate_default=True, description="`module:attribute` of the probe, for type `callable`."
     )
@@ -170,8 +174,8 @@ class ProbeSettings(StrictModel):
     max_interval: Duration = Field(30.0, description="The longest delay between two probes.")
     jitter: float = Field(0.2, ge=0, le=1, description="Share of each delay that may be cut at random.")
     timeout: Duration = Field(5.0, description="A probe taking longer fails.")
-    max_extension: float = Field(
-        300.0, ge=0, allow_inf_nan=False, description="Failed probes extend the open wait by at most this (seconds)."
+    max_extension: Seconds = Field(
+        300.0, ge=0, allow_inf_nan=False, description="Failed probes extend the open wait by at most this."
     )
 
     @field_validator("url")
@@ -290,7 +294,7 @@ class SemanticCacheStep(StrictModel):
     type: Literal["semantic_cache"]
     endpoint: str = Field(description="The breaker its Redis calls go through (such as `redis.semantic`).")
     url: str | None = Field(
-        None, description="`redis://host:port/db` of a Redis 8 (or the application gives the client)."
+        None, repr=False, description="`redis://host:port/db` of a Redis 8 (or the application gives the client)."
     )
     min_similarity: float = Field(
         DEFAULT_MIN_SIMILARITY, ge=-1, le=1, description="The cosine similarity a stored question needs to be served."
@@ -359,7 +363,9 @@ class StoreSettings(StrictModel):
     backend: Literal["memory", "redis"] = Field(
         "memory", description="`memory`: nothing shared (each process decides alone); `redis`: shared through Redis."
     )
-    url: str | None = Field(None, description="`redis://host:port/db` (`rediss://` for TLS); any node of a cluster.")
+    url: str | None = Field(
+        None, repr=False, description="`redis://host:port/db` (`rediss://` for TLS); any node of a cluster."
+    )
     cluster: bool = Field(False, description="The URL is a node of a Redis Cluster.")
     prefix: str = Field(
         "breakerpanel", min_length=1, description="Key prefix: replicas with one prefix share breakers."
@@ -367,8 +373,11 @@ class StoreSettings(StrictModel):
     sync_interval: Duration = Field(DEFAULT_SYNC_INTERVAL, description="How often replicas exchange window counts.")
     quorum: int = Field(1, ge=1, description="Open every replica only when at least this many see failures.")
     timeout: Duration = Field(0.5, description="A Redis operation slower than this counts as failed.")
-    startup_timeout: float = Field(
-        1.0, ge=0, description="How long startup may wait for the state in force (a replica starting in an outage)."
+    startup_timeout: Seconds = Field(
+        1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="How long startup may wait for the state in force (a replica starting in an outage).",
     )
 
     @field_validator("url")
@@ -436,12 +445,15 @@ class BreakersFile(BaseSettings):
         # The environment overrides the file (passed in as init data).
         return _EnvironSource(settings_cls), init_settings
 
-    @field_validator("services")
+    @field_validator("services", "features")
     @classmethod
-    def _service_names(cls, value: dict[str, ServiceSettings]) -> dict[str, ServiceSettings]:
+    def _names(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # Lowercase, as environment variables name them (a feature "Answer" and the variable
+        # BREAKERPANEL_FEATURES__ANSWER__... were two features).
+        kind = "service" if info.field_name == "services" else "feature"
         for name in value:
             if not _NAME.match(name):
-                raise ValueError(f"service name {name!r} must be lowercase letters, digits, - or _")
+                raise ValueError(f"{kind} name {name!r} must be lowercase letters, digits, - or _")
         return value
 
     @model_validator(mode="after")
@@ -455,9 +467,29 @@ class BreakersFile(BaseSettings):
                 for dependency in getattr(feature, kind):
                     if dependency not in known:
                         problems.append(f"features.{name}.{kind}: {dependency!r} is not a service or endpoint")
+            both = sorted(set(feature.required) & set(feature.optional))
+            if both:
+                problems.append(f"features.{name}.optional: {both} cannot be both required and optional")
             for i, step in enumerate(feature.fallback):
-                if isinstance(step, AlternateStep) and step.endpoint is not None and step.endpoint not in known:
-                    problems.append(f"features.{name}.fallback.{i}.endpoint: {step.endpoint!r} is not defined")
+                endpoint = step.endpoint if isinstance(step, AlternateStep | SemanticCacheStep) else None
+                if endpoint is not None and endpoint not in known:
+                    problems.append(f"features.{name}.fallback.{i}.endpoint: {endpoint!r} is not defined")
+        # What only the merged settings tell (auth_failures without llm_http, say): at load, not
+        # at build().
+        breakers = [
+            *((s, f"services.{s}.breaker") for s in self.services),
+            *(
+                (f"{s}.{e}", f"services.{s}.endpoints.{e}.breaker")
+                for s, svc in self.services.items()
+                for e in svc.endpoints
+            ),
+            *((f, f"features.{f}.breaker") for f in self.features),
+        ]
+        for name, where in breakers:
+            try:
+                self.options_for(name).to_config()
+            except BreakerConfigError as exc:
+                problems.append(f"{where}.{exc.field}: {exc.reason}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -641,10 +673,17 @@ def _lines(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[tuple[s
     return found
 
 
-def _problems(error: ValidationError, lines: Mapping[tuple[str, ...], int]) -> list[tuple[int | None, str, str]]:
+# The parts pydantic adds to an error's location for a validator function (not a key of the file;
+# a service may well be named "function-calls").
+_VALIDATOR_PART = re.compile(r"^function-(after|before|wrap|plain)\[")
+
+
+def _problems(
+    error: ValidationError, lines: Mapping[tuple[str, ...], int], overrides: Mapping[tuple[str, ...], str]
+) -> list[tuple[int | None, str, str]]:
     problems: list[tuple[int | None, str, str]] = []
     for item in error.errors(include_url=False):
-        loc = tuple(str(part) for part in item["loc"] if not (isinstance(part, str) and part.startswith("function-")))
+        loc = tuple(str(part) for part in item["loc"] if not (isinstance(part, str) and _VALIDATOR_PART.match(part)))
         # Discriminated unions add their tag, "(static)", to the location: keep the file's path.
         loc = tuple(p for p in loc if not (p.startswith("(") and p.endswith(")")))
         if item["type"] == "invalid_setting" and item["ctx"]["key"]:  # a block's dataclass named the field
@@ -658,15 +697,50 @@ def _problems(error: ValidationError, lines: Mapping[tuple[str, ...], int]) -> l
         shown = "input" in item and not isinstance(item["input"], dict | list)
         if item["type"] != "extra_forbidden" and shown and "(got " not in reason:
             reason += f" (got {item['input']!r})"
-        problems.append((line, ".".join(loc) or "(top level)", reason))
+        variable = _set_by(loc, overrides)
+        if variable is not None:  # the environment's value, not the file's: no line of the file
+            line = None
+            reason += f" (set by {variable})"
+        problems.append((line, ".".join(loc) or "(top level)", redacted(reason)))
     return problems
+
+
+def _set_by(loc: tuple[str, ...], overrides: Mapping[tuple[str, ...], str]) -> str | None:
+    """The environment variable that set the value at ``loc`` (or a section holding it)."""
+    lowered = tuple(part.lower() for part in loc)
+    for depth in range(len(lowered), 0, -1):
+        variable = overrides.get(lowered[:depth])
+        if variable is not None:
+            return variable
+    return None
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Key path -> variable, for the ``BREAKERPANEL_<SECTION>__...`` variables (the ``__`` tells
+    them from the project's other ``BREAKERPANEL_`` variables)."""
+    found: dict[tuple[str, ...], str] = {}
+    for variable in environ:
+        if variable.upper().startswith(ENV_PREFIX) and "__" in variable:
+            found[tuple(variable[len(ENV_PREFIX) :].lower().split("__"))] = variable
+    return found
 
 
 def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> BreakersFile:
     """Read and validate a ``breakers.yaml``, with environment overrides."""
+    overrides = _env_overrides(environ if environ is not None else os.environ)
+    sections = set(BreakersFile.model_fields)
+    unknown: list[tuple[int | None, str, str]] = [
+        (None, ".".join(p), f"{v} names no section ({', '.join(sorted(sections))})")
+        for p, v in overrides.items()
+        if p[0] not in sections
+    ]
+    if unknown:  # a typo would otherwise be ignored, and the setting it meant left as it was
+        raise ConfigFileError(str(path), unknown)
     token = _environ.set(environ)
     try:
-        return load_yaml_model(path, BreakersFile, expected="a mapping with defaults, services, features")
+        return load_yaml_model(
+            path, BreakersFile, expected="a mapping with defaults, services, features", overrides=overrides
+        )
     finally:
         _environ.reset(token)
 
@@ -674,9 +748,17 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def load_yaml_model(path: str | os.PathLike[str], model: type[ModelT], *, expected: str) -> ModelT:
+def load_yaml_model(
+    path: str | os.PathLike[str],
+    model: type[ModelT],
+    *,
+    expected: str,
+    overrides: Mapping[tuple[str, ...], str] | None = None,
+) -> ModelT:
     """Read a YAML file into ``model``; a :class:`ConfigFileError` lists every problem with its
-    line and key path. ``expected`` describes the top level, for a file that is not a mapping."""
+    line and key path (or the environment variable that set it, among ``overrides``). ``expected``
+    describes the top level, for a file that is not a mapping. A key given twice in one mapping
+    is an error: YAML keeps the last, and the first (a whole service, say) would vanish unsaid."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -692,7 +774,29 @@ def load_yaml_model(path: str | os.PathLike[str], model: type[ModelT], *, expect
         data = {}
     if not isinstance(data, dict):
         raise ConfigFileError(str(path), [(1, "(top level)", f"expected {expected}")])
+    duplicates = _duplicate_keys(node)
+    if duplicates:
+        raise ConfigFileError(str(path), duplicates)
     try:
         return model(**data)
     except ValidationError as exc:
-        raise ConfigFileError(str(path), _problems(exc, _lines(node))) from None
+        raise ConfigFileError(str(path), _problems(exc, _lines(node), overrides or {})) from None
+
+
+def _duplicate_keys(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> list[tuple[int | None, str, str]]:
+    """Every key given twice in one mapping of a composed YAML document, with its second line."""
+    found: list[tuple[int | None, str, str]] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in first:
+                found.append((line, ".".join((*prefix, key)), f"given twice (first on line {first[key]})"))
+            else:
+                first[key] = line
+            found.extend(_duplicate_keys(value_node, (*prefix, key)))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found.extend(_duplicate_keys(item, (*prefix, str(index))))
+    return found

@@ -360,9 +360,20 @@ def linkerd_manifests(
                 "metadata": {"name": policy.name, "namespace": namespace, "annotations": _accrual(policy)},
             }
         )
+        # Names unique within the namespace (kubectl apply keeps one object per name): an endpoint
+        # with several routes numbers them, and the catch-all's suffix is one no endpoint's name
+        # can make (an endpoint named "default" was openai-default too).
+        counts: dict[str, int] = {}
         for route in policy.routes:
-            routes.append(_http_route(policy, namespace, _dns_name(route.breaker.replace(".", "-")), route))
-        routes.append(_http_route(policy, namespace, f"{_dns_name(policy.name)}-default", None))
+            counts[route.breaker] = counts.get(route.breaker, 0) + 1
+        seen: dict[str, int] = {}
+        for route in policy.routes:
+            name = _dns_name(route.breaker.replace(".", "-"))
+            if counts[route.breaker] > 1:
+                seen[route.breaker] = seen.get(route.breaker, 0) + 1
+                name = f"{name}-{seen[route.breaker]}"
+            routes.append(_http_route(policy, namespace, name, route))
+        routes.append(_http_route(policy, namespace, f"{_dns_name(policy.name)}--all", None))
     return routes, patches
 
 

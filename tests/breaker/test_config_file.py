@@ -479,3 +479,110 @@ def test_settings_blocks_take_durations_and_environment_overrides(tmp_path: Path
     config = load_config(path, environ={"BREAKERPANEL_DEFAULTS__FORECAST__LOOKBACK": "2m"}).defaults.to_config()
     assert config.adaptive == AdaptiveThresholds(half_life=1800, burn_windows=(7200, 600), min_latency_calls=5)
     assert config.forecast == TripForecast(lookback=120)
+
+
+def test_credentials_in_urls_stay_out_of_errors_and_reprs(tmp_path: Path) -> None:
+    bad = write(tmp_path, "store:\n  backend: redis\n  url: redis//:hunter2-SECRET@redis.internal:6379/0\n")
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(bad, environ={})
+    assert "hunter2" not in str(caught.value)
+    assert "redis//:hunter2" not in str(caught.value)
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(
+            write(tmp_path, "{}"), environ={"BREAKERPANEL_STORE__URL": "http://default:hunter2-SECRET@redis:6379"}
+        )
+    assert "hunter2" not in str(caught.value)
+    good = load_config(
+        write(tmp_path, "store:\n  backend: redis\n  url: redis://default:hunter2-SECRET@redis:6379/0\n"), environ={}
+    )
+    assert "hunter2" not in repr(good.store)
+    assert "hunter2" not in repr(good.store.build())
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    # YAML keeps the last: the first openai service, with its endpoint and classifier, vanished.
+    path = write(
+        tmp_path,
+        """\
+services:
+  openai:
+    breaker: {classifier: llm_http}
+    endpoints:
+      chat: {}
+  openai:
+    breaker: {failure_rate_threshold: 0.9}
+""",
+    )
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path, environ={})
+    assert caught.value.problems == [(6, "services.openai", "given twice (first on line 2)")]
+
+
+def test_environment_values_are_blamed_on_their_variables_and_unknown_sections_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "defaults:\n  failure_rate_threshold: 0.5\n")
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path, environ={"BREAKERPANEL_DEFAULTS__FAILURE_RATE_THRESHOLD": "1.5"})
+    ((line, key, reason),) = caught.value.problems
+    assert (line, key) == (None, "defaults.failure_rate_threshold")  # not line 2: the file says 0.5
+    assert reason.endswith("(set by BREAKERPANEL_DEFAULTS__FAILURE_RATE_THRESHOLD)")
+    with pytest.raises(ConfigFileError) as caught:  # a typo in the section was ignored, 0.5 kept
+        load_config(path, environ={"BREAKERPANEL_DEFAULT__FAILURE_RATE_THRESHOLD": "0.2"})
+    assert "BREAKERPANEL_DEFAULT__FAILURE_RATE_THRESHOLD names no section" in str(caught.value)
+    assert load_config(path, environ={"BREAKERPANEL_STACK_DIR": "/tmp"}).defaults.failure_rate_threshold == 0.5
+
+
+def test_names_and_references_are_checked_when_the_file_loads(tmp_path: Path) -> None:
+    names = """\
+services:
+  function-calls:
+    breaker: {failure_rate_threshold: 7}
+features:
+  Answer: {required: [function-calls]}
+"""
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(write(tmp_path, names), environ={})
+    # A service named function-... keeps its name in the key path (pydantic's validator parts
+    # start so too), and a feature name is checked as a service's is (BREAKERPANEL_FEATURES__
+    # ANSWER__... made a second feature, "answer").
+    assert caught.value.problems[0][:2] == (3, "services.function-calls.breaker.failure_rate_threshold")
+    assert "feature name 'Answer' must be lowercase" in str(caught.value)
+    references = """\
+services:
+  redis:
+    endpoints: {semantic: {}}
+features:
+  search:
+    required: [redis]
+    optional: [redis]
+    fallback:
+      - {type: semantic_cache, endpoint: redis.semantc, url: "redis://localhost:6379/0"}
+"""
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(write(tmp_path, references), environ={})
+    # Found at load, where build() raised a bare KeyError (the endpoint) or a late error.
+    assert "features.search.fallback.0.endpoint: 'redis.semantc' is not defined" in str(caught.value)
+    assert "cannot be both required and optional" in str(caught.value)
+
+
+def test_auth_failures_applies_to_llm_http_only_and_every_duration_reads_the_grammar(tmp_path: Path) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(
+            write(tmp_path, "services:\n  redis:\n    breaker: {classifier: redis, auth_failures: ignore}\n"),
+            environ={},
+        )
+    assert "applies to classifier llm_http only" in str(caught.value)
+    config = load_config(
+        write(
+            tmp_path,
+            """\
+services:
+  redis:
+    probe: {type: redis, url: "redis://localhost:6379/0", max_extension: 5m}
+store: {backend: redis, url: "redis://localhost:6379/0", startup_timeout: 2s}
+""",
+        ),
+        environ={},
+    )
+    assert (config.services["redis"].probe.max_extension, config.store.startup_timeout) == (300.0, 2.0)  # type: ignore[union-attr]
+    with pytest.raises(ConfigFileError):
+        load_config(write(tmp_path, "store: {startup_timeout: .inf}\n"), environ={})

@@ -10,6 +10,7 @@ from breakerpanel import (
     BreakerConfig,
     BreakerConfigError,
     BreakerListener,
+    BreakerRegistry,
     CircuitBreaker,
     CircuitOpenError,
     FallbackType,
@@ -19,6 +20,7 @@ from breakerpanel import (
     Outcome,
     RejectionReason,
     State,
+    StateChanged,
     ignore_exceptions,
 )
 
@@ -220,3 +222,51 @@ def test_an_endpoint_closed_again_still_asks_its_open_service(clock: ManualClock
         asyncio.run(chat.acall(asyncio.sleep, 0))
     service.reset()
     assert chat.call(lambda: "answer") == "answer"
+
+
+def test_a_rejected_registration_leaves_no_child_behind() -> None:
+    # The endpoint joined its service's children as it was made, before the duplicate name was
+    # refused: tree() and the probe's dependents listed it.
+    registry = BreakerRegistry()
+    service = registry.service("openai")
+    registry.endpoint("openai.chat")
+    for name in ("openai.chat", "openai"):
+        with pytest.raises(BreakerConfigError):
+            registry.endpoint(name, service="openai")
+    assert [child.name for child in service.children] == ["openai.chat"]
+
+
+def test_a_watcher_that_raises_stops_no_other_and_leaves_the_breaker_usable(caplog: pytest.LogCaptureFixture) -> None:
+    registry = BreakerRegistry()
+    seen: list[str] = []
+
+    def broken(breaker: CircuitBreaker) -> None:
+        raise RuntimeError("watcher bug")
+
+    registry.watch(broken)
+    registry.watch(lambda breaker: seen.append(breaker.name))
+    registry.service("redis")  # raised, and the second watcher never heard of it
+    assert seen == ["redis"]
+    assert "watcher bug" in caplog.text
+    assert registry["redis"].call(lambda: "ok") == "ok"
+
+
+def test_a_listener_added_while_a_breaker_is_being_registered_reaches_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The breaker took the listeners in force when it was made; add_listener reached only the
+    # breakers registered already: this one got neither.
+    registry = BreakerRegistry()
+    heard: list[str] = []
+
+    class Heard(BreakerListener):
+        def state_changed(self, event: StateChanged) -> None:
+            heard.append(event.breaker.name)
+
+    register = registry._add
+
+    def listener_added_meanwhile(breaker: CircuitBreaker) -> CircuitBreaker:
+        registry.add_listener(Heard())
+        return register(breaker)
+
+    monkeypatch.setattr(registry, "_add", listener_added_meanwhile)
+    registry.service("openai").force_open()
+    assert heard == ["openai"]

@@ -234,3 +234,23 @@ def test_hosts_and_namespace_options(tmp_path: Path) -> None:
     assert by_name["openai"].port == 443
     assert by_name["qdrant"].host == "qdrant.prod.svc.cluster.local"
     assert by_name["redis"].protocol == "tcp"
+
+
+def test_every_http_route_has_a_name_of_its_own(tmp_path: Path) -> None:
+    # kubectl apply keeps one object per name: an endpoint with two routes made two HTTPRoutes
+    # named openai-chat, and an endpoint named "default" took the name of the service's catch-all.
+    path = tmp_path / "breakers.yaml"
+    path.write_text(
+        """\
+services:
+  openai:
+    endpoints:
+      chat:
+        routes: [{path: /v1/chat/completions}, {path: /v1/responses}]
+      default:
+        routes: [{path: /v1/models}]
+"""
+    )
+    routes = [d for d in yaml.safe_load_all(mesh.rendered_files("linkerd", path)["http-routes.yaml"]) if d]
+    names = [route["metadata"]["name"] for route in routes]
+    assert len(names) == len(set(names)) == 4

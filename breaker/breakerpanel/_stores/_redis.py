@@ -50,6 +50,7 @@ from typing import Any
 
 from breakerpanel._events import BreakerControl, BreakerListener, StateChanged
 from breakerpanel._exceptions import BreakerConfigError
+from breakerpanel._redact import redacted
 from breakerpanel._state import State, TransitionReason
 
 from ._base import StateStore, StoreStatus
@@ -241,7 +242,7 @@ class RedisStore(StateStore):
         replica_id: str | None = None,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
-            raise BreakerConfigError("store.url", f"expected redis://, rediss:// or unix:// (got {url!r})")
+            raise BreakerConfigError("store.url", redacted(f"expected redis://, rediss:// or unix:// (got {url!r})"))
         for name, value in (("sync_interval", sync_interval), ("timeout", timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
                 raise BreakerConfigError(f"store.{name}", f"must be a positive number of seconds (got {value!r})")
@@ -357,7 +358,9 @@ class RedisStore(StateStore):
 
     def __repr__(self) -> str:
         extra = ", cluster=True" if self.cluster else ""
-        return f"RedisStore({self.url!r}{extra}, quorum={self.quorum}, sync_interval={self.sync_interval:g})"
+        return (
+            f"RedisStore({redacted(repr(self.url))}{extra}, quorum={self.quorum}, sync_interval={self.sync_interval:g})"
+        )
 
     # ------------------------------------------------------------------ the background thread
 
@@ -505,9 +508,9 @@ class RedisStore(StateStore):
             logger.warning(
                 "breaker store: Redis at %s is unreachable (%s: %s); breakers continue on local state "
                 "and resync when it returns",
-                self.url,
+                redacted(self.url),
                 type(exc).__name__,
-                exc,
+                redacted(str(exc)),
             )
 
     def _succeeded(self) -> None:
@@ -517,7 +520,7 @@ class RedisStore(StateStore):
             was = self._available
             self._available = True
         if not was:
-            logger.warning("breaker store: Redis at %s answers again; breaker state resynced", self.url)
+            logger.warning("breaker store: Redis at %s answers again; breaker state resynced", redacted(self.url))
 
     # ------------------------------------------------------------------ local changes -> Redis
 
