@@ -277,19 +277,29 @@ class FallbackChain:
 
     async def asettle(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """What a call that returned ``result`` answers: the steps' answer when the breaker
-        counts the result as a failure (and they take it), else the result, offered to the steps
-        that remember answers."""
+        counts the result as a failure and one of them serves, else the result (a failed one is
+        never remembered as an answer, and comes back as it was when no step serves). Such a
+        result is classified twice, here and by the breaker: only classifiers that look at
+        results cost it."""
         if self.breaker._classify_results and (failed := self.failed_result(result)) is not None:
             if self.falls_back(failed):
-                return await self.aserve(failed, args, kwargs)
-            return result  # nobody to serve instead; never remembered as an answer
+                try:
+                    return await self.aserve(failed, args, kwargs)
+                except DependencyError as exc:
+                    if exc is not failed:
+                        raise
+            return result
         await self.aremember(args, kwargs, result)
         return result
 
     def settle(self, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self.breaker._classify_results and (failed := self.failed_result(result)) is not None:
             if self.falls_back(failed):
-                return self.serve(failed, args, kwargs)
+                try:
+                    return self.serve(failed, args, kwargs)
+                except DependencyError as exc:
+                    if exc is not failed:
+                        raise
             return result
         self.remember(args, kwargs, result)
         return result

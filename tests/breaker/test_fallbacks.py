@@ -693,3 +693,19 @@ def test_a_chain_caching_by_arguments_serves_one_decorated_function() -> None:
     keyed = FallbackChain(CircuitBreaker("db2"), CachedResponse(MemoryCache(), key=lambda *a: repr(a)))
     keyed(user_name)
     keyed(lambda order_id: order_id)  # a key of one's own: one's own business
+
+
+async def test_a_failed_result_comes_back_as_it_was_when_no_step_serves() -> None:
+    # The first outage, nothing cached yet: the chain raised a DependencyError of its own making
+    # and the 503 the caller could have read was lost.
+    from breakerpanel import record_results
+
+    breaker = CircuitBreaker("llm", BreakerConfig(classifier=record_results(lambda r: r == "overloaded")))
+    chain = FallbackChain(breaker, CachedResponse(MemoryCache()))
+
+    async def overloaded(question: str) -> str:
+        return "overloaded"
+
+    assert await chain.acall(overloaded, "q") == "overloaded"
+    assert chain.call(lambda question: "overloaded", "q") == "overloaded"
+    assert breaker.snapshot().totals.fallbacks[(FallbackType.CACHE, Outcome.FAILURE)] == 2

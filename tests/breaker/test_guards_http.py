@@ -163,7 +163,8 @@ async def test_retry_after_never_sends_a_client_back_before_the_lock_ends() -> N
 
 async def test_concurrent_wrong_passwords_get_max_failures_answers() -> None:
     # Each request used to pass the check before any failure counted: 20 concurrent guesses were
-    # 20 answers. Now the attempts beyond the failures left are told to come back (429, 1 s).
+    # 20 answers. Now the attempts beyond the failures left wait for a place, and find the lock
+    # the first three started (429, Retry-After 30).
     guard = LockoutGuard("login", LockoutPolicy(max_failures=3, window=60, base_lockout=30), clock=ManualClock())
     app = FastAPI()
     checking = asyncio.Event()
@@ -183,7 +184,7 @@ async def test_concurrent_wrong_passwords_get_max_failures_answers() -> None:
         checking.set()
         answers = await asyncio.gather(*posts)
     codes = sorted((a.status_code, a.headers.get("retry-after")) for a in answers)
-    assert codes == [(401, None)] * 3 + [(429, "1")] * 17
+    assert codes == [(401, None)] * 3 + [(429, "30")] * 17
     assert guard.statistics().failures == 3
 
 

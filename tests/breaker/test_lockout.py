@@ -21,7 +21,7 @@ from breakerpanel.guards import (
     SubjectKind,
     constant_time_equals,
 )
-from breakerpanel.guards._lockout import ATTEMPT_TIMEOUT, BUSY_RETRY
+from breakerpanel.guards._lockout import ATTEMPT_TIMEOUT, BUSY, BUSY_RETRY
 from tests.servers import REDIS_VERSIONS, RedisServer
 
 StoreFactory = Callable[[ManualClock], LockoutStore]
@@ -241,7 +241,7 @@ async def test_concurrent_guesses_get_as_many_answers_as_failures_left(make_stor
     # wrong guesses were 100 secrets verified. An attempt now holds a place among the failures
     # left (3 here) from its check to its outcome; the others are told to come back.
     clock = ManualClock(1000.0)
-    guard = make_guard(make_store, clock)
+    guard = make_guard(make_store, clock, busy_wait=0.05)  # waits briefly for a place, then refused
     verified = refused = 0
     outcomes_may_come, all_refused = asyncio.Event(), asyncio.Event()
 
@@ -324,7 +324,7 @@ async def test_places_of_attempts_that_never_report_are_forgotten(make_store: St
     # An attempt whose replica died mid-way never gives its place back: a store forgets it.
     clock = ManualClock(1000.0)
     store = make_store(clock)
-    assert [await store.begin("login", "principal:alice", POLICY) for _ in range(4)] == [0, 0, 0, BUSY_RETRY]
+    assert [await store.begin("login", "principal:alice", POLICY) for _ in range(4)] == [0, 0, 0, BUSY]
     clock.advance(ATTEMPT_TIMEOUT + 1)
     assert await store.begin("login", "principal:alice", POLICY) == 0
 
@@ -337,3 +337,80 @@ async def test_an_attempt_reports_once() -> None:
             await attempt.succeeded()
     with pytest.raises(RuntimeError):
         await attempt.__aenter__()
+
+
+async def test_concurrent_correct_logins_wait_for_a_place_instead_of_being_refused(make_store: StoreFactory) -> None:
+    # Places were refused at once: 12 concurrent correct logins of one service account with
+    # max_failures 5 got 5 answers and 7 refusals (a 401 with reveal_lockout=False).
+    guard = make_guard(make_store, ManualClock(1000.0))
+    inside = 0
+    most = 0
+
+    async def login() -> bool:
+        nonlocal inside, most
+        async with guard.attempt("svc-account", "192.0.2.7") as attempt:
+            if attempt.status.locked:
+                return False
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.02)  # the secret's check
+            inside -= 1
+            await attempt.succeeded()
+            return True
+
+    assert await asyncio.gather(*(login() for _ in range(12))) == [True] * 12
+    assert most <= POLICY.max_failures
+
+
+async def test_an_attempt_reports_the_longest_lock_of_its_subjects(make_store: StoreFactory) -> None:
+    # It stopped at the first subject that refused: the principal's 10 s, where the address's
+    # lock had an hour left (Retry-After sent the client back early).
+    clock = ManualClock(1000.0)
+    address_policy = LockoutPolicy(max_failures=3, base_lockout=3600, max_lockout=3600, forget_after=7200)
+    guard = LockoutGuard("login", POLICY, address_policy=address_policy, store=make_store(clock), clock=clock)
+    for _ in range(3):
+        await guard.failed("alice", "192.0.2.7")
+    async with guard.attempt("alice", "192.0.2.7") as attempt:
+        assert attempt.status == await guard.check("alice", "192.0.2.7")
+    assert (attempt.status.retry_after, attempt.status.kind) == (pytest.approx(3600), SubjectKind.ADDRESS)
+
+
+async def test_a_report_that_fails_part_way_gives_the_places_back(make_store: StoreFactory) -> None:
+    clock = ManualClock(1000.0)
+    store = make_store(clock)
+    policy = LockoutPolicy(max_failures=2, window=60, base_lockout=10, max_lockout=35, forget_after=600)
+    guard = LockoutGuard("login", policy, address_policy=policy, store=store, clock=clock, busy_wait=0)
+    failing = store.failed
+
+    async def principal_store_down(
+        guard_name: str, subject: str, policy: LockoutPolicy, *, reserved: bool = False
+    ) -> float:
+        if subject.startswith("principal:"):
+            raise ConnectionError("the store went away")
+        return await failing(guard_name, subject, policy, reserved=reserved)
+
+    store.failed = principal_store_down  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        async with guard.attempt("alice", "192.0.2.7") as attempt:
+            await attempt.failed()
+    store.failed = failing  # type: ignore[method-assign]
+    for user in ("bob", "carol"):  # both places free: the address counted no failure
+        async with guard.attempt(user, "192.0.2.7") as attempt:
+            assert not attempt.status.locked
+            await attempt.succeeded()
+
+
+async def test_a_success_keeps_the_places_of_the_attempts_still_in_flight(make_store: StoreFactory) -> None:
+    clock = ManualClock(1000.0)
+    policy = LockoutPolicy(max_failures=2, window=60, base_lockout=10, max_lockout=35, forget_after=600)
+    guard = LockoutGuard("login", policy, store=make_store(clock), clock=clock, busy_wait=0)
+    first, second = guard.attempt("alice", None), guard.attempt("alice", None)
+    await first.__aenter__()
+    await second.__aenter__()
+    await first.succeeded()
+    async with guard.attempt("alice", None) as third:  # second still holds a place: one left
+        assert not third.status.locked
+        async with guard.attempt("alice", None) as fourth:
+            assert fourth.status.locked  # before, the success had wiped the count: a third place
+        await third.succeeded()
+    await second.succeeded()

@@ -458,11 +458,12 @@ async def test_a_quiet_endpoint_is_adopted_by_its_service_and_fires_again_inside
     await _delivered(db)  # the endpoint's page went out
     await process(engine, webhook((openai, "firing")))
     child, root = await all_incidents(db)
-    assert (child.status, child.parent_id, child.quiet_since) == ("attached", root.id, None)
-    assert root.dedup_key == child.dedup_key  # the root took the endpoint's page over
+    assert root.dedup_key == child.dedup_key  # the root took the endpoint's page over...
+    assert (child.status, child.parent_id) == ("resolved", root.id)  # ...and closed it: nothing fired
+    assert [n for n in await notifications(db, child.id) if n[2] == "resolve"] == []  # the page lives on
     await process(engine, webhook((chat_again, "firing")))
-    child, root = await all_incidents(db)
-    assert (child.status, child.parent_id) == ("attached", root.id)
+    _, root, again = await all_incidents(db)
+    assert (again.status, again.parent_id) == ("attached", root.id)
     assert [i.id for i in await all_incidents(db) if i.parent_id is None and i.status != "resolved"] == [root.id]
 
 
@@ -490,3 +491,16 @@ async def test_a_child_promoted_when_its_root_resolves_keeps_the_page_the_root_t
     ]
     assert pending == [(child.id, "trigger")]
     assert "promoted" in await timeline(db, child.id)
+
+
+async def test_a_late_firing_with_a_later_starts_at_than_its_resolve_is_stale(make_engine: MakeEngine) -> None:
+    # The resolve (Alertmanager's merge of two Prometheus replicas: the earlier startsAt) came
+    # first; the other replica's firing copy, a minute later, opened an incident and a page.
+    engine, db, _ = await make_engine(resolve_after=60)
+    merged = AlertSpec(breaker_labels("openai"), starts=0)
+    replica = AlertSpec(merged.labels, starts=1, fingerprint=merged.fingerprint)
+    await process(engine, _ended(webhook((merged, "resolved")), 60))
+    assert await store(db, webhook((replica, "firing"), group_key='{}:{alertname="Other"}'))
+    outcome = await engine.process_pending()
+    assert (outcome.stale, outcome.opened) == (1, 0)
+    assert await notifications(db) == []

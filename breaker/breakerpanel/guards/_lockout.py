@@ -20,6 +20,7 @@ failed attempts after the same minimum delay (:class:`ConstantTime`), so timing 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import math
 import threading
@@ -156,9 +157,13 @@ _OPEN = LockoutStatus(False, 0.0)
 #: Seconds an attempt may hold its place (:meth:`LockoutGuard.attempt`) without reporting: a
 #: store forgets places older than this (an attempt whose replica died never reports).
 ATTEMPT_TIMEOUT = 30.0
-#: What an attempt is told when the attempts in flight fill every failure its subject has left:
-#: come back once they have reported (an authentication takes well under a second).
+#: What an attempt is told when the attempts in flight still fill every failure its subject has
+#: left after it waited ``busy_wait``: come back once they have reported.
 BUSY_RETRY = 1.0
+#: What a store's ``begin`` answers while the attempts in flight fill every failure left.
+BUSY = -1.0
+#: How often a waiting attempt asks again for a place.
+_BUSY_POLL = 0.02
 
 
 @runtime_checkable
@@ -173,12 +178,12 @@ class LockoutStore(Protocol):
         of an attempt that holds a place (:meth:`begin`), which it gives back."""
 
     async def succeeded(self, guard: str, subject: str) -> None:
-        """Forget ``subject``'s failures and strikes."""
+        """Forget ``subject``'s failures and strikes (not the places of attempts in flight)."""
 
     async def begin(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
-        """Give an attempt a place, in one step with the check: 0 when it has one; else the seconds
-        to wait (the lock's, or :data:`BUSY_RETRY` while the attempts in flight fill every failure
-        ``subject`` has left before its next lockout)."""
+        """Give an attempt a place, in one step with the check: 0 when it has one; the seconds the
+        lock has left while locked; :data:`BUSY` (negative) while the attempts in flight fill every
+        failure ``subject`` has left before its next lockout."""
 
     async def release(self, guard: str, subject: str) -> None:
         """Give back a place taken by :meth:`begin` (an attempt that neither failed nor cleared
@@ -238,7 +243,13 @@ class MemoryLockoutStore:
 
     async def succeeded(self, guard: str, subject: str) -> None:
         with self._lock:
-            self._records.pop((guard, subject), None)
+            record = self._records.get((guard, subject))
+            if record is None:
+                return
+            if record.pending:  # other attempts are in flight: their places stay
+                self._records[(guard, subject)] = _Record(pending=record.pending, pending_at=record.pending_at)
+            else:
+                del self._records[(guard, subject)]
 
     async def begin(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
         return self._update(guard, subject, policy, lambda record, now: _begin(record, now, policy))
@@ -285,7 +296,7 @@ def _begin(record: _Record, now: float, policy: LockoutPolicy) -> float:
         record.pending = 0  # places of attempts that never reported
     failures = record.count if record.count and now - record.start <= policy.window else 0
     if failures + record.pending >= policy.max_failures:
-        return BUSY_RETRY
+        return BUSY
     record.pending += 1
     record.pending_at = now
     return 0.0
@@ -314,7 +325,7 @@ def _fail(record: _Record, now: float, policy: LockoutPolicy) -> float:
     return locked_for
 
 
-_LUA_CONSTANTS = f"local ATTEMPT_TIMEOUT = {ATTEMPT_TIMEOUT!r}\nlocal BUSY_RETRY = {BUSY_RETRY!r}\n"
+_LUA_CONSTANTS = f"local ATTEMPT_TIMEOUT = {ATTEMPT_TIMEOUT!r}\nlocal BUSY = {BUSY!r}\n"
 
 # KEYS[1]: the subject's hash. ARGV: max_failures, window, base, multiplier, max_lockout,
 # forget_after, now ('' for the server's TIME), reserved ('1': give back an attempt's place).
@@ -381,7 +392,7 @@ if until_ > now then return tostring(until_ - now) end
 if pending > 0 and now - pending_at > ATTEMPT_TIMEOUT then pending = 0 end
 local failures = count
 if count == 0 or now - start > window then failures = 0 end
-if failures + pending >= max_failures then return tostring(BUSY_RETRY) end
+if failures + pending >= max_failures then return tostring(BUSY) end
 redis.call('HSET', KEYS[1], 'pending', pending + 1, 'pending_at', string.format('%.17g', now))
 if redis.call('PTTL', KEYS[1]) < ATTEMPT_TIMEOUT * 1000 then
   redis.call('PEXPIRE', KEYS[1], math.ceil(ATTEMPT_TIMEOUT * 1000) + 1000)
@@ -389,6 +400,17 @@ end
 return '0'
 """
 )
+
+# KEYS[1]: the subject's hash. Forgets failures and strikes, keeps the places of attempts in flight.
+_SUCCEEDED_SCRIPT = """
+local pending = tonumber(redis.call('HGET', KEYS[1], 'pending') or '0')
+if pending > 0 then
+  redis.call('HDEL', KEYS[1], 'start', 'count', 'strikes', 'until', 'last')
+else
+  redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 _RELEASE_SCRIPT = """
 local pending = tonumber(redis.call('HGET', KEYS[1], 'pending') or '0')
@@ -417,6 +439,7 @@ class RedisLockoutStore:
         self._fail = client.register_script(_FAIL_SCRIPT)
         self._locked = client.register_script(_LOCKED_SCRIPT)
         self._begin = client.register_script(_BEGIN_SCRIPT)
+        self._succeeded = client.register_script(_SUCCEEDED_SCRIPT)
         self._release = client.register_script(_RELEASE_SCRIPT)
 
     def key_for(self, guard: str, subject: str) -> str:
@@ -442,7 +465,7 @@ class RedisLockoutStore:
         return float(await self._fail(keys=[self.key_for(guard, subject)], args=args))
 
     async def succeeded(self, guard: str, subject: str) -> None:
-        await self.client.delete(self.key_for(guard, subject))
+        await self._succeeded(keys=[self.key_for(guard, subject)])
 
     async def begin(self, guard: str, subject: str, policy: LockoutPolicy) -> float:
         args = [policy.max_failures, repr(policy.window), self._now()]
@@ -494,9 +517,10 @@ class LockoutGuard:
                 await attempt.failed()
 
     An attempt holds a place among the failures its subjects have left before their next lockout,
-    from the check to its outcome: concurrent attempts beyond those places wait
-    (:data:`BUSY_RETRY`), so a burst of guesses gets ``max_failures`` of them, not one per
-    request. ``check()`` then ``failed()``/``succeeded()`` still work, without that bound.
+    from the check to its outcome: concurrent attempts beyond those places wait for one (up to
+    ``busy_wait`` seconds, then are told to retry in :data:`BUSY_RETRY`), so a burst of guesses
+    gets ``max_failures`` answers, not one per request, while honest concurrent logins only wait
+    a moment. ``check()`` then ``failed()``/``succeeded()`` still work, without that bound.
 
     Principals and addresses are policed by separate policies (``address_policy`` defaults to
     ``policy`` with ten times the failures: one address may serve many honest users).
@@ -511,7 +535,11 @@ class LockoutGuard:
         store: LockoutStore | None = None,
         clock: Clock | None = None,
         listeners: Iterable[GuardListener] = (),
+        busy_wait: float = 2.0,
     ) -> None:
+        if isinstance(busy_wait, bool) or not isinstance(busy_wait, int | float) or not 0 <= busy_wait < math.inf:
+            raise BreakerConfigError("busy_wait", f"must be a finite number of seconds, 0 or more (got {busy_wait!r})")
+        self.busy_wait = float(busy_wait)
         self.name = name
         self.policy = policy if policy is not None else LockoutPolicy()
         self.address_policy = (
@@ -563,14 +591,19 @@ class LockoutGuard:
 
     async def failed(self, principal: str | None, address: str | None) -> LockoutStatus:
         """Record a failed authentication; returns the lock it started, if any."""
-        return await self._failed(principal, address, reserved=False)
+        return await self._failed(principal, address, [])
 
-    async def _failed(self, principal: str | None, address: str | None, *, reserved: bool) -> LockoutStatus:
+    async def _failed(self, principal: str | None, address: str | None, taken: list[str]) -> LockoutStatus:
+        """Count the failure with each subject; the places in ``taken`` are given back with it,
+        and taken out of the list as they are (what is left was not given back)."""
         self._failures += 1
         status = _OPEN
         for kind, subject in self._subjects(principal, address):
             policy = self.policy if kind is SubjectKind.PRINCIPAL else self.address_policy
+            reserved = subject in taken
             seconds = await self.store.failed(self.name, subject, policy, reserved=reserved)
+            if reserved:
+                taken.remove(subject)
             if seconds > 0:
                 self._lockouts[kind] += 1
                 if self.listeners:
@@ -585,30 +618,43 @@ class LockoutGuard:
         await self.store.succeeded(self.name, f"principal:{principal}")
 
     async def _begin(self, principal: str | None, address: str | None) -> tuple[LockoutStatus, list[str]]:
-        """Take a place with each subject; on the first that refuses, give back those taken. The
-        status, and the subjects that hold a place."""
-        taken: list[str] = []
-        status = _OPEN
-        try:
-            for kind, subject in self._subjects(principal, address):
-                policy = self.policy if kind is SubjectKind.PRINCIPAL else self.address_policy
-                wait = await self.store.begin(self.name, subject, policy)
-                if wait > 0:
-                    status = LockoutStatus(True, wait, kind)
-                    break
-                taken.append(subject)
-        except BaseException:
+        """Take a place with each subject. The status, and the subjects that hold a place (none
+        unless every subject gave one). A locked subject refuses at once, with the longest lock of
+        them all (Retry-After must not send the client back early); while the places are full,
+        the attempt waits up to ``busy_wait`` for one: honest concurrent logins wait a moment,
+        a burst of guesses gets no more answers than failures are left."""
+        deadline = time.monotonic() + self.busy_wait
+        while True:
+            taken: list[str] = []
+            locked = _OPEN
+            busy: SubjectKind | None = None
+            try:
+                for kind, subject in self._subjects(principal, address):
+                    policy = self.policy if kind is SubjectKind.PRINCIPAL else self.address_policy
+                    wait = await self.store.begin(self.name, subject, policy)
+                    if wait == 0:
+                        taken.append(subject)
+                    elif wait > 0:
+                        if wait > locked.retry_after:
+                            locked = LockoutStatus(True, wait, kind)
+                    elif busy is None:
+                        busy = kind
+            except BaseException:
+                await self._release(taken)
+                raise
+            if busy is None and not locked.locked:
+                return _OPEN, taken
             await self._release(taken)
-            raise
-        if status.locked:
-            self._rejected += 1
-            await self._release(taken)
-            taken = []
-        return status, taken
+            if locked.locked or time.monotonic() >= deadline:
+                self._rejected += 1
+                return (locked if locked.locked else LockoutStatus(True, BUSY_RETRY, busy)), []
+            await asyncio.sleep(_BUSY_POLL)
 
     async def _release(self, subjects: list[str]) -> None:
-        for subject in subjects:
-            await self.store.release(self.name, subject)
+        """Give back the places in ``subjects``, taking each out of the list as it is given back."""
+        while subjects:
+            await self.store.release(self.name, subjects[0])
+            del subjects[0]
 
     def statistics(self) -> LockoutStatistics:
         return LockoutStatistics(
@@ -641,34 +687,33 @@ class LockoutAttempt:
         self.status, self._taken = await self._guard._begin(self._principal, self._address)
         return self
 
-    def _report(self) -> list[str]:
+    def _report(self) -> None:
         if not self._entered or self._reported or self.status.locked:
             raise RuntimeError("report the outcome of an attempt once, inside its block, after it was let through")
         self._reported = True
-        taken, self._taken = self._taken, []
-        return taken
 
     async def succeeded(self) -> None:
         """The secret was right: clears the principal (as :meth:`LockoutGuard.succeeded`) and
-        gives the address's place back."""
-        taken = self._report()
+        gives the places back; the address keeps its failures."""
+        self._report()
         if self._principal is not None:
             await self._guard.succeeded(self._principal, self._address)
-        # The principal's record is gone, its place with it; the address keeps its failures.
-        await self._guard._release([s for s in taken if not s.startswith("principal:")])
+        await self._guard._release(self._taken)
 
     async def failed(self) -> LockoutStatus:
         """The secret was wrong: counts the failure (as :meth:`LockoutGuard.failed`), giving the
         places back; returns the lock it started, if any."""
         self._report()
-        return await self._guard._failed(self._principal, self._address, reserved=True)
+        return await self._guard._failed(self._principal, self._address, self._taken)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        taken, self._taken = self._taken, []
-        if taken:  # no outcome reported (an error, a cancellation): not a failure of the secret
-            await self._guard._release(taken)
+        # Places not given back: no outcome reported (an error, a cancellation: not a failure of
+        # the secret), or a report that failed part way (the store went away).
+        if self._taken:
+            with contextlib.suppress(Exception):  # the error on its way out says more
+                await self._guard._release(self._taken)
 
 
 class ConstantTime:

@@ -234,6 +234,11 @@ class Engine:
         await self._event(conn, incident_id, at, EventKind.OPENED, f"{alertname} fired: incident opened ({severity}).")
         adopted = await self._adopt(conn, incident_id, identity, at)
         await self._notify_open(conn, incident_id, at, adopted)
+        for child in adopted:
+            if not await self._firing_count(conn, child.id):
+                # Quiet: its page (and card) are the root's now; it has nothing left to carry. Its
+                # next alert attaches to the root as any child's would.
+                await self._close(conn, child, at, f"Its alerts were over; incident #{incident_id} carries its page.")
         out.opened += 1
         return incident_id
 
@@ -311,6 +316,7 @@ class Engine:
             # A quiet child too (its alerts over, its resolve_after not yet): the same root cause
             # within the time its next alert would be a flap, and its page still open; left
             # alone, its next alert made it a second live root incident with a page of its own.
+            # The root takes its page over, then closes it (_firing).
             adopted.append(child)
             await conn.execute(
                 update(incidents)
@@ -356,7 +362,13 @@ class Engine:
             # retry, the other Alertmanager). Nothing of ours to close; the episode is remembered
             # as over, so that its late firing is stale instead of a page nothing would resolve.
             out.stale += 1
-            await self._add_alert(conn, None, alert, severity_of(alert.labels), at, status=AlertStatus.RESOLVED)
+            # Stored as starting when it ended: a firing that starts no later is stale, whichever
+            # startsAt it carries (the other replica's copy may carry a later one than this
+            # resolve, which Alertmanager merged to the earlier).
+            ended = alert.endsAt if alert.endsAt is not None else alert.startsAt
+            await self._add_alert(
+                conn, None, alert, severity_of(alert.labels), at, status=AlertStatus.RESOLVED, starts_at=ended
+            )
             return None
         if known.status == AlertStatus.RESOLVED:
             out.duplicates += 1
@@ -639,6 +651,7 @@ class Engine:
         at: float,
         *,
         status: AlertStatus = AlertStatus.FIRING,
+        starts_at: datetime | None = None,
     ) -> None:
         await conn.execute(
             insert(alerts).values(
@@ -650,7 +663,7 @@ class Engine:
                 severity=severity,
                 labels=dict(alert.labels),
                 annotations=dict(alert.annotations),
-                starts_at=alert.startsAt.isoformat(),
+                starts_at=(starts_at or alert.startsAt).isoformat(),
                 generator_url=alert.generatorURL,
                 first_seen=at,
                 last_seen=at,
