@@ -446,27 +446,6 @@ async def test_a_firing_that_arrives_after_its_resolve_is_stale(make_engine: Mak
     assert incident.status == "open"
 
 
-async def test_a_quiet_endpoint_is_adopted_by_its_service_and_fires_again_inside_it(make_engine: MakeEngine) -> None:
-    # The endpoint paged and went quiet; its service trips; the endpoint trips again. Before, the
-    # service's incident left the quiet one alone, whose next alert made it a second live root
-    # incident with a page of its own: two pages for one cause.
-    engine, db, _ = await make_engine(resolve_after=300)
-    chat = AlertSpec(breaker_labels("openai.chat", level="endpoint", parent="openai"), starts=0)
-    chat_again = AlertSpec(chat.labels, starts=5, fingerprint=chat.fingerprint)
-    openai = AlertSpec(breaker_labels("openai"), starts=4)
-    await process(engine, webhook((chat, "firing")), webhook((chat, "resolved")))
-    await _delivered(db)  # the endpoint's page went out
-    await process(engine, webhook((openai, "firing")))
-    child, root = await all_incidents(db)
-    assert root.dedup_key == child.dedup_key  # the root took the endpoint's page over...
-    assert (child.status, child.parent_id) == ("resolved", root.id)  # ...and closed it: nothing fired
-    assert [n for n in await notifications(db, child.id) if n[2] == "resolve"] == []  # the page lives on
-    await process(engine, webhook((chat_again, "firing")))
-    _, root, again = await all_incidents(db)
-    assert (again.status, again.parent_id) == ("attached", root.id)
-    assert [i.id for i in await all_incidents(db) if i.parent_id is None and i.status != "resolved"] == [root.id]
-
-
 async def test_a_child_promoted_when_its_root_resolves_keeps_the_page_the_root_took_over(
     make_engine: MakeEngine,
 ) -> None:

@@ -13,7 +13,7 @@ The rules, in order of what they prevent:
   alerts belong under its service's incident, a feature's under the incident of a service it
   requires (:meth:`Breaker.root_services`): they are *attached* to it, whatever the order they
   arrive in. A child that arrived first (and may have paged) is adopted by its service's incident
-  when that opens, firing or quiet: the root takes over its page and its Slack card, and nobody is paged twice. A
+  when that opens: the root takes over its page and its Slack card, and nobody is paged twice. A
   child more urgent than its root raises the root (a feature degraded for users pages through the
   incident of the provider that caused it).
 - **Flaps fold.** When the last alert of an incident resolves, the incident goes quiet; it resolves
@@ -234,11 +234,6 @@ class Engine:
         await self._event(conn, incident_id, at, EventKind.OPENED, f"{alertname} fired: incident opened ({severity}).")
         adopted = await self._adopt(conn, incident_id, identity, at)
         await self._notify_open(conn, incident_id, at, adopted)
-        for child in adopted:
-            if not await self._firing_count(conn, child.id):
-                # Quiet: its page (and card) are the root's now; it has nothing left to carry. Its
-                # next alert attaches to the root as any child's would.
-                await self._close(conn, child, at, f"Its alerts were over; incident #{incident_id} carries its page.")
         out.opened += 1
         return incident_id
 
@@ -301,7 +296,7 @@ class Engine:
     async def _adopt(self, conn: AsyncConnection, root_id: int, identity: Identity, at: float) -> list[IncidentRow]:
         """An incident just opened: the live incidents of breakers its breaker explains
         (:meth:`Breaker.explains`: a service's endpoints and the features that require it; an
-        endpoint's features), opened first and still firing or quiet, become its children, and theirs
+        endpoint's features), opened first and still firing, become its children, and theirs
         become its too. The root takes over the first paged one's page (its dedup_key) and every
         Slack card they have where the root has none, and the most urgent severity among them.
         Returns the adopted incidents."""
@@ -313,10 +308,8 @@ class Engine:
             found = breaker_of(child.labels)
             if found is None or not breaker.explains(found):
                 continue
-            # A quiet child too (its alerts over, its resolve_after not yet): the same root cause
-            # within the time its next alert would be a flap, and its page still open; left
-            # alone, its next alert made it a second live root incident with a page of its own.
-            # The root takes its page over, then closes it (_firing).
+            if child.quiet_since is not None:
+                continue  # over already: it resolves by itself after its quiet time
             adopted.append(child)
             await conn.execute(
                 update(incidents)
