@@ -79,18 +79,26 @@ class BreakerReading:
 
 
 def common_attributes(reading: BreakerReading) -> dict[str, str]:
-    """The attributes on every series of a breaker: identity and place in the hierarchy (the
-    service it belongs to, or the services a feature requires), then dependency attributes."""
-    attributes = {sc.CIRCUIT_BREAKER_NAME: reading.name, sc.CIRCUIT_BREAKER_LEVEL: reading.level}
-    if reading.parent is not None:
-        attributes[sc.CIRCUIT_BREAKER_PARENT] = reading.parent
-    if reading.level == sc.CircuitBreakerLevelValues.FEATURE:
-        if reading.requires:
-            attributes[sc.CIRCUIT_BREAKER_REQUIRES] = ",".join(reading.requires)
+    """The attributes on every series of a breaker (see :func:`identity_attributes`)."""
+    return identity_attributes(reading.name, reading.level, reading.parent, reading.requires, reading.attributes)
+
+
+def identity_attributes(
+    name: str, level: str, parent: str | None, requires: tuple[str, ...], attributes: Mapping[str, str]
+) -> dict[str, str]:
+    """Identity and place in the hierarchy (the service a breaker belongs to, or the services a
+    feature requires), then dependency ``attributes``: what every metric and span event of a
+    breaker carries (the registry's ``attributes.circuit_breaker.common``)."""
+    found = {sc.CIRCUIT_BREAKER_NAME: name, sc.CIRCUIT_BREAKER_LEVEL: level}
+    if parent is not None:
+        found[sc.CIRCUIT_BREAKER_PARENT] = parent
+    if level == sc.CircuitBreakerLevelValues.FEATURE:
+        if requires:
+            found[sc.CIRCUIT_BREAKER_REQUIRES] = ",".join(requires)
     else:
-        attributes[sc.CIRCUIT_BREAKER_SERVICE] = reading.parent or reading.name
-    attributes.update(reading.attributes)
-    return attributes
+        found[sc.CIRCUIT_BREAKER_SERVICE] = parent or name
+    found.update(attributes)
+    return found
 
 
 @runtime_checkable

@@ -18,25 +18,22 @@ from opentelemetry import trace
 from breakerpanel import BreakerControl, BreakerListener, CallRejected, FallbackUsed, StateChanged, error_type_of
 
 from . import semconv as sc
+from ._sources import identity_attributes
 
 __all__ = ["SpanEvents"]
 
 
 def _identity(breaker: BreakerControl) -> dict[str, str]:
-    """The common attributes, as every metric of the breaker carries them (the registry's
-    ``attributes.circuit_breaker.common``: the service, or the services a feature requires)."""
-    attributes = {sc.CIRCUIT_BREAKER_NAME: breaker.name, sc.CIRCUIT_BREAKER_LEVEL: breaker.level.value}
-    if breaker.parent is not None:
-        attributes[sc.CIRCUIT_BREAKER_PARENT] = breaker.parent.name
-    if breaker.level.value == sc.CircuitBreakerLevelValues.FEATURE:
-        requires: tuple[str, ...] = getattr(breaker, "requires", ())  # a CircuitBreaker's; not in the protocol
-        if requires:
-            attributes[sc.CIRCUIT_BREAKER_REQUIRES] = ",".join(requires)
-    else:
-        attributes[sc.CIRCUIT_BREAKER_SERVICE] = breaker.parent.name if breaker.parent is not None else breaker.name
+    """The common attributes, as every metric of the breaker carries them."""
+    requires: tuple[str, ...] = getattr(breaker, "requires", ())  # a CircuitBreaker's; not in the protocol
     allowed = sc.DEPENDENCY_ATTRIBUTES
-    attributes.update({k: v for k, v in breaker.attributes.items() if k in allowed})
-    return attributes
+    return identity_attributes(
+        breaker.name,
+        breaker.level.value,
+        breaker.parent.name if breaker.parent is not None else None,
+        requires,
+        {k: v for k, v in breaker.attributes.items() if k in allowed},
+    )
 
 
 def _context_gate() -> Callable[[], object]:
