@@ -1304,15 +1304,20 @@ class CircuitBreaker:
         """
         gen = self._closed_gen
         if gen < 0:  # as in call()
-            state = self._state
-            if state is _OPEN:  # raised here: one frame less to unwind than from a helper
-                remaining = self._open_until - self._now()
-                if remaining > 0:
-                    raise self._open_rejection(remaining)
-            elif state is not _CLOSED:
-                self._reject_by_state(state)
-            gen = self._admission(self)
+            gen = self._admit()
         return Permit(self, gen, self._now())
+
+    def _admit(self) -> int:
+        """Admission for :meth:`acquire` and the HTTP transports (which build their own
+        permits) when ``_closed_gen`` does not admit at once: the token, or the rejection."""
+        state = self._state
+        if state is _OPEN:
+            remaining = self._open_until - self._now()
+            if remaining > 0:
+                raise self._open_rejection(remaining)
+        elif state is not _CLOSED:
+            self._reject_by_state(state)
+        return self._admission(self)
 
     # ------------------------------------------------------------------ hierarchy
 
@@ -1873,14 +1878,14 @@ def _sync_decorator(breaker: CircuitBreaker, fn: Callable[P, T]) -> Callable[P, 
     return sync_wrapper
 
 
-@final
 class Permit:
     """One admitted call whose outcome is recorded by hand (see :meth:`CircuitBreaker.acquire`).
 
     Exactly one of :meth:`success`, :meth:`failure`, :meth:`record`, :meth:`exception`,
     :meth:`result` or :meth:`cancel` counts; later ones are ignored, so a ``finally: cancel()``
     after a recorded outcome is harmless. ``duration`` overrides the measured one when another
-    figure decides slowness (a stream's time to first token).
+    figure decides slowness (a stream's time to first token). The HTTP transports' response
+    streams subclass it: one object a request, not a permit and a stream.
     """
 
     __slots__ = ("_breaker", "_done", "_token", "start")

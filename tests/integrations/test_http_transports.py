@@ -334,3 +334,61 @@ def test_a_router_answers_from_memory_within_its_bound(stack: Stack) -> None:
     assert len(router._memo) <= Router.MEMO_SIZE
     with pytest.raises(AttributeError):
         router.routes = ()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("url_class", [httpx.URL, httpx2.URL])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.example.com/v1/chat/completions",
+        "http://API.Example.COM/v1/chat/completions",  # hosts compare without case
+        "http://api.example.com/v1/%63hat/completions",  # decodes to /v1/chat/...: routed
+        "http://api.example.com/v1/chat%2Fcompletions",  # decodes to /v1/chat/completions too
+        "http://api.example.com/v1/embeddings?model=x",  # the query plays no part
+        "http://xn--fiqs8s.icom.museum/v1/chat/x",  # an IDNA host, matched decoded
+        "http://other.example.com/v1/chat/completions",
+        "http://api.example.com/v1/models",
+    ],
+)
+def test_a_router_routes_a_url_as_it_routes_its_decoded_parts(url_class: type, url: str) -> None:
+    """The transports route by ``route_url``, whose memo is keyed on the URL's encoded parts:
+    each answer is the one ``route`` gives for the decoded host and path, first and from memory."""
+    registry = BreakerRegistry()
+    service = registry.service("api")
+    chat = registry.endpoint("api.chat")
+    museum = registry.endpoint("api.museum")
+    router = Router(
+        [
+            Route(chat, host="api.example.com", path="/v1/chat/"),
+            Route(museum, host="中国.icom.museum"),
+            Route(service, host="api.example.com", methods=frozenset({"post"})),
+        ]
+    )
+    parsed = url_class(url)
+    expected = Router(router.routes).route("POST", parsed.host, parsed.path)
+    assert router.route_url("POST", parsed) is expected
+    assert router.route_url("POST", url_class(url)) is expected  # from the memo
+    assert router.route_url("GET", parsed) is Router(router.routes).route("GET", parsed.host, parsed.path)
+    if "/v1/chat/" in parsed.path and parsed.host == "api.example.com":
+        assert expected is chat
+    if parsed.host == "中国.icom.museum":
+        assert expected is museum
+
+
+def test_a_router_routes_urls_without_httpxs_parse_by_their_public_parts() -> None:
+    """A URL object without httpx's private parse (another httpx version) is routed by its
+    public ``host`` and ``path``; the URL memo stays bounded like the other."""
+
+    @dataclass
+    class PlainURL:
+        host: str
+        path: str
+
+    registry = BreakerRegistry()
+    chat = registry.service("chat")
+    router = Router([Route(chat, host="api.example.com", path="/v1/chat/")])
+    assert router.route_url("POST", PlainURL("api.example.com", "/v1/chat/x")) is chat
+    assert router.route_url("POST", PlainURL("api.example.com", "/v1/models")) is None
+    for n in range(Router.MEMO_SIZE * 2):
+        assert router.route_url("POST", httpx.URL(f"http://api.example.com/v1/chat/{n}")) is chat
+    assert len(router._raw_memo) <= Router.MEMO_SIZE

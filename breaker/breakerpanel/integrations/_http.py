@@ -83,6 +83,7 @@ class Router:
         self._routes = tuple(routes)
         self._default = default
         self._memo: dict[tuple[str, str, str], CircuitBreaker | None] = {}
+        self._raw_memo: dict[tuple[str, str, str], CircuitBreaker | None] = {}
 
     # Read-only: the memo holds answers for these (a new routing is a new Router).
     @property
@@ -105,6 +106,27 @@ class Router:
                 breaker = route.breaker
                 break
         memo = self._memo
+        if len(memo) >= self.MEMO_SIZE:
+            memo.clear()
+        memo[key] = breaker
+        return breaker
+
+    def route_url(self, method: str, url: Any) -> CircuitBreaker | None:
+        """:meth:`route` for an ``httpx`` (or ``httpx2``) URL. The memo is keyed on the URL's
+        parsed, still-encoded host and path: the public ``url.host`` and ``url.path`` decode
+        them on every read (about 0.3 us a request in a loop, three times that inside a whole
+        request), and one encoded pair always decodes to the same pair."""
+        try:
+            parts = url._uri_reference  # httpx's parse of the URL: a named tuple of str
+            key = (method, parts.host, parts.path)
+        except AttributeError:  # not there in some httpx: the decoded parts, as route() has
+            return self.route(method, url.host, url.path)
+        try:
+            return self._raw_memo[key]
+        except KeyError:
+            pass
+        breaker = self.route(method, url.host, url.path)
+        memo = self._raw_memo
         if len(memo) >= self.MEMO_SIZE:
             memo.clear()
         memo[key] = breaker
@@ -157,8 +179,10 @@ class TransportCore:
         return verdict_for(permit.breaker, self.classifier, exc)
 
 
-class _ObservedStream:
-    """What the async and sync stream wrappers share: the state of one response body.
+class _ObservedStream(Permit):
+    """What the async and sync stream wrappers share: the state of one response body, and the
+    permit of its request (one object a request: the transport builds it before sending, and
+    records an error or an error status through it before any body exists).
 
     The state lives on the object, not in the iterator, because readers may iterate more than
     once (the openai SDK stops at ``[DONE]`` and later drains the rest with a new iterator).
@@ -166,19 +190,32 @@ class _ObservedStream:
     it counts as a success; one that stops before any chunk counts as nothing.
     """
 
-    def __init__(self, inner: Any, permit: Permit, core: TransportCore) -> None:
-        self._inner = inner
-        self._permit = permit
+    _inner: Any  # the response's own stream, set once the response has come
+
+    def __init__(self, breaker: CircuitBreaker, token: int, start: float, core: TransportCore) -> None:
+        # Permit's fields set here, not by Permit.__init__: a call less on every request.
+        self._breaker = breaker
+        self._token = token
+        self._done = False
+        self.start = start
         self._core = core
         self._first_chunk_at: float | None = None
 
     def _ended(self) -> None:
         """The body was read: a success, as slow as its time to the first chunk. The callers
         skip it once an outcome has counted (the permit would ignore a second one anyway)."""
-        permit = self._permit
+        # Permit.record(SUCCESS, duration=...) inlined: inside a whole request the call costs
+        # about 1 us (measured with bench/overhead.py's transport rows).
+        if self._done:
+            return
+        self._done = True
+        breaker = self._breaker
+        end = breaker._now()
+        start = self.start
         first = self._first_chunk_at
-        at = first if first is not None else permit._breaker._now()
-        permit.record(SUCCESS, duration=at - permit.start)
+        duration = (first if first is not None else end) - start
+        if not breaker._fast_success(start, end, duration):
+            breaker._record(self._token, SUCCESS, duration, end)
 
     def _abandoned(self) -> None:
         """Closed: after a chunk a success, before any neither success nor failure (the reader
@@ -186,17 +223,17 @@ class _ObservedStream:
         if self._first_chunk_at is not None:
             self._ended()
         else:
-            self._permit.cancel()
+            self.cancel()
 
     def _broken(self, exc: BaseException) -> None:
         if isinstance(exc, Exception):
-            self._permit.record(self._core.exception_verdict(self._permit, exc))
-        elif not self._permit._done:  # GeneratorExit, CancelledError: the reader stopped
+            self.record(self._core.exception_verdict(self, exc))
+        elif not self._done:  # GeneratorExit, CancelledError: the reader stopped
             self._abandoned()
 
     def _stalled(self, limit: float) -> StreamStalledError:
-        self._permit.failure("stream_stalled")
-        return StreamStalledError(self._permit.breaker.name, limit, self._first_chunk_at is None)
+        self.failure("stream_stalled")
+        return StreamStalledError(self._breaker.name, limit, self._first_chunk_at is None)
 
     def _limit(self) -> float | None:
         """The limit on the wait for the next chunk (``None``: none)."""
@@ -236,21 +273,21 @@ class AsyncObservedStreamLogic(_ObservedStream):
                         raise
                     raise self._stalled(limit) from exc
         except StopAsyncIteration:
-            if not self._permit._done:  # else the first outcome counted already
+            if not self._done:  # else the first outcome counted already
                 self._ended()
             raise
         except BaseException as exc:
             self._broken(exc)  # a no-op after a stall, which counted already
             raise
         if self._first_chunk_at is None:
-            self._first_chunk_at = self._permit._breaker._now()
+            self._first_chunk_at = self._breaker._now()
         return chunk
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
         finally:
-            if not self._permit._done:  # else the body was read: the first outcome counts
+            if not self._done:  # else the body was read: the first outcome counts
                 self._abandoned()
 
 
@@ -265,7 +302,7 @@ class SyncObservedStreamLogic(_ObservedStream):
         chunks = self._chunks
         if chunks is None:
             chunks = self._chunks = iter(self._inner)
-        now = self._permit._breaker._now
+        now = self._breaker._now
         try:
             if not self._core.limited:
                 for chunk in chunks:
@@ -278,7 +315,7 @@ class SyncObservedStreamLogic(_ObservedStream):
                 # The wait for the first chunk starts with the request, for a later one when the
                 # reader asks for it: its own time between chunks (or between two iterations) is
                 # not the dependency's, as the async stream's limit does not count it either.
-                asked = self._permit.start if self._first_chunk_at is None else now()
+                asked = self.start if self._first_chunk_at is None else now()
                 for chunk in chunks:
                     if self._first_chunk_at is None:
                         arrived = now()
@@ -294,14 +331,14 @@ class SyncObservedStreamLogic(_ObservedStream):
         except BaseException as exc:
             self._broken(exc)
             raise
-        if not self._permit._done:  # else the first outcome counted already
+        if not self._done:  # else the first outcome counted already
             self._ended()
 
     def close(self) -> None:
         try:
             self._inner.close()
         finally:
-            if not self._permit._done:  # else the body was read: the first outcome counts
+            if not self._done:  # else the body was read: the first outcome counts
                 self._abandoned()
 
 
@@ -314,25 +351,28 @@ class AsyncTransportLogic:
 
     async def handle_async_request(self, request: Any) -> Any:
         core = self._core
-        url = request.url
-        breaker = core.router.route(request.method, url.host, url.path)
+        breaker = core.router.route_url(request.method, request.url)
         if breaker is None:
             return await self._inner.handle_async_request(request)
-        permit = breaker.acquire()
+        gen = breaker._closed_gen  # acquire() inlined: the stream is the permit
+        if gen < 0:
+            gen = breaker._admit()
+        stream = self._stream_class(breaker, gen, breaker._now(), core)
         try:
             response = await self._inner.handle_async_request(request)
         except BaseException as exc:
-            permit.record(core.exception_verdict(permit, exc))
+            stream.record(core.exception_verdict(stream, exc))
             raise
         if core.asks_below_400 or response.status_code >= 400:  # else the body decides
             verdict = classify_safely(core.classifier, None, response, breaker.name)
             if verdict is not None:
-                permit.record(verdict)
+                stream.record(verdict)
                 return response
         if response.is_closed:  # its body read already (built with content=, as mock transports do)
-            permit.record(SUCCESS)
+            stream.record(SUCCESS)
             return response
-        response.stream = self._stream_class(response.stream, permit, core)
+        stream._inner = response.stream
+        response.stream = stream
         return response
 
     async def aclose(self) -> None:
@@ -348,25 +388,28 @@ class SyncTransportLogic:
 
     def handle_request(self, request: Any) -> Any:
         core = self._core
-        url = request.url
-        breaker = core.router.route(request.method, url.host, url.path)
+        breaker = core.router.route_url(request.method, request.url)
         if breaker is None:
             return self._inner.handle_request(request)
-        permit = breaker.acquire()
+        gen = breaker._closed_gen  # acquire() inlined: the stream is the permit
+        if gen < 0:
+            gen = breaker._admit()
+        stream = self._stream_class(breaker, gen, breaker._now(), core)
         try:
             response = self._inner.handle_request(request)
         except BaseException as exc:
-            permit.record(core.exception_verdict(permit, exc))
+            stream.record(core.exception_verdict(stream, exc))
             raise
         if core.asks_below_400 or response.status_code >= 400:  # else the body decides
             verdict = classify_safely(core.classifier, None, response, breaker.name)
             if verdict is not None:
-                permit.record(verdict)
+                stream.record(verdict)
                 return response
         if response.is_closed:  # its body read already (built with content=, as mock transports do)
-            permit.record(SUCCESS)
+            stream.record(SUCCESS)
             return response
-        response.stream = self._stream_class(response.stream, permit, core)
+        stream._inner = response.stream
+        response.stream = stream
         return response
 
     def close(self) -> None:
