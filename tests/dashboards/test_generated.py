@@ -4,6 +4,7 @@ thresholds and a query on every panel, unique panel ids, no undefined variable."
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,3 +243,55 @@ def test_table_sorting_and_overrides_name_shown_columns(name: str) -> None:
         assert values == (
             ["Value"] if len(panel["targets"]) == 1 else [f"Value #{t['refId']}" for t in panel["targets"]]
         )
+
+
+_BURN_PANEL = re.compile(r"^(Fast|Slow) burn: rate over (\w+) and (\w+) \(alert at ([\d.]+)x\)$")
+_BURN_PAIR = re.compile(r"(\w+)/(\w+) over ([\d.]+)x")
+
+
+@pytest.mark.parametrize(
+    "slos",
+    [
+        "the demo's",
+        [{"name": "api", "target": 0.99, "match": {"circuit_breaker.level": "service"}}],
+        [
+            {"name": "api", "target": 0.99, "match": {"circuit_breaker.level": "service"}, "ticket": False},
+            {
+                "name": "db",
+                "target": 0.999,
+                "match": {"db.system.name": ".+"},
+                "page": [{"long": "6h", "short": "30m", "factor": 6}],
+            },
+        ],
+    ],
+    ids=["demo", "defaults", "overrides"],
+)
+def test_the_slo_dashboard_draws_the_burn_windows_the_alerts_fire_on(slos: Any, tmp_path: Path) -> None:
+    """One burn-rate panel per window pair some CircuitBreakerErrorBudgetBurn alert fires on, and
+    none for a pair no alert uses (an SLO's own pairs replace the defaults; ``ticket: false``
+    drops the slow ones), read back from the generated rules' descriptions."""
+    from breakerpanel.alert_rules import rule_groups
+    from breakerpanel.exporter.rules_config import RulesConfig
+
+    config = dashboards.rules_config()
+    if slos != "the demo's":
+        config = RulesConfig.model_validate(config.model_dump() | {"slos": slos})
+    alerted = set()
+    for group in rule_groups(config):
+        for rule in group["rules"]:
+            if rule.get("alert") == "CircuitBreakerErrorBudgetBurn":
+                burn = rule["labels"]["burn"]
+                alerted |= {(burn, *pair) for pair in _BURN_PAIR.findall(rule["annotations"]["description"])}
+    slo_board = next(
+        json.loads(text)
+        for path, text in dashboards.generate(tmp_path, rules=config).items()
+        if json.loads(text)["uid"] == loop_names.SLO.uid
+    )
+    drawn = set()
+    for panel in _visual_panels(slo_board):
+        match = _BURN_PANEL.match(panel["title"])
+        if match:
+            burn, long, short, factor = match.groups()
+            drawn.add((burn.lower(), long, short, factor))
+    assert alerted
+    assert drawn == alerted

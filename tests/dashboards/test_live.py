@@ -14,6 +14,7 @@ is in :data:`NO_DATA_EXPECTED`.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -374,7 +375,7 @@ def test_the_dashboards_show_what_happened(stack: Stack) -> None:
     availability = peak(panel_query(ai, "Availability"), provider, model)
     assert availability["anthropic claude-haiku"] == 1
     slo = "breakerpanel-slo"
-    burn = peak(panel_query(slo, "Page: burn rate over 1h and 5m (alert at 14.4x)", "B"), name)
+    burn = peak(panel_query(slo, "Fast burn: rate over 1h and 5m (alert at 14.4x)", "B"), name)
     assert burn["openai.chat"] > 14.4  # the outage burns the 99% objective's budget fast enough to page
     assert burn["anthropic.messages"] < 14.4
     budget = prometheus.query(panel_query(slo, "Error budget left (30d)"), time=end)
@@ -382,6 +383,10 @@ def test_the_dashboards_show_what_happened(stack: Stack) -> None:
     assert left["openai.chat"] < 0 < left["anthropic"]
     recoveries = prometheus.query(panel_query(detail, "Recoveries (range)"), time=end)
     assert float(recoveries[0]["value"][1]) == pytest.approx(1, abs=0.5)
+    median = prometheus.query(panel_query(detail, "Median recovery (range)"), time=end)
+    assert 0 < float(median[0]["value"][1]) < math.inf  # interpolated within the recovery buckets
+    # A breaker that never recovered: no value (the stat says "no recovery"), not NaN.
+    assert prometheus.query(panel_query(detail, "Median recovery (range)", **{Var.BREAKER: "qdrant"}), time=end) == []
     # The guards: the over-rate clients limited, the stuffing locked out, the overload shed by priority.
     decisions = peak(panel_query(overview, "Rate limiting decisions by outcome"), sc.RATE_LIMIT_OUTCOME_LABEL)
     assert decisions["limited"] > 0

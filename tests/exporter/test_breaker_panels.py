@@ -4,12 +4,16 @@ tests/dashboards/test_live.py (the dashboard's) and tests/incident_bot/test_char
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from breakerpanel.exporter import promql
 from breakerpanel.exporter import semconv as sc
 from breakerpanel.exporter.breaker_panels import BreakerPanels
 from tests.promql_names import referenced, unknown_names
+from tests.servers import run_promtool
 
 #: Each query, and the series it reads.
 QUERIES = {
@@ -54,3 +58,65 @@ def test_an_empty_breaker_is_refused_with_the_field_named(field: str) -> None:
     values = {"job": "rag", "name": "openai", "rate_window": "1m"} | {field: ""}
     with pytest.raises(ValueError, match=f"{field} must not be empty"):
         BreakerPanels(**values)
+
+
+def test_a_services_calls_are_counted_once_whichever_breaker_turned_them_away(tmp_path: Path) -> None:
+    """A service's series count its endpoints' calls too. Calls per second through the service are
+    its own series plus what an endpoint open on its own turned away (the service never saw
+    those); a call the service turned away counts at the service, and not again as the
+    endpoint's ``parent_open``. Evaluated by promtool over counters at known rates (per second):
+    the service 8 successes, 5 failures, 6 rejected open; openai.chat the same 8 and 5, and the
+    6 as parent_open; openai.embeddings 3 rejected open by itself."""
+    calls = sc.METRIC_CIRCUIT_BREAKER_CALLS.prometheus_name
+
+    def series(name: str, outcome: str, per_second: int, reason: str | None = None) -> dict[str, str]:
+        labels = {
+            "job": "rag",
+            sc.CIRCUIT_BREAKER_NAME_LABEL: name,
+            sc.CIRCUIT_BREAKER_SERVICE_LABEL: "openai",
+            sc.CIRCUIT_BREAKER_OUTCOME_LABEL: outcome,
+        }
+        if reason is not None:
+            labels[sc.CIRCUIT_BREAKER_REJECTION_REASON_LABEL] = reason
+        selector = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+        return {"series": f"{calls}{{{selector}}}", "values": f"0+{per_second * 60}x20"}
+
+    input_series = [
+        series("openai", "success", 8),
+        series("openai", "failure", 5),
+        series("openai", "rejected", 6, "open"),
+        series("openai.chat", "success", 8),
+        series("openai.chat", "failure", 5),
+        series("openai.chat", "rejected", 6, "parent_open"),
+        series("openai.embeddings", "rejected", 3, "open"),
+    ]
+    service, chat = BreakerPanels("rag", "openai", "5m"), BreakerPanels("rag", "openai.chat", "5m")
+    reason = sc.CIRCUIT_BREAKER_REJECTION_REASON_LABEL
+    expected = [
+        (service.calls_per_second(), [("{}", 22)]),
+        (service.rejections_per_second(), [(f'{{{reason}="open"}}', 9)]),
+        (chat.calls_per_second(), [("{}", 19)]),
+        (chat.rejections_per_second(), [(f'{{{reason}="parent_open"}}', 6)]),
+    ]
+    test = {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": input_series,
+                "promql_expr_test": [
+                    {
+                        "expr": expr,
+                        "eval_time": "10m",
+                        "exp_samples": [{"labels": labels, "value": value} for labels, value in samples],
+                    }
+                    for expr, samples in expected
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "panels.test.yaml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = run_promtool("test", "rules", path)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -190,6 +190,25 @@ async def test_the_chart_shows_what_the_dashboards_queries_return(stack: Stack) 
     assert OPEN in {value for _, value in data.children[1].points}
 
 
+def test_a_services_calls_count_its_endpoints_calls_once(stack: Stack) -> None:
+    """Every call went through openai.chat, and passed its service's breaker too (the service's
+    series count it as well): the service's calls and rejections per second are the endpoint's,
+    not twice them. The rejections differ only in reason: ``open`` at the service that turned
+    them away, ``parent_open`` at the endpoint."""
+    start, end, step = stack.ended - SPAN, stack.ended, step_for(SPAN)
+
+    def points(name: str, query: str) -> list[float]:
+        expr = getattr(BreakerPanels(JOB, name, RATE_WINDOW), query)()
+        answered = stack.prometheus.query_range(f"sum({expr})", start, end, step=step)
+        assert len(answered) == 1, (name, query, answered)
+        return [float(v) for _, v in answered[0]["values"]]
+
+    for query in ("calls_per_second", "rejections_per_second"):
+        service, endpoint = points("openai", query), points("openai.chat", query)
+        assert max(service) > 0, query
+        assert service == pytest.approx(endpoint, rel=1e-9), query
+
+
 async def test_the_drawing_is_one_figure_as_png_and_svg(stack: Stack) -> None:
     reader = PrometheusReader(stack.prometheus.url)
     try:

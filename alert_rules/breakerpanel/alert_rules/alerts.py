@@ -320,12 +320,10 @@ def _error_budget_burn(ctx: _Context) -> list[Rule]:
                 loop_names.Var.BREAKER: _url_label(sc.CIRCUIT_BREAKER_NAME_LABEL),
             },
         )
-        for kind, windows, severity in (
-            ("page", cfg.page if slo.page is None else slo.page, slo.page_severity or cfg.page_severity),
-            ("ticket", cfg.ticket if slo.ticket else [], cfg.ticket_severity),
-        ):
+        for burn_label, windows, severity in cfg.burns(slo):
             if not windows:
                 continue
+            kind = "page" if burn_label == "fast" else "ticket"
             pairs = ", ".join(f"{w.long}/{w.short} over {_number(w.factor)}x" for w in windows)
             burn = '{{ $value | printf "%.1f" }}'
             rules.append(
@@ -335,7 +333,7 @@ def _error_budget_burn(ctx: _Context) -> list[Rule]:
                     severity=severity,
                     # `burn` tells the two apart (their severities may be the same) and lets
                     # receivers route the fast burn differently from the slow one.
-                    labels={SLO_LABEL: slo.name, "burn": "fast" if kind == "page" else "slow"},
+                    labels={SLO_LABEL: slo.name, "burn": burn_label},
                     summary=f"Circuit breaker {_NAME} is burning the {slo.name} error budget {burn}x too fast.",
                     description=f"Calls through {_NAME} of {_JOB} fail or are rejected {burn} times faster than "
                     f"the {slo.target!r} objective of SLO {slo.name} allows over {cfg.period} ({kind} windows: "

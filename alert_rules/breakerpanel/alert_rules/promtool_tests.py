@@ -31,7 +31,7 @@ from breakerpanel import BreakerRegistry, CircuitBreaker
 from breakerpanel.config import BreakersFile, load_config
 from breakerpanel.exporter import promql
 from breakerpanel.exporter import semconv as sc
-from breakerpanel.exporter.rules_config import BurnRateWindow, Level, RulesConfig, Severity, Slo, duration_seconds
+from breakerpanel.exporter.rules_config import Level, RulesConfig, Severity, Slo, duration_seconds
 
 from .alerts import alert_groups
 
@@ -197,10 +197,7 @@ def _burning(config: RulesConfig, slo: Slo, breakers: list[_Breaker], step: int)
 def _burn_alerts(config: RulesConfig, slo: Slo, breaker: _Breaker) -> list[dict[str, Any]]:
     cfg = config.alerts.error_budget_burn
     budget = round(1 - slo.target, 12)
-    kinds: list[tuple[str, list[BurnRateWindow], Severity]] = [
-        ("fast", cfg.page if slo.page is None else slo.page, slo.page_severity or cfg.page_severity),
-        ("slow", cfg.ticket if slo.ticket else [], cfg.ticket_severity),
-    ]
+    kinds = cfg.burns(slo)
     return [
         _alert("CircuitBreakerErrorBudgetBurn", "firing", severity, breaker, slo=slo.name, burn=burn)
         for burn, windows, severity in kinds

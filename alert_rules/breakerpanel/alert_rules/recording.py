@@ -24,6 +24,7 @@ from breakerpanel.exporter.loop_names import (
     WINDOWS,
     calls_rate,
     error_ratio,
+    slo_calls,
 )
 from breakerpanel.exporter.rules_config import RulesConfig, Slo, scaled_duration
 
@@ -31,13 +32,7 @@ __all__ = ["recording_groups", "slo_selector"]
 
 
 def _rate(outcomes: tuple[sc.CircuitBreakerOutcomeValues, ...], window: str) -> str:
-    # A breaker a person holds open rejects on purpose: no call reached the dependency, and the
-    # dependency failed nobody, so those rejections count on neither side of its error ratio.
-    calls = promql.selector(
-        sc.METRIC_CIRCUIT_BREAKER_CALLS,
-        promql.one_of(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, outcomes),
-        promql.ne(sc.CIRCUIT_BREAKER_REJECTION_REASON_LABEL, sc.CircuitBreakerRejectionReasonValues.FORCED_OPEN),
-    )
+    calls = promql.selector(sc.METRIC_CIRCUIT_BREAKER_CALLS, *slo_calls(outcomes))
     return promql.sum_by_breaker(f"rate({calls}[{window}])")
 
 

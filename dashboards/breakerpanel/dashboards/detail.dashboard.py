@@ -146,8 +146,12 @@ now = Section(
             "Median recovery (range)",
             [
                 target(
-                    f"histogram_quantile(0.5, sum by ({BUCKET_LABEL}) (increase("
-                    f"{_sel(sc.METRIC_CIRCUIT_BREAKER_RECOVERY_DURATION, suffix='_bucket')}[{RANGE}])))",
+                    # Without a recovery in the range every bucket's increase is 0 and the
+                    # quantile NaN: defined() leaves no value, which the stat shows as such.
+                    defined(
+                        f"histogram_quantile(0.5, sum by ({BUCKET_LABEL}) (increase("
+                        f"{_sel(sc.METRIC_CIRCUIT_BREAKER_RECOVERY_DURATION, suffix='_bucket')}[{RANGE}])))"
+                    ),
                     instant=True,
                 )
             ],

@@ -32,7 +32,7 @@ from breakerpanel.dashboards.common import (
 )
 from breakerpanel.exporter import loop_names, promql
 from breakerpanel.exporter import semconv as sc
-from breakerpanel.exporter.loop_names import SLO_LABEL, SLO_OBJECTIVE, WINDOWS, Var, error_ratio
+from breakerpanel.exporter.loop_names import SLO_LABEL, SLO_OBJECTIVE, WINDOWS, Var, error_ratio, slo_calls
 from breakerpanel.exporter.rules_config import BurnRateWindow, duration_seconds
 
 JOB = promql.JOB_LABEL
@@ -40,9 +40,28 @@ NAME = sc.CIRCUIT_BREAKER_NAME_LABEL
 OUTCOME = sc.CIRCUIT_BREAKER_OUTCOME_LABEL
 ON_BREAKER = ", ".join(promql.BREAKER_LABELS)
 
-BURN = dashboards.rules_config().alerts.error_budget_burn
-PAIRS: list[tuple[str, BurnRateWindow]] = [("Page", w) for w in BURN.page] + [("Ticket", w) for w in BURN.ticket]
-for _, _pair in PAIRS:
+RULES = dashboards.rules_config()
+BURN = RULES.alerts.error_budget_burn
+
+
+def _alerted_pairs() -> list[tuple[str, BurnRateWindow, list[str]]]:
+    """Each window pair a burn-rate alert fires on: its ``burn`` (fast or slow), the pair, and
+    the SLOs it alerts for. An SLO's own pairs replace the defaults, and an SLO without the slow
+    burn has none of its pairs: a panel of the defaults would draw alert lines no alert follows.
+    Without an SLO, the defaults: what one would get."""
+    found: dict[tuple[str, str, str, float], tuple[str, BurnRateWindow, list[str]]] = {}
+    for slo in RULES.slos:
+        for burn, windows, _ in BURN.burns(slo):
+            for pair in windows:
+                key = (burn, pair.long, pair.short, pair.factor)
+                found.setdefault(key, (burn, pair, []))[2].append(slo.name)
+    if not RULES.slos:
+        return [("fast", pair, []) for pair in BURN.page] + [("slow", pair, []) for pair in BURN.ticket]
+    return list(found.values())
+
+
+PAIRS = _alerted_pairs()
+for _, _pair, _ in PAIRS:
     for _window in (_pair.long, _pair.short):
         if _window not in WINDOWS:
             raise ValueError(
@@ -60,11 +79,13 @@ def _burn_rate(window: str) -> str:
 
 
 def _period_error_ratio() -> str:
-    def rate(outcomes: str) -> str:
-        calls = promql.selector(sc.METRIC_CIRCUIT_BREAKER_CALLS, *BREAKERS, outcomes)
+    """The error ratio over the SLO period, counted as the recording rules count it."""
+
+    def rate(outcomes: tuple[sc.CircuitBreakerOutcomeValues, ...]) -> str:
+        calls = promql.selector(sc.METRIC_CIRCUIT_BREAKER_CALLS, *BREAKERS, *slo_calls(outcomes))
         return promql.sum_by_breaker(f"rate({calls}[{BURN.period}])")
 
-    return ratio(rate(promql.one_of(OUTCOME, ERROR_OUTCOMES)), rate(promql.one_of(OUTCOME, COUNTED_OUTCOMES)))
+    return ratio(rate(ERROR_OUTCOMES), rate(COUNTED_OUTCOMES))
 
 
 def _share_of_budget(pair: BurnRateWindow) -> float:
@@ -74,8 +95,8 @@ def _share_of_budget(pair: BurnRateWindow) -> float:
 
 def _factor(window: str) -> float:
     """The lowest factor of the alerts that use ``window``: above it, the budget goes too fast."""
-    factors = [pair.factor for _, pair in PAIRS if window in (pair.long, pair.short)]
-    return min(factors) if factors else min(pair.factor for _, pair in PAIRS)
+    factors = [pair.factor for _, pair, _ in PAIRS if window in (pair.long, pair.short)]
+    return min(factors) if factors else min(pair.factor for _, pair, _ in PAIRS)
 
 
 BUDGET = thresholds("red", (0, "orange"), (0.25, "green"))
@@ -163,17 +184,19 @@ burn = Section(
     [
         *(
             timeseries(
-                f"{kind}: burn rate over {pair.long} and {pair.short} (alert at {pair.factor:g}x)",
+                f"{burn.capitalize()} burn: rate over {pair.long} and {pair.short} (alert at {pair.factor:g}x)",
                 [target(_burn_rate(w), f"{show(NAME)} {w}") for w in (pair.long, pair.short)],
                 unit=Unit.BURN_RATE,
                 threshold_steps=thresholds("green", (pair.factor, "red")),
                 show_thresholds=True,
                 minimum=0,
-                description=f"The error ratio over the budget for the alert's two windows: the {kind.lower()} "
-                f"alert fires when both exceed {pair.factor:g} (a {pair.long} burn at that rate spends "
+                description=f"The error ratio over the budget for the alert's two windows: the {burn} burn "
+                f"alert (CircuitBreakerErrorBudgetBurn, burn={burn}"
+                + (f"; SLO {', '.join(slos)}" if slos else "")
+                + f") fires when both exceed {pair.factor:g} (a {pair.long} burn at that rate spends "
                 f"{_share_of_budget(pair):.1%} of the {BURN.period} budget).",
             )
-            for kind, pair in PAIRS
+            for burn, pair, slos in PAIRS
         ),
         table(
             "Burn rate per breaker and window",
@@ -197,7 +220,7 @@ burn = Section(
             ],
             description="Every window of the recording rules. A window turns red above the lowest factor of "
             "the alerts that use it: "
-            + "; ".join(f"{kind.lower()} {p.long}/{p.short} at {p.factor:g}x" for kind, p in PAIRS)
+            + "; ".join(f"{burn} burn {p.long}/{p.short} at {p.factor:g}x" for burn, p, _ in PAIRS)
             + ".",
         ),
     ],

@@ -125,14 +125,25 @@ class BreakerPanels:
     # ------------------------------------------------------------------ calls
 
     def _through(self, metric: sc.MetricSpec, *matchers: str) -> str:
-        """The rate of ``metric`` for every call through the breaker: its own, and for a service
-        its endpoints' (a call counts once, at the most specific breaker, and an endpoint's calls
-        pass its service's breaker too). The service's own series match both selectors; ``or``
-        keeps them once."""
+        """The rate of ``metric`` for every call through the breaker. Its own series count the
+        calls it admitted or turned away, a service's its endpoints' too (each passes the
+        service's breaker and counts at both). What they miss, for a service: the calls its
+        endpoints turned away themselves (an endpoint open on its own rejects before the service
+        sees the call); a call the service turned away counts there already, and as
+        ``parent_open`` at the endpoint, which is left out. The two selectors share no series:
+        ``or`` is their union."""
         job = promql.eq(promql.JOB_LABEL, self.job)
-        own = promql.selector(metric, *self.matchers, *matchers)
-        endpoints = promql.selector(metric, job, promql.eq(sc.CIRCUIT_BREAKER_SERVICE_LABEL, self.name), *matchers)
-        return f"rate({own}[{self.rate_window}]) or rate({endpoints}[{self.rate_window}])"
+        own = self._selector(metric, *matchers)
+        below = (
+            job,
+            promql.eq(sc.CIRCUIT_BREAKER_SERVICE_LABEL, self.name),
+            promql.ne(_NAME, self.name),
+            promql.eq(_OUTCOME, sc.CircuitBreakerOutcomeValues.REJECTED),
+            promql.ne(_REASON, sc.CircuitBreakerRejectionReasonValues.PARENT_OPEN),
+            *matchers,
+        )
+        turned_away_below = promql.selector(metric, *dict.fromkeys(below))  # once: rejections_per_second's
+        return f"rate({own}[{self.rate_window}]) or rate({turned_away_below}[{self.rate_window}])"
 
     def calls_per_second(self) -> str:
         """Every call through the breaker per second (a service's endpoints' included), rejected

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from . import promql
 from . import semconv as sc
 
 __all__ = [
@@ -52,6 +53,17 @@ _OUTCOME = sc.CircuitBreakerOutcomeValues
 COUNTED_OUTCOMES = (_OUTCOME.SUCCESS, _OUTCOME.FAILURE, _OUTCOME.REJECTED)
 #: ... and the ones that are errors.
 ERROR_OUTCOMES = (_OUTCOME.FAILURE, _OUTCOME.REJECTED)
+
+
+def slo_calls(outcomes: tuple[sc.CircuitBreakerOutcomeValues, ...]) -> tuple[str, str]:
+    """The matchers of the calls with ``outcomes`` that an SLO's error ratio counts (the recording
+    rules' and the SLO dashboard's period figures alike). A breaker a person holds open rejects on
+    purpose: no call reached the dependency, and the dependency failed nobody, so those rejections
+    count on neither side."""
+    return (
+        promql.one_of(sc.CIRCUIT_BREAKER_OUTCOME_LABEL, outcomes),
+        promql.ne(sc.CIRCUIT_BREAKER_REJECTION_REASON_LABEL, sc.CircuitBreakerRejectionReasonValues.FORCED_OPEN),
+    )
 
 
 def calls_rate(window: str) -> str:

@@ -252,6 +252,16 @@ class ErrorBudgetBurnAlert(_Model):
         20, ge=0, description="Calls a breaker must have made in the long window: a few calls make no ratio."
     )
 
+    def burns(self, slo: Slo) -> list[tuple[str, list[BurnRateWindow], Severity]]:
+        """The burn-rate alerts ``slo`` gets, as its ``burn`` label names them: ``fast`` (the
+        page pairs, its own or these) and ``slow`` (the ticket pairs, none when it has
+        ``ticket: false``), each with its window pairs and severity. The rules, their promtool
+        tests and the SLO dashboard all read them here."""
+        return [
+            ("fast", self.page if slo.page is None else slo.page, slo.page_severity or self.page_severity),
+            ("slow", self.ticket if slo.ticket else [], self.ticket_severity),
+        ]
+
 
 class RatioAlert(_Model):
     """An alert on a share of calls over a window, held for a while, ignored below a traffic floor."""
