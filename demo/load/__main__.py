@@ -11,14 +11,13 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import signal
 import sys
 from typing import TextIO
 
 from breakerpanel.config import parse_duration
 
 from .report import LoadReport
-from .runner import run_load
+from .runner import run_load, stop_on_signals
 
 
 def _duration(text: str) -> float:
@@ -56,10 +55,7 @@ class _Progress:
 
 
 async def _main(args: argparse.Namespace) -> LoadReport:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     progress = _Progress(sys.stderr)
     try:
         return await run_load(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
 import time
 from collections.abc import Callable, Sequence
 
@@ -17,7 +18,18 @@ import httpx
 from .questions import QUESTIONS
 from .report import LoadReport, Tally
 
-__all__ = ["run_load"]
+__all__ = ["run_load", "stop_on_signals"]
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGINT (Ctrl-C) or SIGTERM sets, in the running loop: given to
+    :func:`run_load` as ``stop``, they end the load as its duration would (the answers due are
+    awaited, the report is whole) instead of cancelling the requests in flight."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def run_load(

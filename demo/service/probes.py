@@ -38,6 +38,22 @@ def openai(settings: Settings) -> Probe:
     return _get(f"{settings.openai_base_url.rstrip('/')}/models", headers, settings.upstream_timeout_s)
 
 
+def anthropic(settings: Settings) -> Probe:
+    """``POST /v1/messages`` for one token: Anthropic's commonest fault, overload (529), shows on
+    the messages endpoint only, so a listing could pass while answers still fail. A probe runs
+    only while the breaker is open, at most every few seconds: a few tokens an outage."""
+    url = f"{settings.anthropic_base_url.rstrip('/')}/v1/messages"
+    headers = {"x-api-key": settings.anthropic_api_key.get_secret_value(), "anthropic-version": "2023-06-01"}
+    body = {"model": settings.anthropic_model, "max_tokens": 1, "messages": [{"role": "user", "content": "ping"}]}
+
+    async def probe() -> bool:
+        async with httpx.AsyncClient(headers=headers, timeout=settings.upstream_timeout_s) as client:
+            return (await client.post(url, json=body)).status_code < 400
+
+    probe.__qualname__ = f"POST {url}"
+    return probe
+
+
 def qdrant(settings: Settings) -> Probe:
     """``GET /collections``: answered by a Qdrant that can serve searches."""
     headers = {"api-key": settings.qdrant_api_key.get_secret_value()} if settings.qdrant_api_key else {}
@@ -45,7 +61,7 @@ def qdrant(settings: Settings) -> Probe:
 
 
 #: The probes ``breakers.yaml`` may name, as ``demo.service.probes:<name>``.
-PROBES: dict[str, Callable[[Settings], Probe]] = {"openai": openai, "qdrant": qdrant}
+PROBES: dict[str, Callable[[Settings], Probe]] = {"openai": openai, "anthropic": anthropic, "qdrant": qdrant}
 
 
 def resolver(settings: Settings) -> Callable[[str], Any]:

@@ -1,7 +1,7 @@
 """docker-compose.yml read into typed records: the part of the Compose spec the local stack follows.
 
 Only the forms our compose file uses are understood (short port and volume syntax, list commands,
-mapping environments, short secrets, ``env_file`` entries); anything else raises
+mapping environments, short secrets, ``env_file`` entries, ``profiles`` lists); anything else raises
 :class:`ComposeError` naming the service and key, so a change to docker-compose.yml that the local
 stack cannot follow fails loudly instead of drifting (tests/stack checks the file parses).
 """
@@ -9,7 +9,7 @@ stack cannot follow fails loudly instead of drifting (tests/stack checks the fil
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ class ComposeService:
     mounts: tuple[Mount, ...]
     depends_on: tuple[str, ...]
     has_healthcheck: bool
+    #: Compose starts the service only when one of these is active (``--profile``); empty: always.
+    profiles: tuple[str, ...] = ()
 
     @property
     def port(self) -> int | None:
@@ -73,17 +75,25 @@ class ComposeService:
 @dataclass(frozen=True)
 class ComposeFile:
     path: Path
+    #: The services Compose runs with the profiles asked for (by default, those without profiles).
     services: Mapping[str, ComposeService]
     secrets: Mapping[str, Path] = field(default_factory=dict)
     volumes: tuple[str, ...] = ()
+    #: Services left out because none of their profiles is active: opt-in, e.g. ``real-qdrant``.
+    inactive: Mapping[str, ComposeService] = field(default_factory=dict)
 
     @property
     def directory(self) -> Path:
         return self.path.parent
 
 
-def load_compose(path: Path, environ: Mapping[str, str] | None = None) -> ComposeFile:
-    """Read ``path``; ``${...}`` is resolved from ``environ`` (default: ours) and then ``.env``, like Compose."""
+def load_compose(path: Path, environ: Mapping[str, str] | None = None, profiles: Collection[str] = ()) -> ComposeFile:
+    """Read ``path``; ``${...}`` is resolved from ``environ`` (default: ours) and then ``.env``, like Compose.
+
+    ``profiles`` are those active, as with ``docker compose --profile``: a service with profiles is in
+    :attr:`ComposeFile.services` only when one of them is (otherwise in ``inactive``). A service that
+    depends on an inactive one is refused, as Compose refuses it.
+    """
     raw = yaml.safe_load(path.read_text())
     if not isinstance(raw, dict) or not isinstance(raw.get("services"), dict):
         raise ComposeError(f"{path}: no services mapping")
@@ -91,9 +101,23 @@ def load_compose(path: Path, environ: Mapping[str, str] | None = None) -> Compos
     tree = _interpolated(raw, variables)
     base = path.parent.resolve()
     secrets = {name: _host_path(base, spec["file"]) for name, spec in (tree.get("secrets") or {}).items()}
-    services = {name: _service(name, spec, base, secrets) for name, spec in tree["services"].items()}
+    every = {name: _service(name, spec, base, secrets) for name, spec in tree["services"].items()}
+    active = set(profiles)
+    services = {name: s for name, s in every.items() if not s.profiles or active & set(s.profiles)}
+    inactive = {name: s for name, s in every.items() if name not in services}
+    for name, service in services.items():
+        disabled = [dep for dep in service.depends_on if dep in inactive]
+        if disabled:
+            raise ComposeError(
+                f"services.{name}.depends_on: {disabled} run only with profiles "
+                f"{sorted({p for dep in disabled for p in inactive[dep].profiles})}, which are not active"
+            )
     return ComposeFile(
-        path=path.resolve(), services=services, secrets=secrets, volumes=tuple(tree.get("volumes") or ())
+        path=path.resolve(),
+        services=services,
+        secrets=secrets,
+        volumes=tuple(tree.get("volumes") or ()),
+        inactive=inactive,
     )
 
 
@@ -122,6 +146,9 @@ def _service(name: str, spec: Mapping[str, Any], base: Path, secrets: Mapping[st
     if not isinstance(environment, dict):
         raise fail("environment", "use the mapping form")
     depends_on = spec.get("depends_on") or {}
+    profiles = spec.get("profiles") or []
+    if not isinstance(profiles, list) or not all(isinstance(profile, str) for profile in profiles):
+        raise fail("profiles", "use a list of names")
     return ComposeService(
         name=name,
         image=spec.get("image"),
@@ -136,6 +163,7 @@ def _service(name: str, spec: Mapping[str, Any], base: Path, secrets: Mapping[st
         ),
         depends_on=tuple(depends_on),
         has_healthcheck="healthcheck" in spec,
+        profiles=tuple(profiles),
     )
 
 

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TextIO
 
-from demo.load import LoadReport, run_load
+from demo.load import LoadReport, run_load, stop_on_signals
 
 __all__ = ["ProgressLine", "run"]
 
@@ -37,9 +37,14 @@ class ProgressLine:
 
 
 def run(url: str, rps: float, duration: float, *, stream: TextIO = sys.stdout) -> LoadReport:
-    """Run the load for ``duration`` seconds and return the final report."""
+    """Run the load for ``duration`` seconds, or until Ctrl-C (or SIGTERM), and return the final
+    report: an interrupted run still waits for the answers due and reports them."""
     progress = ProgressLine(stream)
+
+    async def load() -> LoadReport:
+        return await run_load(url, rps, duration, on_progress=progress, stop=stop_on_signals())
+
     try:
-        return asyncio.run(run_load(url, rps, duration, on_progress=progress))
+        return asyncio.run(load())
     finally:
         progress.finish()

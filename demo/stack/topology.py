@@ -1,10 +1,12 @@
 """The local stack planned from docker-compose.yml: which services run here, how, on which ports.
 
-Every compose service is either run locally (:data:`PROGRAMS` says with which program and how to
-tell it is up) or is Docker-only (:data:`DOCKER_ONLY` says what stands in for it). Commands,
+Every service ``docker compose up`` starts is either run locally (:data:`PROGRAMS` says with which
+program and how to tell it is up) or is Docker-only (:data:`DOCKER_ONLY` says why, and what its
+clients fall back to). Services behind a compose profile (the real Qdrant, ``--profile
+real-qdrant``) are opt-in and not part of that topology: the local stack never runs them. Commands,
 environments, ports and files all come from the compose service, rewritten for 127.0.0.1
-(:mod:`.rewrite`); only what a container image supplies implicitly (the binary, Grafana's paths,
-Redis's listener) is added here.
+(:mod:`.rewrite`), so every reference goes to the same peer as in compose; only what a container
+image supplies implicitly (the binary, Grafana's paths, Redis's listener) is added here.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from .rewrite import LOOPBACK, Endpoint, Rewriter
 __all__ = [
     "DOCKER_ONLY",
     "PROGRAMS",
-    "STAND_INS",
     "LocalService",
     "Plan",
     "PlanError",
@@ -35,13 +36,11 @@ __all__ = [
     "plan_stack",
 ]
 
-#: Compose services with no local process, and what takes their place.
+#: Compose services with no local process, and what their clients do instead: references to them
+#: are dropped (the variable unset), so that the programs fall back to their defaults.
 DOCKER_ONLY: Final[Mapping[str, str]] = {
     "postgres": "no PostgreSQL here: the demo and the incident bot keep their data in SQLite files",
-    "qdrant": "the fake upstreams serve the Qdrant API",
 }
-#: Docker-only services whose clients are pointed at another local service instead.
-STAND_INS: Final[Mapping[str, str]] = {"qdrant": "upstreams"}
 
 #: Directory of the files compose mounts that mention other services or container paths: they are
 #: rendered for the local stack; anything mounted from elsewhere (rules, dashboards) is used as is.
@@ -159,11 +158,13 @@ def plan_stack(compose: ComposeFile, options: StackOptions, *, which: Which = sh
         raise PlanError(f"unknown service(s) {sorted(unknown)}: choose from {sorted(PROGRAMS)}")
     undecided = set(compose.services) - set(PROGRAMS) - set(DOCKER_ONLY)
     if undecided:
-        raise PlanError(f"docker-compose.yml services {sorted(undecided)} have no local program or stand-in")
+        raise PlanError(
+            f"docker-compose.yml services {sorted(undecided)} have no local program and are not Docker-only"
+        )
 
     skipped: dict[str, str] = {name: why for name, why in DOCKER_ONLY.items() if name in compose.services}
-    # Services with no local counterpart at all: references to them are dropped, not rewritten.
-    absent = {name for name in skipped if name not in STAND_INS}
+    # Services with no local counterpart: references to them are dropped, not rewritten.
+    absent = set(skipped)
     executables: dict[str, str] = {}
     missing: list[str] = []
     for name in compose.services:
@@ -184,6 +185,10 @@ def plan_stack(compose: ComposeFile, options: StackOptions, *, which: Which = sh
     if missing:
         raise PlanError("\n".join(missing))
     _skip_dependents(compose, skipped)
+    # Opt-in services compose itself leaves out unless asked: listed, never run (nothing that runs
+    # by default depends on them, compose.load_compose checks).
+    for name, service in compose.inactive.items():
+        skipped[name] = f"opt-in, docker compose only (--profile {' or '.join(service.profiles)})"
 
     ports = {name: options.ports.get(name, service.port) for name, service in compose.services.items()}
     endpoints = _endpoints(compose, ports, absent)
@@ -216,7 +221,7 @@ def _absent(name: str, program: Program) -> str:
 
 def _skip_dependents(compose: ComposeFile, skipped: dict[str, str]) -> None:
     """Leave out what depends on a left-out service, unless the dependency is one it can run without
-    (an optional program, or a Docker-only service with a stand-in or a fallback)."""
+    (an optional program, or a Docker-only service its clients have a fallback for)."""
     soft = {name for name, program in PROGRAMS.items() if not program.required} | set(DOCKER_ONLY)
     changed = True
     while changed:
@@ -239,8 +244,7 @@ def _endpoints(
     """
     endpoints: dict[tuple[str, int], Endpoint] = {}
     for name, service in compose.services.items():
-        local = STAND_INS.get(name, name)
-        endpoint = Endpoint(local, None if local in absent else ports[local])
+        endpoint = Endpoint(name, None if name in absent else ports[name])
         for mapping in service.ports:
             endpoints[(name, mapping.target)] = endpoint
             endpoints[("localhost", mapping.published)] = endpoint
@@ -259,7 +263,7 @@ def _start_order(compose: ComposeFile, names: list[str]) -> list[str]:
             raise PlanError(f"depends_on cycle through {name}")
         visiting.add(name)
         for dep in compose.services[name].depends_on:
-            visit(STAND_INS.get(dep, dep))
+            visit(dep)
         visiting.discard(name)
         order.append(name)
 
@@ -305,7 +309,7 @@ def _local(
         port=port,
         probe=PROGRAMS[name].probe,
         workdir=options.state_dir / "run" / name,
-        depends_on=tuple(STAND_INS.get(dep, dep) for dep in service.depends_on),
+        depends_on=service.depends_on,
         paths=paths,
         renders=renders,
         rewriter=rewriter,

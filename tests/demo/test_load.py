@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import uuid
@@ -105,6 +106,38 @@ def test_the_command_line_prints_a_json_report(service_url: str) -> None:
     assert report["server_errors"] == 0
     assert report["by_served_by"] == {"openai": 10}
     assert "sent=" in result.stderr  # the progress line
+
+
+@pytest.mark.parametrize(
+    "command", [["breakerpanel.cli", "load"], ["demo.load"]], ids=["breakerpanel load", "demo.load"]
+)
+def test_ctrl_c_ends_the_load_with_its_report(service_url: str, command: list[str]) -> None:
+    """Ctrl-C (SIGINT) stops sending, waits for the answers due and reports them, as the end of
+    the duration does: ``breakerpanel load`` used to die with 130 and no report."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", *command, "--url", service_url, "--rps", "5", "--duration", "60s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        progress = process.stderr if command == ["demo.load"] else process.stdout
+        assert progress is not None
+        while "sent=" not in (line := progress.readline()):  # a progress line: it is running
+            assert line, "the load ended before sending anything"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+
+    assert process.returncode == 0, out + err
+    if command == ["demo.load"]:
+        assert "sent=" in err
+    else:
+        [done] = [line for line in out.splitlines() if line.startswith("done:")]
+        assert " ok=" in done
+        assert "errors=0" in done
 
 
 @pytest.mark.parametrize("rps", [0, -1])

@@ -86,6 +86,35 @@ async def test_with_both_providers_down_a_cached_answer_then_a_degraded_one(sett
     assert "degraded" in never_asked["answer"]
 
 
+async def test_after_both_providers_recover_both_breakers_leave_open_without_traffic(
+    settings: Settings, chaos: Chaos
+) -> None:
+    """Each provider's breaker has a probe: once OpenAI is back nothing calls the alternate, and
+    without its probe the Anthropic breaker stayed open (on the dashboards, in /health/ready)
+    until OpenAI next failed."""
+    async with serve(settings) as service:
+        chaos.set(Upstream.OPENAI, Outage())
+        chaos.set(Upstream.ANTHROPIC, Outage())
+        for _ in range(12):
+            await service.ask()
+        registry = service.registry
+        opened = {name: registry[name].state for name in ("openai", "anthropic")}
+        chaos.clear(Upstream.OPENAI)
+        chaos.clear(Upstream.ANTHROPIC)
+        anthropic_calls = chaos.state(Upstream.ANTHROPIC).requests
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15  # the probes run at most 2 s apart
+        # The states change in the probes' tasks, which set no event to wait on.
+        while loop.time() < deadline and any(registry[n].state is State.OPEN for n in opened):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        left = {name: registry[name].state for name in opened}
+        probed = chaos.state(Upstream.ANTHROPIC).requests - anthropic_calls
+
+    assert opened == {"openai": State.OPEN, "anthropic": State.OPEN}
+    assert State.OPEN not in left.values(), left
+    assert probed >= 1  # no user request came: the probe did it
+
+
 async def test_a_qdrant_outage_degrades_search_and_openai_still_answers(settings: Settings, chaos: Chaos) -> None:
     async with serve(settings) as service:
         chaos.set(Upstream.QDRANT, Outage())

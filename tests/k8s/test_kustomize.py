@@ -27,12 +27,15 @@ WORKLOADS = {"upstreams": ["openai", "anthropic"]}
 EXPECTED_ENV = {
     ("demo", "DEMO_OPENAI_BASE_URL"): "http://openai:8600/v1",
     ("demo", "DEMO_ANTHROPIC_BASE_URL"): "http://anthropic:8600",
+    # Compose points the demo at the fakes' Qdrant API (chaos reaches it); the cluster runs the
+    # real server, which compose keeps as its opt-in real-qdrant profile (docs/kubernetes.md).
+    ("demo", "DEMO_QDRANT_URL"): "http://qdrant:6333",
 }
 COMPOSE_DEFAULTS = {"POSTGRES_PASSWORD": "breakerpanel", "GRAFANA_ADMIN_PASSWORD": "admin"}
 
 
 def compose_services() -> dict[str, ComposeService]:
-    return dict(load_compose(COMPOSE_FILE, environ={}).services)
+    return dict(load_compose(COMPOSE_FILE, environ={}, profiles=("real-qdrant",)).services)
 
 
 def workloads_of(service: str) -> list[str]:

@@ -14,10 +14,12 @@ import pytest
 import yaml
 
 from demo.stack import binaries
-from demo.stack.compose import ComposeFile, load_compose
+from demo.stack.chaos_client import UPSTREAMS
+from demo.stack.compose import ComposeError, ComposeFile, load_compose
 from demo.stack.paths import COMPOSE_FILE, REPO_ROOT
 from demo.stack.render import render_service
-from demo.stack.topology import DOCKER_ONLY, PROGRAMS, STAND_INS, Plan, PlanError, StackOptions, plan_stack
+from demo.stack.rewrite import LOOPBACK
+from demo.stack.topology import DOCKER_ONLY, PROGRAMS, Plan, PlanError, StackOptions, plan_stack
 from tests.servers import redis8_binary, run_amtool, run_promtool
 
 from .dockerfile import read_stages
@@ -42,11 +44,111 @@ def _render_all(plan: Plan) -> dict[str, list[Path]]:
 
 
 def test_same_services_minus_the_docker_only_ones(compose: ComposeFile, plan: Plan) -> None:
+    """`make up` runs every service `docker compose up` starts, but the Docker-only ones; the opt-in
+    services of a compose profile are started by neither."""
     assert set(DOCKER_ONLY) <= set(compose.services)
     assert {s.name for s in plan.services} == set(compose.services) - set(DOCKER_ONLY)
-    assert set(plan.skipped) == set(DOCKER_ONLY)
+    assert set(plan.skipped) == set(DOCKER_ONLY) | set(compose.inactive)
     assert set(PROGRAMS) == set(compose.services) - set(DOCKER_ONLY)
-    assert all(STAND_INS[name] in compose.services for name in STAND_INS)
+    assert not set(PROGRAMS) & set(compose.inactive)
+
+
+#: ``host:port`` where the host is a name or an IPv4 address, not part of a longer word.
+_HOST_PORT = re.compile(r"(?<![\w.-])([A-Za-z0-9][\w.-]*):(\d+)(?!\d)")
+
+
+def _compose_peers(compose: ComposeFile, value: str, own: str | None = None) -> list[str]:
+    """The compose services ``value`` refers to, resolved as Compose's network does: ``<service>:<its
+    container port>`` from another container, ``localhost:<published port>`` from the host, and
+    ``0.0.0.0:<container port>`` of ``own``, the service's own listen address."""
+    addresses: dict[tuple[str, int], str] = {}
+    for name, service in {**compose.services, **compose.inactive}.items():
+        for mapping in service.ports:
+            addresses[(name, mapping.target)] = addresses[("localhost", mapping.published)] = name
+            if name == own:
+                addresses[("0.0.0.0", mapping.target)] = name
+    return [addresses[key] for host, port in _HOST_PORT.findall(value) if (key := (host, int(port))) in addresses]
+
+
+def _local_peers(plan: Plan, value: str) -> list[str]:
+    """The local services ``value`` refers to: whatever listens on 127.0.0.1 at that port."""
+    by_port = {s.port: s.name for s in plan.services if s.port is not None}
+    return [
+        by_port.get(int(port), f"nothing at {port}") for host, port in _HOST_PORT.findall(value) if host == LOOPBACK
+    ]
+
+
+def test_every_reference_goes_to_the_same_peer(
+    compose: ComposeFile, tmp_path: Path, free_ports: dict[str, int]
+) -> None:
+    """Each service's environment and command reach the same services under `make up` as under
+    `docker compose up`: no substitute behind a URL (compose pointing the demo at a real Qdrant while
+    `make up` pointed it at the fake upstreams, which `breakerpanel chaos qdrant` breaks, was one).
+    A reference to a Docker-only service is unset locally, so the program uses its fallback.
+
+    The ports are all moved off compose's, so a reference left unrewritten cannot pass for a right one.
+    """
+    plan = plan_stack(compose, StackOptions(state_dir=tmp_path, ports=free_ports), which=_everything_installed)
+    checked = 0
+    for local in plan.services:
+        service = compose.services[local.name]
+        for key, value in service.environment.items():
+            peers = _compose_peers(compose, value)
+            if set(peers) & set(DOCKER_ONLY):
+                assert local.env[key] is None, (local.name, key, value)
+                continue
+            assert local.env[key] is not None, (local.name, key)
+            assert _local_peers(plan, str(local.env[key])) == peers, (local.name, key, value, local.env[key])
+            checked += bool(peers)
+        arguments = [peers for arg in service.command if (peers := _compose_peers(compose, arg, own=local.name))]
+        local_arguments = [peers for arg in local.argv if (peers := _local_peers(plan, arg))]
+        assert local_arguments == arguments, local.name
+        checked += len(arguments)
+    assert checked >= 8  # the demo's upstreams and Redis, the bot's Prometheus and Grafana, load -> demo...
+
+
+def test_the_demo_reaches_the_fakes_that_chaos_breaks(compose: ComposeFile) -> None:
+    """Under compose, as under `make up`, every dependency `breakerpanel chaos` can break (OpenAI,
+    Anthropic, Qdrant) is the fake upstreams' API for the demo: a chaos command reaches it."""
+    fakes = {name for name, s in compose.services.items() if "demo.upstreams" in s.command}
+    assert fakes == {"upstreams"}
+    demo = compose.services["demo"].environment
+    for upstream in UPSTREAMS:
+        (key,) = [key for key in demo if key.startswith(f"DEMO_{upstream.upper()}_") and key.endswith("URL")]
+        assert set(_compose_peers(compose, demo[key])) == fakes, (key, demo[key])
+    assert "qdrant" not in compose.services["demo"].depends_on
+
+
+def test_the_real_qdrant_is_an_opt_in_compose_profile(compose: ComposeFile, tmp_path: Path) -> None:
+    """`docker compose --profile real-qdrant up` adds the real Qdrant; by default neither compose nor
+    `make up` starts it, nothing started by default refers to it, and `up` never runs it."""
+    assert set(compose.inactive) == {"qdrant"}
+    assert compose.inactive["qdrant"].profiles == ("real-qdrant",)
+    for name, service in compose.services.items():
+        references = [*service.environment.values(), *service.command]
+        assert not {peer for value in references for peer in _compose_peers(compose, value)} & set(compose.inactive)
+        assert not set(service.depends_on) & set(compose.inactive), name
+
+    plan = plan_stack(compose, StackOptions(state_dir=tmp_path), which=_everything_installed)
+    assert "--profile real-qdrant" in plan.skipped["qdrant"]
+    assert "qdrant" not in {s.name for s in plan.services}
+
+    with_profile = load_compose(COMPOSE_FILE, environ={}, profiles=("real-qdrant",))
+    assert set(with_profile.services) == set(compose.services) | {"qdrant"}
+    assert not with_profile.inactive
+    with pytest.raises(PlanError, match="qdrant"):  # the local stack has no Qdrant to run
+        plan_stack(with_profile, StackOptions(state_dir=tmp_path), which=_everything_installed)
+
+
+def test_depending_on_an_inactive_profile_is_refused(tmp_path: Path) -> None:
+    """As Compose refuses it (`depends on undefined service`), so does our reader."""
+    path = tmp_path / "docker-compose.yml"
+    path.write_text(
+        "services:\n  a:\n    image: busybox\n    depends_on: [b]\n  b:\n    image: busybox\n    profiles: [extra]\n"
+    )
+    with pytest.raises(ComposeError, match="extra"):
+        load_compose(path, environ={})
+    assert set(load_compose(path, environ={}, profiles=["extra"]).services) == {"a", "b"}
 
 
 def test_same_ports(compose: ComposeFile, plan: Plan) -> None:
@@ -182,7 +284,7 @@ def test_ports_follow_the_options_everywhere(compose: ComposeFile, tmp_path: Pat
     demo = plan.service("demo")
     upstreams = free_ports["upstreams"]
     assert demo.env["DEMO_OPENAI_BASE_URL"] == f"http://127.0.0.1:{upstreams}/v1"
-    assert demo.env["DEMO_QDRANT_URL"] == f"http://127.0.0.1:{upstreams}"  # the stand-in for Qdrant
+    assert demo.env["DEMO_QDRANT_URL"] == f"http://127.0.0.1:{upstreams}"  # the fakes' Qdrant, as in compose
     assert demo.env["DEMO_REDIS_URL"] == f"redis://127.0.0.1:{free_ports['redis']}/0"
     assert demo.argv[-2:] == ("--port", str(free_ports["demo"]))
     targets = yaml.safe_load(next(p for p in render_service(plan.service("prometheus"), plan.options)).read_text())
