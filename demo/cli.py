@@ -24,11 +24,12 @@ from pathlib import Path
 
 from breakerpanel.durations import parse_duration
 from breakerpanel.mesh import port_assignment
+from demo.load import positive_number
 from demo.stack import binaries, load_runner, status, supervisor
 from demo.stack.chaos_client import FAULTS, UPSTREAMS, ChaosClient, ChaosError, describe, fault_body
 from demo.stack.compose import ComposeError, load_compose
 from demo.stack.paths import COMPOSE_FILE, default_state_dir
-from demo.stack.state import StackState, load_state
+from demo.stack.state import StackState, StateFileError, load_state
 from demo.stack.topology import LocalService, Plan, PlanError, StackOptions, plan_stack
 
 __all__ = ["main"]
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except (supervisor.StackError, PlanError, ComposeError, ChaosError) as exc:
+    except (supervisor.StackError, PlanError, ComposeError, ChaosError, StateFileError) as exc:
         print(f"breakerpanel {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -252,7 +253,7 @@ def _parser() -> argparse.ArgumentParser:
 
     load = commands.add_parser("load", parents=[state], help="steady traffic to the demo's /v1/ask")
     load.add_argument("--url", help="the demo service (default: the running stack's)")
-    load.add_argument("--rps", type=float, default=5.0, help="requests per second (default: %(default)s)")
+    load.add_argument("--rps", type=positive_number, default=5.0, help="requests per second (default: %(default)s)")
     load.add_argument("--duration", type=_duration, default=60.0, help="how long: 60s, 5m... (default: 60s)")
     load.set_defaults(handler=_load)
 

@@ -13,7 +13,7 @@ Every ``interval`` seconds the breaker is sampled (outside its call path, see ``
   last sample, read from the breaker's duration histogram (buckets interpolated as Prometheus'
   ``histogram_quantile`` does), cut at the slow-call duration in force, smoothed by the same EWMA.
   The slow-call duration is ``baseline * latency_factor``, clamped to
-  ``[slow_call_duration_floor, slow_call_duration_ceiling]`` (off unless both are given).
+  ``[slow_call_duration_floor, slow_call_duration_ceiling]`` (off when neither is given; one alone is refused).
 - **error budget**: with ``slo_target`` set, the burn rate of the alert rules
   (``alert_rules/breakerpanel/alert_rules/alerts.py``): ``error ratio / (1 - slo_target)``, where the error ratio is
   failed plus rejected calls over successful, failed and rejected calls (ignored calls count on
@@ -71,7 +71,7 @@ class AdaptiveThresholds:
     latency_quantile: float = 0.99
     #: Slow-call duration = latency baseline x this factor.
     latency_factor: float = 3.0
-    #: Bounds of the derived slow-call duration, in seconds; latency is not adapted unless both are set.
+    #: Bounds of the derived slow-call duration, in seconds: both, or neither (latency is then not adapted).
     slow_call_duration_floor: Seconds | None = None
     slow_call_duration_ceiling: Seconds | None = None
     #: Successful calls a sample needs for its latency quantile to count.

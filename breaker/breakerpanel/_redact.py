@@ -9,12 +9,18 @@ __all__ = ["redacted"]
 # //user:password@host or //password@host (Redis, PostgreSQL, HTTP URLs; a mistyped scheme too,
 # "redis//:password@host", which is just when an error shows the URL).
 _USERINFO = re.compile(r"(?P<scheme>//)[^@/\s'\"]*@")
+# ?password=... or &pass=...: redis-py (and libpq, as ``password``) take the password as a query
+# parameter too.
+_PASSWORD_PARAMETER = re.compile(r"(?P<key>[?&](?:password|pass)=)[^&#\s'\"]*", re.IGNORECASE)
 
 
 def redacted(text: str) -> str:
-    """``text`` with the user information of every URL in it replaced by ``***``.
+    """``text`` with the user information and password parameters of every URL in it replaced by
+    ``***``.
 
     >>> redacted("got 'redis://default:hunter2@redis:6379/0'")
     "got 'redis://***@redis:6379/0'"
+    >>> redacted("redis://redis:6379/0?password=hunter2&db=1")
+    'redis://redis:6379/0?password=***&db=1'
     """
-    return _USERINFO.sub(r"\g<scheme>***@", text)
+    return _PASSWORD_PARAMETER.sub(r"\g<key>***", _USERINFO.sub(r"\g<scheme>***@", text))

@@ -62,7 +62,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 from pydantic_settings.sources.utils import parse_env_vars
 
 from ._breaker import CircuitBreaker
@@ -741,6 +747,15 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
         return load_yaml_model(
             path, BreakersFile, expected="a mapping with defaults, services, features", overrides=overrides
         )
+    except SettingsError as exc:
+        # A whole section in one variable (BREAKERPANEL_STORE='{...}') that is not JSON: pydantic-
+        # settings names neither the variable nor the reason.
+        field = re.search(r'field "([^"]+)"', str(exc))
+        variable = f"{ENV_PREFIX}{field.group(1).upper()}" if field else f"a {ENV_PREFIX}* variable"
+        reason = redacted(str(exc.__cause__)) if exc.__cause__ is not None else "not valid"
+        raise ConfigFileError(
+            str(path), [(None, field.group(1) if field else "(environment)", f"{variable}: not JSON ({reason})")]
+        ) from None
     finally:
         _environ.reset(token)
 

@@ -8,6 +8,6 @@ command); :class:`BackgroundLoad` runs it in a thread (the end-to-end test, benc
 from .background import BackgroundLoad
 from .questions import QUESTIONS
 from .report import LoadReport
-from .runner import run_load, stop_on_signals
+from .runner import positive_number, run_load, stop_on_signals
 
-__all__ = ["QUESTIONS", "BackgroundLoad", "LoadReport", "run_load", "stop_on_signals"]
+__all__ = ["QUESTIONS", "BackgroundLoad", "LoadReport", "positive_number", "run_load", "stop_on_signals"]

@@ -17,7 +17,7 @@ from typing import TextIO
 from breakerpanel.config import parse_duration
 
 from .report import LoadReport
-from .runner import run_load, stop_on_signals
+from .runner import positive_number, run_load, stop_on_signals
 
 
 def _duration(text: str) -> float:
@@ -28,13 +28,6 @@ def _duration(text: str) -> float:
     if seconds < 0:
         raise argparse.ArgumentTypeError(f"must not be negative (got {text!r})")
     return seconds
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive (got {text!r})")
-    return value
 
 
 class _Progress:
@@ -74,12 +67,12 @@ async def _main(args: argparse.Namespace) -> LoadReport:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m demo.load", description="Steady traffic for the demo service.")
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="the service (default: %(default)s)")
-    parser.add_argument("--rps", type=_positive, default=5.0, help="requests per second (default: %(default)s)")
+    parser.add_argument("--rps", type=positive_number, default=5.0, help="requests per second (default: %(default)s)")
     parser.add_argument(
         "--duration", type=_duration, default=0.0, help="seconds, or 30s, 5m...; 0 (default): until interrupted"
     )
     parser.add_argument("--max-in-flight", type=int, default=64, help="requests waiting at most (default: 64)")
-    parser.add_argument("--timeout", type=_positive, default=30.0, help="seconds per request (default: 30)")
+    parser.add_argument("--timeout", type=positive_number, default=30.0, help="seconds per request (default: 30)")
     parser.add_argument("--json", action="store_true", help="print the final report as JSON")
     args = parser.parse_args(argv)
     report = asyncio.run(_main(args))

@@ -7,7 +7,9 @@ requests) instead of quietly lowering the rate, which a closed loop would do.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import math
 import random
 import signal
 import time
@@ -18,7 +20,19 @@ import httpx
 from .questions import QUESTIONS
 from .report import LoadReport, Tally
 
-__all__ = ["run_load", "stop_on_signals"]
+__all__ = ["positive_number", "run_load", "stop_on_signals"]
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0 (``--rps``: NaN or inf would never send, or
+    send everything at once and never yield)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number (got {text!r})")
+    return value
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -48,8 +62,8 @@ async def run_load(
     """Ask ``url``'s ``/v1/ask`` ``rps`` times a second for ``duration`` seconds (None or 0: until
     ``stop`` is set), calling ``on_progress`` every ``progress_interval_s``; return the report
     once the requests in flight have finished."""
-    if rps <= 0:
-        raise ValueError(f"rps must be positive (got {rps})")
+    if not (math.isfinite(rps) and rps > 0):  # NaN and inf: no request would ever be due, or all at once
+        raise ValueError(f"rps must be a positive number (got {rps})")
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1 (got {max_in_flight})")
     if not questions:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from .app import create_app
 from .settings import Settings
@@ -22,7 +24,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line per setting, naming its variable
+        for error in exc.errors(include_url=False):
+            field = "_".join(str(part) for part in error["loc"])
+            # OPENAI_API_KEY and ANTHROPIC_API_KEY are read under the SDKs' own names.
+            where = "" if not field else f"{field}: " if field.isupper() else f"DEMO_{field.upper()}: "
+            print(f"{where}{error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        sys.exit(2)
     # uvicorn configures its own loggers only; the service's warnings (seeding retries, manual
     # breaker changes) need a handler too.
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -34,7 +34,7 @@ class StateChange(BaseModel):
     #: ``closed`` returns the breaker to automatic control (a reset).
     state: Literal["forced_open", "disabled", "metrics_only", "closed"]
     #: With ``forced_open``: seconds until it lets probes through again; none keeps it open.
-    duration_s: float | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _duration_with_forced_open(self) -> StateChange:

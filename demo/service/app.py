@@ -11,6 +11,7 @@ import httpx
 import openai
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,6 +26,7 @@ from breakerpanel.guards import (
     RedisLockoutStore,
     RedisRateLimitStore,
 )
+from breakerpanel.integrations.fastapi import validation_error_handler
 from breakerpanel.integrations.guards import (
     LoadSheddingMiddleware,
     RateLimitMiddleware,
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             telemetry.shutdown()
 
     app = FastAPI(title="breakerpanel demo assistant", lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.state.settings = settings
     app.state.assistant = assistant
     app.state.registry = registry

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_BREAKERS_FILE", "BreakerMode", "Settings"]
@@ -63,6 +63,24 @@ class Settings(BaseSettings):
     service_name: str = "breakerpanel-demo"
     environment: str = "demo"
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _admin_token_file_readable(self) -> Settings:
+        # At start, with the variable named: an unreadable file used to surface as a traceback from
+        # create_app, and an empty one quietly turned the admin API off.
+        if self.admin_token_file is None:
+            return self
+        if self.admin_token is not None and self.admin_token.get_secret_value():
+            raise ValueError("set DEMO_ADMIN_TOKEN or DEMO_ADMIN_TOKEN_FILE, not both")
+        try:
+            token = self.admin_token_file.read_text().strip()
+        except OSError as exc:
+            raise ValueError(
+                f"DEMO_ADMIN_TOKEN_FILE: cannot read {self.admin_token_file}: {exc.strerror or exc}"
+            ) from None
+        if not token:
+            raise ValueError(f"DEMO_ADMIN_TOKEN_FILE: {self.admin_token_file} is empty")
+        return self
 
     def sdk_retries(self) -> int:
         """The SDKs' ``max_retries``: ``sdk_max_retries``, or the default for ``breaker_mode``."""

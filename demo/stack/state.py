@@ -13,7 +13,12 @@ from pathlib import Path
 
 from .procs import process_info
 
-__all__ = ["ProcessRecord", "StackState", "load_state", "save_state"]
+__all__ = ["ProcessRecord", "StackState", "StateFileError", "load_state", "save_state"]
+
+
+class StateFileError(Exception):
+    """The stack's state file exists but cannot be read: the message names it, says why and what to do."""
+
 
 STATE_FILE = "state.json"
 
@@ -66,10 +71,17 @@ def load_state(state_dir: Path) -> StackState | None:
     path = state_path(state_dir)
     try:
         raw = json.loads(path.read_text())
+        processes = [ProcessRecord(**entry) for entry in raw.pop("processes")]
+        return StackState(processes=processes, **raw)
     except FileNotFoundError:
         return None
-    processes = [ProcessRecord(**entry) for entry in raw.pop("processes")]
-    return StackState(processes=processes, **raw)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # Hand-edited, truncated by a full disk, or a directory: say which file, and the way out.
+        reason = f"no {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+        raise StateFileError(
+            f"{path}: cannot read the stack's state ({reason}); if no stack runs, remove it "
+            "(processes it lists may still run: check `ps`)"
+        ) from None
 
 
 def remove_state(state_dir: Path) -> None:

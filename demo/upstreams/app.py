@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from breakerpanel.integrations.fastapi import validation_error_handler
 
 from .anthropic_api import ANTHROPIC_ERRORS, anthropic_router
 from .capacity import Capacity, CapacityLimiter, CapacityState
@@ -59,6 +62,7 @@ def create_app(
             return {upstream: limiter.state() for upstream, limiter in limiters.items()}
 
     app.add_exception_handler(UpstreamError, answer_upstream_error)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.include_router(chaos_router(chaos))
     app.include_router(
         openai_router(api_key=openai_api_key, max_prompt_chars=max_prompt_chars, embedding_dim=embedding_dim)

@@ -497,6 +497,13 @@ def test_credentials_in_urls_stay_out_of_errors_and_reprs(tmp_path: Path) -> Non
     )
     assert "hunter2" not in repr(good.store)
     assert "hunter2" not in repr(good.store.build())
+    # redis-py takes the password as a query parameter as well.
+    for url in ("redis://redis:6379/0?password=hunter2-SECRET", "redis://redis:6379/0?db=0&PASS=hunter2-SECRET"):
+        good = load_config(write(tmp_path, f"store:\n  backend: redis\n  url: '{url}'\n"), environ={})
+        assert "hunter2" not in repr(good.store.build())
+        with pytest.raises(ConfigFileError) as caught:
+            load_config(write(tmp_path, "{}"), environ={"BREAKERPANEL_STORE__URL": url.replace("redis:", "http:", 1)})
+        assert "hunter2" not in str(caught.value)
 
 
 def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None:
@@ -586,3 +593,12 @@ store: {backend: redis, url: "redis://localhost:6379/0", startup_timeout: 2s}
     assert (config.services["redis"].probe.max_extension, config.store.startup_timeout) == (300.0, 2.0)  # type: ignore[union-attr]
     with pytest.raises(ConfigFileError):
         load_config(write(tmp_path, "store: {startup_timeout: .inf}\n"), environ={})
+
+
+def test_a_section_in_one_variable_that_is_not_json_is_an_error_naming_it(tmp_path: Path) -> None:
+    # pydantic-settings raised its own SettingsError, naming neither the variable nor the reason.
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(write(tmp_path, "{}"), environ={"BREAKERPANEL_STORE": '{"url": "redis://:hunter2@r"'})
+    message = str(caught.value)
+    assert "BREAKERPANEL_STORE: not JSON (" in message
+    assert "hunter2" not in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -127,6 +128,17 @@ async def test_bad_input_is_a_422_naming_the_field(
 
     assert error["loc"] == loc
     assert reason in error["msg"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+async def test_nan_and_infinity_are_a_422_naming_the_field(http: httpx.AsyncClient, value: float) -> None:
+    # json.dumps writes NaN / Infinity; FastAPI's own 422 could not echo them and answered 500.
+    body = json.dumps({"fault": "error_rate", "rate": value})
+    response = await http.put("/chaos/openai", content=body, headers={"Content-Type": "application/json"})
+    error = _single_error(response)
+
+    assert error["loc"] == ["body", "error_rate", "rate"]
+    assert error["input"] == str(value)
 
 
 async def test_an_unknown_upstream_is_a_422(http: httpx.AsyncClient) -> None:

@@ -140,10 +140,27 @@ def test_ctrl_c_ends_the_load_with_its_report(service_url: str, command: list[st
         assert "errors=0" in done
 
 
-@pytest.mark.parametrize("rps", [0, -1])
+@pytest.mark.parametrize("rps", [0, -1, float("nan"), float("inf")])
 async def test_the_rate_must_be_positive(rps: float) -> None:
+    # NaN or inf used to pass: no request was ever due, or all at once, and the loop never yielded
+    # (100% CPU, deaf to Ctrl-C and SIGTERM).
     with pytest.raises(ValueError, match="rps"):
         await run_load("http://127.0.0.1:9", rps=rps, duration=1)
+
+
+@pytest.mark.parametrize("command", [["breakerpanel.cli", "load"], ["demo.load"]], ids=["breakerpanel", "demo"])
+@pytest.mark.parametrize("rps", ["nan", "inf", "0", "x"])
+def test_the_command_lines_refuse_a_rate_that_is_not_a_positive_number(command: list[str], rps: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", *command, "--url", "http://127.0.0.1:9", "--rps", rps, "--duration", "1s"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "argument --rps:" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_percentiles_and_the_progress_line() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 from pathlib import Path
 from typing import Any
 
@@ -323,11 +324,17 @@ async def test_forced_open_for_a_while_then_probes(settings: Settings) -> None:
         ("/admin/breakers/openai/state", {"state": "open"}, 422),
         ("/admin/breakers/openai/state", {"state": "disabled", "duration_s": 5}, 422),
         ("/admin/breakers/openai/state", {"state": "forced_open", "duration_s": 0}, 422),
+        # Infinity passed `gt=0` and force_open(inf) raised: 500. NaN: FastAPI's 422 could not echo it.
+        ("/admin/breakers/openai/state", {"state": "forced_open", "duration_s": float("inf")}, 422),
+        ("/admin/breakers/openai/state", {"state": "forced_open", "duration_s": float("nan")}, 422),
     ],
 )
 async def test_bad_admin_requests(settings: Settings, path: str, body: dict[str, Any], status: int) -> None:
     async with serve(settings) as service:
-        response = await service.client.post(path, headers=ADMIN, json=body)
+        content = json.dumps(body)  # NaN / Infinity as json.dumps writes them (httpx's json= refuses)
+        response = await service.client.post(
+            path, headers=ADMIN | {"Content-Type": "application/json"}, content=content
+        )
         state = service.registry["openai"].state
 
     assert response.status_code == status
@@ -365,6 +372,49 @@ def test_settings_come_from_the_documented_environment(monkeypatch: pytest.Monke
     assert settings.anthropic_api_key.get_secret_value() == "ak-test"
     assert "s3cret" not in repr(settings)
     assert "sk-test" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: {"DEMO_ADMIN_TOKEN_FILE": str(d / "missing")}, "DEMO_ADMIN_TOKEN_FILE: cannot read"),
+        (lambda d: {"DEMO_ADMIN_TOKEN_FILE": str(d)}, "DEMO_ADMIN_TOKEN_FILE: cannot read"),
+        (lambda d: {"DEMO_ADMIN_TOKEN_FILE": str(_write(d / "empty", "\n"))}, "is empty"),
+        (
+            lambda d: {"DEMO_ADMIN_TOKEN": "s3cret", "DEMO_ADMIN_TOKEN_FILE": str(_write(d / "t", "other"))},
+            "not both",
+        ),
+        (lambda d: {"DEMO_EMBEDDING_DIM": "2"}, "DEMO_EMBEDDING_DIM: Input should be greater than or equal to 8"),
+    ],
+    ids=["missing", "a directory", "empty", "both", "a bad number"],
+)
+def test_bad_settings_stop_the_service_with_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    setup: Any,
+    message: str,
+) -> None:
+    """An admin token file that cannot be read used to end create_app in a traceback, and an empty
+    one quietly turned the admin API off."""
+    import demo.service.__main__ as service_main
+
+    for name, value in setup(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(service_main.uvicorn, "run", lambda *a, **k: pytest.fail("started with bad settings"))
+    with pytest.raises(SystemExit) as exited:
+        service_main.main(["--port", "1"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert "s3cret" not in err
+    assert "other" not in err
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
 
 
 def test_the_default_breakers_file_is_the_demo_one() -> None:

@@ -83,11 +83,23 @@ async def test_an_accepted_webhook_is_stored_before_the_answer(client: Client) -
     payload = firing()
     response = await http.post("/v1/alertmanager", json=payload, headers=AUTH)
     assert response.status_code == 200
-    assert response.json() == {"status": "accepted", "webhook_id": 1, "duplicate": False, "repaired": []}
+    assert response.json() == {
+        "status": "accepted",
+        "webhook_id": 1,
+        "duplicate": False,
+        "repaired": [],
+        "rejected": [],
+    }
     (stored,) = await rows(bot.db, webhooks)
     assert stored.payload == payload  # as sent, nothing lost
     again = await http.post("/v1/alertmanager", json=payload, headers=AUTH)
-    assert again.json() == {"status": "accepted", "webhook_id": 1, "duplicate": True, "repaired": []}
+    assert again.json() == {
+        "status": "accepted",
+        "webhook_id": 1,
+        "duplicate": True,
+        "repaired": [],
+        "rejected": [],
+    }
 
 
 @pytest.mark.parametrize("character", ["\\ud800", "\\udfff"])
@@ -111,6 +123,36 @@ async def test_a_lone_surrogate_is_replaced_and_every_alert_of_the_webhook_kept(
     assert answer["repaired"] == ["alerts.1.labels.circuit_breaker_name"]
     assert answer["duplicate"] is False
     assert "incident_bot_webhooks_repaired_total 1.0" in (await http.get("/metrics")).text
+
+
+async def test_an_invalid_alert_costs_only_itself(client: Client) -> None:
+    """One alert of three does not validate: a 422 for the whole notification lost the two good
+    ones (Alertmanager does not retry a 4xx). They are kept, and the answer names the one left out."""
+    http, bot = await client()
+    payload = webhook(
+        (AlertSpec(breaker_labels("openai")), "firing"),
+        (AlertSpec(breaker_labels("mistral"), fingerprint="f" * 65), "firing"),
+        (AlertSpec(breaker_labels("anthropic")), "firing"),
+    )
+    response = await http.post("/v1/alertmanager", json=payload, headers=AUTH)
+    assert response.status_code == 200, response.text
+    [rejected] = response.json()["rejected"]
+    assert rejected.startswith("alerts.1.fingerprint: String should have at most 64 characters")
+    await processed(bot)
+    (stored,) = await rows(bot.db, webhooks)
+    assert stored.error is None
+    assert stored.payload == payload  # as sent: re-read, it leaves out the same alert
+    titles = sorted(i.title for i in await rows(bot.db, incidents))
+    assert titles == ["anthropic (service, rag)", "openai (service, rag)"]
+
+
+async def test_a_notification_with_no_valid_alert_is_still_a_422(client: Client) -> None:
+    http, bot = await client()
+    payload = webhook((AlertSpec(breaker_labels("openai"), fingerprint="f" * 65), "firing"))
+    response = await http.post("/v1/alertmanager", json=payload, headers=AUTH)
+    assert response.status_code == 422
+    assert ["body", "alerts", 0, "fingerprint"] in [error["loc"] for error in response.json()["detail"]]
+    assert await rows(bot.db, webhooks) == []
 
 
 async def test_a_lone_surrogate_where_the_model_refuses_one_costs_no_alert(client: Client) -> None:
@@ -202,6 +244,22 @@ async def test_a_malformed_webhook_gets_422_naming_the_field(
     response = await http.post("/v1/alertmanager", json=payload, headers=AUTH)
     assert response.status_code == 422
     assert field in [error["loc"] for error in response.json()["detail"]]
+    assert await rows(bot.db, webhooks) == []
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+async def test_a_webhook_holding_nan_or_infinity_gets_422_not_500(client: Client, value: float) -> None:
+    """Python's JSON parser takes NaN and Infinity; FastAPI's own 422, echoing the input back,
+    failed to encode them and answered 500, which Alertmanager retries without end."""
+    http, bot = await client()
+    payload = firing()
+    payload["truncatedAlerts"] = value
+    body = json.dumps(payload).encode()  # NaN / Infinity: what json.dumps writes, not JSON
+    response = await http.post("/v1/alertmanager", content=body, headers=AUTH | {"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "truncatedAlerts"]
+    assert error["input"] == str(value)
     assert await rows(bot.db, webhooks) == []
 
 
@@ -483,6 +541,44 @@ def test_the_command_line_tells_the_app_where_it_listens(monkeypatch: pytest.Mon
     assert cli.main(["--port", "8700"]) == 0
     assert served["host"] == "127.0.0.1"
     assert asyncio.run(metrics_status()) == 200
+
+
+def test_list_settings_take_comma_separated_values_or_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INCIDENT_BOT_WEBHOOK_TOKEN", TOKEN)
+    monkeypatch.setenv("INCIDENT_BOT_SLACK_ALLOWED_USERS", "U0123, U0456")
+    monkeypatch.setenv("INCIDENT_BOT_READ_PROXY_ADDRESSES", '["10.0.0.0/8", "192.168.1.7"]')
+    settings = Settings()
+    assert settings.slack_allowed_users == ["U0123", "U0456"]
+    assert settings.read_proxy_addresses == ["10.0.0.0/8", "192.168.1.7"]
+    monkeypatch.setenv("INCIDENT_BOT_READ_PROXY_ADDRESSES", "10.0.0.0/8")
+    assert Settings().read_proxy_addresses == ["10.0.0.0/8"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        # Each used to end in a traceback naming neither the variable nor what to write.
+        ("INCIDENT_BOT_SLACK_ALLOWED_USERS", "[U0123", "write a JSON list or comma-separated values"),
+        ("INCIDENT_BOT_READ_PROXY_ADDRESSES", "10.0.0.0/8,nowhere", "'nowhere' is neither an IP address"),
+        ("INCIDENT_BOT_DATABASE_URL", "postgres://bot:hunter2@db/incidents", "the driver must be one of"),
+        ("INCIDENT_BOT_DATABASE_URL", "postgresql+asyncpg://bot:hunter2@db:notaport/x", "not a database URL"),
+        ("INCIDENT_BOT_DATABASE_URL", "incidents.db", "not a database URL"),
+    ],
+)
+def test_bad_settings_are_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str, message: str
+) -> None:
+    import breakerpanel.incident_bot.__main__ as cli
+
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **options: pytest.fail("started with bad settings"))
+    monkeypatch.setenv("INCIDENT_BOT_WEBHOOK_TOKEN", TOKEN)
+    monkeypatch.setenv(variable, value)
+    assert cli.main([]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{variable}: ")
+    assert message in err
+    assert "Traceback" not in err
+    assert "hunter2" not in err
 
 
 async def test_a_dry_run_without_routes_records_every_notification(client: Client) -> None:

@@ -6,12 +6,13 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from demo.cli import main
 from demo.stack.procs import process_info
-from demo.stack.state import ProcessRecord, StackState, save_state
+from demo.stack.state import STATE_FILE, ProcessRecord, StackState, save_state
 from demo.upstreams import Chaos, UpstreamServer, create_app
 from demo.upstreams.chaos import ErrorRate, Outage, Upstream
 
@@ -94,3 +95,27 @@ def test_status_shows_the_faults_of_a_running_stack(
     assert re.search(rf"upstreams\s+up\s+{re.escape(upstreams)}/docs", out)
     assert re.search(r"qdrant\s+stand-in", out)
     assert "openai: outage (mode=error), until cleared" in out
+
+
+@pytest.mark.parametrize(
+    ("write", "reason"),
+    [
+        (lambda p: p.write_text("garbage"), "Expecting value"),
+        (lambda p: p.write_text('{"state_dir": "/tmp"}'), "no 'processes'"),
+        (lambda p: p.mkdir(), "Is a directory"),
+    ],
+    ids=["not JSON", "no processes", "a directory"],
+)
+@pytest.mark.parametrize("command", [["status"], ["down"], ["chaos"], ["load", "--duration", "1s"]])
+def test_an_unreadable_state_file_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], write: Any, reason: str, command: list[str]
+) -> None:
+    """A state file that is not the stack's (hand-edited, cut short, a directory): each command
+    that reads it says which file, why, and what to do, where it used to end in a traceback."""
+    path = tmp_path / STATE_FILE
+    write(path)
+    assert main([command[0], "--state-dir", str(tmp_path), *command[1:]]) == 1
+    err = capsys.readouterr().err
+    assert f"breakerpanel {command[0]}: {path}: cannot read the stack's state (" in err
+    assert reason in err
+    assert "remove it" in err

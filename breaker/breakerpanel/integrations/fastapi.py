@@ -30,6 +30,8 @@ from breakerpanel._extras import require as require_extra
 require_extra("breakerpanel.integrations.fastapi", "fastapi", "fastapi")
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from breakerpanel._breaker import CircuitBreaker
@@ -52,6 +54,7 @@ __all__ = [
     "require",
     "require_feature",
     "unavailable",
+    "validation_error_handler",
 ]
 
 DEGRADED_HEADER = "X-Breakerpanel-Degraded"
@@ -100,6 +103,27 @@ class _Rejected(Exception):
         super().__init__(str(error))
         self.error = error
         self.policy = policy
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf": what the caller sent, which JSON cannot carry back
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 for a request that fails validation (the field and the reason, with the
+    input), also for a body holding ``NaN`` or ``Infinity``: Python's JSON parser accepts them, and
+    FastAPI's own handler, echoing the input back, fails to encode them and answers 500.
+
+    ``app.add_exception_handler(RequestValidationError, validation_error_handler)``."""
+    if not isinstance(exc, RequestValidationError):  # typed as Starlette's handlers are
+        raise exc
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
 
 
 def install_error_handlers(app: FastAPI, on_rejection: OnRejection | None = None) -> None:

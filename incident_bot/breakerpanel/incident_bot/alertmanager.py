@@ -12,7 +12,16 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .vocabulary import AlertStatus
 
@@ -94,6 +103,35 @@ class Webhook(BaseModel):
     alerts: list[Alert] = Field(min_length=1)
     notification_reason: str | None = None
     routeLabels: dict[str, str] | None = None
+    #: Alerts left out because they did not validate, each as ``alerts.<i>.<field>: <reason>``.
+    _rejected: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _good_alerts_despite_bad_ones(cls, data: Any, handler: ModelWrapValidatorHandler[Webhook]) -> Webhook:
+        """A notification with some alerts that do not validate keeps the others: a 4xx answer
+        would lose them all, since Alertmanager does not retry one. Only when every error lies
+        inside some alerts and at least one alert is left; else the errors as they are (422).
+        Re-reading the stored payload leaves out the same ones."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            if not all(len(e["loc"]) >= 2 and e["loc"][0] == "alerts" and isinstance(e["loc"][1], int) for e in errors):
+                raise
+            bad = {e["loc"][1] for e in errors}
+            alerts = data["alerts"]
+            kept = [alert for index, alert in enumerate(alerts) if index not in bad]
+            if not kept:
+                raise
+            webhook = handler({**data, "alerts": kept})
+            webhook._rejected = [f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in errors]
+            return webhook
+
+    @property
+    def rejected(self) -> list[str]:
+        """The alerts left out (see ``_good_alerts_despite_bad_ones``): where and why."""
+        return self._rejected
 
     def dedupe_key(self) -> str:
         """Equal for the same notification sent twice: by an Alertmanager retrying, or by both

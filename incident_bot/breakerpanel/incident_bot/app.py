@@ -30,7 +30,6 @@ from urllib.parse import parse_qs
 
 import httpx
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -40,6 +39,7 @@ from sqlalchemy import select, text
 
 from breakerpanel.exporter import BreakerTelemetry
 from breakerpanel.guards import ConcurrencyLimiter, GradientLimit, RateLimiter, RateLimitPolicy
+from breakerpanel.integrations.fastapi import validation_error_handler
 from breakerpanel.integrations.guards import LoadSheddingMiddleware, client_address
 
 from . import pages
@@ -72,6 +72,11 @@ class Accepted(BaseModel):
         default_factory=list,
         description="Fields that held characters no database can store (a lone UTF-16 surrogate, NUL): each "
         "was replaced with U+FFFD and the webhook kept.",
+    )
+    rejected: list[str] = Field(
+        default_factory=list,
+        description="Alerts left out because they are not valid (alerts.<i>.<field>: why); the webhook's "
+        "other alerts were kept.",
     )
 
 
@@ -155,7 +160,7 @@ def create_app(settings: Settings, *, bot: Bot | None = None, listen_host: str |
             first = exc.errors()[0]
             reason = first.get("ctx", {}).get("error", "invalid JSON")
             return JSONResponse({"detail": f"the body is not JSON: {reason} at {first['loc'][-1]}"}, status_code=400)
-        return await request_validation_exception_handler(request, exc)
+        return await validation_error_handler(request, exc)
 
     verifier = (
         SignatureVerifier(settings.slack_signing_secret.get_secret_value()) if settings.slack_signing_secret else None
@@ -200,10 +205,18 @@ def create_app(settings: Settings, *, bot: Bot | None = None, listen_host: str |
         runtime.metrics.received.inc()
         if accepted.duplicate:
             runtime.metrics.duplicates.inc()
+        if webhook.rejected:
+            logger.warning(
+                "webhook of group %s: %d invalid alert(s) left out, the others kept: %s",
+                webhook.groupKey[:200],
+                len({reason.split(".")[1] for reason in webhook.rejected}),
+                "; ".join(_named(webhook.rejected)),
+            )
         return Accepted(
             webhook_id=accepted.webhook_id,
             duplicate=accepted.duplicate,
             repaired=_named(repaired),
+            rejected=_named(webhook.rejected),
         )
 
     @app.post(

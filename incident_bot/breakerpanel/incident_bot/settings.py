@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
 import os
 import re
 import socket
@@ -16,13 +17,36 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from breakerpanel._redact import redacted
 
 __all__ = ["ENV_PREFIX", "Settings", "read_secret"]
 
 ENV_PREFIX = "INCIDENT_BOT_"
 
 Seconds = Annotated[float, Field(gt=0)]
+
+
+def _list_of_names(value: Any) -> Any:
+    """A list from the environment as people write it: ``U0123,U0456`` (or a JSON list)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"write a JSON list or comma-separated values (the JSON list: {exc})") from None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+#: A list setting: comma-separated values or a JSON list.
+Names = Annotated[list[str], NoDecode, BeforeValidator(_list_of_names)]
+#: The database drivers the bot runs on (db.Database).
+DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 #: The shortest chart secret taken (an HMAC-SHA256 key).
 MIN_CHART_SECRET = 16
 
@@ -115,7 +139,7 @@ class Settings(BaseSettings):
         description="A header in which a trusted authenticating proxy names the person (X-Forwarded-User): a "
         "request with it from one of read_proxy_addresses may read.",
     )
-    read_proxy_addresses: list[str] = Field(
+    read_proxy_addresses: Names = Field(
         default_factory=list, description="Addresses or networks (CIDR) of the proxies trusted to set that header."
     )
     # -- incidents
@@ -139,7 +163,7 @@ class Settings(BaseSettings):
     )
     slack_signing_secret_file: Path | None = Field(None, description="A file holding the signing secret instead.")
     slack_base_url: str = Field("https://slack.com/api/", description="Slack's Web API.")
-    slack_allowed_users: list[str] = Field(
+    slack_allowed_users: Names = Field(
         default_factory=list, description="Slack user ids allowed to press Acknowledge and Resolve (empty: nobody)."
     )
     slack_messages_per_second: float = Field(1.0, gt=0, description="Pacing per channel (Slack's limit).")
@@ -203,6 +227,23 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
         return value.rstrip("/") if value is not None else None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        # Checked here, at start, with the variable named, rather than by the engine later, whose
+        # errors name neither. The URL is shown without its password.
+        try:
+            url = make_url(value)
+            url.port  # noqa: B018 - a port that is not a number fails on reading it
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"not a database URL ({exc}): got {redacted(value)!r}") from None
+        if url.drivername not in DATABASE_DRIVERS:
+            raise ValueError(
+                f"the driver must be one of {', '.join(DATABASE_DRIVERS)} (got {url.drivername!r} in "
+                f"{url.render_as_string(hide_password=True)!r})"
+            )
+        return value
 
     @field_validator("slack_base_url")
     @classmethod
