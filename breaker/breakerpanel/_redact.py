@@ -9,9 +9,9 @@ __all__ = ["redacted"]
 # //user:password@host or //password@host (Redis, PostgreSQL, HTTP URLs; a mistyped scheme too,
 # "redis//:password@host", which is just when an error shows the URL).
 _USERINFO = re.compile(r"(?P<scheme>//)[^@/\s'\"]*@")
-# ?password=... or &pass=...: redis-py (and libpq, as ``password``) take the password as a query
-# parameter too.
-_PASSWORD_PARAMETER = re.compile(r"(?P<key>[?&](?:password|pass)=)[^&#\s'\"]*", re.IGNORECASE)
+# ?password=..., &pass=... or &sslpassword=...: redis-py and libpq take passwords as query
+# parameters too.
+_PASSWORD_PARAMETER = re.compile(r"(?P<key>[?&](?:sslpassword|password|pass)=)[^&#\s'\"]*", re.IGNORECASE)
 
 
 def redacted(text: str) -> str:

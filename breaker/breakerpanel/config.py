@@ -41,6 +41,7 @@ require("breakerpanel.config", "config", "yaml", "pydantic", "pydantic_settings"
 
 import functools
 import importlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -751,13 +752,32 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str] | No
         # A whole section in one variable (BREAKERPANEL_STORE='{...}') that is not JSON: pydantic-
         # settings names neither the variable nor the reason.
         field = re.search(r'field "([^"]+)"', str(exc))
-        variable = f"{ENV_PREFIX}{field.group(1).upper()}" if field else f"a {ENV_PREFIX}* variable"
-        reason = redacted(str(exc.__cause__)) if exc.__cause__ is not None else "not valid"
+        section = field.group(1) if field else ""
+        variable, reason = _not_json(environ if environ is not None else os.environ, section)
         raise ConfigFileError(
-            str(path), [(None, field.group(1) if field else "(environment)", f"{variable}: not JSON ({reason})")]
+            str(path), [(None, section or "(environment)", f"{variable}: not JSON ({reason})")]
         ) from None
     finally:
         _environ.reset(token)
+
+
+def _not_json(environ: Mapping[str, str], section: str) -> tuple[str, str]:
+    """The variable of ``section`` whose value pydantic-settings failed to read as JSON (the
+    section's own, ``BREAKERPANEL_STORE``, or a nested one, ``BREAKERPANEL_SERVICES__OPENAI__BREAKER``),
+    and why."""
+    prefix = f"{ENV_PREFIX}{section}".upper()
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper != prefix and not upper.startswith(f"{prefix}__"):
+            continue
+        value = environ[name].strip()
+        if not value.startswith(("{", "[")):
+            continue  # a plain value: read as it is, not as JSON
+        try:
+            json.loads(value)
+        except ValueError as exc:
+            return name, redacted(str(exc))
+    return f"a {prefix}* variable", "not valid"
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)

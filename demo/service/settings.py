@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_BREAKERS_FILE", "BreakerMode", "Settings"]
@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     environment: str = "demo"
     log_level: str = "info"
 
+    # The admin token read from admin_token_file, once, at start (checked there).
+    _admin_token_from_file: str | None = PrivateAttr(None)
+
     @model_validator(mode="after")
     def _admin_token_file_readable(self) -> Settings:
         # At start, with the variable named: an unreadable file used to surface as a traceback from
@@ -80,6 +83,7 @@ class Settings(BaseSettings):
             ) from None
         if not token:
             raise ValueError(f"DEMO_ADMIN_TOKEN_FILE: {self.admin_token_file} is empty")
+        self._admin_token_from_file = token
         return self
 
     def sdk_retries(self) -> int:
@@ -89,12 +93,10 @@ class Settings(BaseSettings):
         return 2 if self.breaker_mode == "off" else 0
 
     def admin_secret(self) -> bytes | None:
-        """The admin API's bearer token, from ``admin_token`` or else ``admin_token_file``;
-        ``None`` turns the admin API off."""
+        """The admin API's bearer token, from ``admin_token`` or ``admin_token_file`` (read at
+        start; never both); ``None`` turns the admin API off."""
         if self.admin_token is not None and self.admin_token.get_secret_value():
             return self.admin_token.get_secret_value().encode()
-        if self.admin_token_file is not None:
-            token = self.admin_token_file.read_text().strip()
-            if token:
-                return token.encode()
+        if self._admin_token_from_file is not None:
+            return self._admin_token_from_file.encode()
         return None

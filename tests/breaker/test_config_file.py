@@ -602,3 +602,10 @@ def test_a_section_in_one_variable_that_is_not_json_is_an_error_naming_it(tmp_pa
     message = str(caught.value)
     assert "BREAKERPANEL_STORE: not JSON (" in message
     assert "hunter2" not in message
+    # A nested variable is named as set, not as its section.
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(
+            write(tmp_path, "services:\n  openai: {}\n"),
+            environ={"BREAKERPANEL_SERVICES__OPENAI__BREAKER": "{bad", "BREAKERPANEL_DEFAULTS__WAIT_IN_OPEN": "5s"},
+        )
+    assert "BREAKERPANEL_SERVICES__OPENAI__BREAKER: not JSON (" in str(caught.value)

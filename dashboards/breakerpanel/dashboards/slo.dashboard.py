@@ -96,7 +96,11 @@ def _share_of_budget(pair: BurnRateWindow) -> float:
 def _factor(window: str) -> float:
     """The lowest factor of the alerts that use ``window``: above it, the budget goes too fast."""
     factors = [pair.factor for _, pair, _ in PAIRS if window in (pair.long, pair.short)]
-    return min(factors) if factors else min(pair.factor for _, pair, _ in PAIRS)
+    if factors:
+        return min(factors)
+    # No alert on this window: the lowest factor of any; with no burn alert at all, 1 (the rate
+    # at which the budget lasts exactly the period).
+    return min((pair.factor for _, pair, _ in PAIRS), default=1.0)
 
 
 BUDGET = thresholds("red", (0, "orange"), (0.25, "green"))
@@ -220,7 +224,7 @@ burn = Section(
             ],
             description="Every window of the recording rules. A window turns red above the lowest factor of "
             "the alerts that use it: "
-            + "; ".join(f"{burn} burn {p.long}/{p.short} at {p.factor:g}x" for burn, p, _ in PAIRS)
+            + ("; ".join(f"{burn} burn {p.long}/{p.short} at {p.factor:g}x" for burn, p, _ in PAIRS) or "none, 1x")
             + ".",
         ),
     ],

@@ -155,6 +155,11 @@ class IntakeGuard:
                 self.metrics.rejected.labels("too_deep").inc()
                 await _answer(send, 400, f"the JSON body nests deeper than {self.max_json_depth} levels")
                 return
+            constant = non_finite_number(content)
+            if constant is not None:
+                self.metrics.rejected.labels("not_json").inc()
+                await _answer(send, 400, f"the body is not JSON: {constant} is not a JSON number")
+                return
             content, repaired = repair_unstorable(content)
             if repaired:  # the route reports them (request.state.repaired)
                 scope.setdefault("state", {})["repaired"] = repaired
@@ -188,6 +193,25 @@ class IntakeGuard:
                 return None
             if not message.get("more_body", False):
                 return bytes(body)
+
+
+def non_finite_number(body: bytes) -> str | None:
+    """The first ``NaN``, ``Infinity`` or ``-Infinity`` that ``body`` holds as a number, else None.
+    Python's parser takes them, JSON does not: PostgreSQL's json type refuses to store them (the
+    write would fail, and Alertmanager retry a 503 without end), and neither is a webhook's."""
+    if b"NaN" not in body and b"Infinity" not in body:  # the common case: no parse
+        return None
+    found: list[str] = []
+
+    def constant(name: str) -> float:
+        found.append(name)
+        return 0.0
+
+    try:
+        json.loads(body, parse_constant=constant)
+    except ValueError:
+        return None  # not JSON at all: the route's parser says why
+    return found[0] if found else None
 
 
 def repair_unstorable(body: bytes) -> tuple[bytes, list[str]]:
