@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from breakerpanel._secrets import secret_from_file
+
 __all__ = ["DEFAULT_BREAKERS_FILE", "BreakerMode", "Settings"]
 
 BreakerMode = Literal["on", "no_fallbacks", "off"]
@@ -75,15 +77,7 @@ class Settings(BaseSettings):
             return self
         if self.admin_token is not None and self.admin_token.get_secret_value():
             raise ValueError("set DEMO_ADMIN_TOKEN or DEMO_ADMIN_TOKEN_FILE, not both")
-        try:
-            token = self.admin_token_file.read_text().strip()
-        except OSError as exc:
-            raise ValueError(
-                f"DEMO_ADMIN_TOKEN_FILE: cannot read {self.admin_token_file}: {exc.strerror or exc}"
-            ) from None
-        if not token:
-            raise ValueError(f"DEMO_ADMIN_TOKEN_FILE: {self.admin_token_file} is empty")
-        self._admin_token_from_file = token
+        self._admin_token_from_file = secret_from_file(self.admin_token_file, "DEMO_ADMIN_TOKEN_FILE")
         return self
 
     def sdk_retries(self) -> int:

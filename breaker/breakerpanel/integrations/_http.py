@@ -105,11 +105,7 @@ class Router:
             if route.matches(method, host, path):
                 breaker = route.breaker
                 break
-        memo = self._memo
-        if len(memo) >= self.MEMO_SIZE:
-            memo.clear()
-        memo[key] = breaker
-        return breaker
+        return self._remember(self._memo, key, breaker)
 
     def route_url(self, method: str, url: Any) -> CircuitBreaker | None:
         """:meth:`route` for an ``httpx`` (or ``httpx2``) URL. The memo is keyed on the URL's
@@ -125,8 +121,15 @@ class Router:
             return self._raw_memo[key]
         except KeyError:
             pass
-        breaker = self.route(method, url.host, url.path)
-        memo = self._raw_memo
+        return self._remember(self._raw_memo, key, self.route(method, url.host, url.path))
+
+    def _remember(
+        self,
+        memo: dict[tuple[str, str, str], CircuitBreaker | None],
+        key: tuple[str, str, str],
+        breaker: CircuitBreaker | None,
+    ) -> CircuitBreaker | None:
+        """Keep ``breaker`` as the answer for ``key``, up to MEMO_SIZE answers (then start over)."""
         if len(memo) >= self.MEMO_SIZE:
             memo.clear()
         memo[key] = breaker

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from breakerpanel._redact import redacted
+from breakerpanel._secrets import secret_from_file
 
 __all__ = ["ENV_PREFIX", "Settings", "read_secret"]
 
@@ -73,13 +74,7 @@ def read_secret(value: SecretStr | None, file: Path | None, name: str) -> Secret
         raise ValueError(f"{name}: set {ENV_PREFIX}{name.upper()} or {ENV_PREFIX}{name.upper()}_FILE, not both")
     if file is None:
         return value
-    try:
-        text = file.read_text().strip()
-    except OSError as exc:
-        raise ValueError(f"{name}_file: cannot read {file}: {exc.strerror or exc}") from None
-    if not text:
-        raise ValueError(f"{name}_file: {file} is empty")
-    return SecretStr(text)
+    return SecretStr(secret_from_file(file, f"{name}_file"))
 
 
 class Settings(BaseSettings):
