@@ -24,7 +24,14 @@ one. ``path`` names the outcome and the usage:
   ``rejected/parent-open``: a call rejected (and the error caught) through ``call``/``acall``, by
   an open breaker, one forced open, a half-open one whose permitted probes are all in flight, and
   an endpoint whose service is open; ``rejected/open/<usage>``: the open rejection through the
-  decorator or a ``with`` block.
+  decorator or a ``with`` block;
+- ``floor/<usage>`` (library ``python``): the language's own cost of a usage, with nothing counted
+  or recorded: a frame with ``call``'s signature reading the clock before and after the call
+  (``floor/call``; two levels: ``floor/nested-call``), a timing wrapper (``floor/decorator``), a
+  timing context manager (``floor/with``, ``floor/async-with``), a frame or an enter raising a new
+  four-field exception (``floor/rejected``, ``floor/rejected/with``, ``floor/rejected/async-with``).
+  Each target's verdict shows the floor of its path: a limit below it is out of reach of any
+  pure-Python implementation.
 
 ``median_ns`` is the median over the repeats of the mean cost of one call; ``overhead_ns`` is
 ``median_ns`` minus the same figure for a bare call of the function (sync or async), so it is what
@@ -595,6 +602,141 @@ async def _peers() -> list[Case]:
     return cases
 
 
+# ---------------------------------------------------------------------- floors
+#
+# What each usage costs in CPython before a breaker does anything: the language's own floor.
+# A breaker times every call it lets through (durations feed the slow-call rate and the
+# histograms), so a closed path's floor is a frame with the usage's signature that reads the
+# clock before and after the call; a rejection's is a frame that raises a new exception with
+# the four fields a rejection carries. Nothing is counted, looked up or recorded. A target
+# whose limit lies below its floor cannot be met by any pure-Python implementation.
+
+FLOOR = "python"
+
+
+class Rejected(Exception):
+    """What the rejection floors raise: a new exception with four fields, as a rejection has."""
+
+
+def _floor_cases() -> list[Case]:
+    now = time.monotonic
+    v = platform.python_version()
+
+    def call(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        now()
+        result = fn(*args) if args else fn()
+        now()
+        return result
+
+    async def acall(fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        now()
+        result = await (fn(*args) if args else fn())
+        now()
+        return result
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            now()
+            result = fn(*args, **kwargs)
+            now()
+            return result
+
+        return wrapper
+
+    def adecorate(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            now()
+            result = await fn(*args, **kwargs)
+            now()
+            return result
+
+        return wrapper
+
+    class Block:
+        """A context manager that times its block (the start kept on the object)."""
+
+        start = 0.0
+
+        def __enter__(self) -> Block:
+            self.start = now()
+            return self
+
+        def __exit__(self, *exc_info: object) -> None:
+            now()
+
+        async def __aenter__(self) -> Block:
+            self.start = now()
+            return self
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            now()
+
+    class Rejecting:
+        def __enter__(self) -> None:
+            raise Rejected("name", "open", "open", 1.0)
+
+        def __exit__(self, *exc_info: object) -> None:
+            pass
+
+        async def __aenter__(self) -> None:
+            raise Rejected("name", "open", "open", 1.0)
+
+        async def __aexit__(self, *exc_info: object) -> None:
+            pass
+
+    def reject(fn: Callable[[], Any], /, *args: Any, **kwargs: Any) -> Any:
+        raise Rejected("name", "open", "open", 1.0)
+
+    async def areject(fn: Callable[[], Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        raise Rejected("name", "open", "open", 1.0)
+
+    block, rejecting = Block(), Rejecting()
+
+    def with_block(n: int) -> None:
+        for _ in range(n):
+            with block:
+                work()
+
+    async def async_with_block(n: int) -> None:
+        for _ in range(n):
+            async with block:
+                await awork()
+
+    def with_rejecting(n: int) -> None:
+        for _ in range(n):
+            try:
+                with rejecting:
+                    work()
+            except Exception:
+                pass
+
+    async def async_with_rejecting(n: int) -> None:
+        for _ in range(n):
+            try:
+                async with rejecting:
+                    await awork()
+            except Exception:
+                pass
+
+    def floor(mode: str, path: str, loop: Any, note: str) -> Case:
+        return Case(FLOOR, v, mode, path, loop, note)
+
+    return [
+        floor("sync", "floor/call", _sync_calls(call, work), "call(fn): a frame, the clock read twice"),
+        floor("sync", "floor/nested-call", _sync_calls(call, call, work), "call(call, fn): two levels"),
+        floor("sync", "floor/decorator", _sync_calls(decorate(work)), "a wrapper reading the clock twice"),
+        floor("sync", "floor/with", with_block, "with block: fn(), the clock read on enter and exit"),
+        floor("sync", "floor/rejected", _sync_rejections(reject, work), "call(fn) raising a new exception"),
+        floor("sync", "floor/rejected/with", with_rejecting, "with block: fn(), its enter raising"),
+        floor("async", "floor/call", _async_calls(acall, awork), "await acall(fn): a coroutine, the clock twice"),
+        floor("async", "floor/nested-call", _async_calls(acall, acall, awork), "await acall(acall, fn)"),
+        floor("async", "floor/decorator", _async_calls(adecorate(awork)), "an async wrapper, the clock twice"),
+        floor("async", "floor/async-with", async_with_block, "async with block: await fn(), the clock twice"),
+        floor("async", "floor/rejected", _async_rejections(areject, awork), "await acall(fn) raising"),
+        floor("async", "floor/rejected/async-with", async_with_rejecting, "async with block, its enter raising"),
+    ]
+
+
 async def build_cases() -> list[Case]:
     cases: list[Case] = []
 
@@ -616,7 +758,7 @@ async def build_cases() -> list[Case]:
 
     # The same cases, every breaker read by the exporter (durations counted, span events on).
     _keep_alive.append(BreakerTelemetry(*sources, service_name="bench", otlp=False))
-    return cases + ours + exported + await _peers()
+    return cases + _floor_cases() + ours + exported + await _peers()
 
 
 # ---------------------------------------------------------------------- httpx
@@ -920,16 +1062,45 @@ class Verdict:
     baseline_ns: float
     ratio: float
     limit: float
+    # The language's own cost of this usage in this run (the floor row it maps to), where one
+    # applies: a limit below it is out of reach of any pure-Python implementation.
+    floor_ns: float | None = None
 
     @property
     def holds(self) -> bool:
         return self.ratio <= self.limit
 
+    @property
+    def limit_ns(self) -> float:
+        return self.limit * self.baseline_ns
+
+    @property
+    def below_floor(self) -> bool:
+        return self.floor_ns is not None and self.limit_ns < self.floor_ns
+
     def line(self) -> str:
+        floor = "" if self.floor_ns is None else f"; floor {self.floor_ns:.0f} ns"
+        if self.below_floor:
+            floor += f" > the limit, {self.limit_ns:.0f} ns"
         return (
             f"  {'PASS' if self.holds else 'FAIL'}  {self.ratio:5.2f}x (<= {self.limit:g}x)  {self.mode:<5} "
-            f"{self.path:<28} {self.ours_ns:7.0f} ns vs {self.baseline} {self.baseline_ns:.0f} ns"
+            f"{self.path:<28} {self.ours_ns:7.0f} ns vs {self.baseline} {self.baseline_ns:.0f} ns{floor}"
         )
+
+
+def floor_path(path: str) -> str | None:
+    """The floor row (``floor/...``) that bounds a path of ours from below, or None."""
+    if path.startswith("rejected/"):
+        usage = path.removeprefix("rejected/open/") if path.startswith("rejected/open/") else ""
+        return f"floor/rejected/{usage}" if usage in ("with", "async-with") else "floor/rejected"
+    usage = path.removeprefix("closed/")
+    if usage in ("call", "endpoint"):
+        return "floor/call"
+    if usage == "hierarchy":
+        return "floor/nested-call"
+    if usage in ("decorator", "with", "async-with"):
+        return f"floor/{usage}"
+    return None
 
 
 def _find(rows: list[Row], library: str, mode: str, path: str) -> Row | None:
@@ -1025,6 +1196,11 @@ def targets(rows: list[Row]) -> list[Verdict]:
                     1.0,
                 )
             )
+    floors = {(r.mode, r.path): r.overhead_ns for r in rows if r.library == FLOOR}
+    for verdict in verdicts:
+        if verdict.target in ("peers", "usage", "hierarchy"):
+            floor = floor_path(verdict.path)
+            verdict.floor_ns = None if floor is None else floors.get((verdict.mode, floor))
     return verdicts
 
 
@@ -1078,7 +1254,11 @@ def main(argv: list[str] | None = None) -> int:
             if verdict.target == target:
                 print(verdict.line())
     held = sum(v.holds for v in verdicts)
-    print(f"\n{held} of {len(verdicts)} targets hold")
+    unreachable = sum(v.below_floor for v in verdicts if not v.holds)
+    print(
+        f"\n{held} of {len(verdicts)} targets hold; of the {len(verdicts) - held} others, {unreachable} have a "
+        "limit below the language's own floor for that usage (the floor/ rows)"
+    )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     written = [{k: v for k, v in asdict(r).items() if v is not None} for r in rows if r.library != "bare"]
     args.output.write_text(json.dumps(written, indent=2) + "\n")

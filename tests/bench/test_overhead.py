@@ -66,6 +66,14 @@ def test_every_usage_library_and_mode_is_measured(tmp_path: Path) -> None:
     assert {v.target for v in verdicts} == {"peers", "usage", "hierarchy", "exporter", "transport"}
     assert len([v for v in verdicts if v.target == "peers"]) == sum(len(p) for p in OUR_PATHS.values())
     assert len([v for v in verdicts if v.target == "exporter"]) == sum(len(p) for p in OUR_PATHS.values())
+    # Every closed or rejecting path of ours is set against the language's floor for its usage.
+    floors = {(r.mode, r.path) for r in rows if r.library == "python"}
+    for verdict in verdicts:
+        if verdict.target in ("peers", "usage", "hierarchy"):
+            assert (verdict.mode, bench.floor_path(verdict.path)) in floors, verdict
+            assert verdict.floor_ns is not None
+        else:
+            assert verdict.floor_ns is None
 
 
 def test_writes_the_json_rows(tmp_path: Path) -> None:
@@ -79,7 +87,8 @@ def test_writes_the_json_rows(tmp_path: Path) -> None:
     assert {tuple(sorted(row)) for row in rows} == {fields, tuple(sorted(fields + transport))}
     assert all(("cpu_ns" in row) == row["path"].startswith("closed/transport") for row in rows)
     assert {row["mode"] for row in rows} == {"sync", "async"}
-    assert {row["path"].split("/")[0] for row in rows} == {"closed", "rejected"}
+    assert {row["path"].split("/")[0] for row in rows} == {"closed", "rejected", "floor"}
+    assert all((row["library"] == "python") == row["path"].startswith("floor/") for row in rows)
     assert OUR_PATHS["async"] <= {row["path"] for row in rows if row["library"] == "breakerpanel"}
 
 
@@ -90,3 +99,18 @@ def _tiny_run(bench: ModuleType) -> Callable[..., Coroutine[Any, Any, Any]]:
         return await real(quick, calls=200, repeats=1, http_requests=20)
 
     return run
+
+
+def test_a_limit_below_the_floor_is_reported() -> None:
+    bench = load_bench("overhead")
+    # async with: 1.2x acall's 290 ns is 348 ns, below the 460 ns a timing block alone costs.
+    verdict = bench.Verdict("usage", "async", "closed/async-with", 613.0, "acall", 290.0, 613 / 290, 1.2, 460.0)
+    assert verdict.below_floor
+    assert not verdict.holds
+    assert "floor 460 ns > the limit, 348 ns" in verdict.line()
+    reachable = bench.Verdict("usage", "sync", "closed/with", 419.0, "call", 220.0, 419 / 220, 1.2, 140.0)
+    assert not reachable.below_floor
+    assert bench.floor_path("rejected/open/async-with") == "floor/rejected/async-with"
+    assert bench.floor_path("rejected/parent-open") == "floor/rejected"
+    assert bench.floor_path("closed/hierarchy") == "floor/nested-call"
+    assert bench.floor_path("closed/transport") is None
