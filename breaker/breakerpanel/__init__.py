@@ -97,6 +97,7 @@ from ._semantic import (
     SemanticHit,
     VectorSetsUnsupportedError,
     first_text_argument,
+    sole_text_argument,
 )
 from ._snapshot import MAX_ERROR_TYPES, OTHER_ERROR_TYPE, BreakerSnapshot, CallTotals
 from ._state import FallbackType, Level, Outcome, RejectionReason, State, TransitionReason, WindowType
@@ -209,6 +210,7 @@ __all__ = [
     "resilience4j_exceptions",
     "running_probes",
     "should_fall_back",
+    "sole_text_argument",
     "sqlalchemy_probe",
     "trip_forecaster",
     "when_exception",

@@ -7,10 +7,13 @@ built in; ``breakerpanel.integrations.redis.RedisCache`` shares entries between 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import pickle
 import threading
 from collections import OrderedDict
+from copy import deepcopy
 from typing import Any, Protocol, runtime_checkable
 
 from ._clock import Clock, MonotonicClock
@@ -64,6 +67,11 @@ class AsyncResponseCache(Protocol):
 class MemoryCache:
     """An in-process cache with a time to live per entry and least-recently-used eviction.
 
+    It keeps a deep copy of each value and serves a deep copy (as a Redis cache, which stores
+    values serialised, does): a caller that changes the answer it got changes neither what is
+    stored nor what the next caller is served. ``copy=False`` keeps and serves the objects
+    themselves, for values nobody changes (strings, frozen models), without the copying's cost.
+
     >>> cache = MemoryCache(max_entries=2, ttl=60)
     >>> cache.set("a", 1); cache.set("b", 2); cache.get("a"); cache.set("c", 3)
     1
@@ -71,13 +79,16 @@ class MemoryCache:
     MISSING
     """
 
-    def __init__(self, *, max_entries: int = 1024, ttl: float = 300.0, clock: Clock | None = None) -> None:
+    def __init__(
+        self, *, max_entries: int = 1024, ttl: float = 300.0, clock: Clock | None = None, copy: bool = True
+    ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise BreakerConfigError("max_entries", f"must be a whole number >= 1 (got {max_entries!r})")
         if not (isinstance(ttl, int | float) and ttl > 0):
             raise BreakerConfigError("ttl", f"must be a positive number of seconds (got {ttl!r})")
         self.max_entries = max_entries
         self.ttl = float(ttl)
+        self.copy = copy
         self._now = (clock or MonotonicClock()).now
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
@@ -92,9 +103,11 @@ class MemoryCache:
                 del self._entries[key]
                 return MISSING
             self._entries.move_to_end(key)
-            return value
+        return deepcopy(value) if self.copy else value
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> None:
+        if self.copy:
+            value = deepcopy(value)
         expires = self._now() + (self.ttl if ttl is None else ttl)
         with self._lock:
             self._entries[key] = (expires, value)
@@ -116,6 +129,22 @@ class MemoryCache:
 
 
 def default_cache_key(*args: Any, **kwargs: Any) -> str:
-    """A stable key for a call's arguments: a SHA-256 of their JSON (``repr`` for the rest)."""
-    payload = json.dumps([args, kwargs], sort_keys=True, default=repr, separators=(",", ":"))
+    """A stable key for a call's arguments: a SHA-256 of their JSON. A value JSON cannot hold is
+    taken whole, a dataclass by its fields and the rest by its pickle: its ``repr`` may leave
+    parts out (a numpy array's elides all but its ends, a dataclass's skips fields marked
+    ``repr=False``), and two calls whose arguments differ only there would share an answer.
+    ``repr`` only for what cannot be pickled (a client, a lock: handles, whose repr names the
+    object)."""
+    payload = json.dumps([args, kwargs], sort_keys=True, default=_whole, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _whole(value: Any) -> dict[str, Any]:
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"type": kind, "fields": dataclasses.asdict(value)}  # every field, pickled or not
+    try:
+        data = pickle.dumps(value, protocol=5)
+    except Exception:
+        return {"type": kind, "repr": repr(value)}
+    return {"type": kind, "pickle": hashlib.sha256(data).hexdigest()}

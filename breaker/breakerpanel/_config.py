@@ -103,7 +103,8 @@ class BreakerConfig:
         metadata=_doc(
             "Calls running longer than this fail with `CallTimeoutError` and count as failures of type "
             "`timeout`. Async calls are cancelled; sync calls cannot be, so they return but still count "
-            "as timeouts. `None`: no limit."
+            "as timeouts. Through the httpx transports it bounds the wait for the response's headers "
+            "(`stream_limits` bound its body). `None`: no limit."
         ),
     )
     classifier: ClassifierLike | None = field(

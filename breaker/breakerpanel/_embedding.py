@@ -27,8 +27,9 @@ __all__ = ["DEFAULT_STOP_WORDS", "Embedder", "HashingEmbedder"]
 @runtime_checkable
 class Embedder(Protocol):
     """Turns text into a vector of ``dimensions`` floats. Vectors are compared by cosine
-    similarity, so their length does not matter. Called on the fallback path, while providers
-    may be down: it must not depend on them."""
+    similarity, so their length does not matter; all zeros means the text has nothing to compare
+    (the semantic cache neither stores nor serves it). Called on the fallback path, while
+    providers may be down: it must not depend on them."""
 
     @property
     def dimensions(self) -> int:
@@ -150,8 +151,7 @@ class HashingEmbedder:
                 sums[index] = sums.get(index, 0.0) + value
         vector = [0.0] * self._dimensions
         norm = math.sqrt(math.fsum(x * x for x in sums.values()))
-        if norm == 0.0:  # no words at all: a vector that matches nothing closely
-            vector[0] = 1.0
+        if norm == 0.0:  # no words at all: nothing to compare (all zeros)
             return vector
         for index, value in sums.items():
             vector[index] = value / norm

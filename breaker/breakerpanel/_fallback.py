@@ -55,6 +55,9 @@ class FallbackStep:
 
     type: FallbackType
     name: str
+    # Whether the step answers a call by its arguments alone, unable to tell two functions
+    # called with the same arguments apart (see FallbackChain.check_decorates).
+    answers_by_arguments: bool = False
 
     async def aserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -110,7 +113,7 @@ class CachedResponse(FallbackStep):
     """Serve the last successful answer to the same call, if the cache still has it.
 
     ``key`` maps the call's arguments to a cache key (by default a hash of all of them); the chain
-    stores every primary success under it.
+    stores every primary success under it, for ``ttl`` seconds (``None``: the cache's own).
     """
 
     type = FallbackType.CACHE
@@ -130,10 +133,17 @@ class CachedResponse(FallbackStep):
             raise BreakerConfigError(
                 "cache", "a redis client is not a response cache: wrap it in breakerpanel.integrations.redis.RedisCache"
             )
+        if ttl is not None and not (isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0):
+            # NaN would keep an answer for ever, 0 or less store it already expired: never served.
+            raise BreakerConfigError("ttl", f"must be a positive number of seconds, or None (got {ttl!r})")
         self.cache = cache
         self.key = key
         self.ttl = ttl
         self.name = name
+
+    @property
+    def answers_by_arguments(self) -> bool:  # type: ignore[override]
+        return self.key is default_cache_key
 
     async def aserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         cache = self.cache
@@ -397,17 +407,21 @@ class FallbackChain:
         return wrap_calls(fn, self.acall, self.call, f"fallback chain {self.breaker.name!r}")
 
     def check_decorates(self, fn: Callable[..., Any]) -> None:
-        """A chain whose cache keys calls by their arguments alone answers for one function: a
-        second one's call with the same arguments would get the first one's answer."""
-        if not any(isinstance(s, CachedResponse) and s.key is default_cache_key for s in self.steps):
+        """A chain whose steps answer a call by its arguments alone serves one function: a
+        second one's call with the same arguments would get the first one's answer (the default
+        key of CachedResponse, and SemanticCache's default question: a translation and a summary
+        of the same text are one question to it). Calls through ``acall``/``call`` are the
+        caller's to keep apart: the steps key them by their arguments, not by the function."""
+        keyed = [step for step in self.steps if step.answers_by_arguments]
+        if not keyed:
             return
         first = self._decorated
         if first is not None and first is not fn:
             raise BreakerConfigError(
                 "steps",
-                f"fallback chain {self.breaker.name!r} caches by arguments alone and already serves "
-                f"{getattr(first, '__qualname__', first)!r}: use a chain per function, or give "
-                "CachedResponse a key that tells the functions apart",
+                f"fallback chain {self.breaker.name!r} answers by arguments alone ({keyed[0]!r}) and "
+                f"already serves {getattr(first, '__qualname__', first)!r}: use a chain per function, or "
+                "give the step a key (CachedResponse) or a question (SemanticCache) that tells the functions apart",
             )
         self._decorated = fn
 

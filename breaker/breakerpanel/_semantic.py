@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ __all__ = [
     "SemanticHit",
     "VectorSetsUnsupportedError",
     "first_text_argument",
+    "sole_text_argument",
 ]
 
 #: The cosine similarity above which a stored question counts as the same question. Chosen with
@@ -95,7 +97,7 @@ _LOOKUP = """
 local found = redis.call('VSIM', KEYS[1], 'FP32', ARGV[1], 'WITHSCORES', 'COUNT', ARGV[2])
 local minimum = tonumber(ARGV[3])
 for i = 1, #found, 2 do
-  if tonumber(found[i + 1]) < minimum then
+  if not (tonumber(found[i + 1]) >= minimum) then  -- a NaN score is not enough either
     break
   end
   local payload = redis.call('HGET', KEYS[2], found[i])
@@ -139,8 +141,26 @@ class SemanticHit:
     similarity: float
 
 
+def sole_text_argument(*args: Any, **kwargs: Any) -> str:
+    """The question of a call (SemanticCache's default): its one string argument, positional or
+    keyword. A call with more than one (a model name or a system prompt beside the question)
+    raises rather than guess: a guess that took the model's name for the question would store
+    every answer under it, and serve the last one to every question."""
+    texts = [value for value in (*args, *kwargs.values()) if isinstance(value, str)]
+    if len(texts) == 1:
+        return texts[0]
+    if not texts:
+        raise BreakerConfigError("question", "the call has no string argument: give SemanticCache a question= function")
+    raise BreakerConfigError(
+        "question",
+        f"the call has {len(texts)} string arguments, and which one is the question cannot be told: "
+        "give SemanticCache a question= function",
+    )
+
+
 def first_text_argument(*args: Any, **kwargs: Any) -> str:
-    """The question of a call: its first positional argument that is a string."""
+    """The question of a call: its first positional argument that is a string (for calls whose
+    question comes first, ahead of other strings; pass it as ``question=``)."""
     for value in args:
         if isinstance(value, str):
             return value
@@ -164,9 +184,10 @@ class SemanticCache(FallbackStep):
     Its calls go through ``breaker``, classified with the Redis preset; a ``ProtectedRedis``
     client already goes through its own breaker, which is then used (give no ``breaker``).
 
-    ``question`` maps the call's arguments to the question's text (by default its first string
-    argument); ``present`` maps a :class:`SemanticHit` to the value served (by default the stored
-    answer as is: give one that marks the answer, so that users can be told). Answers are
+    ``question`` maps the call's arguments to the question's text (by default its only string
+    argument: a call with several needs one); ``present`` maps a :class:`SemanticHit` to the
+    value served (by default the stored answer as is: give one that marks the answer, so that
+    users can be told). Answers are
     stored with ``dumps`` and read with ``loads`` (JSON by default), for ``ttl`` seconds, at
     most ``max_entries`` of them (the oldest go first).
 
@@ -184,7 +205,7 @@ class SemanticCache(FallbackStep):
         breaker: CircuitBreaker | None = None,
         embedder: Embedder | None = None,
         min_similarity: float = DEFAULT_MIN_SIMILARITY,
-        question: Callable[..., str] = first_text_argument,
+        question: Callable[..., str] = sole_text_argument,
         present: Callable[[SemanticHit], Any] = _served_as_is,
         ttl: float = 3600.0,
         max_entries: int = 10_000,
@@ -302,46 +323,67 @@ class SemanticCache(FallbackStep):
     # ------------------------------------------------------------------ store and look up
 
     async def astore(self, question: str, answer: Any) -> None:
-        """Store ``answer`` as the answer to ``question``."""
+        """Store ``answer`` as the answer to ``question`` (not when the question has nothing to
+        compare: see :meth:`alookup`)."""
         self._require_async()
-        keys, args = self._remember_call(question, answer)
-        await self._acall(self._remember_script, keys=keys, args=args)
+        vector = self._vector(question)
+        if vector is not None:
+            keys, args = self._remember_call(question, vector, answer)
+            await self._acall(self._remember_script, keys=keys, args=args)
 
     def store(self, question: str, answer: Any) -> None:
         """Sync variant of :meth:`astore`."""
         self._require_sync()
-        keys, args = self._remember_call(question, answer)
-        self._call(self._remember_script, keys=keys, args=args)
+        vector = self._vector(question)
+        if vector is not None:
+            keys, args = self._remember_call(question, vector, answer)
+            self._call(self._remember_script, keys=keys, args=args)
 
     async def alookup(self, question: str) -> SemanticHit:
         """The stored answer of the question nearest to ``question``; raises
-        :class:`SemanticCacheMiss` when none reaches ``min_similarity``."""
+        :class:`SemanticCacheMiss` when none reaches ``min_similarity``, or when the question has
+        nothing to compare (its vector is all zeros: no words, for the :class:`HashingEmbedder`)."""
         self._require_async()
-        keys, args = self._lookup_call(question)
+        keys, args = self._lookup_call(self._vector_to_compare(question))
         return self._hit(await self._acall(self._lookup_script, keys=keys, args=args))
 
     def lookup(self, question: str) -> SemanticHit:
         """Sync variant of :meth:`alookup`."""
         self._require_sync()
-        keys, args = self._lookup_call(question)
+        keys, args = self._lookup_call(self._vector_to_compare(question))
         return self._hit(self._call(self._lookup_script, keys=keys, args=args))
 
-    def _remember_call(self, question: str, answer: Any) -> tuple[list[str], list[Any]]:
+    def _remember_call(self, question: str, vector: bytes, answer: Any) -> tuple[list[str], list[Any]]:
         payload = json.dumps({"question": question, "answer": self.dumps(answer)}, separators=(",", ":"))
         flag = _QUANTIZATION_FLAGS[self.quantization]
         ttl_ms = max(1, round(self.ttl * 1000))
-        return list(self.keys), [question_id(question), self._vector(question), payload, ttl_ms, self.max_entries, flag]
+        return list(self.keys), [question_id(question), vector, payload, ttl_ms, self.max_entries, flag]
 
-    def _lookup_call(self, question: str) -> tuple[list[str], list[Any]]:
+    def _lookup_call(self, vector: bytes) -> tuple[list[str], list[Any]]:
         # VSIM scores are (1 + cosine) / 2: 1 for the same direction, 0 for the opposite.
         minimum = (1.0 + self.min_similarity) / 2.0
-        return list(self.keys[:2]), [self._vector(question), self.candidates, repr(minimum)]
+        return list(self.keys[:2]), [vector, self.candidates, repr(minimum)]
 
-    def _vector(self, question: str) -> bytes:
+    def _vector_to_compare(self, question: str) -> bytes:
+        vector = self._vector(question)
+        if vector is None:
+            raise SemanticCacheMiss("the question has nothing to compare (no words)", None)
+        return vector
+
+    def _vector(self, question: str) -> bytes | None:
+        """The question's vector as Redis takes it, or None when it is all zeros: a direction
+        that no cosine can be measured against. Two questions without words would otherwise
+        share any one vector and match each other exactly."""
         vector = self.embedder.embed(question)
         dimensions = self.embedder.dimensions
         if len(vector) != dimensions:
             raise BreakerConfigError("embedder", f"returned {len(vector)} values, not its {dimensions} dimensions")
+        magnitude = sum(map(abs, vector))  # NaN or infinite if any value is
+        if not math.isfinite(magnitude):
+            # A NaN scores NaN against every vector, which no threshold refuses.
+            raise BreakerConfigError("embedder", "returned a vector holding NaN or an infinite value")
+        if magnitude == 0:
+            return None
         return struct.pack(f"<{dimensions}f", *vector)
 
     def _hit(self, reply: Sequence[Any]) -> SemanticHit:
@@ -360,6 +402,10 @@ class SemanticCache(FallbackStep):
         return SemanticHit(answer=self.loads(stored["answer"]), question=stored["question"], similarity=similarity)
 
     # ------------------------------------------------------------------ the fallback step
+
+    @property
+    def answers_by_arguments(self) -> bool:  # type: ignore[override]
+        return self.question is sole_text_argument or self.question is first_text_argument
 
     async def aserve(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         return self.present(await self.alookup(self.question(*args, **kwargs)))

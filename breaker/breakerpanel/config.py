@@ -309,7 +309,8 @@ class SemanticCacheStep(StrictModel):
     ttl: Duration = Field(3600.0, description="How long an answer stays servable.")
     max_entries: int = Field(10_000, ge=1, description="The most questions kept (the oldest go first).")
     question: str | None = Field(
-        None, description="`module:attribute` of a function giving the call's question (its first string argument)."
+        None,
+        description="`module:attribute` of a function giving the call's question (by default its one string argument).",
     )
     present: str | None = Field(
         None, description="`module:attribute` of a function turning a `SemanticHit` into the value served."
@@ -538,7 +539,20 @@ class BreakersFile(BaseSettings):
                     f"services.{service_name}.probe",
                     dependents=functools.partial(_dependents, registry, service_breaker),
                 )
+        semantic_keys: dict[tuple[str | None, str], str] = {}  # (Redis URL, name) -> the step using them
         for feature_name, feature in self.features.items():
+            for i, step in enumerate(feature.fallback):
+                if isinstance(step, SemanticCacheStep):
+                    # Its name names its Redis keys: two features sharing them would answer each
+                    # other's questions (a summary served for a translation).
+                    where = f"features.{feature_name}.fallback.{i}"
+                    first = semantic_keys.setdefault((step.url, step.name), where)
+                    if first != where:
+                        raise BreakerConfigError(
+                            f"{where}.name",
+                            f"{step.name!r} is already the name of {first}'s semantic cache on the same Redis: "
+                            "give each feature's semantic_cache step its own name",
+                        )
             steps = [
                 _step(step, registry, resolve, f"features.{feature_name}.fallback.{i}")
                 for i, step in enumerate(feature.fallback)

@@ -68,6 +68,12 @@ _CONNECTION_NAMES = (
     "ResponseHandlingException",
 )
 
+# Errors raised before a request leaves the client: a header value it may not send, a URL it
+# cannot parse, a scheme it has no transport for. The caller's mistake, not the dependency's:
+# ignored, as a 400 is, so that one caller's bad input does not open the breaker for everyone
+# (LocalProtocolError is a ProtocolError, which would otherwise count as a connection error).
+_CALLER_NAMES = ("LocalProtocolError", "UnsupportedProtocol", "InvalidURL")
+
 AuthPolicy = Literal["failure", "ignore"]
 
 
@@ -143,6 +149,8 @@ class _HttpExceptions(_ExceptionPreset):
             headers = getattr(response, "headers", None) or getattr(exc, "headers", None)
             return http_status_verdict(status, headers, auth=self.auth) or IGNORED
         names = _class_names(exc)
+        if any(name in _CALLER_NAMES for name in names):
+            return IGNORED
         if any(marker in name for name in names for marker in _TIMEOUT_NAMES):
             return failure(TIMEOUT)
         if any(name in _CONNECTION_NAMES for name in names) or isinstance(exc, OSError):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 from collections.abc import Callable
 
+import numpy
 import pytest
 
 from breakerpanel import (
@@ -173,6 +176,46 @@ class TestMemoryCache:
         assert default_cache_key("q", model="m") == default_cache_key("q", model="m")
         assert default_cache_key("q", model="m") != default_cache_key("q", model="n")
         assert default_cache_key({"b": 1, "a": 2}) == default_cache_key({"a": 2, "b": 1})
+
+    def test_default_key_sees_what_repr_leaves_out(self) -> None:
+        # A numpy array's repr elides all but its ends; a dataclass's skips repr=False fields:
+        # two calls differing only there shared one answer.
+        first, second = numpy.zeros(1536, dtype=numpy.float32), numpy.zeros(1536, dtype=numpy.float32)
+        first[100], second[700] = 1.0, 1.0
+        assert repr(first) == repr(second)
+        assert default_cache_key(first) != default_cache_key(second)
+        assert default_cache_key(first) == default_cache_key(first.copy())
+
+        @dataclasses.dataclass
+        class Prompt:
+            question: str
+            system: str = dataclasses.field(repr=False)
+
+        assert repr(Prompt("q", "be brief")) == repr(Prompt("q", "be verbose"))
+        assert default_cache_key(Prompt("q", "be brief")) != default_cache_key(Prompt("q", "be verbose"))
+        assert default_cache_key(Prompt("q", "be brief")) == default_cache_key(Prompt("q", "be brief"))
+        lock = threading.Lock()  # cannot be pickled: its repr names it
+        assert default_cache_key(lock) == default_cache_key(lock)
+
+    def test_a_caller_changing_its_answer_changes_nothing_stored(self, clock: ManualClock) -> None:
+        cache = MemoryCache(clock=clock)
+        answer = {"user": 7, "roles": ["viewer"]}
+        cache.set("k", answer)
+        answer["roles"].append("admin")  # the caller goes on using what the primary returned
+        served = cache.get("k")
+        assert served == {"user": 7, "roles": ["viewer"]}
+        served["roles"].append("scratch")
+        assert cache.get("k") == {"user": 7, "roles": ["viewer"]}
+        shared = MemoryCache(clock=clock, copy=False)  # for values nobody changes
+        shared.set("k", answer)
+        assert shared.get("k") is answer
+
+    @pytest.mark.parametrize("ttl", [float("nan"), 0, -5, True, "60"])
+    def test_cached_response_refuses_a_ttl_that_is_not_positive(self, ttl: object) -> None:
+        # NaN kept an answer for ever; 0 or less stored it already expired: never served.
+        with pytest.raises(BreakerConfigError, match="ttl"):
+            CachedResponse(MemoryCache(), ttl=ttl)  # type: ignore[arg-type]
+        assert CachedResponse(MemoryCache(), ttl=None).ttl is None
 
     async def test_miss_is_an_error_for_the_chain(self, clock: ManualClock) -> None:
         with pytest.raises(CacheMiss):
@@ -707,5 +750,6 @@ async def test_a_failed_result_comes_back_as_it_was_when_no_step_serves() -> Non
         return "overloaded"
 
     assert await chain.acall(overloaded, "q") == "overloaded"
-    assert chain.call(lambda question: "overloaded", "q") == "overloaded"
+    sync_chain = FallbackChain(breaker, CachedResponse(MemoryCache()))  # a chain per function
+    assert sync_chain.call(lambda question: "overloaded", "q") == "overloaded"
     assert breaker.snapshot().totals.fallbacks[(FallbackType.CACHE, Outcome.FAILURE)] == 2

@@ -107,6 +107,18 @@ def test_timeouts_and_connection_errors_by_shape() -> None:
     assert classify(ValueError("mine"), None) is None  # no opinion: the breaker's default decides
 
 
+@pytest.mark.parametrize("lib", [httpx, httpx2])
+def test_a_request_the_client_refuses_to_send_is_the_callers_error(lib: Any) -> None:
+    # An illegal header value (an API key with a trailing newline, a caller's input in a
+    # header), a URL or a scheme the client cannot use: nothing reached the dependency, and
+    # four such calls opened a healthy provider's breaker for every other caller.
+    classify = llm_http()
+    assert classify(lib.LocalProtocolError("Illegal header value b'k\\n'"), None) == IGNORED
+    assert classify(lib.UnsupportedProtocol("Request URL has an unsupported protocol 'htp://'"), None) == IGNORED
+    assert classify(lib.InvalidURL("Invalid port: 'x'"), None) == IGNORED
+    assert classify(lib.RemoteProtocolError("peer closed"), None) == failure("connection_error")
+
+
 def test_a_rejection_by_another_breaker_is_not_counted_again() -> None:
     rejection = CircuitOpenError("openai.chat", State.OPEN, RejectionReason.OPEN, 3.0)
     wrapped = openai.APIConnectionError(request=httpx2.Request("GET", "https://x"))

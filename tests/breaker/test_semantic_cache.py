@@ -30,6 +30,8 @@ from breakerpanel import (
     State,
     Static,
     VectorSetsUnsupportedError,
+    first_text_argument,
+    sole_text_argument,
 )
 from breakerpanel.config import ConfigFileError, load_config
 from breakerpanel.integrations.redis import ProtectedRedis
@@ -384,3 +386,83 @@ def test_a_file_step_without_a_url_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigFileError, match="min_similarity"):
         load_config(path)
+
+
+async def test_a_call_with_several_strings_needs_a_question_function(client: aioredis.Redis) -> None:
+    # ask(model, question): taking the first string would store every answer under the model's
+    # name and serve the last one to any question.
+    cache = semantic(client)
+    chain = FallbackChain(CircuitBreaker("llm"), cache, Static("degraded"))
+
+    async def ask(model: str, question: str) -> str:
+        return f"answer to {question}"
+
+    async def down(model: str, question: str) -> str:
+        raise ConnectionError("down")
+
+    assert await chain.acall(ask, "gpt-4o-mini", QUESTION) == f"answer to {QUESTION}"
+    assert await chain.acall(down, "gpt-4o-mini", "What is the capital of France?") == "degraded"
+    with pytest.raises(BreakerConfigError, match="2 string arguments"):
+        sole_text_argument("gpt-4o-mini", question=QUESTION)
+    assert sole_text_argument(3, question=QUESTION) == QUESTION
+    assert first_text_argument("gpt-4o-mini", QUESTION) == "gpt-4o-mini"  # asked for by name only
+
+
+async def test_questions_without_words_are_neither_stored_nor_served(client: aioredis.Redis) -> None:
+    cache = semantic(client)
+    await cache.astore("🚀🚀🚀", "launch answer")
+    assert await client.exists(cache.keys[0]) == 0
+    await cache.astore(QUESTION, "rotate them")
+    for wordless in ("😡", "?", ""):
+        with pytest.raises(SemanticCacheMiss, match="nothing to compare"):
+            await cache.alookup(wordless)
+
+
+class NotANumber(Synonyms):
+    """An embedder whose vectors hold a NaN (a model that failed quietly)."""
+
+    def embed(self, text: str) -> list[float]:
+        return [float("nan"), *super().embed(text)[1:]]
+
+
+async def test_an_embedder_giving_nan_is_refused(client: aioredis.Redis) -> None:
+    # A NaN scores NaN against every vector, which `score < minimum` never refused: one such
+    # vector stored was served to every later question.
+    good = semantic(client, embedder=Synonyms(), quantization="noquant")
+    await good.astore("How do I reset my password?", "Use the reset link.")
+    bad = semantic(client, embedder=NotANumber(), quantization="noquant")
+    with pytest.raises(BreakerConfigError, match="NaN"):
+        await bad.alookup("What is the capital of France?")
+    with pytest.raises(BreakerConfigError, match="NaN"):
+        await bad.astore("What is the capital of France?", "Paris")
+
+
+def test_a_chain_with_a_semantic_cache_serves_one_decorated_function() -> None:
+    cache = semantic(aioredis.Redis())
+    chain = FallbackChain(CircuitBreaker("llm"), cache, Static("degraded"))
+
+    async def summarize(text: str) -> str:
+        return "summary"
+
+    async def translate(text: str) -> str:
+        return "translation"
+
+    chain(summarize)
+    with pytest.raises(BreakerConfigError, match="already serves"):
+        chain(translate)  # the same text is the same question: it would get the summary
+    own = semantic(aioredis.Redis(), question=lambda text: f"translate: {text}")
+    chain = FallbackChain(CircuitBreaker("llm2"), own)
+    chain(summarize)
+    chain(translate)  # a question of its own: the function's answers are told apart by it
+
+
+def test_two_features_cannot_share_a_semantic_cache(tmp_path: Path) -> None:
+    path = tmp_path / "breakers.yaml"
+    step = "{type: semantic_cache, endpoint: redis.semantic, url: 'redis://127.0.0.1:1'}"
+    path.write_text(
+        "services: {redis: {endpoints: {semantic: {}}}, openai: {}}\n"
+        f"features: {{summarize: {{required: [openai], fallback: [{step}]}},"
+        f" translate: {{required: [openai], fallback: [{step}]}}}}\n"
+    )
+    with pytest.raises(BreakerConfigError, match=r"translate\.fallback\.0\.name: .*summarize"):
+        load_config(path).build()

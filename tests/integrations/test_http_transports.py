@@ -3,9 +3,12 @@ SDKs against the fake upstreams (real JSON, SSE streams and error formats on loo
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import anthropic
 import httpx
@@ -18,7 +21,9 @@ from qdrant_client.http.exceptions import ResponseHandlingException
 from breakerpanel import (
     Alternate,
     BreakerConfig,
+    BreakerConfigError,
     BreakerRegistry,
+    CallTimeoutError,
     CircuitOpenError,
     FallbackChain,
     RejectionReason,
@@ -221,6 +226,17 @@ class TestAnthropic:
             await claude.messages.create(model="claude-fake", max_tokens=10, messages=MESSAGES)  # type: ignore[arg-type]
         assert stack.registry["anthropic.messages"].snapshot().totals.failures_by_type == {"529": 1}
 
+    async def test_a_rejection_comes_wrapped_and_is_found(self, stack: Stack, claude: anthropic.AsyncAnthropic) -> None:
+        # As docs/integrations.md says: anthropic 2.x wraps the rejection (openai 3.x does not),
+        # so callers find it with rejection_in, and max_retries=0 keeps it from being retried.
+        stack.registry["anthropic.messages"].force_open()
+        with pytest.raises(anthropic.APIConnectionError) as caught:
+            await claude.messages.create(model="claude-fake", max_tokens=10, messages=MESSAGES)  # type: ignore[arg-type]
+        rejection = rejection_in(caught.value)
+        assert rejection is not None
+        assert rejection.breaker_name == "anthropic.messages"
+        assert stack.registry["anthropic.messages"].snapshot().totals.rejected[RejectionReason.FORCED_OPEN] == 1
+
 
 async def test_openai_falls_back_to_anthropic(
     stack: Stack, oai: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic
@@ -375,6 +391,31 @@ def test_a_router_routes_a_url_as_it_routes_its_decoded_parts(url_class: type, u
         assert expected is museum
 
 
+@pytest.mark.parametrize("first", [httpx.URL, httpx2.URL])
+@pytest.mark.parametrize("host", ["api.bücher.de", "api.xn--bcher-kva.de", "API.XN--BCHER-KVA.DE"])
+def test_one_router_routes_httpx_and_httpx2_alike_whoever_asks_first(first: type, host: str) -> None:
+    """httpx leaves ``api.xn--bcher-kva.de`` encoded where httpx2 decodes it: the memo, keyed on
+    the encoded host both parse alike, kept the answer of whichever asked first, and the other's
+    requests went through unprotected. A route's host matches in either form."""
+    registry = BreakerRegistry()
+    books = registry.service("books")
+    router = Router([Route(books, host=host)])
+    second = httpx2.URL if first is httpx.URL else httpx.URL
+    for url_class in (first, second, first):
+        assert router.route_url("POST", url_class("https://api.xn--bcher-kva.de/v1/x")) is books
+        assert router.route_url("POST", url_class("https://api.bücher.de/v1/x")) is books
+    assert router.route("POST", "api.bücher.de", "/v1/x") is books
+    assert router.route("POST", "bücher.de", "/v1/x") is None
+
+
+@pytest.mark.parametrize("host", ["localhost:6333", "api.example.com:443"])
+def test_a_route_host_with_a_port_is_refused(host: str) -> None:
+    # It was accepted and matched nothing: the requests it meant went through unprotected.
+    with pytest.raises(BreakerConfigError, match="without a port"):
+        Route(BreakerRegistry().service("qdrant"), host=host)
+    assert Route(BreakerRegistry().service("v6"), host="[::1]").host == "::1"  # an IPv6 literal is a host
+
+
 def test_a_router_routes_urls_without_httpxs_parse_by_their_public_parts() -> None:
     """A URL object without httpx's private parse (another httpx version) is routed by its
     public ``host`` and ``path``; the URL memo stays bounded like the other."""
@@ -392,3 +433,109 @@ def test_a_router_routes_urls_without_httpxs_parse_by_their_public_parts() -> No
     for n in range(Router.MEMO_SIZE * 2):
         assert router.route_url("POST", httpx.URL(f"http://api.example.com/v1/chat/{n}")) is chat
     assert len(router._raw_memo) <= Router.MEMO_SIZE
+
+
+@pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
+async def test_an_endpoints_call_timeout_bounds_the_wait_for_headers(lib: tuple[Any, Any]) -> None:
+    """The transports never read call_timeout: an answer after 0.5 s under a 0.1 s limit was a
+    success through them, a CallTimeoutError through acall() of the same breaker."""
+    http, transports = lib
+
+    class SlowAsync(http.AsyncBaseTransport):  # type: ignore[name-defined,misc]
+        async def handle_async_request(self, request: Any) -> Any:
+            await asyncio.sleep(0.5)
+            return http.Response(200, json={"ok": True})
+
+    class SlowSync(http.BaseTransport):  # type: ignore[name-defined,misc]
+        def handle_request(self, request: Any) -> Any:
+            time.sleep(0.3)
+            return http.Response(200, json={"ok": True})
+
+    endpoint = BreakerRegistry().service("llm", BreakerConfig(call_timeout=0.1, slow_call_duration=10))
+    router = Router(default=endpoint)
+    async with http.AsyncClient(transport=transports.AsyncBreakerTransport(router, SlowAsync())) as client:
+        with pytest.raises(CallTimeoutError):  # cancelled at the limit
+            await client.get("http://llm.local/v1/x")
+    with http.Client(transport=transports.BreakerTransport(router, SlowSync())) as client:
+        assert client.get("http://llm.local/v1/x").json() == {"ok": True}  # cannot be interrupted...
+    assert endpoint.snapshot().totals.failures_by_type == {"timeout": 2}  # ...and counts as a timeout
+    assert endpoint.snapshot().totals.successes == 0
+
+
+ANTHROPIC_OVERLOADED = [
+    b'event: message_start\ndata: {"type": "message_start"}\n\n',
+    b'event: content_block_delta\ndata: {"type": "content_block_delta", "delta": {"text": "Hi"}}\n\n',
+    b'event: error\ndata: {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}\n\n',
+]
+# OpenAI's error event, its line cut in two chunks well past its start.
+OPENAI_ERROR = [
+    b'data: {"choices": [{"delta": {"content": "event: error is just text here"}}]}\n\n',
+    b'data: {"error": {"message": "The server had an er',
+    b'ror while processing your request.", "type": "server_error"}}\n\n',
+]
+DONE_THEN_CUT = [b'data: {"choices": [{"delta": {"content": "t0"}}]}\n\n', b"data: [DONE]\n\n", None]
+NOT_EVENTS = [b'{"error_rate": 1, "text": "data: [DONE]\\nevent: error"}']
+
+
+@pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        (ANTHROPIC_OVERLOADED, (0, {"stream_error": 1})),
+        (OPENAI_ERROR, (0, {"stream_error": 1})),
+        (DONE_THEN_CUT, (1, {})),
+        (NOT_EVENTS, (1, {})),
+    ],
+    ids=["anthropic-error-event", "openai-error-split", "done-then-cut", "json-body"],
+)
+async def test_a_stream_of_events_states_its_own_outcome(
+    lib: tuple[Any, Any], chunks: list[bytes | None], expected: tuple[int, dict[str, int]]
+) -> None:
+    """An SSE body that reports an error after its 200 (the SDK raises it to the caller) counted
+    as a success; one cut after ``[DONE]`` (the answer complete) counted as a connection error
+    through the async SDKs, whose drain after [DONE] reads on. ``None``: the connection breaks."""
+    http, transports = lib
+    endpoint = BreakerRegistry().service("llm", BreakerConfig(slow_call_duration=10))
+    router = Router(default=endpoint)
+
+    class Body(http.SyncByteStream, http.AsyncByteStream):  # type: ignore[name-defined,misc]
+        def __iter__(self) -> Any:
+            for chunk in chunks:
+                if chunk is None:
+                    raise http.ReadError("connection reset")
+                yield chunk
+
+        async def __aiter__(self) -> Any:
+            for chunk in chunks:
+                if chunk is None:
+                    raise http.ReadError("connection reset")
+                yield chunk
+
+    class Upstream(http.BaseTransport, http.AsyncBaseTransport):  # type: ignore[name-defined,misc]
+        def handle_request(self, request: Any) -> Any:
+            return http.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())
+
+        async def handle_async_request(self, request: Any) -> Any:
+            return http.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())
+
+    async with (
+        http.AsyncClient(transport=transports.AsyncBreakerTransport(router, Upstream())) as client,
+        client.stream("POST", "http://llm.local/v1/x") as response,
+    ):
+        try:
+            async for _ in response.aiter_bytes():
+                pass
+        except http.ReadError:
+            pass
+    with (
+        http.Client(transport=transports.BreakerTransport(router, Upstream())) as client,
+        client.stream("POST", "http://llm.local/v1/x") as response,
+    ):
+        try:
+            for _ in response.iter_bytes():
+                pass
+        except http.ReadError:
+            pass
+    successes, failures = expected
+    totals = endpoint.snapshot().totals
+    assert (totals.successes, totals.failures_by_type) == (2 * successes, {k: 2 * v for k, v in failures.items()})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 
@@ -156,8 +157,18 @@ async def test_redis_cache_shares_answers(redis_server: RedisServer) -> None:
         await cache.aset("answer", {"text": "42", "sources": [1, 2]})
         assert await cache.aget("answer") == {"text": "42", "sources": [1, 2]}
         assert 0 < await client.pttl("t:answer") <= 60_000
+        # An infinite ttl keeps the answer until Redis evicts it (int(inf * 1000) raised).
+        await cache.aset("kept", "for ever", ttl=math.inf)
+        assert await client.pttl("t:kept") == -1
+        assert await cache.aget("kept") == "for ever"
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("ttl", [float("nan"), 0, -1, True])
+def test_redis_cache_refuses_a_ttl_that_is_not_positive(ttl: float) -> None:
+    with pytest.raises(BreakerConfigError, match="ttl"):
+        RedisCache(aioredis.Redis(), ttl=ttl)
 
 
 async def test_a_watched_key_changed_by_another_client_is_no_redis_failure(

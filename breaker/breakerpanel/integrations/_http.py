@@ -10,7 +10,9 @@ stream can still break midway (a failure the caller sees), or stall (a failure, 
 gets :class:`StreamStalledError`). A reader that stops early counts as a success once a chunk has
 come (the dependency answered), and as nothing before. For slowness the breaker is given the time
 to the first chunk, not the whole stream: an LLM answer streamed over a minute is not slow if its
-first token came at once.
+first token came at once. A body of server-sent events (an LLM's streamed answer) states its own
+outcome: an error event after the 200 is a failure (``stream_error``), ``data: [DONE]`` a success
+whatever becomes of the connection afterwards.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from breakerpanel._breaker import CircuitBreaker, Permit
-from breakerpanel._classify import SUCCESS, Classifier, Verdict, classify_safely
+from breakerpanel._classify import SUCCESS, Classifier, Verdict, classify_safely, failure
 from breakerpanel._exceptions import BreakerConfigError, BreakerError
-from breakerpanel.presets import llm_http
+from breakerpanel.presets import TIMEOUT, llm_http
 
 from ._guard import verdict_for
 
@@ -40,11 +42,28 @@ class StreamStalledError(BreakerError, TimeoutError):
         self.breaker_name = breaker_name
 
 
+def ascii_host(host: str) -> str:
+    """A host as it travels: lower case, and an internationalised name in its IDNA (``xn--``)
+    form, as httpx encodes it. Routes compare hosts in this form, because the libraries decode
+    it back differently (httpx leaves ``api.xn--bcher-kva.de`` encoded, httpx2 decodes it)."""
+    host = host.lower()
+    if host.isascii():
+        return host
+    try:
+        import idna  # httpx's own encoder (IDNA 2008); the standard codec is IDNA 2003
+
+        return str(idna.encode(host).decode("ascii"))
+    except ImportError:
+        return host.encode("idna").decode("ascii")
+    except idna.IDNAError:
+        return host
+
+
 @dataclass(frozen=True)
 class Route:
-    """Requests that go through ``breaker``: by host (exact, case-insensitive; ``None``: any), by
-    path (a prefix, or a compiled regex that must match the whole path; ``None``: any) and by
-    method (``None``: any)."""
+    """Requests that go through ``breaker``: by host (exact, case-insensitive, an international
+    name in either form, any port; ``None``: any), by path (a prefix, or a compiled regex that
+    must match the whole path; ``None``: any) and by method (``None``: any)."""
 
     breaker: CircuitBreaker
     host: str | None = None
@@ -55,12 +74,16 @@ class Route:
         if not isinstance(self.breaker, CircuitBreaker):
             raise BreakerConfigError("route.breaker", f"expected a CircuitBreaker (got {self.breaker!r})")
         if self.host is not None:
-            object.__setattr__(self, "host", self.host.lower())
+            if self.host.count(":") == 1:  # a port: never part of what a route matches
+                raise BreakerConfigError(
+                    "route.host", f"a host name without a port (got {self.host!r}): a route matches every port"
+                )
+            object.__setattr__(self, "host", ascii_host(self.host.strip("[]")))
         if self.methods is not None:
             object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
 
     def matches(self, method: str, host: str, path: str) -> bool:
-        if self.host is not None and host.lower() != self.host:
+        if self.host is not None and ascii_host(host) != self.host:
             return False
         if self.methods is not None and method.upper() not in self.methods:
             return False
@@ -111,7 +134,9 @@ class Router:
         """:meth:`route` for an ``httpx`` (or ``httpx2``) URL. The memo is keyed on the URL's
         parsed, still-encoded host and path: the public ``url.host`` and ``url.path`` decode
         them on every read (about 0.3 us a request in a loop, three times that inside a whole
-        request), and one encoded pair always decodes to the same pair."""
+        request). The answer is the route of the encoded host (which both libraries parse
+        alike, where they decode it differently) and the decoded path (which they decode
+        alike), so one key has one answer whichever library asked first."""
         try:
             parts = url._uri_reference  # httpx's parse of the URL: a named tuple of str
             key = (method, parts.host, parts.path)
@@ -121,7 +146,7 @@ class Router:
             return self._raw_memo[key]
         except KeyError:
             pass
-        return self._remember(self._raw_memo, key, self.route(method, url.host, url.path))
+        return self._remember(self._raw_memo, key, self.route(method, parts.host, url.path))
 
     def _remember(
         self,
@@ -182,6 +207,20 @@ class TransportCore:
         return verdict_for(permit.breaker, self.classifier, exc)
 
 
+# A body of server-sent events starts with one of its fields (or a comment, ":").
+_EVENT_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
+# Lines that say the stream failed after its 200: Anthropic names the event, OpenAI sends the
+# error as the data of an unnamed one.
+_ERROR_EVENTS = (
+    b"event: error",
+    b"event:error",
+    b'data: {"error"',
+    b'data: {"type": "error"',
+    b'data: {"type":"error"',
+)
+_LONGEST_MARK = max(len(mark) for mark in (*_ERROR_EVENTS, b"data: [DONE]"))
+
+
 class _ObservedStream(Permit):
     """What the async and sync stream wrappers share: the state of one response body, and the
     permit of its request (one object a request: the transport builds it before sending, and
@@ -194,6 +233,9 @@ class _ObservedStream(Permit):
     """
 
     _inner: Any  # the response's own stream, set once the response has come
+    # For a body of server-sent events (an LLM's streamed answer): the start of its last line,
+    # not yet ended by a newline. None for any other body, which is not scanned.
+    _events: bytes | None = None
 
     def __init__(self, breaker: CircuitBreaker, token: int, start: float, core: TransportCore) -> None:
         # Permit's fields set here, not by Permit.__init__: a call less on every request.
@@ -233,6 +275,32 @@ class _ObservedStream(Permit):
             self.record(self._core.exception_verdict(self, exc))
         elif not self._done:  # GeneratorExit, CancelledError: the reader stopped
             self._abandoned()
+
+    def _first(self, chunk: bytes) -> None:
+        """The first chunk came: its time, and whether the body is a stream of server-sent
+        events (told by its first field, without a header lookup on every response)."""
+        self._first_chunk_at = self._breaker._now()
+        if chunk.startswith(_EVENT_FIELDS):
+            self._events = b""
+            self._scan(chunk)
+
+    def _scan(self, chunk: bytes) -> None:
+        """Read the events' lines for the two outcomes an SSE body states itself: an error event
+        after the 200 (Anthropic's ``event: error``, OpenAI's ``data: {"error": ...}``), which the
+        SDK raises to its caller, is a failure; ``data: [DONE]`` is the answer complete, a
+        success whatever happens to the connection afterwards."""
+        assert self._events is not None
+        lines = (self._events + chunk).split(b"\n")
+        self._events = lines.pop()[:_LONGEST_MARK]  # only a line's start is ever compared
+        for line in lines:
+            if line.startswith(_ERROR_EVENTS):
+                if not self._done:
+                    self.failure("stream_error")
+                return
+            if line.startswith(b"data: [DONE]"):
+                if not self._done:
+                    self._ended()
+                return
 
     def _stalled(self, limit: float) -> StreamStalledError:
         self.failure("stream_stalled")
@@ -283,7 +351,9 @@ class AsyncObservedStreamLogic(_ObservedStream):
             self._broken(exc)  # a no-op after a stall, which counted already
             raise
         if self._first_chunk_at is None:
-            self._first_chunk_at = self._breaker._now()
+            self._first(chunk)
+        elif self._events is not None:
+            self._scan(chunk)
         return chunk
 
     async def aclose(self) -> None:
@@ -310,7 +380,9 @@ class SyncObservedStreamLogic(_ObservedStream):
             if not self._core.limited:
                 for chunk in chunks:
                     if self._first_chunk_at is None:
-                        self._first_chunk_at = now()
+                        self._first(chunk)
+                    elif self._events is not None:
+                        self._scan(chunk)
                     yield chunk
             else:
                 limits = self._core.stream_limits
@@ -321,13 +393,15 @@ class SyncObservedStreamLogic(_ObservedStream):
                 asked = self.start if self._first_chunk_at is None else now()
                 for chunk in chunks:
                     if self._first_chunk_at is None:
-                        arrived = now()
                         limit = limits.first_chunk_timeout
-                        if limit is not None and arrived - asked > limit:
+                        if limit is not None and now() - asked > limit:
                             raise self._stalled(limit)
-                        self._first_chunk_at = arrived
-                    elif gap_limit is not None and now() - asked > gap_limit:
-                        raise self._stalled(gap_limit)
+                        self._first(chunk)
+                    else:
+                        if gap_limit is not None and now() - asked > gap_limit:
+                            raise self._stalled(gap_limit)
+                        if self._events is not None:
+                            self._scan(chunk)
                     yield chunk
                     if gap_limit is not None:  # else no clock read per chunk after the first
                         asked = now()
@@ -362,7 +436,10 @@ class AsyncTransportLogic:
             gen = breaker._admit()
         stream = self._stream_class(breaker, gen, breaker._now(), core)
         try:
-            response = await self._inner.handle_async_request(request)
+            if breaker._timeout is None:
+                response = await self._inner.handle_async_request(request)
+            else:  # the endpoint's call_timeout bounds the wait for the headers (StreamLimits, the body)
+                response = await breaker._await_with_timeout(self._inner.handle_async_request(request))
         except BaseException as exc:
             stream.record(core.exception_verdict(stream, exc))
             raise
@@ -403,6 +480,12 @@ class SyncTransportLogic:
         except BaseException as exc:
             stream.record(core.exception_verdict(stream, exc))
             raise
+        timeout = breaker._timeout
+        if timeout is not None and breaker._now() - stream.start >= timeout:
+            # A sync request cannot be interrupted (as call()): headers that came after the
+            # endpoint's call_timeout are returned, and counted as a timeout.
+            stream.record(failure(TIMEOUT))
+            return response
         if core.asks_below_400 or response.status_code >= 400:  # else the body decides
             verdict = classify_safely(core.classifier, None, response, breaker.name)
             if verdict is not None:

@@ -11,10 +11,10 @@
 >>> client = httpx2.AsyncClient(transport=AsyncBreakerTransport(router))
 
 Pass such a client to an SDK (``http_client=client``). A rejected request raises
-:class:`~breakerpanel.CircuitOpenError` from the transport, before anything is sent. openai 3.x and
-anthropic 2.x let errors that are not their HTTP library's own through unchanged and unretried;
-older SDKs and qdrant-client wrap them (``APIConnectionError`` or ``ResponseHandlingException``
-*from* it): :func:`breakerpanel.rejection_in` finds it either way. Build SDK clients with
+:class:`~breakerpanel.CircuitOpenError` from the transport, before anything is sent. openai 3.x
+lets it through unchanged and unretried; anthropic 2.x (and older SDKs) wrap it in
+``APIConnectionError`` *from* it, and retry it unless ``max_retries=0``; qdrant-client wraps it in
+``ResponseHandlingException``: :func:`breakerpanel.rejection_in` finds it in each. Build SDK clients with
 ``max_retries=0`` behind a breaker: the SDK's retries of 5xx and 429 would each count as a call,
 and waiting to retry a dependency that is known to be failing only delays the fallback.
 """

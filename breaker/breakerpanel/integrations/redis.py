@@ -15,6 +15,7 @@ breaker's verdict and every fallback.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ from redis.backoff import NoBackoff
 from breakerpanel._breaker import CircuitBreaker
 from breakerpanel._cache import MISSING
 from breakerpanel._classify import Classifier
+from breakerpanel._exceptions import BreakerConfigError
 from breakerpanel.presets import redis_errors
 
 from ._guard import guarded
@@ -135,6 +137,8 @@ class RedisCache:
         dumps: Callable[[Any], str] = json.dumps,
         loads: Callable[[str | bytes], Any] = json.loads,
     ) -> None:
+        if not (isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0):
+            raise BreakerConfigError("ttl", f"must be a positive number of seconds (got {ttl!r})")
         self.client = client
         self.prefix = prefix
         self.ttl = ttl
@@ -147,4 +151,5 @@ class RedisCache:
 
     async def aset(self, key: str, value: Any, ttl: float | None = None) -> None:
         seconds = self.ttl if ttl is None else ttl
-        await self.client.set(self.prefix + key, self.dumps(value), px=max(1, int(seconds * 1000)))
+        expiry = None if seconds == math.inf else max(1, int(seconds * 1000))  # infinite: kept until evicted
+        await self.client.set(self.prefix + key, self.dumps(value), px=expiry)
