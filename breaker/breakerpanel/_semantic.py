@@ -189,7 +189,9 @@ class SemanticCache(FallbackStep):
     value served (by default the stored answer as is: give one that marks the answer, so that
     users can be told). Answers are
     stored with ``dumps`` and read with ``loads`` (JSON by default), for ``ttl`` seconds, at
-    most ``max_entries`` of them (the oldest go first).
+    most ``max_entries`` of them (the oldest go first). A question longer than
+    ``max_question_chars`` is neither stored nor served: embedding it would hold the event loop
+    (a megabyte of text takes the built-in embedder most of a second).
 
     Call :meth:`acheck` (or :meth:`check`) at startup: it raises
     :class:`VectorSetsUnsupportedError` on a Redis without Vector Sets (7.x), instead of a failed
@@ -209,6 +211,7 @@ class SemanticCache(FallbackStep):
         present: Callable[[SemanticHit], Any] = _served_as_is,
         ttl: float = 3600.0,
         max_entries: int = 10_000,
+        max_question_chars: int = 10_000,
         prefix: str = "breakerpanel:semantic",
         dumps: Callable[[Any], str] = json.dumps,
         loads: Callable[[str], Any] = json.loads,
@@ -234,7 +237,11 @@ class SemanticCache(FallbackStep):
             raise BreakerConfigError("min_similarity", f"must be a cosine in [-1, 1] (got {min_similarity!r})")
         if not (isinstance(ttl, int | float) and ttl >= 0.001):
             raise BreakerConfigError("ttl", f"must be at least 1 ms, in seconds (got {ttl!r})")
-        for field, value in (("max_entries", max_entries), ("candidates", candidates)):
+        for field, value in (
+            ("max_entries", max_entries),
+            ("candidates", candidates),
+            ("max_question_chars", max_question_chars),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise BreakerConfigError(field, f"must be a whole number >= 1 (got {value!r})")
         if quantization not in _QUANTIZATION_FLAGS:
@@ -247,6 +254,7 @@ class SemanticCache(FallbackStep):
         self.present = present
         self.ttl = float(ttl)
         self.max_entries = max_entries
+        self.max_question_chars = max_question_chars
         self.dumps = dumps
         self.loads = loads
         self.quantization: Quantization = quantization
@@ -367,13 +375,18 @@ class SemanticCache(FallbackStep):
     def _vector_to_compare(self, question: str) -> bytes:
         vector = self._vector(question)
         if vector is None:
-            raise SemanticCacheMiss("the question has nothing to compare (no words)", None)
+            raise SemanticCacheMiss(
+                f"the question has nothing to compare (no words), or over {self.max_question_chars} characters",
+                None,
+            )
         return vector
 
     def _vector(self, question: str) -> bytes | None:
-        """The question's vector as Redis takes it, or None when it is all zeros: a direction
-        that no cosine can be measured against. Two questions without words would otherwise
-        share any one vector and match each other exactly."""
+        """The question's vector as Redis takes it, or None when it is all zeros (a direction
+        that no cosine can be measured against: two questions without words would otherwise
+        share any one vector and match each other exactly) or the question is too long."""
+        if len(question) > self.max_question_chars:
+            return None
         vector = self.embedder.embed(question)
         dimensions = self.embedder.dimensions
         if len(vector) != dimensions:

@@ -308,6 +308,9 @@ class SemanticCacheStep(StrictModel):
     )
     ttl: Duration = Field(3600.0, description="How long an answer stays servable.")
     max_entries: int = Field(10_000, ge=1, description="The most questions kept (the oldest go first).")
+    max_question_chars: int = Field(
+        10_000, ge=1, description="Longer questions are neither stored nor served (embedding them would hold the loop)."
+    )
     question: str | None = Field(
         None,
         description="`module:attribute` of a function giving the call's question (by default its one string argument).",
@@ -635,6 +638,7 @@ def _semantic_cache(
         min_similarity=step.min_similarity,
         ttl=step.ttl,
         max_entries=step.max_entries,
+        max_question_chars=step.max_question_chars,
         name=step.name,
         **options,
     )

@@ -466,3 +466,16 @@ def test_two_features_cannot_share_a_semantic_cache(tmp_path: Path) -> None:
     )
     with pytest.raises(BreakerConfigError, match=r"translate\.fallback\.0\.name: .*summarize"):
         load_config(path).build()
+
+
+async def test_a_question_too_long_is_neither_stored_nor_served(client: aioredis.Redis) -> None:
+    # Embedding a megabyte held the event loop most of a second, on every success and fallback.
+    cache = semantic(client, max_question_chars=100)
+    await cache.astore(QUESTION + " " * 100, "rotate them")
+    assert await client.exists(cache.keys[0]) == 0
+    await cache.astore(QUESTION, "rotate them")
+    with pytest.raises(SemanticCacheMiss, match="over 100 characters"):
+        await cache.alookup(QUESTION + " please" * 20)
+    assert (await cache.alookup(QUESTION)).answer == "rotate them"
+    with pytest.raises(BreakerConfigError, match="max_question_chars"):
+        semantic(client, max_question_chars=0)
