@@ -17,15 +17,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
+import logging
 import os
 import re
 import signal
+import threading
 import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -74,6 +78,8 @@ TOKEN = "webhook-token-for-charts"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: Where PagerDuty would fetch charts from: https, as it requires (never fetched here).
 CHART_URL_BASE = "https://bot.example"
+#: A Prometheus password, which nothing the bot writes may show.
+PASSWORD = "S3cretPassw0rd"
 SPAN = 120.0
 WAIT_IN_OPEN = 2.0
 CONFIG = BreakerConfig(
@@ -564,6 +570,62 @@ async def test_with_prometheus_down_the_incident_pages_without_a_chart_and_says_
     (why,) = [e for e in await rows(bot.db, events) if e.kind == "no_chart"]
     assert why.text == f"No chart this time: Prometheus at {nowhere} is unreachable (ConnectError)."
     assert "No chart this time" in (await http.get("/incidents/1")).text
+
+
+async def test_a_password_in_the_prometheus_url_is_in_no_log_and_no_timeline(
+    make_bot: MakeBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prometheus behind basic auth is configured as ``http://user:password@host``: when it is
+    down, the reason quoted in the logs, the timeline and the outbox shows the URL without it."""
+    caplog.set_level(logging.DEBUG)
+    port = find_free_port()
+    http, bot = await make_bot(prometheus_url=f"http://grafana-reader:{PASSWORD}@127.0.0.1:{port}")
+    await http.post("/v1/alertmanager", json=fired()[0], headers=AUTH)
+    items = await settled(bot, at_least=3)
+    (why,) = [e for e in await rows(bot.db, events) if e.kind == "no_chart"]
+    assert why.text == f"No chart this time: Prometheus at http://***@127.0.0.1:{port} is unreachable (ConnectError)."
+    assert [r.getMessage() for r in caplog.records if PASSWORD in r.getMessage()] == []
+    assert [e.text for e in await rows(bot.db, events) if PASSWORD in e.text] == []
+    assert [i.payload for i in items if PASSWORD in str(i.payload)] == []
+    assert PASSWORD not in (await http.get("/incidents/1")).text
+
+
+class _BasicAuthPrometheus(BaseHTTPRequestHandler):
+    """Prometheus's instant-query API, answering an empty vector; remembers each Authorization header."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.headers.get("Authorization", ""))
+        body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+async def test_a_password_in_the_prometheus_url_logs_in_but_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """With Prometheus up, the password still logs in (basic auth) and is in none of the lines
+    httpx logs for each request."""
+    caplog.set_level(logging.DEBUG)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BasicAuthPrometheus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    reader = PrometheusReader(f"http://grafana-reader:{PASSWORD}@127.0.0.1:{server.server_port}")
+    try:
+        assert await reader.query("up") == []
+    finally:
+        await reader.close()
+        server.shutdown()
+        server.server_close()
+    expected = "Basic " + base64.b64encode(f"grafana-reader:{PASSWORD}".encode()).decode()
+    assert _BasicAuthPrometheus.seen == [expected]
+    assert any("HTTP Request: GET" in r.getMessage() for r in caplog.records)  # httpx did log the request
+    assert [r.getMessage() for r in caplog.records if PASSWORD in r.getMessage()] == []
 
 
 async def test_a_dry_run_draws_the_chart_and_records_the_posts_it_would_make(

@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -559,14 +560,14 @@ routes:
 async def live_bot(
     tmp_path: Path, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Callable[..., Any]]:
-    """``await live_bot(**settings)``: the bot as ``python -m breakerpanel.incident_bot`` wires it from its
-    settings (not dry run), sending to the fakes, started."""
+    """``await live_bot(routes_yaml=..., **settings)``: the bot as ``python -m breakerpanel.incident_bot``
+    wires it from its settings (not dry run), sending to the fakes, started."""
     started: list[Bot] = []
     routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES_YAML)
     monkeypatch.setenv("PD_KEY", ROUTING_KEY)
 
-    async def start(**overrides: Any) -> Bot:
+    async def start(*, routes_yaml: str = ROUTES_YAML, **overrides: Any) -> Bot:
+        routes.write_text(routes_yaml)
         settings = Settings(
             **{
                 "webhook_token": SecretStr("t"),
@@ -642,3 +643,114 @@ async def test_the_description_the_grafana_url_and_when_it_started_reach_pagerdu
         e["action_id"]: e.get("url") for b in qdrant_card.blocks if b["type"] == "actions" for e in b["elements"]
     }
     assert qdrant_urls["link_dashboard_url"] == dashboards["qdrant"][0]
+
+
+#: The routes, and manual states (severity info) as PagerDuty change events (to a service's
+#: integration key: PagerDuty refuses change events to a ruleset's) and a line in #breakers.
+MANUAL_ROUTES_YAML = (
+    ROUTES_YAML
+    + """\
+  - name: manual states
+    match: {severity: info}
+    pagerduty: {routing_key_env: PD_CHANGE_KEY}
+    slack: {channels: ["#breakers"]}
+"""
+)
+CHANGE_ROUTING_KEY = "K" * 32
+
+
+def _manual(state: str, *, starts: int) -> AlertSpec:
+    """A CircuitBreakerManualState alert of qdrant on rag-0 (the state is a label: each its own alert)."""
+    labels = breaker_labels("qdrant", alertname="CircuitBreakerManualState", severity="info")
+    return AlertSpec(labels | {"circuit_breaker_state": state, "instance": "rag-0:8000"}, starts=starts)
+
+
+async def _until(condition: Callable[[], object], what: str, *, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+async def test_a_change_event_links_the_configured_grafana_and_says_when_the_state_changed(
+    live_bot: Callable[..., Any], fake_pagerduty: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heard 30 min late, a manual state's change events carry its startsAt and endsAt, and link the
+    dashboard on INCIDENT_BOT_GRAFANA_URL, as a page does, not on the generator's localhost:3000."""
+    monkeypatch.setenv("PD_CHANGE_KEY", CHANGE_ROUTING_KEY)
+    bot = await live_bot(routes_yaml=MANUAL_ROUTES_YAML, grafana_url="https://grafana.example.com")
+    manual = _manual("forced_open", starts=-30)
+    generated = "http://localhost:3000/d/breakerpanel-detail/detail?var-breaker=qdrant"
+    for sent, status in enumerate(("firing", "resolved"), start=1):
+        payload = webhook((manual, status), group_key="manual")
+        payload["alerts"][0]["annotations"]["dashboard_url"] = generated
+        await store(bot.db, payload)
+        await _until(lambda n=sent: len(fake_pagerduty.change_events) >= n, f"change event of the {status} alert")
+
+    started, ended = (e.body for e in fake_pagerduty.change_events)
+    assert started["payload"]["timestamp"] == (EPOCH - timedelta(minutes=30)).isoformat()  # its startsAt
+    assert ended["payload"]["timestamp"] == (EPOCH + timedelta(minutes=30)).isoformat()  # its endsAt
+    for event in (started, ended):
+        dashboards = [link["href"] for link in event["links"] if link["text"] == "Grafana dashboard"]
+        assert dashboards == ["https://grafana.example.com/d/breakerpanel-detail/detail?var-breaker=qdrant"]
+
+
+async def test_the_cards_since_is_when_the_first_alert_started_as_on_the_page(
+    live_bot: Callable[..., Any], fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> None:
+    """An alert heard 90 min after it started (a restart, a backlog): the card's Since and the
+    page's timestamp both say when it started."""
+    bot = await live_bot()
+    await store(bot.db, webhook((AlertSpec(breaker_labels("openai"), starts=-90), "firing")))
+    await _until(lambda: fake_pagerduty.alert_events and fake_slack.messages("#incidents"), "paged and posted")
+
+    started = EPOCH - timedelta(minutes=90)
+    assert fake_pagerduty.alert_events[0].body["payload"]["timestamp"] == started.isoformat()
+    (card,) = fake_slack.messages("#incidents")
+    fields = [f["text"] for b in card.blocks if b["type"] == "section" for f in b.get("fields", [])]
+    (since,) = [f for f in fields if f.startswith("*Since*")]
+    assert since == f"*Since*\n<!date^{int(started.timestamp())}^{{date_short_pretty}} {{time}}|2026-11-26 23:30 UTC>"
+
+
+async def test_a_page_raised_by_an_attached_alert_says_which_and_links_its_runbook(
+    live_bot: Callable[..., Any], fake_pagerduty: FakePagerDuty
+) -> None:
+    """openai's breaker opens (a warning: no page), then the feature answer, which requires it,
+    degrades for users (critical): attached to openai's incident, it raises it to a page, which
+    must say that answer is why, list its alert and link its runbook, not only openai's."""
+    bot = await live_bot()
+    cause = AlertSpec(breaker_labels("openai", severity="warning"), summary="Circuit breaker openai is open.")
+    await store(bot.db, webhook((cause, "firing")))
+    users = AlertSpec(
+        breaker_labels("answer", level="feature", requires="openai", alertname="CircuitBreakerDegraded"),
+        summary="answer gives 80% of its answers from fallbacks.",
+    )
+    degraded = webhook((users, "firing"), group_key="degraded")
+    degraded["alerts"][0]["annotations"]["runbook_url"] = "https://runbooks.example/circuit-breaker-degraded.md"
+    await store(bot.db, degraded)
+    await _until(lambda: fake_pagerduty.alert_events, "paged")
+
+    (page,) = fake_pagerduty.alert_events
+    payload = page.body["payload"]
+    assert payload["severity"] == "critical"
+    assert payload["summary"] == (
+        "[critical] openai (service, rag): Circuit breaker openai is open; raised by CircuitBreakerDegraded on "
+        "answer (feature, rag): answer gives 80% of its answers from fallbacks."
+    )
+    assert payload["custom_details"]["raised_by"] == [
+        {
+            "incident": 2,
+            "title": "answer (feature, rag)",
+            "alert": "CircuitBreakerDegraded",
+            "severity": "critical",
+            "summary": "answer gives 80% of its answers from fallbacks.",
+        }
+    ]
+    runbooks = [(link["text"], link["href"]) for link in page.body["links"] if link["text"].startswith("Runbook")]
+    assert runbooks == [
+        ("Runbook", "https://runbooks.example/circuit-breaker-open.md"),
+        (
+            "Runbook: CircuitBreakerDegraded on answer (feature, rag)",
+            "https://runbooks.example/circuit-breaker-degraded.md",
+        ),
+    ]

@@ -483,3 +483,39 @@ async def test_a_late_firing_with_a_later_starts_at_than_its_resolve_is_stale(ma
     outcome = await engine.process_pending()
     assert (outcome.stale, outcome.opened) == (1, 0)
     assert await notifications(db) == []
+
+
+def _manual(state: str, *, starts: int, instance: str = "rag-0:8000") -> AlertSpec:
+    """A CircuitBreakerManualState alert of qdrant (the state is a label: each state its own alert)."""
+    labels = breaker_labels("qdrant", alertname="CircuitBreakerManualState", severity="info")
+    return AlertSpec(labels | {"circuit_breaker_state": state, "instance": instance}, starts=starts)
+
+
+async def _messages(engine: Engine) -> list[str]:
+    return [r.payload["text"] for r in await rows(engine.db, outbox) if r.action == "message"]
+
+
+async def test_a_switch_between_manual_states_is_not_back_to_automatic(make_engine: MakeEngine) -> None:
+    engine, _, _ = await make_engine()
+    forced = _manual("forced_open", starts=-20)
+    await process(engine, webhook((forced, "firing"), group_key="manual"))
+    # A person switches straight to disabled: Alertmanager 0.25 sends the new state first.
+    disabled = _manual("disabled", starts=0)
+    await process(engine, webhook((disabled, "firing"), (forced, "resolved"), group_key="manual"))
+    assert await _messages(engine) == [
+        ":wrench: qdrant (service, rag) put in forced_open by hand on rag-0:8000.",
+        ":wrench: qdrant (service, rag) put in disabled by hand on rag-0:8000.",
+    ]
+    # And back, in the other order: the new state fires in the same notification.
+    forced_again = _manual("forced_open", starts=70)
+    await process(engine, webhook((disabled, "resolved"), (forced_again, "firing"), group_key="manual"))
+    assert (await _messages(engine))[2:] == [":wrench: qdrant (service, rag) put in forced_open by hand on rag-0:8000."]
+    # The last manual state on rag-0 ends: back to automatic there, whatever another instance does.
+    elsewhere = _manual("disabled", starts=80, instance="rag-1:8000")
+    await process(engine, webhook((forced_again, "resolved"), (elsewhere, "firing"), group_key="manual"))
+    assert (await _messages(engine))[3:] == [
+        ":wrench: qdrant (service, rag) back to automatic (was forced_open) on rag-0:8000.",
+        ":wrench: qdrant (service, rag) put in disabled by hand on rag-1:8000.",
+    ]
+    changes = [(r.action, r.destination) for r in await rows(engine.db, outbox)]
+    assert changes == [("message", "#breakers")] * 5  # no PagerDuty route for info here

@@ -556,9 +556,11 @@ def _credential_stuffing(ctx: _Context) -> list[Rule]:
             expr,
             severity=cfg.severity,
             summary=f"Lockouts spike at {name}: it looks like credential stuffing.",
-            description=f"The lockout guard {name} of {_JOB} started {{{{ $value | humanize }}}} lockouts in the last "
-            f"{cfg.window} (alert at {cfg.address_lockouts} address lockouts or {cfg.principal_lockouts} principal "
-            "lockouts): many failed logins from a few addresses, or across many accounts.",
+            # increase() extrapolates (4 lockouts read 4.1): a whole number, as the flapping alert's.
+            description=f'The lockout guard {name} of {_JOB} started {{{{ $value | printf "%.0f" }}}} lockouts '
+            f"in the last {cfg.window} (alert at {cfg.address_lockouts} address lockouts or "
+            f"{cfg.principal_lockouts} principal lockouts): many failed logins from a few addresses, or across "
+            "many accounts.",
             dashboard=_overview(ctx),
         )
     ]

@@ -119,6 +119,8 @@ class AttachedIncident:
     status: IncidentStatus
     #: The names of its alerts still firing.
     alerts: list[str]
+    #: Those alerts, most severe first: a page raised by one of them says which (:mod:`.pagerduty`).
+    firing: list[FiringAlert] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

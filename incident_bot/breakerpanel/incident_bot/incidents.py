@@ -43,14 +43,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .alertmanager import Alert, Webhook
 from .charts import RESOLVED
 from .db import Database, alerts, enqueue, events, incidents, now, outbox, queue_card_refresh, slack_cards, webhooks
+from .delivery import dashboard_link
 from .identity import Identity, bounded, breaker_of, identity_of
 from .routing import RoutingFile, incident_labels
 from .rows import (
     AlertRow,
     IncidentReceivers,
     IncidentRow,
+    Json,
     JsonObject,
     fetch_alert,
+    fetch_alerts,
     fetch_incident,
     fetch_incidents,
     fetch_slack_cards,
@@ -82,6 +85,34 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class _ManualState:
+    """Where a manual state holds: a breaker (its identity's key) on an instance."""
+
+    breaker: str
+    instance: str
+
+
+def _manual_state(labels: Mapping[str, str]) -> _ManualState:
+    return _ManualState(identity_of(labels).key, labels.get("instance", ""))
+
+
+def _manual_states(notified: list[Alert]) -> frozenset[_ManualState]:
+    """Where the manual-state alerts of a notification that fire hold."""
+    return frozenset(
+        _manual_state(a.labels)
+        for a in notified
+        if a.status == AlertStatus.FIRING and a.labels.get("alertname") in CHANGE_ALERTS
+    )
+
+
+def _changed_at(alert: Alert, started: bool, at: float) -> datetime:
+    """When a manual state began (the alert's ``startsAt``) or ended (its ``endsAt``): the change
+    happened then, not when the bot heard of it (after ``group_wait``, a restart, a backlog)."""
+    moment = alert.startsAt if started else alert.endsAt
+    return _utc(moment) if moment is not None else datetime.fromtimestamp(at, UTC)
+
+
 def _more_urgent(a: str, b: str) -> str:
     return a if SEVERITIES.index(a) >= SEVERITIES.index(b) else b
 
@@ -97,6 +128,9 @@ class EngineConfig:
     #: Queue a chart job (:mod:`.charts`) after the page and the cards of each opening, raise and
     #: resolution: on when Prometheus is configured.
     charts: bool = False
+    #: Grafana's root URL (``INCIDENT_BOT_GRAFANA_URL``): change events link dashboards on it, as
+    #: pages do (:func:`.delivery.dashboard_link`).
+    grafana_url: str | None = None
 
 
 @dataclass
@@ -158,14 +192,19 @@ class Engine:
 
     async def _process(self, webhook: Webhook, out: Outcome) -> None:
         touched: set[int] = set()
+        # Alertmanager sends a switch between manual states in one notification, in any order:
+        # the resolve of the old state must know that the new one fires (see _change_ended).
+        manual = _manual_states(webhook.alerts)
         for start in range(0, len(webhook.alerts), CHUNK):
             async with self.db.transaction() as conn:
                 if not await self.db.lock_processing(conn):
                     raise _Busy
                 at = self.clock()
                 for alert in webhook.alerts[start : start + CHUNK]:
-                    handle = self._firing if alert.status == AlertStatus.FIRING else self._resolved
-                    incident_id = await handle(conn, alert, at, out)
+                    if alert.status == AlertStatus.FIRING:
+                        incident_id = await self._firing(conn, alert, at, out)
+                    else:
+                        incident_id = await self._resolved(conn, alert, at, out, manual_firing=manual)
                     if incident_id is not None:
                         touched.add(incident_id)
         if webhook.truncatedAlerts and touched:
@@ -348,7 +387,15 @@ class Engine:
             where.append(incidents.c.id != exclude)
         return await fetch_incidents(conn, *where, order_by=incidents.c.opened_at)
 
-    async def _resolved(self, conn: AsyncConnection, alert: Alert, at: float, out: Outcome) -> int | None:
+    async def _resolved(
+        self,
+        conn: AsyncConnection,
+        alert: Alert,
+        at: float,
+        out: Outcome,
+        *,
+        manual_firing: frozenset[_ManualState] = frozenset(),
+    ) -> int | None:
         known = await self._episode(conn, alert)
         if known is None:
             # Resolved before we saw it fire: the bot started later, or the firing comes late (a
@@ -378,7 +425,7 @@ class Engine:
             update(alerts).where(alerts.c.key == known.key).values(status=AlertStatus.RESOLVED, resolved_at=at)
         )
         if known.incident_id is None:  # a change that ended
-            await self._change(conn, alert, identity_of(alert.labels), at, started=False)
+            await self._change_ended(conn, alert, at, manual_firing)
             return None
         incident = await self._incident(conn, known.incident_id)
         if incident.status == IncidentStatus.RESOLVED:
@@ -402,6 +449,29 @@ class Engine:
         await self._event(conn, incident.id, at, EventKind.QUIET, text)
         return incident.id
 
+    async def _change_ended(
+        self, conn: AsyncConnection, alert: Alert, at: float, manual_firing: frozenset[_ManualState]
+    ) -> None:
+        """A manual state ended: the breaker is back to automatic, unless another manual state of
+        the same breaker and instance fires (a person switched, say, from forced_open straight to
+        disabled): that state's own change says so, and "back to automatic" would be false."""
+        identity = identity_of(alert.labels)
+        state = _manual_state(alert.labels)
+        if state in manual_firing or await self._manual_state_firing(conn, state):
+            logger.debug("%s ended: %s switched to another manual state", alert.key, identity.title)
+            return
+        await self._change(conn, alert, identity, at, started=False)
+
+    async def _manual_state_firing(self, conn: AsyncConnection, state: _ManualState) -> bool:
+        """Whether a stored manual-state alert of that breaker and instance still fires."""
+        firing = await fetch_alerts(
+            conn,
+            alerts.c.incident_id.is_(None),
+            alerts.c.status == AlertStatus.FIRING,
+            alerts.c.alertname.in_(CHANGE_ALERTS),
+        )
+        return any(_manual_state(a.labels) == state for a in firing)
+
     async def _change(
         self, conn: AsyncConnection, alert: Alert, identity: Identity, at: float, *, started: bool
     ) -> None:
@@ -421,14 +491,10 @@ class Engine:
             "payload": {
                 "summary": text[:1024],
                 "source": labels.get("instance") or labels.get("job") or "breakerpanel",
-                "timestamp": datetime.fromtimestamp(at, UTC).isoformat(),
+                "timestamp": _changed_at(alert, started, at).isoformat(),
                 "custom_details": {k: v for k, v in labels.items() if k != "severity"},
             },
-            "links": [
-                {"href": alert.annotations[k], "text": t}
-                for k, t in (("dashboard_url", "Grafana dashboard"), ("runbook_url", "Runbook"))
-                if str(alert.annotations.get(k, "")).startswith(("http://", "https://"))
-            ],
+            "links": self._change_links(alert),
         }
         for ref in receivers.pagerduty:
             await self._enqueue(conn, None, Target.PAGERDUTY, Action.CHANGE, ref, at, event)
@@ -437,6 +503,18 @@ class Engine:
         live = await self._live_incident(conn, identity.key)
         if live is not None:
             await self._event(conn, live.id, at, EventKind.CHANGE, text)
+
+    def _change_links(self, alert: Alert) -> list[Json]:
+        """A change event's links, as a page's: the dashboard moved onto the configured Grafana
+        (or the breaker's, when the alert names none), the runbook."""
+        links: list[Json] = []
+        dashboard = dashboard_link(alert.annotations, alert.labels, self.config.grafana_url)
+        if dashboard is not None:
+            links.append({"href": dashboard, "text": "Grafana dashboard"})
+        runbook = str(alert.annotations.get("runbook_url", ""))
+        if runbook.startswith(("http://", "https://")):
+            links.append({"href": runbook, "text": "Runbook"})
+        return links
 
     # ------------------------------------------------------------------ time and people
 

@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 import tenacity
 from sqlalchemy import RowMapping, and_, exists, func, select, update
@@ -451,18 +452,12 @@ class OutboxWorker:
             incident = await fetch_incident(conn, incidents.c.id == item.incident_id)
             if incident is None:
                 return None
-            firing = await fetch_alerts(
-                conn, alerts.c.incident_id == incident.id, alerts.c.status == AlertStatus.FIRING
-            )
+            firing = await _firing(conn, incident.id)
             children = []
             for child in await fetch_incidents(conn, incidents.c.parent_id == incident.id):
-                names = await conn.execute(
-                    select(alerts.c.alertname).where(
-                        alerts.c.incident_id == child.id, alerts.c.status == AlertStatus.FIRING
-                    )
-                )
-                alerting = sorted({str(name) for name in names.scalars()})
-                children.append(AttachedIncident(child.id, child.title, child.status, alerting))
+                child_firing = await _firing(conn, child.id)
+                alerting = sorted({a.alertname for a in child_firing})
+                children.append(AttachedIncident(child.id, child.title, child.status, alerting, child_firing))
             card = None
             if item.target == Target.SLACK:
                 cards = await fetch_slack_cards(
@@ -470,11 +465,10 @@ class OutboxWorker:
                 )
                 card = cards.get(item.destination)
             chart = await self._chart_view(conn, item, incident.id)
+            started_at = await _first_start(conn, incident.id)
         figures: BreakerFigures = {}
         if self.figures is not None and item.action in (Action.TRIGGER, Action.CARD):
             figures = await self.figures.for_breaker(incident.labels)
-        # Most severe first (a severity outside PagerDuty's vocabulary last); first seen first among equals.
-        ordered = sorted(firing, key=lambda a: -SEVERITIES.index(a.severity) if a.severity in SEVERITIES else 0)
         return IncidentView(
             id=incident.id,
             title=incident.title,
@@ -489,23 +483,14 @@ class OutboxWorker:
             flaps=incident.flaps,
             acknowledged_by=incident.acknowledged_by,
             resolved_by=incident.resolved_by,
-            firing=[
-                FiringAlert(
-                    alertname=a.alertname,
-                    severity=a.severity,
-                    summary=a.annotations.get("summary", ""),
-                    labels=a.labels,
-                    annotations=a.annotations,
-                    generator_url=a.generator_url,
-                )
-                for a in ordered
-            ],
+            firing=firing,
             card=card,
             figures=figures,
             children=children,
             parent_id=incident.parent_id,
             url=f"{self.config.public_url.rstrip('/')}/incidents/{incident.id}",
             chart=chart,
+            started_at=started_at,
         )
 
     async def _uploaded(
@@ -629,3 +614,39 @@ def reschedule_wait(attempts: int, maximum: float) -> float:
     """The outbox's wait before attempt ``attempts + 1`` (:data:`RESCHEDULE_BACKOFF`), within
     ``[MIN_RESCHEDULE_WAIT, maximum]``."""
     return min(maximum, max(MIN_RESCHEDULE_WAIT, RESCHEDULE_BACKOFF(attempts)))
+
+
+async def _firing(conn: AsyncConnection, incident_id: int) -> list[FiringAlert]:
+    """The incident's alerts still firing, most severe first (a severity outside PagerDuty's
+    vocabulary last), first seen first among equals."""
+    found = await fetch_alerts(conn, alerts.c.incident_id == incident_id, alerts.c.status == AlertStatus.FIRING)
+    ordered = sorted(found, key=lambda a: -SEVERITIES.index(a.severity) if a.severity in SEVERITIES else 0)
+    return [
+        FiringAlert(
+            alertname=a.alertname,
+            severity=a.severity,
+            summary=a.annotations.get("summary", ""),
+            labels=a.labels,
+            annotations=a.annotations,
+            generator_url=a.generator_url,
+        )
+        for a in ordered
+    ]
+
+
+async def _first_start(conn: AsyncConnection, incident_id: int) -> datetime | None:
+    """When the incident's first alert started firing (its ``startsAt``): what the page and the
+    card say it started, rather than when the bot heard of it (a restart, a backlog, group_wait)."""
+    query = (
+        select(alerts.c.starts_at)
+        .where(alerts.c.incident_id == incident_id)
+        .order_by(alerts.c.first_seen, alerts.c.key)
+        .limit(1)
+    )
+    starts_at = (await conn.execute(query)).scalar()
+    try:
+        moment = datetime.fromisoformat(starts_at) if starts_at else None
+    except ValueError:
+        return None
+    # A sender's time without a zone is UTC (as the engine reads it), not this host's local time.
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import ssl
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -21,7 +22,17 @@ from typing import Any
 
 import pagerduty
 
-from .delivery import Delivered, DeliveryError, FiringAlert, IncidentView, Item, bounded, dashboard_link
+from .delivery import (
+    AttachedIncident,
+    BreakerFigures,
+    Delivered,
+    DeliveryError,
+    FiringAlert,
+    IncidentView,
+    Item,
+    bounded,
+    dashboard_link,
+)
 from .vocabulary import Action, IncidentStatus, Target
 
 __all__ = ["NOT_AFTER_RESOLVE", "PagerDutySender", "bounded_event", "chart_event", "trigger_event"]
@@ -151,9 +162,8 @@ def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> 
     labels = incident.labels
     first = incident.firing[0] if incident.firing else None
     annotations = {**incident.annotations, **(first.annotations if first else {})}
-    summary = f"[{incident.severity}] {incident.title}"
-    if first and first.summary:
-        summary += f": {first.summary}"
+    raisers = _raised_by(incident)
+    summary = _summary(incident, first, raisers)
     details: dict[str, Any] = {
         "incident": incident.id,
         "status": incident.status.value,
@@ -163,8 +173,10 @@ def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> 
         "flaps": incident.flaps,
         "description": annotations.get("description") or None,
         "alerts": [_alert_details(a) for a in incident.firing],
+        "raised_by": [{"incident": child.id, "title": child.title, **_alert_details(a)} for child, a in raisers]
+        or None,
         "labels": {k: v for k, v in labels.items() if k != "__name__"},
-        **incident.figures,
+        **_figures(incident.figures),
     }
     # When it started: the first alert's startsAt (the bot may hear of it later, after a restart or
     # Alertmanager's group_wait), else when the bot opened the incident.
@@ -185,6 +197,10 @@ def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> 
         links.append({"href": dashboard, "text": "Grafana dashboard"})
     if str(annotations.get("runbook_url", "")).startswith(("http://", "https://")):
         links.append({"href": annotations["runbook_url"], "text": "Runbook"})
+    for child, alert in raisers:  # what to do about what made it this urgent
+        runbook = str(alert.annotations.get("runbook_url", ""))
+        if runbook.startswith(("http://", "https://")) and runbook not in {link["href"] for link in links}:
+            links.append({"href": runbook, "text": f"Runbook: {alert.alertname} on {child.title}"})
     if first and first.generator_url.startswith(("http://", "https://")):
         links.append({"href": first.generator_url, "text": "Prometheus"})
     if incident.url:
@@ -193,6 +209,35 @@ def trigger_event(incident: IncidentView, *, grafana_url: str | None = None) -> 
     if incident.url:
         event["client_url"] = incident.url
     return bounded_event(event)
+
+
+def _raised_by(incident: IncidentView) -> list[tuple[AttachedIncident, FiringAlert]]:
+    """The attached incidents' firing alerts that make the incident as urgent as it is, when none
+    of its own does (a feature degraded for users raised its provider's incident to a page)."""
+    first = incident.firing[0] if incident.firing else None
+    if first is not None and first.severity == incident.severity:
+        return []
+    return [
+        (child, alert) for child in incident.children for alert in child.firing if alert.severity == incident.severity
+    ]
+
+
+def _summary(
+    incident: IncidentView, first: FiringAlert | None, raisers: list[tuple[AttachedIncident, FiringAlert]]
+) -> str:
+    """The severity, the title and the first alert's summary; and, when an attached incident's
+    alert made it this urgent, that alert too: a page must say why it pages."""
+    summary = f"[{incident.severity}] {incident.title}"
+    if first and first.summary:
+        summary += f": {first.summary}"
+    if raisers:
+        child, alert = raisers[0]
+        summary = summary.rstrip(".") + f"; raised by {alert.alertname} on {child.title}"
+        if alert.summary:
+            summary += f": {alert.summary}"
+        if len(raisers) > 1:
+            summary += f" (and {len(raisers) - 1} more)"
+    return summary
 
 
 def chart_event(incident: IncidentView, *, grafana_url: str | None = None) -> dict[str, Any]:
@@ -214,6 +259,32 @@ def chart_event(incident: IncidentView, *, grafana_url: str | None = None) -> di
 
 #: Why a chart event is not sent once its incident resolved.
 NOT_AFTER_RESOLVE = "not sent: the incident is resolved (a trigger now would open a new PagerDuty alert)"
+
+
+#: Live figures that count things (:mod:`.enrich`): whole numbers, as the card shows them, though
+#: Prometheus extrapolates ``increase()`` (4 transitions read 4.0678).
+_COUNT_FIGURES = frozenset({"transitions_1h"})
+
+
+def _figures(figures: BreakerFigures) -> dict[str, float | int | str]:
+    """The live figures as ``custom_details`` numbers a person reads: counts whole, rates and
+    ratios to three significant digits (Prometheus answers 0.30000000000000004). A NaN or an
+    infinity is left out: it has no JSON form, and the client would refuse the whole page."""
+    out: dict[str, float | int | str] = {}
+    for key, value in figures.items():
+        if isinstance(value, str):
+            out[key] = value
+        elif math.isfinite(value):
+            out[key] = round(value) if key in _COUNT_FIGURES else _significant(value)
+    return out
+
+
+def _significant(value: float, digits: int = 3) -> float:
+    """``value`` to ``digits`` significant digits, but never rounded inside its integer part
+    (0.016666 gives 0.0167, 1234.56 gives 1235.0, not 1230)."""
+    if value == 0:
+        return 0.0
+    return round(value, max(0, digits - 1 - math.floor(math.log10(abs(value)))))
 
 
 def _alert_details(alert: FiringAlert) -> dict[str, str]:

@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from breakerpanel._redact import redacted
+
 __all__ = ["PrometheusError", "PrometheusReader", "Sample"]
 
 #: One point of a range query's series: Unix seconds and the value.
@@ -22,13 +24,19 @@ class PrometheusError(Exception):
 
 
 class PrometheusReader:
-    """Queries ``url`` (Prometheus's root URL). ``timeout`` bounds each request."""
+    """Queries ``url`` (Prometheus's root URL; ``https://user:password@host`` logs in with basic
+    auth). ``timeout`` bounds each request."""
 
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"Prometheus URL must start with http:// or https:// (got {url!r})")
-        self.url = url.rstrip("/")
-        self.client = httpx.AsyncClient(base_url=self.url, timeout=timeout)
+            raise ValueError(f"Prometheus URL must start with http:// or https:// (got {redacted(url)!r})")
+        #: The URL as errors quote it (in logs and in the incident's timeline): without its password.
+        self.url = redacted(url.rstrip("/"))
+        base = httpx.URL(url.rstrip("/"))
+        # The user information goes as basic auth, not in the base URL: httpx logs every request's
+        # URL whole (INFO), password included.
+        auth = httpx.BasicAuth(base.username, base.password) if base.username or base.password else None
+        self.client = httpx.AsyncClient(base_url=base.copy_with(userinfo=b""), auth=auth, timeout=timeout)
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -17,19 +17,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
-
-from sqlalchemy import select
 
 from breakerpanel.config import ConfigFileError
 from breakerpanel.guards import RateLimiter, RateLimitPolicy
 
 from .chart_links import ChartLinks
 from .charts import ChartSender
-from .db import Database, Retention, alerts
-from .delivery import Delivered, IncidentView, Item, Sender
+from .db import Database, Retention
+from .delivery import Sender
 from .dryrun import DryRunSender
 from .enrich import Figures
 from .incidents import Engine, EngineConfig, Outcome
@@ -102,7 +99,13 @@ class Bot:
         self.prometheus = PrometheusReader(settings.prometheus_url) if settings.prometheus_url else None
         charts = self.prometheus is not None
         self.engine = Engine(
-            self.db, EngineConfig(resolve_after=settings.resolve_after, routing=self.routing, charts=charts)
+            self.db,
+            EngineConfig(
+                resolve_after=settings.resolve_after,
+                routing=self.routing,
+                charts=charts,
+                grafana_url=settings.grafana_url,
+            ),
         )
         self.written = asyncio.Event()
         self.writer = IntakeWriter(self.db, on_written=self.written)
@@ -111,10 +114,7 @@ class Bot:
         self.chart_links = ChartLinks(
             settings.chart_key(), settings.chart_url_base or settings.public_url, settings.chart_url_ttl
         )
-        chosen = {
-            target: IncidentStart(sender, self.db)
-            for target, sender in (senders if senders is not None else self._senders(keys)).items()
-        }
+        chosen = dict(senders if senders is not None else self._senders(keys))
         config = WorkerConfig(
             replica_id=settings.replica_id,
             claim_timeout=settings.claim_timeout,
@@ -312,40 +312,3 @@ def _example_routing() -> RoutingFile:
         return load_routing(EXAMPLE_ROUTES)
     except ConfigFileError as exc:  # shipped with the bot: a broken one is our bug
         raise StartupError(f"the example routes for dry run: {exc}") from None
-
-
-class IncidentStart:
-    """A sender that is handed the incident with its first alert's ``startsAt``
-    (:attr:`IncidentView.started_at`: the PagerDuty event's ``timestamp``), read from the alerts
-    table when the outbox's view does not carry it."""
-
-    def __init__(self, sender: Sender, db: Database) -> None:
-        self.sender = sender
-        self.db = db
-        self.target = sender.target
-        self.dry_run = sender.dry_run
-
-    def destination_configured(self, destination: str) -> bool:
-        return self.sender.destination_configured(destination)
-
-    async def close(self) -> None:
-        await self.sender.close()
-
-    async def send(self, item: Item, incident: IncidentView | None) -> Delivered:
-        if incident is not None and incident.started_at is None and item.action == Action.TRIGGER:
-            incident = replace(incident, started_at=await self._first_start(incident.id))
-        return await self.sender.send(item, incident)
-
-    async def _first_start(self, incident_id: int) -> datetime | None:
-        query = (
-            select(alerts.c.starts_at)
-            .where(alerts.c.incident_id == incident_id)
-            .order_by(alerts.c.first_seen, alerts.c.key)
-            .limit(1)
-        )
-        async with self.db.transaction() as conn:
-            starts_at = (await conn.execute(query)).scalar()
-        try:
-            return datetime.fromisoformat(starts_at) if starts_at else None
-        except ValueError:
-            return None

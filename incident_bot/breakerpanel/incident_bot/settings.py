@@ -220,7 +220,7 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
+            raise ValueError(f"must be an http:// or https:// URL (got {redacted(value)!r})")
         return value.rstrip("/") if value is not None else None
 
     @field_validator("database_url")

@@ -127,6 +127,12 @@ def _when(at: float) -> str:
     return f"<!date^{int(at)}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
+def _since(incident: IncidentView) -> float:
+    """When the incident started: its first alert's ``startsAt``, as its PagerDuty page says, else
+    when the bot opened it."""
+    return incident.started_at.timestamp() if incident.started_at is not None else incident.opened_at
+
+
 def _person(who: str) -> str:
     """Who pressed a button: the bot wrote ``<@U…>`` from Slack's signed payload (a live mention);
     anything else is text."""
@@ -156,7 +162,7 @@ def card_blocks(incident: IncidentView, *, grafana_url: str | None = None) -> li
     fields = [
         f"*Status*\n{_STATUS[status]}",
         f"*Severity*\n{escape(incident.severity)}",
-        f"*Since*\n{_when(incident.opened_at)}",
+        f"*Since*\n{_when(_since(incident))}",
         f"*Flaps*\n{incident.flaps}",
     ]
     figures = incident.figures
