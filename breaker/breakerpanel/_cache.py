@@ -19,7 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 from ._clock import Clock, MonotonicClock
 from ._exceptions import BreakerConfigError
 
-__all__ = ["MISSING", "AsyncResponseCache", "MemoryCache", "ResponseCache", "default_cache_key"]
+__all__ = ["MISSING", "AsyncResponseCache", "MemoryCache", "ResponseCache", "checked_ttl", "default_cache_key"]
 
 
 class _Missing:
@@ -64,13 +64,22 @@ class AsyncResponseCache(Protocol):
         """Store ``value`` for ``ttl`` seconds (the cache's default when ``None``)."""
 
 
+def checked_ttl(ttl: object) -> float:
+    """A cache's time to live: a positive number of seconds (infinite: for ever). Not NaN, which
+    keeps an entry for ever while looking like a number, nor a bool."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0:
+        raise BreakerConfigError("ttl", f"must be a positive number of seconds (got {ttl!r})")
+    return float(ttl)
+
+
 class MemoryCache:
     """An in-process cache with a time to live per entry and least-recently-used eviction.
 
     It keeps a deep copy of each value and serves a deep copy (as a Redis cache, which stores
     values serialised, does): a caller that changes the answer it got changes neither what is
-    stored nor what the next caller is served. ``copy=False`` keeps and serves the objects
-    themselves, for values nobody changes (strings, frozen models), without the copying's cost.
+    stored nor what the next caller is served. A value that cannot be copied is kept as it is.
+    ``copy=False`` keeps and serves the objects themselves, for values nobody changes (strings,
+    frozen models), without the copying's cost.
 
     >>> cache = MemoryCache(max_entries=2, ttl=60)
     >>> cache.set("a", 1); cache.set("b", 2); cache.get("a"); cache.set("c", 3)
@@ -84,10 +93,8 @@ class MemoryCache:
     ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise BreakerConfigError("max_entries", f"must be a whole number >= 1 (got {max_entries!r})")
-        if not (isinstance(ttl, int | float) and ttl > 0):
-            raise BreakerConfigError("ttl", f"must be a positive number of seconds (got {ttl!r})")
         self.max_entries = max_entries
-        self.ttl = float(ttl)
+        self.ttl = checked_ttl(ttl)
         self.copy = copy
         self._now = (clock or MonotonicClock()).now
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
@@ -103,11 +110,11 @@ class MemoryCache:
                 del self._entries[key]
                 return MISSING
             self._entries.move_to_end(key)
-        return deepcopy(value) if self.copy else value
+        return _copied(value) if self.copy else value
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         if self.copy:
-            value = deepcopy(value)
+            value = _copied(value)
         expires = self._now() + (self.ttl if ttl is None else ttl)
         with self._lock:
             self._entries[key] = (expires, value)
@@ -128,21 +135,43 @@ class MemoryCache:
         return f"MemoryCache(entries={len(self._entries)}, max_entries={self.max_entries}, ttl={self.ttl:g})"
 
 
+def _copied(value: Any) -> Any:
+    """A deep copy of ``value``, or ``value`` itself when it cannot be copied (it holds a lock, a
+    connection): served as it is rather than not cached at all."""
+    try:
+        return deepcopy(value)
+    except Exception:
+        return value
+
+
 def default_cache_key(*args: Any, **kwargs: Any) -> str:
     """A stable key for a call's arguments: a SHA-256 of their JSON. A value JSON cannot hold is
-    taken whole, a dataclass by its fields and the rest by its pickle: its ``repr`` may leave
-    parts out (a numpy array's elides all but its ends, a dataclass's skips fields marked
-    ``repr=False``), and two calls whose arguments differ only there would share an answer.
-    ``repr`` only for what cannot be pickled (a client, a lock: handles, whose repr names the
-    object)."""
-    payload = json.dumps([args, kwargs], sort_keys=True, default=_whole, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()
+    taken whole, in a form the same in every process (replicas share a Redis cache): a
+    dataclass by its fields, a pydantic model by its JSON dump, a set sorted, an array by its
+    type, shape and bytes, the rest by its pickle. Its ``repr`` may leave parts out (a numpy
+    array's elides all but its ends, a dataclass's skips fields marked ``repr=False``), and two
+    calls whose arguments differ only there would share an answer. ``repr`` only for what
+    cannot be pickled (a client, a lock: handles, whose repr names the object)."""
+    return hashlib.sha256(_canonical([args, kwargs]).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=_whole, separators=(",", ":"))
 
 
 def _whole(value: Any) -> dict[str, Any]:
     kind = f"{type(value).__module__}.{type(value).__qualname__}"
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {"type": kind, "fields": dataclasses.asdict(value)}  # every field, pickled or not
+        # Each field as it is (not asdict(), which deep-copies them all, and fails on a lock).
+        return {"type": kind, "fields": {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}}
+    if isinstance(value, set | frozenset):  # iterated in an order each process seeds anew
+        return {"type": kind, "items": sorted(_canonical(item) for item in value)}
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and hasattr(type(value), "model_fields"):  # pydantic: its pickle holds a set
+        return {"type": kind, "fields": dump(mode="json")}
+    if hasattr(value, "tobytes") and hasattr(value, "dtype") and hasattr(value, "shape"):  # numpy
+        digest = hashlib.sha256(value.tobytes()).hexdigest()
+        return {"type": kind, "dtype": str(value.dtype), "shape": list(value.shape), "bytes": digest}
     try:
         data = pickle.dumps(value, protocol=5)
     except Exception:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ._breaker import CircuitBreaker
-from ._cache import MISSING, AsyncResponseCache, ResponseCache, default_cache_key
+from ._cache import MISSING, AsyncResponseCache, ResponseCache, checked_ttl, default_cache_key
 from ._classify import VerdictKind
 from ._exceptions import BreakerConfigError, BreakerError, DependencyError, rejection_in
 from ._state import FallbackType
@@ -133,12 +133,10 @@ class CachedResponse(FallbackStep):
             raise BreakerConfigError(
                 "cache", "a redis client is not a response cache: wrap it in breakerpanel.integrations.redis.RedisCache"
             )
-        if ttl is not None and not (isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0):
-            # NaN would keep an answer for ever, 0 or less store it already expired: never served.
-            raise BreakerConfigError("ttl", f"must be a positive number of seconds, or None (got {ttl!r})")
         self.cache = cache
         self.key = key
-        self.ttl = ttl
+        # None: the cache's own. 0 or less would store answers already expired: never served.
+        self.ttl = None if ttl is None else checked_ttl(ttl)
         self.name = name
 
     @property

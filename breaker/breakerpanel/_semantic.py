@@ -142,18 +142,17 @@ class SemanticHit:
 
 
 def sole_text_argument(*args: Any, **kwargs: Any) -> str:
-    """The question of a call (SemanticCache's default): its one string argument, positional or
-    keyword. A call with more than one (a model name or a system prompt beside the question)
-    raises rather than guess: a guess that took the model's name for the question would store
-    every answer under it, and serve the last one to every question."""
-    texts = [value for value in (*args, *kwargs.values()) if isinstance(value, str)]
-    if len(texts) == 1:
-        return texts[0]
-    if not texts:
-        raise BreakerConfigError("question", "the call has no string argument: give SemanticCache a question= function")
+    """The question of a call (SemanticCache's default): its only argument, a string, given
+    positionally or by keyword (``ask(question)``). Any other call needs a ``question=``
+    function: in ``create(model="gpt-4o-mini", messages=[...])`` the one string is the model's
+    name, and a guess that took it for the question would store every answer under it and serve
+    the last one to every question."""
+    values = (*args, *kwargs.values())
+    if len(values) == 1 and isinstance(values[0], str):
+        return values[0]
     raise BreakerConfigError(
         "question",
-        f"the call has {len(texts)} string arguments, and which one is the question cannot be told: "
+        f"the call has {len(values)} arguments, not one string: which is the question cannot be told; "
         "give SemanticCache a question= function",
     )
 
@@ -184,8 +183,8 @@ class SemanticCache(FallbackStep):
     Its calls go through ``breaker``, classified with the Redis preset; a ``ProtectedRedis``
     client already goes through its own breaker, which is then used (give no ``breaker``).
 
-    ``question`` maps the call's arguments to the question's text (by default its only string
-    argument: a call with several needs one); ``present`` maps a :class:`SemanticHit` to the
+    ``question`` maps the call's arguments to the question's text (by default the call's only
+    argument, a string: any other call needs one); ``present`` maps a :class:`SemanticHit` to the
     value served (by default the stored answer as is: give one that marks the answer, so that
     users can be told). Answers are
     stored with ``dumps`` and read with ``loads`` (JSON by default), for ``ttl`` seconds, at
@@ -235,8 +234,9 @@ class SemanticCache(FallbackStep):
             raise BreakerConfigError("embedder", f"expected an Embedder: dimensions and embed(text) (got {embedder!r})")
         if not (isinstance(min_similarity, int | float) and -1.0 <= min_similarity <= 1.0):
             raise BreakerConfigError("min_similarity", f"must be a cosine in [-1, 1] (got {min_similarity!r})")
-        if not (isinstance(ttl, int | float) and ttl >= 0.001):
-            raise BreakerConfigError("ttl", f"must be at least 1 ms, in seconds (got {ttl!r})")
+        if not (isinstance(ttl, int | float) and not isinstance(ttl, bool) and 0.001 <= ttl < math.inf):
+            # Each answer expires (HPEXPIRE takes milliseconds): infinity has no such form.
+            raise BreakerConfigError("ttl", f"must be a finite number of seconds, at least 1 ms (got {ttl!r})")
         for field, value in (
             ("max_entries", max_entries),
             ("candidates", candidates),

@@ -313,7 +313,7 @@ class SemanticCacheStep(StrictModel):
     )
     question: str | None = Field(
         None,
-        description="`module:attribute` of a function giving the call's question (by default its one string argument).",
+        description="`module:attribute` of a function giving the call's question (by default its sole argument).",
     )
     present: str | None = Field(
         None, description="`module:attribute` of a function turning a `SemanticHit` into the value served."
@@ -471,6 +471,7 @@ class BreakersFile(BaseSettings):
     def _references(self) -> BreakersFile:
         known = set(self.services) | {f"{s}.{e}" for s, svc in self.services.items() for e in svc.endpoints}
         problems = []
+        semantic_keys: dict[tuple[str | None, str], str] = {}  # (Redis URL, name) -> the step using them
         for name, feature in self.features.items():
             if name in known:
                 problems.append(f"features.{name}: a feature cannot share its name with a breaker")
@@ -485,6 +486,17 @@ class BreakersFile(BaseSettings):
                 endpoint = step.endpoint if isinstance(step, AlternateStep | SemanticCacheStep) else None
                 if endpoint is not None and endpoint not in known:
                     problems.append(f"features.{name}.fallback.{i}.endpoint: {endpoint!r} is not defined")
+                if isinstance(step, SemanticCacheStep):
+                    # Its name names its Redis keys: two features sharing them would answer each
+                    # other's questions (a summary served for a translation). Without a url, the
+                    # application's own Redis: the same for every such step.
+                    where = f"features.{name}.fallback.{i}"
+                    first = semantic_keys.setdefault((step.url, step.name), where)
+                    if first != where:
+                        problems.append(
+                            f"{where}.name: {step.name!r} already names {first}'s semantic cache on the same "
+                            "Redis: give each feature's semantic_cache step its own name"
+                        )
         # What only the merged settings tell (auth_failures without llm_http, say): at load, not
         # at build().
         breakers = [
@@ -542,20 +554,7 @@ class BreakersFile(BaseSettings):
                     f"services.{service_name}.probe",
                     dependents=functools.partial(_dependents, registry, service_breaker),
                 )
-        semantic_keys: dict[tuple[str | None, str], str] = {}  # (Redis URL, name) -> the step using them
         for feature_name, feature in self.features.items():
-            for i, step in enumerate(feature.fallback):
-                if isinstance(step, SemanticCacheStep):
-                    # Its name names its Redis keys: two features sharing them would answer each
-                    # other's questions (a summary served for a translation).
-                    where = f"features.{feature_name}.fallback.{i}"
-                    first = semantic_keys.setdefault((step.url, step.name), where)
-                    if first != where:
-                        raise BreakerConfigError(
-                            f"{where}.name",
-                            f"{step.name!r} is already the name of {first}'s semantic cache on the same Redis: "
-                            "give each feature's semantic_cache step its own name",
-                        )
             steps = [
                 _step(step, registry, resolve, f"features.{feature_name}.fallback.{i}")
                 for i, step in enumerate(feature.fallback)

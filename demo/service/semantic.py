@@ -45,6 +45,7 @@ def semantic_step(step: SemanticCacheStep, registry: BreakerRegistry, redis_url:
         min_similarity=step.min_similarity,
         ttl=step.ttl,
         max_entries=step.max_entries,
+        max_question_chars=step.max_question_chars,
         present=import_object(step.present) if step.present else _marked,
         dumps=_dumps,
         loads=Answer.model_validate_json,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import numpy
 import pytest
@@ -169,8 +173,9 @@ class TestMemoryCache:
     def test_rejects_bad_settings(self) -> None:
         with pytest.raises(BreakerConfigError, match="max_entries"):
             MemoryCache(max_entries=0)
-        with pytest.raises(BreakerConfigError, match="ttl"):
-            MemoryCache(ttl=-1)
+        for ttl in (-1, 0, float("nan"), True):  # one rule for every cache (checked_ttl)
+            with pytest.raises(BreakerConfigError, match="ttl"):
+                MemoryCache(ttl=ttl)
 
     def test_default_key_is_stable_and_argument_sensitive(self) -> None:
         assert default_cache_key("q", model="m") == default_cache_key("q", model="m")
@@ -196,6 +201,41 @@ class TestMemoryCache:
         assert default_cache_key(Prompt("q", "be brief")) == default_cache_key(Prompt("q", "be brief"))
         lock = threading.Lock()  # cannot be pickled: its repr names it
         assert default_cache_key(lock) == default_cache_key(lock)
+
+    def test_default_key_is_the_same_in_every_process(self) -> None:
+        # Replicas share a Redis cache: a pydantic model's pickle holds a set of field names,
+        # whose order each process seeds anew, so its key differed from process to process.
+        script = (
+            "import pydantic\n"
+            "from breakerpanel import default_cache_key\n"
+            "class Ask(pydantic.BaseModel):\n"
+            "    question: str\n"
+            "    model: str = 'gpt-4o-mini'\n"
+            "print(default_cache_key(Ask(question='q', model='m'), tags={'a', 'b', 'c', 'd'}))\n"
+        )
+        keys = {
+            subprocess.run(
+                [sys.executable, "-c", script],
+                env={**os.environ, "PYTHONHASHSEED": str(seed)},
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            for seed in range(1, 5)
+        }
+        assert len(keys) == 1
+
+    def test_default_key_and_copies_bear_a_value_holding_a_handle(self, clock: ManualClock) -> None:
+        @dataclasses.dataclass
+        class Result:
+            text: str
+            lock: Any = dataclasses.field(default_factory=threading.Lock)
+
+        result = Result("answer")
+        assert default_cache_key(result) == default_cache_key(result)  # asdict() raised on the lock
+        cache = MemoryCache(clock=clock)
+        cache.set("k", result)  # cannot be deep-copied: kept as it is, not dropped
+        assert cache.get("k") is result
 
     def test_a_caller_changing_its_answer_changes_nothing_stored(self, clock: ManualClock) -> None:
         cache = MemoryCache(clock=clock)

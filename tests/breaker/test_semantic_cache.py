@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import struct
 import textwrap
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -305,6 +306,8 @@ async def test_the_question_comes_from_the_call(client: aioredis.Redis) -> None:
     [
         ({"min_similarity": 1.5}, "min_similarity"),
         ({"ttl": 0}, "ttl"),
+        ({"ttl": float("inf")}, "ttl"),
+        ({"ttl": float("nan")}, "ttl"),
         ({"max_entries": 0}, "max_entries"),
         ({"candidates": True}, "candidates"),
         ({"quantization": "fp16"}, "quantization"),
@@ -402,9 +405,11 @@ async def test_a_call_with_several_strings_needs_a_question_function(client: aio
 
     assert await chain.acall(ask, "gpt-4o-mini", QUESTION) == f"answer to {QUESTION}"
     assert await chain.acall(down, "gpt-4o-mini", "What is the capital of France?") == "degraded"
-    with pytest.raises(BreakerConfigError, match="2 string arguments"):
+    with pytest.raises(BreakerConfigError, match="2 arguments, not one string"):
         sole_text_argument("gpt-4o-mini", question=QUESTION)
-    assert sole_text_argument(3, question=QUESTION) == QUESTION
+    with pytest.raises(BreakerConfigError, match="not one string"):  # an SDK's create(): one string, the model
+        sole_text_argument(model="gpt-4o-mini", messages=[{"role": "user", "content": QUESTION}])
+    assert sole_text_argument(question=QUESTION) == sole_text_argument(QUESTION) == QUESTION
     assert first_text_argument("gpt-4o-mini", QUESTION) == "gpt-4o-mini"  # asked for by name only
 
 
@@ -464,8 +469,8 @@ def test_two_features_cannot_share_a_semantic_cache(tmp_path: Path) -> None:
         f"features: {{summarize: {{required: [openai], fallback: [{step}]}},"
         f" translate: {{required: [openai], fallback: [{step}]}}}}\n"
     )
-    with pytest.raises(BreakerConfigError, match=r"translate\.fallback\.0\.name: .*summarize"):
-        load_config(path).build()
+    with pytest.raises(ConfigFileError, match=r"translate\.fallback\.0\.name: .*summarize"):
+        load_config(path)  # at load: the demo builds its steps itself
 
 
 async def test_a_question_too_long_is_neither_stored_nor_served(client: aioredis.Redis) -> None:
@@ -479,3 +484,14 @@ async def test_a_question_too_long_is_neither_stored_nor_served(client: aioredis
     assert (await cache.alookup(QUESTION)).answer == "rotate them"
     with pytest.raises(BreakerConfigError, match="max_question_chars"):
         semantic(client, max_question_chars=0)
+
+
+async def test_a_nan_vector_already_stored_is_never_served(client: aioredis.Redis) -> None:
+    # One stored before the embedder's vectors were checked (or by another writer): the lookup
+    # script refuses its NaN score rather than taking it for a match.
+    cache = semantic(client, embedder=Synonyms(), quantization="noquant")
+    nan_vector = struct.pack("<4f", float("nan"), 0.0, 0.0, 0.01)
+    keys, args = cache._remember_call("poisoned", nan_vector, "answer for nan")
+    await cache._acall(cache._remember_script, keys=keys, args=args)
+    with pytest.raises(SemanticCacheMiss):
+        await cache.alookup("What is the capital of France?")

@@ -174,3 +174,26 @@ async def test_on_redis_7_the_semantic_step_is_taken_out_at_startup(
     assert "semantic_cache taken out" in caplog.text
     assert "Redis 8" in caplog.text
     assert reworded["served_by"] == "degraded"
+
+
+def test_the_semantic_step_takes_every_setting_of_the_file() -> None:
+    # The demo builds its semantic-cache step itself (its client, its answers' form): a setting
+    # the file's step gained (max_question_chars) never reached it.
+    from breakerpanel import BreakerRegistry
+    from breakerpanel.config import SemanticCacheStep
+    from demo.service.semantic import semantic_step
+
+    registry = BreakerRegistry()
+    registry.service("redis")
+    registry.endpoint("redis.semantic")
+    step = SemanticCacheStep(
+        type="semantic_cache",
+        endpoint="redis.semantic",
+        min_similarity=0.9,
+        ttl=60,
+        max_entries=7,
+        max_question_chars=50,
+    )
+    built = semantic_step(step, registry, "redis://127.0.0.1:1")
+    assert built is not None
+    assert (built.min_similarity, built.ttl, built.max_entries, built.max_question_chars) == (0.9, 60, 7, 50)

@@ -408,7 +408,7 @@ def test_one_router_routes_httpx_and_httpx2_alike_whoever_asks_first(first: type
     assert router.route("POST", "bücher.de", "/v1/x") is None
 
 
-@pytest.mark.parametrize("host", ["localhost:6333", "api.example.com:443"])
+@pytest.mark.parametrize("host", ["localhost:6333", "api.example.com:443", "[::1]:8080"])
 def test_a_route_host_with_a_port_is_refused(host: str) -> None:
     # It was accepted and matched nothing: the requests it meant went through unprotected.
     with pytest.raises(BreakerConfigError, match="without a port"):
@@ -475,6 +475,10 @@ OPENAI_ERROR = [
 ]
 DONE_THEN_CUT = [b'data: {"choices": [{"delta": {"content": "t0"}}]}\n\n', b"data: [DONE]\n\n", None]
 NOT_EVENTS = [b'{"error_rate": 1, "text": "data: [DONE]\\nevent: error"}']
+# What the event-stream format allows: an empty first chunk, one cut inside the first field's
+# name, bare CR line ends, no space after the colon; a byte-order mark and a blank line first.
+CUT_AND_CR = [b"", b"ev", b"ent: message_start\rdata: {}\r\r", b'event:error\rdata:{"type":"error"}\r\r']
+BOM_FIRST = [b'\xef\xbb\xbf\ndata: {"choices": []}\n\n', b'data:{"error": {"type": "server_error"}}\n\n']
 
 
 @pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
@@ -485,8 +489,10 @@ NOT_EVENTS = [b'{"error_rate": 1, "text": "data: [DONE]\\nevent: error"}']
         (OPENAI_ERROR, (0, {"stream_error": 1})),
         (DONE_THEN_CUT, (1, {})),
         (NOT_EVENTS, (1, {})),
+        (CUT_AND_CR, (0, {"stream_error": 1})),
+        (BOM_FIRST, (0, {"stream_error": 1})),
     ],
-    ids=["anthropic-error-event", "openai-error-split", "done-then-cut", "json-body"],
+    ids=["anthropic-error-event", "openai-error-split", "done-then-cut", "json-body", "cut-and-cr", "bom-first"],
 )
 async def test_a_stream_of_events_states_its_own_outcome(
     lib: tuple[Any, Any], chunks: list[bytes | None], expected: tuple[int, dict[str, int]]

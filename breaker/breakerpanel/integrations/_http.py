@@ -74,11 +74,14 @@ class Route:
         if not isinstance(self.breaker, CircuitBreaker):
             raise BreakerConfigError("route.breaker", f"expected a CircuitBreaker (got {self.breaker!r})")
         if self.host is not None:
-            if self.host.count(":") == 1:  # a port: never part of what a route matches
+            host = self.host
+            if host.startswith("[") and host.endswith("]"):  # an IPv6 literal as URLs write it
+                host = host[1:-1]
+            if "]:" in host or host.count(":") == 1:  # a port: never part of what a route matches
                 raise BreakerConfigError(
                     "route.host", f"a host name without a port (got {self.host!r}): a route matches every port"
                 )
-            object.__setattr__(self, "host", ascii_host(self.host.strip("[]")))
+            object.__setattr__(self, "host", ascii_host(host))
         if self.methods is not None:
             object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
 
@@ -207,18 +210,36 @@ class TransportCore:
         return verdict_for(permit.breaker, self.classifier, exc)
 
 
-# A body of server-sent events starts with one of its fields (or a comment, ":").
+# A body of server-sent events starts with one of its fields, or a comment (":"), after an
+# optional byte-order mark and blank lines.
 _EVENT_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
-# Lines that say the stream failed after its 200: Anthropic names the event, OpenAI sends the
-# error as the data of an unnamed one.
-_ERROR_EVENTS = (
-    b"event: error",
-    b"event:error",
-    b'data: {"error"',
-    b'data: {"type": "error"',
-    b'data: {"type":"error"',
-)
-_LONGEST_MARK = max(len(mark) for mark in (*_ERROR_EVENTS, b"data: [DONE]"))
+# The most of a line's start that _event_outcome reads.
+_LONGEST_LINE_START = 32
+
+
+def _opens_events(chunk: bytes) -> bool:
+    """Whether a body's first chunk starts a stream of server-sent events (a first chunk cut
+    inside its first field's name counts: ``b"ev"``)."""
+    if chunk.startswith(_EVENT_FIELDS):  # the usual case, decided in one call
+        return True
+    head = chunk.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    return bool(head) and any(field.startswith(head[: len(field)]) for field in _EVENT_FIELDS)
+
+
+def _event_outcome(line: bytes) -> bool | None:
+    """What one line of an event stream says of the call: False for an error event (Anthropic
+    names the event ``error``; OpenAI sends the error as the data of an unnamed one), True for
+    ``data: [DONE]``, None for anything else. A field's value may follow one space or none."""
+    if line.startswith(b"event:"):
+        return False if line[6:].strip() == b"error" else None
+    if not line.startswith(b"data:"):
+        return None
+    value = line[5:].lstrip(b" ")
+    if value.startswith(b"[DONE]"):
+        return True
+    if value.startswith((b'{"error"', b'{"type":"error"', b'{"type": "error"')):
+        return False
+    return None
 
 
 class _ObservedStream(Permit):
@@ -280,7 +301,7 @@ class _ObservedStream(Permit):
         """The first chunk came: its time, and whether the body is a stream of server-sent
         events (told by its first field, without a header lookup on every response)."""
         self._first_chunk_at = self._breaker._now()
-        if chunk.startswith(_EVENT_FIELDS):
+        if _opens_events(chunk):
             self._events = b""
             self._scan(chunk)
 
@@ -290,17 +311,18 @@ class _ObservedStream(Permit):
         SDK raises to its caller, is a failure; ``data: [DONE]`` is the answer complete, a
         success whatever happens to the connection afterwards."""
         assert self._events is not None
-        lines = (self._events + chunk).split(b"\n")
-        self._events = lines.pop()[:_LONGEST_MARK]  # only a line's start is ever compared
+        lines = (self._events + chunk).replace(b"\r", b"\n").split(b"\n")  # CRLF, CR or LF
+        self._events = lines.pop()[:_LONGEST_LINE_START]  # only a line's start is ever read
         for line in lines:
-            if line.startswith(_ERROR_EVENTS):
-                if not self._done:
-                    self.failure("stream_error")
-                return
-            if line.startswith(b"data: [DONE]"):
-                if not self._done:
+            outcome = _event_outcome(line)
+            if outcome is None:
+                continue
+            if not self._done:
+                if outcome:
                     self._ended()
-                return
+                else:
+                    self.failure("stream_error")
+            return
 
     def _stalled(self, limit: float) -> StreamStalledError:
         self.failure("stream_stalled")
@@ -350,11 +372,9 @@ class AsyncObservedStreamLogic(_ObservedStream):
         except BaseException as exc:
             self._broken(exc)  # a no-op after a stall, which counted already
             raise
-        if self._first_chunk_at is None:  # _first(chunk), inlined: a call less on every request
-            self._first_chunk_at = self._breaker._now()
-            if chunk.startswith(_EVENT_FIELDS):
-                self._events = b""
-                self._scan(chunk)
+        if self._first_chunk_at is None:
+            if chunk:  # an empty chunk is no answer yet, and tells nothing of the body
+                self._first(chunk)
         elif self._events is not None:
             self._scan(chunk)
         return chunk
@@ -382,11 +402,9 @@ class SyncObservedStreamLogic(_ObservedStream):
         try:
             if not self._core.limited:
                 for chunk in chunks:
-                    if self._first_chunk_at is None:  # _first(chunk), inlined
-                        self._first_chunk_at = now()
-                        if chunk.startswith(_EVENT_FIELDS):
-                            self._events = b""
-                            self._scan(chunk)
+                    if self._first_chunk_at is None:
+                        if chunk:  # an empty chunk is no answer yet, and tells nothing of the body
+                            self._first(chunk)
                     elif self._events is not None:
                         self._scan(chunk)
                     yield chunk
@@ -402,7 +420,8 @@ class SyncObservedStreamLogic(_ObservedStream):
                         limit = limits.first_chunk_timeout
                         if limit is not None and now() - asked > limit:
                             raise self._stalled(limit)
-                        self._first(chunk)
+                        if chunk:
+                            self._first(chunk)
                     else:
                         if gap_limit is not None and now() - asked > gap_limit:
                             raise self._stalled(gap_limit)

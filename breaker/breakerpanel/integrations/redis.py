@@ -30,9 +30,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from breakerpanel._breaker import CircuitBreaker
-from breakerpanel._cache import MISSING
+from breakerpanel._cache import MISSING, checked_ttl
 from breakerpanel._classify import Classifier
-from breakerpanel._exceptions import BreakerConfigError
 from breakerpanel.presets import redis_errors
 
 from ._guard import guarded
@@ -137,11 +136,9 @@ class RedisCache:
         dumps: Callable[[Any], str] = json.dumps,
         loads: Callable[[str | bytes], Any] = json.loads,
     ) -> None:
-        if not (isinstance(ttl, int | float) and not isinstance(ttl, bool) and ttl > 0):
-            raise BreakerConfigError("ttl", f"must be a positive number of seconds (got {ttl!r})")
         self.client = client
         self.prefix = prefix
-        self.ttl = ttl
+        self.ttl = checked_ttl(ttl)
         self.dumps = dumps
         self.loads = loads
 
