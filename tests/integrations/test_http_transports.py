@@ -4,6 +4,7 @@ SDKs against the fake upstreams (real JSON, SSE streams and error formats on loo
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import time
 from collections.abc import AsyncIterator
@@ -545,3 +546,35 @@ async def test_a_stream_of_events_states_its_own_outcome(
     successes, failures = expected
     totals = endpoint.snapshot().totals
     assert (totals.successes, totals.failures_by_type) == (2 * successes, {k: 2 * v for k, v in failures.items()})
+
+
+@pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
+@pytest.mark.parametrize("limits", [None, StreamLimits(first_chunk_timeout=5, chunk_gap_timeout=5)])
+def test_a_sync_body_iterated_again_goes_on_and_counts_once(lib: tuple[Any, Any], limits: StreamLimits | None) -> None:
+    """A first iterator dropped after a chunk recorded a success at once (its GeneratorExit);
+    the second iteration's error then reached the reader but was not counted."""
+    http, transports = lib
+
+    class Body(http.SyncByteStream):  # type: ignore[name-defined,misc]
+        def __iter__(self) -> Any:
+            yield b"a"
+            yield b"b"
+            raise http.ReadError("connection reset")
+
+    endpoint = BreakerRegistry().service("api")
+    upstream = http.MockTransport(lambda request: http.Response(200, stream=Body()))
+    options = {} if limits is None else {"stream_limits": limits}
+    with (
+        http.Client(transport=transports.BreakerTransport(Router(default=endpoint), upstream, **options)) as client,
+        client.stream("GET", "http://api.local/x") as response,
+    ):
+        stream = response.stream._stream  # the transport's, under httpx's own wrapper
+        first = iter(stream)
+        assert next(first) == b"a"
+        del first
+        gc.collect()
+        assert endpoint.snapshot().totals.successes == 0
+        with pytest.raises(http.ReadError):
+            assert list(stream) == [b"b"]
+    totals = endpoint.snapshot().totals
+    assert (totals.successes, totals.failures_by_type) == (0, {"connection_error": 1})

@@ -390,53 +390,75 @@ class AsyncObservedStreamLogic(_ObservedStream):
 class SyncObservedStreamLogic(_ObservedStream):
     """Counts a response body as the call's outcome once it has been read (sync). A blocking read
     cannot be interrupted, so a stall is detected when the late chunk arrives (the client's read
-    timeout bounds the wait)."""
+    timeout bounds the wait).
+
+    The stream is its own iterator, as the async one is: iterating again goes on where the last
+    iteration stopped, and an iterator dropped midway records nothing (a generator's
+    GeneratorExit recorded a success then, before a later iteration's error could count)."""
 
     _chunks: Iterator[bytes] | None = None
+    _closed = False
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._chunks is None:
+            self._chunks = iter(self._inner)
+        return self
+
+    def __next__(self) -> bytes:
         chunks = self._chunks
         if chunks is None:
             chunks = self._chunks = iter(self._inner)
-        now = self._breaker._now
+        if self._core.limited:
+            return self._next_within_limits(chunks)
         try:
-            if not self._core.limited:
-                for chunk in chunks:
-                    if self._first_chunk_at is None:
-                        if chunk:  # an empty chunk is no answer yet, and tells nothing of the body
-                            self._first(chunk)
-                    elif self._events is not None:
-                        self._scan(chunk)
-                    yield chunk
-            else:
-                limits = self._core.stream_limits
-                gap_limit = limits.chunk_gap_timeout
-                # The wait for the first chunk starts with the request, for a later one when the
-                # reader asks for it: its own time between chunks (or between two iterations) is
-                # not the dependency's, as the async stream's limit does not count it either.
-                asked = self.start if self._first_chunk_at is None else now()
-                for chunk in chunks:
-                    if self._first_chunk_at is None:
-                        limit = limits.first_chunk_timeout
-                        if limit is not None and now() - asked > limit:
-                            raise self._stalled(limit)
-                        if chunk:
-                            self._first(chunk)
-                    else:
-                        if gap_limit is not None and now() - asked > gap_limit:
-                            raise self._stalled(gap_limit)
-                        if self._events is not None:
-                            self._scan(chunk)
-                    yield chunk
-                    if gap_limit is not None:  # else no clock read per chunk after the first
-                        asked = now()
+            chunk = next(chunks)
+        except StopIteration:
+            if not self._done:  # else the first outcome counted already
+                self._ended()
+            raise
         except BaseException as exc:
             self._broken(exc)
             raise
-        if not self._done:  # else the first outcome counted already
-            self._ended()
+        if self._first_chunk_at is None:
+            if chunk:  # an empty chunk is no answer yet, and tells nothing of the body
+                self._first(chunk)
+        elif self._events is not None:
+            self._scan(chunk)
+        return chunk
+
+    def _next_within_limits(self, chunks: Iterator[bytes]) -> bytes:
+        limits = self._core.stream_limits
+        now = self._breaker._now
+        first = self._first_chunk_at is None
+        limit = limits.first_chunk_timeout if first else limits.chunk_gap_timeout
+        # The wait for the first chunk starts with the request, for a later one when the reader
+        # asks for it (now): its own time between chunks is not the dependency's, as the async
+        # stream's limit does not count it either.
+        asked = self.start if first else (now() if limit is not None else 0.0)
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            if not self._done:
+                self._ended()
+            raise
+        except BaseException as exc:
+            self._broken(exc)
+            raise
+        if limit is not None and now() - asked > limit:
+            raise self._stalled(limit)
+        if first:
+            if chunk:
+                self._first(chunk)
+        elif self._events is not None:
+            self._scan(chunk)
+        return chunk
 
     def close(self) -> None:
+        # Once: httpx2 iterates the stream with ``yield from``, which closes it when the reader
+        # stops early (the stream is its own iterator), and closes it again with the response.
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._inner.close()
         finally:
