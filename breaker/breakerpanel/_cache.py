@@ -147,8 +147,8 @@ def _copied(value: Any) -> Any:
 def default_cache_key(*args: Any, **kwargs: Any) -> str:
     """A stable key for a call's arguments: a SHA-256 of their JSON. A value JSON cannot hold is
     taken whole, in a form the same in every process (replicas share a Redis cache): a
-    dataclass by its fields, a pydantic model by its JSON dump, a set sorted, an array by its
-    type, shape and bytes, the rest by its pickle. Its ``repr`` may leave parts out (a numpy
+    dataclass or a pydantic model by its fields, a set sorted, a numeric array by its type,
+    shape and bytes, the rest by its pickle. Its ``repr`` may leave parts out (a numpy
     array's elides all but its ends, a dataclass's skips fields marked ``repr=False``), and two
     calls whose arguments differ only there would share an answer. ``repr`` only for what
     cannot be pickled (a client, a lock: handles, whose repr names the object)."""
@@ -166,10 +166,15 @@ def _whole(value: Any) -> dict[str, Any]:
         return {"type": kind, "fields": {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}}
     if isinstance(value, set | frozenset):  # iterated in an order each process seeds anew
         return {"type": kind, "items": sorted(_canonical(item) for item in value)}
-    dump = getattr(value, "model_dump", None)
-    if callable(dump) and hasattr(type(value), "model_fields"):  # pydantic: its pickle holds a set
-        return {"type": kind, "fields": dump(mode="json")}
-    if hasattr(value, "tobytes") and hasattr(value, "dtype") and hasattr(value, "shape"):  # numpy
+    fields = getattr(type(value), "model_fields", None)
+    if isinstance(fields, dict) and hasattr(value, "__pydantic_extra__"):
+        # pydantic: every field as it is (model_dump() leaves out exclude=True fields and lists a
+        # set in its hash order; the pickle holds a set of field names, in that order too).
+        taken = {name: getattr(value, name) for name in fields}
+        return {"type": kind, "fields": taken, "extra": value.__pydantic_extra__}
+    dtype = getattr(value, "dtype", None)
+    if hasattr(value, "tobytes") and hasattr(value, "shape") and not getattr(dtype, "hasobject", True):
+        # numpy, of numbers: its bytes (an object array's bytes are pointers: pickled below)
         digest = hashlib.sha256(value.tobytes()).hexdigest()
         return {"type": kind, "dtype": str(value.dtype), "shape": list(value.shape), "bytes": digest}
     try:

@@ -8,7 +8,8 @@ __all__ = ["redacted"]
 
 # //user:password@host or //password@host (Redis, PostgreSQL, HTTP URLs; a mistyped scheme too,
 # "redis//:password@host", which is just when an error shows the URL).
-_USERINFO = re.compile(r"(?P<scheme>//)[^@/\s'\"]*@")
+# Up to the last "@" before the host: a password may hold an unencoded "@" (httpx sends it).
+_USERINFO = re.compile(r"(?P<scheme>//)[^/\s'\"]*@")
 # ?password=..., &pass=... or &sslpassword=...: redis-py and libpq take passwords as query
 # parameters too.
 _PASSWORD_PARAMETER = re.compile(r"(?P<key>[?&](?:sslpassword|password|pass)=)[^&#\s'\"]*", re.IGNORECASE)

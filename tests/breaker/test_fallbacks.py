@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy
+import pydantic
 import pytest
 
 from breakerpanel import (
@@ -211,7 +212,8 @@ class TestMemoryCache:
             "class Ask(pydantic.BaseModel):\n"
             "    question: str\n"
             "    model: str = 'gpt-4o-mini'\n"
-            "print(default_cache_key(Ask(question='q', model='m'), tags={'a', 'b', 'c', 'd'}))\n"
+            "    tags: set[str] = set()\n"
+            "print(default_cache_key(Ask(question='q', model='m', tags={'x', 'y', 'z'}), tags={'a', 'b', 'c', 'd'}))\n"
         )
         keys = {
             subprocess.run(
@@ -224,6 +226,19 @@ class TestMemoryCache:
             for seed in range(1, 5)
         }
         assert len(keys) == 1
+
+    def test_default_key_sees_every_field_of_a_model_and_the_items_of_an_object_array(self) -> None:
+        class Ask(pydantic.BaseModel):
+            question: str
+            temperature: float = pydantic.Field(0.0, exclude=True)  # left out of model_dump()
+
+        assert default_cache_key(Ask(question="x")) != default_cache_key(Ask(question="x", temperature=1.5))
+        assert default_cache_key(Ask(question="x")) == default_cache_key(Ask(question="x"))
+        # An object array's bytes are pointers: two arrays of other strings had one key.
+        first = numpy.array(["".join(["a", "b"]), "c"], dtype=object)
+        second = numpy.array(["".join(["x", "y"]), "z"], dtype=object)
+        assert default_cache_key(first) != default_cache_key(second)
+        assert default_cache_key(first) == default_cache_key(numpy.array(["ab", "c"], dtype=object))
 
     def test_default_key_and_copies_bear_a_value_holding_a_handle(self, clock: ManualClock) -> None:
         @dataclasses.dataclass
@@ -793,3 +808,13 @@ async def test_a_failed_result_comes_back_as_it_was_when_no_step_serves() -> Non
     sync_chain = FallbackChain(breaker, CachedResponse(MemoryCache()))  # a chain per function
     assert sync_chain.call(lambda question: "overloaded", "q") == "overloaded"
     assert breaker.snapshot().totals.fallbacks[(FallbackType.CACHE, Outcome.FAILURE)] == 2
+
+
+def test_a_password_holding_an_at_sign_is_redacted_whole() -> None:
+    # httpx sends user:p@ss for http://user:p@ss@prom:9090: the redaction showed "ss@prom".
+    from breakerpanel._redact import redacted
+
+    assert redacted("Prometheus at http://reader:p@ss@prom:9090/api") == "Prometheus at http://***@prom:9090/api"
+    assert redacted("redis://default:hunter2@redis:6379/0 for user@example.com") == (
+        "redis://***@redis:6379/0 for user@example.com"
+    )

@@ -476,6 +476,8 @@ OPENAI_ERROR = [
 ]
 DONE_THEN_CUT = [b'data: {"choices": [{"delta": {"content": "t0"}}]}\n\n', b"data: [DONE]\n\n", None]
 NOT_EVENTS = [b'{"error_rate": 1, "text": "data: [DONE]\\nevent: error"}']
+BOM_THEN_FIELD = [b'\xef\xbb\xbfdata: {"error": {"type": "server_error"}}\n\n']
+LINE_END_FIRST = [b"\n", b'event: error\ndata: {"type": "error"}\n\n']
 # What the event-stream format allows: an empty first chunk, one cut inside the first field's
 # name, bare CR line ends, no space after the colon; a byte-order mark and a blank line first.
 CUT_AND_CR = [b"", b"ev", b"ent: message_start\rdata: {}\r\r", b'event:error\rdata:{"type":"error"}\r\r']
@@ -492,8 +494,19 @@ BOM_FIRST = [b'\xef\xbb\xbf\ndata: {"choices": []}\n\n', b'data:{"error": {"type
         (NOT_EVENTS, (1, {})),
         (CUT_AND_CR, (0, {"stream_error": 1})),
         (BOM_FIRST, (0, {"stream_error": 1})),
+        (BOM_THEN_FIELD, (0, {"stream_error": 1})),
+        (LINE_END_FIRST, (0, {"stream_error": 1})),
     ],
-    ids=["anthropic-error-event", "openai-error-split", "done-then-cut", "json-body", "cut-and-cr", "bom-first"],
+    ids=[
+        "anthropic-error-event",
+        "openai-error-split",
+        "done-then-cut",
+        "json-body",
+        "cut-and-cr",
+        "bom-first",
+        "bom-then-field",
+        "line-end-first",
+    ],
 )
 async def test_a_stream_of_events_states_its_own_outcome(
     lib: tuple[Any, Any], chunks: list[bytes | None], expected: tuple[int, dict[str, int]]
@@ -550,31 +563,29 @@ async def test_a_stream_of_events_states_its_own_outcome(
 
 @pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
 @pytest.mark.parametrize("limits", [None, StreamLimits(first_chunk_timeout=5, chunk_gap_timeout=5)])
-def test_a_sync_body_iterated_again_goes_on_and_counts_once(lib: tuple[Any, Any], limits: StreamLimits | None) -> None:
-    """A first iterator dropped after a chunk recorded a success at once (its GeneratorExit);
-    the second iteration's error then reached the reader but was not counted."""
+def test_a_reader_that_breaks_off_and_never_closes_gives_back_the_probe(
+    lib: tuple[Any, Any], limits: StreamLimits | None
+) -> None:
+    """httpx's iter_raw does not close the response when its reader breaks off: a stream that
+    waited for close() to record held a half-open breaker's only probe until max_wait."""
     http, transports = lib
 
     class Body(http.SyncByteStream):  # type: ignore[name-defined,misc]
         def __iter__(self) -> Any:
             yield b"a"
             yield b"b"
-            raise http.ReadError("connection reset")
 
-    endpoint = BreakerRegistry().service("api")
+    config = BreakerConfig(minimum_calls=1, wait_in_open=0.001, permitted_calls_in_half_open=1)
+    endpoint = BreakerRegistry().service("api", config)
+    endpoint.force_open(0.001)
+    time.sleep(0.01)  # the next request is the half-open probe
     upstream = http.MockTransport(lambda request: http.Response(200, stream=Body()))
     options = {} if limits is None else {"stream_limits": limits}
-    with (
-        http.Client(transport=transports.BreakerTransport(Router(default=endpoint), upstream, **options)) as client,
-        client.stream("GET", "http://api.local/x") as response,
-    ):
-        stream = response.stream._stream  # the transport's, under httpx's own wrapper
-        first = iter(stream)
-        assert next(first) == b"a"
-        del first
-        gc.collect()
-        assert endpoint.snapshot().totals.successes == 0
-        with pytest.raises(http.ReadError):
-            assert list(stream) == [b"b"]
-    totals = endpoint.snapshot().totals
-    assert (totals.successes, totals.failures_by_type) == (0, {"connection_error": 1})
+    client = http.Client(transport=transports.BreakerTransport(Router(default=endpoint), upstream, **options))
+    response = client.send(client.build_request("GET", "http://api.local/x"), stream=True)
+    for _ in response.iter_raw():
+        break  # and never closed
+    gc.collect()
+    assert endpoint.snapshot().totals.successes == 1  # the dependency answered: a success
+    assert client.get("http://api.local/x").status_code == 200  # the probe slot is free again
+    client.close()
