@@ -22,6 +22,7 @@ TESTS = ROOT / "tests" / "breaker"
 
 #: The files of tests/breaker that exercise an extra, not the core alone: file -> why.
 NEEDS_AN_EXTRA = {
+    "test_cache_keys.py": "numpy and pydantic arguments to the default cache key",
     "test_config_file.py": "breakers.yaml (extra config)",
     "test_duration_readers.py": "breakers.yaml's and the rules' durations (extra config), the demo's",
     "test_fastapi.py": "the FastAPI integration (extra fastapi)",
