@@ -35,7 +35,7 @@ both are closed its ``_closed_gen`` is the token of a call (its generation and i
 packed), so it admits by one read as well; every transition of either empties it first
 (``_sync_closed_gen`` has the protocol). Rejections
 that the state alone decides (open or forced open before the deadline, half-open with every
-permit taken, a parent that rejects) are made without the lock too (``_reject_by_state``), each
+permit taken, a parent that rejects) are made without the lock too (``_rejection_by_state``), each
 counted in an int slot as ``_ok`` is: a state change racing one leaves that call rejected by the
 state it found, as a lock taken just before the change would have.
 
@@ -92,6 +92,8 @@ _NOT_CLOSED = -2
 # allocation on the call path): ((parent + 2) << 40) | (own + 2). Generations stay far below 2**40.
 _TOKEN_SHIFT = 40
 _TOKEN_MASK = (1 << _TOKEN_SHIFT) - 1
+# The deadline of a breaker forced open with no duration.
+_FOREVER = math.inf
 
 
 def _pack(own: int, parent: int) -> int:
@@ -399,7 +401,7 @@ class CircuitBreaker:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         # The hot path reads three attributes, the clock twice and ticks one tally. An open
         # breaker rejects here (every frame an exception unwinds costs more than the check);
-        # forced open and half-open full raise from _reject_by_state, without the lock too.
+        # the other rejections the states decide (_rejection_by_state) raise here too, lock-free.
         gen = self._closed_gen
         if gen < 0:
             state = self._state
@@ -418,8 +420,10 @@ class CircuitBreaker:
                         raise self._open_rejection(remaining)
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
-            elif state is not _CLOSED:
-                self._reject_by_state(state)
+            elif state is not _CLOSED or self._parent is not None:
+                rejection = self._rejection_by_state(state)
+                if rejection is not None:  # raised here: see _rejection_by_state
+                    raise CircuitOpenError(*rejection)
             gen = self._admission(self)
         now = self._now
         start = now()
@@ -473,8 +477,10 @@ class CircuitBreaker:
                         raise self._open_rejection(remaining)
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
-            elif state is not _CLOSED:
-                self._reject_by_state(state)
+            elif state is not _CLOSED or self._parent is not None:
+                rejection = self._rejection_by_state(state)
+                if rejection is not None:  # raised here: see _rejection_by_state
+                    raise CircuitOpenError(*rejection)
             gen = self._admission(self)
         now = self._now
         start = now()
@@ -504,15 +510,17 @@ class CircuitBreaker:
 
     # call() and acall() for callers that hold a call's arguments packed already (a feature, a
     # fallback chain, an alternate): passing them on as *args and **kwargs unpacks them and packs
-    # them again, about 0.1 us a call. A rejection raises from _reject_by_state, a frame deeper
-    # than call()'s: these callers turn most rejections into fallbacks before calling.
+    # them again, about 0.1 us a call. Their callers turn most rejections into fallbacks before
+    # calling, so an open breaker's rejection is not inlined here as it is in call().
 
     def _call_args(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         gen = self._closed_gen
         if gen < 0:
             state = self._state
-            if state is not _CLOSED:
-                self._reject_by_state(state)
+            if state is not _CLOSED or self._parent is not None:
+                rejection = self._rejection_by_state(state)
+                if rejection is not None:  # raised here: see _rejection_by_state
+                    raise CircuitOpenError(*rejection)
             gen = self._admission(self)
         now = self._now
         start = now()
@@ -538,8 +546,10 @@ class CircuitBreaker:
         gen = self._closed_gen
         if gen < 0:
             state = self._state
-            if state is not _CLOSED:
-                self._reject_by_state(state)
+            if state is not _CLOSED or self._parent is not None:
+                rejection = self._rejection_by_state(state)
+                if rejection is not None:  # raised here: see _rejection_by_state
+                    raise CircuitOpenError(*rejection)
             gen = self._admission(self)
         now = self._now
         start = now()
@@ -610,8 +620,10 @@ class CircuitBreaker:
                         raise self._open_rejection(remaining)
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
-            elif state is not _CLOSED:
-                self._reject_by_state(state)
+            elif state is not _CLOSED or self._parent is not None:
+                rejection = self._rejection_by_state(state)
+                if rejection is not None:  # raised here: see _rejection_by_state
+                    raise CircuitOpenError(*rejection)
             gen = self._admission(self)
         calls = self._cm_stack
         top = calls.get()
@@ -674,8 +686,10 @@ class CircuitBreaker:
                         raise self._open_rejection(remaining)
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
-            elif state is not _CLOSED:
-                self._reject_by_state(state)
+            elif state is not _CLOSED or self._parent is not None:
+                rejection = self._rejection_by_state(state)
+                if rejection is not None:  # raised here: see _rejection_by_state
+                    raise CircuitOpenError(*rejection)
             gen = self._admission(self)
         timeout_cm = None
         if self._timeout is not None:
@@ -749,49 +763,59 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------ admission
 
-    def _reject_by_state(self, state: State) -> None:
-        """For a breaker that is not closed (``state``, just read): raise the rejection of a call
-        now, counted and published, when the breaker rejects it by its own state alone: open or
-        forced open before the deadline, half-open with every permitted probe taken. Return when
-        admission must decide under the lock: the wait is over, the half-open breaker has a
-        permit or has outlived its max wait, another state; or a parent that is not closed
-        answers first (only a child's own open state rejects before its parent).
+    def _rejection_by_state(self, state: State) -> tuple[Any, ...] | None:
+        """For a call that finds this breaker not closed (``state``, just read), or its parent
+        not closed: the arguments of the call's :class:`CircuitOpenError`, the rejection counted
+        and published, when the states alone reject it: open or forced open before the
+        deadline, half-open with every permitted probe taken, a parent rejecting so. ``None``
+        when admission must decide under the lock: the wait is over, the half-open breaker has
+        a permit or has outlived its max wait, another state. A parent that is not closed
+        answers before this breaker's own state, except this breaker's own open state; its
+        rejection counts in both, here as ``parent_open``.
 
-        Needs no lock: it reads, and ticks a lock-free tally. A change racing it (a permit given
+        Needs no lock: it reads, and ticks lock-free tallies. A change racing it (a permit given
         back, a state change) leaves this one call rejected by the state it found.
 
-        It raises, rather than return the error for the call path to raise: a frame that holds
-        the exception it raises in a local is a reference cycle (exception, traceback, frame),
-        which made every rejection cost about 0.25 us more, in allocations the cyclic GC frees."""
+        It returns the error's arguments for the call path to raise the error itself: raised
+        here, the error would unwind one more frame, and its traceback would make this frame an
+        object (about 0.3 us a rejection); built here and returned, it would be raised from a
+        local, a reference cycle (exception, traceback, frame) left to the cyclic GC."""
+        origin = None
+        parent = self._parent
         if state is _OPEN:
             now = self._now()
             until = self._open_until
             if not now < until:
-                return
+                return None
             reason = _REJECT_OPEN
             remaining: float | None = until - now
-        elif state is _FORCED_OPEN or state is _HALF_OPEN:
-            parent = self._parent
-            if parent is not None and parent._closed_gen < 0:
-                return
-            now = self._now()
-            if state is _FORCED_OPEN:
-                until = self._open_until
-                if not now < until:
-                    return
-                reason = _REJECT_FORCED
-                remaining = None if until == math.inf else until - now
-            else:
-                config = self.config
-                max_wait = config.max_wait_in_half_open
-                if self._half_open_in_flight + self._half_open_calls < config.permitted_calls_in_half_open or (
-                    max_wait is not None and now - self._state_since >= max_wait
-                ):
-                    return
-                reason = _REJECT_HALF_OPEN_FULL
+        elif parent is not None and parent._closed_gen < 0:
+            refused = parent._rejection_by_state(parent._state)
+            if refused is None:
+                return None  # the parent's admission decides, under its lock (_admit_child)
+            reason = _REJECT_PARENT
+            remaining = refused[3]
+            origin = refused[4] if len(refused) > 4 else refused[0]
+        elif state is _FORCED_OPEN:
+            until = self._open_until
+            if until == _FOREVER:  # forced open with no duration: no clock to read
                 remaining = None
+            else:
+                remaining = until - self._now()
+                if not remaining > 0:
+                    return None
+            reason = _REJECT_FORCED
+        elif state is _HALF_OPEN:
+            config = self.config
+            max_wait = config.max_wait_in_half_open
+            if self._half_open_in_flight + self._half_open_calls < config.permitted_calls_in_half_open or (
+                max_wait is not None and self._now() - self._state_since >= max_wait
+            ):
+                return None
+            reason = _REJECT_HALF_OPEN_FULL
+            remaining = None
         else:
-            return
+            return None
         if _FREE_THREADED:
             with self._lock:
                 self._count_rejection(reason)
@@ -799,8 +823,10 @@ class CircuitBreaker:
             self._rejected_open += 1
         elif reason is _REJECT_FORCED:
             self._rejected_forced += 1
-        else:
+        elif reason is _REJECT_HALF_OPEN_FULL:
             self._rejected_half_open_full += 1
+        else:
+            self._rejected_parent += 1
         if self._rejection_listeners:
             # _wants_rejection(), inlined: with the exporter attached and no span recording, this
             # is all a rejection costs it.
@@ -811,12 +837,14 @@ class CircuitBreaker:
                 wanted = True
             if wanted:
                 self._publish_rejection(reason, state, remaining)
-        raise CircuitOpenError(self.name, state, reason, remaining)
+        if origin is None:
+            return (self.name, state, reason, remaining)
+        return (self.name, state, reason, remaining, origin)
 
     def _open_rejection(self, remaining: float) -> CircuitOpenError:
         """The error for a call rejected while open, ``remaining`` seconds before the deadline,
-        counted and published (``_reject_by_state``'s open case, for the call paths to raise
-        themselves: the commonest rejection unwinds one frame less). The call paths count and
+        counted and published (``_rejection_by_state``'s open case, for the call paths to raise
+        without asking that helper). The call paths count and
         build it themselves when ``_open_gate`` says nobody hears it."""
         if _FREE_THREADED:
             with self._lock:
@@ -840,14 +868,10 @@ class CircuitBreaker:
         # The parent admits first: an open service rejects its endpoints' calls before they
         # touch, or count in, the endpoints' windows.
         if parent_gen < 0:
-            state = parent._state
-            if state is _OPEN:  # the commonest: the parent's error built, not raised and caught
-                remaining = parent._open_until - parent._now()
-                if remaining > 0:
-                    raise self._parent_rejection(parent._open_rejection(remaining), chained=True)
+            refused = parent._rejection_by_state(parent._state)  # without its lock, when its state decides
+            if refused is not None:
+                raise self.reject_for_dependency(refused[4] if len(refused) > 4 else refused[0], refused[3])
             try:
-                if state is not _CLOSED:
-                    parent._reject_by_state(state)  # without its lock, when its state decides
                 parent_gen = parent._admission(parent)
             except CircuitOpenError as exc:
                 raise self._parent_rejection(exc) from None
@@ -918,18 +942,12 @@ class CircuitBreaker:
             try:
                 raise rejection
             finally:
-                del rejection  # no cycle through this frame (see _reject_by_state)
+                del rejection  # no cycle through this frame (see _rejection_by_state)
         return gen
 
-    def _parent_rejection(self, exc: CircuitOpenError, *, chained: bool = False) -> CircuitOpenError:
-        """This breaker's ``parent_open`` rejection for the parent's ``exc``. ``chained``: with
-        ``exc`` as its suppressed context, as ``raise ... from None`` in an ``except`` for
-        ``exc`` would set it, for a caller that raises it without catching ``exc``."""
-        rejection = self.reject_for_dependency(exc.origin, exc.remaining)
-        if chained:
-            rejection.__context__ = exc
-            rejection.__suppress_context__ = True
-        return rejection
+    def _parent_rejection(self, exc: CircuitOpenError) -> CircuitOpenError:
+        """This breaker's ``parent_open`` rejection for the parent's ``exc``."""
+        return self.reject_for_dependency(exc.origin, exc.remaining)
 
     def reject_for_dependency(self, origin: str, remaining: float | None) -> CircuitOpenError:
         """Count, publish and return the rejection of a call because ``origin``, a breaker this one
@@ -1322,13 +1340,9 @@ class CircuitBreaker:
     def _admit(self) -> int:
         """Admission for :meth:`acquire` and the HTTP transports (which build their own
         permits) when ``_closed_gen`` does not admit at once: the token, or the rejection."""
-        state = self._state
-        if state is _OPEN:
-            remaining = self._open_until - self._now()
-            if remaining > 0:
-                raise self._open_rejection(remaining)
-        elif state is not _CLOSED:
-            self._reject_by_state(state)
+        rejection = self._rejection_by_state(self._state)
+        if rejection is not None:
+            raise CircuitOpenError(*rejection)
         return self._admission(self)
 
     # ------------------------------------------------------------------ hierarchy
@@ -1810,8 +1824,10 @@ def _async_decorator(
                         raise breaker._open_rejection(remaining)
                     breaker._rejected_open += 1
                     raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
-            elif state is not _CLOSED:
-                breaker._reject_by_state(state)
+            elif state is not _CLOSED or breaker._parent is not None:
+                rejection = breaker._rejection_by_state(state)
+                if rejection is not None:  # raised here: see _rejection_by_state
+                    raise CircuitOpenError(*rejection)
             gen = breaker._admission(breaker)
         now = breaker._now
         start = now()
@@ -1865,8 +1881,10 @@ def _sync_decorator(breaker: CircuitBreaker, fn: Callable[P, T]) -> Callable[P, 
                         raise breaker._open_rejection(remaining)
                     breaker._rejected_open += 1
                     raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
-            elif state is not _CLOSED:
-                breaker._reject_by_state(state)
+            elif state is not _CLOSED or breaker._parent is not None:
+                rejection = breaker._rejection_by_state(state)
+                if rejection is not None:  # raised here: see _rejection_by_state
+                    raise CircuitOpenError(*rejection)
             gen = breaker._admission(breaker)
         now = breaker._now
         start = now()
