@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -28,6 +29,7 @@ from breakerpanel import (
     Static,
 )
 from breakerpanel.exporter import OTHER, BreakerCatalog, BreakerTelemetry, otlp_configured, semconv
+from breakerpanel.exporter._deltas import HistogramDeltas
 from breakerpanel.guards import AIMDLimit, ConcurrencyLimiter, LockoutGuard, RateLimiter, RateLimitPolicy
 from tests.servers import find_free_port
 
@@ -295,3 +297,88 @@ def test_span_events_carry_the_common_attributes_metrics_carry() -> None:
     assert by_breaker["openai.chat"][semconv.CIRCUIT_BREAKER_SERVICE] == "openai"
     assert by_breaker["answer"][semconv.CIRCUIT_BREAKER_REQUIRES] == "openai"
     telemetry.shutdown()
+
+
+@pytest.mark.parametrize(("preference", "delta"), [("cumulative", False), ("delta", True), ("lowmemory", True)])
+def test_pushed_histograms_follow_the_exporters_temporality_preference(
+    preference: str,
+    delta: bool,
+    otlp_receiver: tuple[str, list[ExportMetricsServiceRequest]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, received = otlp_receiver
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", url)
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # only the flushes below export
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", preference)
+    breaker = CircuitBreaker("redis", BreakerConfig(minimum_calls=100))
+    telemetry = BreakerTelemetry(breaker, service_name="cache", otlp=True, tracing=False)
+
+    def exported() -> tuple[int, int, int, int]:
+        """The call-duration histogram of one export: temporality, count, start and end times."""
+        received.clear()
+        assert telemetry.meter_provider.force_flush(timeout_millis=5000)
+        (histogram,) = (
+            m.histogram
+            for request in received
+            for rm in request.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == semconv.METRIC_CIRCUIT_BREAKER_CALL_DURATION.name
+        )
+        points = histogram.data_points
+        assert all(sum(p.bucket_counts) == p.count for p in points)
+        assert len({(p.start_time_unix_nano, p.time_unix_nano) for p in points}) == 1
+        count = sum(p.count for p in points)
+        return histogram.aggregation_temporality, count, points[0].start_time_unix_nano, points[0].time_unix_nano
+
+    exports = []
+    try:
+        for calls in (2, 3, 0):
+            for _ in range(calls):
+                breaker.call(lambda: "ok")
+            exports.append(exported())
+    finally:
+        telemetry.shutdown()
+    temporality = {t for t, *_ in exports}
+    assert temporality == {AggregationTemporality.DELTA if delta else AggregationTemporality.CUMULATIVE}
+    assert [count for _, count, _, _ in exports] == ([2, 3, 0] if delta else [2, 5, 5])
+    starts, ends = [start for _, _, start, _ in exports], [end for *_, end in exports]
+    if delta:  # each export starts where the previous one ended
+        assert starts[1:] == ends[:-1]
+    else:
+        assert len(set(starts)) == 1
+
+
+def test_a_delta_series_whose_counts_go_down_is_reported_whole() -> None:
+    deltas = HistogramDeltas()
+
+    def metric(counts: list[int], total: float, at: int, bounds: tuple[float, ...] = (0.1,)) -> Metric:
+        point = HistogramDataPoint(
+            attributes={"circuit_breaker.name": "redis"},
+            start_time_unix_nano=1,
+            time_unix_nano=at,
+            count=sum(counts),
+            sum=total,
+            bucket_counts=counts,
+            explicit_bounds=list(bounds),
+            min=0.0,
+            max=0.0,
+        )
+        return Metric(name="d", description="", unit="s", data=Histogram([point], AggregationTemporality.CUMULATIVE))
+
+    def point(m: Metric) -> tuple[list[int], float, int, int]:
+        (p,) = m.data.data_points  # type: ignore[union-attr]
+        return list(p.bucket_counts), round(p.sum, 9), p.start_time_unix_nano, p.time_unix_nano
+
+    seen = [
+        point(deltas.convert([metric(c, s, t, *b)])[0])
+        for c, s, t, *b in [
+            ([3, 1], 1.5, 10),  # first seen: whole, from the cumulative start
+            ([4, 3], 2.5, 20),  # the change
+            ([1, 0], 0.05, 30),  # fewer than before: the breaker was replaced, its series restarted
+            ([1, 0, 2], 0.9, 40, (0.1, 1.0)),  # other bounds: restarted too
+        ]
+    ]
+    assert seen == [([3, 1], 1.5, 1, 10), ([1, 2], 1.0, 10, 20), ([1, 0], 0.05, 20, 30), ([1, 0, 2], 0.9, 30, 40)]
+    assert deltas.convert([]) == []  # a series no longer reported is forgotten
+    assert point(deltas.convert([metric([4, 3], 2.5, 50)])[0]) == ([4, 3], 2.5, 1, 50)

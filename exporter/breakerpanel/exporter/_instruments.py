@@ -30,6 +30,7 @@ from breakerpanel import HistogramReading
 
 from . import semconv as sc
 from ._catalog import BreakerCatalog
+from ._deltas import HistogramDeltas
 from ._series import Series, SeriesPolicy
 from ._sources import BreakerReading, common_attributes
 
@@ -125,9 +126,12 @@ class BreakerInstruments:
             max=0.0,
         )
 
-    def inject(self, metrics_data: MetricsData) -> MetricsData:
-        """``metrics_data`` with the histograms added to this meter's scope."""
+    def inject(self, metrics_data: MetricsData, deltas: HistogramDeltas | None = None) -> MetricsData:
+        """``metrics_data`` with the histograms added to this meter's scope: cumulative, or the
+        changes since the previous collection through ``deltas`` (a reader's own)."""
         histograms = self.histograms()
+        if deltas is not None:
+            histograms = deltas.convert(histograms)
         if not histograms:
             return metrics_data
         resource_metrics = list(metrics_data.resource_metrics)
