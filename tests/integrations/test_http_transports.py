@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
 import re
 import time
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,7 @@ from breakerpanel import (
     BreakerConfigError,
     BreakerRegistry,
     CallTimeoutError,
+    CallTotals,
     CircuitOpenError,
     FallbackChain,
     RejectionReason,
@@ -484,6 +487,57 @@ CUT_AND_CR = [b"", b"ev", b"ent: message_start\rdata: {}\r\r", b'event:error\rda
 BOM_FIRST = [b'\xef\xbb\xbf\ndata: {"choices": []}\n\n', b'data:{"error": {"type": "server_error"}}\n\n']
 
 
+async def _read_events(
+    lib: tuple[Any, Any], chunks: list[bytes | None], headers: dict[str, str] | None = None
+) -> CallTotals:
+    """The totals of an endpoint after reading ``chunks`` as a 200's body through the async and
+    the sync transport (``None``: the connection breaks there)."""
+    headers = headers or {}
+    http, transports = lib
+    endpoint = BreakerRegistry().service("llm", BreakerConfig(slow_call_duration=10))
+    router = Router(default=endpoint)
+
+    class Body(http.SyncByteStream, http.AsyncByteStream):  # type: ignore[name-defined,misc]
+        def __iter__(self) -> Any:
+            for chunk in chunks:
+                if chunk is None:
+                    raise http.ReadError("connection reset")
+                yield chunk
+
+        async def __aiter__(self) -> Any:
+            for chunk in chunks:
+                if chunk is None:
+                    raise http.ReadError("connection reset")
+                yield chunk
+
+    class Upstream(http.BaseTransport, http.AsyncBaseTransport):  # type: ignore[name-defined,misc]
+        def handle_request(self, request: Any) -> Any:
+            return http.Response(200, headers={"content-type": "text/event-stream", **headers}, stream=Body())
+
+        async def handle_async_request(self, request: Any) -> Any:
+            return http.Response(200, headers={"content-type": "text/event-stream", **headers}, stream=Body())
+
+    async with (
+        http.AsyncClient(transport=transports.AsyncBreakerTransport(router, Upstream())) as client,
+        client.stream("POST", "http://llm.local/v1/x") as response,
+    ):
+        try:
+            async for _ in response.aiter_bytes():
+                pass
+        except http.ReadError:
+            pass
+    with (
+        http.Client(transport=transports.BreakerTransport(router, Upstream())) as client,
+        client.stream("POST", "http://llm.local/v1/x") as response,
+    ):
+        try:
+            for _ in response.iter_bytes():
+                pass
+        except http.ReadError:
+            pass
+    return endpoint.snapshot().totals
+
+
 @pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
 @pytest.mark.parametrize(
     ("chunks", "expected"),
@@ -514,51 +568,67 @@ async def test_a_stream_of_events_states_its_own_outcome(
     """An SSE body that reports an error after its 200 (the SDK raises it to the caller) counted
     as a success; one cut after ``[DONE]`` (the answer complete) counted as a connection error
     through the async SDKs, whose drain after [DONE] reads on. ``None``: the connection breaks."""
-    http, transports = lib
-    endpoint = BreakerRegistry().service("llm", BreakerConfig(slow_call_duration=10))
-    router = Router(default=endpoint)
-
-    class Body(http.SyncByteStream, http.AsyncByteStream):  # type: ignore[name-defined,misc]
-        def __iter__(self) -> Any:
-            for chunk in chunks:
-                if chunk is None:
-                    raise http.ReadError("connection reset")
-                yield chunk
-
-        async def __aiter__(self) -> Any:
-            for chunk in chunks:
-                if chunk is None:
-                    raise http.ReadError("connection reset")
-                yield chunk
-
-    class Upstream(http.BaseTransport, http.AsyncBaseTransport):  # type: ignore[name-defined,misc]
-        def handle_request(self, request: Any) -> Any:
-            return http.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())
-
-        async def handle_async_request(self, request: Any) -> Any:
-            return http.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())
-
-    async with (
-        http.AsyncClient(transport=transports.AsyncBreakerTransport(router, Upstream())) as client,
-        client.stream("POST", "http://llm.local/v1/x") as response,
-    ):
-        try:
-            async for _ in response.aiter_bytes():
-                pass
-        except http.ReadError:
-            pass
-    with (
-        http.Client(transport=transports.BreakerTransport(router, Upstream())) as client,
-        client.stream("POST", "http://llm.local/v1/x") as response,
-    ):
-        try:
-            for _ in response.iter_bytes():
-                pass
-        except http.ReadError:
-            pass
+    totals = await _read_events(lib, chunks)
     successes, failures = expected
-    totals = endpoint.snapshot().totals
     assert (totals.successes, totals.failures_by_type) == (2 * successes, {k: 2 * v for k, v in failures.items()})
+
+
+def _compressed(chunks: list[bytes | None], encoding: str) -> list[bytes | None]:
+    """``chunks`` compressed as one body with ``encoding``, cut in pieces of 7 bytes (the first
+    holds no byte of the body yet); a ``None`` at the end stays there."""
+    body = b"".join(c for c in chunks if c is not None)
+    if encoding == "gzip":
+        packed = gzip.compress(body)
+    elif encoding == "deflate":  # zlib data, as the standard says
+        packed = zlib.compress(body)
+    else:  # "raw deflate": what some servers send as deflate
+        packer = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        packed = packer.compress(body) + packer.flush()
+    pieces: list[bytes | None] = [packed[i : i + 7] for i in range(0, len(packed), 7)]
+    return [*pieces, None] if chunks[-1] is None else pieces
+
+
+@pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw deflate"])
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        (ANTHROPIC_OVERLOADED, (0, {"stream_error": 1})),
+        (OPENAI_ERROR, (0, {"stream_error": 1})),
+        (DONE_THEN_CUT, (1, {})),
+        (NOT_EVENTS, (1, {})),
+        (BOM_FIRST, (0, {"stream_error": 1})),
+    ],
+    ids=["anthropic-error-event", "openai-error-split", "done-then-cut", "json-body", "bom-first"],
+)
+async def test_a_compressed_stream_of_events_states_its_own_outcome_too(
+    lib: tuple[Any, Any], encoding: str, chunks: list[bytes | None], expected: tuple[int, dict[str, int]]
+) -> None:
+    """A gateway that compresses an event stream (gzip, deflate) hid its error events: the scan
+    read the compressed bytes, and such a body counted as a success."""
+    header = "deflate" if encoding == "raw deflate" else encoding
+    body = _compressed(chunks, encoding)
+    totals = await _read_events(lib, body, {"content-encoding": header})
+    successes, failures = expected
+    if body[0] and body[0][0] in b"{[":  # raw deflate of a byte-order mark starts so: read as JSON
+        successes, failures = 1, {}
+    assert (totals.successes, totals.failures_by_type) == (2 * successes, {k: 2 * v for k, v in failures.items()})
+
+
+@pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
+@pytest.mark.parametrize("encoding", ["gzip", "compress"])
+async def test_a_body_whose_encoding_is_not_what_its_header_says_is_not_scanned(
+    lib: tuple[Any, Any], encoding: str
+) -> None:
+    """Bytes that do not decompress (or an encoding the scan does not read) leave the body
+    unscanned, as any other body: the reader's own decoder decides what the caller sees."""
+    chunks: list[bytes | None] = [b"\x00\x01 not gzip", b'event: error\ndata: {"type": "error"}\n\n']
+    http = lib[0]
+    try:
+        totals = await _read_events(lib, chunks, {"content-encoding": encoding})
+    except http.DecodingError:  # httpx's decoder refused it: the breaker saw the body end
+        return
+    assert totals.failures_by_type == {}
 
 
 @pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,6 +236,55 @@ def _opens_events(chunk: bytes) -> bool:
     return not head or any(field.startswith(head[: len(field)]) for field in _EVENT_FIELDS)
 
 
+# The first bytes of a JSON body: decided at one lookup, with no header read. gzip and zlib data
+# never start so; raw deflate (which some servers send as deflate) may, and is then not scanned.
+_JSON_LEADS = frozenset(b"{[")
+
+
+class _Inflate:
+    """``deflate`` as servers send it: zlib data, or (some servers) raw deflate data, told by the
+    first chunk, as httpx's decoder tells them."""
+
+    def __init__(self) -> None:
+        self._inflate = zlib.decompressobj()
+        self._first = True
+
+    def __call__(self, data: bytes) -> bytes:
+        first, self._first = self._first, False
+        try:
+            return self._inflate.decompress(data)
+        except zlib.error:
+            if not first:
+                raise
+            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._inflate.decompress(data)
+
+
+def _decompressor(encoding: str) -> Callable[[bytes], bytes] | None:
+    """Decompresses a body sent with ``Content-Encoding: encoding`` chunk by chunk, for the
+    event scan only (the reader gets the body from httpx, which decodes it itself): gzip and
+    deflate (zlib or raw, as httpx takes it), brotli and zstd when their libraries are installed
+    (httpx offers them only then). None for another encoding, or several."""
+    encoding = encoding.strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(zlib.MAX_WBITS | 16).decompress
+    if encoding == "deflate":
+        return _Inflate()
+    if encoding == "br":
+        try:
+            import brotli  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+        return brotli.Decompressor().process  # type: ignore[no-any-return]
+    if encoding == "zstd":
+        try:
+            import zstandard  # type: ignore[import-not-found]
+        except ImportError:
+            return None
+        return zstandard.ZstdDecompressor().decompressobj().decompress  # type: ignore[no-any-return]
+    return None
+
+
 def _event_outcome(line: bytes) -> bool | None:
     """What one line of an event stream says of the call: False for an error event (Anthropic
     names the event ``error``; OpenAI sends the error as the data of an unnamed one), True for
@@ -263,9 +313,14 @@ class _ObservedStream(Permit):
     """
 
     _inner: Any  # the response's own stream, set once the response has come
+    _headers: Any = None  # the response's headers, set with _inner
     # For a body of server-sent events (an LLM's streamed answer): the start of its last line,
     # not yet ended by a newline. None for any other body, which is not scanned.
     _events: bytes | None = None
+    # For a compressed body: what decompresses it for the scan, and whether its first bytes
+    # (which tell events from anything else) are still to come.
+    _decompress: Callable[[bytes], bytes] | None = None
+    _undecided = False
 
     def __init__(self, breaker: CircuitBreaker, token: int, start: float, core: TransportCore) -> None:
         # Permit's fields set here, not by Permit.__init__: a call less on every request.
@@ -308,11 +363,18 @@ class _ObservedStream(Permit):
 
     def _first(self, chunk: bytes) -> None:
         """The first chunk came: its time, and whether the body is a stream of server-sent
-        events (told by its first field, without a header lookup on every response)."""
+        events (told by its first field, without a header lookup on every response; a body
+        that starts as neither JSON nor events may be compressed: its header tells)."""
         self._first_chunk_at = self._breaker._now()
         if _opens_events(chunk):
             self._events = b""
             self._scan(chunk.removeprefix(b"\xef\xbb\xbf"))
+        elif chunk[0] not in _JSON_LEADS and self._headers is not None:
+            encoding = self._headers.get("content-encoding")
+            decompress = _decompressor(encoding) if encoding else None
+            if decompress is not None:
+                self._decompress, self._undecided, self._events = decompress, True, b""
+                self._scan(chunk)
 
     def _scan(self, chunk: bytes) -> None:
         """Read the events' lines for the two outcomes an SSE body states itself: an error event
@@ -320,6 +382,20 @@ class _ObservedStream(Permit):
         SDK raises to its caller, is a failure; ``data: [DONE]`` is the answer complete, a
         success whatever happens to the connection afterwards."""
         assert self._events is not None
+        if self._decompress is not None:
+            try:
+                chunk = self._decompress(chunk)
+            except Exception:  # not what its header says: the reader's decoder will say so
+                self._events = self._decompress = None
+                return
+            if self._undecided:
+                if not chunk:  # a compressed stream's header, no byte of the body yet
+                    return
+                self._undecided = False
+                if not _opens_events(chunk):
+                    self._events = self._decompress = None
+                    return
+                chunk = chunk.removeprefix(b"\xef\xbb\xbf")
         lines = (self._events + chunk).replace(b"\r", b"\n").split(b"\n")  # CRLF, CR or LF
         self._events = lines.pop()[:_LONGEST_LINE_START]  # only a line's start is ever read
         for line in lines:
@@ -495,7 +571,7 @@ class AsyncTransportLogic:
         if response.is_closed:  # its body read already (built with content=, as mock transports do)
             stream.record(SUCCESS)
             return response
-        stream._inner = response.stream
+        stream._inner, stream._headers = response.stream, response.headers
         response.stream = stream
         return response
 
@@ -538,7 +614,7 @@ class SyncTransportLogic:
         if response.is_closed:  # its body read already (built with content=, as mock transports do)
             stream.record(SUCCESS)
             return response
-        stream._inner = response.stream
+        stream._inner, stream._headers = response.stream, response.headers
         response.stream = stream
         return response
 
