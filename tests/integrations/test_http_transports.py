@@ -412,6 +412,21 @@ def test_one_router_routes_httpx_and_httpx2_alike_whoever_asks_first(first: type
     assert router.route("POST", "bücher.de", "/v1/x") is None
 
 
+@pytest.mark.parametrize("url_class", [httpx.URL, httpx2.URL])
+@pytest.mark.parametrize(
+    ("route_host", "request_host"), [("api.openai.com", "api.openai.com."), ("API.openai.com.", "api.openai.com")]
+)
+def test_a_fully_qualified_host_with_its_final_dot_is_the_same_host(
+    url_class: type, route_host: str, request_host: str
+) -> None:
+    # Requests to "api.openai.com." matched no route of "api.openai.com": they went unprotected.
+    openai_breaker = BreakerRegistry().service("openai")
+    router = Router([Route(openai_breaker, host=route_host)])
+    assert router.route_url("POST", url_class(f"https://{request_host}/v1/chat/completions")) is openai_breaker
+    assert router.route("POST", request_host, "/v1/chat/completions") is openai_breaker
+    assert router.route("POST", "api.openai.co", "/v1/chat/completions") is None
+
+
 @pytest.mark.parametrize("host", ["localhost:6333", "api.example.com:443", "[::1]:8080"])
 def test_a_route_host_with_a_port_is_refused(host: str) -> None:
     # It was accepted and matched nothing: the requests it meant went through unprotected.

@@ -46,8 +46,11 @@ class StreamStalledError(BreakerError, TimeoutError):
 def ascii_host(host: str) -> str:
     """A host as it travels: lower case, and an internationalised name in its IDNA (``xn--``)
     form, as httpx encodes it. Routes compare hosts in this form, because the libraries decode
-    it back differently (httpx leaves ``api.xn--bcher-kva.de`` encoded, httpx2 decodes it)."""
+    it back differently (httpx leaves ``api.xn--bcher-kva.de`` encoded, httpx2 decodes it). A
+    fully qualified name's final dot (``api.openai.com.``) is dropped: it names the same host."""
     host = host.lower()
+    if host.endswith("."):
+        host = host[:-1]
     if host.isascii():
         return host
     try:
