@@ -790,7 +790,10 @@ class CircuitBreaker:
             reason = _REJECT_OPEN
             remaining: float | None = until - now
         elif parent is not None and parent._closed_gen < 0:
-            refused = parent._rejection_by_state(parent._state)
+            parent_state = parent._state
+            if parent_state is not _OPEN and parent_state is not _FORCED_OPEN and parent_state is not _HALF_OPEN:
+                return None  # no state of the parent's rejects alone: its admission decides
+            refused = parent._rejection_by_state(parent_state)
             if refused is None:
                 return None  # the parent's admission decides, under its lock (_admit_child)
             reason = _REJECT_PARENT
@@ -832,7 +835,7 @@ class CircuitBreaker:
             # is all a rejection costs it.
             gate = self._rejection_gate
             try:
-                wanted = gate is None or gate()
+                wanted = gate is None or bool(gate())
             except Exception:
                 wanted = True
             if wanted:
@@ -866,15 +869,16 @@ class CircuitBreaker:
             self._sync_closed_gen()
             return ((parent_gen + 2) << _TOKEN_SHIFT) | (gen + 2)
         # The parent admits first: an open service rejects its endpoints' calls before they
-        # touch, or count in, the endpoints' windows.
+        # touch, or count in, the endpoints' windows. Every caller asked _rejection_by_state just
+        # before, which rejects when the parent's state alone decides: here its lock decides.
         if parent_gen < 0:
-            refused = parent._rejection_by_state(parent._state)  # without its lock, when its state decides
-            if refused is not None:
-                raise self.reject_for_dependency(refused[4] if len(refused) > 4 else refused[0], refused[3])
+            refused_by: tuple[str, float | None] | None = None
             try:
                 parent_gen = parent._admission(parent)
             except CircuitOpenError as exc:
-                raise self._parent_rejection(exc) from None
+                refused_by = (exc.origin, exc.remaining)
+            if refused_by is not None:  # raised outside the except: no context, as _rejection_by_state's
+                raise self.reject_for_dependency(*refused_by)
         gen = self._gen_if_closed  # closed: no lock, as for a breaker without a parent
         if gen < 0:
             try:

@@ -230,8 +230,7 @@ def test_a_parent_open_rejection_counts_in_both_and_names_the_parent(parent_stat
             20.0,
         )
         # A traceback shows the endpoint's rejection alone: its origin names the service.
-        assert error.__cause__ is None
-        assert error.__context__ is None or error.__suppress_context__
+        assert (error.__cause__, error.__context__) == (None, None)
     own_reason = RejectionReason.OPEN if parent_state == "open" else RejectionReason.FORCED_OPEN
     assert [e.reason for e in service_events.rejected] == [own_reason] * 2
     assert [e.reason for e in endpoint_events.rejected] == [RejectionReason.PARENT_OPEN] * 2
@@ -680,3 +679,46 @@ def test_every_usage_raises_the_rejections_the_states_decide_from_its_own_frame(
     }[kind]
     assert caught.value.reason is expected
     assert traceback.extract_tb(caught.value.__traceback__)[-1].name == RAISING_FRAMES[usage]
+
+
+def test_a_parent_rejection_its_lock_decides_names_the_parent_alone_too(clock: ManualClock) -> None:
+    # Past max_wait_in_half_open the service reopens under its lock (no state alone decides): the
+    # endpoint's rejection carried the service's error as its context there, and none elsewhere.
+    config = BreakerConfig(minimum_calls=1, wait_in_open=1, permitted_calls_in_half_open=1, max_wait_in_half_open=5)
+    service = CircuitBreaker("svc", config, clock=clock)
+    endpoint = CircuitBreaker("svc.op", parent=service)
+    with pytest.raises(ZeroDivisionError):
+        service.call(lambda: 1 / 0)
+    clock.advance(1)
+    service.acquire()  # the service's probe, in flight
+    clock.advance(5)
+    with pytest.raises(CircuitOpenError) as caught:
+        endpoint.call(lambda: "never")
+    error = caught.value
+    assert (error.reason, error.origin, service.state) == (RejectionReason.PARENT_OPEN, "svc", State.OPEN)
+    assert (error.__cause__, error.__context__) == (None, None)
+
+
+def test_a_gate_whose_answer_is_neither_true_nor_false_breaks_no_rejection(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # acquire() and an endpoint's parent_open rejection raised the answer's ValueError instead.
+    class Ambiguous:
+        def __bool__(self) -> bool:
+            raise ValueError("ambiguous")
+
+    config = BreakerConfig(minimum_calls=1, wait_in_open=30)
+    service = CircuitBreaker("svc", config, clock=clock)
+    endpoint = CircuitBreaker("svc.op", parent=service)
+    for b in (service, endpoint):
+        listener = Recorder()
+        listener.listening = Ambiguous  # type: ignore[assignment]
+        b.add_listener(listener)
+    with pytest.raises(ZeroDivisionError):
+        service.call(lambda: 1 / 0)
+    with caplog.at_level("ERROR", logger="breakerpanel"):
+        for attempt in (service.acquire, endpoint.acquire, lambda: endpoint.call(lambda: "never")):
+            with pytest.raises(CircuitOpenError):
+                attempt()
+    assert service.snapshot().totals.rejected[RejectionReason.OPEN] == 3
+    assert endpoint.snapshot().totals.rejected[RejectionReason.PARENT_OPEN] == 2
