@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -327,6 +328,8 @@ def test_pushed_histograms_follow_the_exporters_temporality_preference(
         )
         points = histogram.data_points
         assert all(sum(p.bucket_counts) == p.count for p in points)
+        # The breakers keep no minimum or maximum: unset, not 0 s beside a positive sum.
+        assert not any(p.HasField("min") or p.HasField("max") for p in points)
         assert len({(p.start_time_unix_nano, p.time_unix_nano) for p in points}) == 1
         count = sum(p.count for p in points)
         return histogram.aggregation_temporality, count, points[0].start_time_unix_nano, points[0].time_unix_nano
@@ -349,36 +352,111 @@ def test_pushed_histograms_follow_the_exporters_temporality_preference(
         assert len(set(starts)) == 1
 
 
-def test_a_delta_series_whose_counts_go_down_is_reported_whole() -> None:
+def _histogram_metric(counts: list[int], total: float, at: int, bounds: tuple[float, ...] = (0.1,)) -> Metric:
+    point = HistogramDataPoint(
+        attributes={"circuit_breaker.name": "redis"},
+        start_time_unix_nano=1,
+        time_unix_nano=at,
+        count=sum(counts),
+        sum=total,
+        bucket_counts=counts,
+        explicit_bounds=list(bounds),
+        min=0.0,
+        max=0.0,
+    )
+    return Metric(name="d", description="", unit="s", data=Histogram([point], AggregationTemporality.CUMULATIVE))
+
+
+def test_a_delta_series_goes_on_from_its_last_point_and_restarts_whole() -> None:
     deltas = HistogramDeltas()
 
-    def metric(counts: list[int], total: float, at: int, bounds: tuple[float, ...] = (0.1,)) -> Metric:
-        point = HistogramDataPoint(
-            attributes={"circuit_breaker.name": "redis"},
-            start_time_unix_nano=1,
-            time_unix_nano=at,
-            count=sum(counts),
-            sum=total,
-            bucket_counts=counts,
-            explicit_bounds=list(bounds),
-            min=0.0,
-            max=0.0,
-        )
-        return Metric(name="d", description="", unit="s", data=Histogram([point], AggregationTemporality.CUMULATIVE))
-
-    def point(m: Metric) -> tuple[list[int], float, int, int]:
-        (p,) = m.data.data_points  # type: ignore[union-attr]
-        return list(p.bucket_counts), round(p.sum, 9), p.start_time_unix_nano, p.time_unix_nano
-
-    seen = [
-        point(deltas.convert([metric(c, s, t, *b)])[0])
-        for c, s, t, *b in [
-            ([3, 1], 1.5, 10),  # first seen: whole, from the cumulative start
-            ([4, 3], 2.5, 20),  # the change
-            ([1, 0], 0.05, 30),  # fewer than before: the breaker was replaced, its series restarted
-            ([1, 0, 2], 0.9, 40, (0.1, 1.0)),  # other bounds: restarted too
+    def converted(*metrics: Metric) -> list[tuple[list[int], float, int, int]]:
+        return [
+            (list(p.bucket_counts), round(p.sum, 9), p.start_time_unix_nano, p.time_unix_nano)
+            for m in deltas.convert(lambda: metrics)
+            for p in m.data.data_points  # type: ignore[union-attr]
         ]
-    ]
-    assert seen == [([3, 1], 1.5, 1, 10), ([1, 2], 1.0, 10, 20), ([1, 0], 0.05, 20, 30), ([1, 0, 2], 0.9, 30, 40)]
-    assert deltas.convert([]) == []  # a series no longer reported is forgotten
-    assert point(deltas.convert([metric([4, 3], 2.5, 50)])[0]) == ([4, 3], 2.5, 1, 50)
+
+    assert converted(_histogram_metric([3, 1], 1.5, 10)) == [([3, 1], 1.5, 1, 10)]  # first seen: whole
+    assert converted(_histogram_metric([4, 3], 2.5, 20)) == [([1, 2], 1.0, 10, 20)]  # the change
+    # Away for an export (its breaker evicted as idle), then back: it goes on from its last
+    # point. Reported whole again, a backend summing the deltas counted its calls twice.
+    assert converted() == []
+    assert converted(_histogram_metric([4, 5], 2.7, 40)) == [([0, 2], 0.2, 20, 40)]
+    # Fewer than before, or other bounds: a restarted series, reported whole from its last point.
+    assert converted(_histogram_metric([1, 0], 0.05, 50)) == [([1, 0], 0.05, 40, 50)]
+    assert converted(_histogram_metric([1, 0, 2], 0.9, 60, (0.1, 1.0))) == [([1, 0, 2], 0.9, 50, 60)]
+
+
+def test_a_delta_conversion_reads_under_its_lock() -> None:
+    # A periodic export racing a force_flush converted an older reading after a newer one: a
+    # point whose interval ended before it started, and calls counted twice.
+    deltas = HistogramDeltas()
+    reading, release = threading.Event(), threading.Event()
+    first: list[list[Metric]] = []
+
+    def slow_read() -> list[Metric]:
+        reading.set()
+        assert release.wait(10)
+        return [_histogram_metric([1, 0], 0.01, 10)]
+
+    older = threading.Thread(target=lambda: first.append(deltas.convert(slow_read)))
+    older.start()
+    assert reading.wait(10)
+    newer: list[list[Metric]] = []
+    racing = threading.Thread(
+        target=lambda: newer.append(deltas.convert(lambda: [_histogram_metric([3, 0], 0.03, 20)]))
+    )
+    racing.start()
+    racing.join(0.2)
+    assert racing.is_alive()  # waits for the older reading to be converted first
+    release.set()
+    older.join(10)
+    racing.join(10)
+    (point,) = newer[0][0].data.data_points  # type: ignore[union-attr]
+    assert (list(point.bucket_counts), point.start_time_unix_nano, point.time_unix_nano) == ([2, 0], 10, 20)
+
+
+class _EndsACollectionWhileRead:
+    """A source whose read ends a collection (as a scrape racing an OTLP push does)."""
+
+    def __init__(self, catalog: BreakerCatalog, breaker: CircuitBreaker) -> None:
+        self.name = breaker.name
+        self._catalog = catalog
+        self._breaker = breaker
+        self.reads = 0
+
+    def read(self) -> Any:
+        from breakerpanel.exporter import CircuitBreakerSource
+
+        self.reads += 1
+        if self.reads == 1:
+            self._catalog.end_collection()
+        return CircuitBreakerSource(self._breaker).read()
+
+
+def test_a_reading_that_began_before_a_collection_ended_is_not_the_next_ones() -> None:
+    catalog = BreakerCatalog()
+    source = _EndsACollectionWhileRead(catalog, CircuitBreaker("redis"))
+    catalog.add(source)
+    catalog.readings()  # began in one collection, ended in the next
+    catalog.readings()
+    assert source.reads == 2  # read again: the first reading was not kept as the new collection's
+    catalog.readings()
+    assert source.reads == 2  # the second one is
+
+
+def test_a_breaker_used_again_after_every_one_was_evicted_is_read_at_once() -> None:
+    # With every breaker evicted the SDK's collection had no metric, no reader ended it, and the
+    # kept empty reading hid the breaker used again until a /metrics scrape ended a collection.
+    now = [0.0]
+    catalog = BreakerCatalog(evict_idle_after=10, clock=lambda: now[0])
+    breaker = CircuitBreaker("redis")
+    catalog.add(breaker)
+    breaker.call(lambda: "ok")
+    assert [r.name for r in catalog.readings()] == ["redis"]
+    catalog.end_collection()
+    now[0] += 30
+    assert catalog.readings() == []  # idle: evicted (no collection ends after this)
+    breaker.call(lambda: "ok")
+    assert [r.name for r in catalog.readings()] == ["redis"]

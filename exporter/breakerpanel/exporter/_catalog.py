@@ -81,11 +81,13 @@ class BreakerCatalog:
                 for breaker in item:
                     self._add_breaker(breaker)
             self._cached = None
+            self._generation += 1  # a reading under way misses it: not cached
 
     def _watched(self, breaker: CircuitBreaker) -> None:
         with self._lock:
             self._add_breaker(breaker)
             self._cached = None
+            self._generation += 1
 
     def _add_breaker(self, breaker: CircuitBreaker) -> None:
         if breaker.name not in self._sources:
@@ -107,10 +109,13 @@ class BreakerCatalog:
         """One reading per reported breaker, read once per collection (every instrument's
         callback in one collection sees the same figures)."""
         with self._lock:
+            # The generation this reading belongs to: stored under the one current when it ends,
+            # a reading that began before a collection ended (an OTLP push racing a scrape) was
+            # served as the next collection's, an older figure after a newer one.
+            generation = self._generation
             cached = self._cached
-            if cached is not None and cached[0] == self._generation:
+            if cached is not None and cached[0] == generation:
                 return cached[1]
-        with self._lock:
             sources = list(self._sources.values())
         readings = [self._guard(source.read()) for source in sources]
         # Capped before idle ones are left out: which breakers have series of their own and
@@ -120,7 +125,12 @@ class BreakerCatalog:
         readings = self._capped(readings)
         readings = self._without_idle(readings)
         with self._lock:
-            self._cached = (self._generation, readings)
+            # An empty reading is not kept: every breaker evicted as idle, the SDK's collection
+            # has no metric and no reader ends it, so a kept one would hide a breaker used again
+            # until something else ended a collection (a /metrics scrape). Reading idle breakers
+            # again costs only while all of them are idle.
+            if generation == self._generation and readings:
+                self._cached = (generation, readings)
         return readings
 
     def _guard(self, reading: BreakerReading) -> BreakerReading:

@@ -11,7 +11,7 @@ histograms would otherwise drop them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opentelemetry.sdk.metrics.export import AggregationTemporality, Histogram, HistogramDataPoint, Metric
 
@@ -21,34 +21,37 @@ _SeriesKey = tuple[str, frozenset[tuple[str, object]]]
 
 
 class HistogramDeltas:
-    """Turns cumulative histogram metrics into deltas since the previous call, series by series.
+    """Turns cumulative histogram metrics into deltas since the previous export, series by series.
 
     One per reader: each export's deltas are relative to that reader's previous export. A series
-    seen for the first time is reported whole, from its cumulative start; one whose counts went
-    down (its breaker was replaced) or whose bucket bounds changed is reported whole from the
-    previous export, as a restarted cumulative series is. Series that stop being reported are
-    forgotten at once, so the memory kept is one point per series of the last export.
+    seen for the first time is reported whole, from its cumulative start; one that is back after
+    exports without it (a breaker evicted as idle, used again) goes on from its last point, as
+    the SDK's own asynchronous instruments keep their state, so a backend summing the deltas
+    counts no call twice; one whose counts went down or whose bucket bounds changed is reported
+    whole from its last point, as a restarted cumulative series is. The memory kept is one point
+    per series ever reported, as the catalog keeps every breaker it was given.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # a periodic export and a force_flush may collect at once
+        self._lock = threading.Lock()
         self._last: dict[_SeriesKey, HistogramDataPoint] = {}
 
-    def convert(self, metrics: Sequence[Metric]) -> list[Metric]:
+    def convert(self, read: Callable[[], Sequence[Metric]]) -> list[Metric]:
+        """The deltas of the metrics ``read`` returns, read under this converter's lock: a
+        periodic export racing a ``force_flush`` must not convert an older reading after a
+        newer one (its interval would end before it starts, its counts be counted again)."""
         converted: list[Metric] = []
         with self._lock:
-            last: dict[_SeriesKey, HistogramDataPoint] = self._last
-            seen: dict[_SeriesKey, HistogramDataPoint] = {}
-            for metric in metrics:
+            last = self._last
+            for metric in read():
                 assert isinstance(metric.data, Histogram)
                 points = []
                 for point in metric.data.data_points:
                     key = (metric.name, frozenset((point.attributes or {}).items()))
-                    seen[key] = point
                     points.append(_delta(point, last.get(key)))
+                    last[key] = point
                 data = Histogram(data_points=points, aggregation_temporality=AggregationTemporality.DELTA)
                 converted.append(Metric(name=metric.name, description=metric.description, unit=metric.unit, data=data))
-            self._last = seen
         return converted
 
 

@@ -113,7 +113,9 @@ class BreakerInstruments:
         return metrics
 
     def _point(self, reading: HistogramReading, attributes: dict[str, str], now: int) -> HistogramDataPoint:
-        # min and max are not kept by the breakers; the Prometheus format does not carry them.
+        # min and max are not kept by the breakers: left unset (None), which OTLP allows. Zeros
+        # went out as a minimum and a maximum of 0 s beside a positive sum (the Prometheus format
+        # carries neither).
         return HistogramDataPoint(
             attributes=attributes,
             start_time_unix_nano=self._start_ns,
@@ -122,16 +124,14 @@ class BreakerInstruments:
             sum=reading.sum,
             bucket_counts=list(reading.counts),
             explicit_bounds=list(reading.bounds),
-            min=0.0,
-            max=0.0,
+            min=None,  # type: ignore[arg-type]  # the SDK types them float; OTLP leaves them optional
+            max=None,  # type: ignore[arg-type]
         )
 
     def inject(self, metrics_data: MetricsData, deltas: HistogramDeltas | None = None) -> MetricsData:
         """``metrics_data`` with the histograms added to this meter's scope: cumulative, or the
         changes since the previous collection through ``deltas`` (a reader's own)."""
-        histograms = self.histograms()
-        if deltas is not None:
-            histograms = deltas.convert(histograms)
+        histograms = self.histograms() if deltas is None else deltas.convert(self.histograms)
         if not histograms:
             return metrics_data
         resource_metrics = list(metrics_data.resource_metrics)

@@ -27,19 +27,21 @@ class _WithBreakerHistograms:
     _deltas: HistogramDeltas | None = None
 
     def bind(self, instruments: BreakerInstruments) -> None:
-        self._instruments = instruments
         # The temporality the reader's exporter asked for, by instrument class (MetricReader keeps
         # it as given; an OTLP exporter sets it from OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE).
+        # Decided before the instruments are bound: no collection sees them without it.
         preferred = getattr(self, "_preferred_temporality", None) or {}
         if preferred.get(Histogram) is AggregationTemporality.DELTA:
             self._deltas = HistogramDeltas()
+        self._instruments = instruments
 
     def _receive_metrics(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> None:
         instruments = self._instruments
         if instruments is not None:
             if metrics_data is not None:
                 metrics_data = instruments.inject(metrics_data, self._deltas)
-            # The collection is over: the next one reads the breakers again.
+            # The collection is over: the next one reads the breakers again. (A collection with
+            # no metric at all does not come here: the catalog does not keep an empty reading.)
             instruments.catalog.end_collection()
         super()._receive_metrics(metrics_data, timeout_millis, **kwargs)  # type: ignore[misc]
 
