@@ -8,8 +8,9 @@ import gc
 import gzip
 import re
 import time
+import tracemalloc
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -503,10 +504,11 @@ BOM_FIRST = [b'\xef\xbb\xbf\ndata: {"choices": []}\n\n', b'data:{"error": {"type
 
 
 async def _read_events(
-    lib: tuple[Any, Any], chunks: list[bytes | None], headers: dict[str, str] | None = None
+    lib: tuple[Any, Any], chunks: list[bytes | None], headers: dict[str, str] | None = None, *, raw: bool = False
 ) -> CallTotals:
     """The totals of an endpoint after reading ``chunks`` as a 200's body through the async and
-    the sync transport (``None``: the connection breaks there)."""
+    the sync transport (``None``: the connection breaks there), decoded as a caller reads it or,
+    ``raw``, as it came."""
     headers = headers or {}
     http, transports = lib
     endpoint = BreakerRegistry().service("llm", BreakerConfig(slow_call_duration=10))
@@ -537,7 +539,7 @@ async def _read_events(
         client.stream("POST", "http://llm.local/v1/x") as response,
     ):
         try:
-            async for _ in response.aiter_bytes():
+            async for _ in response.aiter_raw() if raw else response.aiter_bytes():
                 pass
         except http.ReadError:
             pass
@@ -546,7 +548,7 @@ async def _read_events(
         client.stream("POST", "http://llm.local/v1/x") as response,
     ):
         try:
-            for _ in response.iter_bytes():
+            for _ in response.iter_raw() if raw else response.iter_bytes():
                 pass
         except http.ReadError:
             pass
@@ -613,8 +615,9 @@ def _compressed(chunks: list[bytes | None], encoding: str) -> list[bytes | None]
         (DONE_THEN_CUT, (1, {})),
         (NOT_EVENTS, (1, {})),
         (BOM_FIRST, (0, {"stream_error": 1})),
+        (BOM_THEN_FIELD, (0, {"stream_error": 1})),
     ],
-    ids=["anthropic-error-event", "openai-error-split", "done-then-cut", "json-body", "bom-first"],
+    ids=["anthropic-error-event", "openai-error-split", "done-then-cut", "json-body", "bom-first", "bom-then-field"],
 )
 async def test_a_compressed_stream_of_events_states_its_own_outcome_too(
     lib: tuple[Any, Any], encoding: str, chunks: list[bytes | None], expected: tuple[int, dict[str, int]]
@@ -631,19 +634,65 @@ async def test_a_compressed_stream_of_events_states_its_own_outcome_too(
 
 
 @pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
+@pytest.mark.parametrize(
+    ("header", "layers"),
+    [
+        ("gzip, identity", [gzip.compress]),
+        ("identity, gzip", [gzip.compress]),
+        ("GZIP", [gzip.compress]),
+        ("gzip, gzip", [gzip.compress, gzip.compress]),
+        ("deflate, gzip", [zlib.compress, gzip.compress]),  # in the order they were applied
+    ],
+)
+async def test_a_stream_compressed_under_any_header_its_library_decodes_is_scanned(
+    lib: tuple[Any, Any], header: str, layers: list[Callable[[bytes], bytes]]
+) -> None:
+    """Several encodings (identity among them, or one applied twice) and the header's spellings
+    are decoded by the reader's library, and were not by the scan: the error counted a success."""
+    body = b"".join(c for c in ANTHROPIC_OVERLOADED if c is not None)
+    for compress in layers:
+        body = compress(body)
+    totals = await _read_events(lib, [body[:5], body[5:]], {"content-encoding": header})
+    assert (totals.successes, totals.failures_by_type) == (0, {"stream_error": 2})
+
+
+@pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
+@pytest.mark.parametrize("content_type", ["application/json", "application/x-ndjson"])
+async def test_a_compressed_body_that_is_not_an_event_stream_is_not_decoded(
+    lib: tuple[Any, Any], content_type: str
+) -> None:
+    # What its headers say decides: a JSON body (an array, or lines of objects) read as events
+    # cost the decoding of its first chunk, for a body that states no outcome.
+    body = gzip.compress(b'[{"text": "x"}]\nevent: error\n')
+    totals = await _read_events(lib, [body], {"content-encoding": "gzip", "content-type": content_type})
+    assert (totals.successes, totals.failures_by_type) == (2, {})
+
+
+@pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
 @pytest.mark.parametrize("encoding", ["gzip", "compress"])
 async def test_a_body_whose_encoding_is_not_what_its_header_says_is_not_scanned(
     lib: tuple[Any, Any], encoding: str
 ) -> None:
-    """Bytes that do not decompress (or an encoding the scan does not read) leave the body
-    unscanned, as any other body: the reader's own decoder decides what the caller sees."""
+    """Bytes that do not decode (or an encoding the library does not decode) leave the body
+    unscanned, as any other body, read raw here so that the reader's decoder raises nothing."""
     chunks: list[bytes | None] = [b"\x00\x01 not gzip", b'event: error\ndata: {"type": "error"}\n\n']
-    http = lib[0]
+    totals = await _read_events(lib, chunks, {"content-encoding": encoding}, raw=True)
+    assert (totals.successes, totals.failures_by_type) == (2, {})
+
+
+@pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])
+async def test_a_decompression_bomb_costs_the_scan_no_more_than_a_copy_of_the_chunk(lib: tuple[Any, Any]) -> None:
+    """4 KB of gzip that inflates to 4 MiB of line ends, then an error event: the scan split
+    every line into an object of its own (37 MiB at the peak, where the reader needs 4)."""
+    body = gzip.compress(b"\n" * (4 << 20) + b'event: error\ndata: {"type": "error"}\n\n')
+    tracemalloc.start()
     try:
-        totals = await _read_events(lib, chunks, {"content-encoding": encoding})
-    except http.DecodingError:  # httpx's decoder refused it: the breaker saw the body end
-        return
-    assert totals.failures_by_type == {}
+        totals = await _read_events(lib, [body], {"content-encoding": "gzip"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (totals.successes, totals.failures_by_type) == (0, {"stream_error": 2})
+    assert peak < 24 << 20, f"{peak / 2**20:.1f} MiB at the peak"
 
 
 @pytest.mark.parametrize("lib", [(httpx, bhttpx), (httpx2, bhttpx2)], ids=["httpx", "httpx2"])

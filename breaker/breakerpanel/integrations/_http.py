@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import zlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,53 +238,8 @@ def _opens_events(chunk: bytes) -> bool:
     return not head or any(field.startswith(head[: len(field)]) for field in _EVENT_FIELDS)
 
 
-# The first bytes of a JSON body: decided at one lookup, with no header read. gzip and zlib data
-# never start so; raw deflate (which some servers send as deflate) may, and is then not scanned.
-_JSON_LEADS = frozenset(b"{[")
-
-
-class _Inflate:
-    """``deflate`` as servers send it: zlib data, or (some servers) raw deflate data, told by the
-    first chunk, as httpx's decoder tells them."""
-
-    def __init__(self) -> None:
-        self._inflate = zlib.decompressobj()
-        self._first = True
-
-    def __call__(self, data: bytes) -> bytes:
-        first, self._first = self._first, False
-        try:
-            return self._inflate.decompress(data)
-        except zlib.error:
-            if not first:
-                raise
-            self._inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self._inflate.decompress(data)
-
-
-def _decompressor(encoding: str) -> Callable[[bytes], bytes] | None:
-    """Decompresses a body sent with ``Content-Encoding: encoding`` chunk by chunk, for the
-    event scan only (the reader gets the body from httpx, which decodes it itself): gzip and
-    deflate (zlib or raw, as httpx takes it), brotli and zstd when their libraries are installed
-    (httpx offers them only then). None for another encoding, or several."""
-    encoding = encoding.strip().lower()
-    if encoding in ("gzip", "x-gzip"):
-        return zlib.decompressobj(zlib.MAX_WBITS | 16).decompress
-    if encoding == "deflate":
-        return _Inflate()
-    if encoding == "br":
-        try:
-            import brotli  # type: ignore[import-not-found]
-        except ImportError:
-            return None
-        return brotli.Decompressor().process  # type: ignore[no-any-return]
-    if encoding == "zstd":
-        try:
-            import zstandard  # type: ignore[import-not-found]
-        except ImportError:
-            return None
-        return zstandard.ZstdDecompressor().decompressobj().decompress  # type: ignore[no-any-return]
-    return None
+# The lines of an event stream that _event_outcome reads, found without splitting the others.
+_OUTCOME_LINES = re.compile(rb"^(?:event|data):", re.MULTILINE)
 
 
 def _event_outcome(line: bytes) -> bool | None:
@@ -317,12 +271,14 @@ class _ObservedStream(Permit):
 
     _inner: Any  # the response's own stream, set once the response has come
     _headers: Any = None  # the response's headers, set with _inner
+    _response_class: Any  # the library's Response: it builds the decoder of a compressed body
     # For a body of server-sent events (an LLM's streamed answer): the start of its last line,
     # not yet ended by a newline. None for any other body, which is not scanned.
     _events: bytes | None = None
-    # For a compressed body: what decompresses it for the scan, and whether its first bytes
-    # (which tell events from anything else) are still to come.
-    _decompress: Callable[[bytes], bytes] | None = None
+    # For an event stream a gateway compressed: a decoder of the body, as the reader's library
+    # builds it for the reader (the same encodings, and as many), and whether the first bytes of
+    # the decoded body (a byte-order mark to drop) are still to come.
+    _decoder: Any = None
     _undecided = False
 
     def __init__(self, breaker: CircuitBreaker, token: int, start: float, core: TransportCore) -> None:
@@ -366,51 +322,85 @@ class _ObservedStream(Permit):
 
     def _first(self, chunk: bytes) -> None:
         """The first chunk came: its time, and whether the body is a stream of server-sent
-        events (told by its first field, without a header lookup on every response; a body
-        that starts as neither JSON nor events may be compressed: its header tells)."""
+        events: told by its first field, without a header lookup on every response; a body that
+        starts as neither events nor a JSON object may be events a gateway compressed (its
+        headers tell)."""
         self._first_chunk_at = self._breaker._now()
         if _opens_events(chunk):
             self._events = b""
             self._scan(chunk.removeprefix(b"\xef\xbb\xbf"))
-        elif chunk[0] not in _JSON_LEADS and self._headers is not None:
-            encoding = self._headers.get("content-encoding")
-            decompress = _decompressor(encoding) if encoding else None
-            if decompress is not None:
-                self._decompress, self._undecided, self._events = decompress, True, b""
-                self._scan(chunk)
+        elif chunk[0] != 0x7B and self._headers is not None:  # "{": JSON, at one comparison
+            self._decode_events(chunk)
+
+    def _decode_events(self, chunk: bytes) -> None:
+        """Scan a compressed body when its headers say it is an event stream: decoded by a
+        decoder the reader's library builds as it builds the reader's (from a response with the
+        same headers), so the scan reads what the caller reads. A body whose encoding the library
+        does not decode is not scanned."""
+        headers = self._headers
+        try:
+            if "content-encoding" not in headers:
+                return
+            if not headers.get("content-type", "").lower().startswith("text/event-stream"):
+                return
+            decoder = self._response_class(200, headers=headers)._get_content_decoder()
+        except Exception:  # a library without that method: no scan, as before
+            return
+        if type(decoder).__name__ == "IdentityDecoder":  # no encoding it decodes
+            return
+        self._decoder, self._undecided, self._events = decoder, True, b""
+        self._scan(chunk)
 
     def _scan(self, chunk: bytes) -> None:
         """Read the events' lines for the two outcomes an SSE body states itself: an error event
         after the 200 (Anthropic's ``event: error``, OpenAI's ``data: {"error": ...}``), which the
         SDK raises to its caller, is a failure; ``data: [DONE]`` is the answer complete, a
-        success whatever happens to the connection afterwards."""
-        assert self._events is not None
-        if self._decompress is not None:
-            try:
-                chunk = self._decompress(chunk)
-            except Exception:  # not what its header says: the reader's decoder will say so
-                self._events = self._decompress = None
-                return
-            if self._undecided:
-                if not chunk:  # a compressed stream's header, no byte of the body yet
-                    return
-                self._undecided = False
-                if not _opens_events(chunk):
-                    self._events = self._decompress = None
-                    return
-                chunk = chunk.removeprefix(b"\xef\xbb\xbf")
-        lines = (self._events + chunk).replace(b"\r", b"\n").split(b"\n")  # CRLF, CR or LF
-        self._events = lines.pop()[:_LONGEST_LINE_START]  # only a line's start is ever read
-        for line in lines:
-            outcome = _event_outcome(line)
-            if outcome is None:
-                continue
-            if not self._done:
-                if outcome:
-                    self._ended()
-                else:
-                    self.failure("stream_error")
+        success whatever happens to the connection afterwards. The first outcome ends the scan.
+
+        Nothing it raises reaches the reader: a body that does not decode, or a chunk too large
+        to copy, ends the scan, and the reader's own decoding decides what the caller sees."""
+        try:
+            if self._decoder is None:
+                outcome = self._outcome_in(chunk)
+            else:
+                outcome = None
+                decoded = self._decoder.decode(chunk)  # httpx2 yields it in bounded pieces
+                for piece in (decoded,) if isinstance(decoded, bytes) else decoded:
+                    if self._undecided:
+                        if not piece:  # a compressed stream's header, no byte of the body yet
+                            continue
+                        self._undecided = False
+                        piece = piece.removeprefix(b"\xef\xbb\xbf")
+                    outcome = self._outcome_in(piece)
+                    if outcome is not None:
+                        break
+        except Exception:
+            self._events = self._decoder = None
             return
+        if outcome is None:
+            return
+        self._events = self._decoder = None  # the first outcome counts: nothing more to read
+        if not self._done:
+            if outcome:
+                self._ended()
+            else:
+                self.failure("stream_error")
+
+    def _outcome_in(self, chunk: bytes) -> bool | None:
+        """The first outcome the complete lines of ``_events + chunk`` state (see _event_outcome);
+        the last line's start waits in ``_events`` for its end. The lines that tell an outcome are
+        found by a regex: splitting every line made a chunk of a million line ends (a
+        decompression bomb) a million objects."""
+        assert self._events is not None
+        data = (self._events + chunk).replace(b"\r", b"\n")  # CRLF, CR or LF
+        end = data.rfind(b"\n") + 1
+        self._events = data[end : end + _LONGEST_LINE_START]  # only a line's start is ever read
+        for match in _OUTCOME_LINES.finditer(data, 0, end):
+            start = match.start()
+            outcome = _event_outcome(data[start : start + _LONGEST_LINE_START].split(b"\n", 1)[0])
+            if outcome is not None:
+                return outcome
+        return None
 
     def _stalled(self, limit: float) -> StreamStalledError:
         self.failure("stream_stalled")

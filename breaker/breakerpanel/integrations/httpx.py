@@ -46,11 +46,11 @@ __all__ = ["AsyncBreakerTransport", "BreakerTransport"]
 
 
 class _AsyncObservedStream(AsyncObservedStreamLogic, httpx.AsyncByteStream):
-    pass
+    _response_class = httpx.Response
 
 
 class _SyncObservedStream(SyncObservedStreamLogic, httpx.SyncByteStream):
-    pass
+    _response_class = httpx.Response
 
 
 class AsyncBreakerTransport(AsyncTransportLogic, httpx.AsyncBaseTransport):

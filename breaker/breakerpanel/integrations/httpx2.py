@@ -46,11 +46,11 @@ __all__ = ["AsyncBreakerTransport", "BreakerTransport"]
 
 
 class _AsyncObservedStream(AsyncObservedStreamLogic, httpx2.AsyncByteStream):
-    pass
+    _response_class = httpx2.Response
 
 
 class _SyncObservedStream(SyncObservedStreamLogic, httpx2.SyncByteStream):
-    pass
+    _response_class = httpx2.Response
 
 
 class AsyncBreakerTransport(AsyncTransportLogic, httpx2.AsyncBaseTransport):
