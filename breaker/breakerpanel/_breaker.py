@@ -413,7 +413,8 @@ class CircuitBreaker:
                         self._rejected_open += 1
                         raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate()
+                        # Anything but False (a truth that raises, say): _open_rejection asks again.
+                        heard = gate() is not False
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -470,7 +471,8 @@ class CircuitBreaker:
                         self._rejected_open += 1
                         raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate()
+                        # Anything but False (a truth that raises, say): _open_rejection asks again.
+                        heard = gate() is not False
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -613,7 +615,8 @@ class CircuitBreaker:
                         self._rejected_open += 1
                         raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate()
+                        # Anything but False (a truth that raises, say): _open_rejection asks again.
+                        heard = gate() is not False
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -679,7 +682,8 @@ class CircuitBreaker:
                         self._rejected_open += 1
                         raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate()
+                        # Anything but False (a truth that raises, say): _open_rejection asks again.
+                        heard = gate() is not False
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -869,9 +873,15 @@ class CircuitBreaker:
             self._sync_closed_gen()
             return ((parent_gen + 2) << _TOKEN_SHIFT) | (gen + 2)
         # The parent admits first: an open service rejects its endpoints' calls before they
-        # touch, or count in, the endpoints' windows. Every caller asked _rejection_by_state just
-        # before, which rejects when the parent's state alone decides: here its lock decides.
+        # touch, or count in, the endpoints' windows. The callers asked _rejection_by_state just
+        # before, which rejects when the parent's state alone decides, except for a breaker open
+        # past its own wait (the call paths go on to admission then): ask for it here, without
+        # the parent's lock, which every such call took for as long as the parent stayed open.
         if parent_gen < 0:
+            if self._state is _OPEN:
+                refused = parent._rejection_by_state(parent._state)
+                if refused is not None:
+                    raise self.reject_for_dependency(refused[4] if len(refused) > 4 else refused[0], refused[3])
             refused_by: tuple[str, float | None] | None = None
             try:
                 parent_gen = parent._admission(parent)
@@ -1821,7 +1831,8 @@ def _async_decorator(
                         breaker._rejected_open += 1
                         raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate()
+                        # Anything but False (a truth that raises, say): _open_rejection asks again.
+                        heard = gate() is not False
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:
@@ -1878,7 +1889,8 @@ def _sync_decorator(breaker: CircuitBreaker, fn: Callable[P, T]) -> Callable[P, 
                         breaker._rejected_open += 1
                         raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        heard = gate()
+                        # Anything but False (a truth that raises, say): _open_rejection asks again.
+                        heard = gate() is not False
                     except Exception:  # _open_rejection asks again, and logs it
                         heard = True
                     if heard:

@@ -9,6 +9,7 @@ the fallback chain's skipped no-op steps. No timing is asserted (``bench/overhea
 from __future__ import annotations
 
 import asyncio
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -716,9 +717,52 @@ def test_a_gate_whose_answer_is_neither_true_nor_false_breaks_no_rejection(
         b.add_listener(listener)
     with pytest.raises(ZeroDivisionError):
         service.call(lambda: 1 / 0)
+    attempts = (
+        service.acquire,
+        endpoint.acquire,
+        lambda: endpoint.call(lambda: "never"),
+        lambda: service.call(lambda: "never"),  # the call paths' own open rejection
+        lambda: asyncio.run(service.acall(asyncio.sleep, 0)),
+    )
     with caplog.at_level("ERROR", logger="breakerpanel"):
-        for attempt in (service.acquire, endpoint.acquire, lambda: endpoint.call(lambda: "never")):
+        for attempt in attempts:
             with pytest.raises(CircuitOpenError):
                 attempt()
-    assert service.snapshot().totals.rejected[RejectionReason.OPEN] == 3
+    assert service.snapshot().totals.rejected[RejectionReason.OPEN] == 5
     assert endpoint.snapshot().totals.rejected[RejectionReason.PARENT_OPEN] == 2
+
+
+class _CountingLock:
+    """A lock that counts how often it is taken."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.taken = 0
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self.taken += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+
+def test_an_endpoint_open_past_its_wait_under_an_open_service_is_rejected_without_its_lock(
+    clock: ManualClock,
+) -> None:
+    # The endpoint cannot go half-open while its service rejects: each of its calls took the
+    # service's lock for as long as the service stayed open (all threads of all its endpoints).
+    service = CircuitBreaker("svc", BreakerConfig(minimum_calls=1, wait_in_open=30), clock=clock)
+    endpoint = CircuitBreaker("svc.op", BreakerConfig(minimum_calls=1, wait_in_open=1), clock=clock, parent=service)
+    with pytest.raises(ZeroDivisionError):
+        endpoint.call(lambda: 1 / 0)  # opens both
+    clock.advance(5)
+    counting = _CountingLock()
+    service._lock = counting  # type: ignore[assignment]
+    usages = _usages(endpoint, clock, 0.0)
+    for usage in USAGES:
+        with pytest.raises(CircuitOpenError) as caught:
+            usages[usage]()
+        assert (caught.value.reason, caught.value.origin) == (RejectionReason.PARENT_OPEN, "svc")
+    assert counting.taken == 0
+    assert (service.state, endpoint.state) == (State.OPEN, State.OPEN)

@@ -29,7 +29,14 @@ from breakerpanel import (
     RejectionReason,
     Static,
 )
-from breakerpanel.exporter import OTHER, BreakerCatalog, BreakerTelemetry, otlp_configured, semconv
+from breakerpanel.exporter import (
+    OTHER,
+    BreakerCatalog,
+    BreakerTelemetry,
+    CircuitBreakerSource,
+    otlp_configured,
+    semconv,
+)
 from breakerpanel.exporter._deltas import HistogramDeltas
 from breakerpanel.guards import AIMDLimit, ConcurrencyLimiter, LockoutGuard, RateLimiter, RateLimitPolicy
 from tests.servers import find_free_port
@@ -427,8 +434,6 @@ class _EndsACollectionWhileRead:
         self.reads = 0
 
     def read(self) -> Any:
-        from breakerpanel.exporter import CircuitBreakerSource
-
         self.reads += 1
         if self.reads == 1:
             self._catalog.end_collection()
@@ -457,6 +462,19 @@ def test_a_breaker_used_again_after_every_one_was_evicted_is_read_at_once() -> N
     assert [r.name for r in catalog.readings()] == ["redis"]
     catalog.end_collection()
     now[0] += 30
-    assert catalog.readings() == []  # idle: evicted (no collection ends after this)
-    breaker.call(lambda: "ok")
-    assert [r.name for r in catalog.readings()] == ["redis"]
+    reads = 0
+    read = CircuitBreakerSource.read
+
+    def counted(source: CircuitBreakerSource) -> Any:
+        nonlocal reads
+        reads += 1
+        return read(source)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CircuitBreakerSource, "read", counted)
+        for _ in range(12):  # one collection's callbacks (no collection ends after this)
+            assert catalog.readings() == []  # idle: evicted
+        assert reads == 1  # read once for all of them, not once each
+        breaker.call(lambda: "ok")
+        now[0] += 5  # the next collection
+        assert [r.name for r in catalog.readings()] == ["redis"]

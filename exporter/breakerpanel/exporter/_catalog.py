@@ -38,6 +38,14 @@ class _Activity:
     since: float
 
 
+# How long an empty reading serves. With every breaker evicted as idle, the SDK's collection has
+# no metric and no reader ends it, so an empty reading kept for the collection would hide a
+# breaker used again until something else ended one (a /metrics scrape); not kept at all, every
+# callback of one collection read every idle breaker again (12 reads of each, per collection).
+# A collection's callbacks run within this; two collections come further apart.
+_EMPTY_FOR = 1.0
+
+
 class BreakerCatalog:
     """Sources of breaker readings: breakers, registries (their breakers, present and future)
     and adapters of other libraries."""
@@ -62,7 +70,7 @@ class BreakerCatalog:
         self._values: dict[str, set[str]] = {}
         self._warned: set[str] = set()
         self._activity: dict[str, _Activity] = {}
-        self._cached: tuple[int, list[BreakerReading]] | None = None
+        self._cached: tuple[int, list[BreakerReading], float] | None = None
         self._generation = 0
 
     # ------------------------------------------------------------------ adding
@@ -114,7 +122,7 @@ class BreakerCatalog:
             # served as the next collection's, an older figure after a newer one.
             generation = self._generation
             cached = self._cached
-            if cached is not None and cached[0] == generation:
+            if cached is not None and cached[0] == generation and (cached[1] or self._clock() - cached[2] < _EMPTY_FOR):
                 return cached[1]
             sources = list(self._sources.values())
         readings = [self._guard(source.read()) for source in sources]
@@ -125,12 +133,8 @@ class BreakerCatalog:
         readings = self._capped(readings)
         readings = self._without_idle(readings)
         with self._lock:
-            # An empty reading is not kept: every breaker evicted as idle, the SDK's collection
-            # has no metric and no reader ends it, so a kept one would hide a breaker used again
-            # until something else ended a collection (a /metrics scrape). Reading idle breakers
-            # again costs only while all of them are idle.
-            if generation == self._generation and readings:
-                self._cached = (generation, readings)
+            if generation == self._generation:
+                self._cached = (generation, readings, self._clock())
         return readings
 
     def _guard(self, reading: BreakerReading) -> BreakerReading:
