@@ -413,11 +413,10 @@ class CircuitBreaker:
                         self._rejected_open += 1
                         raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        # Anything but False (a truth that raises, say): _open_rejection asks again.
-                        heard = gate() is not False
+                        silent = not gate()  # its answer's truth read inside the try too
                     except Exception:  # _open_rejection asks again, and logs it
-                        heard = True
-                    if heard:
+                        silent = False
+                    if not silent:
                         raise self._open_rejection(remaining)
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
@@ -471,11 +470,10 @@ class CircuitBreaker:
                         self._rejected_open += 1
                         raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        # Anything but False (a truth that raises, say): _open_rejection asks again.
-                        heard = gate() is not False
+                        silent = not gate()  # its answer's truth read inside the try too
                     except Exception:  # _open_rejection asks again, and logs it
-                        heard = True
-                    if heard:
+                        silent = False
+                    if not silent:
                         raise self._open_rejection(remaining)
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
@@ -615,11 +613,10 @@ class CircuitBreaker:
                         self._rejected_open += 1
                         raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        # Anything but False (a truth that raises, say): _open_rejection asks again.
-                        heard = gate() is not False
+                        silent = not gate()  # its answer's truth read inside the try too
                     except Exception:  # _open_rejection asks again, and logs it
-                        heard = True
-                    if heard:
+                        silent = False
+                    if not silent:
                         raise self._open_rejection(remaining)
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
@@ -682,11 +679,10 @@ class CircuitBreaker:
                         self._rejected_open += 1
                         raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        # Anything but False (a truth that raises, say): _open_rejection asks again.
-                        heard = gate() is not False
+                        silent = not gate()  # its answer's truth read inside the try too
                     except Exception:  # _open_rejection asks again, and logs it
-                        heard = True
-                    if heard:
+                        silent = False
+                    if not silent:
                         raise self._open_rejection(remaining)
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
@@ -1831,11 +1827,10 @@ def _async_decorator(
                         breaker._rejected_open += 1
                         raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        # Anything but False (a truth that raises, say): _open_rejection asks again.
-                        heard = gate() is not False
+                        silent = not gate()  # its answer's truth read inside the try too
                     except Exception:  # _open_rejection asks again, and logs it
-                        heard = True
-                    if heard:
+                        silent = False
+                    if not silent:
                         raise breaker._open_rejection(remaining)
                     breaker._rejected_open += 1
                     raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
@@ -1889,11 +1884,10 @@ def _sync_decorator(breaker: CircuitBreaker, fn: Callable[P, T]) -> Callable[P, 
                         breaker._rejected_open += 1
                         raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
                     try:
-                        # Anything but False (a truth that raises, say): _open_rejection asks again.
-                        heard = gate() is not False
+                        silent = not gate()  # its answer's truth read inside the try too
                     except Exception:  # _open_rejection asks again, and logs it
-                        heard = True
-                    if heard:
+                        silent = False
+                    if not silent:
                         raise breaker._open_rejection(remaining)
                     breaker._rejected_open += 1
                     raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
