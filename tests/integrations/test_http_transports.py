@@ -565,6 +565,8 @@ EVENT_STREAMS: dict[str, tuple[list[bytes | None], tuple[int, dict[str, int]]]] 
     "bom-first": (BOM_FIRST, (0, {"stream_error": 1})),
     "bom-then-field": (BOM_THEN_FIELD, (0, {"stream_error": 1})),
     "line-end-first": (LINE_END_FIRST, (0, {"stream_error": 1})),
+    # A byte-order mark cut across the first chunks: the stream was read as no events at all.
+    "bom-split": ([b"\xef", b"\xbb", b'\xbfdata: {"error": {"type": "server_error"}}\n\n'], (0, {"stream_error": 1})),
 }
 
 

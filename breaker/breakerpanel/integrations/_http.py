@@ -216,6 +216,8 @@ class TransportCore:
 # A body of server-sent events starts with one of its fields, or a comment (":"), after an
 # optional byte-order mark and blank lines.
 _EVENT_FIELDS = (b"data:", b"event:", b"id:", b"retry:", b":")
+# The byte-order mark an event stream may start with (UTF-8's), which the scan drops.
+_BOM = b"\xef\xbb\xbf"
 # The most of a line's start that _event_outcome reads.
 _LONGEST_LINE_START = 32
 
@@ -230,9 +232,9 @@ def _opens_events(chunk: bytes) -> bool:
     chunk cut inside its first field's name counts: ``b"ev"``)."""
     if chunk[0] not in _EVENT_LEADS:  # the usual case: most bodies are JSON
         return False
-    if chunk.startswith(_EVENT_FIELDS):
+    if chunk.startswith(_EVENT_FIELDS) or _BOM.startswith(chunk):  # a mark cut short: as a mark alone
         return True
-    head = chunk.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n")
+    head = chunk.removeprefix(_BOM).lstrip(b"\r\n")
     # Only a mark or line ends so far: read as events (a JSON body does not start so), which
     # lets the next chunk's first field count.
     return not head or any(field.startswith(head[: len(field)]) for field in _EVENT_FIELDS)
@@ -281,10 +283,11 @@ class _ObservedStream(Permit):
     # not yet ended by a newline. None for any other body, which is not scanned.
     _events: bytes | None = None
     # For an event stream a gateway compressed: a decoder of the body, as the reader's library
-    # builds it for the reader (the same encodings, and as many), and whether the first bytes of
-    # the decoded body (a byte-order mark to drop) are still to come.
+    # builds it for the reader (the same encodings, and as many).
     _decoder: Any = None
-    _undecided = False
+    # Whether the scan has yet to pass the stream's first bytes (a byte-order mark to drop, which
+    # the first chunks, or the first decoded pieces, may cut anywhere).
+    _at_start = True
 
     def __init__(self, breaker: CircuitBreaker, token: int, start: float, core: TransportCore) -> None:
         # Permit's fields set here, not by Permit.__init__: a call less on every request.
@@ -333,7 +336,7 @@ class _ObservedStream(Permit):
         self._first_chunk_at = self._breaker._now()
         if _opens_events(chunk):
             self._events = b""
-            self._scan(chunk.removeprefix(b"\xef\xbb\xbf"))
+            self._scan(chunk)
         elif chunk[0] != 0x7B and self._headers is not None:  # "{": JSON, at one comparison
             self._decode_events(chunk)
 
@@ -353,7 +356,7 @@ class _ObservedStream(Permit):
             return
         if type(decoder).__name__ == "IdentityDecoder":  # no encoding it decodes
             return
-        self._decoder, self._undecided, self._events = decoder, True, b""
+        self._decoder, self._events = decoder, b""
         self._scan(chunk)
 
     def _scan(self, chunk: bytes) -> None:
@@ -371,11 +374,6 @@ class _ObservedStream(Permit):
                 outcome = None
                 decoded = self._decoder.decode(chunk)  # httpx2 yields it in bounded pieces
                 for piece in (decoded,) if isinstance(decoded, bytes) else decoded:
-                    if self._undecided:
-                        if not piece:  # a compressed stream's header, no byte of the body yet
-                            continue
-                        self._undecided = False
-                        piece = piece.removeprefix(b"\xef\xbb\xbf")
                     outcome = self._outcome_in(piece)
                     if outcome is not None:
                         break
@@ -395,7 +393,14 @@ class _ObservedStream(Permit):
         """The first outcome the complete lines of ``_events + chunk`` state (see _event_outcome);
         the last line's start waits in ``_events`` for its end."""
         assert self._events is not None
-        data = (self._events + chunk).replace(b"\r", b"\n")  # CRLF, CR or LF
+        data = self._events + chunk
+        if self._at_start:
+            if len(data) < len(_BOM) and _BOM.startswith(data):  # maybe a mark, cut short
+                self._events = data
+                return None
+            self._at_start = False
+            data = data.removeprefix(_BOM)
+        data = data.replace(b"\r", b"\n")  # CRLF, CR or LF
         if len(data) <= _SPLIT_AT_MOST:
             lines = data.split(b"\n")
             self._events = lines.pop()[:_LONGEST_LINE_START]  # only a line's start is ever read
