@@ -41,7 +41,7 @@ class _WithBreakerHistograms:
             if metrics_data is not None:
                 metrics_data = instruments.inject(metrics_data, self._deltas)
             # The collection is over: the next one reads the breakers again. (A collection with
-            # no metric at all does not come here: the catalog does not keep an empty reading.)
+            # no metric at all does not come here: the catalog keeps an empty reading a second.)
             instruments.catalog.end_collection()
         super()._receive_metrics(metrics_data, timeout_millis, **kwargs)  # type: ignore[misc]
 
