@@ -31,7 +31,7 @@ from breakerpanel.exporter.adapters import (
 from breakerpanel.exporter.adapters._common import MAX_ERROR_TYPES
 from tests.exporter.adapters_support import scrape, scrape_telemetry
 
-WAIT = 0.05  # the libraries' open wait, in seconds
+WAIT = 0.5  # the libraries' open wait, in seconds (a stall under it must not end the wait)
 PAST_WAIT = WAIT + 0.02
 
 

@@ -202,16 +202,17 @@ class TestOpenAI:
     async def test_slowness_is_judged_by_the_first_chunk(self, stack: Stack) -> None:
         from demo.upstreams import SlowStream
 
-        stack.chaos.set(Upstream.OPENAI, SlowStream(chunk_delay_s=0.05))
+        # The whole stream is slow (chunks 0.15 s apart: over a second); its first chunk is far inside 0.6 s.
+        stack.chaos.set(Upstream.OPENAI, SlowStream(chunk_delay_s=0.15))
         stack.registry.endpoint(
-            "openai.slow-judge", BreakerConfig(slow_call_duration=0.2), service="openai"
+            "openai.slow-judge", BreakerConfig(slow_call_duration=0.6), service="openai"
         )  # a strict endpoint just for this test
         judge = Router([Route(stack.registry["openai.slow-judge"], path="/v1/chat/completions")])
         http = httpx2.AsyncClient(transport=bhttpx2.AsyncBreakerTransport(judge))
         async with openai.AsyncOpenAI(base_url=f"{stack.url}/v1", api_key="t", max_retries=0, http_client=http) as c:
             stream = await c.chat.completions.create(model="m", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
             chunks = [chunk async for chunk in stream]
-        assert len(chunks) > 5  # the whole stream took longer than 0.2 s...
+        assert len(chunks) > 5  # the whole stream took longer than 0.6 s...
         snap = stack.registry["openai.slow-judge"].snapshot()
         assert (snap.totals.successes, snap.totals.slow) == (1, 0)  # ...but its first chunk came fast
 
