@@ -9,12 +9,18 @@ the fallback chain's skipped no-op steps. No timing is asserted (``bench/overhea
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
+import logging
+import re
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from breakerpanel import (
     Alternate,
@@ -766,3 +772,299 @@ def test_an_endpoint_open_past_its_wait_under_an_open_service_is_rejected_withou
         assert (caught.value.reason, caught.value.origin) == (RejectionReason.PARENT_OPEN, "svc")
     assert counting.taken == 0
     assert (service.state, endpoint.state) == (State.OPEN, State.OPEN)
+
+
+# ---------------------------------------------------------------------- differential: every state
+
+
+class _Gated(Recorder):
+    """A listener with a gate (``listening``) that answers ``answer()``."""
+
+    def __init__(self, answer: Callable[[], object]) -> None:
+        super().__init__()
+        self.listening = answer
+
+
+def _raises() -> object:
+    raise RuntimeError("a gate that fails")
+
+
+class _Logged(logging.Handler):
+    """The breakers' log records, kept unformatted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        """The messages, without the addresses of the objects they name (a twin's differ)."""
+        return [re.sub(r" at 0x[0-9a-f]+", "", r.getMessage()) for r in self.records]
+
+
+_LOGGED = _Logged()
+
+
+@contextlib.contextmanager
+def _breakers_log_kept() -> Iterator[None]:
+    """The breakers' log records kept in ``_LOGGED`` and not passed on: a failing gate is logged
+    with its traceback, whose formatting (it parses source lines) would take most of the time."""
+    breakers_log = logging.getLogger("breakerpanel")
+    breakers_log.addHandler(_LOGGED)
+    breakers_log.propagate = False
+    try:
+        yield
+    finally:
+        breakers_log.propagate = True
+        breakers_log.removeHandler(_LOGGED)
+
+
+# The listeners a breaker of the twins may have. "shared shut gate" is one listener attached to
+# each breaker that asks for it, as the exporter's one gate is: the paths ask it once.
+_LISTENERS: dict[str, Callable[[], Recorder] | None] = {
+    "none": None,
+    "recorder": Recorder,
+    "shut gate": lambda: _Gated(lambda: False),
+    "open gate": lambda: _Gated(lambda: True),
+    "failing gate": lambda: _Gated(_raises),
+    "shared shut gate": lambda: _Gated(lambda: False),
+}
+
+
+# What is done to both twins, in lockstep, before the call compared: through acquire(), the
+# general path, so that the set-up never leans on the call paths under test.
+_STEPS = st.one_of(
+    st.tuples(st.sampled_from(["fail", "succeed", "take a permit"]), st.sampled_from(["service", "endpoint"])),
+    st.tuples(st.just("advance"), st.sampled_from([0.5, 5.0, 10.0, 31.0])),
+    st.tuples(
+        st.sampled_from(["force open", "force open for 20 s", "force close", "reset", "disable", "metrics only"]),
+        st.sampled_from(["service", "endpoint"]),
+    ),
+)
+
+
+# A state to start each breaker in, as steps (the endpoint's taken first; "advance 21 s" goes past
+# the service's max wait in half-open; the clock is shared, so a later step moves it for both).
+_FULL = ["fail", "fail", "past the wait", "take a permit", "take a permit"]
+_START_IN = {
+    "closed": [],
+    "open": ["fail", "fail"],
+    "open past its wait": ["fail", "fail", "past the wait"],
+    "forced open": ["force open"],
+    "forced open for 20 s": ["force open for 20 s"],
+    "forced open for 20 s, at its end": ["force open for 20 s", "advance 20 s"],
+    "half-open with a permit free": ["fail", "fail", "past the wait", "take a permit"],
+    "half-open and full": _FULL,
+    "half-open, full, past its max wait": [*_FULL, "advance 21 s"],
+    "disabled": ["disable"],
+    "metrics only": ["metrics only"],
+}
+
+
+def _twin(clock: ManualClock, hierarchy: bool) -> tuple[CircuitBreaker, CircuitBreaker]:
+    """A service and the breaker under test (an endpoint of it, or the service itself)."""
+    # The endpoint's failures count in the service's window too: the service trips on its own
+    # steps (minimum_calls=4 counts the endpoint's two and its own two).
+    service = CircuitBreaker(
+        "svc",
+        BreakerConfig(
+            minimum_calls=4 if hierarchy else 2,
+            wait_in_open=10,
+            permitted_calls_in_half_open=2,
+            max_wait_in_half_open=20,
+        ),
+        clock=clock,
+    )
+    if not hierarchy:
+        return service, service
+    endpoint_config = BreakerConfig(
+        minimum_calls=2, wait_in_open=30, permitted_calls_in_half_open=1, max_wait_in_half_open=None
+    )
+    return service, CircuitBreaker("svc.op", endpoint_config, clock=clock, parent=service)
+
+
+def _apply(step: tuple[Any, Any], service: CircuitBreaker, endpoint: CircuitBreaker, held: list[Any]) -> None:
+    action, target = step
+    b = service if target == "service" else endpoint
+    if action in ("fail", "succeed", "take a permit"):
+        try:
+            permit = b.acquire()
+        except CircuitOpenError:
+            return
+        if action == "fail":
+            permit.failure()
+        elif action == "succeed":
+            permit.success()
+        else:
+            held.append(permit)  # in flight until the test ends
+    elif action == "force open":
+        b.force_open()
+    elif action == "force open for 20 s":
+        b.force_open(20)
+    elif action == "force close":
+        b.force_close()
+    elif action == "reset":
+        b.reset()
+    elif action == "disable":
+        b.disable()
+    elif action == "metrics only":
+        b.metrics_only()
+
+
+def _seen(b: CircuitBreaker, recorder: Recorder | None) -> tuple[object, ...]:
+    events: tuple[object, ...] = ()
+    if recorder is not None:
+        events = (
+            [(e.reason, e.state, e.remaining) for e in recorder.rejected],
+            [(e.previous, e.state, e.reason) for e in recorder.changes],
+        )
+    snap = b.snapshot()
+    return (snap.state, snap.totals, snap.half_open_in_flight, events)
+
+
+_DIFFERENTIAL_USAGES = ["call", "acall", "decorator", "async decorator", "with", "async with"]
+
+
+async def _through(usage: str, b: CircuitBreaker) -> object:
+    """One call through ``usage`` (in the running loop: no loop a call)."""
+
+    def work() -> str:
+        return "ok"
+
+    async def awork() -> str:
+        return "ok"
+
+    if usage == "call":
+        return b.call(work)
+    if usage == "acall":
+        return await b.acall(awork)
+    if usage == "decorator":
+        return b(work)()
+    if usage == "async decorator":
+        return await b(awork)()
+    if usage == "with":
+        with b:
+            return work()
+    async with b:
+        return await awork()
+
+
+def test_every_usage_decides_a_call_as_the_general_path_does_in_every_state() -> None:
+    # The call paths decide the rejections that need no lock themselves (open, forced open,
+    # half-open and full, a parent open by itself), each inlined; acquire() asks the one helper
+    # (_rejection_by_state) and the lock. Every start state of a breaker alone and of an endpoint
+    # under its service, through every usage, with every kind of listener on a breaker alone,
+    # and on an endpoint and its service the same kind, or one of them none.
+    kinds = list(_LISTENERS)
+    pairs = [(k, k) for k in kinds] + [(k, "none") for k in kinds[1:]] + [("none", k) for k in kinds[1:]]
+
+    async def compare_all() -> int:
+        compared = 0
+        for usage, service_starts in itertools.product(_DIFFERENTIAL_USAGES, _START_IN):
+            for kind in kinds:
+                await _compare_with_the_general_path(False, service_starts, "closed", [], usage, "none", kind)
+                compared += 1
+            for endpoint_starts, (service_listener, endpoint_listener) in itertools.product(_START_IN, pairs):
+                await _compare_with_the_general_path(
+                    True, service_starts, endpoint_starts, [], usage, service_listener, endpoint_listener
+                )
+                compared += 1
+        return compared
+
+    with _breakers_log_kept():
+        assert asyncio.run(compare_all()) == 6 * 11 * (6 + 11 * 16)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hierarchy=st.booleans(),
+    service_starts=st.sampled_from(sorted(_START_IN)),
+    endpoint_starts=st.sampled_from(sorted(_START_IN)),
+    steps=st.lists(_STEPS, max_size=4),
+    usage=st.sampled_from(_DIFFERENTIAL_USAGES),
+    service_listener=st.sampled_from(sorted(_LISTENERS)),
+    endpoint_listener=st.sampled_from(sorted(_LISTENERS)),
+)
+def test_every_usage_decides_a_call_as_the_general_path_does_after_any_steps(
+    hierarchy: bool,
+    service_starts: str,
+    endpoint_starts: str,
+    steps: list[tuple[Any, Any]],
+    usage: str,
+    service_listener: str,
+    endpoint_listener: str,
+) -> None:
+    with _breakers_log_kept():
+        asyncio.run(
+            _compare_with_the_general_path(
+                hierarchy, service_starts, endpoint_starts, steps, usage, service_listener, endpoint_listener
+            )
+        )
+
+
+async def _compare_with_the_general_path(
+    hierarchy: bool,
+    service_starts: str,
+    endpoint_starts: str,
+    steps: list[tuple[Any, Any]],
+    usage: str,
+    service_listener: str,
+    endpoint_listener: str,
+) -> None:
+    """Two twins, the same steps; then a call through ``usage`` on one and through acquire()
+    on the other: the same answer, the same counts, the same events."""
+    starts = [(action, "endpoint") for action in _START_IN[endpoint_starts]] if hierarchy else []
+    starts += [(action, "service") for action in _START_IN[service_starts]]
+    clock = ManualClock()
+    twins = [_twin(clock, hierarchy) for _ in range(2)]
+
+    shared: dict[int, Recorder] = {}  # a twin's one shared listener
+
+    def attach(b: CircuitBreaker, kind: str, twin: int) -> Recorder | None:
+        factory = _LISTENERS[kind]
+        if factory is None:
+            return None
+        listener = shared.setdefault(twin, factory()) if kind == "shared shut gate" else factory()
+        b.add_listener(listener)
+        return listener
+
+    recorders = [
+        (attach(service, service_listener, i) if hierarchy else None, attach(endpoint, endpoint_listener, i))
+        for i, (service, endpoint) in enumerate(twins)
+    ]
+    held: list[Any] = []
+    for action, arg in [*starts, *steps]:
+        # The clock moves once (the twins share it).
+        if action == "advance":
+            clock.advance(arg)
+        elif action.startswith("advance "):
+            clock.advance(float(action.split()[1]))
+        elif action == "past the wait":
+            clock.advance(31 if arg == "endpoint" else 11)  # the waits in open (_twin) and a second
+        else:
+            for service, endpoint in twins:
+                _apply((action, arg), service, endpoint, held)
+
+    # Each call's answer, and what it logged (a failing gate, once per listener asked).
+    _LOGGED.records.clear()
+    try:
+        under_test: object = await _through(usage, twins[0][1])
+    except CircuitOpenError as error:
+        under_test = (error.args, error.origin)
+    under_test_logged = _LOGGED.messages()
+    _LOGGED.records.clear()
+    try:
+        permit = twins[1][1].acquire()
+    except CircuitOpenError as error:
+        reference: object = (error.args, error.origin)
+    else:
+        permit.success()
+        reference = "ok"
+    assert (under_test, under_test_logged) == (reference, _LOGGED.messages())
+    for b, twin, recorder, twin_recorder in (
+        (twins[0][0], twins[1][0], recorders[0][0], recorders[1][0]),
+        (twins[0][1], twins[1][1], recorders[0][1], recorders[1][1]),
+    ):
+        assert _seen(b, recorder) == _seen(twin, twin_recorder)
