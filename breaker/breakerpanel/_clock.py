@@ -9,13 +9,17 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "ManualClock", "MonotonicClock", "TimerHandle"]
+
+logger = logging.getLogger("breakerpanel")
 
 
 @runtime_checkable
@@ -52,24 +56,144 @@ class _NeverTimer:
         pass
 
 
-class _ThreadTimer:
-    __slots__ = ("_timer",)
+# How long a timer handed to an event loop may wait there before the timer thread checks that
+# the loop still runs (a loop closed with the callback queued drops it).
+_HANDOVER_GRACE = 1.0
 
-    def __init__(self, delay: float, callback: Callable[[], None]) -> None:
-        # threading.Timer cannot wait longer than TIMEOUT_MAX (its thread dies of OverflowError).
-        self._timer = threading.Timer(min(delay, threading.TIMEOUT_MAX), callback)
-        self._timer.daemon = True
-        self._timer.start()
+
+class _Timer:
+    """A timer of :class:`MonotonicClock`: its callback runs once, in the loop that set it while
+    that loop runs, else in the timer thread; never after :meth:`cancel`."""
+
+    __slots__ = ("_claim", "callback", "cancelled", "loop")
+
+    def __init__(self, callback: Callable[[], None], loop: asyncio.AbstractEventLoop | None) -> None:
+        self.callback = callback
+        self.loop = loop
+        self.cancelled = False
+        self._claim = threading.Lock()  # taken by whichever runs it first
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        waits = not self.done  # in the thread's heap (or handed to a loop): counted there
+        self.cancelled = True
+        if waits:
+            _timer_thread().forget(self)
+
+    @property
+    def done(self) -> bool:
+        return self.cancelled or self._claim.locked()
+
+    def run(self) -> None:
+        if self.cancelled or not self._claim.acquire(blocking=False):
+            return
+        self.loop = None  # no reference to a loop that has fired its last timer
+        self.callback()
+
+
+class _TimerThread:
+    """One daemon thread that waits for every :class:`MonotonicClock` timer of the process.
+
+    A timer set while an event loop ran is handed to that loop when due (``call_soon_threadsafe``),
+    so it runs in the loop's thread as before; a loop that has stopped or closed by then (one
+    ``asyncio.run`` per job: Celery, ``async_to_sync``) no longer takes its timers down with it,
+    they run here instead. A thread per timer (``threading.Timer``) would cost a thread for every
+    open breaker and monitor."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _Timer, bool]] = []
+        self._seq = itertools.count()
+        self._cancelled = 0
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, due: float, timer: _Timer, *, handed: bool = False) -> None:
+        with self._lock:
+            heapq.heappush(self._heap, (due, next(self._seq), timer, handed))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="breakerpanel-timers", daemon=True)
+                self._thread.start()
+            self._lock.notify()
+
+    def forget(self, timer: _Timer) -> None:
+        """Count a cancelled timer; drop the cancelled ones when they are half of those waiting
+        (a flapping breaker cancels a timer on every change)."""
+        with self._lock:
+            self._cancelled += 1
+            if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while True:
+                    if not self._heap:
+                        self._lock.wait()
+                        continue
+                    due = self._heap[0][0]
+                    wait = due - time.monotonic()
+                    if wait > 0:
+                        self._lock.wait(min(wait, threading.TIMEOUT_MAX))
+                        continue
+                    _, _, timer, handed = heapq.heappop(self._heap)
+                    if timer.cancelled:
+                        self._cancelled = max(0, self._cancelled - 1)
+                    break
+            self._fire(timer, handed)
+
+    def _fire(self, timer: _Timer, handed: bool) -> None:
+        if timer.done:
+            return
+        loop = timer.loop
+        if loop is not None and loop.is_running():
+            if not handed:
+                try:
+                    loop.call_soon_threadsafe(timer.run)
+                except RuntimeError:  # closed since: run it here
+                    pass
+                else:
+                    handed = True
+            if handed:  # check again later that the loop ran it, or still runs
+                self.schedule(time.monotonic() + _HANDOVER_GRACE, timer, handed=True)
+                return
+        try:
+            timer.run()
+        except Exception:
+            logger.exception("breakerpanel: a timer's callback %r raised", timer.callback)
+
+
+_TIMERS: _TimerThread | None = None
+_TIMERS_LOCK = threading.Lock()
+
+
+def _timer_thread() -> _TimerThread:
+    global _TIMERS
+    timers = _TIMERS
+    if timers is None:
+        with _TIMERS_LOCK:
+            if _TIMERS is None:
+                _TIMERS = _TimerThread()
+            timers = _TIMERS
+    return timers
+
+
+def _forget_timers_after_fork() -> None:
+    # A forked child has no timer thread, whatever its parent had: it starts its own.
+    global _TIMERS, _TIMERS_LOCK
+    _TIMERS, _TIMERS_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_timers_after_fork)
 
 
 class MonotonicClock:
     """The real clock: ``time.monotonic``.
 
-    Timers run on the event loop of the calling thread when one is running (so callbacks run in
-    the loop's thread), otherwise on a daemon ``threading.Timer``.
+    Timers wait in one daemon thread. A timer set while an event loop runs fires in that loop's
+    thread (where asyncio code expects it) as long as the loop runs; once that loop has stopped
+    or closed, it fires in the timer thread, as a timer set outside any loop does.
     """
 
     __slots__ = ()
@@ -79,13 +203,15 @@ class MonotonicClock:
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         delay = _checked_delay(delay)
-        if delay == math.inf:  # never due: no thread or loop timer waits for it
+        if delay == math.inf:  # never due: nothing waits for it
             return _NeverTimer()
         try:
-            loop = asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
-            return _ThreadTimer(delay, callback)
-        return loop.call_later(delay, callback)
+            loop = None
+        timer = _Timer(callback, loop)
+        _timer_thread().schedule(time.monotonic() + delay, timer)
+        return timer
 
     def __repr__(self) -> str:
         return "MonotonicClock()"

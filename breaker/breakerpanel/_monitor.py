@@ -1,7 +1,8 @@
 """What watches a breaker from outside its call path: adaptive thresholds and the trip forecast.
 
 Both sample the breaker every few seconds on the breaker's clock (a :class:`ManualClock` in
-tests, the event loop or a daemon timer otherwise) and read only its snapshot and duration
+tests, otherwise the real clock's timers: in the event loop that set them while it runs, else in
+their thread) and read only its snapshot and duration
 histogram, so a call through the breaker costs the same with them as without them. A breaker
 configured with neither has no monitor at all.
 
