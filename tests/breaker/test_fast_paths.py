@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import re
@@ -964,11 +965,13 @@ def test_every_usage_decides_a_call_as_the_general_path_does_in_every_state() ->
         compared = 0
         for usage, service_starts in itertools.product(_DIFFERENTIAL_USAGES, _START_IN):
             for kind in kinds:
-                await _compare_with_the_general_path(False, service_starts, "closed", [], usage, "none", kind)
+                await _compare_with_the_general_path(
+                    _Case(False, service_starts, "closed", usage, endpoint_listener=kind)
+                )
                 compared += 1
             for endpoint_starts, (service_listener, endpoint_listener) in itertools.product(_START_IN, pairs):
                 await _compare_with_the_general_path(
-                    True, service_starts, endpoint_starts, [], usage, service_listener, endpoint_listener
+                    _Case(True, service_starts, endpoint_starts, usage, service_listener, endpoint_listener)
                 )
                 compared += 1
         return compared
@@ -977,46 +980,44 @@ def test_every_usage_decides_a_call_as_the_general_path_does_in_every_state() ->
         assert asyncio.run(compare_all()) == 6 * 11 * (6 + 11 * 16)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Case:
+    """What a differential case starts from: the twins' start states and listeners, the steps
+    taken after, and the usage compared with acquire()."""
+
+    hierarchy: bool
+    service_starts: str
+    endpoint_starts: str
+    usage: str
+    service_listener: str = "none"
+    endpoint_listener: str = "none"
+    steps: tuple[tuple[Any, Any], ...] = ()
+
+
 @settings(max_examples=200, deadline=None)
 @given(
-    hierarchy=st.booleans(),
-    service_starts=st.sampled_from(sorted(_START_IN)),
-    endpoint_starts=st.sampled_from(sorted(_START_IN)),
-    steps=st.lists(_STEPS, max_size=4),
-    usage=st.sampled_from(_DIFFERENTIAL_USAGES),
-    service_listener=st.sampled_from(sorted(_LISTENERS)),
-    endpoint_listener=st.sampled_from(sorted(_LISTENERS)),
+    st.builds(
+        _Case,
+        hierarchy=st.booleans(),
+        service_starts=st.sampled_from(sorted(_START_IN)),
+        endpoint_starts=st.sampled_from(sorted(_START_IN)),
+        usage=st.sampled_from(_DIFFERENTIAL_USAGES),
+        service_listener=st.sampled_from(sorted(_LISTENERS)),
+        endpoint_listener=st.sampled_from(sorted(_LISTENERS)),
+        steps=st.lists(_STEPS, max_size=4).map(tuple),
+    )
 )
-def test_every_usage_decides_a_call_as_the_general_path_does_after_any_steps(
-    hierarchy: bool,
-    service_starts: str,
-    endpoint_starts: str,
-    steps: list[tuple[Any, Any]],
-    usage: str,
-    service_listener: str,
-    endpoint_listener: str,
-) -> None:
+def test_every_usage_decides_a_call_as_the_general_path_does_after_any_steps(case: _Case) -> None:
     with _breakers_log_kept():
-        asyncio.run(
-            _compare_with_the_general_path(
-                hierarchy, service_starts, endpoint_starts, steps, usage, service_listener, endpoint_listener
-            )
-        )
+        asyncio.run(_compare_with_the_general_path(case))
 
 
-async def _compare_with_the_general_path(
-    hierarchy: bool,
-    service_starts: str,
-    endpoint_starts: str,
-    steps: list[tuple[Any, Any]],
-    usage: str,
-    service_listener: str,
-    endpoint_listener: str,
-) -> None:
+async def _compare_with_the_general_path(case: _Case) -> None:
     """Two twins, the same steps; then a call through ``usage`` on one and through acquire()
     on the other: the same answer, the same counts, the same events."""
-    starts = [(action, "endpoint") for action in _START_IN[endpoint_starts]] if hierarchy else []
-    starts += [(action, "service") for action in _START_IN[service_starts]]
+    hierarchy = case.hierarchy
+    starts = [(action, "endpoint") for action in _START_IN[case.endpoint_starts]] if hierarchy else []
+    starts += [(action, "service") for action in _START_IN[case.service_starts]]
     clock = ManualClock()
     twins = [_twin(clock, hierarchy) for _ in range(2)]
 
@@ -1031,11 +1032,11 @@ async def _compare_with_the_general_path(
         return listener
 
     recorders = [
-        (attach(service, service_listener, i) if hierarchy else None, attach(endpoint, endpoint_listener, i))
+        (attach(service, case.service_listener, i) if hierarchy else None, attach(endpoint, case.endpoint_listener, i))
         for i, (service, endpoint) in enumerate(twins)
     ]
     held: list[Any] = []
-    for action, arg in [*starts, *steps]:
+    for action, arg in [*starts, *case.steps]:
         # The clock moves once (the twins share it).
         if action == "advance":
             clock.advance(arg)
@@ -1050,7 +1051,7 @@ async def _compare_with_the_general_path(
     # Each call's answer, and what it logged (a failing gate, once per listener asked).
     _LOGGED.records.clear()
     try:
-        under_test: object = await _through(usage, twins[0][1])
+        under_test: object = await _through(case.usage, twins[0][1])
     except CircuitOpenError as error:
         under_test = (error.args, error.origin)
     under_test_logged = _LOGGED.messages()
