@@ -374,8 +374,9 @@ class CircuitBreaker:
         self._ok_at_last_failure = 0
         self._half_open_in_flight = 0
         self._half_open_calls = 0
-        # What a half-open breaker's call paths read to reject without the lock (set on entering
-        # half-open): the permits, and the end of the max wait (_FOREVER without one).
+        # What a half-open breaker's call paths read to reject without the lock: the permits
+        # (the configuration is frozen), and the end of the max wait (set on entering half-open;
+        # _FOREVER without one).
         self._half_open_permits = self.config.permitted_calls_in_half_open
         self._half_open_until = _FOREVER
         self._half_open_failures = 0
@@ -427,37 +428,40 @@ class CircuitBreaker:
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED or self._parent is not None:
-                gate = self._open_gate  # _rejection_by_state's cases inlined, for a rejection nobody hears
-                if gate is None:
-                    silent = True
-                else:
-                    try:
-                        silent = not gate()
-                    except Exception:  # _rejection_by_state asks again, and logs it
-                        silent = False
-                if silent:
-                    parent = self._parent
-                    if parent is not None:
-                        parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
-                        if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
-                            remaining = parent._open_until - self._now()
-                            if remaining > 0:
-                                parent._rejected_open += 1
-                                self._rejected_parent += 1
-                                raise CircuitOpenError(self.name, state, _REJECT_PARENT, remaining, parent.name)
-                    elif state is _FORCED_OPEN:
-                        until = self._open_until
-                        forced_for = None if until == _FOREVER else until - self._now()
-                        if forced_for is None or forced_for > 0:
-                            self._rejected_forced += 1
-                            raise CircuitOpenError(self.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
-                    elif (
-                        state is _HALF_OPEN
-                        and self._half_open_in_flight + self._half_open_calls >= self._half_open_permits
-                        and (self._half_open_until == _FOREVER or self._now() < self._half_open_until)
-                    ):
-                        self._rejected_half_open_full += 1
-                        raise CircuitOpenError(self.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
+                # _rejection_by_state's cases inlined, for a rejection nobody hears. The gate is
+                # asked only where a state may reject (not for a metrics-only breaker's calls).
+                parent = self._parent
+                if parent is not None or state is _FORCED_OPEN or state is _HALF_OPEN:
+                    gate = self._open_gate
+                    if gate is None:
+                        silent = True
+                    else:
+                        try:
+                            silent = not gate()
+                        except Exception:  # _rejection_by_state asks again, and logs it
+                            silent = False
+                    if silent:
+                        if parent is not None:
+                            parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
+                            if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
+                                remaining = parent._open_until - parent._now()  # its clock
+                                if remaining > 0:
+                                    parent._rejected_open += 1
+                                    self._rejected_parent += 1
+                                    raise CircuitOpenError(self.name, state, _REJECT_PARENT, remaining, parent.name)
+                        elif state is _FORCED_OPEN:
+                            until = self._open_until
+                            forced_for = None if until == _FOREVER else until - self._now()
+                            if forced_for is None or forced_for > 0:
+                                self._rejected_forced += 1
+                                raise CircuitOpenError(self.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
+                        elif (
+                            state is _HALF_OPEN
+                            and self._half_open_in_flight + self._half_open_calls >= self._half_open_permits
+                            and (self._half_open_until == _FOREVER or self._now() < self._half_open_until)
+                        ):
+                            self._rejected_half_open_full += 1
+                            raise CircuitOpenError(self.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
                 rejection = self._rejection_by_state(state)
                 if rejection is not None:  # raised here: see _rejection_by_state
                     raise CircuitOpenError(*rejection)
@@ -515,37 +519,40 @@ class CircuitBreaker:
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED or self._parent is not None:
-                gate = self._open_gate  # _rejection_by_state's cases inlined, for a rejection nobody hears
-                if gate is None:
-                    silent = True
-                else:
-                    try:
-                        silent = not gate()
-                    except Exception:  # _rejection_by_state asks again, and logs it
-                        silent = False
-                if silent:
-                    parent = self._parent
-                    if parent is not None:
-                        parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
-                        if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
-                            remaining = parent._open_until - self._now()
-                            if remaining > 0:
-                                parent._rejected_open += 1
-                                self._rejected_parent += 1
-                                raise CircuitOpenError(self.name, state, _REJECT_PARENT, remaining, parent.name)
-                    elif state is _FORCED_OPEN:
-                        until = self._open_until
-                        forced_for = None if until == _FOREVER else until - self._now()
-                        if forced_for is None or forced_for > 0:
-                            self._rejected_forced += 1
-                            raise CircuitOpenError(self.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
-                    elif (
-                        state is _HALF_OPEN
-                        and self._half_open_in_flight + self._half_open_calls >= self._half_open_permits
-                        and (self._half_open_until == _FOREVER or self._now() < self._half_open_until)
-                    ):
-                        self._rejected_half_open_full += 1
-                        raise CircuitOpenError(self.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
+                # _rejection_by_state's cases inlined, for a rejection nobody hears. The gate is
+                # asked only where a state may reject (not for a metrics-only breaker's calls).
+                parent = self._parent
+                if parent is not None or state is _FORCED_OPEN or state is _HALF_OPEN:
+                    gate = self._open_gate
+                    if gate is None:
+                        silent = True
+                    else:
+                        try:
+                            silent = not gate()
+                        except Exception:  # _rejection_by_state asks again, and logs it
+                            silent = False
+                    if silent:
+                        if parent is not None:
+                            parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
+                            if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
+                                remaining = parent._open_until - parent._now()  # its clock
+                                if remaining > 0:
+                                    parent._rejected_open += 1
+                                    self._rejected_parent += 1
+                                    raise CircuitOpenError(self.name, state, _REJECT_PARENT, remaining, parent.name)
+                        elif state is _FORCED_OPEN:
+                            until = self._open_until
+                            forced_for = None if until == _FOREVER else until - self._now()
+                            if forced_for is None or forced_for > 0:
+                                self._rejected_forced += 1
+                                raise CircuitOpenError(self.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
+                        elif (
+                            state is _HALF_OPEN
+                            and self._half_open_in_flight + self._half_open_calls >= self._half_open_permits
+                            and (self._half_open_until == _FOREVER or self._now() < self._half_open_until)
+                        ):
+                            self._rejected_half_open_full += 1
+                            raise CircuitOpenError(self.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
                 rejection = self._rejection_by_state(state)
                 if rejection is not None:  # raised here: see _rejection_by_state
                     raise CircuitOpenError(*rejection)
@@ -689,37 +696,40 @@ class CircuitBreaker:
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED or self._parent is not None:
-                gate = self._open_gate  # _rejection_by_state's cases inlined, for a rejection nobody hears
-                if gate is None:
-                    silent = True
-                else:
-                    try:
-                        silent = not gate()
-                    except Exception:  # _rejection_by_state asks again, and logs it
-                        silent = False
-                if silent:
-                    parent = self._parent
-                    if parent is not None:
-                        parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
-                        if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
-                            remaining = parent._open_until - self._now()
-                            if remaining > 0:
-                                parent._rejected_open += 1
-                                self._rejected_parent += 1
-                                raise CircuitOpenError(self.name, state, _REJECT_PARENT, remaining, parent.name)
-                    elif state is _FORCED_OPEN:
-                        until = self._open_until
-                        forced_for = None if until == _FOREVER else until - self._now()
-                        if forced_for is None or forced_for > 0:
-                            self._rejected_forced += 1
-                            raise CircuitOpenError(self.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
-                    elif (
-                        state is _HALF_OPEN
-                        and self._half_open_in_flight + self._half_open_calls >= self._half_open_permits
-                        and (self._half_open_until == _FOREVER or self._now() < self._half_open_until)
-                    ):
-                        self._rejected_half_open_full += 1
-                        raise CircuitOpenError(self.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
+                # _rejection_by_state's cases inlined, for a rejection nobody hears. The gate is
+                # asked only where a state may reject (not for a metrics-only breaker's calls).
+                parent = self._parent
+                if parent is not None or state is _FORCED_OPEN or state is _HALF_OPEN:
+                    gate = self._open_gate
+                    if gate is None:
+                        silent = True
+                    else:
+                        try:
+                            silent = not gate()
+                        except Exception:  # _rejection_by_state asks again, and logs it
+                            silent = False
+                    if silent:
+                        if parent is not None:
+                            parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
+                            if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
+                                remaining = parent._open_until - parent._now()  # its clock
+                                if remaining > 0:
+                                    parent._rejected_open += 1
+                                    self._rejected_parent += 1
+                                    raise CircuitOpenError(self.name, state, _REJECT_PARENT, remaining, parent.name)
+                        elif state is _FORCED_OPEN:
+                            until = self._open_until
+                            forced_for = None if until == _FOREVER else until - self._now()
+                            if forced_for is None or forced_for > 0:
+                                self._rejected_forced += 1
+                                raise CircuitOpenError(self.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
+                        elif (
+                            state is _HALF_OPEN
+                            and self._half_open_in_flight + self._half_open_calls >= self._half_open_permits
+                            and (self._half_open_until == _FOREVER or self._now() < self._half_open_until)
+                        ):
+                            self._rejected_half_open_full += 1
+                            raise CircuitOpenError(self.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
                 rejection = self._rejection_by_state(state)
                 if rejection is not None:  # raised here: see _rejection_by_state
                     raise CircuitOpenError(*rejection)
@@ -786,37 +796,40 @@ class CircuitBreaker:
                     self._rejected_open += 1
                     raise CircuitOpenError(self.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED or self._parent is not None:
-                gate = self._open_gate  # _rejection_by_state's cases inlined, for a rejection nobody hears
-                if gate is None:
-                    silent = True
-                else:
-                    try:
-                        silent = not gate()
-                    except Exception:  # _rejection_by_state asks again, and logs it
-                        silent = False
-                if silent:
-                    parent = self._parent
-                    if parent is not None:
-                        parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
-                        if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
-                            remaining = parent._open_until - self._now()
-                            if remaining > 0:
-                                parent._rejected_open += 1
-                                self._rejected_parent += 1
-                                raise CircuitOpenError(self.name, state, _REJECT_PARENT, remaining, parent.name)
-                    elif state is _FORCED_OPEN:
-                        until = self._open_until
-                        forced_for = None if until == _FOREVER else until - self._now()
-                        if forced_for is None or forced_for > 0:
-                            self._rejected_forced += 1
-                            raise CircuitOpenError(self.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
-                    elif (
-                        state is _HALF_OPEN
-                        and self._half_open_in_flight + self._half_open_calls >= self._half_open_permits
-                        and (self._half_open_until == _FOREVER or self._now() < self._half_open_until)
-                    ):
-                        self._rejected_half_open_full += 1
-                        raise CircuitOpenError(self.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
+                # _rejection_by_state's cases inlined, for a rejection nobody hears. The gate is
+                # asked only where a state may reject (not for a metrics-only breaker's calls).
+                parent = self._parent
+                if parent is not None or state is _FORCED_OPEN or state is _HALF_OPEN:
+                    gate = self._open_gate
+                    if gate is None:
+                        silent = True
+                    else:
+                        try:
+                            silent = not gate()
+                        except Exception:  # _rejection_by_state asks again, and logs it
+                            silent = False
+                    if silent:
+                        if parent is not None:
+                            parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
+                            if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
+                                remaining = parent._open_until - parent._now()  # its clock
+                                if remaining > 0:
+                                    parent._rejected_open += 1
+                                    self._rejected_parent += 1
+                                    raise CircuitOpenError(self.name, state, _REJECT_PARENT, remaining, parent.name)
+                        elif state is _FORCED_OPEN:
+                            until = self._open_until
+                            forced_for = None if until == _FOREVER else until - self._now()
+                            if forced_for is None or forced_for > 0:
+                                self._rejected_forced += 1
+                                raise CircuitOpenError(self.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
+                        elif (
+                            state is _HALF_OPEN
+                            and self._half_open_in_flight + self._half_open_calls >= self._half_open_permits
+                            and (self._half_open_until == _FOREVER or self._now() < self._half_open_until)
+                        ):
+                            self._rejected_half_open_full += 1
+                            raise CircuitOpenError(self.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
                 rejection = self._rejection_by_state(state)
                 if rejection is not None:  # raised here: see _rejection_by_state
                     raise CircuitOpenError(*rejection)
@@ -912,9 +925,10 @@ class CircuitBreaker:
         local, a reference cycle (exception, traceback, frame) left to the cyclic GC.
 
         The call paths decide its cases themselves when no listener is told of the rejection
-        (``_open_gate`` is None): without this frame and the tuple, 0.1 to 0.3 us less a
-        rejection. Change them together: tests/breaker/test_fast_paths.py compares every usage
-        with acquire(), which asks this helper, in every state."""
+        (no ``_open_gate``, or a gate that says nobody listens; for a parent, no gate or the
+        same one): without this frame and the tuple, 0.1 to 0.3 us less a rejection. Change
+        them together: tests/breaker/test_fast_paths.py compares every usage with acquire(),
+        which asks this helper, in every state."""
         origin = None
         parent = self._parent
         if state is _OPEN:
@@ -944,10 +958,9 @@ class CircuitBreaker:
                     return None
             reason = _REJECT_FORCED
         elif state is _HALF_OPEN:
-            config = self.config
-            max_wait = config.max_wait_in_half_open
-            if self._half_open_in_flight + self._half_open_calls < config.permitted_calls_in_half_open or (
-                max_wait is not None and self._now() - self._state_since >= max_wait
+            until = self._half_open_until
+            if self._half_open_in_flight + self._half_open_calls < self._half_open_permits or (
+                until != _FOREVER and self._now() >= until
             ):
                 return None
             reason = _REJECT_HALF_OPEN_FULL
@@ -1331,8 +1344,7 @@ class CircuitBreaker:
 
     def _half_open_expired(self, now: float) -> bool:
         """Whether a half-open breaker has outlived ``max_wait_in_half_open`` (under the lock)."""
-        max_wait = self.config.max_wait_in_half_open
-        return max_wait is not None and now - self._state_since >= max_wait
+        return now >= self._half_open_until  # the call paths' test too: one expression decides
 
     def _record_probe(self, verdict: Verdict, slow: bool, now: float) -> _Change | None:
         self._half_open_in_flight -= 1
@@ -1971,37 +1983,40 @@ def _async_decorator(
                     breaker._rejected_open += 1
                     raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED or breaker._parent is not None:
-                gate = breaker._open_gate  # _rejection_by_state's cases inlined, for a rejection nobody hears
-                if gate is None:
-                    silent = True
-                else:
-                    try:
-                        silent = not gate()
-                    except Exception:  # _rejection_by_state asks again, and logs it
-                        silent = False
-                if silent:
-                    parent = breaker._parent
-                    if parent is not None:
-                        parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
-                        if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
-                            remaining = parent._open_until - breaker._now()
-                            if remaining > 0:
-                                parent._rejected_open += 1
-                                breaker._rejected_parent += 1
-                                raise CircuitOpenError(breaker.name, state, _REJECT_PARENT, remaining, parent.name)
-                    elif state is _FORCED_OPEN:
-                        until = breaker._open_until
-                        forced_for = None if until == _FOREVER else until - breaker._now()
-                        if forced_for is None or forced_for > 0:
-                            breaker._rejected_forced += 1
-                            raise CircuitOpenError(breaker.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
-                    elif (
-                        state is _HALF_OPEN
-                        and breaker._half_open_in_flight + breaker._half_open_calls >= breaker._half_open_permits
-                        and (breaker._half_open_until == _FOREVER or breaker._now() < breaker._half_open_until)
-                    ):
-                        breaker._rejected_half_open_full += 1
-                        raise CircuitOpenError(breaker.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
+                # _rejection_by_state's cases inlined, for a rejection nobody hears. The gate is
+                # asked only where a state may reject (not for a metrics-only breaker's calls).
+                parent = breaker._parent
+                if parent is not None or state is _FORCED_OPEN or state is _HALF_OPEN:
+                    gate = breaker._open_gate
+                    if gate is None:
+                        silent = True
+                    else:
+                        try:
+                            silent = not gate()
+                        except Exception:  # _rejection_by_state asks again, and logs it
+                            silent = False
+                    if silent:
+                        if parent is not None:
+                            parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
+                            if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
+                                remaining = parent._open_until - parent._now()  # its clock
+                                if remaining > 0:
+                                    parent._rejected_open += 1
+                                    breaker._rejected_parent += 1
+                                    raise CircuitOpenError(breaker.name, state, _REJECT_PARENT, remaining, parent.name)
+                        elif state is _FORCED_OPEN:
+                            until = breaker._open_until
+                            forced_for = None if until == _FOREVER else until - breaker._now()
+                            if forced_for is None or forced_for > 0:
+                                breaker._rejected_forced += 1
+                                raise CircuitOpenError(breaker.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
+                        elif (
+                            state is _HALF_OPEN
+                            and breaker._half_open_in_flight + breaker._half_open_calls >= breaker._half_open_permits
+                            and (breaker._half_open_until == _FOREVER or breaker._now() < breaker._half_open_until)
+                        ):
+                            breaker._rejected_half_open_full += 1
+                            raise CircuitOpenError(breaker.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
                 rejection = breaker._rejection_by_state(state)
                 if rejection is not None:  # raised here: see _rejection_by_state
                     raise CircuitOpenError(*rejection)
@@ -2059,37 +2074,40 @@ def _sync_decorator(breaker: CircuitBreaker, fn: Callable[P, T]) -> Callable[P, 
                     breaker._rejected_open += 1
                     raise CircuitOpenError(breaker.name, _OPEN, _REJECT_OPEN, remaining)
             elif state is not _CLOSED or breaker._parent is not None:
-                gate = breaker._open_gate  # _rejection_by_state's cases inlined, for a rejection nobody hears
-                if gate is None:
-                    silent = True
-                else:
-                    try:
-                        silent = not gate()
-                    except Exception:  # _rejection_by_state asks again, and logs it
-                        silent = False
-                if silent:
-                    parent = breaker._parent
-                    if parent is not None:
-                        parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
-                        if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
-                            remaining = parent._open_until - breaker._now()
-                            if remaining > 0:
-                                parent._rejected_open += 1
-                                breaker._rejected_parent += 1
-                                raise CircuitOpenError(breaker.name, state, _REJECT_PARENT, remaining, parent.name)
-                    elif state is _FORCED_OPEN:
-                        until = breaker._open_until
-                        forced_for = None if until == _FOREVER else until - breaker._now()
-                        if forced_for is None or forced_for > 0:
-                            breaker._rejected_forced += 1
-                            raise CircuitOpenError(breaker.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
-                    elif (
-                        state is _HALF_OPEN
-                        and breaker._half_open_in_flight + breaker._half_open_calls >= breaker._half_open_permits
-                        and (breaker._half_open_until == _FOREVER or breaker._now() < breaker._half_open_until)
-                    ):
-                        breaker._rejected_half_open_full += 1
-                        raise CircuitOpenError(breaker.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
+                # _rejection_by_state's cases inlined, for a rejection nobody hears. The gate is
+                # asked only where a state may reject (not for a metrics-only breaker's calls).
+                parent = breaker._parent
+                if parent is not None or state is _FORCED_OPEN or state is _HALF_OPEN:
+                    gate = breaker._open_gate
+                    if gate is None:
+                        silent = True
+                    else:
+                        try:
+                            silent = not gate()
+                        except Exception:  # _rejection_by_state asks again, and logs it
+                            silent = False
+                    if silent:
+                        if parent is not None:
+                            parent_gate = parent._open_gate  # the exporter's gate is one object: asked once
+                            if parent._state is _OPEN and (parent_gate is None or parent_gate is gate):
+                                remaining = parent._open_until - parent._now()  # its clock
+                                if remaining > 0:
+                                    parent._rejected_open += 1
+                                    breaker._rejected_parent += 1
+                                    raise CircuitOpenError(breaker.name, state, _REJECT_PARENT, remaining, parent.name)
+                        elif state is _FORCED_OPEN:
+                            until = breaker._open_until
+                            forced_for = None if until == _FOREVER else until - breaker._now()
+                            if forced_for is None or forced_for > 0:
+                                breaker._rejected_forced += 1
+                                raise CircuitOpenError(breaker.name, _FORCED_OPEN, _REJECT_FORCED, forced_for)
+                        elif (
+                            state is _HALF_OPEN
+                            and breaker._half_open_in_flight + breaker._half_open_calls >= breaker._half_open_permits
+                            and (breaker._half_open_until == _FOREVER or breaker._now() < breaker._half_open_until)
+                        ):
+                            breaker._rejected_half_open_full += 1
+                            raise CircuitOpenError(breaker.name, _HALF_OPEN, _REJECT_HALF_OPEN_FULL, None)
                 rejection = breaker._rejection_by_state(state)
                 if rejection is not None:  # raised here: see _rejection_by_state
                     raise CircuitOpenError(*rejection)

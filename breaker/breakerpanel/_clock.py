@@ -7,6 +7,7 @@ Breakers never call ``time`` or ``asyncio`` directly for this, so tests inject a
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import logging
@@ -63,31 +64,40 @@ _HANDOVER_GRACE = 1.0
 
 class _Timer:
     """A timer of :class:`MonotonicClock`: its callback runs once, in the loop that set it while
-    that loop runs, else in the timer thread; never after :meth:`cancel`."""
+    that loop runs, else in a thread of its own, in the context (``contextvars``) it was set in,
+    as ``loop.call_later`` runs one; never once :meth:`cancel` has returned."""
 
-    __slots__ = ("_claim", "callback", "cancelled", "loop")
+    __slots__ = ("_claim", "callback", "cancelled", "context", "loop")
 
     def __init__(self, callback: Callable[[], None], loop: asyncio.AbstractEventLoop | None) -> None:
         self.callback = callback
         self.loop = loop
         self.cancelled = False
-        self._claim = threading.Lock()  # taken by whichever runs it first
+        self.context = contextvars.copy_context()
+        self._claim = threading.Lock()  # taken by whichever runs it first, or by cancel()
 
     def cancel(self) -> None:
-        waits = not self.done  # in the thread's heap (or handed to a loop): counted there
-        self.cancelled = True
-        if waits:
-            _timer_thread().forget(self)
+        if self._claim.acquire(blocking=False):  # not started: now it never will
+            self.cancelled = True
+            _timer_thread().forget()
 
     @property
     def done(self) -> bool:
-        return self.cancelled or self._claim.locked()
+        return self._claim.locked()
 
     def run(self) -> None:
-        if self.cancelled or not self._claim.acquire(blocking=False):
+        if not self._claim.acquire(blocking=False):
             return
         self.loop = None  # no reference to a loop that has fired its last timer
         self.callback()
+
+    def run_in_thread(self) -> None:
+        # A copy of the context: the loop, if it runs again, may still enter the original to
+        # find the timer claimed.
+        try:
+            self.context.copy().run(self.run)
+        except BaseException:  # the thread ends here anyway: say why
+            logger.exception("breakerpanel: a timer's callback %r raised", self.callback)
 
 
 class _TimerThread:
@@ -95,9 +105,10 @@ class _TimerThread:
 
     A timer set while an event loop ran is handed to that loop when due (``call_soon_threadsafe``),
     so it runs in the loop's thread as before; a loop that has stopped or closed by then (one
-    ``asyncio.run`` per job: Celery, ``async_to_sync``) no longer takes its timers down with it,
-    they run here instead. A thread per timer (``threading.Timer``) would cost a thread for every
-    open breaker and monitor."""
+    ``asyncio.run`` per job: Celery, ``async_to_sync``) no longer takes its timers down with it.
+    Those, and the timers set outside a loop, run in a thread started when they fire, so that a
+    callback that blocks delays no other timer. The wait is shared: a ``threading.Timer`` per
+    timer kept a thread for every open breaker and monitor for as long as it waited."""
 
     def __init__(self) -> None:
         self._lock = threading.Condition(threading.Lock())
@@ -110,11 +121,12 @@ class _TimerThread:
         with self._lock:
             heapq.heappush(self._heap, (due, next(self._seq), timer, handed))
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="breakerpanel-timers", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="breakerpanel-timers", daemon=True)
+                thread.start()  # may fail (no more threads): then the next schedule tries again
+                self._thread = thread
             self._lock.notify()
 
-    def forget(self, timer: _Timer) -> None:
+    def forget(self) -> None:
         """Count a cancelled timer; drop the cancelled ones when they are half of those waiting
         (a flapping breaker cancels a timer on every change)."""
         with self._lock:
@@ -125,22 +137,31 @@ class _TimerThread:
                 self._cancelled = 0
 
     def _run(self) -> None:
-        while True:
+        try:
+            while True:
+                timer, handed = self._next_due()
+                try:
+                    self._fire(timer, handed)
+                except Exception:
+                    logger.exception("breakerpanel: the timer thread could not fire %r", timer.callback)
+        finally:  # whatever ended it (interpreter shutdown aside): the next schedule starts another
             with self._lock:
-                while True:
-                    if not self._heap:
-                        self._lock.wait()
-                        continue
-                    due = self._heap[0][0]
-                    wait = due - time.monotonic()
-                    if wait > 0:
-                        self._lock.wait(min(wait, threading.TIMEOUT_MAX))
-                        continue
-                    _, _, timer, handed = heapq.heappop(self._heap)
-                    if timer.cancelled:
-                        self._cancelled = max(0, self._cancelled - 1)
-                    break
-            self._fire(timer, handed)
+                self._thread = None
+
+    def _next_due(self) -> tuple[_Timer, bool]:
+        with self._lock:
+            while True:
+                if not self._heap:
+                    self._lock.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(min(wait, threading.TIMEOUT_MAX))
+                    continue
+                _, _, timer, handed = heapq.heappop(self._heap)
+                if timer.cancelled:
+                    self._cancelled = max(0, self._cancelled - 1)
+                return timer, handed
 
     def _fire(self, timer: _Timer, handed: bool) -> None:
         if timer.done:
@@ -149,8 +170,8 @@ class _TimerThread:
         if loop is not None and loop.is_running():
             if not handed:
                 try:
-                    loop.call_soon_threadsafe(timer.run)
-                except RuntimeError:  # closed since: run it here
+                    loop.call_soon_threadsafe(timer.run, context=timer.context)
+                except RuntimeError:  # closed since: run it in a thread
                     pass
                 else:
                     handed = True
@@ -158,9 +179,9 @@ class _TimerThread:
                 self.schedule(time.monotonic() + _HANDOVER_GRACE, timer, handed=True)
                 return
         try:
-            timer.run()
-        except Exception:
-            logger.exception("breakerpanel: a timer's callback %r raised", timer.callback)
+            threading.Thread(target=timer.run_in_thread, name="breakerpanel-timer", daemon=True).start()
+        except RuntimeError:  # no thread to be had: run it here rather than never
+            timer.run_in_thread()
 
 
 _TIMERS: _TimerThread | None = None

@@ -1069,3 +1069,56 @@ async def _compare_with_the_general_path(case: _Case) -> None:
         (twins[0][1], twins[1][1], recorders[0][1], recorders[1][1]),
     ):
         assert _seen(b, recorder) == _seen(twin, twin_recorder)
+
+
+def test_an_endpoint_on_its_own_clock_is_rejected_by_its_services_deadline_on_the_services_clock() -> None:
+    # The call paths measured the service's deadline on the endpoint's clock: 110 s left instead
+    # of 10, and still rejecting once the service's wait was over.
+    service_clock, endpoint_clock = ManualClock(100.0), ManualClock(0.0)
+    service = CircuitBreaker("svc", BreakerConfig(minimum_calls=1, wait_in_open=10), clock=service_clock)
+    endpoint = CircuitBreaker("svc.op", BreakerConfig(minimum_calls=1), clock=endpoint_clock, parent=service)
+    service.acquire().failure()  # open until 110 on the service's clock
+    service_clock.advance(5)
+    for usage in _DIFFERENTIAL_USAGES:
+        with pytest.raises(CircuitOpenError) as caught:
+            asyncio.run(_through(usage, endpoint))
+        assert (caught.value.reason, caught.value.remaining) == (RejectionReason.PARENT_OPEN, 5.0), usage
+    service_clock.advance(6)
+    assert asyncio.run(_through("call", endpoint)) == "ok"  # a probe of the service's
+    assert service.state is State.HALF_OPEN
+
+
+def test_a_half_open_breaker_at_its_max_wait_is_judged_alike_by_every_path() -> None:
+    # now - since >= max_wait and now < since + max_wait disagree at 24.099999999999998 with
+    # since 4.1 and a max wait of 20 (one ulp): the call paths rejected as full while acquire()
+    # reopened the breaker. One test decides now.
+    def half_open_full(*advances: float) -> CircuitBreaker:
+        clock = ManualClock(3.1)
+        config = BreakerConfig(
+            minimum_calls=1, wait_in_open=1, permitted_calls_in_half_open=1, max_wait_in_half_open=20
+        )
+        b = CircuitBreaker("b", config, clock=clock)
+        b.acquire().failure()
+        clock.advance(1.0)
+        b.acquire()  # the probe, in flight: half-open since 4.1
+        for seconds in advances:
+            clock.advance(seconds)
+        return b
+
+    def answer(attempt: Callable[[], object], b: CircuitBreaker) -> object:
+        try:
+            attempt()
+        except CircuitOpenError as error:
+            return (error.reason, b.state)
+        return "ok"
+
+    for advances in ((19.99, 0.01), (19.99,), (20.0,)):
+        for usage in _DIFFERENTIAL_USAGES:
+            b, twin = half_open_full(*advances), half_open_full(*advances)
+            ours = answer(lambda b=b, usage=usage: asyncio.run(_through(usage, b)), b)  # type: ignore[misc]
+            assert ours == answer(twin.acquire, twin), (advances, usage)
+        # 24.099999999999998 is short of since + max_wait (24.1): not yet expired, as at 24.09.
+        expired = advances == (20.0,)
+        assert ours == (
+            (RejectionReason.OPEN, State.OPEN) if expired else (RejectionReason.HALF_OPEN_FULL, State.HALF_OPEN)
+        )
