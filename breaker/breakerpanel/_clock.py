@@ -7,6 +7,7 @@ Breakers never call ``time`` or ``asyncio`` directly for this, so tests inject a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import heapq
 import itertools
@@ -62,10 +63,16 @@ class _NeverTimer:
 _HANDOVER_GRACE = 1.0
 
 
+def _nothing() -> None:
+    """What a cancelled timer calls instead of its callback (it never calls it)."""
+
+
 class _Timer:
     """A timer of :class:`MonotonicClock`: its callback runs once, in the loop that set it while
     that loop runs, else in a thread of its own, in the context (``contextvars``) it was set in,
-    as ``loop.call_later`` runs one; never once :meth:`cancel` has returned."""
+    as ``loop.call_later`` runs one. :meth:`cancel` stops it unless it has started: a callback
+    already claimed may still run after ``cancel()`` returns (waiting for it there could deadlock
+    against the lock its caller holds)."""
 
     __slots__ = ("_claim", "callback", "cancelled", "context", "loop")
 
@@ -79,6 +86,10 @@ class _Timer:
     def cancel(self) -> None:
         if self._claim.acquire(blocking=False):  # not started: now it never will
             self.cancelled = True
+            # Nothing kept alive until the entry leaves the heap (its due time, or a compaction):
+            # the callback holds its breaker. The context stays a context: a firing that has
+            # just passed its own check may still copy it.
+            self.callback, self.loop, self.context = _nothing, None, contextvars.Context()
             _timer_thread().forget()
 
     @property
@@ -119,12 +130,17 @@ class _TimerThread:
 
     def schedule(self, due: float, timer: _Timer, *, handed: bool = False) -> None:
         with self._lock:
-            heapq.heappush(self._heap, (due, next(self._seq), timer, handed))
             if self._thread is None:
-                thread = threading.Thread(target=self._run, name="breakerpanel-timers", daemon=True)
-                thread.start()  # may fail (no more threads): then the next schedule tries again
-                self._thread = thread
+                # Before the timer is pushed: a start that fails (no more threads) raises to the
+                # caller, who then has no handle to cancel a timer that would fire later.
+                self._start_locked()
+            heapq.heappush(self._heap, (due, next(self._seq), timer, handed))
             self._lock.notify()
+
+    def _start_locked(self) -> None:
+        thread = threading.Thread(target=self._run, name="breakerpanel-timers", daemon=True)
+        thread.start()
+        self._thread = thread
 
     def forget(self) -> None:
         """Count a cancelled timer; drop the cancelled ones when they are half of those waiting
@@ -142,11 +158,14 @@ class _TimerThread:
                 timer, handed = self._next_due()
                 try:
                     self._fire(timer, handed)
-                except Exception:
+                except BaseException:  # a loop that raises, SystemExit included: not every timer's end
                     logger.exception("breakerpanel: the timer thread could not fire %r", timer.callback)
-        finally:  # whatever ended it (interpreter shutdown aside): the next schedule starts another
+        finally:  # whatever ended it (interpreter shutdown aside), the timers waiting get a thread
             with self._lock:
                 self._thread = None
+                if self._heap:
+                    with contextlib.suppress(RuntimeError):  # no thread to be had: the next schedule
+                        self._start_locked()
 
     def _next_due(self) -> tuple[_Timer, bool]:
         with self._lock:
@@ -214,7 +233,7 @@ class MonotonicClock:
 
     Timers wait in one daemon thread. A timer set while an event loop runs fires in that loop's
     thread (where asyncio code expects it) as long as the loop runs; once that loop has stopped
-    or closed, it fires in the timer thread, as a timer set outside any loop does.
+    or closed, it fires in a thread of its own, as a timer set outside any loop does.
     """
 
     __slots__ = ()

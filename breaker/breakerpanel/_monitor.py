@@ -2,7 +2,7 @@
 
 Both sample the breaker every few seconds on the breaker's clock (a :class:`ManualClock` in
 tests, otherwise the real clock's timers: in the event loop that set them while it runs, else in
-their thread) and read only its snapshot and duration
+a thread of their own) and read only its snapshot and duration
 histogram, so a call through the breaker costs the same with them as without them. A breaker
 configured with neither has no monitor at all.
 

@@ -1,5 +1,5 @@
 """The real clock's timers: one thread waits for them all, and a timer set inside an event loop
-fires in that loop while it runs, and in the timer thread once it has stopped or closed.
+fires in that loop while it runs, and in a thread of its own once that loop has stopped or closed.
 
 Opt-in timers (automatic transition to half-open, adaptive thresholds, the trip forecast) were
 event-loop timers when a loop ran: an app that runs each job in its own ``asyncio.run`` (Celery,
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -24,7 +26,7 @@ from .support import Recorder
 WAIT = 10.0  # seconds a test waits for a timer at most (they are due within 0.2 s)
 
 
-def test_a_timer_set_outside_a_loop_fires_in_the_timer_thread() -> None:
+def test_a_timer_set_outside_a_loop_fires_in_another_thread() -> None:
     fired = threading.Event()
     threads: list[int] = []
     MonotonicClock().call_later(0.02, lambda: (threads.append(threading.get_ident()), fired.set()))
@@ -83,7 +85,7 @@ class _DroppingLoop:
         self.handed += 1
 
 
-def test_a_timer_a_loop_dropped_runs_in_the_timer_thread_after_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_timer_a_loop_dropped_runs_in_a_thread_after_the_grace(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(clock_module, "_HANDOVER_GRACE", 0.05)
     fired = threading.Event()
     loop = _DroppingLoop()
@@ -192,3 +194,68 @@ def test_automatic_half_open_comes_after_the_loop_that_opened_the_breaker_closed
     assert b.state is State.OPEN
     assert changed.wait(WAIT)  # before: never (the timer died with the job's loop)
     assert b.state is State.HALF_OPEN
+
+
+def test_a_cancelled_timer_keeps_nothing_alive() -> None:
+    # The heap keeps a cancelled entry until its due time: it held its callback, and so its
+    # breaker, for as long (an hour here).
+    b = CircuitBreaker("dep", BreakerConfig(automatic_transition_to_half_open=True))
+    b.force_open(3600)
+    b.reset()  # cancels the hour's timer
+    alive = weakref.ref(b)
+    del b
+    gc.collect()
+    assert alive() is None
+
+
+def test_a_loop_that_raises_ends_no_other_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+
+    class Broken:
+        def is_running(self) -> bool:
+            raise SystemExit
+
+    fired = threading.Event()
+    timers.schedule(time.monotonic() + 0.01, clock_module._Timer(lambda: None, Broken()))  # type: ignore[arg-type]
+    timers.schedule(time.monotonic() + 0.2, clock_module._Timer(fired.set, None))
+    assert fired.wait(WAIT)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_timers_waiting_when_the_timer_thread_ends_get_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whatever ends the thread (here its own log raising), the timers waiting behind it must not
+    # wait for some later schedule to start a new one.
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+
+    class RaisingLog:
+        def exception(self, *args: object) -> None:
+            raise SystemExit
+
+    class Broken:
+        def is_running(self) -> bool:
+            raise RuntimeError("a loop that fails")
+
+    monkeypatch.setattr(clock_module, "logger", RaisingLog())
+    fired = threading.Event()
+    timers.schedule(time.monotonic() + 0.01, clock_module._Timer(lambda: None, Broken()))  # type: ignore[arg-type]
+    first = timers._thread
+    timers.schedule(time.monotonic() + 0.2, clock_module._Timer(fired.set, None))
+    assert fired.wait(WAIT)
+    assert timers._thread is not first  # the first one ended, another fired the timer
+
+
+def test_a_timer_whose_thread_cannot_start_is_not_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    # call_later raised, so nobody holds a handle to cancel it: it must not fire later.
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", no_thread)
+        with pytest.raises(RuntimeError):
+            MonotonicClock().call_later(0.01, lambda: None)
+    assert timers._heap == []
