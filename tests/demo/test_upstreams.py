@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from demo.upstreams import Chaos, StallStream, Upstream, UpstreamServer, create_app
+from tests.servers import find_free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,15 +88,13 @@ async def test_stop_cancels_a_stream_stalled_forever() -> None:
 
     with pytest.raises(httpx.TransportError):  # the stream was cut, not finished
         await reader
-    assert stopped_in < 2.5
+    assert stopped_in < 5  # a 1 s graceful shutdown and the thread join, on a busy machine
     assert not _server_threads(server.port)
     assert chaos.state(Upstream.OPENAI).in_flight == 0
 
 
 def test_python_m_demo_upstreams_serves_until_interrupted() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = find_free_port()  # below the kernel's ephemeral range: no other bind(0) takes it meanwhile
     process = subprocess.Popen(
         [sys.executable, "-m", "demo.upstreams", "--port", str(port), "--seed", "3", "--log-level", "warning"],
         cwd=ROOT,
