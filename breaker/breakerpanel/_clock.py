@@ -129,17 +129,20 @@ class _TimerThread:
         self._thread: threading.Thread | None = None
 
     def schedule(self, due: float, timer: _Timer, *, handed: bool = False) -> None:
+        # Never raises: a breaker sets its timers in the middle of a state change.
         with self._lock:
-            if self._thread is None:
-                # Before the timer is pushed: a start that fails (no more threads) raises to the
-                # caller, who then has no handle to cancel a timer that would fire later.
-                self._start_locked()
             heapq.heappush(self._heap, (due, next(self._seq), timer, handed))
+            if self._thread is None:
+                self._start_locked()
             self._lock.notify()
 
     def _start_locked(self) -> None:
         thread = threading.Thread(target=self._run, name="breakerpanel-timers", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # no more threads: the timers wait for the next schedule to start one
+            logger.warning("breakerpanel: cannot start the timer thread; timers wait until one starts")
+            return
         self._thread = thread
 
     def forget(self) -> None:
@@ -160,12 +163,13 @@ class _TimerThread:
                     self._fire(timer, handed)
                 except BaseException:  # a loop that raises, SystemExit included: not every timer's end
                     logger.exception("breakerpanel: the timer thread could not fire %r", timer.callback)
+                    with contextlib.suppress(BaseException):
+                        timer.run_in_thread()  # here, then: once (the claim), rather than never
         finally:  # whatever ended it (interpreter shutdown aside), the timers waiting get a thread
             with self._lock:
                 self._thread = None
                 if self._heap:
-                    with contextlib.suppress(RuntimeError):  # no thread to be had: the next schedule
-                        self._start_locked()
+                    self._start_locked()
 
     def _next_due(self) -> tuple[_Timer, bool]:
         with self._lock:
@@ -218,14 +222,27 @@ def _timer_thread() -> _TimerThread:
     return timers
 
 
-def _forget_timers_after_fork() -> None:
-    # A forked child has no timer thread, whatever its parent had: it starts its own.
+def _timers_after_fork() -> None:
+    """A forked child has no timer thread, whatever its parent had: its copies of the parent's
+    breakers and monitors (made at import, before a pre-forking server forks its workers) keep
+    their timers, in a thread of the child's own."""
     global _TIMERS, _TIMERS_LOCK
-    _TIMERS, _TIMERS_LOCK = None, threading.Lock()
+    _TIMERS_LOCK = threading.Lock()  # the parent's may have been held by another thread
+    parent = _TIMERS
+    if parent is None:
+        return
+    timers = _TimerThread()  # not the parent's lock or Condition either, for the same reason
+    for due, _, timer, _ in list(parent._heap):  # a copy: pushed again, so a fork mid-compaction is mended
+        if not timer.done:
+            timer.loop = None  # a loop of the parent's: in the child, it never runs again
+            heapq.heappush(timers._heap, (due, next(timers._seq), timer, False))
+    _TIMERS = timers
+    if timers._heap:
+        timers._start_locked()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_timers_after_fork)
+    os.register_at_fork(after_in_child=_timers_after_fork)
 
 
 class MonotonicClock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import os
 import threading
 import time
 import weakref
@@ -20,6 +21,7 @@ import pytest
 
 from breakerpanel import BreakerConfig, CircuitBreaker, MonotonicClock, State, StateChanged
 from breakerpanel import _clock as clock_module
+from breakerpanel._monitor import Periodic
 
 from .support import Recorder
 
@@ -216,10 +218,11 @@ def test_a_loop_that_raises_ends_no_other_timer(monkeypatch: pytest.MonkeyPatch)
         def is_running(self) -> bool:
             raise SystemExit
 
-    fired = threading.Event()
-    timers.schedule(time.monotonic() + 0.01, clock_module._Timer(lambda: None, Broken()))  # type: ignore[arg-type]
+    fired, its_own = threading.Event(), threading.Event()
+    timers.schedule(time.monotonic() + 0.01, clock_module._Timer(its_own.set, Broken()))  # type: ignore[arg-type]
     timers.schedule(time.monotonic() + 0.2, clock_module._Timer(fired.set, None))
     assert fired.wait(WAIT)
+    assert its_own.wait(WAIT)  # run by the timer thread itself rather than dropped
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
@@ -246,16 +249,45 @@ def test_timers_waiting_when_the_timer_thread_ends_get_another(monkeypatch: pyte
     assert timers._thread is not first  # the first one ended, another fired the timer
 
 
-def test_a_timer_whose_thread_cannot_start_is_not_left_behind(monkeypatch: pytest.MonkeyPatch) -> None:
-    # call_later raised, so nobody holds a handle to cancel it: it must not fire later.
+def test_a_timer_set_when_no_thread_can_start_fires_once_one_can(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A breaker sets its timers in the middle of a state change: call_later must not raise there
+    # (the change was left half done), and the timer must neither be lost nor unstoppable.
     timers = clock_module._TimerThread()
     monkeypatch.setattr(clock_module, "_TIMERS", timers)
+    fired, cancelled = threading.Event(), threading.Event()
 
     def no_thread(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
     with monkeypatch.context() as patched:
         patched.setattr(threading.Thread, "start", no_thread)
-        with pytest.raises(RuntimeError):
-            MonotonicClock().call_later(0.01, lambda: None)
-    assert timers._heap == []
+        MonotonicClock().call_later(0.01, fired.set)
+        MonotonicClock().call_later(0.01, cancelled.set).cancel()
+    assert timers._thread is None
+    MonotonicClock().call_later(3600, lambda: None).cancel()  # the next schedule starts the thread
+    assert fired.wait(WAIT)
+    assert not cancelled.is_set()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: POSIX only")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: a fork of a process with threads
+def test_timers_waiting_at_a_fork_fire_in_the_child_too() -> None:
+    # A pre-forking server (gunicorn --preload, Celery prefork) makes its breakers, and so their
+    # monitors' timers, before it forks: the child's copies lost them (the child has no thread).
+    ticks: list[float] = []
+    monitor = Periodic(MonotonicClock(), 0.05, lambda now: not ticks.append(now))
+    fired = threading.Event()
+    MonotonicClock().call_later(0.2, fired.set)
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if both kept going
+        try:
+            ok = fired.wait(WAIT)
+            started = len(ticks)
+            time.sleep(0.3)
+            ok = ok and len(ticks) > started
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    monitor.stop()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert fired.wait(WAIT)  # in the parent as well
