@@ -127,11 +127,13 @@ def test_a_callback_that_exits_stops_no_timer(caplog: pytest.LogCaptureFixture) 
         raise SystemExit(3)
 
     clock.call_later(0.01, exits)
-    time.sleep(0.05)
+    deadline = time.monotonic() + WAIT
+    while not any("raised" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert any("raised" in r.getMessage() for r in caplog.records)  # logged, in its own thread
     fired = threading.Event()
     clock.call_later(0.01, fired.set)
     assert fired.wait(WAIT)
-    assert any("raised" in r.getMessage() for r in caplog.records)
 
 
 _REQUEST: contextvars.ContextVar[str | None] = contextvars.ContextVar("request", default=None)
@@ -242,9 +244,10 @@ def test_timers_waiting_when_the_timer_thread_ends_get_another(monkeypatch: pyte
 
     monkeypatch.setattr(clock_module, "logger", RaisingLog())
     fired = threading.Event()
-    timers.schedule(time.monotonic() + 0.01, clock_module._Timer(lambda: None, Broken()))  # type: ignore[arg-type]
+    # Due in 0.5 s: the thread that fires it is surely the one read just after.
+    timers.schedule(time.monotonic() + 0.5, clock_module._Timer(lambda: None, Broken()))  # type: ignore[arg-type]
     first = timers._thread
-    timers.schedule(time.monotonic() + 0.2, clock_module._Timer(fired.set, None))
+    timers.schedule(time.monotonic() + 0.7, clock_module._Timer(fired.set, None))
     assert fired.wait(WAIT)
     assert timers._thread is not first  # the first one ended, another fired the timer
 
@@ -283,7 +286,7 @@ def test_timers_waiting_at_a_fork_fire_in_the_child_too() -> None:
         try:
             ok = fired.wait(WAIT)
             started = len(ticks)
-            time.sleep(0.3)
+            time.sleep(1.0)  # 20 ticks due: one is enough, whatever the load
             ok = ok and len(ticks) > started
         finally:
             os._exit(0 if ok else 1)
