@@ -791,14 +791,17 @@ def _raises() -> object:
 
 
 class _Logged(logging.Handler):
-    """The breakers' log records, kept unformatted."""
+    """The breakers' log records from one thread, kept unformatted: a record from another thread
+    (an earlier test's timer firing in a thread of its own) is none of the twins' doing."""
 
     def __init__(self) -> None:
         super().__init__()
         self.records: list[logging.LogRecord] = []
+        self.thread = threading.get_ident()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        if record.thread == self.thread:
+            self.records.append(record)
 
     def messages(self) -> list[str]:
         """The messages, without the addresses of the objects they name (a twin's differ)."""
@@ -813,6 +816,7 @@ def _breakers_log_kept() -> Iterator[None]:
     """The breakers' log records kept in ``_LOGGED`` and not passed on: a failing gate is logged
     with its traceback, whose formatting (it parses source lines) would take most of the time."""
     breakers_log = logging.getLogger("breakerpanel")
+    _LOGGED.thread = threading.get_ident()
     breakers_log.addHandler(_LOGGED)
     breakers_log.propagate = False
     try:
