@@ -39,8 +39,12 @@ the breaker adds (for the transport rows: the client's CPU time it adds, see ``r
 run round-robin over the cases, in a new order each time, so a noisy
 moment of the machine hits every library alike: compare figures only within one run, as ratios.
 
-Usage: ``python bench/overhead.py [--quick] [--check] [--output PATH]``. Progress (what ran, what
-remains) goes to stderr. ``--check`` exits with status 1 when one of the targets does not hold.
+Usage: ``python bench/overhead.py [--quick] [--check] [--cpu N] [--output PATH]``. Progress (what
+ran, what remains) goes to stderr. ``--check`` exits with status 1 when one of the targets does not
+hold. ``--cpu N`` pins the measuring process to CPU ``N`` and the local server to the others: the
+scheduler then never moves the measured thread between CPUs in the middle of a batch (on a 2-core
+machine, two unpinned runs of the same code differed by 8 to 10% per verdict ratio, median, and
+two pinned runs by 2%). The CPU is written in every row (``cpu``).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import os
 import platform
 import random
 import socket
@@ -145,6 +150,8 @@ class Row:
     # the median paired difference in wall time (overhead_ns is the one in CPU time).
     cpu_ns: float | None = None
     wall_overhead_ns: float | None = None
+    # The CPU the run was pinned to (--cpu), on every row of that run.
+    cpu: int | None = None
 
 
 def _trip_sync(call: Callable[[], Any]) -> None:
@@ -765,8 +772,9 @@ async def build_cases() -> list[Case]:
 
 
 @contextlib.contextmanager
-def local_http_server() -> Iterator[str]:
-    """bench/_http_server.py in its own process (so it does not share our GIL); its URL."""
+def local_http_server(cpus: set[int] | None = None) -> Iterator[str]:
+    """bench/_http_server.py in its own process (so it does not share our GIL), on ``cpus`` when
+    given (else where the scheduler puts it); its URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -776,6 +784,8 @@ def local_http_server() -> Iterator[str]:
         text=True,
     )
     try:
+        if cpus:
+            os.sched_setaffinity(server.pid, cpus)  # before it serves: the harness's CPU is not its
         assert server.stdout is not None
         assert server.stdout.readline().strip() == "ready"
         yield f"http://127.0.0.1:{port}"
@@ -924,13 +934,28 @@ async def measure_with_cpu(case: Case, n: int) -> tuple[float, float]:
     return wall, (time.thread_time_ns() - cpu_start) / n
 
 
+def pin(cpu: int) -> set[int]:
+    """Pin this process to ``cpu``; the CPUs left for the local server (the others this process
+    may run on, or ``cpu`` itself on a one-CPU machine). A CPU this process may not use is a
+    ``ValueError`` naming the ones it may."""
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed:
+        raise ValueError(f"--cpu {cpu}: this process may run on CPUs {', '.join(map(str, sorted(allowed)))} only")
+    os.sched_setaffinity(0, {cpu})
+    return (allowed - {cpu}) or {cpu}
+
+
 async def run(
-    quick: bool, calls: int | None = None, repeats: int | None = None, http_requests: int | None = None
+    quick: bool,
+    calls: int | None = None,
+    repeats: int | None = None,
+    http_requests: int | None = None,
+    server_cpus: set[int] | None = None,
 ) -> list[Row]:
     # The transport first: purgatory keeps about 1 KB per rejection it makes (7 GB over a full
     # run of the breaker cases), and httpx in a heap that size costs 1.7x what it does in a fresh
     # process, ours included: that is not what an application sees.
-    with local_http_server() as url:
+    with local_http_server(server_cpus) as url:
         rows = await run_http(url, quick, http_requests, repeats)
     return await run_breakers(quick, calls, repeats) + rows
 
@@ -1230,11 +1255,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer calls and repeats (about a minute)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target does not hold")
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"where to write the JSON (default {RESULTS})")
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        metavar="N",
+        help="pin the measuring process to CPU N and the local server to the others (repeatable figures)",
+    )
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", DeprecationWarning)  # peers' own deprecations are not ours to fix
 
+    server_cpus = None
+    if args.cpu is not None:
+        try:
+            server_cpus = pin(args.cpu)
+        except ValueError as exc:
+            parser.error(str(exc))
+        print(f"measuring on CPU {args.cpu}, the local server on {sorted(server_cpus)}", file=sys.stderr)
     started = time.monotonic()
-    rows = asyncio.run(run(args.quick))
+    rows = asyncio.run(run(args.quick, server_cpus=server_cpus))
+    for row in rows:
+        row.cpu = args.cpu
     print_table(rows)
     print(
         "\npybreaker has no asyncio support (an async def wrapped by it counts every failure as a success): sync only."

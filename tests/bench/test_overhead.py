@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable, Coroutine
+import os
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 from .support import load_bench
 
@@ -92,11 +96,59 @@ def test_writes_the_json_rows(tmp_path: Path) -> None:
     assert OUR_PATHS["async"] <= {row["path"] for row in rows if row["library"] == "breakerpanel"}
 
 
+def test_cpu_pins_the_measuring_process_and_the_local_server_and_is_written_in_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = load_bench("overhead")
+    bench.run = _tiny_run(bench)
+    servers: list[set[int]] = []
+    real_server = bench.local_http_server
+
+    @contextlib.contextmanager
+    def local_http_server(cpus: set[int] | None = None) -> Iterator[str]:
+        with real_server(cpus) as url:
+            servers.append(os.sched_getaffinity(_server_pid()))
+            yield url
+
+    monkeypatch.setattr(bench, "local_http_server", local_http_server)
+    allowed = os.sched_getaffinity(0)
+    cpu = max(allowed)
+    out = tmp_path / "overhead.json"
+    try:
+        assert bench.main(["--quick", "--cpu", str(cpu), "--output", str(out)]) == 0
+        assert os.sched_getaffinity(0) == {cpu}
+    finally:
+        os.sched_setaffinity(0, allowed)  # this test's process goes on running the others
+    assert servers == [(allowed - {cpu}) or {cpu}]
+    assert {row["cpu"] for row in json.loads(out.read_text())} == {cpu}
+
+
+def test_a_cpu_the_process_may_not_use_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    bench = load_bench("overhead")
+    allowed = os.sched_getaffinity(0)
+    with pytest.raises(SystemExit) as exited:
+        bench.main(["--quick", "--cpu", str(max(allowed) + 1000)])
+    assert exited.value.code == 2
+    assert f"--cpu {max(allowed) + 1000}: this process may run on CPUs" in capsys.readouterr().err
+    assert os.sched_getaffinity(0) == allowed
+
+
+def _server_pid() -> int:
+    """The pid of the one child process running bench/_http_server.py."""
+    children = [
+        pid for task in Path(f"/proc/{os.getpid()}/task").iterdir() for pid in (task / "children").read_text().split()
+    ]
+    for pid in children:
+        if "_http_server.py" in Path(f"/proc/{pid}/cmdline").read_text():
+            return int(pid)
+    raise AssertionError(f"no _http_server.py among the children {children}")
+
+
 def _tiny_run(bench: ModuleType) -> Callable[..., Coroutine[Any, Any, Any]]:
     real = bench.run
 
-    async def run(quick: bool, calls: int | None = None, repeats: int | None = None) -> Any:
-        return await real(quick, calls=200, repeats=1, http_requests=20)
+    async def run(quick: bool, calls: int | None = None, repeats: int | None = None, **kwargs: Any) -> Any:
+        return await real(quick, calls=200, repeats=1, http_requests=20, **kwargs)
 
     return run
 
