@@ -61,6 +61,11 @@ class _NeverTimer:
 # How long a timer handed to an event loop may wait there before the timer thread checks that
 # the loop still runs (a loop closed with the callback queued drops it).
 _HANDOVER_GRACE = 1.0
+# How long the timer thread waits with no timer before it ends (the next timer starts another):
+# a process that forks (a pre-forking server, a worker pool) has no thread of ours at the fork
+# while none of its breakers waits to go half-open and no monitor runs. Python 3.12 warns at a
+# fork of a process with threads, and a child forked amid another thread's lock may deadlock.
+_IDLE_EXIT = 5.0
 
 
 def _nothing() -> None:
@@ -119,7 +124,8 @@ class _TimerThread:
     ``asyncio.run`` per job: Celery, ``async_to_sync``) no longer takes its timers down with it.
     Those, and the timers set outside a loop, run in a thread started when they fire, so that a
     callback that blocks delays no other timer. The wait is shared: a ``threading.Timer`` per
-    timer kept a thread for every open breaker and monitor for as long as it waited."""
+    timer kept a thread for every open breaker and monitor for as long as it waited. The thread
+    ends once no timer has waited for ``_IDLE_EXIT`` seconds, and the next timer starts another."""
 
     def __init__(self) -> None:
         self._lock = threading.Condition(threading.Lock())
@@ -154,11 +160,17 @@ class _TimerThread:
                 self._heap = [entry for entry in self._heap if not entry[2].cancelled]
                 heapq.heapify(self._heap)
                 self._cancelled = 0
+            # The thread may be waiting for this very timer (an hour's, after force_open(3600)
+            # and reset()): it drops it now, and ends when no other waits.
+            self._lock.notify()
 
     def _run(self) -> None:
         try:
             while True:
-                timer, handed = self._next_due()
+                due = self._next_due()
+                if due is None:  # idle: this thread ends, the next schedule starts another
+                    return
+                timer, handed = due
                 try:
                     self._fire(timer, handed)
                 except BaseException:  # a loop that raises, SystemExit included: not every timer's end
@@ -167,15 +179,25 @@ class _TimerThread:
                         timer.run_in_thread()  # here, then: once (the claim), rather than never
         finally:  # whatever ended it (interpreter shutdown aside), the timers waiting get a thread
             with self._lock:
-                self._thread = None
-                if self._heap:
-                    self._start_locked()
+                # A timer scheduled while this thread was ending found it still set, and started
+                # none: it is started here. (Never a second thread: only the current one's end
+                # clears it.)
+                if self._thread is threading.current_thread():
+                    self._thread = None
+                    if self._heap:
+                        self._start_locked()
 
-    def _next_due(self) -> tuple[_Timer, bool]:
+    def _next_due(self) -> tuple[_Timer, bool] | None:
+        """The next timer due, once it is (``None``: no timer for ``_IDLE_EXIT`` seconds)."""
         with self._lock:
             while True:
-                if not self._heap:
-                    self._lock.wait()
+                heap = self._heap  # read anew each time: a compaction replaces it
+                while heap and heap[0][2].cancelled:  # nothing to wait for
+                    heapq.heappop(heap)
+                    self._cancelled = max(0, self._cancelled - 1)
+                if not heap:
+                    if not self._lock.wait(_IDLE_EXIT) and not self._heap:
+                        return None
                     continue
                 wait = self._heap[0][0] - time.monotonic()
                 if wait > 0:

@@ -294,3 +294,64 @@ def test_timers_waiting_at_a_fork_fire_in_the_child_too() -> None:
     monitor.stop()
     assert os.waitstatus_to_exitcode(status) == 0
     assert fired.wait(WAIT)  # in the parent as well
+
+
+def test_the_timer_thread_ends_when_no_timer_waits_and_the_next_timer_starts_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A process that forks with a thread of ours alive is warned by Python 3.12+ (and a child
+    # forked amid that thread's lock may deadlock): none is kept while nothing waits.
+    monkeypatch.setattr(clock_module, "_IDLE_EXIT", 0.05)
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+    first_fired, second_fired = threading.Event(), threading.Event()
+    MonotonicClock().call_later(0.01, first_fired.set)
+    first = timers._thread
+    assert first is not None
+    assert first_fired.wait(WAIT)
+    first.join(WAIT)
+    assert not first.is_alive()
+    assert timers._thread is None
+    MonotonicClock().call_later(0.01, second_fired.set)
+    assert second_fired.wait(WAIT)
+    assert timers._thread is not first
+
+
+def test_a_timer_scheduled_while_the_idle_thread_ends_gets_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Between the idle thread's decision to end and its end, schedule() finds it still set and
+    # starts none: its end must start one for that timer.
+    monkeypatch.setattr(clock_module, "_IDLE_EXIT", 0.01)
+    fired = threading.Event()
+
+    class Racing(clock_module._TimerThread):
+        raced = False
+
+        def _next_due(self) -> Any:
+            due = super()._next_due()
+            if due is None and not self.raced:
+                self.raced = True
+                self.schedule(time.monotonic(), clock_module._Timer(fired.set, None))
+                assert self._thread is threading.current_thread()  # so it started none
+            return due
+
+    timers = Racing()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+    with timers._lock:
+        timers._start_locked()
+    assert fired.wait(WAIT)
+
+
+def test_the_timer_thread_does_not_wait_for_a_cancelled_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # force_open(3600) then reset(): the hour's timer is cancelled, and the thread, with nothing
+    # else to wait for, ends instead of waiting out the hour.
+    monkeypatch.setattr(clock_module, "_IDLE_EXIT", 0.05)
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+    b = CircuitBreaker("dep", BreakerConfig(automatic_transition_to_half_open=True))
+    b.force_open(3600)
+    thread = timers._thread
+    assert thread is not None
+    b.reset()
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    assert timers._heap == []
