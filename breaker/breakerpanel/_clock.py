@@ -16,6 +16,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -61,11 +62,16 @@ class _NeverTimer:
 # How long a timer handed to an event loop may wait there before the timer thread checks that
 # the loop still runs (a loop closed with the callback queued drops it).
 _HANDOVER_GRACE = 1.0
-# How long the timer thread waits with no timer before it ends (the next timer starts another):
+# How long the timer thread, or a runner, waits with no timer before it ends (the next timer
+# starts another):
 # a process that forks (a pre-forking server, a worker pool) has no thread of ours at the fork
 # while none of its breakers waits to go half-open and no monitor runs. Python 3.12 warns at a
 # fork of a process with threads, and a child forked amid another thread's lock may deadlock.
 _IDLE_EXIT = 5.0
+# At most this many threads run the timers due outside a running loop at once; a timer due while
+# all of them are busy waits for the first one free. A callback that blocks holds one of them,
+# not every timer; a burst (a thousand breakers opened together) holds this many threads.
+_MAX_RUNNERS = 16
 
 
 def _nothing() -> None:
@@ -74,7 +80,7 @@ def _nothing() -> None:
 
 class _Timer:
     """A timer of :class:`MonotonicClock`: its callback runs once, in the loop that set it while
-    that loop runs, else in a thread of its own, in the context (``contextvars``) it was set in,
+    that loop runs, else in a runner thread (:class:`_Runners`), in the context (``contextvars``) it was set in,
     as ``loop.call_later`` runs one. :meth:`cancel` stops it unless it has started: a callback
     already claimed may still run after ``cancel()`` returns (waiting for it there could deadlock
     against the lock its caller holds)."""
@@ -116,13 +122,58 @@ class _Timer:
             logger.exception("breakerpanel: a timer's callback %r raised", self.callback)
 
 
+class _Runners:
+    """The threads that run the timers due outside a running loop: started as timers come due,
+    up to ``_MAX_RUNNERS``, each ending once no timer has come for ``_IDLE_EXIT`` seconds."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition(threading.Lock())
+        self.ready: deque[_Timer] = deque()
+        self._threads = 0  # runner threads alive
+        self._waiting = 0  # of them, those waiting for a timer
+
+    def run(self, timer: _Timer) -> None:
+        with self._cv:
+            self.ready.append(timer)
+            if len(self.ready) <= self._waiting:  # a waiting runner takes it
+                self._cv.notify()
+                return
+            if self._threads >= _MAX_RUNNERS:  # a busy runner takes it once it is free
+                return
+            self._threads += 1
+        try:
+            threading.Thread(target=self._serve, name="breakerpanel-timer", daemon=True).start()
+        except RuntimeError:  # no thread to be had: run it here rather than never
+            with self._cv:
+                self._threads -= 1
+                try:
+                    self.ready.remove(timer)
+                except ValueError:  # a runner took it meanwhile
+                    return
+            timer.run_in_thread()
+
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                while not self.ready:
+                    self._waiting += 1
+                    woke = self._cv.wait(_IDLE_EXIT)
+                    self._waiting -= 1
+                    if not woke and not self.ready:
+                        self._threads -= 1
+                        return
+                timer = self.ready.popleft()
+            with contextlib.suppress(BaseException):  # its log failing, say: the runner goes on
+                timer.run_in_thread()
+
+
 class _TimerThread:
     """One daemon thread that waits for every :class:`MonotonicClock` timer of the process.
 
     A timer set while an event loop ran is handed to that loop when due (``call_soon_threadsafe``),
     so it runs in the loop's thread as before; a loop that has stopped or closed by then (one
     ``asyncio.run`` per job: Celery, ``async_to_sync``) no longer takes its timers down with it.
-    Those, and the timers set outside a loop, run in a thread started when they fire, so that a
+    Those, and the timers set outside a loop, run in other threads (:class:`_Runners`), so that a
     callback that blocks delays no other timer. The wait is shared: a ``threading.Timer`` per
     timer kept a thread for every open breaker and monitor for as long as it waited. The thread
     ends once no timer has waited for ``_IDLE_EXIT`` seconds, and the next timer starts another."""
@@ -133,6 +184,7 @@ class _TimerThread:
         self._seq = itertools.count()
         self._cancelled = 0
         self._thread: threading.Thread | None = None
+        self._runners = _Runners()
 
     def schedule(self, due: float, timer: _Timer, *, handed: bool = False) -> None:
         # Never raises: a breaker sets its timers in the middle of a state change.
@@ -223,10 +275,7 @@ class _TimerThread:
             if handed:  # check again later that the loop ran it, or still runs
                 self.schedule(time.monotonic() + _HANDOVER_GRACE, timer, handed=True)
                 return
-        try:
-            threading.Thread(target=timer.run_in_thread, name="breakerpanel-timer", daemon=True).start()
-        except RuntimeError:  # no thread to be had: run it here rather than never
-            timer.run_in_thread()
+        self._runners.run(timer)
 
 
 _TIMERS: _TimerThread | None = None
@@ -254,7 +303,11 @@ def _timers_after_fork() -> None:
     if parent is None:
         return
     timers = _TimerThread()  # not the parent's lock or Condition either, for the same reason
-    for due, _, timer, _ in list(parent._heap):  # a copy: pushed again, so a fork mid-compaction is mended
+    # Copies, pushed again: a fork mid-compaction is mended. Those due already, waiting for a
+    # runner of the parent's, are due in the child at once.
+    waiting = [(due, timer) for due, _, timer, _ in list(parent._heap)]
+    waiting += [(0.0, timer) for timer in list(parent._runners.ready)]
+    for due, timer in waiting:
         if not timer.done:
             timer.loop = None  # a loop of the parent's: in the child, it never runs again
             heapq.heappush(timers._heap, (due, next(timers._seq), timer, False))
@@ -272,7 +325,8 @@ class MonotonicClock:
 
     Timers wait in one daemon thread. A timer set while an event loop runs fires in that loop's
     thread (where asyncio code expects it) as long as the loop runs; once that loop has stopped
-    or closed, it fires in a thread of its own, as a timer set outside any loop does.
+    or closed, it fires in a runner thread (up to 16 at once, each ending when idle), as a timer
+    set outside any loop does.
     """
 
     __slots__ = ()

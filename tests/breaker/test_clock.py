@@ -355,3 +355,95 @@ def test_the_timer_thread_does_not_wait_for_a_cancelled_timer(monkeypatch: pytes
     thread.join(WAIT)
     assert not thread.is_alive()
     assert timers._heap == []
+
+
+def test_timers_due_at_once_outside_a_loop_share_a_bounded_number_of_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A burst (a thousand breakers opened together, their listeners slow) started a thread per
+    # timer: a thousand threads alive at once.
+    monkeypatch.setattr(clock_module, "_MAX_RUNNERS", 4)
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+    lock = threading.Lock()
+    running, most, threads = 0, 0, set()
+    done = threading.Semaphore(0)
+
+    def slow() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+            threads.add(threading.get_ident())
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+        done.release()
+
+    for _ in range(100):
+        MonotonicClock().call_later(0, slow)
+    for _ in range(100):
+        assert done.acquire(timeout=WAIT)  # every one ran
+    assert most <= 4
+    assert len(threads) <= 4
+
+
+def test_a_blocked_runner_holds_up_no_timer_while_another_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+    release, fired = threading.Event(), threading.Event()
+    MonotonicClock().call_later(0, lambda: release.wait(WAIT))
+    MonotonicClock().call_later(0.05, fired.set)
+    try:
+        assert fired.wait(WAIT)
+    finally:
+        release.set()
+
+
+def test_runner_threads_end_when_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock_module, "_IDLE_EXIT", 0.05)
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+    fired = threading.Event()
+    MonotonicClock().call_later(0, fired.set)
+    assert fired.wait(WAIT)
+    deadline = time.monotonic() + WAIT
+    while timers._runners._threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert timers._runners._threads == 0
+
+
+def test_a_runner_whose_timer_log_raises_goes_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A runner that died with its timer would never be counted out: after _MAX_RUNNERS such
+    # deaths no timer outside a loop would ever run again.
+    monkeypatch.setattr(clock_module, "_MAX_RUNNERS", 1)
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+
+    class RaisingLog:
+        def exception(self, *args: object) -> None:
+            raise SystemExit
+
+    def fails() -> None:
+        raise RuntimeError("a callback that fails")
+
+    monkeypatch.setattr(clock_module, "logger", RaisingLog())
+    fired = threading.Event()
+    MonotonicClock().call_later(0, fails)
+    MonotonicClock().call_later(0.05, fired.set)
+    assert fired.wait(WAIT)
+
+
+def test_timers_waiting_for_a_runner_at_a_fork_are_due_at_once_in_the_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # _timers_after_fork, run here as the child runs it: a timer the parent's timer thread had
+    # passed to its runners, not yet run, is the child's to run.
+    parent = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", parent)
+    monkeypatch.setattr(clock_module, "_TIMERS_LOCK", clock_module._TIMERS_LOCK)
+    fired = threading.Event()
+    parent._runners.ready.append(clock_module._Timer(fired.set, None))  # as at a fork: no runner yet
+    clock_module._timers_after_fork()
+    assert clock_module._TIMERS is not parent
+    assert fired.wait(WAIT)
