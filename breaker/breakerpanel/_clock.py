@@ -62,11 +62,9 @@ class _NeverTimer:
 # How long a timer handed to an event loop may wait there before the timer thread checks that
 # the loop still runs (a loop closed with the callback queued drops it).
 _HANDOVER_GRACE = 1.0
-# How long the timer thread, or a runner, waits with no timer before it ends (the next timer
-# starts another):
-# a process that forks (a pre-forking server, a worker pool) has no thread of ours at the fork
-# while none of its breakers waits to go half-open and no monitor runs. Python 3.12 warns at a
-# fork of a process with threads, and a child forked amid another thread's lock may deadlock.
+# How long a runner waits with no timer to run before it ends (the next timer starts another).
+# The timer thread itself never ends: from Python 3.12 no thread starts once the interpreter
+# shuts down (while it joins non-daemon threads, say), and timers set then would never fire.
 _IDLE_EXIT = 5.0
 # At most this many threads run the timers due outside a running loop at once; a timer due while
 # all of them are busy waits for the first one free. A callback that blocks holds one of them,
@@ -80,8 +78,8 @@ def _nothing() -> None:
 
 class _Timer:
     """A timer of :class:`MonotonicClock`: its callback runs once, in the loop that set it while
-    that loop runs, else in a runner thread (:class:`_Runners`), in the context (``contextvars``) it was set in,
-    as ``loop.call_later`` runs one. :meth:`cancel` stops it unless it has started: a callback
+    that loop runs, else in a runner thread (:class:`_Runners`), in the context (``contextvars``)
+    it was set in, as ``loop.call_later`` runs one. :meth:`cancel` stops it unless it has started: a callback
     already claimed may still run after ``cancel()`` returns (waiting for it there could deadlock
     against the lock its caller holds)."""
 
@@ -174,9 +172,9 @@ class _TimerThread:
     so it runs in the loop's thread as before; a loop that has stopped or closed by then (one
     ``asyncio.run`` per job: Celery, ``async_to_sync``) no longer takes its timers down with it.
     Those, and the timers set outside a loop, run in other threads (:class:`_Runners`), so that a
-    callback that blocks delays no other timer. The wait is shared: a ``threading.Timer`` per
-    timer kept a thread for every open breaker and monitor for as long as it waited. The thread
-    ends once no timer has waited for ``_IDLE_EXIT`` seconds, and the next timer starts another."""
+    callback that blocks delays no other timer (while fewer than ``_MAX_RUNNERS`` block). The
+    wait is shared: a ``threading.Timer`` per timer kept a thread for every open breaker and
+    monitor for as long as it waited."""
 
     def __init__(self) -> None:
         self._lock = threading.Condition(threading.Lock())
@@ -212,17 +210,11 @@ class _TimerThread:
                 self._heap = [entry for entry in self._heap if not entry[2].cancelled]
                 heapq.heapify(self._heap)
                 self._cancelled = 0
-            # The thread may be waiting for this very timer (an hour's, after force_open(3600)
-            # and reset()): it drops it now, and ends when no other waits.
-            self._lock.notify()
 
     def _run(self) -> None:
         try:
             while True:
-                due = self._next_due()
-                if due is None:  # idle: this thread ends, the next schedule starts another
-                    return
-                timer, handed = due
+                timer, handed = self._next_due()
                 try:
                     self._fire(timer, handed)
                 except BaseException:  # a loop that raises, SystemExit included: not every timer's end
@@ -231,25 +223,16 @@ class _TimerThread:
                         timer.run_in_thread()  # here, then: once (the claim), rather than never
         finally:  # whatever ended it (interpreter shutdown aside), the timers waiting get a thread
             with self._lock:
-                # A timer scheduled while this thread was ending found it still set, and started
-                # none: it is started here. (Never a second thread: only the current one's end
-                # clears it.)
-                if self._thread is threading.current_thread():
+                if self._thread is threading.current_thread():  # else another runs already
                     self._thread = None
                     if self._heap:
                         self._start_locked()
 
-    def _next_due(self) -> tuple[_Timer, bool] | None:
-        """The next timer due, once it is (``None``: no timer for ``_IDLE_EXIT`` seconds)."""
+    def _next_due(self) -> tuple[_Timer, bool]:
         with self._lock:
             while True:
-                heap = self._heap  # read anew each time: a compaction replaces it
-                while heap and heap[0][2].cancelled:  # nothing to wait for
-                    heapq.heappop(heap)
-                    self._cancelled = max(0, self._cancelled - 1)
-                if not heap:
-                    if not self._lock.wait(_IDLE_EXIT) and not self._heap:
-                        return None
+                if not self._heap:
+                    self._lock.wait()
                     continue
                 wait = self._heap[0][0] - time.monotonic()
                 if wait > 0:
@@ -325,8 +308,8 @@ class MonotonicClock:
 
     Timers wait in one daemon thread. A timer set while an event loop runs fires in that loop's
     thread (where asyncio code expects it) as long as the loop runs; once that loop has stopped
-    or closed, it fires in a runner thread (up to 16 at once, each ending when idle), as a timer
-    set outside any loop does.
+    or closed, it fires in a runner thread (up to 16 at once, each ending when idle, and reused:
+    a ``threading.local`` one timer sets, the next may see), as a timer set outside any loop does.
     """
 
     __slots__ = ()

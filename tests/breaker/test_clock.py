@@ -1,5 +1,5 @@
 """The real clock's timers: one thread waits for them all, and a timer set inside an event loop
-fires in that loop while it runs, and in a thread of its own once that loop has stopped or closed.
+fires in that loop while it runs, and in another thread of ours once that loop has stopped or closed.
 
 Opt-in timers (automatic transition to half-open, adaptive thresholds, the trip forecast) were
 event-loop timers when a loop ran: an app that runs each job in its own ``asyncio.run`` (Celery,
@@ -12,6 +12,8 @@ import asyncio
 import contextvars
 import gc
 import os
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -296,67 +298,6 @@ def test_timers_waiting_at_a_fork_fire_in_the_child_too() -> None:
     assert fired.wait(WAIT)  # in the parent as well
 
 
-def test_the_timer_thread_ends_when_no_timer_waits_and_the_next_timer_starts_another(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A process that forks with a thread of ours alive is warned by Python 3.12+ (and a child
-    # forked amid that thread's lock may deadlock): none is kept while nothing waits.
-    monkeypatch.setattr(clock_module, "_IDLE_EXIT", 0.05)
-    timers = clock_module._TimerThread()
-    monkeypatch.setattr(clock_module, "_TIMERS", timers)
-    first_fired, second_fired = threading.Event(), threading.Event()
-    MonotonicClock().call_later(0.01, first_fired.set)
-    first = timers._thread
-    assert first is not None
-    assert first_fired.wait(WAIT)
-    first.join(WAIT)
-    assert not first.is_alive()
-    assert timers._thread is None
-    MonotonicClock().call_later(0.01, second_fired.set)
-    assert second_fired.wait(WAIT)
-    assert timers._thread is not first
-
-
-def test_a_timer_scheduled_while_the_idle_thread_ends_gets_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Between the idle thread's decision to end and its end, schedule() finds it still set and
-    # starts none: its end must start one for that timer.
-    monkeypatch.setattr(clock_module, "_IDLE_EXIT", 0.01)
-    fired = threading.Event()
-
-    class Racing(clock_module._TimerThread):
-        raced = False
-
-        def _next_due(self) -> Any:
-            due = super()._next_due()
-            if due is None and not self.raced:
-                self.raced = True
-                self.schedule(time.monotonic(), clock_module._Timer(fired.set, None))
-                assert self._thread is threading.current_thread()  # so it started none
-            return due
-
-    timers = Racing()
-    monkeypatch.setattr(clock_module, "_TIMERS", timers)
-    with timers._lock:
-        timers._start_locked()
-    assert fired.wait(WAIT)
-
-
-def test_the_timer_thread_does_not_wait_for_a_cancelled_timer(monkeypatch: pytest.MonkeyPatch) -> None:
-    # force_open(3600) then reset(): the hour's timer is cancelled, and the thread, with nothing
-    # else to wait for, ends instead of waiting out the hour.
-    monkeypatch.setattr(clock_module, "_IDLE_EXIT", 0.05)
-    timers = clock_module._TimerThread()
-    monkeypatch.setattr(clock_module, "_TIMERS", timers)
-    b = CircuitBreaker("dep", BreakerConfig(automatic_transition_to_half_open=True))
-    b.force_open(3600)
-    thread = timers._thread
-    assert thread is not None
-    b.reset()
-    thread.join(WAIT)
-    assert not thread.is_alive()
-    assert timers._heap == []
-
-
 def test_timers_due_at_once_outside_a_loop_share_a_bounded_number_of_threads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -447,3 +388,27 @@ def test_timers_waiting_for_a_runner_at_a_fork_are_due_at_once_in_the_child(
     clock_module._timers_after_fork()
     assert clock_module._TIMERS is not parent
     assert fired.wait(WAIT)
+
+
+def test_a_timer_set_while_the_interpreter_shuts_down_still_fires() -> None:
+    # From Python 3.12 no thread starts once the interpreter shuts down (it joins the non-daemon
+    # threads after the main thread returns): the timer thread must be there already, and a
+    # runner that cannot start leaves the timer to the timer thread.
+    script = """
+import threading, time
+from breakerpanel import MonotonicClock, _clock
+_clock._IDLE_EXIT = 0.05
+first = threading.Event()
+MonotonicClock().call_later(0, first.set)
+assert first.wait(10)
+
+def worker():
+    time.sleep(0.5)  # the main thread has returned, and the runner has ended
+    fired = threading.Event()
+    MonotonicClock().call_later(0.05, fired.set)
+    print("fired" if fired.wait(10) else "lost", flush=True)
+
+threading.Thread(target=worker).start()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "fired"), done.stderr

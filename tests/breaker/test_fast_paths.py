@@ -792,7 +792,7 @@ def _raises() -> object:
 
 class _Logged(logging.Handler):
     """The breakers' log records from one thread, kept unformatted: a record from another thread
-    (an earlier test's timer firing in a thread of its own) is none of the twins' doing."""
+    (an earlier test's timer firing in another thread) is none of the twins' doing."""
 
     def __init__(self) -> None:
         super().__init__()
