@@ -16,6 +16,8 @@ one. ``path`` names the outcome and the usage:
   requires the endpoint of a service, the three levels of ``docs/integrations.md``;
 - ``closed/transport``: ``client.post(url).read()`` with httpx, through ``BreakerTransport`` or
   bare, to an upstream in this process (a transport that streams a JSON body back: no sockets);
+  the same with httpx2 (library ``breakerpanel+httpx2``: the transport under the OpenAI and
+  Anthropic SDKs) against bare httpx2;
   ``closed/transport/local-server``: the same to a server in another process (its figures carry
   the server's and the kernel's noise, about 15 us between batches);
   ``closed/transport/second-client``: a second bare client against the first, the transport
@@ -73,6 +75,9 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results" / "overhead.json"
 OURS = "breakerpanel"
 OURS_HTTPX = "breakerpanel+httpx"
+OURS_HTTPX2 = "breakerpanel+httpx2"
+# Each HTTP library, bare, and through our transport for it.
+HTTP_LIBRARIES = {"httpx": OURS_HTTPX, "httpx2": OURS_HTTPX2}
 OURS_EXPORTER = "breakerpanel+exporter"
 PEERS = ("pybreaker", "aiobreaker", "purgatory", "circuitbreaker")
 # Targets (issue 18), each within one run:
@@ -799,11 +804,11 @@ def local_http_server(cpus: set[int] | None = None) -> Iterator[str]:
 UPSTREAM_BODY = b'{"id": "chatcmpl-1", "choices": [{"message": {"content": "ok"}}]}'
 
 
-def _upstream_transports() -> tuple[Any, Any]:
-    """An upstream inside this process: httpx transports (sync, async) that answer every request
-    with a 200 and a streamed JSON body, as a network transport's response is (a stream read
-    chunk by chunk, then closed), without sockets, kernel or a server process in the figures."""
-    import httpx
+def _upstream_transports(httpx: Any) -> tuple[Any, Any]:
+    """An upstream inside this process: transports (sync, async) of the module ``httpx`` (httpx
+    or httpx2) that answer every request with a 200 and a streamed JSON body, as a network
+    transport's response is (a stream read chunk by chunk, then closed), without sockets, kernel
+    or a server process in the figures."""
 
     class Body(httpx.SyncByteStream, httpx.AsyncByteStream):
         def __iter__(self) -> Iterator[bytes]:
@@ -821,11 +826,11 @@ def _upstream_transports() -> tuple[Any, Any]:
     headers = {"content-type": "application/json", "content-length": str(len(UPSTREAM_BODY))}
 
     class Upstream(httpx.BaseTransport):
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
+        def handle_request(self, request: Any) -> Any:
             return httpx.Response(200, headers=headers, stream=Body(), request=request)
 
     class AsyncUpstream(httpx.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async def handle_async_request(self, request: Any) -> Any:
             return httpx.Response(200, headers=headers, stream=Body(), request=request)
 
     return Upstream(), AsyncUpstream()
@@ -833,12 +838,15 @@ def _upstream_transports() -> tuple[Any, Any]:
 
 def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]]]:
     """httpx bare and through our transport, sync and async, to an upstream in this process
-    (``closed/transport``) and to a local server (``closed/transport/local-server``). Returns the
-    cases and a coroutine function that closes the clients."""
+    (``closed/transport``) and to a local server (``closed/transport/local-server``), and httpx2
+    the same way to the upstream in this process. Returns the cases and a coroutine function that
+    closes the clients."""
     import httpx
+    import httpx2
 
     from breakerpanel import BreakerConfig, BreakerRegistry
     from breakerpanel.integrations import Route, Router
+    from breakerpanel.integrations import httpx2 as ours2
     from breakerpanel.integrations.httpx import AsyncBreakerTransport, BreakerTransport
 
     registry = BreakerRegistry()
@@ -847,32 +855,42 @@ def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]
         "local.echo", BreakerConfig(sliding_window_type="time_based", sliding_window_size=60, slow_call_duration=5.0)
     )
     router = Router([Route(endpoint, host="127.0.0.1", path="/echo")])
-    upstream, async_upstream = _upstream_transports()
+    upstream, async_upstream = _upstream_transports(httpx)
+    upstream2, async_upstream2 = _upstream_transports(httpx2)
     in_process = "http://127.0.0.1:9/echo"  # never dialled: the upstream is the transport
     clients: dict[tuple[str, str, str], Any] = {
-        ("bare", "sync", "closed/transport"): httpx.Client(transport=upstream),
-        ("bare", "sync", HTTP_CONTROL): httpx.Client(transport=upstream),
-        ("ours", "sync", "closed/transport"): httpx.Client(transport=BreakerTransport(router, upstream)),
-        ("bare", "async", "closed/transport"): httpx.AsyncClient(transport=async_upstream),
-        ("bare", "async", HTTP_CONTROL): httpx.AsyncClient(transport=async_upstream),
-        ("ours", "async", "closed/transport"): httpx.AsyncClient(
+        ("httpx", "sync", "closed/transport"): httpx.Client(transport=upstream),
+        ("httpx", "sync", HTTP_CONTROL): httpx.Client(transport=upstream),
+        (OURS_HTTPX, "sync", "closed/transport"): httpx.Client(transport=BreakerTransport(router, upstream)),
+        ("httpx", "async", "closed/transport"): httpx.AsyncClient(transport=async_upstream),
+        ("httpx", "async", HTTP_CONTROL): httpx.AsyncClient(transport=async_upstream),
+        (OURS_HTTPX, "async", "closed/transport"): httpx.AsyncClient(
             transport=AsyncBreakerTransport(router, async_upstream)
         ),
-        ("bare", "sync", "closed/transport/local-server"): httpx.Client(),
-        ("ours", "sync", "closed/transport/local-server"): httpx.Client(transport=BreakerTransport(router)),
-        ("bare", "async", "closed/transport/local-server"): httpx.AsyncClient(),
-        ("ours", "async", "closed/transport/local-server"): httpx.AsyncClient(transport=AsyncBreakerTransport(router)),
+        ("httpx", "sync", "closed/transport/local-server"): httpx.Client(),
+        (OURS_HTTPX, "sync", "closed/transport/local-server"): httpx.Client(transport=BreakerTransport(router)),
+        ("httpx", "async", "closed/transport/local-server"): httpx.AsyncClient(),
+        (OURS_HTTPX, "async", "closed/transport/local-server"): httpx.AsyncClient(
+            transport=AsyncBreakerTransport(router)
+        ),
+        ("httpx2", "sync", "closed/transport"): httpx2.Client(transport=upstream2),
+        ("httpx2", "sync", HTTP_CONTROL): httpx2.Client(transport=upstream2),
+        (OURS_HTTPX2, "sync", "closed/transport"): httpx2.Client(transport=ours2.BreakerTransport(router, upstream2)),
+        ("httpx2", "async", "closed/transport"): httpx2.AsyncClient(transport=async_upstream2),
+        ("httpx2", "async", HTTP_CONTROL): httpx2.AsyncClient(transport=async_upstream2),
+        (OURS_HTTPX2, "async", "closed/transport"): httpx2.AsyncClient(
+            transport=ours2.AsyncBreakerTransport(router, async_upstream2)
+        ),
     }
-    version_httpx, version_ours = version("httpx"), version(OURS)
 
-    def sync_loop(client: httpx.Client, target: str) -> SyncLoop:
+    def sync_loop(client: Any, target: str) -> SyncLoop:
         def loop(n: int) -> None:
             for _ in range(n):
                 client.post(target, content=b"{}").read()
 
         return loop
 
-    def async_loop(client: httpx.AsyncClient, target: str) -> AsyncLoop:
+    def async_loop(client: Any, target: str) -> AsyncLoop:
         async def loop(n: int) -> None:
             for _ in range(n):
                 response = await client.post(target, content=b"{}")
@@ -881,21 +899,22 @@ def build_http_cases(url: str) -> tuple[list[Case], Callable[[], Awaitable[None]
         return loop
 
     cases = []
-    for (who, mode, path), client in clients.items():
+    for (library, mode, path), client in clients.items():
         local = path.endswith("local-server")
         target = f"{url}/echo" if local else in_process
         note = "client.post(url).read() " + ("to a local server" if local else "to an upstream in this process")
         if path == HTTP_CONTROL:
             note += ", a second client (the harness's noise floor)"
         loop = sync_loop(client, target) if mode == "sync" else async_loop(client, target)
-        if who == "bare":
-            cases.append(Case("httpx", version_httpx, mode, path, loop, note))  # type: ignore[arg-type]
+        if library in HTTP_LIBRARIES:
+            cases.append(Case(library, version(library), mode, path, loop, note))
         else:
-            cases.append(Case(OURS_HTTPX, version_ours, mode, path, loop, note + " through BreakerTransport"))  # type: ignore[arg-type]
+            note += f" through {library.removeprefix(OURS + '+')}'s BreakerTransport"
+            cases.append(Case(library, version(OURS), mode, path, loop, note))
 
     async def close() -> None:
         for client in clients.values():
-            if isinstance(client, httpx.AsyncClient):
+            if isinstance(client, httpx.AsyncClient | httpx2.AsyncClient):
                 await client.aclose()
             else:
                 client.close()
@@ -984,11 +1003,18 @@ async def run_http(url: str, quick: bool, requests: int | None, repeats: int | N
     try:
         for case in cases:
             await measure(case, min(20, batch))  # warm up the connections
-        combos = [(mode, path, OURS_HTTPX) for path in HTTP_PATHS for mode in ("sync", "async")]
-        combos += [(mode, HTTP_CONTROL, "httpx") for mode in ("sync", "async")]
-        for m, (mode, path, library) in enumerate(combos):
+        # (the bare library, the one paired with it, mode, path), wherever both were built
+        combos = [
+            (bare_library, library, mode, path)
+            for bare_library, ours_library in HTTP_LIBRARIES.items()
+            for path in (*HTTP_PATHS, HTTP_CONTROL)
+            for mode in ("sync", "async")
+            for library in (bare_library if path == HTTP_CONTROL else ours_library,)
+            if (library, mode, path) in by_key
+        ]
+        for m, (bare_library, library, mode, path) in enumerate(combos):
             base = "closed/transport" if path == HTTP_CONTROL else path
-            bare, ours = by_key[("httpx", mode, base)], by_key[(library, mode, path)]
+            bare, ours = by_key[(bare_library, mode, base)], by_key[(library, mode, path)]
             walls: dict[str, list[float]] = {"bare": [], "ours": [], "diff": []}
             cpus: dict[str, list[float]] = {"bare": [], "ours": [], "diff": []}
             for i in range(pairs):
@@ -1002,7 +1028,13 @@ async def run_http(url: str, quick: bool, requests: int | None, repeats: int | N
                     figures["diff"].append(t_ours - t_bare)
                 done = m * pairs + i + 1
                 if done % 10 == 0 or done == len(combos) * pairs:
-                    _eta("httpx", done, len(combos) * pairs, started, f"{mode} {path}: pairs of {batch} requests")
+                    _eta(
+                        "http",
+                        done,
+                        len(combos) * pairs,
+                        started,
+                        f"{library} {mode} {path}: pairs of {batch} requests",
+                    )
             for case, who in ((bare, "bare"), (ours, "ours")) if path != HTTP_CONTROL else ((ours, "ours"),):
                 theirs = who == "bare"
                 rows.append(
@@ -1206,16 +1238,19 @@ def targets(rows: list[Row]) -> list[Verdict]:
                         EXPORTER_TARGET_RATIO,
                     )
                 )
-        transport = _find(rows, OURS_HTTPX, mode, "closed/transport")
-        control = _find(rows, "httpx", mode, HTTP_CONTROL)
-        if transport is not None:
+        for bare_library, ours_library in HTTP_LIBRARIES.items():
+            transport = _find(rows, ours_library, mode, "closed/transport")
+            control = _find(rows, bare_library, mode, HTTP_CONTROL)
+            if transport is None:
+                continue
+            noise = "" if control is None else f" (a second bare client: {control.overhead_ns:+.0f} ns)"
             verdicts.append(
                 Verdict(
                     "transport",
                     mode,
                     transport.path,
                     transport.overhead_ns,
-                    "target" if control is None else f"target (a second bare client: {control.overhead_ns:+.0f} ns)",
+                    f"target over {bare_library}{noise}",
                     TRANSPORT_TARGET_NS,
                     transport.overhead_ns / TRANSPORT_TARGET_NS,
                     1.0,
@@ -1286,7 +1321,8 @@ def main(argv: list[str] | None = None) -> int:
         "usage": f"The decorator and the context managers at most {USAGE_TARGET_RATIO}x call/acall",
         "hierarchy": f"Service > endpoint > feature at most {HIERARCHY_TARGET_RATIO}x a single breaker",
         "exporter": f"With the exporter attached at most {EXPORTER_TARGET_RATIO}x without",
-        "transport": f"The httpx transport at most {TRANSPORT_TARGET_NS / 1000:g} us per request over bare httpx",
+        "transport": f"The httpx and httpx2 transports at most {TRANSPORT_TARGET_NS / 1000:g} us per request over "
+        "the bare library",
     }
     for target, title in titles.items():
         print(f"\n{title} (overheads, this run):")

@@ -61,6 +61,10 @@ def test_every_usage_library_and_mode_is_measured(tmp_path: Path) -> None:
         assert ("breakerpanel+httpx", mode, "closed/transport") in measured
         assert ("breakerpanel+httpx", mode, "closed/transport/local-server") in measured
         assert ("httpx", mode, "closed/transport/second-client") in measured  # the harness's noise floor
+        # httpx2, under the OpenAI and Anthropic SDKs, the same way
+        assert ("httpx2", mode, "closed/transport") in measured
+        assert ("breakerpanel+httpx2", mode, "closed/transport") in measured
+        assert ("httpx2", mode, "closed/transport/second-client") in measured
     assert {p for lib, m, p in measured if lib == "pybreaker"} >= {"closed/call", "closed/decorator", "closed/with"}
     assert not any(lib == "pybreaker" and m == "async" for lib, m, _ in measured)  # no asyncio support
     # Each peer in the usage its README shows first, and like-with-like rows for ours.
@@ -68,6 +72,7 @@ def test_every_usage_library_and_mode_is_measured(tmp_path: Path) -> None:
     assert all(r.median_ns > 0 for r in rows)
     verdicts = bench.targets(rows)
     assert {v.target for v in verdicts} == {"peers", "usage", "hierarchy", "exporter", "transport"}
+    assert len([v for v in verdicts if v.target == "transport"]) == 4  # httpx and httpx2, sync and async
     assert len([v for v in verdicts if v.target == "peers"]) == sum(len(p) for p in OUR_PATHS.values())
     assert len([v for v in verdicts if v.target == "exporter"]) == sum(len(p) for p in OUR_PATHS.values())
     # Every closed or rejecting path of ours is set against the language's floor for its usage.
