@@ -98,6 +98,9 @@ HTTP_PATHS = ("closed/transport", "closed/transport/local-server")
 # "overhead" is what two identical clients differ by in this harness (its noise floor).
 HTTP_CONTROL = "closed/transport/second-client"
 _keep_alive: list[object] = []  # telemetry objects and held permits live as long as their cases
+# Run after each measurement of the breaker cases (untimed): a peer's state that grows with
+# every call, dropped.
+_after_measuring: list[Callable[[], None]] = []
 NEVER = 10**6  # seconds: an open breaker that stays open for the whole run
 # As timeit does: a collection would land on whichever case happens to run then.
 DISABLE_GC = True
@@ -157,6 +160,21 @@ class Row:
     wall_overhead_ns: float | None = None
     # The CPU the run was pinned to (--cpu), on every row of that run.
     cpu: int | None = None
+
+
+def _purgatory_traceback_dropper(breaker: Any) -> Callable[[], None]:
+    """Something that drops the traceback an open purgatory breaker's rejection has gathered.
+
+    purgatory raises one exception object (its open state) for every rejection, so each raise
+    chains its frames onto the same ``__traceback__``: about 1 KB a rejection, never freed (7 GB
+    over a full run). Raising it costs the same whatever the chain's length (the new frames go in
+    front); the heap it leaves made every later case slower (httpx 1.7x) and the process took
+    minutes to exit. The decorator and the factory's breaker of the same name share the state."""
+
+    def drop() -> None:
+        breaker.context._state.__traceback__ = None
+
+    return drop
 
 
 def _trip_sync(call: Callable[[], Any]) -> None:
@@ -546,6 +564,7 @@ async def _peers() -> list[Case]:
     add("purgatory", "sync", "rejected/open/factory-with", pg_factory_with_open, "factory.get_breaker, open", True)
     add("purgatory", "sync", "closed/decorator", _sync_calls(sfactory("bench")(work)), "@factory(name) def fn()")
     add("purgatory", "sync", "rejected/open/decorator", _sync_rejections(sfactory("bench-open")(work)), "open")
+    _after_measuring.append(_purgatory_traceback_dropper(pg_open))
 
     afactory = AsyncCircuitBreakerFactory(default_threshold=5, default_ttl=NEVER)
     apg, apg_open = await afactory.get_breaker("bench"), await afactory.get_breaker("bench-open", threshold=1)
@@ -597,6 +616,7 @@ async def _peers() -> list[Case]:
     add("purgatory", "async", "rejected/open/factory-async-with", apg_factory_with_open, "get_breaker, open", True)
     add("purgatory", "async", "closed/decorator", _async_calls(afactory("bench")(awork)), "@factory(name) async def")
     add("purgatory", "async", "rejected/open/decorator", _async_rejections(afactory("bench-open")(awork)), "open")
+    _after_measuring.append(_purgatory_traceback_dropper(apg_open))
 
     # --- circuitbreaker: the decorator is its documented (and only rejecting) API
     from circuitbreaker import circuit
@@ -971,9 +991,8 @@ async def run(
     http_requests: int | None = None,
     server_cpus: set[int] | None = None,
 ) -> list[Row]:
-    # The transport first: purgatory keeps about 1 KB per rejection it makes (7 GB over a full
-    # run of the breaker cases), and httpx in a heap that size costs 1.7x what it does in a fresh
-    # process, ours included: that is not what an application sees.
+    # The transport first, in a heap that the breaker cases have not grown (see
+    # _purgatory_traceback_dropper).
     with local_http_server(server_cpus) as url:
         rows = await run_http(url, quick, http_requests, repeats)
     return await run_breakers(quick, calls, repeats) + rows
@@ -1062,12 +1081,18 @@ def _eta(stage: str, done: int, total: int, started: float, what: str) -> None:
     progress(f"[{stage}] {done}/{total} {what}: {elapsed:.0f}s elapsed, about {left:.0f}s left")
 
 
+def _drop_grown_state() -> None:
+    for drop in _after_measuring:
+        drop()
+
+
 async def _sample(cases: list[Case], calls: int, repeats: int, warmup: int) -> dict[int, float]:
     """Median over ``repeats`` of the mean cost per call, repeats in a new order each time."""
     samples: dict[int, list[float]] = {i: [] for i in range(len(cases))}
     started = time.monotonic()
     for case in cases:  # warm up (and check that every loop runs)
         await measure(case, warmup)
+        _drop_grown_state()
     progress(f"[breakers] warmed up {len(cases)} cases in {time.monotonic() - started:.1f}s")
     order = list(range(len(cases)))
     shuffle = random.Random(20261126).shuffle  # seeded: the same order sequence every run
@@ -1079,6 +1104,7 @@ async def _sample(cases: list[Case], calls: int, repeats: int, warmup: int) -> d
         gc.collect()  # once per round: a full collection takes longer than many measurements
         for i in order:
             samples[i].append(await measure(cases[i], calls))
+            _drop_grown_state()
         _eta("breakers", r + 1, repeats, started, f"rounds of {len(cases)} cases x {calls} calls")
     return {i: statistics.median(s) for i, s in samples.items()}
 

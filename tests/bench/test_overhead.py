@@ -171,3 +171,27 @@ def test_a_limit_below_the_floor_is_reported() -> None:
     assert bench.floor_path("rejected/parent-open") == "floor/rejected"
     assert bench.floor_path("closed/hierarchy") == "floor/nested-call"
     assert bench.floor_path("closed/transport") is None
+
+
+def test_the_traceback_an_open_purgatory_breaker_gathers_is_dropped() -> None:
+    # purgatory raises one exception object for every rejection: each raise chains its frames
+    # onto the same traceback (7 GB over a full run, minutes to exit) unless dropped.
+    bench = load_bench("overhead")
+    from purgatory import SyncCircuitBreakerFactory
+
+    breaker = SyncCircuitBreakerFactory(default_threshold=1, default_ttl=bench.NEVER).get_breaker("open")
+
+    def rejected() -> None:
+        with breaker:
+            bench.broken()
+
+    for _ in range(101):  # the first trips it, the others are rejected
+        with contextlib.suppress(Exception):
+            rejected()
+    state = breaker.context._state
+    depth, tb = 0, state.__traceback__
+    while tb is not None:
+        depth, tb = depth + 1, tb.tb_next
+    assert depth >= 100  # the chain grows with every rejection (if purgatory stops it, this says so)
+    bench._purgatory_traceback_dropper(breaker)()
+    assert state.__traceback__ is None
