@@ -46,7 +46,7 @@ ran, what remains) goes to stderr. ``--check`` exits with status 1 when one of t
 hold. ``--cpu N`` pins the measuring process to CPU ``N`` and the local server to the others: the
 scheduler then never moves the measured thread between CPUs in the middle of a batch (on a 2-core
 machine, two unpinned runs of the same code differed by 8 to 10% per verdict ratio, median, and
-two pinned runs by 2%). The CPU is written in every row (``cpu``).
+two pinned runs by 2 to 5%). The CPU is written in every row (``cpu``).
 """
 
 from __future__ import annotations
