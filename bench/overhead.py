@@ -999,10 +999,10 @@ async def run(
 
 
 async def run_http(url: str, quick: bool, requests: int | None, repeats: int | None) -> list[Row]:
-    """Rows for httpx through our transport against bare httpx, to an upstream in this process
-    (``closed/transport``: the target's row) and to a local server: ``overhead_ns`` is the CPU
-    time of the client's thread that ours adds per request (the bare rows carry 0),
-    ``wall_overhead_ns`` the wall time.
+    """Rows for httpx and httpx2 through our transports against the bare library, to an upstream in
+    this process (``closed/transport``: the target's rows) and, for httpx, to a local server:
+    ``overhead_ns`` is the CPU time of the client's thread that ours adds per request (the bare
+    rows carry 0), ``wall_overhead_ns`` the wall time.
 
     The transport does no I/O and waits on nothing, so what it adds is work in the client's
     thread. To a local server, a request takes a few hundred microseconds, most of it in the
