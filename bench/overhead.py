@@ -46,7 +46,7 @@ ran, what remains) goes to stderr. ``--check`` exits with status 1 when one of t
 hold. ``--cpu N`` pins the measuring process to CPU ``N`` and the local server to the others: the
 scheduler then never moves the measured thread between CPUs in the middle of a batch (on a 2-core
 machine, two unpinned runs of the same code differed by 8 to 10% per verdict ratio, median, and
-two pinned runs by 2 to 5%). The CPU is written in every row (``cpu``).
+two pinned runs by 2 to 5%). With ``--cpu``, the CPU is written in every row (``cpu``).
 """
 
 from __future__ import annotations
@@ -770,6 +770,7 @@ def _floor_cases() -> list[Case]:
 
 
 async def build_cases() -> list[Case]:
+    _after_measuring.clear()  # the hooks of the cases built before, if any
     cases: list[Case] = []
 
     # --- bare calls: the baseline subtracted from every figure
@@ -974,9 +975,10 @@ async def measure_with_cpu(case: Case, n: int) -> tuple[float, float]:
 
 
 def pin(cpu: int) -> set[int]:
-    """Pin this process to ``cpu``; the CPUs left for the local server (the others this process
-    may run on, or ``cpu`` itself on a one-CPU machine). A CPU this process may not use is a
-    ``ValueError`` naming the ones it may."""
+    """Pin the calling thread, and so the threads it starts after, to ``cpu`` (``main`` calls it
+    before any other thread starts: the whole process); the CPUs left for the local server (the
+    others this process may run on, or ``cpu`` itself on a one-CPU machine). A CPU this process
+    may not use is a ``ValueError`` naming the ones it may."""
     allowed = os.sched_getaffinity(0)
     if cpu not in allowed:
         raise ValueError(f"--cpu {cpu}: this process may run on CPUs {', '.join(map(str, sorted(allowed)))} only")
@@ -1031,6 +1033,12 @@ async def run_http(url: str, quick: bool, requests: int | None, repeats: int | N
             for library in (bare_library if path == HTTP_CONTROL else ours_library,)
             if (library, mode, path) in by_key
         ]
+        paired = {
+            key
+            for b, o, mode, path in combos
+            for key in ((b, mode, "closed/transport" if path == HTTP_CONTROL else path), (o, mode, path))
+        }
+        assert paired == set(by_key), f"HTTP cases built but not measured: {set(by_key) - paired}"
         for m, (bare_library, library, mode, path) in enumerate(combos):
             base = "closed/transport" if path == HTTP_CONTROL else path
             bare, ours = by_key[(bare_library, mode, base)], by_key[(library, mode, path)]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -107,15 +108,22 @@ def test_cpu_pins_the_measuring_process_and_the_local_server_and_is_written_in_e
     bench = load_bench("overhead")
     bench.run = _tiny_run(bench)
     servers: list[set[int]] = []
-    real_server = bench.local_http_server
+    started: list[int] = []
+    real_server, real_popen = bench.local_http_server, subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> Any:
+        process = real_popen(*args, **kwargs)
+        started.append(process.pid)
+        return process
 
     @contextlib.contextmanager
     def local_http_server(cpus: set[int] | None = None) -> Iterator[str]:
         with real_server(cpus) as url:
-            servers.append(os.sched_getaffinity(_server_pid()))
+            servers.append(os.sched_getaffinity(started[-1]))
             yield url
 
     monkeypatch.setattr(bench, "local_http_server", local_http_server)
+    monkeypatch.setattr(subprocess, "Popen", popen)
     allowed = os.sched_getaffinity(0)
     cpu = max(allowed)
     out = tmp_path / "overhead.json"
@@ -136,17 +144,6 @@ def test_a_cpu_the_process_may_not_use_is_refused_by_name(capsys: pytest.Capture
     assert exited.value.code == 2
     assert f"--cpu {max(allowed) + 1000}: this process may run on CPUs" in capsys.readouterr().err
     assert os.sched_getaffinity(0) == allowed
-
-
-def _server_pid() -> int:
-    """The pid of the one child process running bench/_http_server.py."""
-    children = [
-        pid for task in Path(f"/proc/{os.getpid()}/task").iterdir() for pid in (task / "children").read_text().split()
-    ]
-    for pid in children:
-        if "_http_server.py" in Path(f"/proc/{pid}/cmdline").read_text():
-            return int(pid)
-    raise AssertionError(f"no _http_server.py among the children {children}")
 
 
 def _tiny_run(bench: ModuleType) -> Callable[..., Coroutine[Any, Any, Any]]:
