@@ -79,9 +79,9 @@ def _nothing() -> None:
 class _Timer:
     """A timer of :class:`MonotonicClock`: its callback runs once, in the loop that set it while
     that loop runs, else in a runner thread (:class:`_Runners`), in the context (``contextvars``)
-    it was set in, as ``loop.call_later`` runs one. :meth:`cancel` stops it unless it has started: a callback
-    already claimed may still run after ``cancel()`` returns (waiting for it there could deadlock
-    against the lock its caller holds)."""
+    it was set in, as ``loop.call_later`` runs one. :meth:`cancel` stops it unless it has
+    started: a callback already claimed may still run after ``cancel()`` returns (waiting for it
+    there could deadlock against the lock its caller holds)."""
 
     __slots__ = ("_claim", "callback", "cancelled", "context", "loop")
 
@@ -223,10 +223,9 @@ class _TimerThread:
                         timer.run_in_thread()  # here, then: once (the claim), rather than never
         finally:  # whatever ended it (interpreter shutdown aside), the timers waiting get a thread
             with self._lock:
-                if self._thread is threading.current_thread():  # else another runs already
-                    self._thread = None
-                    if self._heap:
-                        self._start_locked()
+                self._thread = None
+                if self._heap:
+                    self._start_locked()
 
     def _next_due(self) -> tuple[_Timer, bool]:
         with self._lock:
