@@ -14,6 +14,7 @@ import itertools
 import logging
 import math
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -70,6 +71,8 @@ _IDLE_EXIT = 5.0
 # all of them are busy waits for the first one free. A callback that blocks holds one of them,
 # not every timer; a burst (a thousand breakers opened together) holds this many threads.
 _MAX_RUNNERS = 16
+# How long a fork waits, in all, for the threads of ours it stops (see _timers_before_fork).
+_FORK_JOIN = 1.0
 
 
 def _nothing() -> None:
@@ -129,40 +132,88 @@ class _Runners:
         self.ready: deque[_Timer] = deque()
         self._threads = 0  # runner threads alive
         self._waiting = 0  # of them, those waiting for a timer
+        # Of them, those running no callback (waiting, or starting): the ones a fork waits for.
+        self._free: set[threading.Thread] = set()
+        self._paused = False  # for a fork: a runner that finds no timer ends
 
     def run(self, timer: _Timer) -> None:
         with self._cv:
             self.ready.append(timer)
+            if self._paused:  # resume() starts runners for it
+                return
             if len(self.ready) <= self._waiting:  # a waiting runner takes it
                 self._cv.notify()
                 return
             if self._threads >= _MAX_RUNNERS:  # a busy runner takes it once it is free
                 return
-            self._threads += 1
+            thread = self._new_runner_locked()
         try:
-            threading.Thread(target=self._serve, name="breakerpanel-timer", daemon=True).start()
+            thread.start()
         except RuntimeError:  # no thread to be had: run it here rather than never
             with self._cv:
-                self._threads -= 1
+                self._runner_not_started_locked(thread)
                 try:
                     self.ready.remove(timer)
                 except ValueError:  # a runner took it meanwhile
                     return
             timer.run_in_thread()
 
+    def _new_runner_locked(self) -> threading.Thread:
+        # Counted and known as free before it starts: a fork from now on waits for it.
+        thread = threading.Thread(target=self._serve, name="breakerpanel-timer", daemon=True)
+        self._threads += 1
+        self._free.add(thread)
+        return thread
+
+    def _runner_not_started_locked(self, thread: threading.Thread) -> None:
+        self._threads -= 1
+        self._free.discard(thread)
+
     def _serve(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._cv:
                 while not self.ready:
-                    self._waiting += 1
-                    woke = self._cv.wait(_IDLE_EXIT)
-                    self._waiting -= 1
-                    if not woke and not self.ready:
+                    woke = False
+                    if not self._paused:
+                        self._waiting += 1
+                        woke = self._cv.wait(_IDLE_EXIT)
+                        self._waiting -= 1
+                    if self._paused or (not woke and not self.ready):
                         self._threads -= 1
+                        self._free.discard(me)
                         return
                 timer = self.ready.popleft()
+                self._free.discard(me)
             with contextlib.suppress(BaseException):  # its log failing, say: the runner goes on
                 timer.run_in_thread()
+            with self._cv:
+                self._free.add(me)
+
+    def pause(self, deadline: float) -> None:
+        """End the runners running no callback, waiting for them until ``deadline``
+        (``time.monotonic``) at the latest; a busy one ends once its timer is done. Timers due
+        meanwhile wait for :meth:`resume`."""
+        with self._cv:
+            self._paused = True
+            free = list(self._free)
+            self._cv.notify_all()
+        for thread in free:
+            with contextlib.suppress(RuntimeError):  # not started yet: it ends as soon as it does
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def resume(self) -> None:
+        """Start runners again: one for each timer that came due during the pause, up to the cap."""
+        with self._cv:
+            self._paused = False
+            wanted = min(len(self.ready) - self._waiting, _MAX_RUNNERS - self._threads)
+            threads = [self._new_runner_locked() for _ in range(wanted)]
+        for thread in threads:
+            try:
+                thread.start()
+            except RuntimeError:  # the next timer due starts one (see run)
+                with self._cv:
+                    self._runner_not_started_locked(thread)
 
 
 class _TimerThread:
@@ -182,13 +233,14 @@ class _TimerThread:
         self._seq = itertools.count()
         self._cancelled = 0
         self._thread: threading.Thread | None = None
+        self._paused = False  # for a fork: the thread ends, and none starts until resume()
         self._runners = _Runners()
 
     def schedule(self, due: float, timer: _Timer, *, handed: bool = False) -> None:
         # Never raises: a breaker sets its timers in the middle of a state change.
         with self._lock:
             heapq.heappush(self._heap, (due, next(self._seq), timer, handed))
-            if self._thread is None:
+            if self._thread is None and not self._paused:
                 self._start_locked()
             self._lock.notify()
 
@@ -211,10 +263,33 @@ class _TimerThread:
                 heapq.heapify(self._heap)
                 self._cancelled = 0
 
+    def pause(self) -> None:
+        """Stop this thread and the idle runners, within ``_FORK_JOIN`` seconds, so that a fork
+        finds no thread of ours (see ``_timers_before_fork``). Their timers keep waiting, in
+        the heap or the runners' queue, for :meth:`resume`."""
+        deadline = time.monotonic() + _FORK_JOIN
+        with self._lock:
+            self._paused = True
+            thread = self._thread
+            self._lock.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(_FORK_JOIN)
+        self._runners.pause(deadline)
+
+    def resume(self) -> None:
+        with self._lock:
+            self._paused = False
+            if self._thread is None and self._heap:
+                self._start_locked()
+        self._runners.resume()
+
     def _run(self) -> None:
         try:
             while True:
-                timer, handed = self._next_due()
+                due = self._next_due()
+                if due is None:  # paused
+                    return
+                timer, handed = due
                 try:
                     self._fire(timer, handed)
                 except BaseException:  # a loop that raises, SystemExit included: not every timer's end
@@ -224,12 +299,15 @@ class _TimerThread:
         finally:  # whatever ended it (interpreter shutdown aside), the timers waiting get a thread
             with self._lock:
                 self._thread = None
-                if self._heap:
+                if self._heap and not self._paused:  # else resume() starts one
                     self._start_locked()
 
-    def _next_due(self) -> tuple[_Timer, bool]:
+    def _next_due(self) -> tuple[_Timer, bool] | None:
+        """The next timer due, once it is due, or ``None`` when the thread is to end (paused)."""
         with self._lock:
             while True:
+                if self._paused:
+                    return None
                 if not self._heap:
                     self._lock.wait()
                     continue
@@ -298,8 +376,31 @@ def _timers_after_fork() -> None:
         timers._start_locked()
 
 
+def _timers_before_fork() -> None:
+    """End the timer thread and the idle runners before a fork, and start them again after it in
+    the parent (the child starts its own: ``_timers_after_fork``). Python 3.12 and later warn
+    (``DeprecationWarning``) at a fork of a process with more than one thread, and a pre-forking
+    server that made its breakers first, or a ``multiprocessing`` pool forked after a breaker
+    opened, would get that warning for threads of ours (an error where warnings are errors, as
+    in a test suite). Skipped while the interpreter shuts down: from 3.12, no thread starts
+    again then."""
+    timers = _TIMERS
+    if timers is not None and not sys.is_finalizing():
+        timers.pause()
+
+
+def _timers_after_fork_in_parent() -> None:
+    timers = _TIMERS
+    if timers is not None and timers._paused:
+        timers.resume()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_timers_after_fork)
+    os.register_at_fork(
+        before=_timers_before_fork,
+        after_in_parent=_timers_after_fork_in_parent,
+        after_in_child=_timers_after_fork,
+    )
 
 
 class MonotonicClock:
@@ -309,6 +410,7 @@ class MonotonicClock:
     thread (where asyncio code expects it) as long as the loop runs; once that loop has stopped
     or closed, it fires in a runner thread (up to 16 at once, each ending when idle, and reused:
     a ``threading.local`` one timer sets, the next may see), as a timer set outside any loop does.
+    The threads stop for a fork and start again after it (``_timers_before_fork``).
     """
 
     __slots__ = ()
