@@ -73,6 +73,12 @@ _IDLE_EXIT = 5.0
 _MAX_RUNNERS = 16
 # How long a fork waits, in all, for the threads of ours it stops (see _timers_before_fork).
 _FORK_JOIN = 1.0
+# How long a fork's hook waits for a lock of ours before it leaves the threads running: a fork
+# from a signal handler may come while its own thread holds that lock.
+_FORK_LOCK_WAIT = 0.05
+# Before 3.13, Thread.join returns before the OS thread has exited, and 3.12 counts the threads
+# the kernel sees (/proc/self/stat on Linux) when it decides to warn.
+_JOIN_RETURNS_EARLY = sys.platform == "linux" and sys.version_info < (3, 13)
 
 
 def _nothing() -> None:
@@ -173,16 +179,16 @@ class _Runners:
         me = threading.current_thread()
         while True:
             with self._cv:
-                while not self.ready:
-                    woke = False
+                while self._paused or not self.ready:  # paused: the timers wait for resume()
                     if not self._paused:
                         self._waiting += 1
                         woke = self._cv.wait(_IDLE_EXIT)
                         self._waiting -= 1
-                    if self._paused or (not woke and not self.ready):
-                        self._threads -= 1
-                        self._free.discard(me)
-                        return
+                        if woke or self.ready:
+                            continue
+                    self._threads -= 1
+                    self._free.discard(me)
+                    return
                 timer = self.ready.popleft()
                 self._free.discard(me)
             with contextlib.suppress(BaseException):  # its log failing, say: the runner goes on
@@ -193,14 +199,16 @@ class _Runners:
     def pause(self, deadline: float) -> None:
         """End the runners running no callback, waiting for them until ``deadline``
         (``time.monotonic``) at the latest; a busy one ends once its timer is done. Timers due
-        meanwhile wait for :meth:`resume`."""
-        with self._cv:
+        meanwhile wait for :meth:`resume`. Left running if the lock is not to be had."""
+        if not self._cv.acquire(timeout=_FORK_LOCK_WAIT):
+            return
+        try:
             self._paused = True
             free = list(self._free)
             self._cv.notify_all()
-        for thread in free:
-            with contextlib.suppress(RuntimeError):  # not started yet: it ends as soon as it does
-                thread.join(max(0.0, deadline - time.monotonic()))
+        finally:
+            self._cv.release()
+        _join(free, deadline)
 
     def resume(self) -> None:
         """Start runners again: one for each timer that came due during the pause, up to the cap."""
@@ -263,18 +271,25 @@ class _TimerThread:
                 heapq.heapify(self._heap)
                 self._cancelled = 0
 
-    def pause(self) -> None:
+    def pause(self) -> bool:
         """Stop this thread and the idle runners, within ``_FORK_JOIN`` seconds, so that a fork
         finds no thread of ours (see ``_timers_before_fork``). Their timers keep waiting, in
-        the heap or the runners' queue, for :meth:`resume`."""
+        the heap or the runners' queue, for :meth:`resume`. False, and nothing paused, if the
+        lock is not to be had. A timer thread running a callback (when no runner could start)
+        is waited for up to ``_FORK_JOIN``."""
         deadline = time.monotonic() + _FORK_JOIN
-        with self._lock:
+        if not self._lock.acquire(timeout=_FORK_LOCK_WAIT):
+            return False
+        try:
             self._paused = True
             thread = self._thread
             self._lock.notify()
+        finally:
+            self._lock.release()
         if thread is not None and thread is not threading.current_thread():
-            thread.join(_FORK_JOIN)
+            _join([thread], deadline)
         self._runners.pause(deadline)
+        return True
 
     def resume(self) -> None:
         with self._lock:
@@ -357,8 +372,10 @@ def _timers_after_fork() -> None:
     """A forked child has no timer thread, whatever its parent had: its copies of the parent's
     breakers and monitors (made at import, before a pre-forking server forks its workers) keep
     their timers, in a thread of the child's own."""
-    global _TIMERS, _TIMERS_LOCK
+    global _TIMERS, _TIMERS_LOCK, _FORKING
     _TIMERS_LOCK = threading.Lock()  # the parent's may have been held by another thread
+    _FORKING = threading.Lock()  # held by the parent's thread that forked, if it paused the timers
+    _FORK_PAUSE.timers = None
     parent = _TIMERS
     if parent is None:
         return
@@ -376,23 +393,58 @@ def _timers_after_fork() -> None:
         timers._start_locked()
 
 
+def _join(threads: list[threading.Thread], deadline: float) -> None:
+    """Wait until each of ``threads`` has ended, or ``deadline`` (``time.monotonic``) is past."""
+    for thread in threads:
+        with contextlib.suppress(RuntimeError):  # not started yet: it ends as soon as it does
+            thread.join(max(0.0, deadline - time.monotonic()))
+    if _JOIN_RETURNS_EARLY:
+        for thread in threads:
+            task = f"/proc/self/task/{thread.native_id}"
+            while thread.native_id is not None and os.path.exists(task) and time.monotonic() < deadline:
+                time.sleep(0.0002)
+
+
+class _ForkPause(threading.local):
+    """The timers a fork's before-hook paused, in the thread that forks, for its after-hook."""
+
+    timers: _TimerThread | None = None
+
+
+_FORK_PAUSE = _ForkPause()
+# Held from a fork's before-hook to its after-hook in the parent, by the thread that paused the
+# timers: another fork meanwhile (another thread's, or this one's from a signal handler) leaves
+# them to it, instead of resuming them while that one forks, or pausing them after it resumed.
+_FORKING = threading.Lock()
+
+
 def _timers_before_fork() -> None:
     """End the timer thread and the idle runners before a fork, and start them again after it in
     the parent (the child starts its own: ``_timers_after_fork``). Python 3.12 and later warn
     (``DeprecationWarning``) at a fork of a process with more than one thread, and a pre-forking
     server that made its breakers first, or a ``multiprocessing`` pool forked after a breaker
     opened, would get that warning for threads of ours (an error where warnings are errors, as
-    in a test suite). Skipped while the interpreter shuts down: from 3.12, no thread starts
-    again then."""
+    in a test suite). Skipped while the interpreter shuts down (from 3.12, no thread may start
+    again then) and when a lock is not to be had at once (see ``_FORKING``, ``_FORK_LOCK_WAIT``):
+    the fork then finds the threads running, as it did before."""
     timers = _TIMERS
-    if timers is not None and not sys.is_finalizing():
-        timers.pause()
+    if timers is None or sys.is_finalizing() or not _FORKING.acquire(blocking=False):
+        return
+    if timers.pause():
+        _FORK_PAUSE.timers = timers
+    else:
+        _FORKING.release()
 
 
 def _timers_after_fork_in_parent() -> None:
-    timers = _TIMERS
-    if timers is not None and timers._paused:
+    timers = _FORK_PAUSE.timers
+    if timers is None:  # this thread's before-hook paused nothing
+        return
+    _FORK_PAUSE.timers = None
+    try:
         timers.resume()
+    finally:
+        _FORKING.release()
 
 
 if hasattr(os, "register_at_fork"):

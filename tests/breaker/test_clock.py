@@ -425,10 +425,14 @@ import os, threading
 seen = []
 os.register_at_fork(before=lambda: seen.append(sorted(
     t.name for t in threading.enumerate() if t is not threading.current_thread())))
-from breakerpanel import MonotonicClock
+import time
+from breakerpanel import MonotonicClock, _clock
 first, later = threading.Event(), threading.Event()
 MonotonicClock().call_later(0, first.set)  # starts the timer thread and a runner
 assert first.wait(10)
+deadline = time.monotonic() + 10
+while _clock._timer_thread()._runners._waiting < 1 and time.monotonic() < deadline:
+    time.sleep(0.001)  # the runner is past the callback (one busy in a callback is left running)
 if {waiting}:
     MonotonicClock().call_later(0.3, later.set)  # waits across the fork
 pid = os.fork()
@@ -447,39 +451,113 @@ print(seen, os.waitstatus_to_exitcode(status), later.wait(10), flush=True)
         assert "multi-threaded" not in done.stderr
 
 
-def test_timers_due_while_paused_for_a_fork_fire_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def _paused_timers(monkeypatch: pytest.MonkeyPatch) -> clock_module._TimerThread:
+    """A timer thread of the test's own, started (a runner waiting), then paused as for a fork."""
     timers = clock_module._TimerThread()
     monkeypatch.setattr(clock_module, "_TIMERS", timers)
+    monkeypatch.setattr(clock_module, "_FORKING", threading.Lock())
     warm = threading.Event()
     MonotonicClock().call_later(0, warm.set)
     assert warm.wait(WAIT)
+    deadline = time.monotonic() + WAIT
+    while timers._runners._waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
     clock_module._timers_before_fork()
     assert timers._thread is None
     assert timers._runners._threads == 0
+    return timers
+
+
+@pytest.mark.parametrize("where", ["heap", "runners"])
+def test_a_timer_due_while_paused_for_a_fork_fires_after_it(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    timers = _paused_timers(monkeypatch)
     fired = threading.Event()
-    MonotonicClock().call_later(0, fired.set)  # due during the pause: no thread starts for it
-    timers._runners.run(clock_module._Timer(fired.set, None))  # nor for one handed to the runners
+    if where == "heap":
+        MonotonicClock().call_later(0, fired.set)  # due during the pause: no thread starts for it
+    else:
+        timers._runners.run(clock_module._Timer(fired.set, None))  # handed to the runners: nor for it
     assert timers._thread is None
+    assert timers._runners._threads == 0
     assert not fired.wait(0.1)
     clock_module._timers_after_fork_in_parent()
     assert fired.wait(WAIT)
 
 
-def test_a_callback_that_blocks_does_not_hold_a_fork_back(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_fork_during_another_threads_fork_leaves_the_timers_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two threads forking at once: the second's after-hook resumed the timers while the first
+    # still forked, or its before-hook paused the runners after the first had resumed them, and
+    # nothing resumed them again (every timer due outside a loop lost).
+    timers = _paused_timers(monkeypatch)
+
+    def another_fork() -> None:
+        clock_module._timers_before_fork()
+        clock_module._timers_after_fork_in_parent()
+
+    other = threading.Thread(target=another_fork)
+    other.start()
+    other.join(WAIT)
+    assert not other.is_alive()
+    assert timers._paused  # still paused for the first fork
+    assert timers._runners._paused
+    clock_module._timers_after_fork_in_parent()
+    assert not timers._paused
+    assert not timers._runners._paused
+    fired = threading.Event()
+    MonotonicClock().call_later(0, fired.set)
+    assert fired.wait(WAIT)
+
+
+def test_a_fork_from_a_signal_handler_inside_the_timers_lock_does_not_deadlock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A signal handler that forks (a pre-forking server respawning a worker) runs between two
+    # bytecodes of its thread, which may hold the timers' lock (in call_later or cancel).
     timers = clock_module._TimerThread()
     monkeypatch.setattr(clock_module, "_TIMERS", timers)
-    release, started = threading.Event(), threading.Event()
+    monkeypatch.setattr(clock_module, "_FORKING", threading.Lock())
+    MonotonicClock().call_later(3600, lambda: None).cancel()  # the timer thread runs
+
+    def fork_inside_the_lock() -> None:
+        with timers._lock:
+            clock_module._timers_before_fork()
+            clock_module._timers_after_fork_in_parent()
+
+    forking = threading.Thread(target=fork_inside_the_lock, daemon=True)
+    forking.start()
+    forking.join(WAIT)
+    assert not forking.is_alive()
+    assert not timers._paused  # left running, as a fork found it before
+    fired = threading.Event()
+    MonotonicClock().call_later(0, fired.set)
+    assert fired.wait(WAIT)
+
+
+def test_a_callback_that_blocks_does_not_hold_a_fork_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock_module, "_FORK_JOIN", 10 * WAIT)  # a wait for it would outlast the test's
+    timers = clock_module._TimerThread()
+    monkeypatch.setattr(clock_module, "_TIMERS", timers)
+    monkeypatch.setattr(clock_module, "_FORKING", threading.Lock())
+    release, started, paused, forked = (threading.Event() for _ in range(4))
     MonotonicClock().call_later(0, lambda: (started.set(), release.wait(WAIT)))
     assert started.wait(WAIT)
+
+    def fork() -> None:  # the hooks run in the thread that forks
+        clock_module._timers_before_fork()
+        paused.set()
+        forked.wait(WAIT)
+        clock_module._timers_after_fork_in_parent()
+
+    forking = threading.Thread(target=fork)
+    forking.start()
     try:
-        pausing = threading.Thread(target=clock_module._timers_before_fork)
-        pausing.start()
-        pausing.join(WAIT)
-        assert not pausing.is_alive()  # returned while the callback still blocks
+        assert paused.wait(WAIT)  # while the callback still blocks
         assert timers._thread is None  # the timer thread itself ended
+        assert timers._runners._paused
     finally:
         release.set()
-        clock_module._timers_after_fork_in_parent()
+        forked.set()
+        forking.join(WAIT)
+    assert not timers._paused
     fired = threading.Event()
     MonotonicClock().call_later(0, fired.set)
     assert fired.wait(WAIT)
