@@ -14,7 +14,6 @@ import itertools
 import logging
 import math
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -71,14 +70,6 @@ _IDLE_EXIT = 5.0
 # all of them are busy waits for the first one free. A callback that blocks holds one of them,
 # not every timer; a burst (a thousand breakers opened together) holds this many threads.
 _MAX_RUNNERS = 16
-# How long a fork waits, in all, for the threads of ours it stops (see _timers_before_fork).
-_FORK_JOIN = 1.0
-# How long a fork's hook waits for a lock of ours before it leaves the threads running: a fork
-# from a signal handler may come while its own thread holds that lock.
-_FORK_LOCK_WAIT = 0.05
-# Before 3.13, Thread.join returns before the OS thread has exited, and 3.12 counts the threads
-# the kernel sees (/proc/self/stat on Linux) when it decides to warn.
-_JOIN_RETURNS_EARLY = sys.platform == "linux" and sys.version_info < (3, 13)
 
 
 def _nothing() -> None:
@@ -138,90 +129,40 @@ class _Runners:
         self.ready: deque[_Timer] = deque()
         self._threads = 0  # runner threads alive
         self._waiting = 0  # of them, those waiting for a timer
-        # Of them, those running no callback (waiting, or starting): the ones a fork waits for.
-        self._free: set[threading.Thread] = set()
-        self._paused = False  # for a fork: a runner that finds no timer ends
 
     def run(self, timer: _Timer) -> None:
         with self._cv:
             self.ready.append(timer)
-            if self._paused:  # resume() starts runners for it
-                return
             if len(self.ready) <= self._waiting:  # a waiting runner takes it
                 self._cv.notify()
                 return
             if self._threads >= _MAX_RUNNERS:  # a busy runner takes it once it is free
                 return
-            thread = self._new_runner_locked()
+            self._threads += 1
         try:
-            thread.start()
+            threading.Thread(target=self._serve, name="breakerpanel-timer", daemon=True).start()
         except RuntimeError:  # no thread to be had: run it here rather than never
             with self._cv:
-                self._runner_not_started_locked(thread)
+                self._threads -= 1
                 try:
                     self.ready.remove(timer)
                 except ValueError:  # a runner took it meanwhile
                     return
             timer.run_in_thread()
 
-    def _new_runner_locked(self) -> threading.Thread:
-        # Counted and known as free before it starts: a fork from now on waits for it.
-        thread = threading.Thread(target=self._serve, name="breakerpanel-timer", daemon=True)
-        self._threads += 1
-        self._free.add(thread)
-        return thread
-
-    def _runner_not_started_locked(self, thread: threading.Thread) -> None:
-        self._threads -= 1
-        self._free.discard(thread)
-
     def _serve(self) -> None:
-        me = threading.current_thread()
         while True:
             with self._cv:
-                while self._paused or not self.ready:  # paused: the timers wait for resume()
-                    if not self._paused:
-                        self._waiting += 1
-                        woke = self._cv.wait(_IDLE_EXIT)
-                        self._waiting -= 1
-                        if woke or self.ready:
-                            continue
-                    self._threads -= 1
-                    self._free.discard(me)
-                    return
+                while not self.ready:
+                    self._waiting += 1
+                    woke = self._cv.wait(_IDLE_EXIT)
+                    self._waiting -= 1
+                    if not woke and not self.ready:
+                        self._threads -= 1
+                        return
                 timer = self.ready.popleft()
-                self._free.discard(me)
             with contextlib.suppress(BaseException):  # its log failing, say: the runner goes on
                 timer.run_in_thread()
-            with self._cv:
-                self._free.add(me)
-
-    def pause(self, deadline: float) -> None:
-        """End the runners running no callback, waiting for them until ``deadline``
-        (``time.monotonic``) at the latest; a busy one ends once its timer is done. Timers due
-        meanwhile wait for :meth:`resume`. Left running if the lock is not to be had."""
-        if not self._cv.acquire(timeout=_FORK_LOCK_WAIT):
-            return
-        try:
-            self._paused = True
-            free = list(self._free)
-            self._cv.notify_all()
-        finally:
-            self._cv.release()
-        _join(free, deadline)
-
-    def resume(self) -> None:
-        """Start runners again: one for each timer that came due during the pause, up to the cap."""
-        with self._cv:
-            self._paused = False
-            wanted = min(len(self.ready) - self._waiting, _MAX_RUNNERS - self._threads)
-            threads = [self._new_runner_locked() for _ in range(wanted)]
-        for thread in threads:
-            try:
-                thread.start()
-            except RuntimeError:  # the next timer due starts one (see run)
-                with self._cv:
-                    self._runner_not_started_locked(thread)
 
 
 class _TimerThread:
@@ -241,14 +182,13 @@ class _TimerThread:
         self._seq = itertools.count()
         self._cancelled = 0
         self._thread: threading.Thread | None = None
-        self._paused = False  # for a fork: the thread ends, and none starts until resume()
         self._runners = _Runners()
 
     def schedule(self, due: float, timer: _Timer, *, handed: bool = False) -> None:
         # Never raises: a breaker sets its timers in the middle of a state change.
         with self._lock:
             heapq.heappush(self._heap, (due, next(self._seq), timer, handed))
-            if self._thread is None and not self._paused:
+            if self._thread is None:
                 self._start_locked()
             self._lock.notify()
 
@@ -271,40 +211,10 @@ class _TimerThread:
                 heapq.heapify(self._heap)
                 self._cancelled = 0
 
-    def pause(self) -> bool:
-        """Stop this thread and the idle runners, within ``_FORK_JOIN`` seconds, so that a fork
-        finds no thread of ours (see ``_timers_before_fork``). Their timers keep waiting, in
-        the heap or the runners' queue, for :meth:`resume`. False, and nothing paused, if the
-        lock is not to be had. A timer thread running a callback (when no runner could start)
-        is waited for up to ``_FORK_JOIN``."""
-        deadline = time.monotonic() + _FORK_JOIN
-        if not self._lock.acquire(timeout=_FORK_LOCK_WAIT):
-            return False
-        try:
-            self._paused = True
-            thread = self._thread
-            self._lock.notify()
-        finally:
-            self._lock.release()
-        if thread is not None and thread is not threading.current_thread():
-            _join([thread], deadline)
-        self._runners.pause(deadline)
-        return True
-
-    def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            if self._thread is None and self._heap:
-                self._start_locked()
-        self._runners.resume()
-
     def _run(self) -> None:
         try:
             while True:
-                due = self._next_due()
-                if due is None:  # paused
-                    return
-                timer, handed = due
+                timer, handed = self._next_due()
                 try:
                     self._fire(timer, handed)
                 except BaseException:  # a loop that raises, SystemExit included: not every timer's end
@@ -314,15 +224,12 @@ class _TimerThread:
         finally:  # whatever ended it (interpreter shutdown aside), the timers waiting get a thread
             with self._lock:
                 self._thread = None
-                if self._heap and not self._paused:  # else resume() starts one
+                if self._heap:
                     self._start_locked()
 
-    def _next_due(self) -> tuple[_Timer, bool] | None:
-        """The next timer due, once it is due, or ``None`` when the thread is to end (paused)."""
+    def _next_due(self) -> tuple[_Timer, bool]:
         with self._lock:
             while True:
-                if self._paused:
-                    return None
                 if not self._heap:
                     self._lock.wait()
                     continue
@@ -372,10 +279,8 @@ def _timers_after_fork() -> None:
     """A forked child has no timer thread, whatever its parent had: its copies of the parent's
     breakers and monitors (made at import, before a pre-forking server forks its workers) keep
     their timers, in a thread of the child's own."""
-    global _TIMERS, _TIMERS_LOCK, _FORKING
+    global _TIMERS, _TIMERS_LOCK
     _TIMERS_LOCK = threading.Lock()  # the parent's may have been held by another thread
-    _FORKING = threading.Lock()  # held by the parent's thread that forked, if it paused the timers
-    _FORK_PAUSE.timers = None
     parent = _TIMERS
     if parent is None:
         return
@@ -393,66 +298,8 @@ def _timers_after_fork() -> None:
         timers._start_locked()
 
 
-def _join(threads: list[threading.Thread], deadline: float) -> None:
-    """Wait until each of ``threads`` has ended, or ``deadline`` (``time.monotonic``) is past."""
-    for thread in threads:
-        with contextlib.suppress(RuntimeError):  # not started yet: it ends as soon as it does
-            thread.join(max(0.0, deadline - time.monotonic()))
-    if _JOIN_RETURNS_EARLY:
-        for thread in threads:
-            task = f"/proc/self/task/{thread.native_id}"
-            while thread.native_id is not None and os.path.exists(task) and time.monotonic() < deadline:
-                time.sleep(0.0002)
-
-
-class _ForkPause(threading.local):
-    """The timers a fork's before-hook paused, in the thread that forks, for its after-hook."""
-
-    timers: _TimerThread | None = None
-
-
-_FORK_PAUSE = _ForkPause()
-# Held from a fork's before-hook to its after-hook in the parent, by the thread that paused the
-# timers: another fork meanwhile (another thread's, or this one's from a signal handler) leaves
-# them to it, instead of resuming them while that one forks, or pausing them after it resumed.
-_FORKING = threading.Lock()
-
-
-def _timers_before_fork() -> None:
-    """End the timer thread and the idle runners before a fork, and start them again after it in
-    the parent (the child starts its own: ``_timers_after_fork``). Python 3.12 and later warn
-    (``DeprecationWarning``) at a fork of a process with more than one thread, and a pre-forking
-    server that made its breakers first, or a ``multiprocessing`` pool forked after a breaker
-    opened, would get that warning for threads of ours (an error where warnings are errors, as
-    in a test suite). Skipped while the interpreter shuts down (from 3.12, no thread may start
-    again then) and when a lock is not to be had at once (see ``_FORKING``, ``_FORK_LOCK_WAIT``):
-    the fork then finds the threads running, as it did before."""
-    timers = _TIMERS
-    if timers is None or sys.is_finalizing() or not _FORKING.acquire(blocking=False):
-        return
-    if timers.pause():
-        _FORK_PAUSE.timers = timers
-    else:
-        _FORKING.release()
-
-
-def _timers_after_fork_in_parent() -> None:
-    timers = _FORK_PAUSE.timers
-    if timers is None:  # this thread's before-hook paused nothing
-        return
-    _FORK_PAUSE.timers = None
-    try:
-        timers.resume()
-    finally:
-        _FORKING.release()
-
-
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(
-        before=_timers_before_fork,
-        after_in_parent=_timers_after_fork_in_parent,
-        after_in_child=_timers_after_fork,
-    )
+    os.register_at_fork(after_in_child=_timers_after_fork)
 
 
 class MonotonicClock:
@@ -462,7 +309,6 @@ class MonotonicClock:
     thread (where asyncio code expects it) as long as the loop runs; once that loop has stopped
     or closed, it fires in a runner thread (up to 16 at once, each ending when idle, and reused:
     a ``threading.local`` one timer sets, the next may see), as a timer set outside any loop does.
-    The threads stop for a fork and start again after it (``_timers_before_fork``).
     """
 
     __slots__ = ()
