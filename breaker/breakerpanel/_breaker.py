@@ -207,6 +207,7 @@ class CircuitBreaker:
         "_ok_base",
         "_ok_durations",
         "_ok_first_bound",
+        "_ok_first_read",
         "_open_attempts",
         "_open_gate",
         "_open_until",
@@ -339,8 +340,15 @@ class CircuitBreaker:
         # call. Every other success is in the buckets, so duration_histograms() derives the first
         # bucket's missing count from the successes since the histograms began: _ok and
         # _n_other_successes, less _ok_base, their sum then.
+        #
+        # A hot path counts a success in its bucket before it counts it in _ok, without the lock
+        # a reading takes. A reading between the two finds the derived count one short, never
+        # one over: it reports at least what the last reading did (_ok_first_read), so no
+        # exported bucket goes down (Prometheus would read a reset, a delta exporter a restart).
+        # The other order (_ok first) made it one over, and the next reading one lower.
         self._ok_base = 0
         self._ok_first_bound = -math.inf
+        self._ok_first_read = 0
         self._recovery = Histogram(DEFAULT_RECOVERY_BOUNDS)
         self._left_closed_at: float | None = None
         # Rejections by reason, in int slots: the open, forced-open and parent-open ones are
@@ -483,13 +491,13 @@ class CircuitBreaker:
             raise
         end = now()
         if start >= self._span_start and end < self._span_end:
-            self._ok += 1
             histogram = self._ok_durations
             if histogram is not None:  # inlined Histogram.record: a method call would cost more
                 duration = end - start
                 if duration > self._ok_first_bound:  # the first bucket's count is derived
                     histogram.counts[bisect_left(histogram.bounds, duration)] += 1
                 histogram.sum += duration
+            self._ok += 1  # after its bucket: see duration_histograms
         elif self._parent is None or not self._fast_success(start, end, end - start):
             self._record_return(gen, start, end, result, sync=False)
         return result
@@ -572,13 +580,13 @@ class CircuitBreaker:
             raise
         end = now()
         if start >= self._span_start and end < self._span_end:
-            self._ok += 1
             histogram = self._ok_durations
             if histogram is not None:  # inlined Histogram.record: a method call would cost more
                 duration = end - start
                 if duration > self._ok_first_bound:  # the first bucket's count is derived
                     histogram.counts[bisect_left(histogram.bounds, duration)] += 1
                 histogram.sum += duration
+            self._ok += 1  # after its bucket: see duration_histograms
         elif self._parent is None or not self._fast_success(start, end, end - start):
             self._record_return(gen, start, end, result, sync=True)
         return result
@@ -606,13 +614,13 @@ class CircuitBreaker:
             raise
         end = now()
         if start >= self._span_start and end < self._span_end:
-            self._ok += 1
             histogram = self._ok_durations
             if histogram is not None:
                 duration = end - start
                 if duration > self._ok_first_bound:  # the first bucket's count is derived
                     histogram.counts[bisect_left(histogram.bounds, duration)] += 1
                 histogram.sum += duration
+            self._ok += 1  # after its bucket: see duration_histograms
         elif self._parent is None or not self._fast_success(start, end, end - start):
             self._record_return(gen, start, end, result, sync=True)
         return result
@@ -638,13 +646,13 @@ class CircuitBreaker:
             raise
         end = now()
         if start >= self._span_start and end < self._span_end:
-            self._ok += 1
             histogram = self._ok_durations
             if histogram is not None:
                 duration = end - start
                 if duration > self._ok_first_bound:  # the first bucket's count is derived
                     histogram.counts[bisect_left(histogram.bounds, duration)] += 1
                 histogram.sum += duration
+            self._ok += 1  # after its bucket: see duration_histograms
         elif self._parent is None or not self._fast_success(start, end, end - start):
             self._record_return(gen, start, end, result, sync=False)
         return result
@@ -766,13 +774,13 @@ class CircuitBreaker:
         # The hot path of call(), for a block that returned nothing.
         end = self._now()
         if start >= self._span_start and end < self._span_end:
-            self._ok += 1
             histogram = self._ok_durations
             if histogram is not None:
                 duration = end - start
                 if duration > self._ok_first_bound:  # the first bucket's count is derived
                     histogram.counts[bisect_left(histogram.bounds, duration)] += 1
                 histogram.sum += duration
+            self._ok += 1  # after its bucket: see duration_histograms
         elif self._parent is None or not self._fast_success(start, end, end - start):
             self._record_return(gen, start, end, None, sync=True, has_result=False)
 
@@ -883,13 +891,13 @@ class CircuitBreaker:
         # The hot path of acall(), for a block that returned nothing.
         end = self._now()
         if start >= self._span_start and end < self._span_end:
-            self._ok += 1
             histogram = self._ok_durations
             if histogram is not None:
                 duration = end - start
                 if duration > self._ok_first_bound:  # the first bucket's count is derived
                     histogram.counts[bisect_left(histogram.bounds, duration)] += 1
                 histogram.sum += duration
+            self._ok += 1  # after its bucket: see duration_histograms
         elif self._parent is None or not self._fast_success(start, end, end - start):
             self._record_return(gen, start, end, None, sync=False, has_result=False)
 
@@ -1178,19 +1186,19 @@ class CircuitBreaker:
             and end < parent._span_end
         ):
             return False
-        self._ok += 1
         histogram = self._ok_durations
         if histogram is not None:
             if duration > self._ok_first_bound:  # the first bucket's count is derived
                 histogram.counts[bisect_left(histogram.bounds, duration)] += 1
             histogram.sum += duration
+        self._ok += 1  # after its bucket: see duration_histograms
         if parent is not None:
-            parent._ok += 1
             histogram = parent._ok_durations
             if histogram is not None:
                 if duration > parent._ok_first_bound:  # the first bucket's count is derived
                     histogram.counts[bisect_left(histogram.bounds, duration)] += 1
                 histogram.sum += duration
+            parent._ok += 1  # after its bucket: see duration_histograms
         return True
 
     def _record_exception(self, gen: int, start: float, exc: BaseException) -> None:
@@ -1620,8 +1628,10 @@ class CircuitBreaker:
                 return {}
             readings = {o: h.reading() for o, h in self._durations.items()}
             ok = readings[_SUCCESS_OUTCOME]
-            # The hot paths' successes in the first bucket (see _ok_base in __init__).
-            first = self._ok + self._n_other_successes - self._ok_base - ok.count
+            # The hot paths' successes in the first bucket (see _ok_base in __init__), never
+            # fewer than the last reading found (a hot path between its two increments).
+            first = max(self._ok + self._n_other_successes - self._ok_base - ok.count, self._ok_first_read)
+            self._ok_first_read = first
             if first > 0:
                 readings[_SUCCESS_OUTCOME] = HistogramReading(ok.bounds, (ok.counts[0] + first, *ok.counts[1:]), ok.sum)
             return readings
@@ -2037,13 +2047,13 @@ def _async_decorator(
             raise
         end = now()
         if start >= breaker._span_start and end < breaker._span_end:
-            breaker._ok += 1
             histogram = breaker._ok_durations
             if histogram is not None:
                 duration = end - start
                 if duration > breaker._ok_first_bound:  # the first bucket's count is derived
                     histogram.counts[bisect_left(histogram.bounds, duration)] += 1
                 histogram.sum += duration
+            breaker._ok += 1  # after its bucket: see duration_histograms
         elif breaker._parent is None or not breaker._fast_success(start, end, end - start):
             breaker._record_return(gen, start, end, result, sync=False)
         return result
@@ -2126,13 +2136,13 @@ def _sync_decorator(breaker: CircuitBreaker, fn: Callable[P, T]) -> Callable[P, 
             raise
         end = now()
         if start >= breaker._span_start and end < breaker._span_end:
-            breaker._ok += 1
             histogram = breaker._ok_durations
             if histogram is not None:
                 duration = end - start
                 if duration > breaker._ok_first_bound:  # the first bucket's count is derived
                     histogram.counts[bisect_left(histogram.bounds, duration)] += 1
                 histogram.sum += duration
+            breaker._ok += 1  # after its bucket: see duration_histograms
         elif breaker._parent is None or not breaker._fast_success(start, end, end - start):
             breaker._record_return(gen, start, end, result, sync=True)
         return result

@@ -15,6 +15,7 @@ from breakerpanel import (
     CircuitBreaker,
     CircuitOpenError,
     ManualClock,
+    Outcome,
     RejectionReason,
     State,
 )
@@ -245,3 +246,36 @@ def test_an_endpoint_never_keeps_a_one_read_admission_past_a_state_change() -> N
         with pytest.raises(CircuitOpenError):
             endpoint.call(_noop)
         opened.reset()
+
+
+@pytest.mark.usefixtures("frequent_thread_switches")
+def test_readings_taken_while_threads_succeed_never_lower_a_bucket() -> None:
+    """The exporter reads the duration buckets while other threads count their successes
+    without the lock; what it reports is cumulative, so no reading may be lower than the last."""
+    b = CircuitBreaker("shared", BreakerConfig(sliding_window_type="time_based", sliding_window_size=60))
+    b.enable_duration_histograms((1e-9, 60.0))  # every call in a bucket of its own, not the derived first
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            b.call(_noop)
+
+    pool = [threading.Thread(target=worker) for _ in range(8)]
+    for t in pool:
+        t.start()
+    lowered: list[tuple[list[int], list[int]]] = []
+    last = [0, 0, 0]
+    try:
+        for _ in range(20_000):
+            counts = b.duration_histograms()[Outcome.SUCCESS].counts
+            now = [sum(counts[: i + 1]) for i in range(len(counts))]
+            if any(x < y for x, y in zip(now, last, strict=True)):
+                lowered.append((last, now))
+                break
+            last = now
+    finally:
+        stop.set()
+        for t in pool:
+            t.join()
+    assert not lowered
+    assert last[-1] > 0  # the threads did run meanwhile

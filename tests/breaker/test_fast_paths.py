@@ -1126,3 +1126,68 @@ def test_a_half_open_breaker_at_its_max_wait_is_judged_alike_by_every_path() -> 
         assert ours == (
             (RejectionReason.OPEN, State.OPEN) if expired else (RejectionReason.HALF_OPEN_FULL, State.HALF_OPEN)
         )
+
+
+class _ScrapedAroundEachIncrement(list[int]):
+    """A histogram's bucket counts that let ``read`` take a reading just before and just after
+    each increment: where a scrape from another thread can land, since the hot paths count
+    without the lock a reading takes. A path that holds the lock (a scrape would wait for it)
+    is not read in the middle of."""
+
+    def __init__(self, counts: list[int], read: Callable[[], None], lock: Any) -> None:
+        super().__init__(counts)
+        self._read, self._lock = read, lock
+
+    def _maybe_read(self) -> None:
+        if self._lock.acquire(blocking=False):
+            self._lock.release()
+            self._read()
+
+    def __getitem__(self, index: Any) -> Any:
+        self._maybe_read()
+        return super().__getitem__(index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        self._maybe_read()
+
+
+def _cumulative(counts: tuple[int, ...]) -> list[int]:
+    return list(itertools.accumulate(counts))
+
+
+@pytest.mark.parametrize("usage", [*USAGES, "endpoint"])
+def test_no_bucket_goes_down_between_readings_taken_in_the_middle_of_a_hot_paths_counting(
+    usage: str, clock: ManualClock
+) -> None:
+    """The exporter reports cumulative buckets; a bucket that goes down reads as a reset to
+    Prometheus (a rate spike) and as a restart to the delta exporter (the whole history sent
+    again). The first bucket is derived from the successes the hot paths count: a reading between
+    a hot path's two counts once found it one over, and the next reading one lower."""
+    config = BreakerConfig(sliding_window_type="time_based", sliding_window_size=60, minimum_calls=1000)
+    service = CircuitBreaker("svc", config, clock=clock)
+    breaker = CircuitBreaker("svc.op", config, clock=clock, parent=service) if usage == "endpoint" else service
+    watched = {service, breaker}
+    readings: dict[CircuitBreaker, list[list[int]]] = {b: [] for b in watched}
+
+    def read() -> None:
+        for b in watched:
+            readings[b].append(_cumulative(b.duration_histograms()[Outcome.SUCCESS].counts))
+
+    for b in watched:
+        b.enable_duration_histograms((0.01, 0.1, 1.0))
+        histogram = b._ok_durations
+        assert histogram is not None
+        histogram.counts = _ScrapedAroundEachIncrement(histogram.counts, read, b._lock)
+    calls = _usages(breaker, clock, 0.001)
+    slow_calls = _usages(breaker, clock, 0.05)
+    for run in (calls, calls, slow_calls, calls, slow_calls):
+        assert run["call" if usage == "endpoint" else usage]() == "ok"
+        read()
+    for b in watched:
+        # Three fast calls, two in the second bucket, exactly: a reading that stays at the
+        # highest earlier one would keep an overcount until a fast call made it true.
+        assert readings[b][-1] == [3, 5, 5, 5]
+        assert len(readings[b]) > 5  # readings were taken in the middle of the counting
+        for earlier, later in itertools.pairwise(readings[b]):
+            assert all(x <= y for x, y in zip(earlier, later, strict=True)), (b.name, earlier, later)
