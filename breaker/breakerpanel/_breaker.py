@@ -342,10 +342,11 @@ class CircuitBreaker:
         # _n_other_successes, less _ok_base, their sum then.
         #
         # A hot path counts a success in its bucket before it counts it in _ok, without the lock
-        # a reading takes. A reading between the two finds the derived count one short, never
-        # one over: it reports at least what the last reading did (_ok_first_read), so no
-        # exported bucket goes down (Prometheus would read a reset, a delta exporter a restart).
-        # The other order (_ok first) made it one over, and the next reading one lower.
+        # a reading takes, and a reading reads _ok before the buckets. A hot path counting
+        # meanwhile makes the derived count short, never over: a reading reports at least what
+        # the last one did (_ok_first_read), so no exported bucket goes down (Prometheus would
+        # read a reset, a delta exporter a restart), and the count is exact once calls pause.
+        # Either other order made it over, and a later reading lower.
         self._ok_base = 0
         self._ok_first_bound = -math.inf
         self._ok_first_read = 0
@@ -1626,11 +1627,14 @@ class CircuitBreaker:
         with self._lock:
             if self._durations is None:
                 return {}
+            # The successes before the buckets: a hot path that counts between the two reads
+            # is then in the buckets alone, which makes the derived count short, never over.
+            successes = self._ok + self._n_other_successes
             readings = {o: h.reading() for o, h in self._durations.items()}
             ok = readings[_SUCCESS_OUTCOME]
             # The hot paths' successes in the first bucket (see _ok_base in __init__), never
             # fewer than the last reading found (a hot path between its two increments).
-            first = max(self._ok + self._n_other_successes - self._ok_base - ok.count, self._ok_first_read)
+            first = max(successes - self._ok_base - ok.count, self._ok_first_read)
             self._ok_first_read = first
             if first > 0:
                 readings[_SUCCESS_OUTCOME] = HistogramReading(ok.bounds, (ok.counts[0] + first, *ok.counts[1:]), ok.sum)

@@ -279,3 +279,5 @@ def test_readings_taken_while_threads_succeed_never_lower_a_bucket() -> None:
             t.join()
     assert not lowered
     assert last[-1] > 0  # the threads did run meanwhile
+    # Exact once they stopped: no reading meanwhile left an overcount behind.
+    assert b.duration_histograms()[Outcome.SUCCESS].count == b.snapshot().totals.successes
