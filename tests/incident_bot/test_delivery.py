@@ -199,6 +199,36 @@ async def test_429_and_5xx_are_retried_until_delivered_once(
     assert max(r.attempts for r in sent) >= 2
 
 
+async def test_a_late_resolve_never_closes_the_page_of_the_breakers_next_incident(
+    make_engine: MakeEngine, make_worker: MakeWorker, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
+) -> None:
+    """Every incident of a breaker pages under one dedup_key. Incident A's resolve meets a 503 and
+    waits to be retried; meanwhile the breaker trips again and incident B pages. A's resolve goes
+    out first, then B's trigger: B's page stays open (the other order closed it, and the on-call
+    engineer was told nothing while the breaker stayed open)."""
+    engine, db, clock = await make_engine(resolve_after=60, real_time=True)
+    worker = make_worker(db, fake_pagerduty, fake_slack, clock=clock)
+    first = AlertSpec(breaker_labels("openai"), starts=0)
+    await store(db, webhook((first, "firing")))
+    await engine.process_pending()
+    await drain(worker, db)  # A pages
+    await store(db, webhook((first, "resolved")))
+    await engine.process_pending()
+    clock.advance(61)
+    await engine.tick()  # A resolves: its resolve is queued
+    fake_pagerduty.fail_next(2, status=503)
+    await worker.drain_once()  # and refused: rescheduled
+    again = AlertSpec(first.labels, starts=30, fingerprint=first.fingerprint)
+    await store(db, webhook((again, "firing")))
+    await engine.process_pending()  # B opens and queues its trigger
+    await drain(worker, db)
+    a, b = await all_incidents(db)
+    assert (a.status, b.status, a.dedup_key) == ("resolved", "open", b.dedup_key)
+    # Accepted events only (the fake records a 202): A's trigger and resolve, then B's trigger.
+    assert [e.event_action for e in fake_pagerduty.alert_events] == ["trigger", "resolve", "trigger"]
+    assert [x.dedup_key for x in fake_pagerduty.open_alerts()] == [b.dedup_key]
+
+
 async def test_pagerduty_down_does_not_hold_up_slack(
     make_engine: MakeEngine, make_worker: MakeWorker, fake_pagerduty: FakePagerDuty, fake_slack: FakeSlack
 ) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from breakerpanel.incident_bot import incidents as incidents_module
 from breakerpanel.incident_bot.alertmanager import Webhook
-from breakerpanel.incident_bot.db import incidents, outbox, slack_cards
+from breakerpanel.incident_bot.db import incidents, outbox, slack_cards, webhooks
 from breakerpanel.incident_bot.incidents import Engine, Outcome
 
 from .conftest import MakeEngine
@@ -302,6 +303,29 @@ async def test_a_child_first_then_its_parent_one_incident_and_one_page(make_engi
     assert "child_attached" in await timeline(db, root.id)
 
 
+async def test_two_paged_children_adopted_by_their_root_leave_one_page_open(make_engine: MakeEngine) -> None:
+    """Two endpoints paged on their own before their service's alert came. The service's incident
+    takes over the first page and withdraws the second: a PagerDuty resolve of its dedup_key goes
+    out, or that page stays open with nobody to close it (attached incidents send nothing more)."""
+    engine, db, _ = await make_engine()
+    chat = AlertSpec(breaker_labels("openai.chat", level="endpoint", parent="openai"))
+    embeddings = AlertSpec(breaker_labels("openai.embeddings", level="endpoint", parent="openai"))
+    await process(engine, webhook((chat, "firing")))
+    await _delivered(db)
+    await process(engine, webhook((embeddings, "firing")))
+    await _delivered(db)  # two pages out, two dedup_keys
+    await process(engine, webhook((AlertSpec(breaker_labels("openai")), "firing")))
+    first, second, root = await all_incidents(db)
+    assert (first.parent_id, second.parent_id, root.dedup_key) == (root.id, root.id, first.dedup_key)
+    assert "page_withdrawn" in await timeline(db, second.id)
+    assert [n for n in await notifications(db) if n[1] == "pagerduty"] == [
+        (first.id, "pagerduty", "trigger", "env:PD_KEY"),
+        (second.id, "pagerduty", "trigger", "env:PD_KEY"),
+        (second.id, "pagerduty", "resolve", "env:PD_KEY"),
+        (root.id, "pagerduty", "trigger", "env:PD_KEY"),
+    ]
+
+
 async def test_a_child_adopted_before_its_notifications_went_out_sends_none(make_engine: MakeEngine) -> None:
     """Both alerts in one evaluation: the child opened first for a moment, its page and card still
     in the outbox. They never go out: the root's say it all."""
@@ -519,3 +543,38 @@ async def test_a_switch_between_manual_states_is_not_back_to_automatic(make_engi
     ]
     changes = [(r.action, r.destination) for r in await rows(engine.db, outbox)]
     assert changes == [("message", "#breakers")] * 5  # no PagerDuty route for info here
+
+
+async def test_a_webhook_met_by_a_database_that_went_away_is_processed_again(
+    make_engine: MakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dropped connection or a lock timeout while a webhook is processed is not the webhook's
+    fault: it stays unprocessed, and the next pass pages. Marked as failed, its alert never paged,
+    though Alertmanager had its 200. A webhook that cannot be processed is still marked."""
+    engine, db, _ = await make_engine()
+    firing = engine._firing
+    failures = [OperationalError("UPDATE alerts", {}, Exception("server closed the connection unexpectedly"))]
+
+    async def flaky(*args: Any) -> int | None:
+        if failures:
+            raise failures.pop()
+        return await firing(*args)
+
+    monkeypatch.setattr(engine, "_firing", flaky)
+    assert await store(db, webhook((AlertSpec(breaker_labels("openai")), "firing")))
+    await engine.process_pending()  # the database goes away
+    ((processed_at, error),) = [(w.processed_at, w.error) for w in await rows(db, webhooks)]
+    assert (processed_at, error) == (None, None)
+    await engine.process_pending()  # and is back
+    (incident,) = await all_incidents(db)
+    assert [n for n in await notifications(db) if n[1] == "pagerduty"] == [
+        (incident.id, "pagerduty", "trigger", "env:PD_KEY")
+    ]
+    # A webhook that cannot be processed (a bug: here an integrity error) is marked and skipped.
+    failures.append(IntegrityError("INSERT INTO alerts", {}, Exception("duplicate key")))
+    assert await store(db, webhook((AlertSpec(breaker_labels("qdrant")), "firing")))
+    await engine.process_pending()
+    first, second = await rows(db, webhooks)
+    assert first.error is None
+    assert second.processed_at is not None
+    assert second.error.startswith("IntegrityError: (builtins.Exception) duplicate key")

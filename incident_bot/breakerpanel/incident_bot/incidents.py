@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .alertmanager import Alert, Webhook
@@ -121,6 +122,16 @@ class _Busy(Exception):
     """Another replica holds the processing lock (PostgreSQL)."""
 
 
+def _database_away(exc: Exception) -> bool:
+    """Whether ``exc`` says the database could not be reached or answer in time (a dropped
+    connection, a lock or pool timeout, SQLite busy), not that this webhook cannot be processed:
+    then it stays unprocessed, and the next pass processes it again from its first alert (which
+    a crash between two chunks needs as well, so processing an alert twice changes nothing)."""
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     resolve_after: float
@@ -180,7 +191,11 @@ class Engine:
                 await self._process(webhook, total)
             except _Busy:
                 break  # another replica took the lock between two chunks: it carries on
-            except Exception as exc:  # a bug must not stall intake: record, log, move on
+            except Exception as exc:
+                if _database_away(exc):  # unmarked: the next pass (a second later) processes it again
+                    logger.warning("webhook %s: the database is away (%s); processing it again", webhook_id, exc)
+                    break
+                # A bug must not stall intake: record, log, move on.
                 logger.exception("webhook %s could not be processed", webhook_id)
                 error = f"{type(exc).__name__}: {exc}"
             async with self.db.transaction() as conn:
@@ -763,17 +778,6 @@ class Engine:
             dedup_key = paged[0].dedup_key
             receivers = receivers.including(IncidentReceivers(pagerduty=paged[0].receivers.pagerduty))
             await self._event(conn, incident_id, at, EventKind.PAGE_ADOPTED, f"Took over the page of #{paged[0].id}.")
-        for duplicate in paged[1:]:
-            # One page per root cause: a second child's page is withdrawn, the root's stays.
-            for ref in duplicate.receivers.pagerduty:
-                await self._enqueue(conn, duplicate.id, Target.PAGERDUTY, Action.RESOLVE, ref, at)
-            await self._event(
-                conn,
-                duplicate.id,
-                at,
-                EventKind.PAGE_WITHDRAWN,
-                f"Its page is withdrawn: incident #{incident_id} holds one.",
-            )
         await conn.execute(
             update(incidents)
             .where(incidents.c.id == incident_id)
@@ -798,6 +802,18 @@ class Engine:
                     )
                 else:  # the child's own card says where it went
                     await queue_card_refresh(conn, child.id, channel, at)
+        for duplicate in paged[1:]:
+            # One page per root cause: a second child's page is withdrawn, the root's stays. Queued
+            # after the children's unsent items are dropped above: its page is out (or on its way).
+            for ref in duplicate.receivers.pagerduty:
+                await self._enqueue(conn, duplicate.id, Target.PAGERDUTY, Action.RESOLVE, ref, at)
+            await self._event(
+                conn,
+                duplicate.id,
+                at,
+                EventKind.PAGE_WITHDRAWN,
+                f"Its page is withdrawn: incident #{incident_id} holds one.",
+            )
         for ref in receivers.pagerduty:
             await self._enqueue(conn, incident_id, Target.PAGERDUTY, Action.TRIGGER, ref, at)
         for channel in receivers.slack:

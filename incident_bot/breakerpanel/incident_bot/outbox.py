@@ -239,6 +239,24 @@ class OutboxWorker:
                 earlier.c.id < outbox.c.id,
             )
         )
+        # Every incident of one breaker pages under the same dedup_key (one PagerDuty alert per
+        # subject): an incident's late resolve (retried after a 503, or sent alongside in one
+        # batch) would close the page of the breaker's next incident. PagerDuty's items of one
+        # dedup_key and routing key go out in the order they were queued, whatever the incident.
+        earlier_page, earlier_incident, this_incident = aliased(outbox), aliased(incidents), aliased(incidents)
+        blocked_by_earlier_page = exists().where(
+            and_(
+                outbox.c.target == Target.PAGERDUTY,
+                earlier_page.c.target == Target.PAGERDUTY,
+                earlier_page.c.destination == outbox.c.destination,
+                earlier_page.c.status == DeliveryStatus.PENDING,
+                earlier_page.c.id < outbox.c.id,
+                earlier_page.c.incident_id != outbox.c.incident_id,  # those: blocked_by_earlier
+                earlier_incident.c.id == earlier_page.c.incident_id,
+                this_incident.c.id == outbox.c.incident_id,
+                earlier_incident.c.dedup_key == this_incident.c.dedup_key,
+            )
+        )
         untried = aliased(outbox)
         page_untried = exists().where(
             and_(
@@ -257,6 +275,7 @@ class OutboxWorker:
                 outbox.c.next_attempt_at <= at,
                 (outbox.c.claimed_until.is_(None)) | (outbox.c.claimed_until < at),
                 ~blocked_by_earlier,
+                ~blocked_by_earlier_page,
                 # A chart waits for the page and cards queued before it to have been tried once.
                 (outbox.c.target != Target.CHART) | ~page_untried,
             )
