@@ -188,6 +188,8 @@ def test_a_registry_shares_nothing_by_default() -> None:
     ("kwargs", "field"),
     [
         ({"url": "http://localhost"}, "store.url"),
+        ({"url": "redis://127.0.0.1:notaport/0"}, "store.url"),  # redis-py could not read it: attach() hung
+        ({"url": "redis://127.0.0.1:70000/0"}, "store.url"),
         ({"quorum": 0}, "store.quorum"),
         ({"quorum": True}, "store.quorum"),
         ({"sync_interval": 0}, "store.sync_interval"),
@@ -201,6 +203,29 @@ def test_redis_store_options_are_validated(kwargs: dict[str, object], field: str
     with pytest.raises(BreakerConfigError) as caught:
         RedisStore(**options)  # type: ignore[arg-type]
     assert caught.value.field == field
+
+
+def test_a_store_whose_client_cannot_be_built_never_holds_up_attach(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Setting up the store's thread failed before it said it was ready: attach(), and so
+    registry.service(), waited for good. The breaker goes on with its own state, and the log says why."""
+
+    def no_client(self: RedisStore) -> None:
+        raise RuntimeError("no client")
+
+    monkeypatch.setattr(RedisStore, "_make_client", no_client)
+    store = RedisStore("redis://127.0.0.1:1/0", startup_timeout=0.2)
+    breaker = CircuitBreaker("x")
+    attaching = threading.Thread(target=store.attach, args=(breaker,), daemon=True)
+    attaching.start()
+    attaching.join(60)  # a hang detector, not a timing: it returns at once
+    try:
+        assert not attaching.is_alive(), "attach() still waits"
+        assert "cannot set up the Redis client" in caplog.text
+        assert breaker.call(lambda: "ok") == "ok"
+    finally:
+        store.close()
 
 
 def test_the_core_imports_without_redis_installed() -> None:

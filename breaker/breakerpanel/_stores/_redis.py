@@ -210,6 +210,19 @@ def _is_redis_error(exc: BaseException) -> bool:
     return isinstance(exc, RedisError | OSError | TimeoutError | asyncio.TimeoutError)
 
 
+def _check_url(url: str) -> None:
+    """Refuse a URL that redis-py cannot read (a port that is no number, or out of range), here
+    rather than in the store's thread, where it failed after attach() had started to wait."""
+    try:
+        from redis.asyncio.connection import parse_url
+    except ImportError:  # said when a breaker is attached (the redis extra is missing)
+        return
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise BreakerConfigError("store.url", redacted(f"{exc} (got {url!r})")) from None
+
+
 class RedisStore(StateStore):
     """Share breaker state across replicas through Redis; requires the ``redis`` extra.
 
@@ -243,6 +256,7 @@ class RedisStore(StateStore):
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
             raise BreakerConfigError("store.url", redacted(f"expected redis://, rediss:// or unix:// (got {url!r})"))
+        _check_url(url)
         for name, value in (("sync_interval", sync_interval), ("timeout", timeout)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
                 raise BreakerConfigError(f"store.{name}", f"must be a positive number of seconds (got {value!r})")
@@ -384,12 +398,19 @@ class RedisStore(StateStore):
 
     def _run_loop(self, loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
         asyncio.set_event_loop(loop)
-        self._wake = asyncio.Event()
-        self._client = self._make_client()
-        self._sync_script = self._client.register_script(_SYNC)
-        self._publish_script = self._client.register_script(_PUBLISH)
-        self._tasks = [loop.create_task(self._sync_loop()), loop.create_task(self._subscribe_loop())]
-        loop.call_soon(ready.set)
+        try:
+            self._wake = asyncio.Event()
+            self._client = self._make_client()
+            self._sync_script = self._client.register_script(_SYNC)
+            self._publish_script = self._client.register_script(_PUBLISH)
+            self._tasks = [loop.create_task(self._sync_loop()), loop.create_task(self._subscribe_loop())]
+        except BaseException:
+            # Said, and the loop runs anyway: attach() waits for it (never for good), and its
+            # breakers go on with their own state, as when Redis cannot be reached.
+            logger.exception("breaker store: cannot set up the Redis client; breakers keep their own state")
+            ready.set()
+        else:
+            loop.call_soon(ready.set)
         loop.run_forever()
 
     def _make_client(self) -> Any:
