@@ -290,6 +290,20 @@ def test_summed_windows_trip_every_replica(stores: Callable[..., RedisStore]) ->
     assert {a.snapshot().state, b.snapshot().state} == {State.OPEN}
 
 
+def test_a_change_made_just_before_close_still_reaches_the_other_replicas(
+    stores: Callable[..., RedisStore],
+) -> None:
+    """force_open() then close() (an admin script's last words): the push was cancelled with the
+    store, and the other replicas never heard of it."""
+    a, b = CircuitBreaker("script"), CircuitBreaker("script")
+    store_a = stores(sync_interval=QUIET)
+    stores().attach(b)
+    store_a.attach(a)
+    a.force_open()
+    store_a.close()
+    wait_for(lambda: b.state is State.FORCED_OPEN, "a forced opening published at close()")
+
+
 def test_followed_changes_reach_other_listeners(stores: Callable[..., RedisStore]) -> None:
     recorder = Recorder()
     a, b = CircuitBreaker("svc"), CircuitBreaker("svc", listeners=[recorder])

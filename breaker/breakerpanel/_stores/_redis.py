@@ -505,10 +505,18 @@ class RedisStore(StateStore):
             return [(parsed.hostname or "127.0.0.1", parsed.port or 6379)]
 
     async def _shutdown(self, shared: list[_Shared]) -> None:
-        tasks = [*self._tasks, *self._pushes]
-        for task in tasks:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A change not yet published (a trip, or force_open() just before close(): a script's
+        # last words) still reaches the other replicas, within the budget: cancelled with the
+        # pushes in flight, it was lost.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._publish_pending(shared), self.timeout * 2)
+        pushes = list(self._pushes)
+        for task in pushes:
+            task.cancel()
+        await asyncio.gather(*pushes, return_exceptions=True)
         if self._available:
             for item in shared:
                 try:
@@ -517,6 +525,13 @@ class RedisStore(StateStore):
                     break
         with contextlib.suppress(Exception):
             await self._client.aclose()
+
+    async def _publish_pending(self, shared: list[_Shared]) -> None:
+        """Let the pushes in flight finish, then push each breaker's change still unpublished."""
+        await asyncio.gather(*list(self._pushes), return_exceptions=True)
+        for item in shared:
+            if item.pending is not None and not item.detached:
+                await self._push(item)
 
     # ------------------------------------------------------------------ availability
 
