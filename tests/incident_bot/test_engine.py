@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -570,11 +571,22 @@ async def test_a_webhook_met_by_a_database_that_went_away_is_processed_again(
     assert [n for n in await notifications(db) if n[1] == "pagerduty"] == [
         (incident.id, "pagerduty", "trigger", "env:PD_KEY")
     ]
-    # A webhook that cannot be processed (a bug: here an integrity error) is marked and skipped.
+    # A webhook that cannot be processed (a bug: an integrity error; a query SQLite cannot run,
+    # which it reports as an OperationalError too) is marked and skipped: it holds up no other.
     failures.append(IntegrityError("INSERT INTO alerts", {}, Exception("duplicate key")))
     assert await store(db, webhook((AlertSpec(breaker_labels("qdrant")), "firing")))
+    failures.append(OperationalError("SELECT nocol", {}, sqlite3.OperationalError("no such column: nocol")))
+    assert await store(db, webhook((AlertSpec(breaker_labels("redis")), "firing")))
     await engine.process_pending()
-    first, second = await rows(db, webhooks)
+    first, second, third = await rows(db, webhooks)
     assert first.error is None
-    assert second.processed_at is not None
-    assert second.error.startswith("IntegrityError: (builtins.Exception) duplicate key")
+    assert None not in (second.processed_at, third.processed_at)
+    assert third.error.startswith("IntegrityError: (builtins.Exception) duplicate key")
+    assert second.error.startswith("OperationalError: (sqlite3.OperationalError) no such column")
+    # SQLite's busy database is the database being away.
+    failures.append(OperationalError("UPDATE alerts", {}, sqlite3.OperationalError("database is locked")))
+    assert await store(db, webhook((AlertSpec(breaker_labels("postgres")), "firing")))
+    await engine.process_pending()
+    assert [w.processed_at for w in await rows(db, webhooks)][-1] is None
+    await engine.process_pending()
+    assert len(await all_incidents(db)) == 2  # openai, then postgres; qdrant and redis met bugs

@@ -33,6 +33,7 @@ chunks only repeats work), so that intake and reads never wait long for the data
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -126,8 +127,12 @@ def _database_away(exc: Exception) -> bool:
     """Whether ``exc`` says the database could not be reached or answer in time (a dropped
     connection, a lock or pool timeout, SQLite busy), not that this webhook cannot be processed:
     then it stays unprocessed, and the next pass processes it again from its first alert (which
-    a crash between two chunks needs as well, so processing an alert twice changes nothing)."""
-    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+    a crash between two chunks needs as well, so processing an alert twice changes nothing).
+    SQLite reports a query's own faults (no such table or column) as an OperationalError too:
+    only its lock and busy errors count, or a bug would hold up every later webhook."""
+    if isinstance(exc, sa_exc.OperationalError) and isinstance(exc.orig, sqlite3.Error):
+        return any(word in str(exc.orig).lower() for word in ("locked", "busy"))
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError | OSError):
         return True
     return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
 
